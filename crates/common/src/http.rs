@@ -1,0 +1,195 @@
+//! axum pieces every Convene HTTP service uses: strict JSON bodies, envelope fallbacks for
+//! unknown routes and methods, HTTP metrics by route template, and graceful shutdown.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, MatchedPath, Request};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Largest JSON body any Convene endpoint accepts.
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body parsed strictly: the `Content-Type` must be `application/json`, the body must
+/// parse, and (with `#[serde(deny_unknown_fields)]` on `T`) carry no unknown field. Every
+/// failure is a 400 in the shared envelope, never axum's plain-text rejection.
+pub struct StrictJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for StrictJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_json_content_type(&req) {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "expected content-type application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+            } else {
+                ApiError::bad_request("request body could not be read")
+            }
+        })?;
+        parse_json(&bytes).map(StrictJson)
+    }
+}
+
+/// Parses a JSON body, describing what is wrong without echoing the body back.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        use serde_json::error::Category;
+        let message = match error.classify() {
+            Category::Data => format!("invalid request body: {error}"),
+            Category::Syntax | Category::Eof | Category::Io => format!(
+                "malformed JSON at line {} column {}",
+                error.line(),
+                error.column()
+            ),
+        };
+        ApiError::bad_request(message)
+    })
+}
+
+fn has_json_content_type(req: &Request) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let mime = value.split(';').next().unwrap_or_default().trim();
+    mime.eq_ignore_ascii_case("application/json")
+}
+
+/// Fallback for routes that do not exist: the 404 envelope.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+/// Fallback for a known route called with the wrong method: the 405 envelope.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
+}
+
+/// Middleware recording `{prefix}_http_requests_total` and
+/// `{prefix}_http_request_duration_seconds`, labelled by method, route template and status.
+/// The route is axum's matched template (`/api/v1/meetings/{code}`), never the raw path, so a
+/// scan of random URLs cannot blow up the number of series.
+pub async fn track_metrics(prefix: &'static str, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!(format!("{prefix}_http_requests_total"), &labels).increment(1);
+    metrics::histogram!(format!("{prefix}_http_request_duration_seconds"), &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Renders the Prometheus text for `GET /metrics`.
+pub fn metrics_response(handle: &metrics_exporter_prometheus::PrometheusHandle) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Resolves on SIGTERM or Ctrl-C: what a Kubernetes pod stop or a developer sends.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Extracts the bearer token of an `Authorization` header, if it is one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn parse_json_reports_unknown_fields_and_syntax_errors_as_bad_request() {
+        let err = parse_json::<Body>(br#"{"name":"a","extra":1}"#).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadRequest);
+        assert!(err.message.contains("unknown field"));
+        let err = parse_json::<Body>(b"{\"name\":").unwrap_err();
+        assert!(err.message.starts_with("malformed JSON"));
+        let err = parse_json::<Body>(br#"{"name":5}"#).unwrap_err();
+        assert!(err.message.contains("invalid type"));
+    }
+
+    #[test]
+    fn bearer_token_accepts_only_the_bearer_scheme() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc.def"),
+        );
+        assert_eq!(bearer_token(&headers), Some("abc.def"));
+    }
+}

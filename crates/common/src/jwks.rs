@@ -1,0 +1,347 @@
+//! Token verification against AC's published keys.
+//!
+//! [`JwksVerifier`] fetches `/.well-known/jwks.json`, caches the Ed25519 keys by `kid`, and
+//! refetches when the cache is stale or a token names a `kid` it has not seen — at most once per
+//! `min_refetch_interval`, so a flood of tokens with made-up `kid`s cannot turn into a flood of
+//! requests to AC. Every check DESIGN §2 asks for happens here, in this order, cheapest first:
+//! size, header and algorithm, key, signature, `exp`/`iss`/`aud`, `iat`, `token_type`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, errors::ErrorKind};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::jwt::{ALGORITHM, MAX_TOKEN_BYTES, TokenClaims};
+
+/// Why a token was refused. Every variant means 401 to a client; the variant is for logs and
+/// metrics (see [`VerifyError::kind`]) and must never be shown to the caller.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("token exceeds {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
+    #[error("token is malformed")]
+    Malformed,
+    #[error("token algorithm is not EdDSA")]
+    UnsupportedAlgorithm,
+    #[error("token header has no kid")]
+    MissingKid,
+    #[error("token kid is not a published key")]
+    UnknownKid,
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+    #[error("token issuer is not trusted")]
+    WrongIssuer,
+    #[error("token audience is not this service")]
+    WrongAudience,
+    #[error("token type is not the one expected here")]
+    WrongTokenType,
+    #[error("token claims are invalid")]
+    InvalidClaims,
+    #[error("signing keys are unavailable")]
+    KeysUnavailable,
+}
+
+impl VerifyError {
+    /// A bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VerifyError::TooLarge => "too_large",
+            VerifyError::Malformed => "malformed",
+            VerifyError::UnsupportedAlgorithm => "bad_alg",
+            VerifyError::MissingKid => "missing_kid",
+            VerifyError::UnknownKid => "unknown_kid",
+            VerifyError::BadSignature => "bad_signature",
+            VerifyError::Expired => "expired",
+            VerifyError::IssuedInFuture => "iat_future",
+            VerifyError::WrongIssuer => "wrong_iss",
+            VerifyError::WrongAudience => "wrong_aud",
+            VerifyError::WrongTokenType => "wrong_type",
+            VerifyError::InvalidClaims => "invalid_claims",
+            VerifyError::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
+/// Where a remote verifier finds its keys and how it treats time.
+#[derive(Clone, Debug)]
+pub struct VerifierConfig {
+    /// Full URL of AC's JWKS, e.g. `http://ac:8082/.well-known/jwks.json`.
+    pub jwks_url: String,
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// Tolerance for `exp` and `iat` between hosts' clocks.
+    pub max_clock_skew: Duration,
+    /// After this long, the cached key set is refetched before use.
+    pub refresh_interval: Duration,
+    /// Refetches (for an unknown `kid` or a stale cache) happen at most this often.
+    pub min_refetch_interval: Duration,
+    /// Timeout of one JWKS request.
+    pub http_timeout: Duration,
+}
+
+impl VerifierConfig {
+    /// The defaults every service uses: 60 s skew, refresh every 5 min, refetch at most every 10 s.
+    pub fn new(ac_base_url: &str, issuer: impl Into<String>) -> Self {
+        Self {
+            jwks_url: format!(
+                "{}/.well-known/jwks.json",
+                ac_base_url.trim_end_matches('/')
+            ),
+            issuer: issuer.into(),
+            max_clock_skew: Duration::from_secs(60),
+            refresh_interval: Duration::from_secs(300),
+            min_refetch_interval: Duration::from_secs(10),
+            http_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+enum KeySource {
+    Remote {
+        client: reqwest::Client,
+        url: String,
+    },
+    Fixed,
+}
+
+#[derive(Default)]
+struct KeyCache {
+    keys: HashMap<String, DecodingKey>,
+    fetched_at: Option<Instant>,
+}
+
+struct Inner {
+    source: KeySource,
+    issuer: String,
+    max_clock_skew: Duration,
+    refresh_interval: Duration,
+    min_refetch_interval: Duration,
+    cache: RwLock<KeyCache>,
+    /// Serialises fetches and remembers when the last one was attempted.
+    last_fetch_attempt: Mutex<Option<Instant>>,
+}
+
+/// Verifies Convene tokens. Cheap to clone; clones share the key cache.
+#[derive(Clone)]
+pub struct JwksVerifier {
+    inner: Arc<Inner>,
+}
+
+impl JwksVerifier {
+    /// A verifier that fetches keys from AC.
+    pub fn new(config: VerifierConfig) -> Result<Self, reqwest::Error> {
+        let client = crate::http_client(config.http_timeout)?;
+        Ok(Self::with_source(
+            KeySource::Remote {
+                client,
+                url: config.jwks_url,
+            },
+            config.issuer,
+            config.max_clock_skew,
+            config.refresh_interval,
+            config.min_refetch_interval,
+        ))
+    }
+
+    /// A verifier over a fixed key set (no network): for tools and for AC verifying its own
+    /// tokens from its key store.
+    pub fn from_jwks(jwks: &JwkSet, issuer: impl Into<String>, max_clock_skew: Duration) -> Self {
+        let verifier = Self::with_source(
+            KeySource::Fixed,
+            issuer.into(),
+            max_clock_skew,
+            Duration::MAX,
+            Duration::MAX,
+        );
+        let keys = decoding_keys(jwks);
+        if let Ok(mut cache) = verifier.inner.cache.try_write() {
+            cache.keys = keys;
+            cache.fetched_at = Some(Instant::now());
+        }
+        verifier
+    }
+
+    fn with_source(
+        source: KeySource,
+        issuer: String,
+        max_clock_skew: Duration,
+        refresh_interval: Duration,
+        min_refetch_interval: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                source,
+                issuer,
+                max_clock_skew,
+                refresh_interval,
+                min_refetch_interval,
+                cache: RwLock::new(KeyCache::default()),
+                last_fetch_attempt: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Replaces a fixed verifier's keys (AC calls this after a rotation).
+    pub async fn set_keys(&self, jwks: &JwkSet) {
+        let mut cache = self.inner.cache.write().await;
+        cache.keys = decoding_keys(jwks);
+        cache.fetched_at = Some(Instant::now());
+    }
+
+    /// Verifies `token` as a token of kind `C` and returns its claims.
+    pub async fn verify<C: TokenClaims>(&self, token: &str) -> Result<C, VerifyError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(VerifyError::TooLarge);
+        }
+        let header = decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        if header.alg != ALGORITHM {
+            return Err(VerifyError::UnsupportedAlgorithm);
+        }
+        let kid = header.kid.ok_or(VerifyError::MissingKid)?;
+        let key = self.key_for(&kid).await?;
+
+        let skew = self.inner.max_clock_skew.as_secs();
+        let mut validation = Validation::new(ALGORITHM);
+        validation.leeway = skew;
+        validation.set_issuer(&[self.inner.issuer.as_str()]);
+        validation.set_audience(&[C::AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.validate_nbf = false;
+
+        let claims = decode::<C>(token, &key, &validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => VerifyError::BadSignature,
+                ErrorKind::ExpiredSignature => VerifyError::Expired,
+                ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
+                ErrorKind::InvalidAudience => VerifyError::WrongAudience,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    VerifyError::UnsupportedAlgorithm
+                }
+                ErrorKind::Json(_) | ErrorKind::MissingRequiredClaim(_) => {
+                    VerifyError::InvalidClaims
+                }
+                _ => VerifyError::Malformed,
+            })?
+            .claims;
+
+        let now = chrono::Utc::now().timestamp();
+        if claims.issued_at() > now.saturating_add(skew as i64) {
+            return Err(VerifyError::IssuedInFuture);
+        }
+        if claims.expires_at() <= claims.issued_at() {
+            return Err(VerifyError::InvalidClaims);
+        }
+        if claims.token_type() != C::TOKEN_TYPE {
+            return Err(VerifyError::WrongTokenType);
+        }
+        Ok(claims)
+    }
+
+    /// Fetches the key set now if this verifier has none yet or it is stale. Readiness probes
+    /// call it; it returns whether keys are available.
+    pub async fn ensure_keys(&self) -> bool {
+        if self.needs_refresh().await {
+            self.refetch().await;
+        }
+        !self.inner.cache.read().await.keys.is_empty()
+    }
+
+    async fn needs_refresh(&self) -> bool {
+        let cache = self.inner.cache.read().await;
+        match cache.fetched_at {
+            None => true,
+            Some(at) => at.elapsed() >= self.inner.refresh_interval,
+        }
+    }
+
+    async fn key_for(&self, kid: &str) -> Result<DecodingKey, VerifyError> {
+        {
+            let cache = self.inner.cache.read().await;
+            let fresh = cache
+                .fetched_at
+                .is_some_and(|at| at.elapsed() < self.inner.refresh_interval);
+            if fresh && let Some(key) = cache.keys.get(kid) {
+                return Ok(key.clone());
+            }
+        }
+        // Stale cache or unknown kid: one (rate-limited) refetch, then decide.
+        self.refetch().await;
+        let cache = self.inner.cache.read().await;
+        if let Some(key) = cache.keys.get(kid) {
+            return Ok(key.clone());
+        }
+        if cache.keys.is_empty() {
+            Err(VerifyError::KeysUnavailable)
+        } else {
+            Err(VerifyError::UnknownKid)
+        }
+    }
+
+    /// Fetches the key set unless a fetch happened within `min_refetch_interval`. Concurrent
+    /// callers wait for the one fetch in flight instead of starting their own.
+    async fn refetch(&self) {
+        let KeySource::Remote { client, url } = &self.inner.source else {
+            return;
+        };
+        let mut last = self.inner.last_fetch_attempt.lock().await;
+        if last.is_some_and(|at| at.elapsed() < self.inner.min_refetch_interval) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match fetch_jwks(client, url).await {
+            Ok(jwks) => {
+                let keys = decoding_keys(&jwks);
+                let mut cache = self.inner.cache.write().await;
+                cache.keys = keys;
+                cache.fetched_at = Some(Instant::now());
+                tracing::debug!(keys = cache.keys.len(), "jwks refreshed");
+            }
+            Err(error) => {
+                // Keep serving with the keys we have: a brief AC outage must not reject
+                // tokens signed by keys we already know.
+                tracing::warn!(%error, "jwks fetch failed");
+            }
+        }
+    }
+}
+
+async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<JwkSet, reqwest::Error> {
+    client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+}
+
+/// Keeps only Ed25519 signing keys with a `kid`; anything else in the set is ignored.
+fn decoding_keys(jwks: &JwkSet) -> HashMap<String, DecodingKey> {
+    jwks.keys
+        .iter()
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            let AlgorithmParameters::OctetKeyPair(params) = &jwk.algorithm else {
+                return None;
+            };
+            if params.curve != EllipticCurve::Ed25519 {
+                return None;
+            }
+            if jwk
+                .common
+                .key_algorithm
+                .is_some_and(|alg| alg != KeyAlgorithm::EdDSA)
+            {
+                return None;
+            }
+            DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
+        })
+        .collect()
+}

@@ -1,0 +1,31 @@
+//! Code that at least two Convene services use today, and nothing else.
+//!
+//! - [`jwt`]: the claim types of the three token kinds (user, service, meeting). AC signs them,
+//!   GC and MC verify them; this crate never signs.
+//! - [`jwks`]: the verifier every service uses — it fetches AC's JWKS, caches it, and checks
+//!   signature, algorithm, expiry, issuer, audience and token type.
+//! - [`service_token`]: the OAuth2 client-credentials client a service uses to call another.
+//! - [`error`]: the error envelope and the shared error codes, with their HTTP and gRPC mapping.
+//! - [`http`]: axum pieces every HTTP service needs (strict JSON, fallbacks, HTTP metrics,
+//!   graceful shutdown).
+//! - [`telemetry`] and [`metrics`]: logs, traces and the Prometheus recorder.
+//! - [`proto`]: the generated gRPC types of `proto/`.
+
+pub mod error;
+pub mod http;
+pub mod jwks;
+pub mod jwt;
+pub mod metrics;
+pub mod proto;
+pub mod service_token;
+pub mod telemetry;
+
+/// Installs the `ring` provider for rustls and builds the HTTP client services use to talk to
+/// each other. Installing twice is harmless, so every constructor may call it.
+pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, reqwest::Error> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+}
