@@ -1,0 +1,46 @@
+//! Liveness, readiness and metrics.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use common::error::ApiError;
+
+use crate::startup::AppState;
+
+/// The process is up and serving HTTP.
+pub async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
+/// Ready when Redis answers PING and AC's signing keys are known.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let redis_ok = tokio::time::timeout(Duration::from_secs(2), ping(&state))
+        .await
+        .unwrap_or(false);
+    let keys_ok = state.verifier.ensure_keys().await;
+    if redis_ok && keys_ok {
+        StatusCode::OK.into_response()
+    } else {
+        tracing::warn!(redis_ok, keys_ok, "not ready");
+        ApiError::unavailable().into_response()
+    }
+}
+
+async fn ping(state: &AppState) -> bool {
+    let started = Instant::now();
+    let Ok(mut conn) = state.redis.get().await else {
+        return false;
+    };
+    let pong: Result<String, _> = deadpool_redis::redis::cmd("PING")
+        .query_async(&mut conn)
+        .await;
+    metrics::histogram!("mc_redis_command_duration_seconds", "command" => "ping")
+        .record(started.elapsed().as_secs_f64());
+    pong.is_ok()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    common::http::metrics_response(&state.metrics)
+}
