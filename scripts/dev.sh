@@ -1,0 +1,355 @@
+#!/usr/bin/env bash
+#
+# Convene's local stack: PostgreSQL and Redis (reused when reachable, else project-local
+# ones under .dev/), the auth controller (AC), global controller (GC) and meeting controller
+# (MC), seeded with demo data, plus ready-to-use demo tokens.
+#
+# Usage: scripts/dev.sh [COMMAND]
+#   up        (default) build, migrate, seed, (re)start the three services, print URLs and tokens
+#   down      stop the services, and PostgreSQL/Redis if they are the project-local ones
+#   status    show what runs (exit 0 when all three services are running, 3 otherwise)
+#   tokens    issue fresh demo tokens (they expire) and rewrite .dev/tokens.env
+#   logs [S]  follow the logs of all services, or of service S (ac-service, gc-service, mc-service)
+#
+# Environment: see scripts/lib.sh for PostgreSQL/Redis settings; service ports can be moved
+# with CONVENE_AC_PORT (8082), CONVENE_GC_PORT (8080), CONVENE_GC_GRPC_PORT (50051),
+# CONVENE_MC_PORT (8081), CONVENE_MC_GRPC_PORT (50052); CONVENE_READY_TIMEOUT (60 s);
+# RUST_LOG (info). State, logs and pids live in .dev/ (git-ignored); `rm -rf .dev` after
+# `down` resets everything.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+BIND=127.0.0.1
+AC_PORT="${CONVENE_AC_PORT:-8082}"
+GC_PORT="${CONVENE_GC_PORT:-8080}"
+GC_GRPC_PORT="${CONVENE_GC_GRPC_PORT:-50051}"
+MC_PORT="${CONVENE_MC_PORT:-8081}"
+MC_GRPC_PORT="${CONVENE_MC_GRPC_PORT:-50052}"
+AC_URL="http://$BIND:$AC_PORT"
+GC_URL="http://$BIND:$GC_PORT"
+MC_URL="http://$BIND:$MC_PORT"
+READY_TIMEOUT="${CONVENE_READY_TIMEOUT:-60}"
+
+SERVICES=(ac-service gc-service mc-service)
+LOG_DIR="$CONVENE_DEV_DIR/logs"
+PID_DIR="$CONVENE_DEV_DIR/pids"
+TOKENS_FILE="$CONVENE_DEV_DIR/tokens.env"
+MASTER_KEY_FILE="$CONVENE_DEV_DIR/master.key"
+SEED_FILE="$CONVENE_REPO/scripts/dev-seed.json"
+DEMO_PASSWORD="demo-password"
+
+# Shown paths relative to the repository.
+rel() { printf '%s' "${1#"$CONVENE_REPO"/}"; }
+
+bin_dir() {
+  local t="${CARGO_TARGET_DIR:-target}"
+  case "$t" in /*) ;; *) t="$CONVENE_REPO/$t" ;; esac
+  printf '%s/debug' "$t"
+}
+
+http_port_of() {
+  case "$1" in
+    ac-service) printf '%s' "$AC_PORT" ;;
+    gc-service) printf '%s' "$GC_PORT" ;;
+    mc-service) printf '%s' "$MC_PORT" ;;
+  esac
+}
+
+# AC's master key: 32 random bytes, base64, generated once. Signing keys stored in the
+# database are encrypted with it, so it must survive restarts.
+load_master_key() {
+  mkdir -p "$CONVENE_DEV_DIR"
+  if [ ! -s "$MASTER_KEY_FILE" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n' >"$MASTER_KEY_FILE")
+    convene_log "generated AC master key in $(rel "$MASTER_KEY_FILE") (if AC cannot decrypt its signing keys, the database predates this key: drop database convene)"
+  fi
+  AC_MASTER_KEY="$(cat "$MASTER_KEY_FILE")"
+}
+
+# Fills SVC_ENV with the environment of service $1.
+service_env() {
+  SVC_ENV=("RUST_LOG=${RUST_LOG:-info}" "JWT_ISSUER=convene-ac" "AC_URL=$AC_URL")
+  case "$1" in
+    ac-service)
+      SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "AC_HTTP_ADDR=$BIND:$AC_PORT"
+        "AC_MASTER_KEY=$AC_MASTER_KEY")
+      ;;
+    gc-service)
+      SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "GC_HTTP_ADDR=$BIND:$GC_PORT"
+        "GC_GRPC_ADDR=$BIND:$GC_GRPC_PORT" "GC_PUBLIC_BASE_URL=$GC_URL"
+        "GC_CLIENT_ID=convene-gc" "GC_CLIENT_SECRET=convene-gc-dev-secret")
+      ;;
+    mc-service)
+      SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC_PORT"
+        "MC_GRPC_ADDR=$BIND:$MC_GRPC_PORT"
+        "MC_CLIENT_ID=convene-mc" "MC_CLIENT_SECRET=convene-mc-dev-secret")
+      ;;
+  esac
+}
+
+service_pid() { convene_read_pid "$PID_DIR/$1.pid"; }
+
+service_running() {
+  local pid
+  pid="$(service_pid "$1")"
+  convene_pid_is "$pid" "$1"
+}
+
+stop_services() {
+  local i svc pid
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+    svc="${SERVICES[i]}"
+    pid="$(service_pid "$svc")"
+    if [ -n "$pid" ]; then convene_stop_pid "$pid" "$svc" "$svc" 10; fi
+    rm -f "$PID_DIR/$svc.pid"
+  done
+}
+
+# Ports must be free once our own services are stopped; anything still there is not ours.
+check_ports_free() {
+  local spec name port busy=0
+  for spec in "ac-service:$AC_PORT" "gc-service:$GC_PORT" "gc-service(gRPC):$GC_GRPC_PORT" \
+    "mc-service:$MC_PORT" "mc-service(gRPC):$MC_GRPC_PORT"; do
+    name="${spec%:*}"
+    port="${spec##*:}"
+    if convene_port_open "$BIND" "$port"; then
+      convene_warn "port $port ($name) is in use by a process dev.sh did not start"
+      busy=1
+    fi
+  done
+  [ "$busy" -eq 0 ] \
+    || convene_die "free the ports above or move the stack (CONVENE_AC_PORT, CONVENE_GC_PORT, CONVENE_GC_GRPC_PORT, CONVENE_MC_PORT, CONVENE_MC_GRPC_PORT)"
+}
+
+build() {
+  convene_log "building ac-service, gc-service, mc-service (cargo build, dev profile)"
+  (cd "$CONVENE_REPO" && cargo build --bin ac-service --bin gc-service --bin mc-service) \
+    || convene_die "cargo build failed"
+}
+
+# Run a one-shot ac-service subcommand (migrate, seed ...) with AC's environment.
+ac_command() {
+  local bin
+  bin="$(bin_dir)/ac-service"
+  service_env ac-service
+  (cd "$CONVENE_REPO" && env -u TEST_DATABASE_URL -u REDIS_URL "${SVC_ENV[@]}" "$bin" "$@") \
+    || convene_die "ac-service $* failed"
+}
+
+start_service() {
+  local svc="$1" bin log pid
+  bin="$(bin_dir)/$svc"
+  log="$LOG_DIR/$svc.log"
+  [ -x "$bin" ] || convene_die "$bin not found (did the build produce it?)"
+  mkdir -p "$LOG_DIR" "$PID_DIR"
+  if [ -f "$log" ]; then mv -f "$log" "$log.prev"; fi
+  service_env "$svc"
+  # setsid: the service survives the terminal and ignores Ctrl-C meant for this script.
+  (cd "$CONVENE_REPO" && exec setsid env -u DATABASE_URL -u TEST_DATABASE_URL -u REDIS_URL \
+    "${SVC_ENV[@]}" "$bin" </dev/null >"$log" 2>&1) &
+  pid=$!
+  printf '%s\n' "$pid" >"$PID_DIR/$svc.pid"
+  convene_log "started $svc (pid $pid, log $(rel "$log"))"
+}
+
+wait_ready() {
+  local svc="$1" pid url code="" deadline
+  pid="$(service_pid "$svc")"
+  url="http://$BIND:$(http_port_of "$svc")/health/ready"
+  deadline=$((SECONDS + READY_TIMEOUT))
+  while :; do
+    if ! convene_pid_alive "$pid"; then
+      tail -n 40 "$LOG_DIR/$svc.log" >&2 || true
+      rm -f "$PID_DIR/$svc.pid"
+      convene_die "$svc exited during start-up (log: $(rel "$LOG_DIR/$svc.log"))"
+    fi
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)"
+    if [ "$code" = "200" ]; then
+      convene_log "$svc is ready"
+      return 0
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 40 "$LOG_DIR/$svc.log" >&2 || true
+      convene_die "$svc not ready after ${READY_TIMEOUT}s (GET $url answered ${code:-nothing}; log: $(rel "$LOG_DIR/$svc.log"))"
+    fi
+    sleep 0.5
+  done
+}
+
+# Extract a top-level field of a JSON object read from stdin.
+json_field() {
+  if convene_have python3; then
+    python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1" 2>/dev/null
+  else
+    sed -n 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*"\{0,1\}\([^",}]*\).*/\1/p' | head -n 1
+  fi
+}
+
+# Prints "<access_token> <expires_in>" for a demo user.
+user_token() {
+  local email="$1" resp code body token expires
+  resp="$(curl -sS --max-time 10 -X POST "$AC_URL/api/v1/auth/user/token" \
+    -H 'Content-Type: application/json' \
+    -d "{\"email\":\"$email\",\"password\":\"$DEMO_PASSWORD\"}" \
+    -w '\n%{http_code}')" || convene_die "could not reach AC at $AC_URL to sign in $email"
+  code="${resp##*$'\n'}"
+  body="${resp%$'\n'*}"
+  [ "$code" = "200" ] || convene_die "sign-in of $email failed: HTTP $code $body (was the seed applied?)"
+  token="$(printf '%s' "$body" | json_field access_token)" || true
+  expires="$(printf '%s' "$body" | json_field expires_in)" || true
+  [ -n "$token" ] || convene_die "no access_token in AC's answer for $email: $body"
+  printf '%s %s' "$token" "${expires:-?}"
+}
+
+issue_tokens() {
+  local host guest
+  host="$(user_token host@demo.test)" || exit 1
+  guest="$(user_token guest@demo.test)" || exit 1
+  HOST_TOKEN="${host% *}"
+  GUEST_TOKEN="${guest% *}"
+  TOKEN_TTL="${host##* }"
+  mkdir -p "$CONVENE_DEV_DIR"
+  (
+    umask 077
+    cat >"$TOKENS_FILE" <<EOF
+# Written by scripts/dev.sh on $(date -u '+%Y-%m-%dT%H:%M:%SZ'); tokens expire after ${TOKEN_TTL}s
+# (renew: scripts/dev.sh tokens). Use: source .dev/tokens.env (TOKEN is the host's token)
+CONVENE_AC_URL=$AC_URL
+CONVENE_GC_URL=$GC_URL
+CONVENE_MC_URL=$MC_URL
+CONVENE_GC_GRPC_ADDR=$BIND:$GC_GRPC_PORT
+CONVENE_MC_GRPC_ADDR=$BIND:$MC_GRPC_PORT
+HOST_TOKEN=$HOST_TOKEN
+GUEST_TOKEN=$GUEST_TOKEN
+TOKEN=$HOST_TOKEN
+EOF
+  )
+}
+
+print_tokens() {
+  cat <<EOF
+Demo users (password $DEMO_PASSWORD); tokens valid ${TOKEN_TTL}s, also in $(rel "$TOKENS_FILE"):
+  host@demo.test   $HOST_TOKEN
+  guest@demo.test  $GUEST_TOKEN
+
+Create a meeting as the host:
+  export TOKEN='$HOST_TOKEN'
+  curl -s -X POST $GC_URL/api/v1/meetings -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"display_name":"Demo"}'
+EOF
+}
+
+cmd_up() {
+  local svc
+  ensure_rust_tools
+  convene_have curl || convene_apt_install curl
+  ensure_postgres
+  ensure_redis
+  build
+  for svc in "${SERVICES[@]}"; do
+    if service_running "$svc"; then
+      convene_log "$svc already running (pid $(service_pid "$svc")); restarting it on the fresh build"
+    fi
+  done
+  stop_services
+  check_ports_free
+  load_master_key
+  [ -f "$SEED_FILE" ] || convene_die "$SEED_FILE missing"
+  convene_log "applying database migrations (ac-service migrate)"
+  ac_command migrate
+  convene_log "seeding demo data from $(rel "$SEED_FILE") (ac-service seed)"
+  ac_command seed --file "$SEED_FILE"
+  # AC first: GC and MC fetch JWKS and service tokens from it; MC registers with GC.
+  for svc in "${SERVICES[@]}"; do
+    start_service "$svc"
+    wait_ready "$svc"
+  done
+  issue_tokens
+  cat <<EOF
+
+Convene dev stack is up.
+  AC          $AC_URL
+  GC          $GC_URL    gRPC $BIND:$GC_GRPC_PORT
+  MC          $MC_URL    gRPC $BIND:$MC_GRPC_PORT    WebSocket ws://$BIND:$MC_PORT/ws/v1/meetings/{code}
+  PostgreSQL  $DATABASE_URL
+  Redis       $REDIS_URL
+  Logs        $(rel "$LOG_DIR")/<service>.log    Stop: scripts/dev.sh down
+
+EOF
+  print_tokens
+}
+
+cmd_down() {
+  stop_services
+  convene_pg_local_stop
+  convene_redis_local_stop
+  convene_log "stack stopped (data kept in .dev/; rm -rf .dev to reset)"
+}
+
+cmd_status() {
+  local svc pid code all=0 port
+  for svc in "${SERVICES[@]}"; do
+    pid="$(service_pid "$svc")"
+    if convene_pid_is "$pid" "$svc"; then
+      code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+        "http://$BIND:$(http_port_of "$svc")/health/ready" 2>/dev/null || true)"
+      printf '%-11s running (pid %s), /health/ready: %s\n' "$svc" "$pid" "$code"
+    else
+      printf '%-11s stopped\n' "$svc"
+      all=3
+    fi
+  done
+  port="$(convene_pg_local_port)"
+  if [ -n "$port" ]; then
+    printf '%-11s project-local on 127.0.0.1:%s (.dev/pg)\n' postgresql "$port"
+  else
+    printf '%-11s no project-local cluster running (dev.sh up reuses a reachable server)\n' postgresql
+  fi
+  pid="$(convene_redis_local_pid)"
+  if [ -n "$pid" ]; then
+    printf '%-11s project-local on 127.0.0.1:%s (.dev/redis, pid %s)\n' redis \
+      "$(cat "$CONVENE_REDIS_DIR/port" 2>/dev/null || echo '?')" "$pid"
+  else
+    printf '%-11s no project-local Redis running (dev.sh up reuses a reachable server)\n' redis
+  fi
+  return "$all"
+}
+
+cmd_tokens() {
+  convene_have curl || convene_die "curl not found"
+  issue_tokens
+  print_tokens
+}
+
+cmd_logs() {
+  local -a files=()
+  if [ $# -gt 0 ]; then
+    files=("$LOG_DIR/$1.log")
+  else
+    local svc
+    for svc in "${SERVICES[@]}"; do files+=("$LOG_DIR/$svc.log"); done
+  fi
+  exec tail -n 50 -F "${files[@]}"
+}
+
+usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
+
+main() {
+  local cmd="${1:-up}"
+  if [ $# -gt 0 ]; then shift; fi
+  case "$cmd" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    tokens) cmd_tokens ;;
+    logs) cmd_logs "$@" ;;
+    -h | --help | help) usage ;;
+    *)
+      usage >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+#
+# Runs every test of the workspace: makes sure PostgreSQL and Redis are reachable (reusing
+# running ones, else starting project-local ones under .dev/, installing the server packages
+# if missing), then runs cargo-nextest (or cargo test when nextest is not installed) and the
+# doc tests. The exit code is the tests' exit code.
+#
+# Usage: scripts/test.sh [ARGS...]
+#   ARGS are passed to `cargo nextest run` (or `cargo test`), e.g. a test-name filter or
+#   `-p gc-service`. Doc tests run only when no ARGS are given.
+#
+# Tests see DATABASE_URL (the `postgres` database of a server where the role may CREATEDB:
+# #[sqlx::test] creates one database per test) and REDIS_URL. CARGO_TARGET_DIR is honoured.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+cd "$CONVENE_REPO"
+ensure_rust_tools
+ensure_postgres
+ensure_redis
+DATABASE_URL="$TEST_DATABASE_URL"
+export DATABASE_URL REDIS_URL
+
+# sqlx's compile-time checked queries must not be checked against the test server's
+# schema-less `postgres` database: use the committed offline data when there is some.
+if [ -z "${SQLX_OFFLINE:-}" ] && { compgen -G "$CONVENE_REPO/.sqlx/*.json" \
+  || compgen -G "$CONVENE_REPO/crates/*/.sqlx/*.json"; } >/dev/null; then
+  export SQLX_OFFLINE=true
+fi
+
+status=0
+if [ "$CONVENE_HAVE_NEXTEST" -eq 1 ]; then
+  convene_log "cargo nextest run --workspace --all-targets --no-fail-fast $*"
+  cargo nextest run --workspace --all-targets --no-fail-fast "$@" || status=$?
+else
+  convene_log "cargo test --workspace --all-targets --no-fail-fast $*"
+  cargo test --workspace --all-targets --no-fail-fast "$@" || status=$?
+fi
+
+# --all-targets leaves doc tests out (and nextest cannot run them).
+if [ $# -eq 0 ]; then
+  convene_log "cargo test --workspace --doc"
+  doc_status=0
+  cargo test --workspace --doc || doc_status=$?
+  if [ "$status" -eq 0 ]; then status="$doc_status"; fi
+fi
+
+if [ "$status" -eq 0 ]; then
+  convene_log "all tests passed"
+else
+  convene_log "tests FAILED (exit code $status)"
+fi
+exit "$status"
