@@ -1,0 +1,205 @@
+//! [`KeyStore`]: the replica's view of the signing keys.
+//!
+//! The active key is held decrypted in memory (it signs every token) and reloaded from the
+//! database every `key_refresh_interval` and right after this replica rotates. The published
+//! set (active + retired keys still in their publication period) is read from the database with
+//! a cache of about a second, so a key rotated by another replica appears in this replica's
+//! JWKS almost at once. AC verifies bearer tokens against that same set, through the verifier
+//! every Convene service uses.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use common::jwks::{JwksVerifier, VerifyError};
+use common::jwt::TokenClaims;
+use jsonwebtoken::jwk::JwkSet;
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+use super::rotation::{self, RotationTrigger};
+use super::{SigningKey, jwk};
+use crate::config::{Config, MasterKey};
+use crate::db::signing_keys;
+
+/// Clock skew tolerated on `exp` and `iat`, the same as every other verifier.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// Extra time a retired key stays published beyond the longest token lifetime.
+const PUBLISH_SAFETY_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// What the key store needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct KeySettings {
+    pub issuer: String,
+    pub rotation_interval: Duration,
+    /// How long a retired key stays in the JWKS.
+    pub publish_for: Duration,
+    /// How stale the published set may be.
+    pub jwks_cache_ttl: Duration,
+}
+
+impl KeySettings {
+    pub fn from_config(config: &Config) -> KeySettings {
+        KeySettings {
+            issuer: config.jwt_issuer.clone(),
+            rotation_interval: config.key_rotation_interval(),
+            // A replica that has not reloaded yet may sign with the old key for up to one
+            // refresh interval after the rotation; its tokens must still verify.
+            publish_for: config.longest_token_ttl()
+                + config.key_refresh_interval()
+                + PUBLISH_SAFETY_MARGIN,
+            jwks_cache_ttl: Duration::from_millis(config.jwks_cache_ttl_ms),
+        }
+    }
+}
+
+struct Published {
+    fetched_at: Instant,
+    jwks: Arc<JwkSet>,
+}
+
+struct Inner {
+    pool: PgPool,
+    master_key: MasterKey,
+    settings: KeySettings,
+    active: RwLock<Arc<SigningKey>>,
+    published: Mutex<Option<Published>>,
+    verifier: JwksVerifier,
+}
+
+/// Cheap to clone; clones share the keys.
+#[derive(Clone)]
+pub struct KeyStore {
+    inner: Arc<Inner>,
+}
+
+impl KeyStore {
+    /// Loads (or, on a fresh database, creates) the active key. Fails if the key cannot be
+    /// decrypted with `master_key`.
+    pub async fn load(
+        pool: PgPool,
+        master_key: MasterKey,
+        settings: KeySettings,
+    ) -> anyhow::Result<KeyStore> {
+        let row = rotation::ensure_active_key(&pool, &master_key).await?;
+        let active = super::open(&master_key, &row)?;
+        let verifier =
+            JwksVerifier::from_jwks(&JwkSet::default(), settings.issuer.clone(), MAX_CLOCK_SKEW);
+        let store = KeyStore {
+            inner: Arc::new(Inner {
+                pool,
+                master_key,
+                settings,
+                active: RwLock::new(Arc::new(active)),
+                published: Mutex::new(None),
+                verifier,
+            }),
+        };
+        store.published_jwks().await?;
+        Ok(store)
+    }
+
+    /// The key new tokens are signed with.
+    pub fn active(&self) -> Arc<SigningKey> {
+        let guard = self
+            .inner
+            .active
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(&guard)
+    }
+
+    /// Reloads the active key from the database (after another replica rotated it).
+    pub async fn refresh_active(&self) -> anyhow::Result<()> {
+        let mut conn = self.inner.pool.acquire().await?;
+        let Some(row) = signing_keys::active(&mut conn).await? else {
+            // Only possible if someone deleted keys by hand; keep signing with what we have.
+            tracing::warn!("no active signing key in the database");
+            return Ok(());
+        };
+        if row.kid == self.active().kid {
+            return Ok(());
+        }
+        let key = super::open(&self.inner.master_key, &row)?;
+        tracing::info!(kid = %key.kid, "switched to the current signing key");
+        *self
+            .inner
+            .active
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(key);
+        Ok(())
+    }
+
+    /// Rotates now (the admin endpoint). Returns the new kid.
+    pub async fn rotate(&self) -> anyhow::Result<String> {
+        let kid = rotation::rotate(
+            &self.inner.pool,
+            &self.inner.master_key,
+            self.inner.settings.publish_for,
+            None,
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("rotation produced no key"))?;
+        self.after_rotation(&kid, RotationTrigger::Manual).await?;
+        Ok(kid)
+    }
+
+    /// Rotates if the active key is older than the rotation interval and no other replica is
+    /// doing it. Returns the new kid if this replica rotated.
+    pub async fn rotate_if_due(&self) -> anyhow::Result<Option<String>> {
+        let rotated = rotation::rotate(
+            &self.inner.pool,
+            &self.inner.master_key,
+            self.inner.settings.publish_for,
+            Some(self.inner.settings.rotation_interval),
+        )
+        .await?;
+        if let Some(kid) = &rotated {
+            self.after_rotation(kid, RotationTrigger::Scheduled).await?;
+        }
+        Ok(rotated)
+    }
+
+    async fn after_rotation(&self, kid: &str, trigger: RotationTrigger) -> anyhow::Result<()> {
+        tracing::info!(kid, trigger = trigger.as_str(), "rotated the signing key");
+        crate::metrics::key_rotated(trigger);
+        *self.inner.published.lock().await = None;
+        self.refresh_active().await?;
+        self.published_jwks().await?;
+        Ok(())
+    }
+
+    /// The JWKS to publish: the active key and every retired key still in its publication
+    /// period. Read from the database at most once per `jwks_cache_ttl`.
+    pub async fn published_jwks(&self) -> Result<Arc<JwkSet>, sqlx::Error> {
+        let mut cache = self.inner.published.lock().await;
+        if let Some(published) = cache.as_ref()
+            && published.fetched_at.elapsed() < self.inner.settings.jwks_cache_ttl
+        {
+            return Ok(Arc::clone(&published.jwks));
+        }
+        let keys = signing_keys::published(&self.inner.pool).await?;
+        let jwks = Arc::new(JwkSet {
+            keys: keys.iter().map(|k| jwk(&k.kid, &k.public_key)).collect(),
+        });
+        self.inner.verifier.set_keys(&jwks).await;
+        *cache = Some(Published {
+            fetched_at: Instant::now(),
+            jwks: Arc::clone(&jwks),
+        });
+        Ok(jwks)
+    }
+
+    /// Verifies a token AC issued, with the same checks GC and MC apply.
+    pub async fn verify<C: TokenClaims>(&self, token: &str) -> Result<C, VerifyError> {
+        if let Err(error) = self.published_jwks().await {
+            // Verify against the last set we had; a database blip should not log everyone out.
+            tracing::warn!(%error, "cannot refresh the published keys");
+        }
+        self.inner.verifier.verify::<C>(token).await
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.inner.settings.issuer
+    }
+}

@@ -1,0 +1,86 @@
+//! `ac-service [serve|migrate|seed --file PATH]`; `serve` is the default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ac_service::config::Config;
+use ac_service::startup::Application;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+#[derive(Parser)]
+#[command(name = "ac-service", about = "Convene auth controller")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database, then serve the HTTP API (the default).
+    Serve(Box<Config>),
+    /// Apply the database migrations and exit.
+    Migrate(Database),
+    /// Create or update the clients, orgs and users of a seed file (development only).
+    Seed {
+        #[command(flatten)]
+        database: Database,
+        /// Path of the seed JSON file.
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct Database {
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: SecretString,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _telemetry = common::telemetry::init("ac-service")?;
+    let command = match Cli::parse().command {
+        Some(command) => command,
+        None => Command::Serve(Box::new(Config::parse_from(["ac-service"]))),
+    };
+    match command {
+        Command::Serve(config) => serve(*config).await,
+        Command::Migrate(database) => {
+            let pool = connect(&database.database_url, 2).await?;
+            migrate(&pool).await
+        }
+        Command::Seed { database, file } => {
+            let seed = ac_service::seed::SeedFile::from_path(&file)?;
+            let pool = connect(&database.database_url, 2).await?;
+            ac_service::seed::apply(&pool, &seed).await?;
+            tracing::info!("seed applied");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let pool = connect(&config.database_url, config.db_max_connections).await?;
+    migrate(&pool).await?;
+    let app = Application::build(config, pool).await?;
+    app.run_until_stopped(common::http::shutdown_signal()).await
+}
+
+async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url.expose_secret())
+        .await
+        .context("cannot connect to PostgreSQL (DATABASE_URL)")
+}
+
+async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    ac_service::migrate(pool)
+        .await
+        .context("database migration failed")
+}

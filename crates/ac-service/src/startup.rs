@@ -1,0 +1,118 @@
+//! Building and running AC: state, router, listener, background maintenance and graceful
+//! shutdown. Migrations are the caller's job (`main` runs them; tests get a migrated database
+//! from `#[sqlx::test]`), so building an application never changes the schema.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::domain::password::DummyHash;
+use crate::keys::KeyStore;
+use crate::keys::store::KeySettings;
+use crate::tokens::TokenIssuer;
+
+/// The sign-in rate limits.
+#[derive(Clone, Debug)]
+pub struct LoginLimits {
+    pub per_account: u32,
+    pub per_ip: u32,
+    pub window: Duration,
+    pub trust_forwarded_for: bool,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub keys: KeyStore,
+    pub tokens: TokenIssuer,
+    pub dummy_hash: DummyHash,
+    pub login_limits: LoginLimits,
+    pub metrics: PrometheusHandle,
+}
+
+/// A built AC, bound to its port but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    http_addr: SocketAddr,
+    router: Router,
+    state: AppState,
+    maintenance_every: Duration,
+}
+
+impl Application {
+    /// Loads (or creates) the signing key, binds `config.http_addr` and assembles the routes.
+    /// Fails if the signing key cannot be decrypted with `config.master_key`.
+    pub async fn build(config: Config, pool: PgPool) -> anyhow::Result<Application> {
+        let metrics = common::metrics::install_recorder()
+            .context("cannot install the Prometheus recorder")?;
+        let keys = KeyStore::load(
+            pool.clone(),
+            config.master_key.clone(),
+            KeySettings::from_config(&config),
+        )
+        .await
+        .context("cannot load the signing key")?;
+        let dummy_hash = DummyHash::generate().await?;
+        let state = AppState {
+            pool,
+            tokens: TokenIssuer::new(keys.clone(), &config),
+            keys,
+            dummy_hash,
+            login_limits: LoginLimits {
+                per_account: config.login_max_failures_per_account,
+                per_ip: config.login_max_failures_per_ip,
+                window: Duration::from_secs(config.login_failure_window_secs),
+                trust_forwarded_for: config.trust_forwarded_for,
+            },
+            metrics,
+        };
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+        let http_addr = listener.local_addr()?;
+        Ok(Application {
+            listener,
+            http_addr,
+            router: crate::routes::router(state.clone()),
+            state,
+            maintenance_every: config.key_refresh_interval(),
+        })
+    }
+
+    /// The address actually bound (useful when the config asked for port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections and lets requests in
+    /// flight finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let maintenance = tokio::spawn(crate::maintenance::run(
+            self.state.keys.clone(),
+            self.state.pool.clone(),
+            self.maintenance_every,
+            self.state.login_limits.window,
+        ));
+        tracing::info!(addr = %self.http_addr, "auth controller listening");
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        maintenance.abort();
+        served.context("the HTTP server failed")
+    }
+}

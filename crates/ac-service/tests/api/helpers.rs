@@ -1,0 +1,172 @@
+//! Spawning AC for a test, and the requests most tests need.
+
+use std::time::Duration;
+
+use ac_service::config::{Config, MasterKey};
+use ac_service::seed::{self, SeedFile};
+use ac_service::startup::Application;
+use common::jwks::{JwksVerifier, VerifierConfig};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN: (&str, &str) = ("test-admin", "test-admin-secret-0001");
+pub const GC: (&str, &str) = ("test-gc", "test-gc-secret-000001");
+pub const MC: (&str, &str) = ("test-mc", "test-mc-secret-000001");
+pub const HOST_EMAIL: &str = "host@acme.test";
+pub const GUEST_EMAIL: &str = "guest@acme.test";
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// Configuration for a test: port 0, no JWKS cache (so database changes show at once), and
+/// a fresh master key.
+pub fn test_config() -> Config {
+    let mut config = Config::new("postgres://unused".into(), MasterKey::generate().unwrap());
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.db_max_connections = 5;
+    config.jwks_cache_ttl_ms = 0;
+    config
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with(pool, test_config()).await
+}
+
+pub async fn spawn_app_with(pool: PgPool, config: Config) -> TestApp {
+    let app = Application::build(config, pool).await.unwrap();
+    let addr = app.http_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        client: common::http_client(Duration::from_secs(30)).unwrap(),
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+/// Creates the clients and users most tests use.
+pub async fn seed_basics(pool: &PgPool) {
+    let file: SeedFile = serde_json::from_value(json!({
+        "service_clients": [
+            {"client_id": ADMIN.0, "client_secret": ADMIN.1, "service_type": "admin", "scopes": ["admin"]},
+            {"client_id": GC.0, "client_secret": GC.1, "service_type": "global-controller",
+             "scopes": ["internal:meeting-token"]},
+            {"client_id": MC.0, "client_secret": MC.1, "service_type": "meeting-controller", "scopes": []}
+        ],
+        "orgs": [{"slug": "acme", "name": "Acme", "users": [
+            {"email": HOST_EMAIL, "password": PASSWORD, "display_name": "Acme Host", "roles": ["user"]},
+            {"email": GUEST_EMAIL, "password": PASSWORD, "display_name": "Acme Guest", "roles": ["user"]}
+        ]}]
+    }))
+    .unwrap();
+    seed::apply(pool, &file).await.unwrap();
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn patch_json(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.patch(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/user/token",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn user_token(&self, email: &str, password: &str) -> String {
+        let response = self.login(email, password).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A service token through HTTP Basic.
+    pub async fn service_token(&self, client: (&str, &str)) -> String {
+        let response = self
+            .client
+            .post(self.url("/api/v1/auth/service/token"))
+            .basic_auth(client.0, Some(client.1))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn jwks(&self) -> Value {
+        let response = self
+            .client
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    /// The verifier GC and MC use, pointed at this AC.
+    pub fn verifier(&self) -> JwksVerifier {
+        JwksVerifier::new(VerifierConfig::new(&self.base, "convene-ac")).unwrap()
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The `kid` header of a token.
+pub fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+/// The error code of an envelope body.
+pub async fn error_code(response: Response) -> String {
+    let body: Value = response.json().await.unwrap();
+    body["error"]["code"].as_str().unwrap().to_owned()
+}

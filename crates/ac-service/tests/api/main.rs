@@ -1,0 +1,15 @@
+//! Integration tests: each spawns the real AC on 127.0.0.1:0 against its own PostgreSQL
+//! database (`#[sqlx::test]` creates and drops one per test).
+
+// Helpers outside `#[test]` functions may fail loudly too: this whole crate is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admin;
+mod helpers;
+mod http;
+mod keys;
+mod meeting_token;
+mod migrations;
+mod seed;
+mod service_token;
+mod user_token;

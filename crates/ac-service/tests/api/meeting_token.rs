@@ -1,0 +1,115 @@
+use common::jwt::{AUDIENCE_MEETING, MeetingClaims, MeetingRole, TokenType};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{ADMIN, GC, HOST_EMAIL, MC, PASSWORD, error_code, seed_basics, spawn_app};
+
+const PATH: &str = "/api/v1/auth/internal/meeting-token";
+
+fn grant(ttl_secs: Option<u64>) -> Value {
+    let mut body = json!({
+        "user_id": Uuid::new_v4(), "meeting_id": Uuid::new_v4(), "meeting_code": "Ab3dE5fG7hJ9",
+        "org_id": Uuid::new_v4(), "role": "host", "name": "Acme Host"
+    });
+    if let Some(ttl) = ttl_secs {
+        body["ttl_secs"] = json!(ttl);
+    }
+    body
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_service_with_the_meeting_token_scope_gets_a_meeting_token(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let gc = app.service_token(GC).await;
+    let body = grant(None);
+
+    let response = app.post_json(PATH, Some(&gc), &body).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let issued: Value = response.json().await.unwrap();
+    assert_eq!(issued["expires_in"], 900);
+    let claims: MeetingClaims = app
+        .verifier()
+        .verify(issued["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(claims.token_type, TokenType::Meeting);
+    assert_eq!(claims.aud, AUDIENCE_MEETING);
+    assert_eq!(claims.role, MeetingRole::Host);
+    assert_eq!(claims.meeting_code, "Ab3dE5fG7hJ9");
+    assert_eq!(claims.sub.to_string(), body["user_id"].as_str().unwrap());
+    assert_eq!(claims.exp - claims.iat, 900);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_lifetime_is_capped_at_fifteen_minutes(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let gc = app.service_token(GC).await;
+
+    let long: Value = app
+        .post_json(PATH, Some(&gc), &grant(Some(7200)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let short: Value = app
+        .post_json(PATH, Some(&gc), &grant(Some(60)))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(long["expires_in"], 900);
+    let claims: MeetingClaims = app
+        .verifier()
+        .verify(long["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(claims.exp - claims.iat, 900);
+    assert_eq!(short["expires_in"], 60);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn callers_without_the_scope_are_refused(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let mc = app.service_token(MC).await;
+    let admin = app.service_token(ADMIN).await;
+    let user = app.user_token(HOST_EMAIL, PASSWORD).await;
+
+    let no_scope = app.post_json(PATH, Some(&mc), &grant(None)).await;
+    let other_scope = app.post_json(PATH, Some(&admin), &grant(None)).await;
+    let user_token = app.post_json(PATH, Some(&user), &grant(None)).await;
+    let no_token = app.post_json(PATH, None, &grant(None)).await;
+    let garbage = app.post_json(PATH, Some("not.a.token"), &grant(None)).await;
+
+    assert_eq!(no_scope.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(no_scope).await, "FORBIDDEN");
+    assert_eq!(other_scope.status(), StatusCode::FORBIDDEN);
+    assert_eq!(user_token.status(), StatusCode::UNAUTHORIZED);
+    assert!(user_token.headers().contains_key("www-authenticate"));
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(garbage.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_malformed_grant_is_a_bad_request(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let gc = app.service_token(GC).await;
+    let mut bad_code = grant(None);
+    bad_code["meeting_code"] = json!("short");
+    let mut bad_role = grant(None);
+    bad_role["role"] = json!("owner");
+    let mut zero_ttl = grant(None);
+    zero_ttl["ttl_secs"] = json!(0);
+
+    for body in [bad_code, bad_role, zero_ttl] {
+        let response = app.post_json(PATH, Some(&gc), &body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+}
