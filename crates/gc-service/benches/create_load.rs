@@ -1,0 +1,181 @@
+//! Load generator for `POST /api/v1/meetings` against a running GC.
+//!
+//! ```text
+//! cargo bench -p gc-service --bench create_load -- \
+//!     --url http://127.0.0.1:8080 --token "$USER_TOKEN" --concurrency 64 --duration-secs 30
+//! ```
+//!
+//! `--concurrency` workers each keep one keep-alive connection busy, sending a small JSON body
+//! back to back, for `--requests` requests in total or `--duration-secs` seconds (at most 600).
+//! It prints throughput, latency percentiles and the count of each status. Every 201 is a new
+//! live meeting: give the org a `max_concurrent_meetings` above the number of requests, or the
+//! run measures 403s. Without `--url` it prints this usage and exits, so a plain `cargo bench`
+//! does not fail.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+
+const MAX_DURATION_SECS: u64 = 600;
+const MAX_REQUESTS: u64 = 10_000_000;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "create_load",
+    about = "Load generator for POST /api/v1/meetings"
+)]
+struct Args {
+    /// Base URL of the GC under test, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: Option<String>,
+    /// A user token (role user, org_admin or admin).
+    #[arg(long, env = "GC_BENCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Requests in flight at once (one connection each).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Stop after this many requests.
+    #[arg(long, conflicts_with = "duration_secs")]
+    requests: Option<u64>,
+    /// Stop after this many seconds (at most 600).
+    #[arg(long)]
+    duration_secs: Option<u64>,
+    /// Display name of the created meetings.
+    #[arg(long, default_value = "load test")]
+    display_name: String,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// When the run stops.
+#[derive(Clone, Copy)]
+enum Budget {
+    Requests(u64),
+    Until(Instant),
+}
+
+#[derive(Default)]
+struct WorkerReport {
+    latencies_us: Vec<u64>,
+    statuses: BTreeMap<String, u64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (Some(url), Some(token)) = (args.url.clone(), args.token.clone()) else {
+        println!("create_load: nothing to do without --url and --token (see --help)");
+        return Ok(());
+    };
+    let budget = match (args.requests, args.duration_secs) {
+        (Some(n), _) => Budget::Requests(n.clamp(1, MAX_REQUESTS)),
+        (None, Some(secs)) => {
+            Budget::Until(Instant::now() + Duration::from_secs(secs.clamp(1, MAX_DURATION_SECS)))
+        }
+        (None, None) => Budget::Requests(10_000),
+    };
+    let concurrency = args.concurrency.clamp(1, 4096);
+    let client = common::http_client(Duration::from_secs(30)).context("cannot build the client")?;
+    let endpoint = format!("{}/api/v1/meetings", url.trim_end_matches('/'));
+    let body = serde_json::to_vec(&serde_json::json!({ "display_name": args.display_name }))?;
+
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let endpoint = endpoint.clone();
+        let token = token.clone();
+        let body = body.clone();
+        let issued = Arc::clone(&issued);
+        workers.push(tokio::spawn(async move {
+            let mut report = WorkerReport::default();
+            loop {
+                let go = match budget {
+                    Budget::Requests(n) => issued.fetch_add(1, Ordering::Relaxed) < n,
+                    Budget::Until(deadline) => Instant::now() < deadline,
+                };
+                if !go {
+                    return report;
+                }
+                let sent = Instant::now();
+                let outcome = client
+                    .post(&endpoint)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let label = match outcome {
+                    Ok(response) => {
+                        let status = response.status().as_u16().to_string();
+                        // Read the body so the connection can be reused.
+                        let _ = response.bytes().await;
+                        status
+                    }
+                    Err(error) if error.is_timeout() => "timeout".to_owned(),
+                    Err(_) => "transport_error".to_owned(),
+                };
+                let elapsed = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                report.latencies_us.push(elapsed);
+                *report.statuses.entry(label).or_default() += 1;
+            }
+        }));
+    }
+
+    let mut latencies = Vec::new();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for worker in workers {
+        let report = worker.await.context("a worker panicked")?;
+        latencies.extend(report.latencies_us);
+        for (status, n) in report.statuses {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    let wall = started.elapsed();
+    print_summary(concurrency, wall, &mut latencies, &statuses);
+    Ok(())
+}
+
+fn print_summary(
+    concurrency: usize,
+    wall: Duration,
+    latencies: &mut [u64],
+    statuses: &BTreeMap<String, u64>,
+) {
+    latencies.sort_unstable();
+    let total = latencies.len();
+    let per_sec = total as f64 / wall.as_secs_f64().max(f64::EPSILON);
+    let ms = |p: f64| percentile(latencies, p) as f64 / 1000.0;
+    println!(
+        "requests     {total} in {:.2} s, concurrency {concurrency}",
+        wall.as_secs_f64()
+    );
+    println!("throughput   {per_sec:.1} req/s");
+    println!(
+        "latency ms   p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+        ms(0.50),
+        ms(0.95),
+        ms(0.99),
+        ms(1.0)
+    );
+    let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+    println!("statuses     {}", statuses.join(", "));
+}
+
+/// Nearest-rank percentile of sorted values (0 when empty).
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted
+        .get(rank.clamp(1, sorted.len()) - 1)
+        .copied()
+        .unwrap_or_default()
+}

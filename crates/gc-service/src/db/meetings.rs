@@ -1,0 +1,282 @@
+//! `meetings` (with its `audit_logs` and `idempotency_keys` companions).
+//!
+//! The create is ONE statement, so the happy path is one round trip and one implicit
+//! transaction. Its CTEs insert the meeting, the `meeting_created` audit row and (when the
+//! client sent a key) the idempotency key; either all of them commit or none does. The org's
+//! concurrent-meeting limit is not in this statement at all: the `meetings` insert trigger
+//! (migration `20261121010001`) checks and bumps `organizations.live_meeting_count` in O(1) and
+//! holds the org row lock until this statement's transaction ends, which is what keeps the limit
+//! exact under concurrency. Nothing here counts meetings.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::meeting::{Meeting, MeetingSettings, MeetingStatus, NewMeeting};
+use crate::domain::meeting_code::MeetingCode;
+
+/// SQLSTATE raised by the insert trigger when the org is at `max_concurrent_meetings`.
+pub const SQLSTATE_ORG_LIMIT_REACHED: &str = "CV403";
+/// SQLSTATE raised by the insert trigger when the org is unknown or not active.
+pub const SQLSTATE_ORG_NOT_ACTIVE: &str = "CV410";
+/// Unique constraint on `meetings.meeting_code`: a code collision.
+pub const MEETING_CODE_CONSTRAINT: &str = "meetings_meeting_code_key";
+/// Primary key of `idempotency_keys`: a concurrent request with the same key won.
+pub const IDEMPOTENCY_KEY_CONSTRAINT: &str = "idempotency_keys_pkey";
+
+/// The columns every query that returns a meeting selects, in [`MeetingRow`]'s order.
+macro_rules! meeting_columns {
+    () => {
+        "id, org_id, host_id, meeting_code, display_name, status, max_participants,
+         waiting_room_enabled, enable_transcription, enable_e2e_encryption, require_auth,
+         recording_enabled, allow_guests, allow_external_participants,
+         scheduled_start_time, created_at, started_at, ended_at"
+    };
+}
+
+/// `$1` id, `$2` org, `$3` host, `$4` code, `$5` display name, `$6` requested max participants
+/// (null: `min(100, org limit)`), `$7..$13` settings, `$14` join-token secret, `$15` scheduled
+/// start, `$16` idempotency key (null: none), `$17` request hash, `$18` client IP, `$19` user
+/// agent.
+///
+/// The meeting is inserted only if the org exists, the host is an active user of that org, the
+/// requested limit is within the org's, and the key (if any) is not stored yet. Zero rows back
+/// means one of those failed; the caller finds out which, on the failure path only.
+pub const CREATE_MEETING_SQL: &str = concat!(
+    "with m as (
+    insert into meetings (id, org_id, host_id, meeting_code, display_name, max_participants,
+                          waiting_room_enabled, enable_transcription, enable_e2e_encryption,
+                          require_auth, recording_enabled, allow_guests,
+                          allow_external_participants, join_token_secret, scheduled_start_time)
+    select $1, o.id, u.id, $4, $5,
+           coalesce($6, least(100, o.max_participants_per_meeting)),
+           $7, $8, $9, $10, $11, $12, $13, $14, $15
+    from organizations o
+    join users u on u.id = $3 and u.org_id = o.id and u.is_active
+    where o.id = $2
+      and ($6::int is null or $6 between 2 and o.max_participants_per_meeting)
+      and ($16::text is null
+           or not exists (select 1 from idempotency_keys k where k.user_id = $3 and k.key = $16))
+    returning ",
+    meeting_columns!(),
+    "
+),
+audit as (
+    insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
+                            details, ip, user_agent)
+    select m.org_id, m.host_id::text, 'user', 'meeting_created', 'meeting', m.id::text,
+           jsonb_build_object('meeting_code', m.meeting_code,
+                              'max_participants', m.max_participants,
+                              'idempotency_key', $16::text is not null),
+           $18::inet, $19
+    from m
+),
+idem as (
+    insert into idempotency_keys (user_id, key, request_hash, meeting_id)
+    select m.host_id, $16, $17, m.id from m where $16::text is not null
+)
+select * from m"
+);
+
+/// Why the create statement inserted nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Zero rows: unknown org, inactive host, limit out of range, or the key is stored.
+    NotInserted,
+    OrgLimitReached,
+    OrgNotActive,
+    /// Another meeting holds this code: retry with a fresh one.
+    CodeTaken,
+    /// A concurrent request with the same key committed first.
+    IdempotencyKeyTaken,
+}
+
+#[derive(Debug)]
+pub enum InsertOutcome {
+    Created(Meeting),
+    Refused(Refusal),
+}
+
+/// Where the request came from, for the audit row.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuditContext<'a> {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// Runs the create statement once.
+#[tracing::instrument(name = "gc.db.insert_meeting", skip_all)]
+pub async fn insert_meeting(
+    pool: &PgPool,
+    new: &NewMeeting,
+    audit: &AuditContext<'_>,
+) -> Result<InsertOutcome, sqlx::Error> {
+    let settings = new.request.settings;
+    let result = sqlx::query_as::<_, MeetingRow>(CREATE_MEETING_SQL)
+        .bind(new.id)
+        .bind(new.org_id)
+        .bind(new.host_id)
+        .bind(new.code.as_str())
+        .bind(new.request.display_name.as_str())
+        .bind(new.request.max_participants.map(|n| n.get()))
+        .bind(settings.waiting_room_enabled)
+        .bind(settings.enable_transcription)
+        .bind(settings.enable_e2e_encryption)
+        .bind(settings.require_auth)
+        .bind(settings.recording_enabled)
+        .bind(settings.allow_guests)
+        .bind(settings.allow_external_participants)
+        .bind(new.join_token_secret.expose_bytes().as_slice())
+        .bind(new.request.scheduled_start_time)
+        .bind(new.idempotency.as_ref().map(|r| r.key.as_str()))
+        .bind(
+            new.idempotency
+                .as_ref()
+                .map(|r| r.request_hash.as_bytes().as_slice()),
+        )
+        .bind(audit.ip.map(|ip| ip.to_string()))
+        .bind(audit.user_agent)
+        .fetch_optional(pool)
+        .await;
+    match result {
+        Ok(Some(row)) => Ok(InsertOutcome::Created(row.try_into()?)),
+        Ok(None) => Ok(InsertOutcome::Refused(Refusal::NotInserted)),
+        Err(error) => refusal_of(&error).map(InsertOutcome::Refused).ok_or(error),
+    }
+}
+
+/// The refusals the database reports as errors; anything else stays an error.
+fn refusal_of(error: &sqlx::Error) -> Option<Refusal> {
+    let db = error.as_database_error()?;
+    match db.code().as_deref() {
+        Some(SQLSTATE_ORG_LIMIT_REACHED) => Some(Refusal::OrgLimitReached),
+        Some(SQLSTATE_ORG_NOT_ACTIVE) => Some(Refusal::OrgNotActive),
+        _ if db.is_unique_violation() => match db.constraint() {
+            Some(MEETING_CODE_CONSTRAINT) => Some(Refusal::CodeTaken),
+            Some(IDEMPOTENCY_KEY_CONSTRAINT) => Some(Refusal::IdempotencyKeyTaken),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// What stopped an insert that returned zero rows, read after the fact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotInsertedCause {
+    OrgNotActive,
+    UserNotActive,
+    MaxParticipantsAboveOrgLimit {
+        max: i32,
+    },
+    /// Nothing the statement checks is wrong any more (a concurrent change): try again.
+    Unexplained,
+}
+
+#[derive(sqlx::FromRow)]
+struct CauseRow {
+    org_active: Option<bool>,
+    max_participants_per_meeting: Option<i32>,
+    user_active: bool,
+}
+
+/// Finds out why the create statement inserted nothing (failure path only).
+pub async fn explain_not_inserted(
+    pool: &PgPool,
+    new: &NewMeeting,
+) -> Result<NotInsertedCause, sqlx::Error> {
+    let row: CauseRow = sqlx::query_as(
+        "select o.is_active as org_active, o.max_participants_per_meeting,
+                coalesce(u.is_active and u.org_id = $1, false) as user_active
+         from (select 1) one
+         left join organizations o on o.id = $1
+         left join users u on u.id = $2",
+    )
+    .bind(new.org_id)
+    .bind(new.host_id)
+    .fetch_one(pool)
+    .await?;
+    if row.org_active != Some(true) {
+        return Ok(NotInsertedCause::OrgNotActive);
+    }
+    if !row.user_active {
+        return Ok(NotInsertedCause::UserNotActive);
+    }
+    if let (Some(requested), Some(max)) = (
+        new.request.max_participants,
+        row.max_participants_per_meeting,
+    ) && requested.get() > max
+    {
+        return Ok(NotInsertedCause::MaxParticipantsAboveOrgLimit { max });
+    }
+    Ok(NotInsertedCause::Unexplained)
+}
+
+/// A meeting by id.
+pub async fn find_meeting(pool: &PgPool, id: Uuid) -> Result<Option<Meeting>, sqlx::Error> {
+    let row: Option<MeetingRow> = sqlx::query_as(concat!(
+        "select ",
+        meeting_columns!(),
+        " from meetings where id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(Meeting::try_from).transpose()
+}
+
+#[derive(sqlx::FromRow)]
+struct MeetingRow {
+    id: Uuid,
+    org_id: Uuid,
+    host_id: Uuid,
+    meeting_code: String,
+    display_name: String,
+    status: String,
+    max_participants: i32,
+    waiting_room_enabled: bool,
+    enable_transcription: bool,
+    enable_e2e_encryption: bool,
+    require_auth: bool,
+    recording_enabled: bool,
+    allow_guests: bool,
+    allow_external_participants: bool,
+    scheduled_start_time: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<MeetingRow> for Meeting {
+    type Error = sqlx::Error;
+
+    fn try_from(row: MeetingRow) -> Result<Self, Self::Error> {
+        let status = MeetingStatus::parse(&row.status)
+            .ok_or_else(|| sqlx::Error::Decode("meetings.status is not a known status".into()))?;
+        let code = MeetingCode::parse(&row.meeting_code)
+            .ok_or_else(|| sqlx::Error::Decode("meetings.meeting_code is malformed".into()))?;
+        Ok(Meeting {
+            id: row.id,
+            org_id: row.org_id,
+            host_id: row.host_id,
+            code,
+            display_name: row.display_name,
+            status,
+            max_participants: row.max_participants,
+            settings: MeetingSettings {
+                waiting_room_enabled: row.waiting_room_enabled,
+                enable_transcription: row.enable_transcription,
+                enable_e2e_encryption: row.enable_e2e_encryption,
+                require_auth: row.require_auth,
+                recording_enabled: row.recording_enabled,
+                allow_guests: row.allow_guests,
+                allow_external_participants: row.allow_external_participants,
+            },
+            scheduled_start_time: row.scheduled_start_time,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+        })
+    }
+}

@@ -1,0 +1,32 @@
+//! GC's SQL: plain async functions over a [`PgPool`], one file per table family.
+//!
+//! Queries use sqlx's runtime API (`query_as` with [`sqlx::FromRow`] rows), so building needs no
+//! database; sqlx prepares each statement once per connection and reuses it.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+pub mod idempotency;
+pub mod meetings;
+
+/// The migrations of the whole platform (AC's and GC's share one database), embedded at compile
+/// time; `build.rs` makes a new file trigger a rebuild.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Opens the pool. Waiting for a connection is bounded so an exhausted pool answers 503 quickly
+/// instead of piling requests up.
+pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url.expose_secret())
+        .await
+}
+
+/// Readiness: the database answers a trivial query.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("select 1").execute(pool).await.map(|_| ())
+}

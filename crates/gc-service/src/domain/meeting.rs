@@ -1,0 +1,316 @@
+//! A meeting: what a create request may ask for, its settings with their secure defaults, and
+//! the stored state the API shows.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::idempotency::IdempotencyRecord;
+use crate::domain::meeting_code::MeetingCode;
+use crate::domain::secret::JoinTokenSecret;
+
+/// Longest display name, in characters (Unicode scalar values, as PostgreSQL's `char_length`).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 255;
+
+/// Fewest participants a meeting may be limited to.
+pub const MIN_PARTICIPANTS: i32 = 2;
+
+/// Why a request is not acceptable. Every variant is a 400; the message is safe to show.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("display_name must not be blank")]
+    DisplayNameBlank,
+    #[error("display_name must be at most 255 characters")]
+    DisplayNameTooLong,
+    #[error("display_name must not contain control characters")]
+    DisplayNameControlCharacters,
+    #[error("max_participants must be between 2 and the organization limit")]
+    MaxParticipantsTooSmall,
+    #[error("max_participants must be between 2 and {max} for this organization")]
+    MaxParticipantsAboveOrgLimit { max: i32 },
+    #[error("lock_room and waiting_room_enabled are the same setting and must agree")]
+    ConflictingWaitingRoom,
+    #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
+    InvalidIdempotencyKey,
+}
+
+/// A meeting's name as people see it: trimmed, 1–255 characters, and no control characters
+/// (a newline or a NUL in a title breaks single-line displays, and PostgreSQL refuses NUL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(ValidationError::DisplayNameBlank);
+        }
+        if trimmed.chars().count() > MAX_DISPLAY_NAME_CHARS {
+            return Err(ValidationError::DisplayNameTooLong);
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(ValidationError::DisplayNameControlCharacters);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A requested participant limit. Its upper bound, the org's `max_participants_per_meeting`,
+/// is checked by the create statement against the org row itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxParticipants(i32);
+
+impl MaxParticipants {
+    pub fn parse(n: i32) -> Result<Self, ValidationError> {
+        if n < MIN_PARTICIPANTS {
+            return Err(ValidationError::MaxParticipantsTooSmall);
+        }
+        Ok(Self(n))
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// The settings of a meeting (DESIGN §3). `Default` is the secure configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MeetingSettings {
+    pub waiting_room_enabled: bool,
+    pub enable_transcription: bool,
+    pub enable_e2e_encryption: bool,
+    pub require_auth: bool,
+    pub recording_enabled: bool,
+    pub allow_guests: bool,
+    pub allow_external_participants: bool,
+}
+
+impl Default for MeetingSettings {
+    fn default() -> Self {
+        Self {
+            waiting_room_enabled: true,
+            enable_transcription: false,
+            enable_e2e_encryption: true,
+            require_auth: true,
+            recording_enabled: false,
+            allow_guests: false,
+            allow_external_participants: false,
+        }
+    }
+}
+
+/// Settings a request asks to change; `None` keeps the current (or default) value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    pub waiting_room_enabled: Option<bool>,
+    pub enable_transcription: Option<bool>,
+    pub enable_e2e_encryption: Option<bool>,
+    pub require_auth: Option<bool>,
+    pub recording_enabled: Option<bool>,
+    pub allow_guests: Option<bool>,
+    pub allow_external_participants: Option<bool>,
+}
+
+impl MeetingSettings {
+    pub fn apply(self, change: SettingsChange) -> Self {
+        Self {
+            waiting_room_enabled: change
+                .waiting_room_enabled
+                .unwrap_or(self.waiting_room_enabled),
+            enable_transcription: change
+                .enable_transcription
+                .unwrap_or(self.enable_transcription),
+            enable_e2e_encryption: change
+                .enable_e2e_encryption
+                .unwrap_or(self.enable_e2e_encryption),
+            require_auth: change.require_auth.unwrap_or(self.require_auth),
+            recording_enabled: change.recording_enabled.unwrap_or(self.recording_enabled),
+            allow_guests: change.allow_guests.unwrap_or(self.allow_guests),
+            allow_external_participants: change
+                .allow_external_participants
+                .unwrap_or(self.allow_external_participants),
+        }
+    }
+}
+
+/// Where a meeting is in its life. `scheduled` and `active` meetings are "live" and count
+/// against the org's concurrent-meeting limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeetingStatus {
+    Scheduled,
+    Active,
+    Ended,
+}
+
+impl MeetingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeetingStatus::Scheduled => "scheduled",
+            MeetingStatus::Active => "active",
+            MeetingStatus::Ended => "ended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "scheduled" => Some(MeetingStatus::Scheduled),
+            "active" => Some(MeetingStatus::Active),
+            "ended" => Some(MeetingStatus::Ended),
+            _ => None,
+        }
+    }
+}
+
+/// A validated create request: everything the client chose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeetingRequest {
+    pub display_name: DisplayName,
+    /// `None` means the default: `min(100, org limit)`, decided by the create statement.
+    pub max_participants: Option<MaxParticipants>,
+    pub scheduled_start_time: Option<DateTime<Utc>>,
+    pub settings: MeetingSettings,
+}
+
+/// Everything the create statement stores: the request plus what the server decides.
+#[derive(Debug)]
+pub struct NewMeeting {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub host_id: Uuid,
+    pub request: MeetingRequest,
+    pub code: MeetingCode,
+    pub join_token_secret: JoinTokenSecret,
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// A stored meeting, without its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meeting {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub host_id: Uuid,
+    pub code: MeetingCode,
+    pub display_name: String,
+    pub status: MeetingStatus,
+    pub max_participants: i32,
+    pub settings: MeetingSettings,
+    pub scheduled_start_time: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_trimmed() {
+        let name = DisplayName::parse("  Weekly sync \t\n").unwrap();
+        assert_eq!(name.as_str(), "Weekly sync");
+    }
+
+    #[test]
+    fn blank_display_names_are_refused() {
+        for raw in ["", " ", "\t\n  "] {
+            assert_eq!(
+                DisplayName::parse(raw),
+                Err(ValidationError::DisplayNameBlank)
+            );
+        }
+    }
+
+    #[test]
+    fn display_names_may_have_255_characters_but_not_256() {
+        assert!(DisplayName::parse(&"a".repeat(255)).is_ok());
+        assert_eq!(
+            DisplayName::parse(&"a".repeat(256)),
+            Err(ValidationError::DisplayNameTooLong)
+        );
+    }
+
+    #[test]
+    fn display_name_length_counts_characters_not_bytes() {
+        // 255 three-byte characters are 765 bytes and still a valid name.
+        assert!(DisplayName::parse(&"€".repeat(255)).is_ok());
+        assert!(DisplayName::parse(&"€".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn trimming_happens_before_the_length_check() {
+        let padded = format!("  {}  ", "a".repeat(255));
+        assert!(DisplayName::parse(&padded).is_ok());
+    }
+
+    #[test]
+    fn display_names_with_control_characters_are_refused() {
+        for raw in ["a\0b", "line\nbreak", "tab\there", "bell\u{7}", "c1\u{85}x"] {
+            assert_eq!(
+                DisplayName::parse(raw),
+                Err(ValidationError::DisplayNameControlCharacters),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn max_participants_must_be_at_least_two() {
+        assert_eq!(MaxParticipants::parse(2).unwrap().get(), 2);
+        assert_eq!(MaxParticipants::parse(10_000).unwrap().get(), 10_000);
+        for n in [1, 0, -5, i32::MIN] {
+            assert_eq!(
+                MaxParticipants::parse(n),
+                Err(ValidationError::MaxParticipantsTooSmall)
+            );
+        }
+    }
+
+    #[test]
+    fn default_settings_are_the_secure_ones() {
+        let settings = MeetingSettings::default();
+        assert!(settings.waiting_room_enabled);
+        assert!(!settings.enable_transcription);
+        assert!(settings.enable_e2e_encryption);
+        assert!(settings.require_auth);
+        assert!(!settings.recording_enabled);
+        assert!(!settings.allow_guests);
+        assert!(!settings.allow_external_participants);
+    }
+
+    #[test]
+    fn a_settings_change_touches_only_what_it_names() {
+        let change = SettingsChange {
+            recording_enabled: Some(true),
+            waiting_room_enabled: Some(false),
+            ..SettingsChange::default()
+        };
+        let settings = MeetingSettings::default().apply(change);
+        assert_eq!(
+            settings,
+            MeetingSettings {
+                recording_enabled: true,
+                waiting_room_enabled: false,
+                ..MeetingSettings::default()
+            }
+        );
+        assert_eq!(
+            MeetingSettings::default().apply(SettingsChange::default()),
+            MeetingSettings::default()
+        );
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_names() {
+        for status in [
+            MeetingStatus::Scheduled,
+            MeetingStatus::Active,
+            MeetingStatus::Ended,
+        ] {
+            assert_eq!(MeetingStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(MeetingStatus::parse("pending"), None);
+    }
+}

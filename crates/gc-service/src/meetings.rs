@@ -1,0 +1,119 @@
+//! Creating a meeting end to end: the create statement, fresh codes on collision, and the
+//! `Idempotency-Key` replay. Everything beyond the one happy-path statement runs only when that
+//! statement inserted nothing.
+
+use ring::rand::SystemRandom;
+use sqlx::PgPool;
+
+use crate::db::meetings::{AuditContext, InsertOutcome, NotInsertedCause, Refusal};
+use crate::db::{idempotency, meetings};
+use crate::domain::idempotency::Replay;
+use crate::domain::meeting::{Meeting, NewMeeting, ValidationError};
+use crate::domain::meeting_code::{MAX_CODE_ATTEMPTS, MeetingCode};
+use crate::error::{Error, forbidden};
+
+/// How a create ended.
+#[derive(Debug)]
+pub enum Created {
+    /// A new meeting.
+    New(Meeting),
+    /// The meeting an earlier request with the same key and body created.
+    Replayed(Meeting),
+}
+
+/// Creates `new`, drawing a fresh code from `rng` after a collision.
+pub async fn create_meeting(
+    pool: &PgPool,
+    rng: &SystemRandom,
+    new: NewMeeting,
+    audit: &AuditContext<'_>,
+) -> Result<Created, Error> {
+    create_meeting_with_codes(pool, new, audit, || {
+        MeetingCode::generate(rng).map_err(Error::from)
+    })
+    .await
+}
+
+/// [`create_meeting`] with the source of replacement codes as a parameter, so tests can force
+/// collisions.
+pub async fn create_meeting_with_codes(
+    pool: &PgPool,
+    mut new: NewMeeting,
+    audit: &AuditContext<'_>,
+    mut next_code: impl FnMut() -> Result<MeetingCode, Error>,
+) -> Result<Created, Error> {
+    let mut code_attempts = 1;
+    // One more statement is allowed after clearing an expired key, and one after a refusal that
+    // a concurrent change explained away; the loop is bounded either way.
+    let mut retries_left = 2;
+    loop {
+        let refusal = match meetings::insert_meeting(pool, &new, audit).await? {
+            InsertOutcome::Created(meeting) => return Ok(Created::New(meeting)),
+            InsertOutcome::Refused(refusal) => refusal,
+        };
+        if refusal == Refusal::CodeTaken {
+            if code_attempts >= MAX_CODE_ATTEMPTS {
+                return Err(Error::CodeCollision(code_attempts));
+            }
+            code_attempts += 1;
+            tracing::warn!(
+                attempt = code_attempts,
+                "meeting code collision, retrying with a fresh code"
+            );
+            new.code = next_code()?;
+            continue;
+        }
+
+        // A stored key explains any refusal first: a replay must get its meeting even if the
+        // org has reached its limit since.
+        if let Some(record) = &new.idempotency
+            && let Some(stored) = idempotency::find_key(pool, new.host_id, &record.key).await?
+        {
+            if !stored.expired {
+                return match Replay::decide(
+                    stored.request_hash,
+                    stored.meeting_id,
+                    record.request_hash,
+                ) {
+                    Replay::SameRequest { meeting_id } => meetings::find_meeting(pool, meeting_id)
+                        .await?
+                        .map(Created::Replayed)
+                        .ok_or(Error::Internal("an idempotency key points to no meeting")),
+                    Replay::DifferentRequest => Err(Error::IdempotencyKeyReused),
+                };
+            }
+            if retries_left > 0 {
+                retries_left -= 1;
+                idempotency::delete_expired_key(pool, new.host_id, &record.key).await?;
+                continue;
+            }
+        }
+
+        match refusal {
+            Refusal::OrgLimitReached => return Err(Error::OrgMeetingLimitReached),
+            Refusal::OrgNotActive => {
+                return Err(Error::Forbidden(forbidden::ORG_NOT_ACTIVE.into()));
+            }
+            Refusal::NotInserted => match meetings::explain_not_inserted(pool, &new).await? {
+                NotInsertedCause::OrgNotActive => {
+                    return Err(Error::Forbidden(forbidden::ORG_NOT_ACTIVE.into()));
+                }
+                NotInsertedCause::UserNotActive => {
+                    return Err(Error::Forbidden(forbidden::USER_NOT_ACTIVE.into()));
+                }
+                NotInsertedCause::MaxParticipantsAboveOrgLimit { max } => {
+                    return Err(ValidationError::MaxParticipantsAboveOrgLimit { max }.into());
+                }
+                NotInsertedCause::Unexplained => {}
+            },
+            // The winner of a same-key race is gone again (expired and purged): run once more.
+            Refusal::IdempotencyKeyTaken | Refusal::CodeTaken => {}
+        }
+        if retries_left == 0 {
+            return Err(Error::Internal(
+                "the create statement kept inserting nothing",
+            ));
+        }
+        retries_left -= 1;
+    }
+}

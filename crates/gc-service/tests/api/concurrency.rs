@@ -1,0 +1,102 @@
+//! The org limit under concurrency, and codes at volume.
+
+use std::collections::HashSet;
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::helpers::{HOST, MEMBER, meeting_body, spawn_stack};
+
+/// Twenty connections, so that many creates really are inside PostgreSQL at the same time
+/// (`#[sqlx::test]`'s default pool has five).
+async fn wide_pool(options: PgPoolOptions, connect: PgConnectOptions) -> PgPool {
+    options
+        .max_connections(20)
+        .connect_with(connect)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn fifty_simultaneous_creates_against_a_limit_of_5_let_exactly_5_through(
+    options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let stack = spawn_stack(wide_pool(options, connect).await).await;
+    stack.set_org_limits(5, 100).await;
+    let tokens = [stack.user_token(HOST).await, stack.user_token(MEMBER).await];
+
+    let body = meeting_body("Rush hour");
+    let responses =
+        futures::future::join_all((0..50).map(|i| stack.create(&tokens[i % 2], &body))).await;
+
+    let mut created = 0;
+    let mut limited = 0;
+    for response in responses {
+        match response.status() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::FORBIDDEN => {
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "ORG_MEETING_LIMIT_REACHED");
+                limited += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((created, limited), (5, 45));
+    let live: i64 = sqlx::query_scalar(
+        "select count(*) from meetings where org_id = $1 and status in ('scheduled', 'active')",
+    )
+    .bind(stack.org_id)
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(live, 5);
+    assert_eq!(stack.live_meeting_count().await, 5);
+    let audits: i64 = sqlx::query_scalar("select count(*) from audit_logs")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(audits, 5);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn ten_thousand_created_meetings_have_distinct_well_formed_codes(
+    options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let stack = spawn_stack(wide_pool(options, connect).await).await;
+    stack.set_org_limits(20_000, 100).await;
+    let token = stack.user_token(HOST).await;
+    let body = meeting_body("Volume");
+
+    let codes: Vec<String> = futures::stream::iter(0..10_000)
+        .map(|_| async {
+            let response = stack.create(&token, &body).await;
+            assert_eq!(response.status(), StatusCode::CREATED);
+            let body: Value = response.json().await.unwrap();
+            body["meeting_code"].as_str().unwrap().to_owned()
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+
+    assert_eq!(codes.len(), 10_000);
+    assert!(
+        codes
+            .iter()
+            .all(|c| c.len() == 12 && c.bytes().all(|b| b.is_ascii_alphanumeric()))
+    );
+    let distinct: HashSet<&String> = codes.iter().collect();
+    assert_eq!(distinct.len(), 10_000);
+    let stored: i64 = sqlx::query_scalar(
+        "select count(distinct meeting_code) from meetings where meeting_code ~ '^[0-9A-Za-z]{12}$'",
+    )
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 10_000);
+}

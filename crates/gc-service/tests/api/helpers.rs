@@ -1,0 +1,357 @@
+//! A real AC and a real GC on one test database, the tokens tests need, and readers for the
+//! database and `/metrics`.
+
+use std::time::Duration;
+
+use ac_service::config::MasterKey;
+use ac_service::seed::{self, SeedFile};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gc_service::config::Config;
+use gc_service::startup::Application;
+use reqwest::{Client, Response, StatusCode};
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct-horse-battery";
+/// Role `user`.
+pub const HOST: &str = "host@acme.test";
+/// Role `user`, another member of the same org.
+pub const MEMBER: &str = "member@acme.test";
+/// No role at all: may sign in, may not create meetings.
+pub const NO_ROLE: &str = "norole@acme.test";
+/// Role `org_admin` only.
+pub const ORG_ADMIN: &str = "orgadmin@acme.test";
+pub const GC_CLIENT: (&str, &str) = ("test-gc", "test-gc-secret-000001");
+pub const PUBLIC_BASE_URL: &str = "https://meet.example.test";
+pub const ISSUER: &str = "convene-ac";
+
+/// A server task that stops when this is dropped.
+pub struct Server {
+    pub base: String,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn serve<F>(run: impl FnOnce(oneshot::Receiver<()>) -> F) -> oneshot::Sender<()>
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(run(stopped));
+    stop
+}
+
+pub struct TestStack {
+    pub ac: Server,
+    pub gc: Server,
+    pub client: Client,
+    pub pool: PgPool,
+    pub org_id: Uuid,
+}
+
+/// Seeds an org (`acme`, default limits) with the users above and GC's service client, then
+/// starts AC and a GC that trusts it.
+pub async fn spawn_stack(pool: PgPool) -> TestStack {
+    let user = |email: &str, roles: Value| json!({"email": email, "password": PASSWORD, "display_name": "Someone", "roles": roles});
+    let file: SeedFile = serde_json::from_value(json!({
+        "service_clients": [{"client_id": GC_CLIENT.0, "client_secret": GC_CLIENT.1,
+            "service_type": "global-controller", "scopes": ["internal:meeting-token"]}],
+        "orgs": [{"slug": "acme", "name": "Acme", "users": [
+            user(HOST, json!(["user"])),
+            user(MEMBER, json!(["user"])),
+            user(NO_ROLE, json!([])),
+            user(ORG_ADMIN, json!(["org_admin"])),
+        ]}]
+    }))
+    .unwrap();
+    seed::apply(&pool, &file).await.unwrap();
+    let org_id = sqlx::query_scalar("select id from organizations where slug = 'acme'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+
+    let ac_app = ac_service::startup::Application::build(ac_config(), pool.clone())
+        .await
+        .unwrap();
+    let ac_base = format!("http://{}", ac_app.http_addr());
+    let ac_stop = serve(|stopped| {
+        ac_app.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+    })
+    .await;
+
+    let gc_app = Application::build(gc_config(&ac_base), pool.clone())
+        .await
+        .unwrap();
+    let gc_base = format!("http://{}", gc_app.http_addr());
+    let gc_stop = serve(|stopped| {
+        gc_app.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+    })
+    .await;
+
+    TestStack {
+        ac: Server {
+            base: ac_base,
+            _stop: ac_stop,
+        },
+        gc: Server {
+            base: gc_base,
+            _stop: gc_stop,
+        },
+        client: common::http_client(Duration::from_secs(30)).unwrap(),
+        pool,
+        org_id,
+    }
+}
+
+fn ac_config() -> ac_service::config::Config {
+    let mut key = [0u8; 32];
+    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut key).unwrap();
+    ac_service::config::Config {
+        database_url: "postgres://unused".into(),
+        db_max_connections: 5,
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        jwt_issuer: ISSUER.into(),
+        master_key: MasterKey::from_bytes(key.to_vec()).unwrap(),
+        user_token_ttl_secs: 3600,
+        service_token_ttl_secs: 3600,
+        meeting_token_ttl_secs: 900,
+        key_rotation_interval_secs: 30 * 24 * 3600,
+        key_refresh_interval_secs: 30,
+        // No JWKS cache, so a key a test adds to the database is published at once.
+        jwks_cache_ttl_ms: 0,
+        login_max_failures_per_account: 1000,
+        login_max_failures_per_ip: 1000,
+        login_failure_window_secs: 900,
+        trust_forwarded_for: false,
+    }
+}
+
+pub fn gc_config(ac_base: &str) -> Config {
+    Config {
+        database_url: "postgres://unused".into(),
+        db_max_connections: 5,
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        ac_url: ac_base.to_owned(),
+        jwt_issuer: ISSUER.into(),
+        public_base_url: PUBLIC_BASE_URL.into(),
+        trust_forwarded_for: false,
+        client_id: None,
+        client_secret: None,
+    }
+}
+
+impl TestStack {
+    pub fn gc_url(&self, path: &str) -> String {
+        format!("{}{}", self.gc.base, path)
+    }
+
+    /// A user token from AC's sign-in endpoint.
+    pub async fn user_token(&self, email: &str) -> String {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/auth/user/token", self.ac.base))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A service token from AC's client-credentials endpoint.
+    pub async fn service_token(&self, client: (&str, &str)) -> String {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/auth/service/token", self.ac.base))
+            .basic_auth(client.0, Some(client.1))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /api/v1/meetings` with a JSON body.
+    pub async fn create(&self, token: &str, body: &Value) -> Response {
+        self.create_with_key(token, body, None).await
+    }
+
+    pub async fn create_with_key(&self, token: &str, body: &Value, key: Option<&str>) -> Response {
+        let mut request = self
+            .client
+            .post(self.gc_url("/api/v1/meetings"))
+            .bearer_auth(token)
+            .json(body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn user_id(&self, email: &str) -> Uuid {
+        sqlx::query_scalar("select id from users where email = $1")
+            .bind(email)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn set_org_limits(&self, max_meetings: i32, max_participants: i32) {
+        sqlx::query(
+            "update organizations
+             set max_concurrent_meetings = $2, max_participants_per_meeting = $3
+             where id = $1",
+        )
+        .bind(self.org_id)
+        .bind(max_meetings)
+        .bind(max_participants)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    pub async fn meeting_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from meetings")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn live_meeting_count(&self) -> i32 {
+        sqlx::query_scalar("select live_meeting_count from organizations where id = $1")
+            .bind(self.org_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// The value of one series of GC's `/metrics` (0 when it does not exist yet).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = self
+            .client
+            .get(self.gc_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metric_value(&text, name, labels)
+    }
+
+    /// A key pair that AC publishes (as a retired key still in its publication window), so
+    /// tests can sign tokens GC accepts or refuses for exactly one reason, such as expiry.
+    pub async fn published_test_signer(&self) -> TestSigner {
+        let rng = SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let kid = format!("test-{}", Uuid::new_v4());
+        sqlx::query(
+            "insert into signing_keys (kid, public_key, private_key_ciphertext,
+                                       private_key_nonce, retired_at, publish_until)
+             values ($1, $2, '\\x00', '\\x000000000000000000000000', now(),
+                     now() + interval '1 hour')",
+        )
+        .bind(&kid)
+        .bind(pair.public_key().as_ref())
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        TestSigner {
+            kid,
+            key: jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
+        }
+    }
+}
+
+pub struct TestSigner {
+    pub kid: String,
+    key: jsonwebtoken::EncodingKey,
+}
+
+impl TestSigner {
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key).unwrap()
+    }
+}
+
+/// User-token claims as AC issues them, valid for an hour from now.
+pub fn user_claims(user_id: Uuid, org_id: Uuid, roles: &[&str]) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "iss": ISSUER, "aud": "convene-api", "token_type": "user",
+        "sub": user_id, "org_id": org_id, "roles": roles, "name": "Someone",
+        "jti": Uuid::new_v4(), "iat": now, "exp": now + 3600,
+    })
+}
+
+/// The token with its payload changed and its signature kept.
+pub fn tampered(token: &str, change: impl FnOnce(&mut Value)) -> String {
+    let mut parts = token.split('.');
+    let (header, payload, signature) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    change(&mut claims);
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+    format!("{header}.{payload}.{signature}")
+}
+
+/// Reads one series from Prometheus text; labels may appear in any order.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, series_labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let matches = series_name == name
+                && labels.iter().all(|(k, v)| {
+                    series_labels
+                        .split(',')
+                        .any(|l| l == format!("{k}=\"{v}\""))
+                });
+            matches.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .next()
+        .unwrap_or(0.0)
+}
+
+/// The `error.code` of an envelope, asserting the envelope shape on the way.
+pub async fn error_code(response: Response) -> String {
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(!message.is_empty());
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    body["error"]["code"].as_str().unwrap().to_owned()
+}
+
+pub fn meeting_body(name: &str) -> Value {
+    json!({ "display_name": name })
+}

@@ -1,0 +1,14 @@
+//! GC's integration tests: each test gets its own database (`#[sqlx::test]`), a real AC and a
+//! real GC on ephemeral ports, and talks to them over HTTP.
+
+// Helpers outside `#[test]` functions may fail loudly too: this whole crate is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod concurrency;
+mod create_meeting;
+mod helpers;
+mod idempotency;
+mod observability;
+mod storage;
+mod validation;

@@ -1,0 +1,105 @@
+//! What operators see: the create metrics, the HTTP envelope on unknown routes, the probes.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::helpers::{HOST, error_code, meeting_body, spawn_stack};
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn create_metrics_count_every_outcome_with_its_labels(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let token = stack.user_token(HOST).await;
+    let created = [("status", "success"), ("error_type", "none")];
+    let unauthorized = [("status", "error"), ("error_type", "unauthorized")];
+    let bad_request = [("status", "error"), ("error_type", "bad_request")];
+    let forbidden = [("status", "error"), ("error_type", "forbidden")];
+    let name = "gc_meetings_created_total";
+    let before = [
+        stack.metric(name, &created).await,
+        stack.metric(name, &unauthorized).await,
+        stack.metric(name, &bad_request).await,
+        stack.metric(name, &forbidden).await,
+    ];
+    stack.set_org_limits(1, 100).await;
+
+    assert_eq!(
+        stack.create(&token, &meeting_body("Ok")).await.status(),
+        201
+    );
+    assert_eq!(
+        stack.create("garbage", &meeting_body("No")).await.status(),
+        401
+    );
+    assert_eq!(stack.create(&token, &json!({"bad": 1})).await.status(), 400);
+    assert_eq!(
+        stack.create(&token, &meeting_body("Over")).await.status(),
+        403
+    );
+
+    let after = [
+        stack.metric(name, &created).await,
+        stack.metric(name, &unauthorized).await,
+        stack.metric(name, &bad_request).await,
+        stack.metric(name, &forbidden).await,
+    ];
+    for (i, (b, a)) in before.iter().zip(after).enumerate() {
+        assert_eq!(a - b, 1.0, "series {i}");
+    }
+    let histogram = "gc_meeting_creation_duration_seconds_count";
+    assert!(stack.metric(histogram, &[("status", "success")]).await >= 1.0);
+    assert!(stack.metric(histogram, &[("status", "error")]).await >= 3.0);
+    let bucket = stack
+        .metric(
+            "gc_meeting_creation_duration_seconds_bucket",
+            &[("status", "success"), ("le", "0.15")],
+        )
+        .await;
+    assert!(bucket >= 0.0);
+    let http = [
+        ("method", "POST"),
+        ("route", "/api/v1/meetings"),
+        ("status", "201"),
+    ];
+    assert!(stack.metric("gc_http_requests_total", &http).await >= 1.0);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn unknown_routes_and_wrong_methods_answer_with_the_envelope(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let response = stack
+        .client
+        .get(stack.gc_url("/api/v1/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(response).await, "NOT_FOUND");
+    let response = stack
+        .client
+        .delete(stack.gc_url("/api/v1/meetings"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(response).await, "METHOD_NOT_ALLOWED");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn health_probes_report_live_and_ready_with_database_and_keys(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let live = stack
+        .client
+        .get(stack.gc_url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    let ready = stack
+        .client
+        .get(stack.gc_url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+}

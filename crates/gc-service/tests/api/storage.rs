@@ -1,0 +1,276 @@
+//! The storage layer on its own: the live-meeting counter kept by triggers, code-collision
+//! retries, and the create statement's cost as meetings accumulate.
+
+use gc_service::db::meetings::{AuditContext, CREATE_MEETING_SQL};
+use gc_service::domain::idempotency::IdempotencyRecord;
+use gc_service::domain::meeting::{DisplayName, MeetingRequest, MeetingSettings, NewMeeting};
+use gc_service::domain::meeting_code::MeetingCode;
+use gc_service::domain::secret::JoinTokenSecret;
+use gc_service::error::Error;
+use gc_service::meetings::{Created, create_meeting_with_codes};
+use ring::rand::SystemRandom;
+use serde_json::Value;
+use sqlx::{Connection, PgPool};
+use uuid::Uuid;
+
+use crate::helpers::{HOST, TestStack, spawn_stack};
+
+fn new_meeting(stack: &TestStack, host: Uuid, code: &str) -> NewMeeting {
+    NewMeeting {
+        id: Uuid::now_v7(),
+        org_id: stack.org_id,
+        host_id: host,
+        request: MeetingRequest {
+            display_name: DisplayName::parse("Stored").unwrap(),
+            max_participants: None,
+            scheduled_start_time: None,
+            settings: MeetingSettings::default(),
+        },
+        code: MeetingCode::parse(code).unwrap(),
+        join_token_secret: JoinTokenSecret::generate(&SystemRandom::new()).unwrap(),
+        idempotency: None::<IdempotencyRecord>,
+    }
+}
+
+async fn exec(pool: &PgPool, sql: &'static str) -> Result<u64, sqlx::Error> {
+    sqlx::query(sql)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_live_counter_follows_ends_and_deletes_of_live_meetings(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let audit = AuditContext::default();
+    for code in ["AAAAAAAAAAA1", "AAAAAAAAAAA2", "AAAAAAAAAAA3"] {
+        let new = new_meeting(&stack, host, code);
+        create_meeting_with_codes(&stack.pool, new, &audit, || Err(Error::Internal("unused")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(stack.live_meeting_count().await, 3);
+
+    exec(&stack.pool, "update meetings set status = 'active', started_at = now() where meeting_code = 'AAAAAAAAAAA1'").await.unwrap();
+    assert_eq!(
+        stack.live_meeting_count().await,
+        3,
+        "scheduled -> active keeps the slot"
+    );
+    exec(&stack.pool, "update meetings set status = 'ended', ended_at = now() where meeting_code = 'AAAAAAAAAAA1'").await.unwrap();
+    assert_eq!(stack.live_meeting_count().await, 2);
+    exec(
+        &stack.pool,
+        "update meetings set display_name = 'Renamed' where meeting_code = 'AAAAAAAAAAA1'",
+    )
+    .await
+    .unwrap();
+    exec(
+        &stack.pool,
+        "delete from meetings where meeting_code = 'AAAAAAAAAAA1'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stack.live_meeting_count().await,
+        2,
+        "deleting an ended meeting frees nothing"
+    );
+    exec(
+        &stack.pool,
+        "delete from meetings where meeting_code = 'AAAAAAAAAAA2'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stack.live_meeting_count().await,
+        1,
+        "deleting a live meeting frees its slot"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn ended_meetings_cannot_be_reopened_nor_moved_to_another_org(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let new = new_meeting(&stack, host, "BBBBBBBBBBB1");
+    create_meeting_with_codes(&stack.pool, new, &AuditContext::default(), || {
+        Err(Error::Internal("unused"))
+    })
+    .await
+    .unwrap();
+    exec(
+        &stack.pool,
+        "insert into organizations (slug, name) values ('other', 'Other')",
+    )
+    .await
+    .unwrap();
+
+    let moved = exec(
+        &stack.pool,
+        "update meetings set org_id = (select id from organizations where slug = 'other')",
+    )
+    .await;
+    assert!(moved.is_err());
+    exec(
+        &stack.pool,
+        "update meetings set status = 'ended', ended_at = now()",
+    )
+    .await
+    .unwrap();
+    let reopened = exec(
+        &stack.pool,
+        "update meetings set status = 'scheduled', ended_at = null",
+    )
+    .await;
+    assert!(reopened.is_err());
+    assert_eq!(stack.live_meeting_count().await, 0);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let audit = AuditContext::default();
+    let taken = new_meeting(&stack, host, "TAKENTAKEN01");
+    create_meeting_with_codes(&stack.pool, taken, &audit, || {
+        Err(Error::Internal("unused"))
+    })
+    .await
+    .unwrap();
+
+    // The first code and the first replacement collide; the second replacement is free.
+    let mut replacements = vec!["FRESHFRESH01", "TAKENTAKEN01"];
+    let new = new_meeting(&stack, host, "TAKENTAKEN01");
+    let created = create_meeting_with_codes(&stack.pool, new, &audit, || {
+        Ok(MeetingCode::parse(replacements.pop().unwrap()).unwrap())
+    })
+    .await
+    .unwrap();
+    let Created::New(meeting) = created else {
+        panic!("expected a new meeting")
+    };
+    assert_eq!(meeting.code.as_str(), "FRESHFRESH01");
+    assert_eq!(stack.live_meeting_count().await, 2);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn three_collisions_in_a_row_give_up_with_code_collision_and_store_nothing(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let audit = AuditContext::default();
+    let taken = new_meeting(&stack, host, "TAKENTAKEN01");
+    create_meeting_with_codes(&stack.pool, taken, &audit, || {
+        Err(Error::Internal("unused"))
+    })
+    .await
+    .unwrap();
+
+    let mut draws = 0;
+    let new = new_meeting(&stack, host, "TAKENTAKEN01");
+    let result = create_meeting_with_codes(&stack.pool, new, &audit, || {
+        draws += 1;
+        Ok(MeetingCode::parse("TAKENTAKEN01").unwrap())
+    })
+    .await;
+    assert!(matches!(result, Err(Error::CodeCollision(3))), "{result:?}");
+    assert_eq!(
+        draws, 2,
+        "three attempts: the first code and two replacements"
+    );
+    let api = result.unwrap_err().to_api_error();
+    assert_eq!(api.message, "internal error");
+    assert_eq!(stack.meeting_count().await, 1);
+    assert_eq!(stack.live_meeting_count().await, 1);
+}
+
+/// Buffers the create statement touches, read from its plan: executed twice on one connection
+/// (the first run of a session also loads catalogs and compiles the trigger) and measured the
+/// second time, in a transaction that is rolled back. `probe` is 11 characters.
+async fn create_statement_buffers(stack: &TestStack, host: Uuid, probe: &str) -> (u64, Value) {
+    let mut conn = stack.pool.acquire().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "prepare {probe} as {CREATE_MEETING_SQL}"
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let mut plan = Value::Null;
+    for run in 1..=2 {
+        plan = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "explain (analyze, buffers, format json) execute {probe}(
+                gen_random_uuid(), '{org}', '{host}', '{probe}{run}', 'Probe', null,
+                true, false, true, true, false, false, false,
+                decode(md5('a') || md5('b'), 'hex'), null, null, null, '127.0.0.1', 'probe')",
+            org = stack.org_id,
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.rollback().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("deallocate {probe}")))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let root = &plan[0]["Plan"];
+    let blocks = ["Shared Hit Blocks", "Shared Read Blocks"]
+        .iter()
+        .map(|k| root[*k].as_u64().unwrap_or(0))
+        .sum();
+    (blocks, plan)
+}
+
+fn scans_meetings(node: &Value) -> bool {
+    let is_scan = node["Relation Name"] == "meetings" && node["Node Type"] != "ModifyTable";
+    let is_aggregate = node["Node Type"] == "Aggregate";
+    is_scan
+        || is_aggregate
+        || node["Plans"]
+            .as_array()
+            .is_some_and(|children| children.iter().any(scans_meetings))
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_create_statement_costs_the_same_with_20000_meetings_in_the_org(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    stack.set_org_limits(100_000, 100).await;
+    let (empty, _) = create_statement_buffers(&stack, host, "emptyprobe0").await;
+
+    sqlx::query(
+        "insert into meetings (org_id, host_id, meeting_code, display_name, max_participants,
+                               join_token_secret, status, ended_at)
+         select $1, $2, substr(md5(i::text), 1, 12), 'Bulk', 10,
+                decode(md5(i::text) || md5(i::text), 'hex'),
+                case when i % 2 = 0 then 'ended' else 'scheduled' end,
+                case when i % 2 = 0 then now() end
+         from generate_series(1, 20000) i",
+    )
+    .bind(stack.org_id)
+    .bind(host)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    // What autovacuum does in production: the bulk insert above updated the org row 10,000
+    // times in one transaction.
+    sqlx::raw_sql("vacuum analyze organizations, meetings")
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(stack.live_meeting_count().await, 10_000);
+
+    let (full, plan) = create_statement_buffers(&stack, host, "fullprobe00").await;
+    assert!(
+        !scans_meetings(&plan[0]["Plan"]),
+        "the create must not read other meetings: {plan}"
+    );
+    // Index descents get at most a level or two deeper; counting the org's meetings would touch
+    // hundreds of pages.
+    assert!(
+        full <= empty + 8,
+        "buffers with 0 meetings: {empty}, with 20000: {full}"
+    );
+}

@@ -1,0 +1,96 @@
+//! Strict parsing and field rules of `POST /api/v1/meetings`: every bad request is a 400 (or
+//! 413) envelope and creates nothing.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::helpers::{HOST, error_code, spawn_stack};
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn max_participants_outside_2_to_the_org_limit_is_a_400_not_a_cap(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let token = stack.user_token(HOST).await;
+    stack.set_org_limits(10, 50).await;
+    for n in [51, 1, 0, -3] {
+        let body = json!({"display_name": "Too many", "max_participants": n});
+        let response = stack.create(&token, &body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{n}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "BAD_REQUEST");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("max_participants")
+        );
+    }
+    let response = stack
+        .create(
+            &token,
+            &json!({"display_name": "Edge", "max_participants": 50}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(stack.meeting_count().await, 1);
+    assert_eq!(stack.live_meeting_count().await, 1);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn bad_bodies_get_a_400_envelope_never_a_plain_text_rejection(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let token = stack.user_token(HOST).await;
+    let cases: [(Option<&str>, &str); 10] = [
+        (
+            Some("application/json"),
+            r#"{"display_name": "a", "extra": 1}"#,
+        ),
+        (Some("application/json"), r#"{"display_name": 42}"#),
+        (
+            Some("application/json"),
+            r#"{"display_name": "a", "settings": {"x": true}}"#,
+        ),
+        (Some("application/json"), r#"{"display_name": "a""#),
+        (Some("application/json"), r#"["a"]"#),
+        (Some("application/json"), r#"{"display_name": "   "}"#),
+        (Some("application/json"), r#"{}"#),
+        (Some("text/plain"), r#"{"display_name": "a"}"#),
+        (Some("application/x-www-form-urlencoded"), "display_name=a"),
+        (None, r#"{"display_name": "a"}"#),
+    ];
+    for (content_type, body) in cases {
+        let mut request = stack
+            .client
+            .post(stack.gc_url("/api/v1/meetings"))
+            .bearer_auth(&token)
+            .body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::BAD_REQUEST,
+            "{content_type:?} {body}"
+        );
+        assert_eq!(
+            error_code(response).await.as_str(),
+            if content_type == Some("application/json") {
+                "BAD_REQUEST"
+            } else {
+                "UNSUPPORTED_MEDIA_TYPE"
+            }
+        );
+    }
+    assert_eq!(stack.meeting_count().await, 0);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_oversized_body_gets_a_413_envelope(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let token = stack.user_token(HOST).await;
+    let big = json!({"display_name": "x".repeat(100 * 1024)});
+    let response = stack.create(&token, &big).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(response).await, "PAYLOAD_TOO_LARGE");
+}
