@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::json::JsonObject;
 
 /// Largest JSON body any Convene endpoint accepts.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
@@ -45,20 +46,23 @@ where
     }
 }
 
-/// Parses a JSON body, describing what is wrong without echoing the body back.
+/// Parses a JSON body that must be an object (serde would otherwise take an array of a
+/// struct's fields in order), describing what is wrong without echoing the body back.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|error| {
-        use serde_json::error::Category;
-        let message = match error.classify() {
-            Category::Data => format!("invalid request body: {error}"),
-            Category::Syntax | Category::Eof | Category::Io => format!(
-                "malformed JSON at line {} column {}",
-                error.line(),
-                error.column()
-            ),
-        };
-        ApiError::bad_request(message)
-    })
+    serde_json::from_slice::<JsonObject<T>>(bytes)
+        .map(|JsonObject(value)| value)
+        .map_err(|error| {
+            use serde_json::error::Category;
+            let message = match error.classify() {
+                Category::Data => format!("invalid request body: {error}"),
+                Category::Syntax | Category::Eof | Category::Io => format!(
+                    "malformed JSON at line {} column {}",
+                    error.line(),
+                    error.column()
+                ),
+            };
+            ApiError::bad_request(message)
+        })
 }
 
 fn has_json_content_type(req: &Request) -> bool {
@@ -91,7 +95,7 @@ pub async fn method_not_allowed() -> ApiError {
 /// scan of random URLs cannot blow up the number of series.
 pub async fn track_metrics(prefix: &'static str, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -104,6 +108,22 @@ pub async fn track_metrics(prefix: &'static str, req: Request, next: Next) -> Re
     metrics::histogram!(format!("{prefix}_http_request_duration_seconds"), &labels)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a metric label. Only the standard methods get their own series: a client can
+/// send any token as a method, and each would otherwise become a new series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 /// Renders the Prometheus text for `GET /metrics`.
@@ -176,6 +196,15 @@ mod tests {
         assert!(err.message.starts_with("malformed JSON"));
         let err = parse_json::<Body>(br#"{"name":5}"#).unwrap_err();
         assert!(err.message.contains("invalid type"));
+        let err = parse_json::<Body>(br#"["a"]"#).unwrap_err();
+        assert!(err.message.contains("expected a JSON object"));
+    }
+
+    #[test]
+    fn nonstandard_methods_share_one_metric_label() {
+        let custom = axum::http::Method::from_bytes(b"FOOBARBAZ").unwrap();
+        assert_eq!(method_label(&custom), "OTHER");
+        assert_eq!(method_label(&axum::http::Method::PATCH), "PATCH");
     }
 
     #[test]

@@ -7,12 +7,13 @@
 //! - [`service_token`]: the OAuth2 client-credentials client a service uses to call another.
 //! - [`error`]: the error envelope and the shared error codes, with their HTTP and gRPC mapping.
 //! - [`http`]: axum pieces every HTTP service needs (strict JSON, fallbacks, HTTP metrics,
-//!   graceful shutdown).
+//!   graceful shutdown); [`json`] refuses a JSON array where an object is expected.
 //! - [`telemetry`] and [`metrics`]: logs, traces and the Prometheus recorder.
 //! - [`proto`]: the generated gRPC types of `proto/`.
 
 pub mod error;
 pub mod http;
+pub mod json;
 pub mod jwks;
 pub mod jwt;
 pub mod metrics;

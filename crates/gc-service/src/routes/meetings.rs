@@ -20,7 +20,6 @@ use crate::domain::meeting_code::MeetingCode;
 use crate::domain::secret::JoinTokenSecret;
 use crate::error::Error;
 use crate::meetings::Created;
-use crate::routes::json::{self, JsonObject};
 use crate::routes::meeting_object::MeetingResponse;
 use crate::startup::AppState;
 
@@ -38,7 +37,7 @@ pub struct CreateMeetingRequest {
     pub max_participants: Option<i32>,
     #[serde(default)]
     pub scheduled_start_time: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "json::optional_object")]
+    #[serde(default, deserialize_with = "common::json::optional_object")]
     pub settings: Option<SettingsRequest>,
 }
 
@@ -121,7 +120,7 @@ pub async fn create_meeting(
     AuthenticatedUser(claims): AuthenticatedUser,
     client: ClientInfo,
     headers: HeaderMap,
-    StrictJson(JsonObject(body)): StrictJson<JsonObject<CreateMeetingRequest>>,
+    StrictJson(body): StrictJson<CreateMeetingRequest>,
 ) -> Result<Response, Error> {
     let request = body.into_domain()?;
     let idempotency = idempotency_key(&headers)?.map(|key| IdempotencyRecord {
@@ -181,9 +180,9 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<MeetingRequest, String> {
-        parse_json::<JsonObject<CreateMeetingRequest>>(body.as_bytes())
+        parse_json::<CreateMeetingRequest>(body.as_bytes())
             .map_err(|e| e.message.to_string())
-            .and_then(|JsonObject(r)| r.into_domain().map_err(|e| e.to_string()))
+            .and_then(|r| r.into_domain().map_err(|e| e.to_string()))
     }
 
     #[test]
@@ -259,8 +258,7 @@ mod tests {
             "null",
             "",
         ] {
-            let error =
-                parse_json::<JsonObject<CreateMeetingRequest>>(body.as_bytes()).unwrap_err();
+            let error = parse_json::<CreateMeetingRequest>(body.as_bytes()).unwrap_err();
             assert_eq!(error.code, ErrorCode::BadRequest, "{body}");
         }
     }

@@ -17,7 +17,6 @@ use crate::metrics::record_create_outcome;
 use crate::startup::AppState;
 
 pub mod health;
-pub mod json;
 pub mod meeting_object;
 pub mod meetings;
 

@@ -1,4 +1,4 @@
-//! JSON objects only. serde's derived `Deserialize` for a struct also accepts a JSON array of
+//! JSON objects only, for strict request parsing (see `http::StrictJson`). serde's derived `Deserialize` for a struct also accepts a JSON array of
 //! its fields in declaration order (`["Standup", 10]`), which strict parsing must not: a body
 //! or a nested object the API documents as an object is refused (400) in any other shape.
 
