@@ -49,7 +49,12 @@ cargo bench --quiet -p gc-service --bench create_load --no-run 2>/dev/null
 LOAD="$(find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name 'create_load-*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)"
 BIN="$CARGO_TARGET_DIR/release"
 
-sql() { psql -qAtX -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
+# Each argument is run as its own command (VACUUM cannot share a transaction with others).
+sql() {
+  local args=()
+  for statement in "$@"; do args+=(-c "$statement"); done
+  psql -qAtX -v ON_ERROR_STOP=1 "$DB_URL" "${args[@]}"
+}
 
 psql -q "$ADMIN_URL" -c 'drop database if exists convene_bench with (force)' >/dev/null
 psql -q "$ADMIN_URL" -c 'create database convene_bench' >/dev/null
@@ -100,9 +105,9 @@ wait_ready() {
 # Removes what a run created, so each run starts from the same stored state. Deleting live
 # meetings gives their slots back through the triggers.
 reset_runs() {
-  sql "delete from audit_logs where user_agent is distinct from 'bench-fixture';
-       delete from meetings where display_name in ('load test', 'pgbench');
-       vacuum analyze meetings; vacuum analyze audit_logs; vacuum analyze organizations;"
+  sql "delete from audit_logs where user_agent is distinct from 'bench-fixture'" \
+    "delete from meetings where display_name in ('load test', 'pgbench')" \
+    "vacuum analyze meetings" "vacuum analyze audit_logs" "vacuum analyze organizations"
 }
 
 load_run() { # clients
@@ -133,8 +138,10 @@ phase() { # label
   done
 }
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(psql -AtX "$DB_URL" -c 'show server_version') "\
-"fsync=$(psql -AtX "$DB_URL" -c 'show fsync') synchronous_commit=$(psql -AtX "$DB_URL" -c 'show synchronous_commit')"
+pg_show() { psql -AtX "$DB_URL" -c "show $1"; }
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB;" \
+  "PostgreSQL $(pg_show server_version) fsync=$(pg_show fsync)" \
+  "synchronous_commit=$(pg_show synchronous_commit)"
 phase "empty database"
 
 convene_log "storing $STORED meetings of the bench org (a fifth live, the rest ended)"
@@ -146,11 +153,10 @@ sql "insert into meetings (org_id, host_id, meeting_code, display_name, status, 
             decode(md5(i::text) || md5((i + 1)::text), 'hex'),
             now() - interval '1 day', now() - interval '1 day',
             case when i % 5 = 0 then null else now() - interval '23 hours' end
-     from generate_series(1, $STORED) as i;
-     insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
+     from generate_series(1, $STORED) as i" \
+  "insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
                              details, user_agent)
      select org_id, host_id::text, 'user', 'meeting_created', 'meeting', id::text, '{}',
             'bench-fixture'
-     from meetings;
-     vacuum analyze;"
+     from meetings" "vacuum analyze"
 phase "$STORED meetings stored"
