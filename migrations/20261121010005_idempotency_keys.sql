@@ -29,3 +29,7 @@ create table idempotency_keys
 
 -- Lets GC's janitor delete expired keys without scanning the table.
 create index idempotency_keys_created_at_idx on idempotency_keys (created_at);
+
+-- Deleting a meeting (the retention job) cascades here; without this index every deleted
+-- meeting would scan the table.
+create index idempotency_keys_meeting_id_idx on idempotency_keys (meeting_id);

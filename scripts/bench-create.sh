@@ -110,12 +110,17 @@ reset_runs() {
     "vacuum analyze meetings" "vacuum analyze audit_logs" "vacuum analyze organizations"
 }
 
+# A checkpoint before each run, so flushing the previous step's writes is not measured.
+checkpoint() { psql -qAtX "$ADMIN_URL" -c checkpoint; }
+
 load_run() { # clients
+  checkpoint
   "$LOAD" --url "http://127.0.0.1:$GC_PORT" --token "$TOKEN" --concurrency "$1" \
     --duration-secs "$DURATION"
 }
 
 pgbench_run() { # clients
+  checkpoint
   pgbench -n -M prepared -c "$1" -j 2 -T "$DURATION" -D "org_id=$ORG_ID" -D "host_id=$HOST_ID" \
     -f crates/gc-service/benches/create_meeting.pgbench.sql "$DB_URL" 2>&1 |
     grep -E '^(tps|latency average|number of failed)'

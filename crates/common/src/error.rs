@@ -179,6 +179,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.http_status();
         let mut response = (status, axum::Json(self.envelope())).into_response();
+        // Middleware (metrics, access logs) reads the code from here instead of the body.
+        response.extensions_mut().insert(self.code);
         let headers = response.headers_mut();
         if self.code == ErrorCode::Unauthorized {
             headers.insert(
@@ -215,6 +217,10 @@ mod tests {
         let response =
             ApiError::new(ErrorCode::OrgMeetingLimitReached, "limit reached").into_response();
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.extensions().get::<ErrorCode>(),
+            Some(&ErrorCode::OrgMeetingLimitReached)
+        );
         let body = body_json(response).await;
         assert_eq!(
             body,

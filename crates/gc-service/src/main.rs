@@ -43,7 +43,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("cannot connect to PostgreSQL (DATABASE_URL)")?;
     // Safe with many replicas starting at once: sqlx holds an advisory lock while migrating.
-    db::MIGRATOR
+    // Migrations this build does not know were applied by a newer release: during a rolling
+    // deploy an older replica must still start.
+    let mut migrator = db::migrator();
+    migrator.set_ignore_missing(true);
+    migrator
         .run(&pool)
         .await
         .context("database migration failed")?;

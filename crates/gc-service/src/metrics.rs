@@ -101,10 +101,17 @@ pub async fn record_create_outcome(req: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!(MEETING_CREATION_DURATION_SECONDS, "status" => outcome).record(elapsed);
     if !status.is_success() {
+        // error_type is the bounded metric label; the code tells apart refusals that share one
+        // (ORG_MEETING_LIMIT_REACHED and a missing role are both `forbidden`).
+        let error_code = response
+            .extensions()
+            .get::<common::error::ErrorCode>()
+            .map_or("", |code| code.as_str());
         span.in_scope(|| {
             tracing::warn!(
                 http_status = status.as_u16(),
                 error_type,
+                error_code,
                 "meeting creation failed"
             );
         });

@@ -14,7 +14,9 @@ pub mod meetings;
 
 /// The migrations of the whole platform (AC's and GC's share one database), embedded at compile
 /// time; `build.rs` makes a new file trigger a rebuild.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("../../migrations")
+}
 
 /// Opens the pool. Waiting for a connection is bounded so an exhausted pool answers 503 quickly
 /// instead of piling requests up.

@@ -31,6 +31,31 @@ pub enum ValidationError {
     ConflictingWaitingRoom,
     #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
     InvalidIdempotencyKey,
+    #[error("scheduled_start_time must not be in the past")]
+    ScheduledStartInPast,
+    #[error("scheduled_start_time must be within a year from now")]
+    ScheduledStartTooFar,
+}
+
+/// How far in the past a start time may lie: clients' clocks drift, and "now" written by a
+/// client arrives a little late.
+const SCHEDULED_START_PAST_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// How far ahead a meeting may be scheduled. A scheduled meeting holds one of the org's
+/// concurrent-meeting slots until it expires, so a far-future one would hold it for years.
+const SCHEDULED_START_HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(366);
+
+/// Checks a requested start time against `now` (the server's clock).
+pub fn check_scheduled_start(
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ValidationError> {
+    if start < now - SCHEDULED_START_PAST_TOLERANCE {
+        return Err(ValidationError::ScheduledStartInPast);
+    }
+    if start > now + SCHEDULED_START_HORIZON {
+        return Err(ValidationError::ScheduledStartTooFar);
+    }
+    Ok(start)
 }
 
 /// A meeting's name as people see it: trimmed, 1–255 characters, and no control characters
@@ -206,6 +231,22 @@ pub struct Meeting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheduled_start_times_must_lie_between_a_few_minutes_ago_and_a_year_ahead() {
+        let now = Utc::now();
+        let minute = chrono::TimeDelta::minutes(1);
+        assert!(check_scheduled_start(now - minute * 4, now).is_ok());
+        assert!(check_scheduled_start(now + chrono::TimeDelta::days(365), now).is_ok());
+        assert_eq!(
+            check_scheduled_start(now - minute * 6, now),
+            Err(ValidationError::ScheduledStartInPast)
+        );
+        assert_eq!(
+            check_scheduled_start(now + chrono::TimeDelta::days(367), now),
+            Err(ValidationError::ScheduledStartTooFar)
+        );
+    }
 
     #[test]
     fn display_names_are_trimmed() {

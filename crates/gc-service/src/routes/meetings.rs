@@ -15,6 +15,7 @@ use crate::db::meetings::AuditContext;
 use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord, RequestHash};
 use crate::domain::meeting::{
     DisplayName, MaxParticipants, MeetingRequest, MeetingSettings, SettingsChange, ValidationError,
+    check_scheduled_start,
 };
 use crate::domain::meeting_code::MeetingCode;
 use crate::domain::secret::JoinTokenSecret;
@@ -84,7 +85,8 @@ impl SettingsRequest {
 }
 
 impl CreateMeetingRequest {
-    pub fn into_domain(self) -> Result<MeetingRequest, ValidationError> {
+    /// `now` is the server's clock, against which a scheduled start time is checked.
+    pub fn into_domain(self, now: DateTime<Utc>) -> Result<MeetingRequest, ValidationError> {
         let change = self.settings.unwrap_or_default().into_change()?;
         Ok(MeetingRequest {
             display_name: DisplayName::parse(&self.display_name)?,
@@ -92,7 +94,10 @@ impl CreateMeetingRequest {
                 .max_participants
                 .map(MaxParticipants::parse)
                 .transpose()?,
-            scheduled_start_time: self.scheduled_start_time,
+            scheduled_start_time: self
+                .scheduled_start_time
+                .map(|start| check_scheduled_start(start, now))
+                .transpose()?,
             settings: MeetingSettings::default().apply(change),
         })
     }
@@ -122,7 +127,7 @@ pub async fn create_meeting(
     headers: HeaderMap,
     StrictJson(body): StrictJson<CreateMeetingRequest>,
 ) -> Result<Response, Error> {
-    let request = body.into_domain()?;
+    let request = body.into_domain(Utc::now())?;
     let idempotency = idempotency_key(&headers)?.map(|key| IdempotencyRecord {
         request_hash: RequestHash::of_create(&request),
         key,
@@ -179,10 +184,12 @@ mod tests {
 
     use super::*;
 
+    /// Parses as the handler would on 2029-12-01, a month before the start times used below.
     fn parse(body: &str) -> Result<MeetingRequest, String> {
+        let now = Utc.with_ymd_and_hms(2029, 12, 1, 0, 0, 0).unwrap();
         parse_json::<CreateMeetingRequest>(body.as_bytes())
             .map_err(|e| e.message.to_string())
-            .and_then(|r| r.into_domain().map_err(|e| e.to_string()))
+            .and_then(|r| r.into_domain(now).map_err(|e| e.to_string()))
     }
 
     #[test]

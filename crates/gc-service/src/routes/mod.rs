@@ -24,6 +24,8 @@ pub fn router(state: AppState) -> Router {
     // Layers run outside-in in the reverse order of these calls: outcome metrics and span,
     // then authentication, then the role check, then the handler (which reads the body).
     let create = post(meetings::create_meeting)
+        // Innermost, so a panic is still a counted create failure (error_type internal).
+        .route_layer(CatchPanicLayer::custom(panic_response))
         .route_layer(from_fn(require_meeting_creator))
         .route_layer(from_fn_with_state(state.clone(), require_user_auth))
         .route_layer(from_fn(record_create_outcome));
@@ -37,13 +39,17 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .fallback(common::http::not_found)
         .method_not_allowed_fallback(common::http::method_not_allowed)
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn(|req, next| {
             common::http::track_metrics("gc", req, next)
         }))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("handler panicked");
-            ApiError::internal().into_response()
-        }))
         .with_state(state)
+}
+
+/// A panic is a bug: log it and answer the generic 500, inside the metrics layers so the
+/// failure is counted.
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    tracing::error!("handler panicked");
+    ApiError::internal().into_response()
 }

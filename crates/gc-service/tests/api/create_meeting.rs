@@ -1,5 +1,6 @@
 //! `POST /api/v1/meetings`: what a create stores and answers, and every way it can fail.
 
+use chrono::Timelike;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -120,16 +121,22 @@ async fn the_path_with_a_trailing_slash_creates_too_without_a_redirect(pool: PgP
 async fn create_applies_requested_settings_limit_start_time_and_the_lock_room_alias(pool: PgPool) {
     let stack = spawn_stack(pool).await;
     let token = stack.user_token(HOST).await;
+    let start = (chrono::Utc::now() + chrono::TimeDelta::days(30))
+        .with_nanosecond(0)
+        .unwrap();
     let body = json!({
         "display_name": "Board", "max_participants": 12,
-        "scheduled_start_time": "2030-01-01T09:00:00Z",
+        "scheduled_start_time": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "settings": {"lock_room": false, "recording_enabled": true, "allow_guests": true}
     });
     let response = stack.create(&token, &body).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["max_participants"], 12);
-    assert_eq!(body["scheduled_start_time"], "2030-01-01T09:00:00Z");
+    assert_eq!(
+        body["scheduled_start_time"],
+        start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
     assert_eq!(body["settings"]["waiting_room_enabled"], false);
     assert_eq!(body["settings"]["recording_enabled"], true);
     assert_eq!(body["settings"]["allow_guests"], true);

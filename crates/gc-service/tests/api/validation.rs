@@ -94,3 +94,24 @@ async fn an_oversized_body_gets_a_413_envelope(pool: PgPool) {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(response).await, "PAYLOAD_TOO_LARGE");
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn scheduled_start_times_in_the_past_or_beyond_a_year_are_refused(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let token = stack.user_token(HOST).await;
+    let now = chrono::Utc::now();
+    for start in [
+        now - chrono::TimeDelta::hours(1),
+        now + chrono::TimeDelta::days(400),
+    ] {
+        let body = json!({"display_name": "Later", "scheduled_start_time": start.to_rfc3339()});
+        let response = stack.create(&token, &body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{start}");
+        assert_eq!(error_code(response).await, "BAD_REQUEST");
+    }
+    let tomorrow = now + chrono::TimeDelta::days(1);
+    let body = json!({"display_name": "Tomorrow", "scheduled_start_time": tomorrow.to_rfc3339()});
+    let response = stack.create(&token, &body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(stack.meeting_count().await, 1);
+}
