@@ -83,6 +83,8 @@ pub async fn record_create_outcome(req: Request, next: Next) -> Response {
         idempotency_key = Empty,
         replayed = Empty,
     );
+    // A caller that sent a W3C `traceparent` sees this create as part of its trace.
+    common::telemetry::adopt_trace_context(&span, req.headers());
     let started = Instant::now();
     let response = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed().as_secs_f64();
