@@ -35,6 +35,12 @@ create table organizations
     updated_at                   timestamptz not null default now()
 );
 
+-- `updated_at` records changes an operator made (through the admin API or the seed), so the
+-- trigger watches only those columns. GC's `live_meeting_count` (migration 20261121010001),
+-- bumped by trigger on every meeting created or ended, must not rewrite it: that is the hot
+-- path, and it would make `updated_at` say nothing. A column added later that an operator
+-- edits must be added to this list.
 create trigger organizations_set_updated_at
-    before update on organizations
+    before update of slug, name, max_concurrent_meetings, max_participants_per_meeting, is_active
+    on organizations
     for each row execute function set_updated_at();

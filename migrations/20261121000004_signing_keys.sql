@@ -1,5 +1,11 @@
 -- Signing keys: the Ed25519 key pairs AC signs every JWT with. AC is the only signer in Convene,
 -- and every replica of AC must sign with, and publish, the same keys; so they live here.
+--
+-- Each key signs during one interval of time, [activates_at, retired_at). A rotation publishes
+-- the next key before it signs: it is inserted with `activates_at` in the future (AC's
+-- activation delay), and the current key's `retired_at` is set to that same moment. Verifiers
+-- that fetch the key set in between already know the next key when its first token arrives.
+-- All times come from the database's clock, the one clock every replica shares.
 
 create table signing_keys
 (
@@ -19,16 +25,25 @@ create table signing_keys
 
     created_at              timestamptz not null default now(),
 
-    -- Null for the one active key, set when a rotation replaces it.
+    -- When the key starts signing. Until then it is published but unused ("pending").
+    activates_at            timestamptz not null default now(),
+
+    -- When the key stops signing: the moment its successor activates, so it may lie in the
+    -- future while the successor is pending. Null for the newest key, which has no successor.
     retired_at              timestamptz,
 
-    -- How long a retired key stays in the JWKS: until every token it signed has expired
-    -- (retirement + the longest token lifetime + a safety margin).
+    -- How long the key stays in the JWKS once retired: until every token it signed has expired
+    -- (retirement + the longest token lifetime + a safety margin). AC deletes the row after
+    -- this, so retired private keys do not outlive their use.
     publish_until           timestamptz,
 
-    check ((retired_at is null) = (publish_until is null))
-);
+    check ((retired_at is null) = (publish_until is null)),
+    check (retired_at is null or retired_at >= activates_at),
 
--- At most one active key, whatever races between replicas: rotation retires the old key and
--- inserts the new one in one transaction, and this index refuses a second active row.
-create unique index signing_keys_one_active_key on signing_keys ((true)) where retired_at is null;
+    -- At any instant at most one key signs, whatever races between replicas: the signing
+    -- intervals may touch but never overlap. This also allows at most one key without a
+    -- successor (two open-ended intervals always overlap), so a rotation must end the newest
+    -- key's interval exactly where the next one's begins, in one transaction.
+    constraint signing_keys_one_signer_at_a_time
+        exclude using gist (tstzrange(activates_at, retired_at) with &&)
+);

@@ -7,7 +7,12 @@ use std::borrow::Cow;
 use axum::response::{IntoResponse, Response};
 use common::error::{ApiError, ErrorCode};
 
+use crate::domain::password::HashError;
 use crate::domain::validation::ValidationError;
+
+/// What a caller turned away by a full [`Hasher`](crate::domain::password::Hasher) is told to
+/// wait: slots free up within tens of milliseconds, so a second is plenty.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcError {
@@ -44,6 +49,10 @@ pub enum AcError {
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
 
+    /// Every hashing slot stayed taken; answered with 503 and `Retry-After`.
+    #[error("too busy to hash, retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
+
     /// An error already shaped for the client (e.g. a body that failed to parse).
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -58,6 +67,17 @@ pub enum AcError {
 impl From<ValidationError> for AcError {
     fn from(error: ValidationError) -> Self {
         AcError::BadRequest(error.to_string().into())
+    }
+}
+
+impl From<HashError> for AcError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Busy => AcError::Busy {
+                retry_after_secs: BUSY_RETRY_AFTER_SECS,
+            },
+            HashError::Failed(error) => AcError::Internal(error),
+        }
     }
 }
 
@@ -78,6 +98,10 @@ impl AcError {
             AcError::Conflict(message) => ApiError::conflict(*message),
             AcError::RateLimited { retry_after_secs } => ApiError::rate_limited(*retry_after_secs),
             AcError::Unavailable(_) => ApiError::unavailable(),
+            AcError::Busy { retry_after_secs } => ApiError {
+                retry_after_secs: Some(*retry_after_secs),
+                ..ApiError::unavailable()
+            },
             AcError::Api(error) => error.clone(),
             AcError::Database(_) | AcError::Internal(_) => ApiError::internal(),
         }
@@ -95,6 +119,11 @@ impl IntoResponse for AcError {
             }
             AcError::Unavailable(error) => {
                 tracing::warn!(error = format!("{error:#}"), "dependency unavailable")
+            }
+            // Counted rather than logged at warn: under a flood this fires for every request.
+            AcError::Busy { .. } => {
+                crate::metrics::hash_busy();
+                tracing::debug!("no hashing capacity free")
             }
             _ => {}
         }
@@ -127,6 +156,13 @@ mod tests {
     }
 
     #[test]
+    fn a_full_hasher_answers_503_with_retry_after() {
+        let response = AcError::from(HashError::Busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+    }
+
+    #[test]
     fn each_variant_maps_to_its_status() {
         let cases = [
             (AcError::BadRequest("x".into()), StatusCode::BAD_REQUEST),
@@ -144,6 +180,12 @@ mod tests {
             ),
             (
                 AcError::Unavailable(anyhow::anyhow!("db")),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                AcError::Busy {
+                    retry_after_secs: 1,
+                },
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
         ];

@@ -8,10 +8,12 @@
 //! never fall back to development credentials: those exist only in the seed file.
 //!
 //! Flow: [`config`] → [`startup::Application`] (routes in [`routes`], rules in [`domain`], SQL in
-//! [`db`], key custody in [`keys`], token minting in [`tokens`]). [`seed`] loads development data.
+//! [`db`], key custody in [`keys`], token minting in [`tokens`], rate-limited and
+//! capacity-bounded password checks in [`credential_check`]). [`seed`] loads development data.
 
 pub mod auth;
 pub mod config;
+pub mod credential_check;
 pub mod db;
 pub mod domain;
 pub mod error;

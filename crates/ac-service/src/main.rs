@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ac_service::config::Config;
+use ac_service::config::{Config, Safeguards};
 use ac_service::startup::Application;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Migrate the database, then serve the HTTP API (the default).
-    Serve(Box<Config>),
+    Serve(Box<Serve>),
     /// Apply the database migrations and exit.
     Migrate(Database),
     /// Create or update the clients, orgs and users of a seed file (development only).
@@ -32,6 +32,16 @@ enum Command {
         #[arg(long)]
         file: PathBuf,
     },
+}
+
+/// `Config` and `Safeguards` together are the settings of `serve`.
+#[derive(Parser)]
+#[command(about = "Run the auth controller's HTTP API")]
+struct Serve {
+    #[command(flatten)]
+    config: Config,
+    #[command(flatten)]
+    safeguards: Safeguards,
 }
 
 #[derive(Args)]
@@ -45,10 +55,10 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = common::telemetry::init("ac-service")?;
     let command = match Cli::parse().command {
         Some(command) => command,
-        None => Command::Serve(Box::new(Config::parse_from(["ac-service"]))),
+        None => Command::Serve(Box::new(Serve::parse_from(["ac-service"]))),
     };
     match command {
-        Command::Serve(config) => serve(*config).await,
+        Command::Serve(serve_args) => serve(*serve_args).await,
         Command::Migrate(database) => {
             let pool = connect(&database.database_url, 2).await?;
             migrate(&pool).await
@@ -63,10 +73,10 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(Serve { config, safeguards }: Serve) -> anyhow::Result<()> {
     let pool = connect(&config.database_url, config.db_max_connections).await?;
     migrate(&pool).await?;
-    let app = Application::build(config, pool).await?;
+    let app = Application::build_with(config, safeguards, pool).await?;
     app.run_until_stopped(common::http::shutdown_signal()).await
 }
 

@@ -1,5 +1,6 @@
-//! The background task of every replica: rotate the signing key when it is due, pick up a key
-//! rotated by another replica, and drop sign-in counters whose window ended long ago.
+//! The background task of every replica: rotate the signing key when it is due, switch to a key
+//! that has activated (or was rotated by another replica), delete retired keys whose
+//! publication has ended, and drop failure counters whose window ended long ago.
 
 use std::time::Duration;
 
@@ -11,18 +12,19 @@ use crate::keys::KeyStore;
 
 /// Runs until the task is aborted. Errors are logged and retried on the next tick: a database
 /// blip must not stop key refreshes for the life of the process.
-pub async fn run(keys: KeyStore, pool: PgPool, every: Duration, login_window: Duration) {
+pub async fn run(keys: KeyStore, pool: PgPool, every: Duration, failure_window: Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first tick fires at once; start-up has just loaded the keys.
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        tick(&keys, &pool, login_window).await;
+        run_once(&keys, &pool, failure_window).await;
     }
 }
 
-async fn tick(keys: &KeyStore, pool: &PgPool, login_window: Duration) {
+/// One tick of [`run`]. Every step runs even if an earlier one failed.
+pub async fn run_once(keys: &KeyStore, pool: &PgPool, failure_window: Duration) {
     if let Err(error) = keys.rotate_if_due().await {
         tracing::warn!(
             error = format!("{error:#}"),
@@ -32,12 +34,15 @@ async fn tick(keys: &KeyStore, pool: &PgPool, login_window: Duration) {
     if let Err(error) = keys.refresh_active().await {
         tracing::warn!(
             error = format!("{error:#}"),
-            "reloading the active key failed"
+            "reloading the signing key failed"
         );
     }
-    match login_failures::purge_expired(pool, login_window).await {
+    if let Err(error) = keys.delete_unpublished().await {
+        tracing::warn!(%error, "deleting retired signing keys failed");
+    }
+    match login_failures::purge_expired(pool, failure_window).await {
         Ok(0) => {}
-        Ok(purged) => tracing::debug!(purged, "purged expired sign-in counters"),
-        Err(error) => tracing::warn!(%error, "purging sign-in counters failed"),
+        Ok(purged) => tracing::debug!(purged, "purged expired failure counters"),
+        Err(error) => tracing::warn!(%error, "purging failure counters failed"),
     }
 }

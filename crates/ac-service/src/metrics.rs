@@ -35,8 +35,42 @@ pub fn login_rate_limited() {
     metrics::counter!("ac_login_rate_limited_total").increment(1);
 }
 
-pub fn client_auth_failed() {
-    metrics::counter!("ac_client_auth_failures_total").increment(1);
+/// Why a client authentication (service-token request) failed; the `reason` label of
+/// `ac_client_auth_failures_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuthFailure {
+    /// Neither HTTP Basic nor a client id and secret in the body.
+    MissingCredentials,
+    /// An `Authorization` header that is not valid Basic, both methods at once, or an
+    /// oversized client id or secret.
+    MalformedCredentials,
+    /// Unknown client id or wrong secret (not told apart, even here).
+    InvalidCredentials,
+    /// Right secret, but the client is deactivated.
+    Inactive,
+    /// The client id or the address exceeded its failure budget (429).
+    RateLimited,
+}
+
+impl ClientAuthFailure {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthFailure::MissingCredentials => "missing_credentials",
+            ClientAuthFailure::MalformedCredentials => "malformed_credentials",
+            ClientAuthFailure::InvalidCredentials => "invalid_credentials",
+            ClientAuthFailure::Inactive => "inactive",
+            ClientAuthFailure::RateLimited => "rate_limited",
+        }
+    }
+}
+
+pub fn client_auth_failed(reason: ClientAuthFailure) {
+    metrics::counter!("ac_client_auth_failures_total", "reason" => reason.as_str()).increment(1);
+}
+
+/// A request answered 503 because no hashing slot became free in time.
+pub fn hash_busy() {
+    metrics::counter!("ac_hash_busy_total").increment(1);
 }
 
 pub fn key_rotated(trigger: RotationTrigger) {

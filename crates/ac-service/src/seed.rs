@@ -4,8 +4,9 @@
 //!
 //! Applying is idempotent: a record that already holds the file's values (including a secret or
 //! password that still verifies against the stored hash) is not written again, and anything
-//! that differs is brought to the file's values. Credentials exist only in the file; production
-//! code never falls back to them.
+//! that differs is brought to the file's values. Everything the file names ends up active: a
+//! deactivated client, org or user is reactivated. Credentials exist only in the file;
+//! production code never falls back to them.
 
 use std::path::Path;
 
@@ -160,7 +161,7 @@ async fn apply_user(
     let roles = Roles::parse(&user.roles)?.as_strings();
     let secret = NewPassword::parse(user.password.expose_secret())?.into_secret();
 
-    let existing = users::find_for_seed(conn, &email.normalized()).await?;
+    let existing = users::find_for_seed(conn, email.as_str()).await?;
     if let Some(existing) = &existing {
         let unchanged = existing.org_id == org_id
             && existing.email == email.as_str()

@@ -12,16 +12,18 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
-use crate::domain::password::DummyHash;
+use crate::config::{Config, Safeguards};
+use crate::domain::password::{DummyHash, Hasher};
 use crate::keys::KeyStore;
 use crate::keys::store::KeySettings;
 use crate::tokens::TokenIssuer;
 
-/// The sign-in rate limits.
+/// The failure budgets of sign-ins and client authentications (see `credential_check`).
 #[derive(Clone, Debug)]
-pub struct LoginLimits {
+pub struct CredentialLimits {
     pub per_account: u32,
+    pub per_client: u32,
+    /// Shared by sign-ins and client authentications from one address.
     pub per_ip: u32,
     pub window: Duration,
     pub trust_forwarded_for: bool,
@@ -34,7 +36,9 @@ pub struct AppState {
     pub keys: KeyStore,
     pub tokens: TokenIssuer,
     pub dummy_hash: DummyHash,
-    pub login_limits: LoginLimits,
+    /// Every Argon2id computation a request causes goes through this.
+    pub hasher: Hasher,
+    pub credential_limits: CredentialLimits,
     pub metrics: PrometheusHandle,
 }
 
@@ -48,26 +52,46 @@ pub struct Application {
 }
 
 impl Application {
-    /// Loads (or creates) the signing key, binds `config.http_addr` and assembles the routes.
-    /// Fails if the signing key cannot be decrypted with `config.master_key`.
+    /// [`Application::build_with`] the default [`Safeguards`].
     pub async fn build(config: Config, pool: PgPool) -> anyhow::Result<Application> {
+        Application::build_with(config, Safeguards::default(), pool).await
+    }
+
+    /// Checks the configuration, loads (or creates) the signing key, binds `config.http_addr`
+    /// and assembles the routes. Fails if a setting is out of bounds or the signing key cannot
+    /// be decrypted with `config.master_key`.
+    pub async fn build_with(
+        config: Config,
+        safeguards: Safeguards,
+        pool: PgPool,
+    ) -> anyhow::Result<Application> {
+        crate::config::check(&config, &safeguards).map_err(anyhow::Error::msg)?;
         let metrics = common::metrics::install_recorder()
             .context("cannot install the Prometheus recorder")?;
         let keys = KeyStore::load(
             pool.clone(),
             config.master_key.clone(),
-            KeySettings::from_config(&config),
+            KeySettings::from_config(&config, &safeguards),
         )
         .await
         .context("cannot load the signing key")?;
         let dummy_hash = DummyHash::generate().await?;
+        let hasher = Hasher::new(
+            usize::try_from(safeguards.max_concurrent_hashes).unwrap_or(1),
+            safeguards.hash_wait(),
+        );
         let state = AppState {
             pool,
             tokens: TokenIssuer::new(keys.clone(), &config),
             keys,
             dummy_hash,
-            login_limits: LoginLimits {
+            hasher,
+            credential_limits: CredentialLimits {
                 per_account: config.login_max_failures_per_account,
+                // No per-id limit unless configured: u32::MAX failures are never reached.
+                per_client: safeguards
+                    .client_max_failures_per_client
+                    .unwrap_or(u32::MAX),
                 per_ip: config.login_max_failures_per_ip,
                 window: Duration::from_secs(config.login_failure_window_secs),
                 trust_forwarded_for: config.trust_forwarded_for,
@@ -92,6 +116,11 @@ impl Application {
         self.http_addr
     }
 
+    /// The hashing capacity the requests share (tests reserve it to see AC turn callers away).
+    pub fn hasher(&self) -> Hasher {
+        self.state.hasher.clone()
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting connections and lets requests in
     /// flight finish.
     pub async fn run_until_stopped(
@@ -102,7 +131,7 @@ impl Application {
             self.state.keys.clone(),
             self.state.pool.clone(),
             self.maintenance_every,
-            self.state.login_limits.window,
+            self.state.credential_limits.window,
         ));
         tracing::info!(addr = %self.http_addr, "auth controller listening");
         let served = axum::serve(

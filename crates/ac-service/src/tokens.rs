@@ -1,5 +1,6 @@
 //! Minting of the three token kinds. AC is the only signer in Convene; everything here signs
-//! with the active key and names it in the `kid` header so verifiers pick the right public key.
+//! with the current signing key and names it in the `kid` header so verifiers pick the right
+//! public key.
 
 use std::time::Duration;
 
@@ -47,8 +48,8 @@ impl TokenIssuer {
             issuer: config.jwt_issuer.clone(),
             user_ttl: Duration::from_secs(config.user_token_ttl_secs),
             service_ttl: Duration::from_secs(config.service_token_ttl_secs),
-            meeting_ttl: Duration::from_secs(config.meeting_token_ttl()),
-            max_meeting_ttl: Duration::from_secs(crate::config::max_meeting_ttl_secs()),
+            meeting_ttl: Duration::from_secs(config.meeting_token_ttl_secs),
+            max_meeting_ttl: Duration::from_secs(crate::config::MAX_MEETING_TOKEN_TTL_SECS),
         }
     }
 

@@ -40,8 +40,8 @@ pub async fn insert(pool: &PgPool, org: &NewOrg<'_>) -> Result<OrgRow, sqlx::Err
     .await
 }
 
-/// Creates the org or brings an existing one with that slug to these values (seed). A row that
-/// already holds them is left alone, so running the seed twice writes nothing.
+/// Creates the org or brings an existing one with that slug to these values, active (seed). A
+/// row that already holds them is left alone, so running the seed twice writes nothing.
 pub async fn upsert(conn: &mut PgConnection, org: &NewOrg<'_>) -> Result<OrgRow, sqlx::Error> {
     let written: Option<OrgRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into organizations (slug, name, max_concurrent_meetings, max_participants_per_meeting)
@@ -49,12 +49,13 @@ pub async fn upsert(conn: &mut PgConnection, org: &NewOrg<'_>) -> Result<OrgRow,
          on conflict (slug) do update
             set name = excluded.name,
                 max_concurrent_meetings = excluded.max_concurrent_meetings,
-                max_participants_per_meeting = excluded.max_participants_per_meeting
+                max_participants_per_meeting = excluded.max_participants_per_meeting,
+                is_active = true
           where (organizations.name, organizations.max_concurrent_meetings,
-                 organizations.max_participants_per_meeting)
+                 organizations.max_participants_per_meeting, organizations.is_active)
                 is distinct from
                 (excluded.name, excluded.max_concurrent_meetings,
-                 excluded.max_participants_per_meeting)
+                 excluded.max_participants_per_meeting, true)
          returning {COLUMNS}"
     )))
     .bind(org.slug)

@@ -1,5 +1,8 @@
-//! The `users` table. E-mail lookups go through `lower(email)`, the expression the unique index
-//! is built on, so they are case-insensitive and indexed.
+//! The `users` table. E-mails are stored as typed; every lookup compares `lower(email)` (the
+//! expression the unique index is built on) with `lower($1)`, so lookups and uniqueness use one
+//! and the same case folding, PostgreSQL's. Callers pass the address as typed and never
+//! lowercase it themselves: Rust's `to_lowercase` disagrees with `lower()` on some characters
+//! (`İ`), and an account would then be unreachable.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -38,18 +41,15 @@ pub struct NewUser<'a> {
     pub roles: &'a [String],
 }
 
-pub async fn find_for_login(
-    pool: &PgPool,
-    normalized_email: &str,
-) -> Result<Option<LoginRow>, sqlx::Error> {
+pub async fn find_for_login(pool: &PgPool, email: &str) -> Result<Option<LoginRow>, sqlx::Error> {
     sqlx::query_as(
         "select u.id, u.org_id, u.password_hash, u.display_name, u.roles,
                 u.is_active as user_active, o.is_active as org_active
            from users u
            join organizations o on o.id = u.org_id
-          where lower(u.email) = $1",
+          where lower(u.email) = lower($1)",
     )
-    .bind(normalized_email)
+    .bind(email)
     .fetch_optional(pool)
     .await
 }
@@ -85,13 +85,13 @@ pub struct SeedUserRow {
 
 pub async fn find_for_seed(
     conn: &mut PgConnection,
-    normalized_email: &str,
+    email: &str,
 ) -> Result<Option<SeedUserRow>, sqlx::Error> {
     sqlx::query_as(
         "select id, org_id, email, password_hash, display_name, roles, is_active
-           from users where lower(email) = $1",
+           from users where lower(email) = lower($1)",
     )
-    .bind(normalized_email)
+    .bind(email)
     .fetch_optional(conn)
     .await
 }

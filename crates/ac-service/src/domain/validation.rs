@@ -105,7 +105,8 @@ impl MaxParticipants {
 }
 
 /// A syntactically plausible e-mail address (trimmed, at most 254 characters). Deliverability is
-/// not AC's business; this only keeps garbage and oversized input out.
+/// not AC's business; this only keeps garbage and oversized input out. It keeps the case as
+/// typed; comparisons are case-insensitive in the database, never here.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -137,11 +138,6 @@ impl Email {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The rate-limit and lookup form: lowercased. E-mails are unique case-insensitively.
-    pub fn normalized(&self) -> String {
-        self.0.to_lowercase()
     }
 }
 
@@ -357,9 +353,10 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+        // Kept as typed: case-insensitive comparison is PostgreSQL's `lower()` (see `db::users`).
         assert_eq!(
-            Email::parse("Ada@Example.com").unwrap().normalized(),
-            "ada@example.com"
+            Email::parse(" İnci@Example.com ").unwrap().as_str(),
+            "İnci@Example.com"
         );
     }
 

@@ -144,6 +144,7 @@ mod tests {
             private_key_ciphertext: new.private_key_ciphertext,
             private_key_nonce: new.private_key_nonce,
             created_at: chrono::Utc::now(),
+            activates_at: chrono::Utc::now(),
         }
     }
 

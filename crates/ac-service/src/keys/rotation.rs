@@ -1,14 +1,21 @@
 //! Creating the first key and rotating keys, safely across replicas.
 //!
 //! Both happen in a transaction holding a PostgreSQL advisory lock, so two replicas starting or
-//! rotating at once do not both create a key; the partial unique index on `signing_keys`
-//! (one row with `retired_at is null`) backs this up. The retired key stays published long
+//! rotating at once do not both create a key; the exclusion constraint on `signing_keys` (no
+//! two signing intervals overlap) backs this up.
+//!
+//! A rotation publishes the next key before it signs. It is inserted to activate after the
+//! activation delay, and the current key retires at that same moment. Verifiers refetch the
+//! JWKS at most every 10 s, so a key that signed the moment it was created could reach a
+//! verifier that fetched the set just before and is not allowed to fetch again yet; a key
+//! published a minute before its first token cannot. The retired key stays published long
 //! enough for every token it signed, including tokens signed by replicas that have not yet
-//! reloaded the active key, to expire.
+//! switched, to expire.
 
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::config::MasterKey;
@@ -30,10 +37,33 @@ impl RotationTrigger {
     }
 }
 
-/// Returns the active key's row, creating the very first key if there is none.
-pub async fn ensure_active_key(pool: &PgPool, master: &MasterKey) -> anyhow::Result<SigningKeyRow> {
+/// How rotations are paced.
+#[derive(Clone, Copy, Debug)]
+pub struct RotationTiming {
+    /// Time between publishing the next key and its first signature (0: at once).
+    pub activation_delay: Duration,
+    /// How long a retired key stays published after its retirement.
+    pub publish_for: Duration,
+}
+
+/// The next key after a rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    pub kid: String,
+    /// When it starts signing, by the database's clock.
+    pub activates_at: DateTime<Utc>,
+    /// False when a manual rotation found a key already pending and returned that one.
+    pub created: bool,
+}
+
+/// Returns the key that signs now, creating the very first key if there is none. The first key
+/// signs at once: there are no tokens yet that a verifier could be missing a key for.
+pub async fn ensure_signing_key(
+    pool: &PgPool,
+    master: &MasterKey,
+) -> anyhow::Result<SigningKeyRow> {
     let mut conn = pool.acquire().await.context("cannot reach the database")?;
-    if let Some(row) = signing_keys::active(&mut conn).await? {
+    if let Some(row) = signing_keys::signing(&mut conn).await? {
         return Ok(row);
     }
     drop(conn);
@@ -41,44 +71,77 @@ pub async fn ensure_active_key(pool: &PgPool, master: &MasterKey) -> anyhow::Res
     let mut tx = pool.begin().await?;
     signing_keys::lock(&mut tx).await?;
     // Another replica may have created the key while this one waited for the lock.
-    if signing_keys::active(&mut tx).await?.is_none() {
-        let key = super::generate(master)?;
-        signing_keys::insert(&mut tx, &key).await?;
-        tracing::info!(kid = %key.kid, "created the first signing key");
+    if signing_keys::signing(&mut tx).await?.is_none() {
+        match signing_keys::newest(&mut tx, Duration::ZERO).await? {
+            None => {
+                let key = super::generate(master)?;
+                signing_keys::insert(&mut tx, &key, Duration::ZERO).await?;
+                tracing::info!(kid = %key.kid, "created the first signing key");
+            }
+            // Only reachable if the signing key was deleted by hand: waiting for the pending
+            // key would leave nothing to sign with.
+            Some(pending) => {
+                signing_keys::activate_newest_now(&mut tx).await?;
+                tracing::warn!(kid = %pending.kid, "no key was signing; activated the pending key at once");
+            }
+        }
     }
-    let row = signing_keys::active(&mut tx)
+    let row = signing_keys::signing(&mut tx)
         .await?
-        .context("no active signing key after creating one")?;
+        .context("no signing key after creating one")?;
     tx.commit().await?;
     Ok(row)
 }
 
-/// Replaces the active key with a new one; the old one stays published for `publish_for`.
+/// Publishes a new key that takes over signing after `timing.activation_delay`.
 ///
-/// With `only_if_older_than`, the rotation is scheduled: it happens only if the active key is at
-/// least that old, and only if no other replica holds the lock right now (that replica is
-/// rotating or creating already). Returns the new kid, or `None` if nothing was done.
+/// With `only_if_older_than`, the rotation is scheduled: it happens only if the newest key has
+/// been signing for at least that long (a pending key is never rotated away), and only if no
+/// other replica holds the lock right now (that replica is rotating or creating already).
+/// Returns `None` if nothing was done.
+///
+/// Without it, the rotation is manual: it waits for the lock, and if a key is already pending
+/// it returns that key instead of stacking another one behind it.
 pub async fn rotate(
     pool: &PgPool,
     master: &MasterKey,
-    publish_for: Duration,
+    timing: RotationTiming,
     only_if_older_than: Option<Duration>,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Option<Rotation>> {
     let mut tx = pool.begin().await?;
     match only_if_older_than {
         Some(age) => {
             if !signing_keys::try_lock(&mut tx).await? {
                 return Ok(None);
             }
-            if signing_keys::active_is_younger_than(&mut tx, age).await? {
+            let due = signing_keys::newest(&mut tx, age)
+                .await?
+                .is_some_and(|newest| !newest.pending && newest.older_than_age);
+            if !due {
                 return Ok(None);
             }
         }
-        None => signing_keys::lock(&mut tx).await?,
+        None => {
+            signing_keys::lock(&mut tx).await?;
+            if let Some(newest) = signing_keys::newest(&mut tx, Duration::ZERO).await?
+                && newest.pending
+            {
+                return Ok(Some(Rotation {
+                    kid: newest.kid,
+                    activates_at: newest.activates_at,
+                    created: false,
+                }));
+            }
+        }
     }
     let key = super::generate(master)?;
-    signing_keys::retire_active(&mut tx, publish_for).await?;
-    signing_keys::insert(&mut tx, &key).await?;
+    // Retire first: the next key's interval may only begin where the current one ends.
+    signing_keys::retire_newest(&mut tx, timing.activation_delay, timing.publish_for).await?;
+    let activates_at = signing_keys::insert(&mut tx, &key, timing.activation_delay).await?;
     tx.commit().await?;
-    Ok(Some(key.kid))
+    Ok(Some(Rotation {
+        kid: key.kid,
+        activates_at,
+        created: true,
+    }))
 }

@@ -1,11 +1,12 @@
 //! [`KeyStore`]: the replica's view of the signing keys.
 //!
-//! The active key is held decrypted in memory (it signs every token) and reloaded from the
-//! database every `key_refresh_interval` and right after this replica rotates. The published
-//! set (active + retired keys still in their publication period) is read from the database with
-//! a cache of about a second, so a key rotated by another replica appears in this replica's
-//! JWKS almost at once. AC verifies bearer tokens against that same set, through the verifier
-//! every Convene service uses.
+//! The signing key is held decrypted in memory (it signs every token) and reloaded from the
+//! database every `key_refresh_interval` and right after this replica rotates; a key that
+//! activated in between takes over at that reload. The published set (the pending key, the
+//! signing key and retired keys still in their publication period) is read from the database
+//! with a cache of about a second, so a key rotated by another replica appears in this
+//! replica's JWKS almost at once. AC verifies bearer tokens against that same set, through the
+//! verifier every Convene service uses.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -16,9 +17,9 @@ use jsonwebtoken::jwk::JwkSet;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-use super::rotation::{self, RotationTrigger};
+use super::rotation::{self, Rotation, RotationTiming, RotationTrigger};
 use super::{SigningKey, jwk};
-use crate::config::{Config, MasterKey};
+use crate::config::{Config, MasterKey, Safeguards};
 use crate::db::signing_keys;
 
 /// Clock skew tolerated on `exp` and `iat`, the same as every other verifier.
@@ -32,23 +33,33 @@ const PUBLISH_SAFETY_MARGIN: Duration = Duration::from_secs(5 * 60);
 pub struct KeySettings {
     pub issuer: String,
     pub rotation_interval: Duration,
-    /// How long a retired key stays in the JWKS.
+    /// Time between a rotation publishing the next key and that key signing.
+    pub activation_delay: Duration,
+    /// How long a retired key stays in the JWKS after its retirement.
     pub publish_for: Duration,
     /// How stale the published set may be.
     pub jwks_cache_ttl: Duration,
 }
 
 impl KeySettings {
-    pub fn from_config(config: &Config) -> KeySettings {
+    pub fn from_config(config: &Config, safeguards: &Safeguards) -> KeySettings {
         KeySettings {
             issuer: config.jwt_issuer.clone(),
             rotation_interval: config.key_rotation_interval(),
+            activation_delay: safeguards.key_activation_delay(),
             // A replica that has not reloaded yet may sign with the old key for up to one
-            // refresh interval after the rotation; its tokens must still verify.
+            // refresh interval after its retirement; its tokens must still verify.
             publish_for: config.longest_token_ttl()
                 + config.key_refresh_interval()
                 + PUBLISH_SAFETY_MARGIN,
             jwks_cache_ttl: Duration::from_millis(config.jwks_cache_ttl_ms),
+        }
+    }
+
+    fn timing(&self) -> RotationTiming {
+        RotationTiming {
+            activation_delay: self.activation_delay,
+            publish_for: self.publish_for,
         }
     }
 }
@@ -74,14 +85,14 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// Loads (or, on a fresh database, creates) the active key. Fails if the key cannot be
+    /// Loads (or, on a fresh database, creates) the signing key. Fails if the key cannot be
     /// decrypted with `master_key`.
     pub async fn load(
         pool: PgPool,
         master_key: MasterKey,
         settings: KeySettings,
     ) -> anyhow::Result<KeyStore> {
-        let row = rotation::ensure_active_key(&pool, &master_key).await?;
+        let row = rotation::ensure_signing_key(&pool, &master_key).await?;
         let active = super::open(&master_key, &row)?;
         let verifier =
             JwksVerifier::from_jwks(&JwkSet::default(), settings.issuer.clone(), MAX_CLOCK_SKEW);
@@ -109,12 +120,13 @@ impl KeyStore {
         Arc::clone(&guard)
     }
 
-    /// Reloads the active key from the database (after another replica rotated it).
+    /// Reloads the signing key from the database: after a pending key activated, or after
+    /// another replica rotated with no activation delay.
     pub async fn refresh_active(&self) -> anyhow::Result<()> {
         let mut conn = self.inner.pool.acquire().await?;
-        let Some(row) = signing_keys::active(&mut conn).await? else {
+        let Some(row) = signing_keys::signing(&mut conn).await? else {
             // Only possible if someone deleted keys by hand; keep signing with what we have.
-            tracing::warn!("no active signing key in the database");
+            tracing::warn!("no signing key in the database");
             return Ok(());
         };
         if row.kid == self.active().kid {
@@ -130,47 +142,72 @@ impl KeyStore {
         Ok(())
     }
 
-    /// Rotates now (the admin endpoint). Returns the new kid.
-    pub async fn rotate(&self) -> anyhow::Result<String> {
-        let kid = rotation::rotate(
+    /// Rotates now (the admin endpoint): publishes the next key, which signs after the
+    /// activation delay. If a key is already pending, returns that one.
+    pub async fn rotate(&self) -> anyhow::Result<Rotation> {
+        let rotation = rotation::rotate(
             &self.inner.pool,
             &self.inner.master_key,
-            self.inner.settings.publish_for,
+            self.inner.settings.timing(),
             None,
         )
         .await?
         .ok_or_else(|| anyhow::anyhow!("rotation produced no key"))?;
-        self.after_rotation(&kid, RotationTrigger::Manual).await?;
-        Ok(kid)
+        if rotation.created {
+            self.after_rotation(&rotation, RotationTrigger::Manual)
+                .await?;
+        }
+        Ok(rotation)
     }
 
-    /// Rotates if the active key is older than the rotation interval and no other replica is
-    /// doing it. Returns the new kid if this replica rotated.
-    pub async fn rotate_if_due(&self) -> anyhow::Result<Option<String>> {
+    /// Rotates if the newest key has been signing for longer than the rotation interval and no
+    /// other replica is doing it. Returns the next key if this replica rotated.
+    pub async fn rotate_if_due(&self) -> anyhow::Result<Option<Rotation>> {
         let rotated = rotation::rotate(
             &self.inner.pool,
             &self.inner.master_key,
-            self.inner.settings.publish_for,
+            self.inner.settings.timing(),
             Some(self.inner.settings.rotation_interval),
         )
         .await?;
-        if let Some(kid) = &rotated {
-            self.after_rotation(kid, RotationTrigger::Scheduled).await?;
+        if let Some(rotation) = &rotated {
+            self.after_rotation(rotation, RotationTrigger::Scheduled)
+                .await?;
         }
         Ok(rotated)
     }
 
-    async fn after_rotation(&self, kid: &str, trigger: RotationTrigger) -> anyhow::Result<()> {
-        tracing::info!(kid, trigger = trigger.as_str(), "rotated the signing key");
+    async fn after_rotation(
+        &self,
+        rotation: &Rotation,
+        trigger: RotationTrigger,
+    ) -> anyhow::Result<()> {
+        tracing::info!(
+            kid = %rotation.kid,
+            activates_at = %rotation.activates_at,
+            trigger = trigger.as_str(),
+            "published the next signing key"
+        );
         crate::metrics::key_rotated(trigger);
         *self.inner.published.lock().await = None;
+        // With no activation delay the new key signs already.
         self.refresh_active().await?;
         self.published_jwks().await?;
         Ok(())
     }
 
-    /// The JWKS to publish: the active key and every retired key still in its publication
-    /// period. Read from the database at most once per `jwks_cache_ttl`.
+    /// Deletes retired keys whose publication has ended, private halves included. Returns the
+    /// kids deleted.
+    pub async fn delete_unpublished(&self) -> Result<Vec<String>, sqlx::Error> {
+        let deleted = signing_keys::delete_unpublished(&self.inner.pool).await?;
+        if !deleted.is_empty() {
+            tracing::info!(kids = ?deleted, "deleted retired signing keys");
+        }
+        Ok(deleted)
+    }
+
+    /// The JWKS to publish: the pending key, the signing key and every retired key still in its
+    /// publication period. Read from the database at most once per `jwks_cache_ttl`.
     pub async fn published_jwks(&self) -> Result<Arc<JwkSet>, sqlx::Error> {
         let mut cache = self.inner.published.lock().await;
         if let Some(published) = cache.as_ref()

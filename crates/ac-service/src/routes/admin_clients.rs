@@ -5,15 +5,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use common::http::StrictJson;
-use common::jwt::{ServiceClaims, scope};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Caller, require_scope};
+use crate::auth::AdminService;
 use crate::db::{self, service_credentials};
+use crate::domain::secret;
 use crate::domain::validation::{ClientId, Scopes, parse_service_type};
-use crate::domain::{password, secret};
 use crate::error::AcError;
 use crate::startup::AppState;
 
@@ -21,20 +21,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/admin/service-clients", post(create_service_client))
         .route("/api/v1/admin/keys/rotate", post(rotate_keys))
-}
-
-/// Admin routes take a service token with the `admin` scope; a user token, whatever its roles,
-/// is a known caller without that right (403).
-pub(super) fn require_admin_service(caller: &Caller) -> Result<&ServiceClaims, AcError> {
-    match caller {
-        Caller::Service(claims) => {
-            require_scope(claims, scope::ADMIN)?;
-            Ok(claims)
-        }
-        Caller::User(_) => Err(AcError::Forbidden(
-            "this route needs an admin service token",
-        )),
-    }
 }
 
 #[derive(Deserialize)]
@@ -58,18 +44,21 @@ struct CreateServiceClientResponse {
 #[tracing::instrument(skip_all, name = "ac.admin.service_client.create", fields(client_id))]
 async fn create_service_client(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: AdminService,
     StrictJson(request): StrictJson<CreateServiceClientRequest>,
 ) -> Result<(StatusCode, Json<CreateServiceClientResponse>), AcError> {
-    require_admin_service(&caller)?;
     let client_id = ClientId::parse(&request.client_id)?;
     tracing::Span::current().record("client_id", client_id.as_str());
     let service_type = parse_service_type(&request.service_type)?;
     let scopes = Scopes::parse(&request.scopes)?;
 
-    // 256 bits from the OS CSPRNG: far beyond guessing, so no rate limit is needed on it.
+    // 256 bits from the OS CSPRNG: far beyond guessing. (The token endpoint still limits
+    // failures, but to bound the hashing work, not because this secret could be guessed.)
     let client_secret = secret::random_token(32)?;
-    let secret_hash = password::hash(SecretString::from(client_secret.clone())).await?;
+    let secret_hash = state
+        .hasher
+        .hash(SecretString::from(client_secret.clone()))
+        .await?;
     let row = service_credentials::insert(
         &state.pool,
         &service_credentials::NewCredential {
@@ -99,17 +88,22 @@ async fn create_service_client(
     ))
 }
 
+/// The next key: published at once, signing from `activates_at`.
 #[derive(Serialize)]
 struct RotateResponse {
     kid: String,
+    activates_at: DateTime<Utc>,
 }
 
-#[tracing::instrument(skip_all, name = "ac.admin.keys.rotate")]
+#[tracing::instrument(skip_all, name = "ac.admin.keys.rotate", fields(kid))]
 async fn rotate_keys(
     State(state): State<AppState>,
-    caller: Caller,
+    _admin: AdminService,
 ) -> Result<Json<RotateResponse>, AcError> {
-    require_admin_service(&caller)?;
-    let kid = state.keys.rotate().await?;
-    Ok(Json(RotateResponse { kid }))
+    let rotation = state.keys.rotate().await?;
+    tracing::Span::current().record("kid", rotation.kid.as_str());
+    Ok(Json(RotateResponse {
+        kid: rotation.kid,
+        activates_at: rotation.activates_at,
+    }))
 }

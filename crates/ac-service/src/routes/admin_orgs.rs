@@ -1,5 +1,6 @@
 //! Organization administration: `POST /api/v1/admin/orgs` and
-//! `PATCH /api/v1/admin/orgs/{org_id}`, for service tokens with the `admin` scope.
+//! `PATCH /api/v1/admin/orgs/{org_id}`, for service tokens with the `admin` scope (checked
+//! before the body is read).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,9 +11,8 @@ use common::http::StrictJson;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::admin_clients::require_admin_service;
 use super::parse_id;
-use crate::auth::Caller;
+use crate::auth::AdminService;
 use crate::db::{self, orgs};
 use crate::domain::validation::{MaxConcurrentMeetings, MaxParticipants, OrgName, Slug};
 use crate::error::AcError;
@@ -71,10 +71,9 @@ impl From<orgs::OrgRow> for OrgResponse {
 #[tracing::instrument(skip_all, name = "ac.admin.org.create", fields(client_id, org_id))]
 async fn create_org(
     State(state): State<AppState>,
-    caller: Caller,
+    AdminService(admin): AdminService,
     StrictJson(request): StrictJson<CreateOrgRequest>,
 ) -> Result<(StatusCode, Json<OrgResponse>), AcError> {
-    let admin = require_admin_service(&caller)?;
     tracing::Span::current().record("client_id", admin.sub.as_str());
     let slug = Slug::parse(&request.slug)?;
     let name = OrgName::parse(&request.name)?;
@@ -107,11 +106,10 @@ async fn create_org(
 #[tracing::instrument(skip_all, name = "ac.admin.org.update", fields(client_id, org_id))]
 async fn update_org(
     State(state): State<AppState>,
-    caller: Caller,
+    AdminService(admin): AdminService,
     Path(org_id): Path<String>,
     StrictJson(request): StrictJson<UpdateOrgRequest>,
 ) -> Result<Json<OrgResponse>, AcError> {
-    let admin = require_admin_service(&caller)?;
     tracing::Span::current().record("client_id", admin.sub.as_str());
     let org_id = parse_id(&org_id)?;
     tracing::Span::current().record("org_id", tracing::field::display(org_id));

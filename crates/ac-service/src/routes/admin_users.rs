@@ -3,10 +3,11 @@
 //!
 //! An `org_admin` of another org gets 404, exactly like an org that does not exist, so org ids
 //! cannot be probed (DESIGN §7). An `org_admin` may hand out `user` and `org_admin` but never
-//! `admin`.
+//! `admin`. Who may call is decided (by [`UserCreator`]) before the body is read.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -18,7 +19,6 @@ use uuid::Uuid;
 use super::parse_id;
 use crate::auth::{Caller, require_scope};
 use crate::db::{self, orgs, users};
-use crate::domain::password;
 use crate::domain::validation::{DisplayName, Email, NewPassword, Roles};
 use crate::error::AcError;
 use crate::startup::AppState;
@@ -66,13 +66,14 @@ impl From<users::UserRow> for UserResponse {
 #[tracing::instrument(skip_all, name = "ac.admin.user.create", fields(org_id, user_id))]
 async fn create_user(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(org_id): Path<String>,
+    creator: UserCreator,
     StrictJson(request): StrictJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<UserResponse>), AcError> {
-    let org_id = parse_id(&org_id)?;
+    let UserCreator {
+        org_id,
+        acting_org_admin,
+    } = creator;
     tracing::Span::current().record("org_id", tracing::field::display(org_id));
-    let acting_org_admin = authorize(&state, &caller, org_id).await?;
 
     use secrecy::ExposeSecret;
     let email = Email::parse(&request.email)?;
@@ -88,7 +89,7 @@ async fn create_user(
         return Err(AcError::NotFound);
     }
 
-    let password_hash = password::hash(password.into_secret()).await?;
+    let password_hash = state.hasher.hash(password.into_secret()).await?;
     let row = users::insert(
         &state.pool,
         &users::NewUser {
@@ -110,6 +111,30 @@ async fn create_user(
     tracing::Span::current().record("user_id", tracing::field::display(row.id));
     tracing::info!("user created");
     Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+/// A caller allowed to create users in the org named by the path.
+struct UserCreator {
+    org_id: Uuid,
+    /// Acting as an `org_admin` (whose grants are restricted) rather than as an admin service.
+    acting_org_admin: bool,
+}
+
+impl FromRequestParts<AppState> for UserCreator {
+    type Rejection = AcError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AcError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let Path(org_id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AcError::NotFound)?;
+        let org_id = parse_id(&org_id)?;
+        let acting_org_admin = authorize(state, &caller, org_id).await?;
+        Ok(UserCreator {
+            org_id,
+            acting_org_admin,
+        })
+    }
 }
 
 /// Decides whether `caller` may create users in `org_id`. Returns whether it acts as an

@@ -13,8 +13,9 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/.well-known/jwks.json", get(jwks))
 }
 
-/// The active key and every retired key still within its publication period. Clients may cache
-/// the set for a minute; a verifier meeting an unknown `kid` refetches anyway.
+/// The pending next key (if a rotation is under way), the signing key and every retired key
+/// still within its publication period. Clients may cache the set for a minute; a verifier
+/// meeting an unknown `kid` refetches anyway.
 #[tracing::instrument(skip_all, name = "ac.jwks")]
 async fn jwks(State(state): State<AppState>) -> Result<Response, AcError> {
     let jwks = state

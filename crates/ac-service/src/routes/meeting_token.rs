@@ -6,11 +6,11 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use common::http::StrictJson;
-use common::jwt::{MeetingRole, scope};
+use common::jwt::MeetingRole;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::{ServiceCaller, require_scope};
+use crate::auth::MeetingTokenRequester;
 use crate::domain::validation::{DisplayName, parse_meeting_code};
 use crate::error::AcError;
 use crate::startup::AppState;
@@ -49,10 +49,10 @@ struct MeetingTokenResponse {
 )]
 async fn issue_meeting_token(
     State(state): State<AppState>,
-    caller: ServiceCaller,
+    // Before the body: a caller without the scope learns nothing from a malformed one.
+    caller: MeetingTokenRequester,
     StrictJson(request): StrictJson<MeetingTokenRequest>,
 ) -> Result<Json<MeetingTokenResponse>, AcError> {
-    require_scope(&caller.0, scope::INTERNAL_MEETING_TOKEN)?;
     let span = tracing::Span::current();
     span.record("meeting_id", tracing::field::display(request.meeting_id));
     span.record("org_id", tracing::field::display(request.org_id));

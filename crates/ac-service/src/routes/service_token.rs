@@ -3,7 +3,9 @@
 //! The body is form-encoded (as OAuth clients send it) or JSON; the client authenticates with
 //! HTTP Basic or with `client_id`/`client_secret` in the body, not both. Secrets are verified
 //! with Argon2id off the runtime, and an unknown client id is checked against a dummy hash so
-//! it takes as long as a wrong secret.
+//! it takes as long as a wrong secret. Since anyone can send this request, attempts are counted
+//! against failure budgets per client id and per address and hashed within the replica's
+//! hashing capacity, exactly like sign-ins (see `credential_check`).
 
 use axum::extract::{Form, FromRequest, Request, State};
 use axum::http::{HeaderMap, header};
@@ -16,9 +18,10 @@ use common::http::StrictJson;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::db::service_credentials;
-use crate::domain::password;
+use crate::credential_check::{ClientIp, CredentialCheck};
+use crate::db::{login_failures, service_credentials};
 use crate::error::AcError;
+use crate::metrics::{self, ClientAuthFailure};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -100,11 +103,15 @@ struct ServiceTokenResponse {
     scope: String,
 }
 
+/// Longest client id and secret looked at; anything longer cannot be a credential (see
+/// `domain::validation`) and is refused before it costs a database query or a hash.
+const MAX_CLIENT_ID_LEN: usize = 64;
 const MAX_SECRET_LEN: usize = 1024;
 
 #[tracing::instrument(skip_all, name = "ac.token.service", fields(client_id))]
 async fn issue_service_token(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     request: TokenRequest,
 ) -> Result<Json<ServiceTokenResponse>, AcError> {
@@ -114,23 +121,45 @@ async fn issue_service_token(
         ));
     }
     let (client_id, secret) =
-        client_credentials(&headers, request.client_id, request.client_secret)?;
+        client_credentials(&headers, request.client_id, request.client_secret).map_err(
+            |refused| {
+                metrics::client_auth_failed(refused.reason());
+                // Debug, not info: these cost nothing to send, so they can come in floods.
+                tracing::debug!(reason = ?refused.reason(), "client authentication refused");
+                refused.into_error()
+            },
+        )?;
     tracing::Span::current().record("client_id", client_id.as_str());
-    if client_id.len() > 64 || secret.expose_secret().len() > MAX_SECRET_LEN {
-        crate::metrics::client_auth_failed();
-        return Err(AcError::InvalidClient);
-    }
 
+    let check = CredentialCheck::start(
+        &state,
+        login_failures::client_key(&client_id),
+        state.credential_limits.per_client,
+        ip,
+    )
+    .await
+    .inspect_err(|error| {
+        if let AcError::RateLimited { retry_after_secs } = error {
+            metrics::client_auth_failed(ClientAuthFailure::RateLimited);
+            tracing::warn!(retry_after_secs, "client authentication rate limited");
+        }
+    })?;
     let credential = service_credentials::find(&state.pool, &client_id).await?;
     let phc = credential
         .as_ref()
         .map_or_else(|| state.dummy_hash.phc(), |c| c.secret_hash.clone());
-    let secret_ok = password::verify(secret, phc).await?;
-    let Some(credential) = credential.filter(|c| secret_ok && c.is_active) else {
-        crate::metrics::client_auth_failed();
+    let secret_ok = check.verify(secret, phc).await?;
+    let Some(credential) = credential.filter(|_| secret_ok) else {
+        metrics::client_auth_failed(ClientAuthFailure::InvalidCredentials);
         tracing::info!("client authentication failed");
         return Err(AcError::InvalidClient);
     };
+    if !credential.is_active {
+        metrics::client_auth_failed(ClientAuthFailure::Inactive);
+        tracing::info!("client authentication refused: client inactive");
+        return Err(AcError::InvalidClient);
+    }
+    check.succeeded().await?;
 
     let granted = grant_scopes(&credential.scopes, request.scope.as_deref())?;
     let issued =
@@ -146,43 +175,79 @@ async fn issue_service_token(
     }))
 }
 
+/// Why the request carried no usable client credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CredentialsRefused {
+    /// Neither HTTP Basic nor an id and secret in the body.
+    Missing,
+    /// An `Authorization` header that is not valid Basic, or an oversized id or secret.
+    Malformed,
+    /// HTTP Basic and a secret in the body (RFC 6749 §2.3: one method per request).
+    TwoMethods,
+}
+
+impl CredentialsRefused {
+    fn reason(self) -> ClientAuthFailure {
+        match self {
+            CredentialsRefused::Missing => ClientAuthFailure::MissingCredentials,
+            CredentialsRefused::Malformed | CredentialsRefused::TwoMethods => {
+                ClientAuthFailure::MalformedCredentials
+            }
+        }
+    }
+
+    fn into_error(self) -> AcError {
+        match self {
+            CredentialsRefused::Missing | CredentialsRefused::Malformed => AcError::InvalidClient,
+            CredentialsRefused::TwoMethods => AcError::Api(ApiError::new(
+                ErrorCode::BadRequest,
+                "invalid_request: use one client authentication method",
+            )),
+        }
+    }
+}
+
 /// Picks the client's credentials from HTTP Basic or from the body; using both is refused.
 fn client_credentials(
     headers: &HeaderMap,
     body_id: Option<String>,
     body_secret: Option<SecretString>,
-) -> Result<(String, SecretString), AcError> {
-    match (basic_credentials(headers)?, body_id, body_secret) {
-        (Some(basic), None, None) => Ok(basic),
+) -> Result<(String, SecretString), CredentialsRefused> {
+    let (id, secret) = match (basic_credentials(headers)?, body_id, body_secret) {
+        (Some(basic), None, None) => basic,
         // Some clients repeat the id in the body; harmless if it is the same one.
-        (Some(basic), Some(id), None) if id == basic.0 => Ok(basic),
-        (Some(_), _, _) => Err(AcError::Api(ApiError::new(
-            ErrorCode::BadRequest,
-            "invalid_request: use one client authentication method",
-        ))),
-        (None, Some(id), Some(secret)) => Ok((id, secret)),
-        (None, _, _) => Err(AcError::InvalidClient),
+        (Some(basic), Some(id), None) if id == basic.0 => basic,
+        (Some(_), _, _) => return Err(CredentialsRefused::TwoMethods),
+        (None, Some(id), Some(secret)) => (id, secret),
+        (None, _, _) => return Err(CredentialsRefused::Missing),
+    };
+    if id.len() > MAX_CLIENT_ID_LEN || secret.expose_secret().len() > MAX_SECRET_LEN {
+        return Err(CredentialsRefused::Malformed);
     }
+    Ok((id, secret))
 }
 
 /// Decodes `Authorization: Basic base64(client_id:client_secret)`, if that header is present.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString)>, AcError> {
+fn basic_credentials(
+    headers: &HeaderMap,
+) -> Result<Option<(String, SecretString)>, CredentialsRefused> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| AcError::InvalidClient)?;
+    let malformed = CredentialsRefused::Malformed;
+    let value = value.to_str().map_err(|_| malformed)?;
     let Some((scheme, encoded)) = value.split_once(' ') else {
-        return Err(AcError::InvalidClient);
+        return Err(malformed);
     };
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(AcError::InvalidClient);
+        return Err(malformed);
     }
     let decoded = STANDARD
         .decode(encoded.trim())
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or(AcError::InvalidClient)?;
-    let (id, secret) = decoded.split_once(':').ok_or(AcError::InvalidClient)?;
+        .ok_or(malformed)?;
+    let (id, secret) = decoded.split_once(':').ok_or(malformed)?;
     Ok(Some((id.to_owned(), SecretString::from(secret))))
 }
 
@@ -241,8 +306,59 @@ mod tests {
         assert_eq!(id, "convene-gc");
         assert_eq!(secret.expose_secret(), "s3cret:with:colons");
         headers.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
-        assert!(basic_credentials(&headers).is_err());
+        assert_eq!(
+            basic_credentials(&headers).err(),
+            Some(CredentialsRefused::Malformed)
+        );
         headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert!(basic_credentials(&headers).is_err());
+        assert_eq!(
+            basic_credentials(&headers).err(),
+            Some(CredentialsRefused::Malformed)
+        );
+    }
+
+    #[test]
+    fn every_refusal_has_a_reason_for_the_failure_counter() {
+        let none = HeaderMap::new();
+        let refusal = |headers: &HeaderMap, id: Option<&str>, secret: Option<&str>| {
+            client_credentials(
+                headers,
+                id.map(str::to_owned),
+                secret.map(SecretString::from),
+            )
+            .err()
+            .map(CredentialsRefused::reason)
+        };
+        let mut basic = HeaderMap::new();
+        basic.insert(
+            header::AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode("gc:secret"))
+                .parse()
+                .unwrap(),
+        );
+        let long_id = "x".repeat(65);
+        let long_secret = "x".repeat(1025);
+
+        assert_eq!(
+            refusal(&none, None, None),
+            Some(ClientAuthFailure::MissingCredentials)
+        );
+        assert_eq!(
+            refusal(&none, Some("gc"), None),
+            Some(ClientAuthFailure::MissingCredentials)
+        );
+        assert_eq!(
+            refusal(&basic, None, Some("secret")),
+            Some(ClientAuthFailure::MalformedCredentials)
+        );
+        assert_eq!(
+            refusal(&none, Some(&long_id), Some("secret")),
+            Some(ClientAuthFailure::MalformedCredentials)
+        );
+        assert_eq!(
+            refusal(&none, Some("gc"), Some(&long_secret)),
+            Some(ClientAuthFailure::MalformedCredentials)
+        );
+        assert_eq!(refusal(&basic, Some("gc"), None), None);
     }
 }

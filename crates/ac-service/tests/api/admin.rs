@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::helpers::{
-    ADMIN, GC, HOST_EMAIL, MC, PASSWORD, TestApp, error_code, seed_basics, spawn_app,
+    ADMIN, GC, GUEST_EMAIL, HOST_EMAIL, MC, PASSWORD, TestApp, error_code, seed_basics, spawn_app,
 };
 
 async fn create_org(app: &TestApp, admin: &str, slug: &str) -> Value {
@@ -369,4 +369,110 @@ async fn a_new_service_client_secret_is_shown_once_and_works(pool: PgPool) {
     assert!(!token.is_empty());
     assert_eq!(duplicate.status(), StatusCode::CONFLICT);
     assert_eq!(bad_scope.status(), StatusCode::BAD_REQUEST);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_user_whose_address_lowercases_differently_in_rust_and_postgres_can_sign_in(
+    pool: PgPool,
+) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool.clone()).await;
+    let admin = app.service_token(ADMIN).await;
+    let path = format!("/api/v1/admin/orgs/{}/users", acme_id(&pool).await);
+    // Rust lowercases `İ` to `i̇` (two code points); PostgreSQL's `lower()` does not.
+    assert_ne!(
+        "İnci@Acme.test".to_lowercase(),
+        sqlx::query_scalar::<_, String>("select lower('İnci@Acme.test')")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    );
+
+    let created = app
+        .post_json(&path, Some(&admin), &user_body("İnci@Acme.test", &["user"]))
+        .await;
+    let duplicate = app
+        .post_json(&path, Some(&admin), &user_body("İNCI@ACME.TEST", &["user"]))
+        .await;
+
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let user: Value = created.json().await.unwrap();
+    assert_eq!(user["email"], "İnci@Acme.test");
+    assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+    for typed in ["İnci@Acme.test", "İnci@acme.test", "İNCI@ACME.TEST"] {
+        let response = app.login(typed, "a-good-password").await;
+        assert_eq!(response.status(), StatusCode::OK, "{typed}");
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn callers_without_rights_get_401_or_403_before_their_body_is_read(pool: PgPool) {
+    seed_basics(&pool).await;
+    make_org_admin(&pool, HOST_EMAIL).await;
+    let app = spawn_app(pool.clone()).await;
+    let admin = app.service_token(ADMIN).await;
+    let mc = app.service_token(MC).await;
+    let user = app.user_token(GUEST_EMAIL, PASSWORD).await;
+    let org_admin = app.user_token(HOST_EMAIL, PASSWORD).await;
+    let other_org = create_org(&app, &admin, "elsewhere").await;
+    let acme_users = format!("/api/v1/admin/orgs/{}/users", acme_id(&pool).await);
+    let other_users = format!(
+        "/api/v1/admin/orgs/{}/users",
+        other_org["org_id"].as_str().unwrap()
+    );
+    let acme_org = format!("/api/v1/admin/orgs/{}", acme_id(&pool).await);
+    let send_garbage =
+        |method: reqwest::Method, path: String, token: Option<String>, json: bool| {
+            let mut request = app.client.request(method, app.url(&path)).body("{not json");
+            request = request.header(
+                "content-type",
+                if json {
+                    "application/json"
+                } else {
+                    "text/plain"
+                },
+            );
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            async move { request.send().await.unwrap().status() }
+        };
+    let routes = [
+        (reqwest::Method::POST, "/api/v1/admin/orgs".to_owned()),
+        (reqwest::Method::PATCH, acme_org.clone()),
+        (reqwest::Method::POST, acme_users.clone()),
+        (
+            reqwest::Method::POST,
+            "/api/v1/admin/service-clients".to_owned(),
+        ),
+    ];
+
+    for (method, path) in routes {
+        for json in [true, false] {
+            let none = send_garbage(method.clone(), path.clone(), None, json).await;
+            let bad = send_garbage(method.clone(), path.clone(), Some("x.y.z".into()), json).await;
+            let no_scope = send_garbage(method.clone(), path.clone(), Some(mc.clone()), json).await;
+            let plain_user =
+                send_garbage(method.clone(), path.clone(), Some(user.clone()), json).await;
+            let allowed =
+                send_garbage(method.clone(), path.clone(), Some(admin.clone()), json).await;
+
+            assert_eq!(none, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert_eq!(bad, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert_eq!(no_scope, StatusCode::FORBIDDEN, "{method} {path}");
+            assert_eq!(plain_user, StatusCode::FORBIDDEN, "{method} {path}");
+            assert_eq!(allowed, StatusCode::BAD_REQUEST, "{method} {path}");
+        }
+    }
+    // An org_admin of another org learns nothing either, not even that the body is bad.
+    let foreign = send_garbage(
+        reqwest::Method::POST,
+        other_users,
+        Some(org_admin.clone()),
+        true,
+    )
+    .await;
+    let own = send_garbage(reqwest::Method::POST, acme_users, Some(org_admin), true).await;
+    assert_eq!(foreign, StatusCode::NOT_FOUND);
+    assert_eq!(own, StatusCode::BAD_REQUEST);
 }

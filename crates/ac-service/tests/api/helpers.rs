@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use ac_service::config::{Config, MasterKey};
+use ac_service::config::{Config, MasterKey, Safeguards};
+use ac_service::domain::password::Hasher;
 use ac_service::seed::{self, SeedFile};
 use ac_service::startup::Application;
 use common::jwks::{JwksVerifier, VerifierConfig};
@@ -29,9 +30,22 @@ pub fn test_config() -> Config {
     config
 }
 
+/// The safeguards of a test: keys activate at once (as before pre-publication), so a rotation's
+/// effect is visible without waiting. Tests of the activation delay set their own.
+pub fn test_safeguards() -> Safeguards {
+    Safeguards {
+        // The per-client-id limit is opt-in; the tests exercise it.
+        client_max_failures_per_client: Some(5),
+        key_activation_delay_secs: 0,
+        ..Safeguards::default()
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: Client,
+    /// The app's hashing capacity, for tests that exhaust it.
+    pub hasher: Hasher,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -49,8 +63,19 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 }
 
 pub async fn spawn_app_with(pool: PgPool, config: Config) -> TestApp {
-    let app = Application::build(config, pool).await.unwrap();
+    spawn_app_with_safeguards(pool, config, test_safeguards()).await
+}
+
+pub async fn spawn_app_with_safeguards(
+    pool: PgPool,
+    config: Config,
+    safeguards: Safeguards,
+) -> TestApp {
+    let app = Application::build_with(config, safeguards, pool)
+        .await
+        .unwrap();
     let addr = app.http_addr();
+    let hasher = app.hasher();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -58,6 +83,7 @@ pub async fn spawn_app_with(pool: PgPool, config: Config) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         client: common::http_client(Duration::from_secs(30)).unwrap(),
+        hasher,
         stop: Some(stop),
         server: Some(server),
     }
@@ -118,16 +144,20 @@ impl TestApp {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
-    /// A service token through HTTP Basic.
-    pub async fn service_token(&self, client: (&str, &str)) -> String {
-        let response = self
-            .client
+    /// A client-credentials request through HTTP Basic with a form body.
+    pub async fn request_service_token(&self, client: (&str, &str)) -> Response {
+        self.client
             .post(self.url("/api/v1/auth/service/token"))
             .basic_auth(client.0, Some(client.1))
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A service token through HTTP Basic.
+    pub async fn service_token(&self, client: (&str, &str)) -> String {
+        let response = self.request_service_token(client).await;
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
@@ -163,6 +193,29 @@ impl TestApp {
 /// The `kid` header of a token.
 pub fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+/// The value of one series of AC's `/metrics` (0 when it does not exist yet). `labels` must be
+/// given in the order the exporter prints them (alphabetical).
+pub async fn metric(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = if labels.is_empty() {
+        name.to_owned()
+    } else {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        format!("{name}{{{}}}", labels.join(","))
+    };
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
 }
 
 /// The error code of an envelope body.

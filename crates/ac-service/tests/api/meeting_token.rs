@@ -113,3 +113,44 @@ async fn a_malformed_grant_is_a_bad_request(pool: PgPool) {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn callers_without_the_scope_get_403_or_401_before_their_body_is_read(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let gc = app.service_token(GC).await;
+    let mc = app.service_token(MC).await;
+    let user = app.user_token(HOST_EMAIL, PASSWORD).await;
+    let send_garbage = |token: Option<&str>, content_type: &'static str| {
+        let mut request = app
+            .client
+            .post(app.url(PATH))
+            .header("content-type", content_type)
+            .body("{\"user_id\": garbage");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    for content_type in ["application/json", "text/plain"] {
+        let no_scope = send_garbage(Some(&mc), content_type).await;
+        let no_token = send_garbage(None, content_type).await;
+        let user_token = send_garbage(Some(&user), content_type).await;
+        let allowed = send_garbage(Some(&gc), content_type).await;
+
+        assert_eq!(no_scope.status(), StatusCode::FORBIDDEN, "{content_type}");
+        assert_eq!(error_code(no_scope).await, "FORBIDDEN");
+        assert_eq!(
+            no_token.status(),
+            StatusCode::UNAUTHORIZED,
+            "{content_type}"
+        );
+        assert_eq!(
+            user_token.status(),
+            StatusCode::UNAUTHORIZED,
+            "{content_type}"
+        );
+        assert_eq!(allowed.status(), StatusCode::BAD_REQUEST, "{content_type}");
+    }
+}

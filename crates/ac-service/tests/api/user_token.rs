@@ -290,3 +290,35 @@ async fn concurrent_guesses_cannot_exceed_the_account_limit(pool: PgPool) {
         .count();
     assert_eq!((refused, limited), (5, 15));
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn ipv6_clients_share_the_budget_of_their_64_bit_prefix(pool: PgPool) {
+    seed_basics(&pool).await;
+    let mut config = test_config();
+    config.login_max_failures_per_ip = 1;
+    config.trust_forwarded_for = true;
+    let app = spawn_app_with(pool, config).await;
+    let login_from = |ip: &'static str, email: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/user/token"))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"email": email, "password": "wrong-password"}))
+            .send()
+    };
+
+    let first = login_from("2001:db8:1:2::1", "a@acme.test").await.unwrap();
+    let same_prefix = login_from("2001:db8:1:2:ffff:ffff:ffff:fffe", "b@acme.test")
+        .await
+        .unwrap();
+    let other_prefix = login_from("2001:db8:1:3::1", "c@acme.test").await.unwrap();
+    let v4 = login_from("203.0.113.9", "d@acme.test").await.unwrap();
+    let v4_mapped = login_from("::ffff:203.0.113.9", "e@acme.test")
+        .await
+        .unwrap();
+
+    assert_eq!(first.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(same_prefix.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(other_prefix.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(v4.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(v4_mapped.status(), StatusCode::TOO_MANY_REQUESTS);
+}
