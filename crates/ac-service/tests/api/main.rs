@@ -12,4 +12,5 @@ mod meeting_token;
 mod migrations;
 mod seed;
 mod service_token;
+mod service_token_client;
 mod user_token;

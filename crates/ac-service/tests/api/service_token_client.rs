@@ -1,0 +1,79 @@
+//! `common::service_token::ServiceTokenClient` (what GC and MC use to call each other) against
+//! the real AC: it caches a token while it has long to live and fetches a new one before expiry.
+
+use common::jwt::ServiceClaims;
+use common::service_token::{ServiceTokenClient, ServiceTokenError};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+
+use crate::helpers::{GC, metric, seed_basics, spawn_app, spawn_app_with, test_config};
+
+fn client_for(base: &str, credentials: (&str, &str), scope: Option<&str>) -> ServiceTokenClient {
+    ServiceTokenClient::new(
+        base,
+        credentials.0,
+        SecretString::from(credentials.1),
+        scope.map(str::to_owned),
+    )
+    .unwrap()
+}
+
+async fn issued(app: &crate::helpers::TestApp) -> f64 {
+    metric(app, "ac_tokens_issued_total", &[("token_type", "service")]).await
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_token_with_long_to_live_is_reused_instead_of_fetched_again(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await; // service tokens live an hour
+    let client = client_for(&app.base, GC, Some("internal:meeting-token"));
+
+    let first = client.token().await.unwrap();
+    let second = client.token().await.unwrap();
+
+    assert_eq!(first.expose_secret(), second.expose_secret());
+    assert_eq!(issued(&app).await, 1.0);
+    let claims: ServiceClaims = app.verifier().verify(first.expose_secret()).await.unwrap();
+    assert_eq!(claims.sub, GC.0);
+    assert_eq!(claims.scope, "internal:meeting-token");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_token_close_to_expiry_is_replaced_before_it_expires(pool: PgPool) {
+    seed_basics(&pool).await;
+    // A 60 s lifetime is inside the client's refresh margin (at least 60 s), so every call
+    // must fetch a fresh token rather than hand out one about to expire.
+    let mut config = test_config();
+    config.service_token_ttl_secs = 60;
+    let app = spawn_app_with(pool, config).await;
+    let client = client_for(&app.base, GC, None);
+
+    client.token().await.unwrap();
+    client.token().await.unwrap();
+
+    assert_eq!(issued(&app).await, 2.0);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_invalidated_token_is_fetched_again(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let client = client_for(&app.base, GC, None);
+
+    client.token().await.unwrap();
+    client.invalidate().await;
+    client.token().await.unwrap();
+
+    assert_eq!(issued(&app).await, 2.0);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn wrong_credentials_surface_as_a_refusal_with_the_status(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let client = client_for(&app.base, (GC.0, "not-the-secret-000"), None);
+
+    let error = client.token().await.unwrap_err();
+
+    assert!(matches!(error, ServiceTokenError::Refused(401)), "{error}");
+}
