@@ -34,15 +34,16 @@ fi
 # load generators with a command line of their own and hold no tests (clippy still builds them).
 status=0
 if [ "$CONVENE_HAVE_NEXTEST" -eq 1 ]; then
-  convene_log "cargo nextest run --workspace --no-fail-fast $*"
-  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
-  # nextest cannot run doc tests; run them too on a full run.
+  # nextest cannot run doc tests: on a full run they go first, so that nextest's summary of
+  # every other test is the last thing a run prints.
   if [ $# -eq 0 ]; then
     convene_log "cargo test --workspace --doc"
-    doc_status=0
-    cargo test --workspace --doc || doc_status=$?
-    if [ "$status" -eq 0 ]; then status="$doc_status"; fi
+    cargo test --workspace --doc || status=$?
   fi
+  convene_log "cargo nextest run --workspace --no-fail-fast $*"
+  nextest_status=0
+  cargo nextest run --workspace --no-fail-fast "$@" || nextest_status=$?
+  if [ "$status" -eq 0 ]; then status="$nextest_status"; fi
 else
   # cargo test runs the doc tests itself.
   convene_log "cargo test --workspace --no-fail-fast $*"
