@@ -12,8 +12,8 @@
 #   logs [S]  follow the logs of all services, or of service S (ac-service, gc-service, mc-service)
 #
 # Environment: see scripts/lib.sh for PostgreSQL/Redis settings; service ports can be moved
-# with CONVENE_AC_PORT (8082), CONVENE_GC_PORT (8080), CONVENE_GC_GRPC_PORT (50051),
-# CONVENE_MC_PORT (8081), CONVENE_MC_GRPC_PORT (50052); CONVENE_READY_TIMEOUT (60 s);
+# with CONVENE_AC_PORT (8082), CONVENE_GC_PORT (8080), CONVENE_MC_PORT (8081);
+# CONVENE_READY_TIMEOUT (60 s);
 # RUST_LOG (info). State, logs and pids live in .dev/ (git-ignored); `rm -rf .dev` after
 # `down` resets everything.
 set -euo pipefail
@@ -24,9 +24,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BIND=127.0.0.1
 AC_PORT="${CONVENE_AC_PORT:-8082}"
 GC_PORT="${CONVENE_GC_PORT:-8080}"
-GC_GRPC_PORT="${CONVENE_GC_GRPC_PORT:-50051}"
 MC_PORT="${CONVENE_MC_PORT:-8081}"
-MC_GRPC_PORT="${CONVENE_MC_GRPC_PORT:-50052}"
 AC_URL="http://$BIND:$AC_PORT"
 GC_URL="http://$BIND:$GC_PORT"
 MC_URL="http://$BIND:$MC_PORT"
@@ -78,13 +76,10 @@ service_env() {
       ;;
     gc-service)
       SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "GC_HTTP_ADDR=$BIND:$GC_PORT"
-        "GC_GRPC_ADDR=$BIND:$GC_GRPC_PORT" "GC_PUBLIC_BASE_URL=$GC_URL"
-        "GC_CLIENT_ID=convene-gc" "GC_CLIENT_SECRET=convene-gc-dev-secret")
+        "GC_PUBLIC_BASE_URL=$GC_URL")
       ;;
     mc-service)
-      SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC_PORT"
-        "MC_GRPC_ADDR=$BIND:$MC_GRPC_PORT"
-        "MC_CLIENT_ID=convene-mc" "MC_CLIENT_SECRET=convene-mc-dev-secret")
+      SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC_PORT")
       ;;
   esac
 }
@@ -110,8 +105,7 @@ stop_services() {
 # Ports must be free once our own services are stopped; anything still there is not ours.
 check_ports_free() {
   local spec name port busy=0
-  for spec in "ac-service:$AC_PORT" "gc-service:$GC_PORT" "gc-service(gRPC):$GC_GRPC_PORT" \
-    "mc-service:$MC_PORT" "mc-service(gRPC):$MC_GRPC_PORT"; do
+  for spec in "ac-service:$AC_PORT" "gc-service:$GC_PORT" "mc-service:$MC_PORT"; do
     name="${spec%:*}"
     port="${spec##*:}"
     if convene_port_open "$BIND" "$port"; then
@@ -120,7 +114,7 @@ check_ports_free() {
     fi
   done
   [ "$busy" -eq 0 ] \
-    || convene_die "free the ports above or move the stack (CONVENE_AC_PORT, CONVENE_GC_PORT, CONVENE_GC_GRPC_PORT, CONVENE_MC_PORT, CONVENE_MC_GRPC_PORT)"
+    || convene_die "free the ports above or move the stack (CONVENE_AC_PORT, CONVENE_GC_PORT, CONVENE_MC_PORT)"
 }
 
 build() {
@@ -219,8 +213,6 @@ issue_tokens() {
 CONVENE_AC_URL=$AC_URL
 CONVENE_GC_URL=$GC_URL
 CONVENE_MC_URL=$MC_URL
-CONVENE_GC_GRPC_ADDR=$BIND:$GC_GRPC_PORT
-CONVENE_MC_GRPC_ADDR=$BIND:$MC_GRPC_PORT
 HOST_TOKEN=$HOST_TOKEN
 GUEST_TOKEN=$GUEST_TOKEN
 TOKEN=$HOST_TOKEN
@@ -270,8 +262,8 @@ cmd_up() {
 
 Convene dev stack is up.
   AC          $AC_URL
-  GC          $GC_URL    gRPC $BIND:$GC_GRPC_PORT
-  MC          $MC_URL    gRPC $BIND:$MC_GRPC_PORT    WebSocket ws://$BIND:$MC_PORT/ws/v1/meetings/{code}
+  GC          $GC_URL
+  MC          $MC_URL
   PostgreSQL  $DATABASE_URL
   Redis       $REDIS_URL
   Logs        $(rel "$LOG_DIR")/<service>.log    Stop: scripts/dev.sh down
