@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
@@ -126,6 +127,8 @@ struct Inner {
     cache: RwLock<KeyCache>,
     /// Serialises fetches and remembers when the last one was attempted.
     last_fetch_attempt: Mutex<Option<Instant>>,
+    /// Set while a background refresh runs, so a busy service starts only one.
+    background_refresh: AtomicBool,
 }
 
 /// Verifies Convene tokens. Cheap to clone; clones share the key cache.
@@ -184,6 +187,7 @@ impl JwksVerifier {
                 min_refetch_interval,
                 cache: RwLock::new(KeyCache::default()),
                 last_fetch_attempt: Mutex::new(None),
+                background_refresh: AtomicBool::new(false),
             }),
         }
     }
@@ -264,14 +268,32 @@ impl JwksVerifier {
     async fn key_for(&self, kid: &str) -> Result<DecodingKey, VerifyError> {
         {
             let cache = self.inner.cache.read().await;
-            let fresh = cache
-                .fetched_at
-                .is_some_and(|at| at.elapsed() < self.inner.refresh_interval);
-            if fresh && let Some(key) = cache.keys.get(kid) {
+            if let Some(key) = cache.keys.get(kid) {
+                let stale = cache
+                    .fetched_at
+                    .is_none_or(|at| at.elapsed() >= self.inner.refresh_interval);
+                if stale
+                    && self
+                        .inner
+                        .background_refresh
+                        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    // A known key stays good while the set is refreshed in the background:
+                    // requests never wait for AC because five minutes have passed.
+                    let verifier = self.clone();
+                    tokio::spawn(async move {
+                        verifier.refetch().await;
+                        verifier
+                            .inner
+                            .background_refresh
+                            .store(false, Ordering::Release);
+                    });
+                }
                 return Ok(key.clone());
             }
         }
-        // Stale cache or unknown kid: one (rate-limited) refetch, then decide.
+        // Unknown kid (a new key, or none fetched yet): one rate-limited refetch, then decide.
         self.refetch().await;
         let cache = self.inner.cache.read().await;
         if let Some(key) = cache.keys.get(kid) {

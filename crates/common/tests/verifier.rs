@@ -373,3 +373,53 @@ async fn an_unreachable_jwks_makes_tokens_fail_closed() {
         Some(VerifyError::KeysUnavailable)
     );
 }
+
+#[tokio::test]
+async fn a_stale_key_set_is_refreshed_in_the_background_while_known_keys_keep_working() {
+    let key = TestKey::generate("k1");
+    let body = serde_json::to_value(jwks(&[&key])).unwrap();
+    // The first request is answered; every later one is reported and then never answered, as
+    // from an AC that has become unresponsive.
+    let (arrived, mut requests) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let served = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let body = body.clone();
+            let arrived = arrived.clone();
+            let served = served.clone();
+            async move {
+                if served.fetch_add(1, Ordering::SeqCst) > 0 {
+                    let _ = arrived.send(());
+                    std::future::pending::<()>().await;
+                }
+                axum::Json(body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let config = VerifierConfig {
+        refresh_interval: Duration::ZERO, // always stale after the first fetch
+        min_refetch_interval: Duration::ZERO,
+        http_timeout: Duration::from_secs(3600),
+        ..VerifierConfig::new(&format!("http://{addr}"), ISSUER)
+    };
+    let verifier = JwksVerifier::new(config).unwrap();
+    assert!(verifier.ensure_keys().await);
+
+    // The set is stale and AC hangs, yet a token with a known kid verifies without waiting.
+    let verified = tokio::time::timeout(
+        Duration::from_secs(30),
+        verifier.verify::<UserClaims>(&key.sign(&user_claims())),
+    )
+    .await
+    .expect("verification waited for the refresh");
+    assert!(verified.is_ok());
+    // And the refresh did start.
+    tokio::time::timeout(Duration::from_secs(30), requests.recv())
+        .await
+        .expect("no background refresh")
+        .unwrap();
+}
