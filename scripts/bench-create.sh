@@ -2,37 +2,49 @@
 #
 # Benchmark of meeting creation (issue 3): POST /api/v1/meetings against the release build,
 # next to pgbench running the same SQL statement on the same database, on an empty database
-# and with 100,000 meetings of the same org already stored (live and ended).
+# and on one holding 100,000 meetings of the same org (live and ended).
 #
-# Usage: scripts/bench-create.sh            (results on stdout; see docs/benchmarks.md)
-# Settings: BENCH_DURATION (seconds per run, default 20), BENCH_CLIENTS ("16 64"),
-#           BENCH_STORED (100000), CARGO_TARGET_DIR (default /var/tmp/convene-release).
+# Disk and CPU speed drift on a shared machine by tens of percent over minutes, so conditions
+# are interleaved rather than run one after another: two databases (empty and stored) exist
+# side by side, and each round runs, for each client count and each database, GC under load
+# and then pgbench, back to back. The summary gives the median of the rounds.
 #
-# It creates and finally drops the database `convene_bench` on the PostgreSQL that
-# scripts/lib.sh finds (or starts), and runs AC and GC on free loopback ports. Runs are bounded
-# in time and only ever talk to 127.0.0.1.
+# Usage: scripts/bench-create.sh            (per-run lines, then the summary, on stdout)
+# Settings: BENCH_DURATION (seconds per run, default 10), BENCH_ROUNDS (3), BENCH_CLIENTS
+#           ("16 64"), BENCH_STORED (100000), CARGO_TARGET_DIR (default /var/tmp/convene-release).
+#
+# It creates and finally drops the databases `convene_bench_empty` and `convene_bench_stored`
+# on the PostgreSQL that scripts/lib.sh finds (or starts), and runs AC and GC on loopback
+# ports 18082 and 18080. Runs are bounded in time and only ever talk to 127.0.0.1.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$CONVENE_REPO"
 
-DURATION="${BENCH_DURATION:-20}"
+DURATION="${BENCH_DURATION:-10}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 CLIENTS="${BENCH_CLIENTS:-16 64}"
 STORED="${BENCH_STORED:-100000}"
 : "${CARGO_TARGET_DIR:=/var/tmp/convene-release}"
 export CARGO_TARGET_DIR
 AC_PORT=18082
 GC_PORT=18080
+DATABASES=(empty stored)
 WORK="$(mktemp -d)"
+RESULTS="$WORK/results.tsv"
 PIDS=()
 
+drop_databases() {
+  for db in "${DATABASES[@]}"; do
+    psql -q "$ADMIN_URL" -c "drop database if exists convene_bench_$db with (force)" \
+      >/dev/null 2>&1 || true
+  done
+}
+
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -n "${ADMIN_URL:-}" ]; then
-    psql -q "$ADMIN_URL" -c 'drop database if exists convene_bench with (force)' >/dev/null 2>&1 || true
-  fi
+  stop_services
+  if [ -n "${ADMIN_URL:-}" ]; then drop_databases; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -41,7 +53,7 @@ ensure_rust_tools
 ensure_postgres
 convene_have pgbench || convene_apt_install postgresql-client
 ADMIN_URL="$TEST_DATABASE_URL"
-DB_URL="${ADMIN_URL%/*}/convene_bench"
+db_url() { printf '%s/convene_bench_%s' "${ADMIN_URL%/*}" "$1"; }
 
 convene_log "building the release binaries (target dir $CARGO_TARGET_DIR)"
 cargo build --release --quiet --bin ac-service --bin gc-service
@@ -49,37 +61,73 @@ cargo bench --quiet -p gc-service --bench create_load --no-run 2>/dev/null
 LOAD="$(find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name 'create_load-*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)"
 BIN="$CARGO_TARGET_DIR/release"
 
-# Each argument is run as its own command (VACUUM cannot share a transaction with others).
+# sql DB STATEMENT...: each statement runs as its own command (VACUUM cannot share a
+# transaction with others).
 sql() {
-  local args=()
+  local url args=()
+  url="$(db_url "$1")"
+  shift
   for statement in "$@"; do args+=(-c "$statement"); done
-  psql -qAtX -v ON_ERROR_STOP=1 "$DB_URL" "${args[@]}"
+  psql -qAtX -v ON_ERROR_STOP=1 "$url" "${args[@]}"
 }
 
-psql -q "$ADMIN_URL" -c 'drop database if exists convene_bench with (force)' >/dev/null
-psql -q "$ADMIN_URL" -c 'create database convene_bench' >/dev/null
 MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
-export DATABASE_URL="$DB_URL" AC_MASTER_KEY="$MASTER_KEY" JWT_ISSUER=convene-ac RUST_LOG=warn
-"$BIN/ac-service" migrate >/dev/null
+export AC_MASTER_KEY="$MASTER_KEY" JWT_ISSUER=convene-ac RUST_LOG=warn
 cat >"$WORK/seed.json" <<'JSON'
 {"orgs": [{"slug": "bench", "name": "Bench Org", "max_concurrent_meetings": 100000,
   "max_participants_per_meeting": 100,
   "users": [{"email": "bench@bench.test", "password": "bench-password", "display_name": "Bench",
              "roles": ["user"]}]}]}
 JSON
-"$BIN/ac-service" seed --file "$WORK/seed.json" >/dev/null
-# Creates accumulate live meetings during a run; the limit is lifted so runs measure creates,
-# not 403s. The limit check itself costs the same whatever its value.
-sql "update organizations set max_concurrent_meetings = 100000000 where slug = 'bench'"
-ORG_ID="$(sql "select id from organizations where slug = 'bench'")"
-HOST_ID="$(sql "select id from users where email = 'bench@bench.test'")"
 
-start_services() {
-  AC_HTTP_ADDR="127.0.0.1:$AC_PORT" "$BIN/ac-service" serve >"$WORK/ac.log" 2>&1 &
+drop_databases
+declare -A ORG_ID HOST_ID
+for db in "${DATABASES[@]}"; do
+  psql -q "$ADMIN_URL" -c "create database convene_bench_$db" >/dev/null
+  DATABASE_URL="$(db_url "$db")" "$BIN/ac-service" migrate >/dev/null
+  DATABASE_URL="$(db_url "$db")" "$BIN/ac-service" seed --file "$WORK/seed.json" >/dev/null
+  # Creates accumulate live meetings during a run; the limit is lifted so runs measure
+  # creates, not 403s. The limit check costs the same whatever its value.
+  sql "$db" "update organizations set max_concurrent_meetings = 100000000 where slug = 'bench'"
+  ORG_ID[$db]="$(sql "$db" "select id from organizations where slug = 'bench'")"
+  HOST_ID[$db]="$(sql "$db" "select id from users where email = 'bench@bench.test'")"
+done
+
+convene_log "storing $STORED meetings of the bench org in convene_bench_stored (a fifth live)"
+sql stored "insert into meetings (org_id, host_id, meeting_code, display_name, status,
+                                  max_participants, join_token_secret, created_at, started_at,
+                                  ended_at)
+     select '${ORG_ID[stored]}', '${HOST_ID[stored]}',
+            lpad(to_hex(i), 12, '0'), 'fixture ' || i,
+            case when i % 5 = 0 then 'active' else 'ended' end, 100,
+            decode(md5(i::text) || md5((i + 1)::text), 'hex'),
+            now() - interval '1 day', now() - interval '1 day',
+            case when i % 5 = 0 then null else now() - interval '23 hours' end
+     from generate_series(1, $STORED) as i" \
+  "insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
+                           details, user_agent)
+     select org_id, host_id::text, 'user', 'meeting_created', 'meeting', id::text, '{}',
+            'bench-fixture'
+     from meetings" "vacuum analyze"
+
+wait_ready() {
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  convene_die "service on port $1 did not become ready (logs in $WORK)"
+}
+
+start_services() { # db
+  local url
+  url="$(db_url "$1")"
+  DATABASE_URL="$url" AC_HTTP_ADDR="127.0.0.1:$AC_PORT" "$BIN/ac-service" serve \
+    >>"$WORK/ac.log" 2>&1 &
   PIDS+=($!)
   wait_ready "$AC_PORT"
-  GC_HTTP_ADDR="127.0.0.1:$GC_PORT" AC_URL="http://127.0.0.1:$AC_PORT" \
-    GC_PUBLIC_BASE_URL="http://127.0.0.1:$GC_PORT" "$BIN/gc-service" serve >"$WORK/gc.log" 2>&1 &
+  DATABASE_URL="$url" GC_HTTP_ADDR="127.0.0.1:$GC_PORT" AC_URL="http://127.0.0.1:$AC_PORT" \
+    GC_PUBLIC_BASE_URL="http://127.0.0.1:$GC_PORT" "$BIN/gc-service" serve \
+    >>"$WORK/gc.log" 2>&1 &
   PIDS+=($!)
   wait_ready "$GC_PORT"
   TOKEN="$(curl -sf -X POST "http://127.0.0.1:$AC_PORT/api/v1/auth/user/token" \
@@ -90,78 +138,99 @@ start_services() {
 
 stop_services() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  done
   PIDS=()
 }
 
-wait_ready() {
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  convene_die "service on port $1 did not become ready (logs in $WORK)"
-}
-
-# Removes what a run created, so each run starts from the same stored state. Deleting live
-# meetings gives their slots back through the triggers.
-reset_runs() {
-  sql "delete from audit_logs where user_agent is distinct from 'bench-fixture'" \
+# Removes what a run created, so each run starts from the same stored state (deleting live
+# meetings gives their slots back through the triggers), then checkpoints so flushing those
+# writes is not measured by the next run.
+reset_db() { # db
+  sql "$1" "delete from audit_logs where user_agent is distinct from 'bench-fixture'" \
     "delete from meetings where display_name in ('load test', 'pgbench')" \
-    "vacuum analyze meetings" "vacuum analyze audit_logs" "vacuum analyze organizations"
+    "vacuum analyze meetings" "vacuum analyze audit_logs" "vacuum analyze organizations" \
+    "checkpoint"
 }
 
-# A checkpoint before each run, so flushing the previous step's writes is not measured.
-checkpoint() { psql -qAtX "$ADMIN_URL" -c checkpoint; }
-
-load_run() { # clients
-  checkpoint
-  "$LOAD" --url "http://127.0.0.1:$GC_PORT" --token "$TOKEN" --concurrency "$1" \
-    --duration-secs "$DURATION"
-}
-
-pgbench_run() { # clients
-  checkpoint
-  pgbench -n -M prepared -c "$1" -j 2 -T "$DURATION" -D "org_id=$ORG_ID" -D "host_id=$HOST_ID" \
-    -f crates/gc-service/benches/create_meeting.pgbench.sql "$DB_URL" 2>&1 |
-    grep -E '^(tps|latency average|number of failed)'
-}
-
-phase() { # label
-  echo "=== $1: $(sql "select count(*) from meetings") meetings stored," \
-    "$(sql "select live_meeting_count from organizations where slug = 'bench'") live"
-  start_services
-  for c in $CLIENTS; do
-    echo "--- GC, $c clients, ${DURATION}s"
-    load_run "$c"
-    reset_runs
-  done
+gc_run() { # db clients
+  local out
+  start_services "$1"
+  out="$("$LOAD" --url "http://127.0.0.1:$GC_PORT" --token "$TOKEN" --concurrency "$2" \
+    --duration-secs "$DURATION")"
   stop_services
-  for c in $CLIENTS; do
-    echo "--- pgbench (same SQL), $c clients, ${DURATION}s"
-    pgbench_run "$c"
-    reset_runs
-  done
+  echo "--- GC, $1 database, $2 clients, ${DURATION}s"
+  echo "$out"
+  printf '%s\t%s\tgc\t%s\t%s\t%s\n' "$1" "$2" \
+    "$(awk '/^throughput/ {print $2}' <<<"$out")" \
+    "$(awk '/^latency ms/ {print $8}' <<<"$out")" \
+    "$(awk '/^statuses/ {sub(/^statuses +/, ""); print}' <<<"$out")" >>"$RESULTS"
 }
 
-pg_show() { psql -AtX "$DB_URL" -c "show $1"; }
+pgbench_run() { # db clients
+  local out
+  out="$(pgbench -n -M prepared -c "$2" -j 2 -T "$DURATION" \
+    -D "org_id=${ORG_ID[$1]}" -D "host_id=${HOST_ID[$1]}" \
+    -f crates/gc-service/benches/create_meeting.pgbench.sql "$(db_url "$1")" 2>&1 |
+    grep -E '^(tps|latency average|number of failed)')"
+  echo "--- pgbench (same SQL), $1 database, $2 clients, ${DURATION}s"
+  echo "$out"
+  printf '%s\t%s\tpgbench\t%s\t-\tfailed: %s\n' "$1" "$2" \
+    "$(awk '/^tps/ {print $3}' <<<"$out")" \
+    "$(awk '/^number of failed/ {print $5}' <<<"$out")" >>"$RESULTS"
+}
+
+pg_show() { psql -AtX "$ADMIN_URL" -c "show $1"; }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB;" \
   "PostgreSQL $(pg_show server_version) fsync=$(pg_show fsync)" \
-  "synchronous_commit=$(pg_show synchronous_commit)"
-phase "empty database"
+  "synchronous_commit=$(pg_show synchronous_commit); commit $(git rev-parse --short HEAD)"
+for db in "${DATABASES[@]}"; do reset_db "$db"; done
+for round in $(seq 1 "$ROUNDS"); do
+  for c in $CLIENTS; do
+    for db in "${DATABASES[@]}"; do
+      echo "=== round $round"
+      gc_run "$db" "$c"
+      reset_db "$db"
+      pgbench_run "$db" "$c"
+      reset_db "$db"
+    done
+  done
+done
 
-convene_log "storing $STORED meetings of the bench org (a fifth live, the rest ended)"
-sql "insert into meetings (org_id, host_id, meeting_code, display_name, status, max_participants,
-                           join_token_secret, created_at, started_at, ended_at)
-     select '$ORG_ID', '$HOST_ID',
-            lpad(to_hex(i), 12, '0'), 'fixture ' || i,
-            case when i % 5 = 0 then 'active' else 'ended' end, 100,
-            decode(md5(i::text) || md5((i + 1)::text), 'hex'),
-            now() - interval '1 day', now() - interval '1 day',
-            case when i % 5 = 0 then null else now() - interval '23 hours' end
-     from generate_series(1, $STORED) as i" \
-  "insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
-                             details, user_agent)
-     select org_id, host_id::text, 'user', 'meeting_created', 'meeting', id::text, '{}',
-            'bench-fixture'
-     from meetings" "vacuum analyze"
-phase "$STORED meetings stored"
+echo
+echo "=== summary: median of $ROUNDS rounds (min-max), ${DURATION}s runs"
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+from collections import defaultdict
+
+runs = defaultdict(list)
+for line in open(sys.argv[1]):
+    db, clients, tool, tput, p99, outcome = line.rstrip("\n").split("\t")
+    runs[(db, int(clients), tool)].append((float(tput), None if p99 == "-" else float(p99)))
+    clean = outcome == "failed: 0" if tool == "pgbench" else outcome.startswith("201: ") and "," not in outcome
+    if not clean:
+        print(f"WARNING: {tool} run on {db} with {clients} clients had failures: {outcome}")
+
+def med(values):
+    return statistics.median(values)
+
+print(f"{'database':8} {'clients':>7} {'GC req/s':>22} {'GC p99 ms':>20} "
+      f"{'pgbench tps':>22} {'GC/pgbench':>10}")
+for db in ("empty", "stored"):
+    for clients in sorted({k[1] for k in runs}):
+        gc = runs[(db, clients, "gc")]
+        pg = runs[(db, clients, "pgbench")]
+        gt = [t for t, _ in gc]
+        gp = [p for _, p in gc]
+        pt = [t for t, _ in pg]
+        print(f"{db:8} {clients:>7} {med(gt):>9.0f} ({min(gt):.0f}-{max(gt):.0f})"
+              f" {med(gp):>8.1f} ({min(gp):.1f}-{max(gp):.1f})"
+              f" {med(pt):>9.0f} ({min(pt):.0f}-{max(pt):.0f})"
+              f" {med(gt) / med(pt):>10.2f}")
+for clients in sorted({k[1] for k in runs}):
+    e = med([t for t, _ in runs[("empty", clients, "gc")]])
+    s = med([t for t, _ in runs[("stored", clients, "gc")]])
+    print(f"GC with the stored meetings at {clients} clients: {100 * (s - e) / e:+.1f} % "
+          f"throughput against the empty database")
+PY
