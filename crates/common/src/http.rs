@@ -76,6 +76,28 @@ fn has_json_content_type(req: &Request) -> bool {
     mime.eq_ignore_ascii_case("application/json")
 }
 
+/// How long a request may take before it is answered 503. Generous: a create is milliseconds
+/// and a sign-in tens of them; this only stops a stuck dependency from holding requests (and
+/// their connections) forever.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Middleware answering 503 `SERVICE_UNAVAILABLE` when the inner service takes longer than
+/// `timeout`. The inner future is dropped: a database statement in flight is cancelled or
+/// finishes on its own, so a client retrying a create should send an `Idempotency-Key`.
+pub async fn enforce_timeout(timeout: std::time::Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_secs = timeout.as_secs_f64(), "request timed out");
+            ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "the request took too long, retry later",
+            )
+            .into_response()
+        }
+    }
+}
+
 /// Fallback for routes that do not exist: the 404 envelope.
 pub async fn not_found() -> ApiError {
     ApiError::not_found()
@@ -198,6 +220,39 @@ mod tests {
         assert!(err.message.contains("invalid type"));
         let err = parse_json::<Body>(br#"["a"]"#).unwrap_err();
         assert!(err.message.contains("expected a JSON object"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_slower_than_the_timeout_gets_a_503_envelope() {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+                    "done"
+                }),
+            )
+            .route("/fast", axum::routing::get(|| async { "done" }))
+            .layer(axum::middleware::from_fn(|req, next| {
+                enforce_timeout(REQUEST_TIMEOUT, req, next)
+            }));
+        let request = |path: &str| {
+            axum::http::Request::builder()
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+
+        let slow = app.clone().oneshot(request("/slow")).await.unwrap();
+        let fast = app.oneshot(request("/fast")).await.unwrap();
+
+        assert_eq!(slow.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            slow.extensions().get::<ErrorCode>(),
+            Some(&ErrorCode::ServiceUnavailable)
+        );
+        assert_eq!(fast.status(), axum::http::StatusCode::OK);
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .fallback(common::http::not_found)
         .method_not_allowed_fallback(common::http::method_not_allowed)
+        // Timeouts and panics become 503/500 inside the metrics layer, so both are counted.
+        .layer(axum::middleware::from_fn(|req, next| {
+            common::http::enforce_timeout(common::http::REQUEST_TIMEOUT, req, next)
+        }))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(|req, next| {
             common::http::track_metrics("ac", req, next)
         }))
@@ -47,7 +52,6 @@ pub fn router(state: AppState) -> Router {
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
 

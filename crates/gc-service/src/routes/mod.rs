@@ -24,8 +24,11 @@ pub fn router(state: AppState) -> Router {
     // Layers run outside-in in the reverse order of these calls: outcome metrics and span,
     // then authentication, then the role check, then the handler (which reads the body).
     let create = post(meetings::create_meeting)
-        // Innermost, so a panic is still a counted create failure (error_type internal).
+        // Innermost, so a panic or a timeout is still a counted create failure.
         .route_layer(CatchPanicLayer::custom(panic_response))
+        .route_layer(from_fn(|req, next| {
+            common::http::enforce_timeout(common::http::REQUEST_TIMEOUT, req, next)
+        }))
         .route_layer(from_fn(require_meeting_creator))
         .route_layer(from_fn_with_state(state.clone(), require_user_auth))
         .route_layer(from_fn(record_create_outcome));
