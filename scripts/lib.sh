@@ -7,7 +7,8 @@
 # Works under `set -euo pipefail`. Every helper is idempotent.
 #
 # Public functions:
-#   ensure_rust_tools   cargo must exist; sets CONVENE_HAVE_NEXTEST=1|0
+#   ensure_rust_tools   cargo must exist
+#   ensure_nextest      install cargo-nextest when missing (the test runner)
 #   ensure_postgres     reuse a reachable PostgreSQL or start a project-local one in .dev/pg;
 #                       exports DATABASE_URL (database `convene`) and TEST_DATABASE_URL
 #                       (database `postgres`, for #[sqlx::test])
@@ -27,7 +28,6 @@
 
 CONVENE_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONVENE_DEV_DIR="$CONVENE_REPO/.dev"
-CONVENE_HAVE_NEXTEST="${CONVENE_HAVE_NEXTEST:-0}"
 
 # ---------------------------------------------------------------------------------------
 # Logging and small utilities
@@ -180,12 +180,25 @@ ensure_rust_tools() {
   fi
   convene_have cargo \
     || convene_die "cargo not found: install Rust (https://rustup.rs) and make sure cargo is on PATH"
+}
+
+# The test runner. Tests need cargo-nextest, not plain `cargo test`: nextest runs each test in
+# its own process, and the metric assertions rely on that (a process has one global metrics
+# recorder, which concurrent tests in one process would share). Installed once when missing.
+ensure_nextest() {
   if cargo nextest --version >/dev/null 2>&1; then
-    CONVENE_HAVE_NEXTEST=1
-  else
-    CONVENE_HAVE_NEXTEST=0
-    convene_log "cargo-nextest not found, falling back to cargo test (faster: cargo install cargo-nextest --locked)"
+    return 0
   fi
+  convene_log "cargo-nextest not found: installing it (cargo install --locked cargo-nextest; a few minutes, once)"
+  cargo install --locked cargo-nextest >&2 \
+    || convene_die "cannot install cargo-nextest: install it yourself (cargo install --locked cargo-nextest)"
+  # cargo installs into $CARGO_INSTALL_ROOT/bin or $CARGO_HOME/bin, which may not be on PATH.
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    PATH="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin:$PATH"
+    export PATH
+  fi
+  cargo nextest --version >/dev/null 2>&1 \
+    || convene_die "cargo-nextest was installed but cannot be run: add cargo's bin folder to PATH"
 }
 
 # Fail clearly when a cargo subcommand (fmt, clippy) is missing. Usage: NAME COMPONENT

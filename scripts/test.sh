@@ -2,12 +2,13 @@
 #
 # Runs every test of the workspace: makes sure PostgreSQL and Redis are reachable (reusing
 # running ones, else starting project-local ones under .dev/, installing the server packages
-# if missing), then runs cargo-nextest (or cargo test when nextest is not installed) and the
-# doc tests. The exit code is the tests' exit code.
+# if missing), then runs the doc tests and every other test with cargo-nextest (installed when
+# missing: the tests need one process each, see ensure_nextest in lib.sh). The exit code is
+# the tests' exit code.
 #
 # Usage: scripts/test.sh [ARGS...]
-#   ARGS are passed to `cargo nextest run` (or `cargo test`), e.g. a test-name filter or
-#   `-p gc-service`. Doc tests run only when no ARGS are given.
+#   ARGS are passed to `cargo nextest run`, e.g. a test-name filter or `-p gc-service`. Doc
+#   tests run only when no ARGS are given.
 #
 # Tests see DATABASE_URL (the `postgres` database of a server where the role may CREATEDB:
 # #[sqlx::test] creates one database per test) and REDIS_URL. CARGO_TARGET_DIR is honoured.
@@ -18,6 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cd "$CONVENE_REPO"
 ensure_rust_tools
+ensure_nextest
 ensure_postgres
 ensure_redis
 DATABASE_URL="$TEST_DATABASE_URL"
@@ -32,23 +34,17 @@ fi
 
 # The test targets (libraries, binaries, integration tests), not --all-targets: the benches are
 # load generators with a command line of their own and hold no tests (clippy still builds them).
+# nextest cannot run doc tests: on a full run they go first, so that nextest's summary of every
+# other test is the last thing a run prints.
 status=0
-if [ "$CONVENE_HAVE_NEXTEST" -eq 1 ]; then
-  # nextest cannot run doc tests: on a full run they go first, so that nextest's summary of
-  # every other test is the last thing a run prints.
-  if [ $# -eq 0 ]; then
-    convene_log "cargo test --workspace --doc"
-    cargo test --workspace --doc || status=$?
-  fi
-  convene_log "cargo nextest run --workspace --no-fail-fast $*"
-  nextest_status=0
-  cargo nextest run --workspace --no-fail-fast "$@" || nextest_status=$?
-  if [ "$status" -eq 0 ]; then status="$nextest_status"; fi
-else
-  # cargo test runs the doc tests itself.
-  convene_log "cargo test --workspace --no-fail-fast $*"
-  cargo test --workspace --no-fail-fast "$@" || status=$?
+if [ $# -eq 0 ]; then
+  convene_log "cargo test --workspace --doc"
+  cargo test --workspace --doc || status=$?
 fi
+convene_log "cargo nextest run --workspace --no-fail-fast $*"
+nextest_status=0
+cargo nextest run --workspace --no-fail-fast "$@" || nextest_status=$?
+if [ "$status" -eq 0 ]; then status="$nextest_status"; fi
 
 if [ "$status" -eq 0 ]; then
   convene_log "all tests passed"
