@@ -89,42 +89,16 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AcError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AcError> {
-        if state.credential_limits.trust_forwarded_for
-            && let Some(ip) = forwarded_for(&parts.headers)
-        {
-            return Ok(ClientIp(ip));
-        }
-        parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| ClientIp(addr.ip()))
-            .ok_or_else(|| AcError::Internal(anyhow::anyhow!("no peer address on the request")))
-    }
-}
-
-fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<IpAddr> {
-    let last_header = headers.get_all("x-forwarded-for").iter().next_back()?;
-    let last_entry = last_header.to_str().ok()?.rsplit(',').next()?;
-    last_entry.trim().parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::{HeaderMap, HeaderValue};
-
-    #[test]
-    fn forwarded_for_takes_the_entry_the_proxy_appended() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(forwarded_for(&headers), None);
-        headers.append(
-            "x-forwarded-for",
-            HeaderValue::from_static("1.1.1.1, 2.2.2.2"),
-        );
-        assert_eq!(forwarded_for(&headers), Some("2.2.2.2".parse().unwrap()));
-        headers.append("x-forwarded-for", HeaderValue::from_static("3.3.3.3"));
-        assert_eq!(forwarded_for(&headers), Some("3.3.3.3".parse().unwrap()));
-        headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
-        assert_eq!(forwarded_for(&headers), None);
+            .map(|ConnectInfo(addr)| addr.ip());
+        common::http::client_ip(
+            &parts.headers,
+            peer,
+            state.credential_limits.trust_forwarded_for,
+        )
+        .map(ClientIp)
+        .ok_or_else(|| AcError::Internal(anyhow::anyhow!("no peer address on the request")))
     }
 }

@@ -186,6 +186,32 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
+/// The client's address: the socket peer, or — only when the service is told it sits behind a
+/// proxy that appends `X-Forwarded-For` — the last address of that header, the one the proxy
+/// itself saw. Earlier entries are whatever the client chose to send and are never trusted; an
+/// unparsable last entry falls back to the peer.
+pub fn client_ip(
+    headers: &axum::http::HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    trust_forwarded_for: bool,
+) -> Option<std::net::IpAddr> {
+    if trust_forwarded_for && let Some(forwarded) = last_forwarded_for(headers) {
+        return Some(forwarded);
+    }
+    peer
+}
+
+fn last_forwarded_for(headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
+    let last_header = headers.get_all("x-forwarded-for").iter().next_back()?;
+    let last_entry = last_header.to_str().ok()?.rsplit(',').next()?.trim();
+    last_entry.parse::<std::net::IpAddr>().ok().or_else(|| {
+        last_entry
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|addr| addr.ip())
+    })
+}
+
 /// Extracts the bearer token of an `Authorization` header, if it is one.
 pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -260,6 +286,60 @@ mod tests {
         let custom = axum::http::Method::from_bytes(b"FOOBARBAZ").unwrap();
         assert_eq!(method_label(&custom), "OTHER");
         assert_eq!(method_label(&axum::http::Method::PATCH), "PATCH");
+    }
+
+    fn peer() -> Option<std::net::IpAddr> {
+        Some("10.0.0.7".parse().unwrap())
+    }
+
+    #[test]
+    fn the_socket_peer_is_used_unless_forwarded_for_is_trusted() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        assert_eq!(client_ip(&headers, peer(), false), peer());
+        assert_eq!(
+            client_ip(&headers, peer(), true),
+            Some("203.0.113.9".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn only_the_last_forwarded_for_entry_is_trusted() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(client_ip(&headers, None, true), None);
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 2.2.2.2"),
+        );
+        assert_eq!(
+            client_ip(&headers, None, true),
+            Some("2.2.2.2".parse().unwrap())
+        );
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6,  2001:db8::1 "),
+        );
+        assert_eq!(
+            client_ip(&headers, peer(), true),
+            Some("2001:db8::1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn an_unparsable_forwarded_for_falls_back_to_the_peer() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(client_ip(&headers, peer(), true), peer());
+        assert_eq!(client_ip(&headers, None, true), None);
+        let mut with_port = HeaderMap::new();
+        with_port.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.4:5555"),
+        );
+        assert_eq!(
+            client_ip(&with_port, peer(), true),
+            Some("198.51.100.4".parse().unwrap())
+        );
     }
 
     #[test]

@@ -32,33 +32,10 @@ impl FromRequestParts<AppState> for ClientInfo {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
         Ok(ClientInfo {
-            ip: client_ip(&parts.headers, peer, state.trust_forwarded_for),
+            ip: common::http::client_ip(&parts.headers, peer, state.trust_forwarded_for),
             user_agent: user_agent(&parts.headers),
         })
     }
-}
-
-/// The socket peer, or — only when GC is told it sits behind a proxy that appends
-/// `X-Forwarded-For` — the last address of that header: the one the proxy itself saw. Earlier
-/// entries are whatever the client chose to send and are never trusted.
-pub fn client_ip(
-    headers: &HeaderMap,
-    peer: Option<IpAddr>,
-    trust_forwarded_for: bool,
-) -> Option<IpAddr> {
-    if trust_forwarded_for && let Some(forwarded) = last_forwarded_for(headers) {
-        return Some(forwarded);
-    }
-    peer
-}
-
-fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    let last_header = headers.get_all("x-forwarded-for").iter().next_back()?;
-    let last_entry = last_header.to_str().ok()?.rsplit(',').next()?.trim();
-    last_entry
-        .parse::<IpAddr>()
-        .ok()
-        .or_else(|| last_entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
 }
 
 /// The `User-Agent`, with invalid UTF-8 replaced and cut to [`MAX_USER_AGENT_CHARS`].
@@ -73,54 +50,6 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
-
-    fn peer() -> Option<IpAddr> {
-        Some("10.0.0.7".parse().unwrap())
-    }
-
-    #[test]
-    fn the_socket_peer_is_used_unless_forwarded_for_is_trusted() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
-        assert_eq!(client_ip(&headers, peer(), false), peer());
-        assert_eq!(
-            client_ip(&headers, peer(), true),
-            Some("203.0.113.9".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn only_the_last_forwarded_for_entry_is_trusted() {
-        let mut headers = HeaderMap::new();
-        headers.append(
-            "x-forwarded-for",
-            HeaderValue::from_static("1.1.1.1, 2.2.2.2"),
-        );
-        headers.append(
-            "x-forwarded-for",
-            HeaderValue::from_static("6.6.6.6,  2001:db8::1 "),
-        );
-        assert_eq!(
-            client_ip(&headers, peer(), true),
-            Some("2001:db8::1".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn an_unparsable_forwarded_for_falls_back_to_the_peer() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("unknown"));
-        assert_eq!(client_ip(&headers, peer(), true), peer());
-        let mut with_port = HeaderMap::new();
-        with_port.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("198.51.100.4:5555"),
-        );
-        assert_eq!(
-            client_ip(&with_port, peer(), true),
-            Some("198.51.100.4".parse().unwrap())
-        );
-    }
 
     #[test]
     fn user_agents_are_cut_to_512_characters() {
