@@ -1,8 +1,5 @@
-//! Who is calling: the bearer-token extractors of the protected routes.
-//!
-//! Tokens are verified by [`KeyStore::verify`](crate::keys::KeyStore::verify) with the checks
-//! every Convene service applies (algorithm, signature, `exp`, `iat`, `iss`, `aud`,
-//! `token_type`); a token of one kind never passes as another.
+//! Who is calling: the bearer-token extractors of the protected routes, built on the
+//! extractor every service uses (`common::auth`), with AC's own key store as the verifier.
 //!
 //! Handlers take these extractors before the body, and the ones that carry a right
 //! ([`AdminService`], [`MeetingTokenRequester`]) check it while extracting. axum runs
@@ -11,26 +8,18 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use common::auth::{AuthState, Authenticated, authenticate};
 use common::jwt::{ServiceClaims, UserClaims, scope};
 
 use crate::error::AcError;
+use crate::keys::KeyStore;
 use crate::startup::AppState;
 
-/// A verified service token.
-pub struct ServiceCaller(pub ServiceClaims);
+impl AuthState for AppState {
+    type Verifier = KeyStore;
 
-impl FromRequestParts<AppState> for ServiceCaller {
-    type Rejection = AcError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AcError> {
-        let token = common::http::bearer_token(&parts.headers).ok_or(AcError::Unauthorized)?;
-        match state.keys.verify::<ServiceClaims>(token).await {
-            Ok(claims) => Ok(ServiceCaller(claims)),
-            Err(error) => {
-                tracing::debug!(reason = error.kind(), "service token refused");
-                Err(AcError::Unauthorized)
-            }
-        }
+    fn token_verifier(&self) -> &KeyStore {
+        &self.keys
     }
 }
 
@@ -44,17 +33,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = AcError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AcError> {
-        let token = common::http::bearer_token(&parts.headers).ok_or(AcError::Unauthorized)?;
-        if let Ok(claims) = state.keys.verify::<ServiceClaims>(token).await {
+        if let Ok(claims) = authenticate::<ServiceClaims, _>(&parts.headers, &state.keys).await {
             return Ok(Caller::Service(claims));
         }
-        match state.keys.verify::<UserClaims>(token).await {
-            Ok(claims) => Ok(Caller::User(claims)),
-            Err(error) => {
-                tracing::debug!(reason = error.kind(), "bearer token refused");
-                Err(AcError::Unauthorized)
-            }
-        }
+        let claims = authenticate::<UserClaims, _>(&parts.headers, &state.keys).await?;
+        Ok(Caller::User(claims))
     }
 }
 
@@ -95,7 +78,8 @@ impl FromRequestParts<AppState> for MeetingTokenRequester {
     type Rejection = AcError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AcError> {
-        let ServiceCaller(claims) = ServiceCaller::from_request_parts(parts, state).await?;
+        let Authenticated(claims) =
+            Authenticated::<ServiceClaims>::from_request_parts(parts, state).await?;
         require_scope(&claims, scope::INTERNAL_MEETING_TOKEN)?;
         Ok(MeetingTokenRequester(claims))
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::Parser;
+use common::shell::ShellSettings;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 /// Everything `ac-service serve` needs. Fields are public so tests can build one directly.
@@ -177,6 +178,10 @@ pub struct Safeguards {
     #[arg(long, env = "AC_KEY_ACTIVATION_DELAY_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub key_activation_delay_secs: u64,
+
+    /// Connection bounds, timeouts and stop timings of the listener.
+    #[command(flatten)]
+    pub shell: ShellSettings,
 }
 
 impl Default for Safeguards {
@@ -187,6 +192,7 @@ impl Default for Safeguards {
             hash_wait_ms: 2000,
             client_max_failures_per_client: None,
             key_activation_delay_secs: 60,
+            shell: ShellSettings::default(),
         }
     }
 }

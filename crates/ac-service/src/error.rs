@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use axum::response::{IntoResponse, Response};
-use common::error::{ApiError, ErrorCode};
+use common::error::{ApiError, ErrorCode, ServiceError};
 
 use crate::domain::password::HashError;
 use crate::domain::validation::ValidationError;
@@ -81,8 +81,8 @@ impl From<HashError> for AcError {
     }
 }
 
-impl AcError {
-    fn to_api_error(&self) -> ApiError {
+impl ServiceError for AcError {
+    fn api_error(&self) -> ApiError {
         match self {
             AcError::BadRequest(message) => ApiError::bad_request(message.clone()),
             AcError::InvalidLogin => {
@@ -97,7 +97,10 @@ impl AcError {
             AcError::NotFound => ApiError::not_found(),
             AcError::Conflict(message) => ApiError::conflict(*message),
             AcError::RateLimited { retry_after_secs } => ApiError::rate_limited(*retry_after_secs),
-            AcError::Unavailable(_) => ApiError::unavailable(),
+            // Out of connections: the request may succeed when retried.
+            AcError::Unavailable(_) | AcError::Database(sqlx::Error::PoolTimedOut) => {
+                ApiError::unavailable()
+            }
             AcError::Busy { retry_after_secs } => ApiError {
                 retry_after_secs: Some(*retry_after_secs),
                 ..ApiError::unavailable()
@@ -110,36 +113,14 @@ impl AcError {
 
 impl IntoResponse for AcError {
     fn into_response(self) -> Response {
-        match &self {
-            AcError::Database(error) => {
-                tracing::error!(error = %error_chain(error), "database error")
-            }
-            AcError::Internal(error) => {
-                tracing::error!(error = format!("{error:#}"), "internal error")
-            }
-            AcError::Unavailable(error) => {
-                tracing::warn!(error = format!("{error:#}"), "dependency unavailable")
-            }
-            // Counted rather than logged at warn: under a flood this fires for every request.
-            AcError::Busy { .. } => {
-                crate::metrics::hash_busy();
-                tracing::debug!("no hashing capacity free")
-            }
-            _ => {}
+        if let AcError::Busy { .. } = self {
+            // Counted, and answered without the warning `error_response` gives a 503: under a
+            // flood this fires for every request.
+            crate::metrics::hash_busy();
+            return self.api_error().into_response();
         }
-        self.to_api_error().into_response()
+        common::error::error_response(&self)
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -151,8 +132,10 @@ mod tests {
     fn internal_errors_answer_generically() {
         let response = AcError::Internal(anyhow::anyhow!("secret detail")).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let error = AcError::Database(sqlx::Error::PoolTimedOut).to_api_error();
+        let error = AcError::Database(sqlx::Error::Protocol("disk on fire".into())).api_error();
         assert_eq!(error.message, "internal error");
+        let error = AcError::Database(sqlx::Error::PoolTimedOut).api_error();
+        assert_eq!(error.code, ErrorCode::ServiceUnavailable);
     }
 
     #[test]

@@ -6,20 +6,30 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 use crate::db::login_failures;
 use crate::keys::KeyStore;
 
-/// Runs until the task is aborted. Errors are logged and retried on the next tick: a database
-/// blip must not stop key refreshes for the life of the process.
-pub async fn run(keys: KeyStore, pool: PgPool, every: Duration, failure_window: Duration) {
+/// Runs until `stop` is cancelled; a tick in progress finishes first. Errors are logged and
+/// retried on the next tick: a database blip must not stop key refreshes for the life of the
+/// process.
+pub async fn run(
+    keys: KeyStore,
+    pool: PgPool,
+    every: Duration,
+    failure_window: Duration,
+    stop: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The first tick fires at once; start-up has just loaded the keys.
     ticker.tick().await;
     loop {
-        ticker.tick().await;
-        run_once(&keys, &pool, failure_window).await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => run_once(&keys, &pool, failure_window).await,
+        }
     }
 }
 

@@ -1,6 +1,9 @@
-//! Building and running AC: state, router, listener, background maintenance and graceful
-//! shutdown. Migrations are the caller's job (`main` runs them; tests get a migrated database
-//! from `#[sqlx::test]`), so building an application never changes the schema.
+//! Building and running AC: state, router, listener and background maintenance, inside the
+//! common service shell (`common::shell`). Migrations are the caller's job (`main` runs them;
+//! tests get a migrated database from `#[sqlx::test]`), so building never changes the schema.
+//!
+//! A new background job: a function taking the shell's cancellation token, registered with
+//! `shell.spawn_job` in [`Application::build_with_routes`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,6 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use common::http::layers::ServiceLayers;
+use common::shell::{Protocol, Readiness, Shell};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -40,15 +45,14 @@ pub struct AppState {
     pub hasher: Hasher,
     pub credential_limits: CredentialLimits,
     pub metrics: PrometheusHandle,
+    pub readiness: Readiness,
 }
 
 /// A built AC, bound to its port but not yet serving.
 pub struct Application {
-    listener: TcpListener,
+    shell: Shell,
     http_addr: SocketAddr,
-    router: Router,
-    state: AppState,
-    maintenance_every: Duration,
+    hasher: Hasher,
 }
 
 impl Application {
@@ -57,16 +61,26 @@ impl Application {
         Application::build_with(config, Safeguards::default(), pool).await
     }
 
-    /// Checks the configuration, loads (or creates) the signing key, binds `config.http_addr`
-    /// and assembles the routes. Fails if a setting is out of bounds or the signing key cannot
-    /// be decrypted with `config.master_key`.
+    /// [`Application::build_with_routes`] AC's routes alone.
     pub async fn build_with(
         config: Config,
         safeguards: Safeguards,
         pool: PgPool,
     ) -> anyhow::Result<Application> {
+        Application::build_with_routes(config, safeguards, pool, Router::new()).await
+    }
+
+    /// Checks the configuration, loads (or creates) the signing key, binds `config.http_addr`
+    /// and assembles the routes plus `extra_routes` (tests add some). Fails if a setting is out
+    /// of bounds or the signing key cannot be decrypted with `config.master_key`.
+    pub async fn build_with_routes(
+        config: Config,
+        safeguards: Safeguards,
+        pool: PgPool,
+        extra_routes: Router<AppState>,
+    ) -> anyhow::Result<Application> {
         crate::config::check(&config, &safeguards).map_err(anyhow::Error::msg)?;
-        let metrics = common::metrics::install_recorder()
+        let metrics = common::metrics::install_recorder(&[])
             .context("cannot install the Prometheus recorder")?;
         let keys = KeyStore::load(
             pool.clone(),
@@ -80,6 +94,7 @@ impl Application {
             usize::try_from(safeguards.max_concurrent_hashes).unwrap_or(1),
             safeguards.hash_wait(),
         );
+        let mut shell = Shell::new("ac", safeguards.shell.timings());
         let state = AppState {
             pool,
             tokens: TokenIssuer::new(keys.clone(), &config),
@@ -97,17 +112,37 @@ impl Application {
                 trust_forwarded_for: config.trust_forwarded_for,
             },
             metrics,
+            readiness: shell.readiness(),
         };
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.http_addr))?;
         let http_addr = listener.local_addr()?;
-        Ok(Application {
+        let layers = ServiceLayers {
+            service: "ac",
+            request_timeout: safeguards.shell.request_timeout(),
+        };
+        let hasher = state.hasher.clone();
+        let (keys, pool) = (state.keys.clone(), state.pool.clone());
+        let (every, window) = (
+            config.key_refresh_interval(),
+            state.credential_limits.window,
+        );
+        let router = crate::routes::router_with(state, layers, extra_routes);
+        shell.serve(
+            "http",
             listener,
+            router,
+            Protocol::Http,
+            safeguards.shell.http_limits(),
+        );
+        shell.spawn_job("key maintenance", move |stop| {
+            crate::maintenance::run(keys, pool, every, window, stop)
+        });
+        Ok(Application {
+            shell,
             http_addr,
-            router: crate::routes::router(state.clone()),
-            state,
-            maintenance_every: config.key_refresh_interval(),
+            hasher,
         })
     }
 
@@ -118,30 +153,16 @@ impl Application {
 
     /// The hashing capacity the requests share (tests reserve it to see AC turn callers away).
     pub fn hasher(&self) -> Hasher {
-        self.state.hasher.clone()
+        self.hasher.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting connections and lets requests in
-    /// flight finish.
+    /// Serves until `shutdown` resolves, then stops in the shell's order: readiness off,
+    /// connections drained, maintenance stopped.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let maintenance = tokio::spawn(crate::maintenance::run(
-            self.state.keys.clone(),
-            self.state.pool.clone(),
-            self.maintenance_every,
-            self.state.credential_limits.window,
-        ));
-        tracing::info!(addr = %self.http_addr, "auth controller listening");
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
-        maintenance.abort();
-        served.context("the HTTP server failed")
+        self.shell.run(shutdown).await;
+        Ok(())
     }
 }

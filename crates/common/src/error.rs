@@ -23,6 +23,8 @@ pub enum ErrorCode {
     OrgMeetingLimitReached,
     PayloadTooLarge,
     UnsupportedMediaType,
+    UriTooLong,
+    RequestHeadersTooLarge,
     RateLimited,
     ServiceUnavailable,
     Internal,
@@ -41,6 +43,8 @@ impl ErrorCode {
             ErrorCode::OrgMeetingLimitReached => "ORG_MEETING_LIMIT_REACHED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::UriTooLong => "URI_TOO_LONG",
+            ErrorCode::RequestHeadersTooLarge => "REQUEST_HEADERS_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
@@ -56,6 +60,8 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict | ErrorCode::MeetingFull => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
+            ErrorCode::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -67,6 +73,8 @@ impl ErrorCode {
             ErrorCode::BadRequest
             | ErrorCode::UnsupportedMediaType
             | ErrorCode::PayloadTooLarge
+            | ErrorCode::UriTooLong
+            | ErrorCode::RequestHeadersTooLarge
             | ErrorCode::MethodNotAllowed => tonic::Code::InvalidArgument,
             ErrorCode::Unauthorized => tonic::Code::Unauthenticated,
             ErrorCode::Forbidden => tonic::Code::PermissionDenied,
@@ -197,6 +205,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A service's own error type: each failure knows what the client is told. Implementing it is
+/// all a service does; [`error_response`] (HTTP) logs and renders every service's errors the
+/// same way.
+pub trait ServiceError: std::error::Error {
+    fn api_error(&self) -> ApiError;
+}
+
+/// The HTTP response for a service error. Failures on our side (5xx) are logged here, once,
+/// with their cause chain; the client gets the generic message of [`ApiError::internal`] or
+/// [`ApiError::unavailable`].
+pub fn error_response(error: &dyn ServiceError) -> Response {
+    let api_error = error.api_error();
+    let status = api_error.code.http_status();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        tracing::warn!(error = %error, cause = %cause_chain(error), code = api_error.code.as_str(), "request failed");
+    } else if status.is_server_error() {
+        tracing::error!(error = %error, cause = %cause_chain(error), code = api_error.code.as_str(), "request failed");
+    }
+    api_error.into_response()
+}
+
+/// The sources of an error, `outer: inner: innermost`, for logs.
+pub fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    chain.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +290,8 @@ mod tests {
             ErrorCode::OrgMeetingLimitReached,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
+            ErrorCode::UriTooLong,
+            ErrorCode::RequestHeadersTooLarge,
             ErrorCode::RateLimited,
             ErrorCode::ServiceUnavailable,
             ErrorCode::Internal,

@@ -1,24 +1,33 @@
 //! Code that at least two Convene services use today, and nothing else.
 //!
+//! - [`shell`]: the process shell of every service: listeners with connection, header-time and
+//!   idle bounds, background jobs, readiness, and an orderly stop on SIGTERM.
+//! - [`http`]: axum pieces every HTTP service needs (strict JSON, client address, bearer
+//!   token) and [`http::layers`], the one middleware stack every router wears.
+//! - [`auth`]: the [`auth::Authenticated`] extractor every service authenticates callers with.
+//! - [`error`]: the error envelope and the shared error codes, with their HTTP and gRPC mapping.
 //! - [`jwt`]: the claim types of the three token kinds (user, service, meeting). AC signs them,
 //!   GC and MC verify them; this crate never signs.
-//! - [`jwks`]: the verifier every service uses — it fetches AC's JWKS, caches it, and checks
+//! - [`jwks`]: the verifier every service uses: it fetches AC's JWKS, caches it, and checks
 //!   signature, algorithm, expiry, issuer, audience and token type.
 //! - [`service_token`]: the OAuth2 client-credentials client a service uses to call another.
-//! - [`error`]: the error envelope and the shared error codes, with their HTTP and gRPC mapping.
-//! - [`http`]: axum pieces every HTTP service needs (strict JSON, fallbacks, HTTP metrics,
-//!   graceful shutdown); [`json`] refuses a JSON array where an object is expected.
+//! - [`meeting_code`] and [`display_name`]: the shared vocabulary of meetings.
+//! - [`json`]: refuses a JSON array where an object is expected.
 //! - [`telemetry`] and [`metrics`]: logs, traces and the Prometheus recorder.
 //! - [`proto`]: the generated gRPC types of `proto/`.
 
+pub mod auth;
+pub mod display_name;
 pub mod error;
 pub mod http;
 pub mod json;
 pub mod jwks;
 pub mod jwt;
+pub mod meeting_code;
 pub mod metrics;
 pub mod proto;
 pub mod service_token;
+pub mod shell;
 pub mod telemetry;
 
 /// Installs the `ring` provider for rustls and builds the HTTP client services use to talk to

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use common::shell::ShellSettings;
 use secrecy::SecretString;
 
 /// Everything `gc-service serve` needs. Fields are public so tests can build one directly.
@@ -42,12 +43,9 @@ pub struct Config {
     #[arg(long, env = "GC_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
-    /// GC's service credential at AC (used by the join flow to obtain meeting tokens).
-    #[arg(long, env = "GC_CLIENT_ID")]
-    pub client_id: Option<String>,
-
-    #[arg(long, env = "GC_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<SecretString>,
+    /// Connection bounds, timeouts and stop timings of the listeners.
+    #[command(flatten)]
+    pub shell: ShellSettings,
 }
 
 /// Accepts an absolute `http`/`https` URL without query or fragment, and drops a trailing
@@ -117,6 +115,7 @@ mod tests {
         assert_eq!(config.jwt_issuer, "convene-ac");
         assert_eq!(config.db_max_connections, 32);
         assert!(!config.trust_forwarded_for);
+        assert_eq!(config.shell.request_timeout_secs, 30);
         assert!(!format!("{config:?}").contains("gc@db"));
     }
 }

@@ -1,24 +1,24 @@
-//! GC's one error type, and how each failure reads to a client, to the logs and to metrics.
+//! GC's one error type, returned by every use case whatever the transport that called it.
 //!
-//! Every variant maps to a shared [`ApiError`] (the envelope of DESIGN §7). Internal failures
-//! are logged here with their cause chain and answered with a generic message; nothing from
-//! sqlx or the database ever reaches a response body.
+//! Each variant maps to a shared [`ApiError`] (a `common` error code and a message safe to
+//! show); `common::error::error_response` logs failures on our side with their cause chain
+//! and answers them generically, so nothing from sqlx or the database reaches a client.
 
 use std::borrow::Cow;
 
 use axum::response::{IntoResponse, Response};
-use common::error::{ApiError, ErrorCode};
+use common::error::{ApiError, ErrorCode, ServiceError};
 
 use crate::domain::meeting::ValidationError;
-use crate::metrics::{ErrorTypeLabel, error_type};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Validation(#[from] ValidationError),
 
-    #[error("missing or invalid bearer token")]
-    Unauthorized,
+    /// Refusals already shaped for the client (a bad bearer token, a body that did not parse).
+    #[error(transparent)]
+    Api(#[from] ApiError),
 
     #[error("{0}")]
     Forbidden(Cow<'static, str>),
@@ -28,9 +28,6 @@ pub enum Error {
 
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
-
-    #[error("token signing keys are unavailable")]
-    KeysUnavailable,
 
     #[error("no unique meeting code after {0} attempts")]
     CodeCollision(u32),
@@ -58,24 +55,39 @@ impl From<ring::error::Unspecified> for Error {
     }
 }
 
+/// Where a failed request failed, attached to its response so that metrics can tell apart
+/// failures that share a status (a 500 from the database, from code collisions, or a bug).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The client's request was refused (4xx).
+    Refused,
+    Database,
+    CodeCollision,
+    /// Any other failure on our side.
+    Internal,
+}
+
 impl Error {
-    /// The `error_type` label of `gc_meetings_created_total` (DESIGN §8).
-    pub fn error_type(&self) -> &'static str {
+    pub fn failure(&self) -> Failure {
         match self {
-            Error::Validation(_) | Error::IdempotencyKeyReused => error_type::BAD_REQUEST,
-            Error::Unauthorized => error_type::UNAUTHORIZED,
-            Error::Forbidden(_) | Error::OrgMeetingLimitReached => error_type::FORBIDDEN,
-            Error::Database(_) => error_type::DB_ERROR,
-            Error::CodeCollision(_) => error_type::CODE_COLLISION,
-            Error::KeysUnavailable | Error::Random | Error::Internal(_) => error_type::INTERNAL,
+            Error::Database(_) => Failure::Database,
+            Error::CodeCollision(_) => Failure::CodeCollision,
+            Error::Random | Error::Internal(_) => Failure::Internal,
+            Error::Api(api) if api.code.http_status().is_server_error() => Failure::Internal,
+            Error::Validation(_)
+            | Error::Api(_)
+            | Error::Forbidden(_)
+            | Error::OrgMeetingLimitReached
+            | Error::IdempotencyKeyReused => Failure::Refused,
         }
     }
+}
 
-    /// What the client sees.
-    pub fn to_api_error(&self) -> ApiError {
+impl ServiceError for Error {
+    fn api_error(&self) -> ApiError {
         match self {
             Error::Validation(e) => ApiError::bad_request(e.to_string()),
-            Error::Unauthorized => ApiError::unauthorized(),
+            Error::Api(api) => api.clone(),
             Error::Forbidden(message) => ApiError::forbidden(message.clone()),
             Error::OrgMeetingLimitReached => ApiError::new(
                 ErrorCode::OrgMeetingLimitReached,
@@ -84,10 +96,8 @@ impl Error {
             Error::IdempotencyKeyReused => {
                 ApiError::conflict("this Idempotency-Key was already used with a different request")
             }
-            // Out of connections or keys: the request may succeed when retried.
-            Error::KeysUnavailable | Error::Database(sqlx::Error::PoolTimedOut) => {
-                ApiError::unavailable()
-            }
+            // Out of connections: the request may succeed when retried.
+            Error::Database(sqlx::Error::PoolTimedOut) => ApiError::unavailable(),
             Error::CodeCollision(_) | Error::Database(_) | Error::Random | Error::Internal(_) => {
                 ApiError::internal()
             }
@@ -97,128 +107,112 @@ impl Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let api_error = self.to_api_error();
-        if api_error.code.http_status().is_server_error() {
-            tracing::error!(error = %self, cause = %cause_chain(&self), "request failed");
-        }
-        let mut response = api_error.into_response();
-        response
-            .extensions_mut()
-            .insert(ErrorTypeLabel(self.error_type()));
+        let mut response = common::error::error_response(&self);
+        response.extensions_mut().insert(self.failure());
         response
     }
-}
-
-/// `outer: inner: innermost`, for logs.
-fn cause_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = Vec::new();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push(cause.to_string());
-        source = cause.source();
-    }
-    chain.join(": ")
 }
 
 #[cfg(test)]
 mod tests {
     use axum::http::StatusCode;
-    use axum::http::header::WWW_AUTHENTICATE;
 
     use super::*;
 
-    fn status_and_code(error: Error) -> (StatusCode, &'static str) {
-        let api = error.to_api_error();
+    fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
+        let api = error.api_error();
         (api.code.http_status(), api.code.as_str())
     }
 
     #[test]
-    fn each_failure_maps_to_its_status_code_and_metric_label() {
+    fn each_failure_maps_to_its_status_and_code() {
         let cases = [
             (
-                Error::Validation(ValidationError::DisplayNameBlank),
+                Error::Validation(ValidationError::MaxParticipantsTooSmall),
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
-                "bad_request",
+                Failure::Refused,
             ),
             (
-                Error::Unauthorized,
+                Error::Api(ApiError::unauthorized()),
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
-                "unauthorized",
+                Failure::Refused,
             ),
             (
                 Error::Forbidden(forbidden::MISSING_ROLE.into()),
                 StatusCode::FORBIDDEN,
                 "FORBIDDEN",
-                "forbidden",
+                Failure::Refused,
             ),
             (
                 Error::OrgMeetingLimitReached,
                 StatusCode::FORBIDDEN,
                 "ORG_MEETING_LIMIT_REACHED",
-                "forbidden",
+                Failure::Refused,
             ),
             (
                 Error::IdempotencyKeyReused,
                 StatusCode::CONFLICT,
                 "CONFLICT",
-                "bad_request",
+                Failure::Refused,
             ),
             (
                 Error::CodeCollision(3),
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",
-                "code_collision",
+                Failure::CodeCollision,
             ),
             (
                 Error::Database(sqlx::Error::RowNotFound),
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",
-                "db_error",
+                Failure::Database,
             ),
             (
                 Error::Database(sqlx::Error::PoolTimedOut),
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
-                "db_error",
+                Failure::Database,
             ),
             (
-                Error::KeysUnavailable,
+                Error::Api(ApiError::unavailable()),
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
-                "internal",
+                Failure::Internal,
             ),
             (
                 Error::Random,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",
-                "internal",
+                Failure::Internal,
             ),
         ];
-        for (error, status, code, label) in cases {
-            assert_eq!(error.error_type(), label, "{error:?}");
-            assert_eq!(status_and_code(error), (status, code));
+        for (error, status, code, failure) in cases {
+            assert_eq!(error.failure(), failure, "{error:?}");
+            assert_eq!(status_and_code(&error), (status, code));
         }
     }
 
     #[test]
     fn internal_failures_answer_with_a_generic_message() {
         let error = Error::Database(sqlx::Error::Protocol("relation meetings is on fire".into()));
-        let api = error.to_api_error();
-        assert_eq!(api.message, "internal error");
-        let api = Error::CodeCollision(3).to_api_error();
-        assert!(!api.message.contains("collision"));
+        assert_eq!(error.api_error().message, "internal error");
+        assert!(
+            !Error::CodeCollision(3)
+                .api_error()
+                .message
+                .contains("collision")
+        );
     }
 
     #[test]
-    fn responses_carry_the_envelope_the_metric_label_and_www_authenticate_on_401() {
-        let response = Error::Unauthorized.into_response();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert!(response.headers().contains_key(WWW_AUTHENTICATE));
+    fn responses_carry_the_envelope_status_and_failure() {
+        let response = Error::CodeCollision(3).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
-            response.extensions().get::<ErrorTypeLabel>(),
-            Some(&ErrorTypeLabel("unauthorized"))
+            response.extensions().get::<Failure>(),
+            Some(&Failure::CodeCollision)
         );
     }
 }

@@ -8,9 +8,10 @@
 //! limit is an O(1) counter kept by database triggers), and never write live room state, which
 //! belongs to MC.
 //!
-//! Flow: [`config`] → [`startup::Application`] → [`routes`] (auth in [`auth`], metrics and the
-//! create span in [`metrics`]) → [`meetings`] (create orchestration) → [`db`] (SQL), with the
-//! rules in [`domain`] and errors in [`error`].
+//! Flow: [`config`] → [`startup::Application`] (the common service shell) → [`routes`]
+//! (thin HTTP handlers; callers authenticated by the extractors of [`auth`]; the create
+//! metrics in [`metrics`]) → [`use_cases`] (one module per operation, transport-neutral) →
+//! [`db`] (SQL), with the rules in [`domain`] and the one error type in [`error`].
 
 pub mod auth;
 pub mod client;
@@ -18,7 +19,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
-pub mod meetings;
 pub mod metrics;
 pub mod routes;
 pub mod startup;
+pub mod use_cases;

@@ -1,11 +1,11 @@
-//! GC's business metrics (DESIGN §8) and the span of a create.
+//! GC's business metrics (DESIGN §8).
 //!
 //! `gc_meetings_created_total{status, error_type}` and
 //! `gc_meeting_creation_duration_seconds{status}` are recorded by one middleware around the whole
 //! create route — authentication, body parsing and the handler — so every failed attempt is
 //! counted, including a 401 that never reaches the handler. The HTTP metrics
-//! (`gc_http_requests_total`, `gc_http_request_duration_seconds`) come from
-//! `common::http::track_metrics`.
+//! (`gc_http_requests_total`, `gc_http_request_duration_seconds`) come from the common
+//! middleware stack.
 
 use std::time::Instant;
 
@@ -13,11 +13,28 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
-use tracing::field::Empty;
+use common::metrics::HistogramBuckets;
+use metrics_exporter_prometheus::{BuildError, PrometheusHandle};
+
+use crate::error::Failure;
 
 pub const MEETINGS_CREATED_TOTAL: &str = "gc_meetings_created_total";
 pub const MEETING_CREATION_DURATION_SECONDS: &str = "gc_meeting_creation_duration_seconds";
+
+/// Buckets of `gc_meeting_creation_duration_seconds` (DESIGN §8).
+pub const MEETING_CREATION_BUCKETS: &[f64] =
+    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0];
+
+/// Installs the process's Prometheus recorder with GC's buckets (see `common::metrics`) and
+/// describes GC's metrics.
+pub fn install() -> Result<PrometheusHandle, BuildError> {
+    let handle = common::metrics::install_recorder(&[HistogramBuckets {
+        metric: MEETING_CREATION_DURATION_SECONDS,
+        buckets: MEETING_CREATION_BUCKETS,
+    }])?;
+    register();
+    Ok(handle)
+}
 
 /// The bounded values of the `error_type` label.
 pub mod error_type {
@@ -40,25 +57,22 @@ pub mod error_type {
     ];
 }
 
-/// Set on an error response by [`crate::error::Error`] so the metric knows the precise cause
-/// (a 500 may be `db_error`, `code_collision` or `internal`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ErrorTypeLabel(pub &'static str);
-
-/// The label of an error response that did not come from [`crate::error::Error`] (the strict
-/// JSON extractor's 400s, for instance).
-pub fn error_type_for_status(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::UNAUTHORIZED => error_type::UNAUTHORIZED,
-        StatusCode::FORBIDDEN => error_type::FORBIDDEN,
-        s if s.is_client_error() => error_type::BAD_REQUEST,
+/// The `error_type` of a failed create: from the status, and for our own failures from the
+/// [`Failure`] GC's error attached (a 500 may be `db_error`, `code_collision` or `internal`).
+pub fn error_type(status: StatusCode, failure: Option<Failure>) -> &'static str {
+    match (status, failure) {
+        (StatusCode::UNAUTHORIZED, _) => error_type::UNAUTHORIZED,
+        (StatusCode::FORBIDDEN, _) => error_type::FORBIDDEN,
+        (s, _) if s.is_client_error() => error_type::BAD_REQUEST,
+        (_, Some(Failure::Database)) => error_type::DB_ERROR,
+        (_, Some(Failure::CodeCollision)) => error_type::CODE_COLLISION,
         _ => error_type::INTERNAL,
     }
 }
 
 /// Describes the metrics and creates the success series at zero, so that a rate over it (and
 /// the `GCMeetingCreationStopped` alert) sees a series from the first scrape.
-pub fn register() {
+fn register() {
     metrics::describe_counter!(
         MEETINGS_CREATED_TOTAL,
         "Meeting create attempts by outcome (status) and failure class (error_type)"
@@ -72,32 +86,18 @@ pub fn register() {
         .increment(0);
 }
 
-/// Wraps the create route: opens the `gc.meeting.create` span, times the attempt, and counts it.
+/// Wraps the create route: times the attempt and counts it by outcome.
 pub async fn record_create_outcome(req: Request, next: Next) -> Response {
-    let span = tracing::info_span!(
-        "gc.meeting.create",
-        user_id = Empty,
-        org_id = Empty,
-        meeting_id = Empty,
-        meeting_code = Empty,
-        idempotency_key = Empty,
-        replayed = Empty,
-    );
-    // A caller that sent a W3C `traceparent` sees this create as part of its trace.
-    common::telemetry::adopt_trace_context(&span, req.headers());
     let started = Instant::now();
-    let response = next.run(req).instrument(span.clone()).await;
+    let response = next.run(req).await;
     let elapsed = started.elapsed().as_secs_f64();
 
     let status = response.status();
     let (outcome, error_type) = if status.is_success() {
         ("success", error_type::NONE)
     } else {
-        let label = response
-            .extensions()
-            .get::<ErrorTypeLabel>()
-            .map_or_else(|| error_type_for_status(status), |label| label.0);
-        ("error", label)
+        let failure = response.extensions().get::<Failure>().copied();
+        ("error", error_type(status, failure))
     };
     metrics::counter!(MEETINGS_CREATED_TOTAL, "status" => outcome, "error_type" => error_type)
         .increment(1);
@@ -109,14 +109,12 @@ pub async fn record_create_outcome(req: Request, next: Next) -> Response {
             .extensions()
             .get::<common::error::ErrorCode>()
             .map_or("", |code| code.as_str());
-        span.in_scope(|| {
-            tracing::warn!(
-                http_status = status.as_u16(),
-                error_type,
-                error_code,
-                "meeting creation failed"
-            );
-        });
+        tracing::warn!(
+            http_status = status.as_u16(),
+            error_type,
+            error_code,
+            "meeting creation failed"
+        );
     }
     response
 }
@@ -126,26 +124,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_without_a_label_map_to_the_bounded_error_types() {
+    fn statuses_and_failures_map_to_the_bounded_error_types() {
+        let refused = Some(Failure::Refused);
+        assert_eq!(error_type(StatusCode::BAD_REQUEST, None), "bad_request");
         assert_eq!(
-            error_type_for_status(StatusCode::BAD_REQUEST),
+            error_type(StatusCode::PAYLOAD_TOO_LARGE, None),
             "bad_request"
         );
+        assert_eq!(error_type(StatusCode::CONFLICT, refused), "bad_request");
+        assert_eq!(error_type(StatusCode::UNAUTHORIZED, None), "unauthorized");
+        assert_eq!(error_type(StatusCode::FORBIDDEN, refused), "forbidden");
         assert_eq!(
-            error_type_for_status(StatusCode::PAYLOAD_TOO_LARGE),
-            "bad_request"
-        );
-        assert_eq!(
-            error_type_for_status(StatusCode::UNAUTHORIZED),
-            "unauthorized"
-        );
-        assert_eq!(error_type_for_status(StatusCode::FORBIDDEN), "forbidden");
-        assert_eq!(
-            error_type_for_status(StatusCode::INTERNAL_SERVER_ERROR),
+            error_type(StatusCode::INTERNAL_SERVER_ERROR, None),
             "internal"
         );
+        assert_eq!(
+            error_type(StatusCode::INTERNAL_SERVER_ERROR, Some(Failure::Database)),
+            "db_error"
+        );
+        assert_eq!(
+            error_type(StatusCode::SERVICE_UNAVAILABLE, Some(Failure::Database)),
+            "db_error"
+        );
+        assert_eq!(
+            error_type(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(Failure::CodeCollision)
+            ),
+            "code_collision"
+        );
         for status in [400, 401, 403, 404, 409, 413, 500, 502, 503] {
-            let label = error_type_for_status(StatusCode::from_u16(status).unwrap());
+            let label = error_type(StatusCode::from_u16(status).unwrap(), None);
             assert!(error_type::ALL.contains(&label));
         }
     }

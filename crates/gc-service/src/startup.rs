@@ -1,6 +1,9 @@
-//! Building and running GC: state, router, listener, the idempotency-key janitor and graceful
-//! shutdown. Migrations are the caller's job (`main` runs them; tests get a migrated database
-//! from `#[sqlx::test]`), so building an application never changes the schema.
+//! Building and running GC: its state, its HTTP listener and its background jobs, inside the
+//! common service shell (`common::shell`). Migrations are the caller's job (`main` runs them;
+//! tests get a migrated database from `#[sqlx::test]`), so building never changes the schema.
+//!
+//! A new background job: a function taking the shell's cancellation token, registered with
+//! `shell.spawn_job` in [`Application::build`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,11 +12,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use common::http::layers::ServiceLayers;
 use common::jwks::{JwksVerifier, VerifierConfig};
+use common::shell::{Protocol, Readiness, Shell};
 use metrics_exporter_prometheus::PrometheusHandle;
 use ring::rand::SystemRandom;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
@@ -32,26 +38,34 @@ pub struct AppState {
     pub public_base_url: Arc<str>,
     pub trust_forwarded_for: bool,
     pub metrics: PrometheusHandle,
+    pub readiness: Readiness,
 }
 
 /// A built GC, bound to its port but not yet serving.
 pub struct Application {
-    listener: TcpListener,
+    shell: Shell,
     http_addr: SocketAddr,
-    router: Router,
-    pool: PgPool,
 }
 
 impl Application {
-    /// Binds `config.http_addr` (port 0 picks a free port) and assembles the routes. AC is not
-    /// contacted here: keys are fetched on first use and by the readiness probe, so GC starts
-    /// even while AC is still starting.
+    /// [`Application::build_with`] GC's routes alone.
     pub async fn build(config: Config, pool: PgPool) -> anyhow::Result<Application> {
-        let metrics = common::metrics::install_recorder()
-            .context("cannot install the Prometheus recorder")?;
-        crate::metrics::register();
+        Application::build_with(config, pool, Router::new()).await
+    }
+
+    /// Binds `config.http_addr` (port 0 picks a free port) and assembles the routes plus
+    /// `extra_routes` (tests add some). AC is not contacted here: keys are fetched on first use
+    /// and by the readiness probe, so GC starts even while AC is still starting.
+    pub async fn build_with(
+        config: Config,
+        pool: PgPool,
+        extra_routes: Router<AppState>,
+    ) -> anyhow::Result<Application> {
+        let metrics =
+            crate::metrics::install().context("cannot install the Prometheus recorder")?;
         let verifier = JwksVerifier::new(VerifierConfig::new(&config.ac_url, config.jwt_issuer))
             .context("cannot build the JWKS client")?;
+        let mut shell = Shell::new("gc", config.shell.timings());
         let state = AppState {
             pool: pool.clone(),
             verifier,
@@ -59,17 +73,28 @@ impl Application {
             public_base_url: Arc::from(config.public_base_url),
             trust_forwarded_for: config.trust_forwarded_for,
             metrics,
+            readiness: shell.readiness(),
         };
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.http_addr))?;
         let http_addr = listener.local_addr()?;
-        Ok(Application {
+        let layers = ServiceLayers {
+            service: "gc",
+            request_timeout: config.shell.request_timeout(),
+        };
+        let router = crate::routes::router_with(state, layers, extra_routes);
+        shell.serve(
+            "http",
             listener,
-            http_addr,
-            router: crate::routes::router(state),
-            pool,
-        })
+            router,
+            Protocol::Http,
+            config.shell.http_limits(),
+        );
+        shell.spawn_job("idempotency-key janitor", |stop| {
+            purge_expired_keys(pool, stop)
+        });
+        Ok(Application { shell, http_addr })
     }
 
     /// The address actually bound (useful when the config asked for port 0).
@@ -77,33 +102,27 @@ impl Application {
         self.http_addr
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting connections and lets requests in
-    /// flight finish.
+    /// Serves until `shutdown` resolves, then stops in the shell's order: readiness off,
+    /// connections drained, jobs stopped.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let janitor = tokio::spawn(purge_expired_keys(self.pool.clone()));
-        tracing::info!(addr = %self.http_addr, "global controller listening");
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
-        janitor.abort();
-        served.context("the HTTP server failed")
+        self.shell.run(shutdown).await;
+        Ok(())
     }
 }
 
 /// Deletes expired idempotency keys now and then, in small batches. Every replica runs it; the
 /// deletes skip rows another replica holds, so they never wait on each other.
-async fn purge_expired_keys(pool: PgPool) {
+async fn purge_expired_keys(pool: PgPool, stop: CancellationToken) {
     let mut every = tokio::time::interval(JANITOR_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        every.tick().await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
         loop {
             match crate::db::idempotency::purge_expired(&pool, JANITOR_BATCH).await {
                 Ok(deleted) if deleted == JANITOR_BATCH.unsigned_abs() => continue,

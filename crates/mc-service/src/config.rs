@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use common::shell::ShellSettings;
 
 #[derive(Clone, Debug, Parser)]
 #[command(name = "mc-service", about = "Convene meeting controller")]
@@ -23,4 +24,8 @@ pub struct Config {
     /// The `iss` every token must carry.
     #[arg(long, env = "JWT_ISSUER", default_value = "convene-ac")]
     pub jwt_issuer: String,
+
+    /// Connection bounds, timeouts and stop timings of the listeners.
+    #[command(flatten)]
+    pub shell: ShellSettings,
 }

@@ -7,6 +7,5 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     let _telemetry = common::telemetry::init("mc-service")?;
     let app = Application::build(config).await?;
-    tracing::info!(http = %app.http_addr(), "mc-service listening");
     app.run_until_stopped(common::http::shutdown_signal()).await
 }

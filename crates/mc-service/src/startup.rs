@@ -1,11 +1,17 @@
-//! Builds MC's HTTP app from its configuration and runs it until a shutdown signal.
+//! Building MC from its configuration and running it inside the common service shell
+//! (`common::shell`) until a shutdown signal.
+//!
+//! A new background job: a function taking the shell's cancellation token, registered with
+//! `shell.spawn_job` in [`Application::build_with`].
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::Router;
+use common::http::layers::ServiceLayers;
 use common::jwks::{JwksVerifier, VerifierConfig};
+use common::shell::{Protocol, Readiness, Shell};
 use deadpool_redis::{Pool, Runtime};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -19,50 +25,68 @@ pub struct AppState {
     pub redis: Pool,
     pub verifier: JwksVerifier,
     pub metrics: PrometheusHandle,
+    pub readiness: Readiness,
 }
 
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
+    shell: Shell,
+    http_addr: SocketAddr,
 }
 
 impl Application {
-    /// Binds the listener (use `127.0.0.1:0` in tests) and wires the routes.
+    /// [`Application::build_with`] MC's routes alone.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Application::build_with(config, Router::new()).await
+    }
+
+    /// Binds the listener (use `127.0.0.1:0` in tests) and wires the routes plus
+    /// `extra_routes` (tests add some).
+    pub async fn build_with(
+        config: Config,
+        extra_routes: Router<AppState>,
+    ) -> anyhow::Result<Self> {
         let redis = deadpool_redis::Config::from_url(&config.redis_url)
             .create_pool(Some(Runtime::Tokio1))
             .context("invalid REDIS_URL")?;
         let verifier = JwksVerifier::new(VerifierConfig::new(&config.ac_url, config.jwt_issuer))
             .context("cannot build the JWKS client")?;
-        let metrics = common::metrics::install_recorder()?;
+        let metrics = common::metrics::install_recorder(&[])?;
+        let mut shell = Shell::new("mc", config.shell.timings());
         let state = AppState {
             redis,
             verifier,
             metrics,
+            readiness: shell.readiness(),
         };
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot bind {}", config.http_addr))?;
-        Ok(Self {
+        let http_addr = listener.local_addr()?;
+        let layers = ServiceLayers {
+            service: "mc",
+            request_timeout: config.shell.request_timeout(),
+        };
+        let router = routes::router_with(state, layers, extra_routes);
+        shell.serve(
+            "http",
             listener,
-            router: routes::router(state),
-        })
+            router,
+            Protocol::Http,
+            config.shell.http_limits(),
+        );
+        Ok(Self { shell, http_addr })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.http_addr
     }
 
-    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    /// Serves until `shutdown` resolves, then stops in the shell's order.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("http server failed")
+        self.shell.run(shutdown).await;
+        Ok(())
     }
 }

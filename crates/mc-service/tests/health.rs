@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::shell::ShellSettings;
 use mc_service::config::Config;
 use mc_service::startup::Application;
 use tokio::sync::oneshot;
@@ -43,6 +44,10 @@ async fn spawn_app(redis_url: String) -> TestApp {
         redis_url,
         ac_url: jwks_endpoint().await,
         jwt_issuer: "convene-ac".into(),
+        shell: ShellSettings {
+            readiness_grace_secs: 0,
+            ..ShellSettings::default()
+        },
     };
     let app = Application::build(config).await.unwrap();
     let addr = app.http_addr();

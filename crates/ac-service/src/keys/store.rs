@@ -11,6 +11,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use common::auth::VerifyToken;
 use common::jwks::{JwksVerifier, VerifyError};
 use common::jwt::TokenClaims;
 use jsonwebtoken::jwk::JwkSet;
@@ -227,16 +228,18 @@ impl KeyStore {
         Ok(jwks)
     }
 
-    /// Verifies a token AC issued, with the same checks GC and MC apply.
-    pub async fn verify<C: TokenClaims>(&self, token: &str) -> Result<C, VerifyError> {
+    pub fn issuer(&self) -> &str {
+        &self.inner.settings.issuer
+    }
+}
+
+/// AC verifies bearer tokens against its published set, with the same checks GC and MC apply.
+impl VerifyToken for KeyStore {
+    async fn verify_token<C: TokenClaims + Send>(&self, token: &str) -> Result<C, VerifyError> {
         if let Err(error) = self.published_jwks().await {
             // Verify against the last set we had; a database blip should not log everyone out.
             tracing::warn!(%error, "cannot refresh the published keys");
         }
         self.inner.verifier.verify::<C>(token).await
-    }
-
-    pub fn issuer(&self) -> &str {
-        &self.inner.settings.issuer
     }
 }

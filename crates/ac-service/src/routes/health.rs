@@ -22,8 +22,12 @@ async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "live"}))
 }
 
-/// Ready when PostgreSQL answers and an active signing key is loaded.
+/// Ready when the replica is not stopping, PostgreSQL answers and an active signing key is
+/// loaded.
 async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AcError> {
+    if !state.readiness.is_ready() {
+        return Err(AcError::Unavailable(anyhow::anyhow!("stopping")));
+    }
     sqlx::query("select 1")
         .execute(&state.pool)
         .await

@@ -11,11 +11,11 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use common::meeting_code::MeetingCode;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::meeting::{Meeting, MeetingSettings, MeetingStatus, NewMeeting};
-use crate::domain::meeting_code::MeetingCode;
 
 /// SQLSTATE raised by the insert trigger when the org is at `max_concurrent_meetings`.
 pub const SQLSTATE_ORG_LIMIT_REACHED: &str = "CV403";
@@ -113,14 +113,14 @@ pub async fn insert_meeting(
     new: &NewMeeting,
     audit: &AuditContext<'_>,
 ) -> Result<InsertOutcome, sqlx::Error> {
-    let settings = new.request.settings;
+    let settings = new.create.settings;
     let result = sqlx::query_as::<_, MeetingRow>(CREATE_MEETING_SQL)
         .bind(new.id)
         .bind(new.org_id)
         .bind(new.host_id)
         .bind(new.code.as_str())
-        .bind(new.request.display_name.as_str())
-        .bind(new.request.max_participants.map(|n| n.get()))
+        .bind(new.create.display_name.as_str())
+        .bind(new.create.max_participants.map(|n| n.get()))
         .bind(settings.waiting_room_enabled)
         .bind(settings.enable_transcription)
         .bind(settings.enable_e2e_encryption)
@@ -129,7 +129,7 @@ pub async fn insert_meeting(
         .bind(settings.allow_guests)
         .bind(settings.allow_external_participants)
         .bind(new.join_token_secret.expose_bytes().as_slice())
-        .bind(new.request.scheduled_start_time)
+        .bind(new.create.scheduled_start_time)
         .bind(new.idempotency.as_ref().map(|r| r.key.as_str()))
         .bind(
             new.idempotency
@@ -204,7 +204,7 @@ pub async fn explain_not_inserted(
         return Ok(NotInsertedCause::UserNotActive);
     }
     if let (Some(requested), Some(max)) = (
-        new.request.max_participants,
+        new.create.max_participants,
         row.max_participants_per_meeting,
     ) && requested.get() > max
     {

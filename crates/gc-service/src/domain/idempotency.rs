@@ -10,7 +10,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::meeting::{MeetingRequest, ValidationError};
+use crate::domain::meeting::{CreateMeeting, ValidationError};
 
 /// How long a key is honoured. After that, the same key creates a new meeting.
 pub const KEY_TTL_HOURS: i32 = 24;
@@ -47,7 +47,7 @@ pub struct RequestHash([u8; 32]);
 impl RequestHash {
     /// Hashes the operation and every field of the request, each length-prefixed or tagged so
     /// that no two different requests share an encoding.
-    pub fn of_create(request: &MeetingRequest) -> Self {
+    pub fn of_create(request: &CreateMeeting) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(b"convene.create_meeting.v1\0POST /api/v1/meetings\0");
         let name = request.display_name.as_str().as_bytes();
@@ -124,10 +124,12 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::domain::meeting::{DisplayName, MaxParticipants, MeetingSettings};
+    use common::display_name::DisplayName;
 
-    fn request() -> MeetingRequest {
-        MeetingRequest {
+    use crate::domain::meeting::{MaxParticipants, MeetingSettings};
+
+    fn request() -> CreateMeeting {
+        CreateMeeting {
             display_name: DisplayName::parse("Standup").unwrap(),
             max_participants: None,
             scheduled_start_time: None,

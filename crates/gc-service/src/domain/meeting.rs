@@ -1,15 +1,13 @@
-//! A meeting: what a create request may ask for, its settings with their secure defaults, and
-//! the stored state the API shows.
+//! A meeting: what a creator may ask for ([`CreateMeeting`]), its settings with their secure
+//! defaults, and the stored state the API shows.
 
 use chrono::{DateTime, Utc};
+use common::display_name::{DisplayName, DisplayNameError};
+use common::meeting_code::MeetingCode;
 use uuid::Uuid;
 
 use crate::domain::idempotency::IdempotencyRecord;
-use crate::domain::meeting_code::MeetingCode;
 use crate::domain::secret::JoinTokenSecret;
-
-/// Longest display name, in characters (Unicode scalar values, as PostgreSQL's `char_length`).
-pub const MAX_DISPLAY_NAME_CHARS: usize = 255;
 
 /// Fewest participants a meeting may be limited to.
 pub const MIN_PARTICIPANTS: i32 = 2;
@@ -17,12 +15,8 @@ pub const MIN_PARTICIPANTS: i32 = 2;
 /// Why a request is not acceptable. Every variant is a 400; the message is safe to show.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
-    #[error("display_name must not be blank")]
-    DisplayNameBlank,
-    #[error("display_name must be at most 255 characters")]
-    DisplayNameTooLong,
-    #[error("display_name must not contain control characters")]
-    DisplayNameControlCharacters,
+    #[error("display_name {0}")]
+    DisplayName(#[from] DisplayNameError),
     #[error("max_participants must be between 2 and the organization limit")]
     MaxParticipantsTooSmall,
     #[error("max_participants must be between 2 and {max} for this organization")]
@@ -56,31 +50,6 @@ pub fn check_scheduled_start(
         return Err(ValidationError::ScheduledStartTooFar);
     }
     Ok(start)
-}
-
-/// A meeting's name as people see it: trimmed, 1–255 characters, and no control characters
-/// (a newline or a NUL in a title breaks single-line displays, and PostgreSQL refuses NUL).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DisplayName(String);
-
-impl DisplayName {
-    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(ValidationError::DisplayNameBlank);
-        }
-        if trimmed.chars().count() > MAX_DISPLAY_NAME_CHARS {
-            return Err(ValidationError::DisplayNameTooLong);
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(ValidationError::DisplayNameControlCharacters);
-        }
-        Ok(Self(trimmed.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 /// A requested participant limit. Its upper bound, the org's `max_participants_per_meeting`,
@@ -189,9 +158,9 @@ impl MeetingStatus {
     }
 }
 
-/// A validated create request: everything the client chose.
+/// A validated create command: everything the creator chose.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MeetingRequest {
+pub struct CreateMeeting {
     pub display_name: DisplayName,
     /// `None` means the default: `min(100, org limit)`, decided by the create statement.
     pub max_participants: Option<MaxParticipants>,
@@ -205,7 +174,7 @@ pub struct NewMeeting {
     pub id: Uuid,
     pub org_id: Uuid,
     pub host_id: Uuid,
-    pub request: MeetingRequest,
+    pub create: CreateMeeting,
     pub code: MeetingCode,
     pub join_token_secret: JoinTokenSecret,
     pub idempotency: Option<IdempotencyRecord>,
@@ -246,55 +215,6 @@ mod tests {
             check_scheduled_start(now + chrono::TimeDelta::days(367), now),
             Err(ValidationError::ScheduledStartTooFar)
         );
-    }
-
-    #[test]
-    fn display_names_are_trimmed() {
-        let name = DisplayName::parse("  Weekly sync \t\n").unwrap();
-        assert_eq!(name.as_str(), "Weekly sync");
-    }
-
-    #[test]
-    fn blank_display_names_are_refused() {
-        for raw in ["", " ", "\t\n  "] {
-            assert_eq!(
-                DisplayName::parse(raw),
-                Err(ValidationError::DisplayNameBlank)
-            );
-        }
-    }
-
-    #[test]
-    fn display_names_may_have_255_characters_but_not_256() {
-        assert!(DisplayName::parse(&"a".repeat(255)).is_ok());
-        assert_eq!(
-            DisplayName::parse(&"a".repeat(256)),
-            Err(ValidationError::DisplayNameTooLong)
-        );
-    }
-
-    #[test]
-    fn display_name_length_counts_characters_not_bytes() {
-        // 255 three-byte characters are 765 bytes and still a valid name.
-        assert!(DisplayName::parse(&"€".repeat(255)).is_ok());
-        assert!(DisplayName::parse(&"€".repeat(256)).is_err());
-    }
-
-    #[test]
-    fn trimming_happens_before_the_length_check() {
-        let padded = format!("  {}  ", "a".repeat(255));
-        assert!(DisplayName::parse(&padded).is_ok());
-    }
-
-    #[test]
-    fn display_names_with_control_characters_are_refused() {
-        for raw in ["a\0b", "line\nbreak", "tab\there", "bell\u{7}", "c1\u{85}x"] {
-            assert_eq!(
-                DisplayName::parse(raw),
-                Err(ValidationError::DisplayNameControlCharacters),
-                "{raw:?}"
-            );
-        }
     }
 
     #[test]

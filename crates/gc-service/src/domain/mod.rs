@@ -1,8 +1,7 @@
-//! Meetings as plain data and rules: what a valid request is, how codes and secrets are drawn,
+//! Meetings as plain data and rules: what a valid request is, how secrets are drawn,
 //! what makes two create requests "the same". Nothing here knows about HTTP or SQL, so every
 //! rule is unit-tested without a server or a database.
 
 pub mod idempotency;
 pub mod meeting;
-pub mod meeting_code;
 pub mod secret;

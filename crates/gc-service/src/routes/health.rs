@@ -13,10 +13,13 @@ pub async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready to serve creates: PostgreSQL answers and AC's signing keys are known. Not ready is a
-/// 503 envelope; the failing dependency is logged, not shown.
+/// Ready to serve creates: not stopping, PostgreSQL answers and AC's signing keys are known.
+/// Not ready is a 503 envelope; the failing dependency is logged, not shown.
 #[tracing::instrument(name = "gc.health.ready", skip_all)]
 pub async fn ready(State(state): State<AppState>) -> Response {
+    if !state.readiness.is_ready() {
+        return ApiError::unavailable().into_response();
+    }
     if let Err(error) = crate::db::ping(&state.pool).await {
         tracing::warn!(%error, "not ready: database unreachable");
         return ApiError::unavailable().into_response();

@@ -1,28 +1,26 @@
-//! `/api/v1/meetings`: request and response types and the create handler.
+//! `/api/v1/meetings`: request and response types and thin handlers over the use cases.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use common::display_name::DisplayName;
 use common::http::StrictJson;
 use serde::Deserialize;
-use uuid::Uuid;
 
-use crate::auth::AuthenticatedUser;
+use crate::auth::MeetingCreator;
 use crate::client::ClientInfo;
 use crate::db::meetings::AuditContext;
-use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord, RequestHash};
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::meeting::{
-    DisplayName, MaxParticipants, MeetingRequest, MeetingSettings, SettingsChange, ValidationError,
+    CreateMeeting, MaxParticipants, MeetingSettings, SettingsChange, ValidationError,
     check_scheduled_start,
 };
-use crate::domain::meeting_code::MeetingCode;
-use crate::domain::secret::JoinTokenSecret;
 use crate::error::Error;
-use crate::meetings::Created;
-use crate::routes::meeting_object::MeetingResponse;
+use crate::routes::meeting_response::MeetingResponse;
 use crate::startup::AppState;
+use crate::use_cases::create::{self, Created};
 
 /// Header a client sets to make a create safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -86,9 +84,9 @@ impl SettingsRequest {
 
 impl CreateMeetingRequest {
     /// `now` is the server's clock, against which a scheduled start time is checked.
-    pub fn into_domain(self, now: DateTime<Utc>) -> Result<MeetingRequest, ValidationError> {
+    pub fn into_domain(self, now: DateTime<Utc>) -> Result<CreateMeeting, ValidationError> {
         let change = self.settings.unwrap_or_default().into_change()?;
-        Ok(MeetingRequest {
+        Ok(CreateMeeting {
             display_name: DisplayName::parse(&self.display_name)?,
             max_participants: self
                 .max_participants
@@ -118,37 +116,32 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Va
     IdempotencyKey::parse(raw).map(Some)
 }
 
-/// `POST /api/v1/meetings`: runs inside the `gc.meeting.create` span opened by
-/// [`crate::metrics::record_create_outcome`], after authentication and the role check.
+/// `POST /api/v1/meetings`. The role is checked (by [`MeetingCreator`]) before the body is
+/// read.
+#[tracing::instrument(
+    name = "gc.meeting.create",
+    skip_all,
+    fields(user_id, org_id, meeting_id, meeting_code, idempotency_key, replayed)
+)]
 pub async fn create_meeting(
     State(state): State<AppState>,
-    AuthenticatedUser(claims): AuthenticatedUser,
+    MeetingCreator(creator): MeetingCreator,
     client: ClientInfo,
     headers: HeaderMap,
     StrictJson(body): StrictJson<CreateMeetingRequest>,
 ) -> Result<Response, Error> {
-    let request = body.into_domain(Utc::now())?;
-    let idempotency = idempotency_key(&headers)?.map(|key| IdempotencyRecord {
-        request_hash: RequestHash::of_create(&request),
-        key,
-    });
     let span = tracing::Span::current();
-    span.record("idempotency_key", idempotency.is_some());
-
-    let new = crate::domain::meeting::NewMeeting {
-        id: Uuid::now_v7(),
-        org_id: claims.org_id,
-        host_id: claims.sub,
-        request,
-        code: MeetingCode::generate(&state.rng)?,
-        join_token_secret: JoinTokenSecret::generate(&state.rng)?,
-        idempotency,
-    };
+    span.record("user_id", tracing::field::display(creator.sub));
+    span.record("org_id", tracing::field::display(creator.org_id));
+    let request = body.into_domain(Utc::now())?;
+    let key = idempotency_key(&headers)?;
+    span.record("idempotency_key", key.is_some());
     let audit = AuditContext {
         ip: client.ip,
         user_agent: client.user_agent.as_deref(),
     };
-    let created = crate::meetings::create_meeting(&state.pool, &state.rng, new, &audit).await?;
+    let created =
+        create::create_meeting(&state.pool, &state.rng, &creator, request, key, &audit).await?;
 
     let (meeting, replayed) = match created {
         Created::New(meeting) => (meeting, false),
@@ -160,8 +153,8 @@ pub async fn create_meeting(
     tracing::info!(
         meeting_id = %meeting.id,
         meeting_code = %meeting.code,
-        user_id = %claims.sub,
-        org_id = %claims.org_id,
+        user_id = %creator.sub,
+        org_id = %creator.org_id,
         replayed,
         "meeting created"
     );
@@ -185,7 +178,7 @@ mod tests {
     use super::*;
 
     /// Parses as the handler would on 2029-12-01, a month before the start times used below.
-    fn parse(body: &str) -> Result<MeetingRequest, String> {
+    fn parse(body: &str) -> Result<CreateMeeting, String> {
         let now = Utc.with_ymd_and_hms(2029, 12, 1, 0, 0, 0).unwrap();
         parse_json::<CreateMeetingRequest>(body.as_bytes())
             .map_err(|e| e.message.to_string())

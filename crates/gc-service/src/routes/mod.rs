@@ -1,58 +1,41 @@
-//! GC's HTTP surface: the public meetings API, health probes and metrics.
+//! GC's HTTP surface: the public meetings API, health probes and metrics, inside the common
+//! middleware stack (`common::http::layers`), so every answer that is not a success is the
+//! envelope of DESIGN §7.
 //!
-//! Every answer that is not a success is the envelope of DESIGN §7, including unknown routes
-//! (404), wrong methods (405), oversized bodies and panics.
+//! A new endpoint: its request and response types and a thin handler in the file of its
+//! resource (today `meetings.rs`), the logic in a use case under `crate::use_cases`, and one
+//! `.route(...)` line below.
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn, from_fn_with_state};
-use axum::response::IntoResponse;
+use axum::middleware::from_fn;
 use axum::routing::{get, post};
-use common::error::ApiError;
-use common::http::MAX_JSON_BODY_BYTES;
-use tower_http::catch_panic::CatchPanicLayer;
+use common::http::layers::{self, ServiceLayers};
 
-use crate::auth::{require_meeting_creator, require_user_auth};
-use crate::metrics::record_create_outcome;
 use crate::startup::AppState;
 
 pub mod health;
-pub mod meeting_object;
+pub mod meeting_response;
 pub mod meetings;
 
-pub fn router(state: AppState) -> Router {
-    // Layers run outside-in in the reverse order of these calls: outcome metrics and span,
-    // then authentication, then the role check, then the handler (which reads the body).
-    let create = post(meetings::create_meeting)
-        // Innermost, so a panic or a timeout is still a counted create failure.
-        .route_layer(CatchPanicLayer::custom(panic_response))
-        .route_layer(from_fn(|req, next| {
-            common::http::enforce_timeout(common::http::REQUEST_TIMEOUT, req, next)
-        }))
-        .route_layer(from_fn(require_meeting_creator))
-        .route_layer(from_fn_with_state(state.clone(), require_user_auth))
-        .route_layer(from_fn(record_create_outcome));
+/// The router of [`router_with`] with nothing added.
+pub fn router(state: AppState, layers: ServiceLayers) -> Router {
+    router_with(state, layers, Router::new())
+}
 
-    Router::new()
+/// GC's routes plus `extra` (tests add routes that panic or stall), inside the common stack.
+pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppState>) -> Router {
+    // Counts every create attempt, including those refused before the handler runs.
+    let create =
+        post(meetings::create_meeting).route_layer(from_fn(crate::metrics::record_create_outcome));
+
+    let routes = Router::new()
         // Both spellings, and never a redirect: a redirected POST loses its body in many clients.
         .route("/api/v1/meetings", create.clone())
         .route("/api/v1/meetings/", create)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .fallback(common::http::not_found)
-        .method_not_allowed_fallback(common::http::method_not_allowed)
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(from_fn(|req, next| {
-            common::http::track_metrics("gc", req, next)
-        }))
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
-        .with_state(state)
-}
-
-/// A panic is a bug: log it and answer the generic 500, inside the metrics layers so the
-/// failure is counted.
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    tracing::error!("handler panicked");
-    ApiError::internal().into_response()
+        .merge(extra)
+        .with_state(state);
+    layers::apply(routes, layers)
 }

@@ -7,6 +7,7 @@ use ac_service::config::MasterKey;
 use ac_service::seed::{self, SeedFile};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::shell::ShellSettings;
 use gc_service::config::Config;
 use gc_service::startup::Application;
 use reqwest::{Client, Response, StatusCode};
@@ -56,6 +57,8 @@ pub struct TestStack {
 /// Seeds an org (`acme`, default limits) with the users above and GC's service client, then
 /// starts AC and a GC that trusts it.
 pub async fn spawn_stack(pool: PgPool) -> TestStack {
+    // The process's one recorder gets GC's buckets only if GC installs it before AC does.
+    gc_service::metrics::install().unwrap();
     let user = |email: &str, roles: Value| json!({"email": email, "password": PASSWORD, "display_name": "Someone", "roles": roles});
     let file: SeedFile = serde_json::from_value(json!({
         "service_clients": [{"client_id": GC_CLIENT.0, "client_secret": GC_CLIENT.1,
@@ -134,6 +137,14 @@ fn ac_config() -> ac_service::config::Config {
     }
 }
 
+/// The shell's defaults, but a stop that does not wait for load balancers.
+pub fn test_shell_settings() -> ShellSettings {
+    ShellSettings {
+        readiness_grace_secs: 0,
+        ..ShellSettings::default()
+    }
+}
+
 pub fn gc_config(ac_base: &str) -> Config {
     Config {
         database_url: "postgres://unused".into(),
@@ -143,8 +154,7 @@ pub fn gc_config(ac_base: &str) -> Config {
         jwt_issuer: ISSUER.into(),
         public_base_url: PUBLIC_BASE_URL.into(),
         trust_forwarded_for: false,
-        client_id: None,
-        client_secret: None,
+        shell: test_shell_settings(),
     }
 }
 

@@ -1,13 +1,15 @@
 //! The storage layer on its own: the live-meeting counter kept by triggers, code-collision
 //! retries, and the create statement's cost as meetings accumulate.
 
+use common::display_name::DisplayName;
+use common::error::ServiceError;
+use common::meeting_code::MeetingCode;
 use gc_service::db::meetings::{AuditContext, CREATE_MEETING_SQL};
 use gc_service::domain::idempotency::IdempotencyRecord;
-use gc_service::domain::meeting::{DisplayName, MeetingRequest, MeetingSettings, NewMeeting};
-use gc_service::domain::meeting_code::MeetingCode;
+use gc_service::domain::meeting::{CreateMeeting, MeetingSettings, NewMeeting};
 use gc_service::domain::secret::JoinTokenSecret;
 use gc_service::error::Error;
-use gc_service::meetings::{Created, create_meeting_with_codes};
+use gc_service::use_cases::create::{Created, insert_with_fresh_codes};
 use ring::rand::SystemRandom;
 use serde_json::Value;
 use sqlx::{Connection, PgPool};
@@ -20,7 +22,7 @@ fn new_meeting(stack: &TestStack, host: Uuid, code: &str) -> NewMeeting {
         id: Uuid::now_v7(),
         org_id: stack.org_id,
         host_id: host,
-        request: MeetingRequest {
+        create: CreateMeeting {
             display_name: DisplayName::parse("Stored").unwrap(),
             max_participants: None,
             scheduled_start_time: None,
@@ -46,7 +48,7 @@ async fn the_live_counter_follows_ends_and_deletes_of_live_meetings(pool: PgPool
     let audit = AuditContext::default();
     for code in ["AAAAAAAAAAA1", "AAAAAAAAAAA2", "AAAAAAAAAAA3"] {
         let new = new_meeting(&stack, host, code);
-        create_meeting_with_codes(&stack.pool, new, &audit, || Err(Error::Internal("unused")))
+        insert_with_fresh_codes(&stack.pool, new, &audit, || Err(Error::Internal("unused")))
             .await
             .unwrap();
     }
@@ -95,7 +97,7 @@ async fn ended_meetings_cannot_be_reopened_nor_moved_to_another_org(pool: PgPool
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
     let new = new_meeting(&stack, host, "BBBBBBBBBBB1");
-    create_meeting_with_codes(&stack.pool, new, &AuditContext::default(), || {
+    insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
         Err(Error::Internal("unused"))
     })
     .await
@@ -134,7 +136,7 @@ async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
     let host = stack.user_id(HOST).await;
     let audit = AuditContext::default();
     let taken = new_meeting(&stack, host, "TAKENTAKEN01");
-    create_meeting_with_codes(&stack.pool, taken, &audit, || {
+    insert_with_fresh_codes(&stack.pool, taken, &audit, || {
         Err(Error::Internal("unused"))
     })
     .await
@@ -143,7 +145,7 @@ async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
     // The first code and the first replacement collide; the second replacement is free.
     let mut replacements = vec!["FRESHFRESH01", "TAKENTAKEN01"];
     let new = new_meeting(&stack, host, "TAKENTAKEN01");
-    let created = create_meeting_with_codes(&stack.pool, new, &audit, || {
+    let created = insert_with_fresh_codes(&stack.pool, new, &audit, || {
         Ok(MeetingCode::parse(replacements.pop().unwrap()).unwrap())
     })
     .await
@@ -161,7 +163,7 @@ async fn three_collisions_in_a_row_give_up_with_code_collision_and_store_nothing
     let host = stack.user_id(HOST).await;
     let audit = AuditContext::default();
     let taken = new_meeting(&stack, host, "TAKENTAKEN01");
-    create_meeting_with_codes(&stack.pool, taken, &audit, || {
+    insert_with_fresh_codes(&stack.pool, taken, &audit, || {
         Err(Error::Internal("unused"))
     })
     .await
@@ -169,7 +171,7 @@ async fn three_collisions_in_a_row_give_up_with_code_collision_and_store_nothing
 
     let mut draws = 0;
     let new = new_meeting(&stack, host, "TAKENTAKEN01");
-    let result = create_meeting_with_codes(&stack.pool, new, &audit, || {
+    let result = insert_with_fresh_codes(&stack.pool, new, &audit, || {
         draws += 1;
         Ok(MeetingCode::parse("TAKENTAKEN01").unwrap())
     })
@@ -179,7 +181,7 @@ async fn three_collisions_in_a_row_give_up_with_code_collision_and_store_nothing
         draws, 2,
         "three attempts: the first code and two replacements"
     );
-    let api = result.unwrap_err().to_api_error();
+    let api = result.unwrap_err().api_error();
     assert_eq!(api.message, "internal error");
     assert_eq!(stack.meeting_count().await, 1);
     assert_eq!(stack.live_meeting_count().await, 1);

@@ -14,8 +14,11 @@ pub async fn live() -> StatusCode {
     StatusCode::OK
 }
 
-/// Ready when Redis answers PING and AC's signing keys are known.
+/// Ready when MC is not stopping, Redis answers PING and AC's signing keys are known.
 pub async fn ready(State(state): State<AppState>) -> Response {
+    if !state.readiness.is_ready() {
+        return ApiError::unavailable().into_response();
+    }
     let redis_ok = tokio::time::timeout(Duration::from_secs(2), ping(&state))
         .await
         .unwrap_or(false);

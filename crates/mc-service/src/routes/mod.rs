@@ -1,21 +1,20 @@
-//! MC's HTTP routes.
+//! MC's HTTP routes, inside the common middleware stack (`common::http::layers`).
 
 mod health;
 
 use axum::Router;
 use axum::routing::get;
+use common::http::layers::{self, ServiceLayers};
 
 use crate::startup::AppState;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// MC's routes plus `extra` (tests add routes that panic or stall), inside the common stack.
+pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppState>) -> Router {
+    let routes = Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .fallback(common::http::not_found)
-        .method_not_allowed_fallback(common::http::method_not_allowed)
-        .layer(axum::middleware::from_fn(|req, next| {
-            common::http::track_metrics("mc", req, next)
-        }))
-        .with_state(state)
+        .merge(extra)
+        .with_state(state);
+    layers::apply(routes, layers)
 }

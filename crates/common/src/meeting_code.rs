@@ -1,4 +1,5 @@
-//! Meeting codes: the 12 characters of `0-9A-Za-z` in every join link.
+//! Meeting codes: the 12 characters of `0-9A-Za-z` in every join link. GC draws them; GC,
+//! AC and MC parse them from paths, requests and tokens with the same rule.
 //!
 //! A code is the only thing a join link carries, so it must not be guessable: it is drawn from
 //! the OS CSPRNG, and each character is uniform over the 62-letter alphabet (log2(62^12) ≈ 71.4
@@ -19,10 +20,6 @@ pub const CODE_LEN: usize = 12;
 /// Bytes at or above this bound are rejected: it is the largest multiple of 62 that fits in a
 /// byte, so the accepted range maps onto the alphabet evenly.
 pub const ACCEPT_BELOW: u8 = 248;
-
-/// How many codes a create tries before giving up with `code_collision` (DESIGN §6). With 71
-/// bits, three collisions in a row mean something is broken, not unlucky.
-pub const MAX_CODE_ATTEMPTS: u32 = 3;
 
 /// Maps one random byte to a letter of the alphabet, or `None` when the byte must be rejected.
 pub fn map_byte(byte: u8) -> Option<u8> {

@@ -1,12 +1,12 @@
-//! axum pieces every Convene HTTP service uses: strict JSON bodies, envelope fallbacks for
-//! unknown routes and methods, HTTP metrics by route template, and graceful shutdown.
+//! axum pieces every Convene HTTP service uses: strict JSON bodies, the client's address and
+//! bearer token, the `/metrics` response and the shutdown signal; [`layers`] is the middleware
+//! stack every router wears.
 
-use std::time::Instant;
+pub mod layers;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, MatchedPath, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
@@ -74,78 +74,6 @@ fn has_json_content_type(req: &Request) -> bool {
     };
     let mime = value.split(';').next().unwrap_or_default().trim();
     mime.eq_ignore_ascii_case("application/json")
-}
-
-/// How long a request may take before it is answered 503. Generous: a create is milliseconds
-/// and a sign-in tens of them; this only stops a stuck dependency from holding requests (and
-/// their connections) forever.
-pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Middleware answering 503 `SERVICE_UNAVAILABLE` when the inner service takes longer than
-/// `timeout`. The inner future is dropped: a database statement in flight is cancelled or
-/// finishes on its own, so a client retrying a create should send an `Idempotency-Key`.
-pub async fn enforce_timeout(timeout: std::time::Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(timeout_secs = timeout.as_secs_f64(), "request timed out");
-            ApiError::new(
-                ErrorCode::ServiceUnavailable,
-                "the request took too long, retry later",
-            )
-            .into_response()
-        }
-    }
-}
-
-/// Fallback for routes that do not exist: the 404 envelope.
-pub async fn not_found() -> ApiError {
-    ApiError::not_found()
-}
-
-/// Fallback for a known route called with the wrong method: the 405 envelope.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        "method not allowed on this route",
-    )
-}
-
-/// Middleware recording `{prefix}_http_requests_total` and
-/// `{prefix}_http_request_duration_seconds`, labelled by method, route template and status.
-/// The route is axum's matched template (`/api/v1/meetings/{code}`), never the raw path, so a
-/// scan of random URLs cannot blow up the number of series.
-pub async fn track_metrics(prefix: &'static str, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(req.method()).to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!(format!("{prefix}_http_requests_total"), &labels).increment(1);
-    metrics::histogram!(format!("{prefix}_http_request_duration_seconds"), &labels)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// The method as a metric label. Only the standard methods get their own series: a client can
-/// send any token as a method, and each would otherwise become a new series.
-fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
-    }
 }
 
 /// Renders the Prometheus text for `GET /metrics`.
@@ -246,46 +174,6 @@ mod tests {
         assert!(err.message.contains("invalid type"));
         let err = parse_json::<Body>(br#"["a"]"#).unwrap_err();
         assert!(err.message.contains("expected a JSON object"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_slower_than_the_timeout_gets_a_503_envelope() {
-        use tower::ServiceExt;
-        let app = axum::Router::new()
-            .route(
-                "/slow",
-                axum::routing::get(|| async {
-                    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
-                    "done"
-                }),
-            )
-            .route("/fast", axum::routing::get(|| async { "done" }))
-            .layer(axum::middleware::from_fn(|req, next| {
-                enforce_timeout(REQUEST_TIMEOUT, req, next)
-            }));
-        let request = |path: &str| {
-            axum::http::Request::builder()
-                .uri(path)
-                .body(axum::body::Body::empty())
-                .unwrap()
-        };
-
-        let slow = app.clone().oneshot(request("/slow")).await.unwrap();
-        let fast = app.oneshot(request("/fast")).await.unwrap();
-
-        assert_eq!(slow.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            slow.extensions().get::<ErrorCode>(),
-            Some(&ErrorCode::ServiceUnavailable)
-        );
-        assert_eq!(fast.status(), axum::http::StatusCode::OK);
-    }
-
-    #[test]
-    fn nonstandard_methods_share_one_metric_label() {
-        let custom = axum::http::Method::from_bytes(b"FOOBARBAZ").unwrap();
-        assert_eq!(method_label(&custom), "OTHER");
-        assert_eq!(method_label(&axum::http::Method::PATCH), "PATCH");
     }
 
     fn peer() -> Option<std::net::IpAddr> {

@@ -1,16 +1,23 @@
-//! Creating a meeting end to end: the create statement, fresh codes on collision, and the
+//! Creating a meeting: the create statement, fresh codes on collision, and the
 //! `Idempotency-Key` replay. Everything beyond the one happy-path statement runs only when that
 //! statement inserted nothing.
 
+use common::jwt::UserClaims;
+use common::meeting_code::MeetingCode;
 use ring::rand::SystemRandom;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::db::meetings::{AuditContext, InsertOutcome, NotInsertedCause, Refusal};
 use crate::db::{idempotency, meetings};
-use crate::domain::idempotency::Replay;
-use crate::domain::meeting::{Meeting, NewMeeting, ValidationError};
-use crate::domain::meeting_code::{MAX_CODE_ATTEMPTS, MeetingCode};
+use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord, Replay, RequestHash};
+use crate::domain::meeting::{CreateMeeting, Meeting, NewMeeting, ValidationError};
+use crate::domain::secret::JoinTokenSecret;
 use crate::error::{Error, forbidden};
+
+/// How many codes a create tries before giving up with `code_collision` (DESIGN §6). With 71
+/// bits, three collisions in a row mean something is broken, not unlucky.
+pub const MAX_CODE_ATTEMPTS: u32 = 3;
 
 /// How a create ended.
 #[derive(Debug)]
@@ -21,22 +28,39 @@ pub enum Created {
     Replayed(Meeting),
 }
 
-/// Creates `new`, drawing a fresh code from `rng` after a collision.
+/// Creates the meeting `creator` asked for, hosted by them, in their org. The caller has
+/// checked the creator's role. With a key, a retry of the same request returns the first
+/// meeting instead of creating another.
 pub async fn create_meeting(
     pool: &PgPool,
     rng: &SystemRandom,
-    new: NewMeeting,
+    creator: &UserClaims,
+    create: CreateMeeting,
+    key: Option<IdempotencyKey>,
     audit: &AuditContext<'_>,
 ) -> Result<Created, Error> {
-    create_meeting_with_codes(pool, new, audit, || {
+    let idempotency = key.map(|key| IdempotencyRecord {
+        request_hash: RequestHash::of_create(&create),
+        key,
+    });
+    let new = NewMeeting {
+        id: Uuid::now_v7(),
+        org_id: creator.org_id,
+        host_id: creator.sub,
+        create,
+        code: MeetingCode::generate(rng)?,
+        join_token_secret: JoinTokenSecret::generate(rng)?,
+        idempotency,
+    };
+    insert_with_fresh_codes(pool, new, audit, || {
         MeetingCode::generate(rng).map_err(Error::from)
     })
     .await
 }
 
-/// [`create_meeting`] with the source of replacement codes as a parameter, so tests can force
-/// collisions.
-pub async fn create_meeting_with_codes(
+/// Inserts `new`, taking replacement codes from `next_code` after collisions (a parameter so
+/// tests can force collisions).
+pub async fn insert_with_fresh_codes(
     pool: &PgPool,
     mut new: NewMeeting,
     audit: &AuditContext<'_>,

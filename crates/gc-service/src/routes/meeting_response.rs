@@ -76,10 +76,10 @@ impl MeetingResponse {
 
 #[cfg(test)]
 mod tests {
-    use crate::domain::meeting::MeetingStatus;
-    use crate::domain::meeting_code::MeetingCode;
+    use common::meeting_code::MeetingCode;
 
     use super::*;
+    use crate::domain::meeting::MeetingStatus;
 
     #[test]
     fn the_response_has_the_design_fields_and_no_secret() {
