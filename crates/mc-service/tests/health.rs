@@ -1,13 +1,16 @@
-//! MC's health, readiness, metrics and shutdown, against a real Redis.
+//! MC's health, readiness, metrics, listener bounds and shutdown, against a real Redis.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../common/tests/support/attack.rs"]
+mod attack;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::shell::ShellSettings;
 use mc_service::config::Config;
-use mc_service::startup::Application;
+use mc_service::startup::{AppState, Application};
 use tokio::sync::oneshot;
 
 fn redis_url() -> String {
@@ -39,17 +42,30 @@ struct TestApp {
 }
 
 async fn spawn_app(redis_url: String) -> TestApp {
+    spawn_app_with(
+        redis_url,
+        ShellSettings {
+            readiness_grace_secs: 0,
+            ..ShellSettings::default()
+        },
+        axum::Router::new(),
+    )
+    .await
+}
+
+async fn spawn_app_with(
+    redis_url: String,
+    shell: ShellSettings,
+    extra: axum::Router<AppState>,
+) -> TestApp {
     let config = Config {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         redis_url,
         ac_url: jwks_endpoint().await,
         jwt_issuer: "convene-ac".into(),
-        shell: ShellSettings {
-            readiness_grace_secs: 0,
-            ..ShellSettings::default()
-        },
+        shell,
     };
-    let app = Application::build(config).await.unwrap();
+    let app = Application::build_with(config, extra).await.unwrap();
     let addr = app.http_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
@@ -135,4 +151,42 @@ async fn the_server_stops_gracefully_when_asked() {
         .await
         .expect("server did not stop");
     assert!(result.unwrap().is_ok());
+}
+
+/// MC with small bounds (1 s timeouts, 32 connections) and the routes of `attack`.
+async fn spawn_hardened() -> TestApp {
+    let shell = ShellSettings {
+        http_max_connections: 32,
+        header_read_timeout_secs: 1,
+        idle_timeout_secs: 1,
+        request_timeout_secs: 1,
+        readiness_grace_secs: 0,
+        ..ShellSettings::default()
+    };
+    let extra = axum::Router::new()
+        .route("/test/panic", axum::routing::get(attack::panics))
+        .route("/test/slow", axum::routing::get(attack::stalls))
+        .route(
+            "/test/json",
+            axum::routing::post(
+                |common::http::StrictJson(v): common::http::StrictJson<serde_json::Value>| async {
+                    axum::Json(v)
+                },
+            ),
+        );
+    spawn_app_with(redis_url(), shell, extra).await
+}
+
+#[tokio::test]
+async fn the_middleware_stack_answers_panics_timeouts_big_bodies_and_doubled_headers() {
+    let app = spawn_hardened().await;
+    attack::assert_middleware_stack(&format!("http://{}", app.addr), "/test/json", None).await;
+}
+
+#[tokio::test]
+async fn idle_and_slowloris_floods_are_cut_off_while_mc_keeps_answering() {
+    let app = spawn_hardened().await;
+    let (statuses, fates) =
+        attack::flood_while_serving(app.addr, "/health/live", 48, 16, Duration::from_secs(4)).await;
+    attack::assert_flood_survived(&statuses, &fates, Duration::from_secs(3));
 }

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use ac_service::config::MasterKey;
 use ac_service::seed::{self, SeedFile};
+use axum::Router;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::shell::ShellSettings;
 use gc_service::config::Config;
-use gc_service::startup::Application;
+use gc_service::startup::{AppState, Application};
 use reqwest::{Client, Response, StatusCode};
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -57,6 +58,15 @@ pub struct TestStack {
 /// Seeds an org (`acme`, default limits) with the users above and GC's service client, then
 /// starts AC and a GC that trusts it.
 pub async fn spawn_stack(pool: PgPool) -> TestStack {
+    spawn_stack_with(pool, test_shell_settings(), Router::new()).await
+}
+
+/// [`spawn_stack`] with GC's shell settings and extra routes chosen by the test.
+pub async fn spawn_stack_with(
+    pool: PgPool,
+    shell: ShellSettings,
+    extra_routes: Router<AppState>,
+) -> TestStack {
     // The process's one recorder gets GC's buckets only if GC installs it before AC does.
     gc_service::metrics::install().unwrap();
     let user = |email: &str, roles: Value| json!({"email": email, "password": PASSWORD, "display_name": "Someone", "roles": roles});
@@ -88,7 +98,11 @@ pub async fn spawn_stack(pool: PgPool) -> TestStack {
     })
     .await;
 
-    let gc_app = Application::build(gc_config(&ac_base), pool.clone())
+    let config = Config {
+        shell,
+        ..gc_config(&ac_base)
+    };
+    let gc_app = Application::build_with(config, pool.clone(), extra_routes)
         .await
         .unwrap();
     let gc_base = format!("http://{}", gc_app.http_addr());

@@ -9,6 +9,7 @@ mod concurrency;
 mod create_meeting;
 mod helpers;
 mod idempotency;
+mod listener;
 mod observability;
 mod storage;
 mod validation;

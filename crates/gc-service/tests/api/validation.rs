@@ -115,3 +115,52 @@ async fn scheduled_start_times_in_the_past_or_beyond_a_year_are_refused(pool: Pg
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(stack.meeting_count().await, 1);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn nul_bytes_odd_unicode_and_overlong_text_in_any_field_get_a_400_envelope(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let token = stack.user_token(HOST).await;
+    let long = "x".repeat(60_000);
+    let raw_bodies = [
+        // JSON escapes a client can send but PostgreSQL or a screen cannot take.
+        r#"{"display_name": "nul\u0000byte"}"#.to_owned(),
+        r#"{"display_name": "lone \ud800 surrogate"}"#.to_owned(),
+        r#"{"display_name": "\udc00"}"#.to_owned(),
+        r#"{"display_name": "evil\u202Egpj.exe"}"#.to_owned(),
+        r#"{"display_name": "line\u2028separator"}"#.to_owned(),
+        r#"{"display_name": "para\u2029separator"}"#.to_owned(),
+        r#"{"display_name": "\u200B\u200B"}"#.to_owned(),
+        r#"{"display_name": "\u3164"}"#.to_owned(),
+        r#"{"display_name": "\uFEFF"}"#.to_owned(),
+        r#"{"display_name": "esc\u001b[31mred"}"#.to_owned(),
+        format!(r#"{{"display_name": "{long}"}}"#),
+        format!(r#"{{"display_name": "{}"}}"#, "€".repeat(256)),
+        r#"{"display_name": "ok", "scheduled_start_time": "2030-01-01T00:00:00Z\u0000"}"#
+            .to_owned(),
+        format!(r#"{{"display_name": "ok", "scheduled_start_time": "{long}"}}"#),
+        r#"{"display_name": "ok", "settings": {"allow_guests": "\u0000"}}"#.to_owned(),
+        r#"{"display_name\u0000": "ok"}"#.to_owned(),
+    ];
+    for body in raw_bodies {
+        let response = stack
+            .client
+            .post(stack.gc_url("/api/v1/meetings"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let shown: String = body.chars().take(80).collect();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{shown}");
+        assert_eq!(error_code(response).await, "BAD_REQUEST", "{shown}");
+    }
+    assert_eq!(stack.meeting_count().await, 0);
+
+    // Real names in any script, with emoji sequences, still pass.
+    let fine = json!({"display_name": "Réunion 会议 👩\u{200D}💻"});
+    assert_eq!(
+        stack.create(&token, &fine).await.status(),
+        StatusCode::CREATED
+    );
+}

@@ -1,0 +1,232 @@
+//! A hostile client for tests of every service's listeners: sockets that never send a byte,
+//! sockets that send a request head one byte at a time (slowloris), and a well-behaved client
+//! that must keep getting answers meanwhile. Included by path from each crate's tests.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// What happened to an attacking socket.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// The server closed it (EOF or reset), after this long.
+    ClosedAfter(Duration),
+    /// Still open when the attacker gave up waiting.
+    StillOpen,
+}
+
+/// Opens `count` connections that send nothing; each task reports when the server closed it.
+pub async fn idle_sockets(
+    addr: SocketAddr,
+    count: usize,
+    give_up: Duration,
+) -> Vec<JoinHandle<Fate>> {
+    let mut tasks = Vec::with_capacity(count);
+    for _ in 0..count {
+        let Ok(mut stream) = TcpStream::connect(addr).await else {
+            continue;
+        };
+        tasks.push(tokio::spawn(async move {
+            let opened = Instant::now();
+            let mut buf = [0u8; 1024];
+            let deadline = opened + give_up;
+            loop {
+                match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                    Err(_) => return Fate::StillOpen,
+                    Ok(Ok(0) | Err(_)) => return Fate::ClosedAfter(opened.elapsed()),
+                    // An answer (a 503 for a connection over the limit): wait for the close.
+                    Ok(Ok(_)) => continue,
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+/// Opens `count` connections that send a request head one byte every `every`, never
+/// finishing it; each task reports when the server closed it.
+pub async fn slowloris(
+    addr: SocketAddr,
+    count: usize,
+    every: Duration,
+    give_up: Duration,
+) -> Vec<JoinHandle<Fate>> {
+    let head = b"GET /health/live HTTP/1.1\r\nhost: x\r\nx-slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut tasks = Vec::with_capacity(count);
+    for _ in 0..count {
+        let Ok(stream) = TcpStream::connect(addr).await else {
+            continue;
+        };
+        tasks.push(tokio::spawn(async move {
+            let opened = Instant::now();
+            let (mut read, mut write) = stream.into_split();
+            let writer = tokio::spawn(async move {
+                for byte in head.iter().cycle() {
+                    if write.write_all(&[*byte]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            });
+            let mut buf = [0u8; 1024];
+            let deadline = opened + give_up;
+            let fate = loop {
+                match tokio::time::timeout_at(deadline, read.read(&mut buf)).await {
+                    Err(_) => break Fate::StillOpen,
+                    Ok(Ok(0) | Err(_)) => break Fate::ClosedAfter(opened.elapsed()),
+                    Ok(Ok(_)) => continue,
+                }
+            };
+            writer.abort();
+            fate
+        }));
+    }
+    tasks
+}
+
+/// One plain HTTP/1.1 GET on a fresh connection, with a deadline: the status code, or `None`
+/// when no answer came in time (or the connection failed).
+pub async fn get_status(addr: SocketAddr, path: &str, deadline: Duration) -> Option<u16> {
+    let attempt = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let text = String::from_utf8_lossy(&response);
+        text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+    };
+    tokio::time::timeout(deadline, attempt).await.ok().flatten()
+}
+
+/// Floods `addr` with `idle` silent sockets and `slow` slowloris sockets while a normal client
+/// asks for `path` every 100 ms for `duration`. Returns the normal client's statuses in order
+/// (`None` for a request that got no answer within 2 s) and the attackers' fates.
+pub async fn flood_while_serving(
+    addr: SocketAddr,
+    path: &str,
+    idle: usize,
+    slow: usize,
+    duration: Duration,
+) -> (Vec<Option<u16>>, Vec<Fate>) {
+    let give_up = duration + Duration::from_secs(5);
+    let mut attackers = idle_sockets(addr, idle, give_up).await;
+    attackers.extend(slowloris(addr, slow, Duration::from_millis(200), give_up).await);
+    let mut statuses = Vec::new();
+    let until = Instant::now() + duration;
+    while Instant::now() < until {
+        statuses.push(get_status(addr, path, Duration::from_secs(2)).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut fates = Vec::new();
+    for attacker in attackers {
+        fates.push(attacker.await.unwrap_or(Fate::StillOpen));
+    }
+    (statuses, fates)
+}
+
+/// The checks every service's flood test makes: every normal request was answered (a 503
+/// envelope while the attackers hold every slot is an answer), the normal client got through
+/// once the attackers' sockets were cut, and every attacker socket was closed by the server
+/// within `bound`.
+pub fn assert_flood_survived(statuses: &[Option<u16>], fates: &[Fate], bound: Duration) {
+    assert!(
+        statuses.iter().all(|s| matches!(s, Some(200 | 503))),
+        "every request gets an answer: {statuses:?}"
+    );
+    let tail = &statuses[statuses.len().saturating_sub(5)..];
+    assert!(
+        tail.iter().all(|s| *s == Some(200)),
+        "the normal client gets through once the attack is cut off: {statuses:?}"
+    );
+    for fate in fates {
+        match fate {
+            Fate::ClosedAfter(after) => assert!(*after <= bound, "closed after {after:?}"),
+            Fate::StillOpen => panic!("an attacking socket was never closed: {fates:?}"),
+        }
+    }
+}
+
+/// A handler with a bug, for tests of the panic catch.
+pub async fn panics() -> &'static str {
+    #[allow(clippy::panic)]
+    if true {
+        panic!("a handler bug");
+    }
+    "unreachable"
+}
+
+/// A handler that takes longer than any test's request timeout.
+pub async fn stalls() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    "too late"
+}
+
+/// The error code of an envelope response, checking its shape on the way.
+async fn envelope_code(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.expect("a JSON envelope");
+    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    body["error"]["code"].as_str().expect("a code").to_owned()
+}
+
+/// The checks every service's middleware stack must pass, through the real server at `base`:
+/// `/test/panic` ([`panics`]) answers a 500 envelope, `/test/slow` ([`stalls`]) a 503 envelope
+/// after the request timeout, an oversized JSON body POSTed to `json_path` (with `token`, when
+/// the route checks its caller before reading the body) a 413 envelope, two `Authorization`
+/// headers a 400 envelope, and every answer carries a request id.
+pub async fn assert_middleware_stack(base: &str, json_path: &str, token: Option<&str>) {
+    let client = common::http_client(Duration::from_secs(20)).expect("a client");
+
+    let response = client
+        .get(format!("{base}/test/panic"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 500);
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(envelope_code(response).await, "INTERNAL");
+
+    let started = Instant::now();
+    let response = client
+        .get(format!("{base}/test/slow"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered at the timeout"
+    );
+    assert_eq!(envelope_code(response).await, "SERVICE_UNAVAILABLE");
+
+    let oversized = format!("{{\"pad\":\"{}\"}}", "x".repeat(100 * 1024));
+    let mut request = client
+        .post(format!("{base}{json_path}"))
+        .header("content-type", "application/json")
+        .body(oversized);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("answered");
+    assert_eq!(response.status(), 413);
+    assert_eq!(envelope_code(response).await, "PAYLOAD_TOO_LARGE");
+
+    let response = client
+        .post(format!("{base}{json_path}"))
+        .header("authorization", "Bearer a")
+        .header("authorization", "Bearer b")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 400);
+    assert_eq!(envelope_code(response).await, "BAD_REQUEST");
+}

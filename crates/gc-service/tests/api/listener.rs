@@ -1,0 +1,70 @@
+//! GC's listener and middleware stack under a hostile client: the same stack and bounds as
+//! every service (`common::shell`, `common::http::layers`), checked through GC itself.
+
+#[path = "../../../common/tests/support/attack.rs"]
+mod attack;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use common::shell::ShellSettings;
+use reqwest::StatusCode;
+use sqlx::PgPool;
+
+use crate::helpers::{HOST, TestStack, error_code, spawn_stack, spawn_stack_with};
+
+/// GC with small bounds (1 s timeouts, 32 connections) and the routes of `attack`.
+async fn spawn(pool: PgPool) -> TestStack {
+    let shell = ShellSettings {
+        http_max_connections: 32,
+        header_read_timeout_secs: 1,
+        idle_timeout_secs: 1,
+        request_timeout_secs: 1,
+        readiness_grace_secs: 0,
+        ..ShellSettings::default()
+    };
+    let extra = Router::new()
+        .route("/test/panic", get(attack::panics))
+        .route("/test/slow", get(attack::stalls));
+    spawn_stack_with(pool, shell, extra).await
+}
+
+fn addr(stack: &TestStack) -> std::net::SocketAddr {
+    stack.gc.base.trim_start_matches("http://").parse().unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn gc_answers_panics_timeouts_big_bodies_and_doubled_headers_with_envelopes(pool: PgPool) {
+    let stack = spawn(pool).await;
+    let token = stack.user_token(HOST).await;
+    attack::assert_middleware_stack(&stack.gc.base, "/api/v1/meetings", Some(&token)).await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn gc_cuts_off_idle_and_slowloris_floods_and_keeps_answering(pool: PgPool) {
+    let stack = spawn(pool).await;
+    let (statuses, fates) =
+        attack::flood_while_serving(addr(&stack), "/health/live", 48, 16, Duration::from_secs(4))
+            .await;
+    attack::assert_flood_survived(&statuses, &fates, Duration::from_secs(3));
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_second_content_type_is_refused_before_the_body_is_read(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let token = stack.user_token(HOST).await;
+    let response = stack
+        .client
+        .post(stack.gc_url("/api/v1/meetings"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("content-type", "text/plain")
+        .body(r#"{"display_name":"Doubled"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(response).await, "BAD_REQUEST");
+    assert_eq!(stack.meeting_count().await, 0);
+}
