@@ -25,13 +25,6 @@ ensure_redis
 DATABASE_URL="$TEST_DATABASE_URL"
 export DATABASE_URL REDIS_URL
 
-# sqlx's compile-time checked queries must not be checked against the test server's
-# schema-less `postgres` database: use the committed offline data when there is some.
-if [ -z "${SQLX_OFFLINE:-}" ] && { compgen -G "$CONVENE_REPO/.sqlx/*.json" \
-  || compgen -G "$CONVENE_REPO/crates/*/.sqlx/*.json"; } >/dev/null; then
-  export SQLX_OFFLINE=true
-fi
-
 # The test targets (libraries, binaries, integration tests), not --all-targets: the benches are
 # load generators with a command line of their own and hold no tests (clippy still builds them).
 # nextest cannot run doc tests: on a full run they go first, so that nextest's summary of every

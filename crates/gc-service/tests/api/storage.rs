@@ -276,3 +276,40 @@ async fn the_create_statement_costs_the_same_with_20000_meetings_in_the_org(pool
         "buffers with 0 meetings: {empty}, with 20000: {full}"
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn live_meeting_count_bumps_leave_an_orgs_updated_at_alone(pool: PgPool) {
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "insert into organizations (slug, name, updated_at)
+         values ('acme', 'Acme', '2000-01-01T00:00:00Z') returning id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let updated_at = || async {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+            "select updated_at from organizations where id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let long_ago: chrono::DateTime<chrono::Utc> = "2000-01-01T00:00:00Z".parse().unwrap();
+
+    sqlx::query(
+        "update organizations set live_meeting_count = live_meeting_count + 1 where id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(updated_at().await, long_ago);
+
+    sqlx::query("update organizations set max_concurrent_meetings = 20 where id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(updated_at().await > long_ago);
+}
