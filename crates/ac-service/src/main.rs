@@ -77,7 +77,8 @@ async fn serve(Serve { config, safeguards }: Serve) -> anyhow::Result<()> {
     let pool = connect(&config.database_url, config.db_max_connections).await?;
     migrate(&pool).await?;
     let app = Application::build_with(config, safeguards, pool).await?;
-    app.run_until_stopped(common::http::shutdown_signal()).await
+    app.run_until_stopped(common::http::shutdown_signal()).await;
+    Ok(())
 }
 
 async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {

@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use common::http::layers::ServiceLayers;
-use common::shell::{Protocol, Readiness, Shell};
+use common::shell::{Readiness, Shell};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 use crate::config::{Config, Safeguards};
 use crate::domain::password::{DummyHash, Hasher};
@@ -114,28 +112,16 @@ impl Application {
             metrics,
             readiness: shell.readiness(),
         };
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
-        let http_addr = listener.local_addr()?;
-        let layers = ServiceLayers {
-            service: "ac",
-            request_timeout: safeguards.shell.request_timeout(),
-        };
         let hasher = state.hasher.clone();
         let (keys, pool) = (state.keys.clone(), state.pool.clone());
         let (every, window) = (
             config.key_refresh_interval(),
             state.credential_limits.window,
         );
-        let router = crate::routes::router_with(state, layers, extra_routes);
-        shell.serve(
-            "http",
-            listener,
-            router,
-            Protocol::Http,
-            safeguards.shell.http_limits(),
-        );
+        let router = crate::routes::router_with(state, safeguards.shell.layers("ac"), extra_routes);
+        let http_addr = shell
+            .listen_http(config.http_addr, router, &safeguards.shell)
+            .await?;
         shell.spawn_job("key maintenance", move |stop| {
             crate::maintenance::run(keys, pool, every, window, stop)
         });
@@ -158,11 +144,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops in the shell's order: readiness off,
     /// connections drained, maintenance stopped.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         self.shell.run(shutdown).await;
-        Ok(())
     }
 }

@@ -249,8 +249,12 @@ impl ShellSettings {
         }
     }
 
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.request_timeout_secs)
+    /// The middleware settings of `service`'s HTTP router.
+    pub fn layers(&self, service: &'static str) -> crate::http::layers::ServiceLayers {
+        crate::http::layers::ServiceLayers {
+            service,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+        }
     }
 }
 
@@ -299,6 +303,36 @@ impl Shell {
 
     pub fn readiness(&self) -> Readiness {
         self.handle.readiness.clone()
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and serves `router` on it once [`Shell::run`]
+    /// starts; returns the address bound.
+    pub async fn listen(
+        &mut self,
+        name: &'static str,
+        addr: SocketAddr,
+        router: Router,
+        protocol: Protocol,
+        limits: ListenerLimits,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await.map_err(|error| {
+            std::io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
+        })?;
+        let bound = listener.local_addr()?;
+        self.serve(name, listener, router, protocol, limits);
+        Ok(bound)
+    }
+
+    /// [`Shell::listen`] for a service's HTTP listener with the limits of `settings`.
+    pub async fn listen_http(
+        &mut self,
+        addr: SocketAddr,
+        router: Router,
+        settings: &ShellSettings,
+    ) -> std::io::Result<SocketAddr> {
+        let limits = settings.http_limits();
+        self.listen("http", addr, router, Protocol::Http, limits)
+            .await
     }
 
     /// Serves `router` on `listener` once [`Shell::run`] starts. Each request carries the

@@ -53,8 +53,7 @@ async fn main() -> anyhow::Result<()> {
         .context("database migration failed")?;
     if let Command::Serve(config) = command {
         let app = Application::build(*config, pool).await?;
-        app.run_until_stopped(common::http::shutdown_signal())
-            .await?;
+        app.run_until_stopped(common::http::shutdown_signal()).await;
     }
     Ok(())
 }

@@ -12,13 +12,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use common::http::layers::ServiceLayers;
 use common::jwks::{JwksVerifier, VerifierConfig};
-use common::shell::{Protocol, Readiness, Shell};
+use common::shell::{Readiness, Shell};
 use metrics_exporter_prometheus::PrometheusHandle;
 use ring::rand::SystemRandom;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -75,22 +73,10 @@ impl Application {
             metrics,
             readiness: shell.readiness(),
         };
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
-        let http_addr = listener.local_addr()?;
-        let layers = ServiceLayers {
-            service: "gc",
-            request_timeout: config.shell.request_timeout(),
-        };
-        let router = crate::routes::router_with(state, layers, extra_routes);
-        shell.serve(
-            "http",
-            listener,
-            router,
-            Protocol::Http,
-            config.shell.http_limits(),
-        );
+        let router = crate::routes::router_with(state, config.shell.layers("gc"), extra_routes);
+        let http_addr = shell
+            .listen_http(config.http_addr, router, &config.shell)
+            .await?;
         shell.spawn_job("idempotency-key janitor", |stop| {
             purge_expired_keys(pool, stop)
         });
@@ -104,12 +90,8 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops in the shell's order: readiness off,
     /// connections drained, jobs stopped.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         self.shell.run(shutdown).await;
-        Ok(())
     }
 }
 

@@ -9,12 +9,10 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::Router;
-use common::http::layers::ServiceLayers;
 use common::jwks::{JwksVerifier, VerifierConfig};
-use common::shell::{Protocol, Readiness, Shell};
+use common::shell::{Readiness, Shell};
 use deadpool_redis::{Pool, Runtime};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::routes;
@@ -58,22 +56,10 @@ impl Application {
             metrics,
             readiness: shell.readiness(),
         };
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("cannot bind {}", config.http_addr))?;
-        let http_addr = listener.local_addr()?;
-        let layers = ServiceLayers {
-            service: "mc",
-            request_timeout: config.shell.request_timeout(),
-        };
-        let router = routes::router_with(state, layers, extra_routes);
-        shell.serve(
-            "http",
-            listener,
-            router,
-            Protocol::Http,
-            config.shell.http_limits(),
-        );
+        let router = routes::router_with(state, config.shell.layers("mc"), extra_routes);
+        let http_addr = shell
+            .listen_http(config.http_addr, router, &config.shell)
+            .await?;
         Ok(Self { shell, http_addr })
     }
 
@@ -82,11 +68,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops in the shell's order.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         self.shell.run(shutdown).await;
-        Ok(())
     }
 }

@@ -47,7 +47,7 @@ pub struct TestApp {
     /// The app's hashing capacity, for tests that exhaust it.
     pub hasher: Hasher,
     stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+    server: Option<JoinHandle<()>>,
 }
 
 impl Drop for TestApp {
@@ -185,7 +185,7 @@ impl TestApp {
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
-            server.await.unwrap().unwrap();
+            server.await.unwrap();
         }
     }
 }

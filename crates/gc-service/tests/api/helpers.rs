@@ -40,7 +40,7 @@ pub struct Server {
 
 async fn serve<F>(run: impl FnOnce(oneshot::Receiver<()>) -> F) -> oneshot::Sender<()>
 where
-    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
 {
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(run(stopped));
