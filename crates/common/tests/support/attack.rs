@@ -230,3 +230,23 @@ pub async fn assert_middleware_stack(base: &str, json_path: &str, token: Option<
     assert_eq!(response.status(), 400);
     assert_eq!(envelope_code(response).await, "BAD_REQUEST");
 }
+
+/// Sends `head` (a whole request head, CRLFs included) on a fresh connection and returns the
+/// status and body of the answer (`None` when none came within 5 s).
+pub async fn raw_exchange(addr: SocketAddr, head: &[u8]) -> Option<(u16, String)> {
+    let attempt = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        stream.write_all(head).await.ok()?;
+        let mut response = Vec::new();
+        // The server may close before reading everything we sent: keep what arrived.
+        let _ = stream.read_to_end(&mut response).await;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+        Some((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(5), attempt)
+        .await
+        .ok()
+        .flatten()
+}

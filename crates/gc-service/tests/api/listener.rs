@@ -68,3 +68,50 @@ async fn a_second_content_type_is_refused_before_the_body_is_read(pool: PgPool) 
     assert_eq!(error_code(response).await, "BAD_REQUEST");
     assert_eq!(stack.meeting_count().await, 0);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn oversized_request_heads_get_envelopes_up_to_the_listeners_buffer(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let addr = addr(&stack);
+    let request = |target: &str, header: &str| {
+        format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{header}\r\n\r\n")
+    };
+
+    let long_target = format!("/health/live?q={}", "a".repeat(10 * 1024));
+    let (status, body) = attack::raw_exchange(addr, request(&long_target, "x-a: b").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status, 414);
+    assert!(body.contains(r#""code":"URI_TOO_LONG""#), "{body}");
+
+    let big_header = format!("x-big: {}", "b".repeat(40 * 1024));
+    let (status, body) =
+        attack::raw_exchange(addr, request("/health/live", &big_header).as_bytes())
+            .await
+            .unwrap();
+    assert_eq!(status, 431);
+    assert!(
+        body.contains(r#""code":"REQUEST_HEADERS_TOO_LARGE""#),
+        "{body}"
+    );
+
+    let many: String = (0..110).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let (status, body) =
+        attack::raw_exchange(addr, request("/health/live", many.trim_end()).as_bytes())
+            .await
+            .unwrap();
+    assert_eq!(status, 431);
+    assert!(
+        body.contains(r#""code":"REQUEST_HEADERS_TOO_LARGE""#),
+        "{body}"
+    );
+
+    // Beyond the listener's buffer hyper answers by itself, without a body, and GC lives on.
+    let huge_header = format!("x-huge: {}", "c".repeat(100 * 1024));
+    let answer = attack::raw_exchange(addr, request("/health/live", &huge_header).as_bytes()).await;
+    assert_eq!(answer.map(|(status, _)| status), Some(431));
+    assert_eq!(
+        attack::get_status(addr, "/health/live", Duration::from_secs(2)).await,
+        Some(200)
+    );
+}
