@@ -1,15 +1,20 @@
-//! `common::grpc` against a real tonic server on 127.0.0.1: the server's service-token layer.
+//! `common::grpc` against a real tonic server on 127.0.0.1: the service-token layers of both
+//! sides, and error codes that survive the wire.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "grpc/support.rs"]
 mod support;
 
+use std::time::{Duration, Instant};
+
 use common::error::{ApiError, ErrorCode, GRPC_ERROR_CODE_METADATA};
+use common::grpc::client::ServiceTokenLayer;
 use common::grpc::server::{ServiceAuthLayer, ServiceCaller};
 use common::jwt::{AUDIENCE_USER, ServiceClaims, scope, service_type};
+use common::proto::internal::v1::RegisterMeetingControllerRequest;
 use support::{
-    FakeAc, GcServer, MC_CLIENT_ID, TestKey, Wiring, closed_url, heartbeat, heartbeat_with,
+    FakeAc, GcServer, HANG, MC_CLIENT_ID, TestKey, Wiring, closed_url, heartbeat, heartbeat_with,
     mc_claims, meeting_claims, now, user_claims,
 };
 use tonic::Code;
@@ -363,4 +368,244 @@ async fn the_layer_is_a_plain_tower_service_over_routes_for_any_request_body() {
     assert_eq!(admitted.status(), http::StatusCode::OK);
     assert!(admitted.headers().get("grpc-status").is_none());
     assert_eq!(recorder.callers()[0].client_id, MC_CLIENT_ID);
+}
+
+#[tokio::test]
+async fn every_error_code_comes_back_over_the_wire_as_it_was_sent() {
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
+
+    for code in ErrorCode::ALL {
+        let message = format!("{} happened — «détail» 100%", code.as_str());
+        let retry_after = u32::from(code == ErrorCode::RateLimited) * 42;
+        let status = client
+            .register_meeting_controller(RegisterMeetingControllerRequest {
+                controller_id: code.as_str().into(),
+                websocket_url: message.clone(),
+                grpc_address: String::new(),
+                capacity: retry_after,
+            })
+            .await
+            .unwrap_err();
+
+        assert_eq!(status.code(), code.grpc_code(), "{code:?}");
+        let received = ApiError::from(status);
+        assert_eq!(received.code, code);
+        assert_eq!(received.code.http_status(), code.http_status());
+        if code.http_status().is_server_error() {
+            assert!(!received.message.contains("happened"), "{code:?}");
+        } else {
+            assert_eq!(received.message, message, "{code:?}");
+        }
+        let expected_retry = (code == ErrorCode::RateLimited).then_some(42);
+        assert_eq!(received.retry_after_secs, expected_retry, "{code:?}");
+    }
+    assert_eq!(gc.recorder.callers().len(), ErrorCode::ALL.len());
+}
+
+#[tokio::test]
+async fn the_client_layer_attaches_one_cached_token_to_every_call() {
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
+
+    for _ in 0..3 {
+        client.heartbeat(heartbeat()).await.unwrap();
+    }
+
+    assert_eq!(ac.issued(), 1);
+    assert_eq!(gc.recorder.callers().len(), 3);
+    let authorization = gc.recorder.last_metadata();
+    let authorization = authorization
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(authorization.starts_with("Bearer ey"), "{authorization}");
+}
+
+#[tokio::test]
+async fn a_refused_token_is_replaced_for_the_next_call() {
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    // AC's first token is signed by a key GC does not know.
+    ac.queue_token(TestKey::generate("k-gone").sign(&mc_claims()));
+    let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
+
+    let status = client.heartbeat(heartbeat()).await.unwrap_err();
+    assert_refused(
+        &status,
+        Code::Unauthenticated,
+        ErrorCode::Unauthorized,
+        "first",
+    );
+    assert_eq!(ac.issued(), 1);
+
+    client.heartbeat(heartbeat()).await.unwrap();
+    client.heartbeat(heartbeat()).await.unwrap();
+    assert_eq!(ac.issued(), 2);
+}
+
+#[tokio::test]
+async fn a_peer_refusing_every_token_costs_ac_at_most_one_refetch_per_interval() {
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    for _ in 0..5 {
+        ac.queue_token(TestKey::generate("k-gone").sign(&mc_claims()));
+    }
+    let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
+
+    for _ in 0..5 {
+        let status = client.heartbeat(heartbeat()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    // The first refusal drops the token; the refusals of its replacement within the
+    // interval do not.
+    assert_eq!(ac.issued(), 2);
+}
+
+#[tokio::test]
+async fn a_call_without_a_deadline_gets_the_default_one_and_a_set_deadline_is_kept() {
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    let layer =
+        ServiceTokenLayer::new(ac.token_client()).with_default_timeout(Duration::from_secs(3));
+    let mut client = gc.client(layer);
+
+    client.heartbeat(heartbeat()).await.unwrap();
+    let sent = gc.recorder.last_metadata();
+    let sent = sent.get("grpc-timeout").unwrap().to_str().unwrap();
+    let millis: u64 = sent.strip_suffix('m').unwrap().parse().unwrap();
+    assert!((1..=3000).contains(&millis), "{sent}");
+
+    let mut request = tonic::Request::new(heartbeat());
+    request.set_timeout(Duration::from_secs(42));
+    client.heartbeat(request).await.unwrap();
+    let sent = gc.recorder.last_metadata();
+    let sent = sent.get("grpc-timeout").unwrap().to_str().unwrap();
+    assert!(sent.starts_with("42"), "{sent}");
+}
+
+#[tokio::test]
+async fn a_method_that_never_answers_ends_at_the_deadline_as_service_unavailable() {
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    let layer =
+        ServiceTokenLayer::new(ac.token_client()).with_default_timeout(Duration::from_millis(300));
+    let mut client = gc.client(layer);
+    let started = Instant::now();
+
+    let mut request = heartbeat();
+    request.active_meetings = HANG;
+    let status = client.heartbeat(request).await.unwrap_err();
+
+    // Whichever side gives up first: the client (DEADLINE_EXCEEDED) or tonic's server, which
+    // reads grpc-timeout (CANCELLED).
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    assert_eq!(ApiError::from(status), ApiError::unavailable());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(gc.recorder.callers().len(), 1);
+}
+
+#[tokio::test]
+async fn the_client_keeps_the_deadline_itself_when_the_peer_ignores_it() {
+    use common::proto::internal::v1::global_controller_service_client::GlobalControllerServiceClient;
+    use tower::Layer;
+
+    let ac = FakeAc::start().await;
+    // A peer that takes the call and never answers, grpc-timeout or not.
+    let silent_peer = tower::service_fn(|_request: http::Request<tonic::body::Body>| {
+        std::future::pending::<Result<http::Response<tonic::body::Body>, std::convert::Infallible>>(
+        )
+    });
+    let layer =
+        ServiceTokenLayer::new(ac.token_client()).with_default_timeout(Duration::from_millis(200));
+    let mut client = GlobalControllerServiceClient::new(layer.layer(silent_peer));
+
+    let status = client.heartbeat(heartbeat()).await.unwrap_err();
+
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert_eq!(ApiError::from(status), ApiError::unavailable());
+}
+
+#[tokio::test]
+async fn with_ac_unreachable_a_call_fails_unavailable_without_reaching_the_server() {
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    let tokens = support::token_client(&closed_url().await);
+    let mut client = gc.client(ServiceTokenLayer::new(tokens));
+
+    let status = client.heartbeat(heartbeat()).await.unwrap_err();
+
+    assert_refused(
+        &status,
+        Code::Unavailable,
+        ErrorCode::ServiceUnavailable,
+        "no token",
+    );
+    assert_eq!(gc.recorder.requests(), 0);
+}
+
+#[tokio::test]
+async fn a_generated_mc_client_is_built_over_the_layered_channel() {
+    use common::proto::internal::v1::GetRoomStateRequest;
+    use common::proto::internal::v1::meeting_controller_service_client::MeetingControllerServiceClient;
+    use tower::Layer;
+
+    let ac = FakeAc::start().await;
+    // The GC test server does not serve MC's service: the call arrives, with a token, and
+    // is answered UNIMPLEMENTED.
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    let layer = ServiceTokenLayer::new(ac.token_client());
+    let mut mc = MeetingControllerServiceClient::new(layer.layer(gc.channel()));
+
+    let status = mc
+        .get_room_state(GetRoomStateRequest {
+            meeting_code: "Ab3dE5fG7hJ9".into(),
+        })
+        .await
+        .unwrap_err();
+
+    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(ac.issued(), 1);
+    assert_eq!(gc.recorder.requests(), 1);
+}
+
+#[tokio::test]
+async fn the_trace_of_the_caller_continues_in_the_method() {
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    // Spans with real trace ids, as in a service with telemetry on (no exporter needed).
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
+    let span = tracing::info_span!("test.caller");
+    let trace_id = span.context().span().span_context().trace_id();
+
+    client
+        .heartbeat(heartbeat())
+        .instrument(span)
+        .await
+        .unwrap();
+
+    assert_ne!(trace_id, opentelemetry::trace::TraceId::INVALID);
+    let traceparent = gc.recorder.last_metadata();
+    let traceparent = traceparent.get("traceparent").unwrap().to_str().unwrap();
+    assert!(traceparent.contains(&trace_id.to_string()), "{traceparent}");
+    assert_eq!(gc.recorder.last_trace_id(), trace_id);
 }

@@ -1,9 +1,6 @@
 //! What the gRPC tests stand on: Ed25519 test keys, a stand-in for AC (JWKS and the
 //! client-credentials endpoint), and a real tonic server of `GlobalControllerService`.
 
-// The token endpoint and some records serve the client tests, which come next.
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::error::{ApiError, ErrorCode};
+use common::grpc::client::{ServiceTokenLayer, WithServiceToken};
 use common::grpc::server::{ServiceAuthLayer, ServiceCaller};
 use common::jwks::{JwksVerifier, VerifierConfig};
 use common::jwt::{
@@ -28,8 +26,10 @@ use common::proto::internal::v1::{
     ParticipantLeftRequest, ParticipantLeftResponse, RegisterMeetingControllerRequest,
     RegisterMeetingControllerResponse,
 };
+use common::service_token::ServiceTokenClient;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use ring::signature::{Ed25519KeyPair, KeyPair};
+use secrecy::SecretString;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tower::Layer;
@@ -180,6 +180,22 @@ impl FakeAc {
     pub fn verifier(&self) -> JwksVerifier {
         JwksVerifier::new(VerifierConfig::new(&self.url, ISSUER)).unwrap()
     }
+
+    pub fn token_client(&self) -> Arc<ServiceTokenClient> {
+        token_client(&self.url)
+    }
+}
+
+pub fn token_client(ac_url: &str) -> Arc<ServiceTokenClient> {
+    Arc::new(
+        ServiceTokenClient::new(
+            ac_url,
+            MC_CLIENT_ID,
+            SecretString::from("convene-mc-test-secret"),
+            None,
+        )
+        .unwrap(),
+    )
 }
 
 /// A base URL where nothing listens any more.
@@ -357,6 +373,14 @@ impl GcServer {
     /// A client with no token layer, for requests that set their own metadata.
     pub fn raw_client(&self) -> GlobalControllerServiceClient<Channel> {
         GlobalControllerServiceClient::new(self.channel())
+    }
+
+    /// A client as MC would build it.
+    pub fn client(
+        &self,
+        layer: ServiceTokenLayer,
+    ) -> GlobalControllerServiceClient<WithServiceToken<Channel>> {
+        GlobalControllerServiceClient::new(layer.layer(self.channel()))
     }
 }
 
