@@ -3,6 +3,12 @@
 //! Every error body, on every route of every service, is
 //! `{"error": {"code": "UPPER_SNAKE", "message": "human sentence"}}`. A code maps to one HTTP
 //! status and one gRPC code, so the same failure reads the same on both transports.
+//!
+//! Several codes share a gRPC code (`MEETING_FULL` and `ORG_MEETING_LIMIT_REACHED` are both
+//! `FAILED_PRECONDITION`), so the gRPC code alone cannot tell GC which 4xx to answer when MC
+//! refuses a call. A [`tonic::Status`] made from an [`ApiError`] therefore also carries the
+//! code itself in the [`GRPC_ERROR_CODE_METADATA`] entry, and [`ApiError::from_status`] reads
+//! it back: an error raised in MC reaches GC's client with the same code and message.
 
 use std::borrow::Cow;
 
@@ -10,7 +16,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-/// The shared error codes (DESIGN §7).
+/// gRPC metadata entry (of a failed call's status) naming the [`ErrorCode`], e.g.
+/// `x-convene-error-code: MEETING_FULL`.
+pub const GRPC_ERROR_CODE_METADATA: &str = "x-convene-error-code";
+
+/// gRPC metadata entry of a `RATE_LIMITED` status: seconds to wait, as HTTP's `Retry-After`.
+pub const GRPC_RETRY_AFTER_METADATA: &str = "retry-after";
+
+/// The shared error codes (DESIGN §7). A new code goes into [`ErrorCode::ALL`] too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     BadRequest,
@@ -31,6 +44,30 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Conflict,
+        ErrorCode::MeetingFull,
+        ErrorCode::OrgMeetingLimitReached,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::UriTooLong,
+        ErrorCode::RequestHeadersTooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// The code named `name` (`"MEETING_FULL"`); names are exact, case included.
+    pub fn parse(name: &str) -> Option<ErrorCode> {
+        Self::ALL.into_iter().find(|code| code.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "BAD_REQUEST",
@@ -68,6 +105,8 @@ impl ErrorCode {
         }
     }
 
+    /// The gRPC code of a status carrying this error. Several codes share one; the code itself
+    /// travels in [`GRPC_ERROR_CODE_METADATA`].
     pub fn grpc_code(self) -> tonic::Code {
         match self {
             ErrorCode::BadRequest
@@ -88,7 +127,64 @@ impl ErrorCode {
             ErrorCode::Internal => tonic::Code::Internal,
         }
     }
+
+    /// The code of a status that does not name one: a status from tonic itself (a timeout, a
+    /// refused connection, an undecodable message), from a proxy, or from an older peer.
+    pub fn from_grpc_code(code: tonic::Code) -> ErrorCode {
+        use tonic::Code;
+        match code {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+                ErrorCode::ServiceUnavailable
+            }
+            Code::Unauthenticated => ErrorCode::Unauthorized,
+            Code::PermissionDenied => ErrorCode::Forbidden,
+            Code::NotFound => ErrorCode::NotFound,
+            Code::InvalidArgument | Code::OutOfRange => ErrorCode::BadRequest,
+            Code::AlreadyExists => ErrorCode::Conflict,
+            Code::ResourceExhausted => ErrorCode::RateLimited,
+            Code::Ok
+            | Code::Unknown
+            | Code::FailedPrecondition
+            | Code::Aborted
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::DataLoss => ErrorCode::Internal,
+        }
+    }
+
+    /// A message safe to show for this code when the peer's own cannot be shown.
+    fn generic_message(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "the request is invalid",
+            ErrorCode::Unauthorized => UNAUTHORIZED_MESSAGE,
+            ErrorCode::Forbidden => "the request is not allowed",
+            ErrorCode::NotFound => NOT_FOUND_MESSAGE,
+            ErrorCode::MethodNotAllowed => "method not allowed",
+            ErrorCode::Conflict => "the request conflicts with the current state",
+            ErrorCode::MeetingFull => "the meeting is full",
+            ErrorCode::OrgMeetingLimitReached => {
+                "the organization has reached its concurrent meeting limit"
+            }
+            ErrorCode::PayloadTooLarge => "the request is too large",
+            ErrorCode::UnsupportedMediaType => "unsupported media type",
+            ErrorCode::UriTooLong => "the request URI is too long",
+            ErrorCode::RequestHeadersTooLarge => "the request headers are too large",
+            ErrorCode::RateLimited => RATE_LIMITED_MESSAGE,
+            ErrorCode::ServiceUnavailable => UNAVAILABLE_MESSAGE,
+            ErrorCode::Internal => INTERNAL_MESSAGE,
+        }
+    }
+
+    fn is_server_error(self) -> bool {
+        self.http_status().is_server_error()
+    }
 }
+
+const UNAUTHORIZED_MESSAGE: &str = "a valid bearer token is required";
+const NOT_FOUND_MESSAGE: &str = "the resource does not exist";
+const RATE_LIMITED_MESSAGE: &str = "too many requests, retry later";
+const UNAVAILABLE_MESSAGE: &str = "service temporarily unavailable";
+const INTERNAL_MESSAGE: &str = "internal error";
 
 /// The JSON body of every error response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,7 +221,7 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(ErrorCode::Unauthorized, "a valid bearer token is required")
+        Self::new(ErrorCode::Unauthorized, UNAUTHORIZED_MESSAGE)
     }
 
     pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
@@ -133,7 +229,7 @@ impl ApiError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(ErrorCode::NotFound, "the resource does not exist")
+        Self::new(ErrorCode::NotFound, NOT_FOUND_MESSAGE)
     }
 
     pub fn conflict(message: impl Into<Cow<'static, str>>) -> Self {
@@ -143,22 +239,19 @@ impl ApiError {
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         Self {
             code: ErrorCode::RateLimited,
-            message: "too many requests, retry later".into(),
+            message: RATE_LIMITED_MESSAGE.into(),
             retry_after_secs: Some(retry_after_secs.max(1)),
         }
     }
 
     /// A generic 500; the cause belongs in the log, never in the body.
     pub fn internal() -> Self {
-        Self::new(ErrorCode::Internal, "internal error")
+        Self::new(ErrorCode::Internal, INTERNAL_MESSAGE)
     }
 
     /// A generic 503.
     pub fn unavailable() -> Self {
-        Self::new(
-            ErrorCode::ServiceUnavailable,
-            "service temporarily unavailable",
-        )
+        Self::new(ErrorCode::ServiceUnavailable, UNAVAILABLE_MESSAGE)
     }
 
     pub fn envelope(&self) -> ErrorEnvelope {
@@ -170,8 +263,72 @@ impl ApiError {
         }
     }
 
-    pub fn to_status(&self) -> tonic::Status {
-        tonic::Status::new(self.code.grpc_code(), self.message.to_string())
+    /// The error a peer's failed gRPC call stands for.
+    ///
+    /// The code comes from [`GRPC_ERROR_CODE_METADATA`] when the entry names a known code whose
+    /// gRPC code is the status's own; otherwise from the gRPC code alone
+    /// ([`ErrorCode::from_grpc_code`]). The peer's message is kept only when it came with the
+    /// code entry (the peer made it for clients) and the code is not a 5xx: a server error
+    /// gets the generic message, and the peer's text goes to the log.
+    pub fn from_status(status: &tonic::Status) -> ApiError {
+        let named = status
+            .metadata()
+            .get(GRPC_ERROR_CODE_METADATA)
+            .and_then(|value| value.to_str().ok())
+            .and_then(ErrorCode::parse)
+            .filter(|code| code.grpc_code() == status.code());
+        let code = named.unwrap_or_else(|| ErrorCode::from_grpc_code(status.code()));
+        let message: Cow<'static, str> = if named.is_some() && !code.is_server_error() {
+            status.message().to_owned().into()
+        } else {
+            if code.is_server_error() {
+                tracing::warn!(
+                    grpc_code = ?status.code(),
+                    error_code = code.as_str(),
+                    peer_message = status.message(),
+                    "gRPC peer failed"
+                );
+            } else {
+                tracing::debug!(
+                    grpc_code = ?status.code(),
+                    error_code = code.as_str(),
+                    peer_message = status.message(),
+                    "gRPC peer refused without naming an error code"
+                );
+            }
+            code.generic_message().into()
+        };
+        let retry_after_secs = (code == ErrorCode::RateLimited)
+            .then(|| status.metadata().get(GRPC_RETRY_AFTER_METADATA))
+            .flatten()
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        ApiError {
+            code,
+            message,
+            retry_after_secs,
+        }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    /// A status with the code's gRPC code, the message, and the code itself in
+    /// [`GRPC_ERROR_CODE_METADATA`] (plus [`GRPC_RETRY_AFTER_METADATA`] when set).
+    fn from(error: ApiError) -> Self {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert(
+            GRPC_ERROR_CODE_METADATA,
+            tonic::metadata::MetadataValue::from_static(error.code.as_str()),
+        );
+        if let Some(secs) = error.retry_after_secs {
+            metadata.insert(GRPC_RETRY_AFTER_METADATA, secs.into());
+        }
+        tonic::Status::with_metadata(error.code.grpc_code(), error.message, metadata)
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        ApiError::from_status(&status)
     }
 }
 
@@ -279,23 +436,7 @@ mod tests {
 
     #[test]
     fn every_code_maps_to_an_error_status_on_both_transports() {
-        for code in [
-            ErrorCode::BadRequest,
-            ErrorCode::Unauthorized,
-            ErrorCode::Forbidden,
-            ErrorCode::NotFound,
-            ErrorCode::MethodNotAllowed,
-            ErrorCode::Conflict,
-            ErrorCode::MeetingFull,
-            ErrorCode::OrgMeetingLimitReached,
-            ErrorCode::PayloadTooLarge,
-            ErrorCode::UnsupportedMediaType,
-            ErrorCode::UriTooLong,
-            ErrorCode::RequestHeadersTooLarge,
-            ErrorCode::RateLimited,
-            ErrorCode::ServiceUnavailable,
-            ErrorCode::Internal,
-        ] {
+        for code in ErrorCode::ALL {
             assert!(code.http_status().is_client_error() || code.http_status().is_server_error());
             assert_ne!(code.grpc_code(), tonic::Code::Ok);
             assert!(
@@ -304,5 +445,142 @@ mod tests {
                     .all(|c| c.is_ascii_uppercase() || c == '_')
             );
         }
+    }
+
+    /// Fails to compile when a variant is added: the new code belongs in `ErrorCode::ALL`.
+    fn listed_in_all(code: ErrorCode) -> bool {
+        match code {
+            ErrorCode::BadRequest
+            | ErrorCode::Unauthorized
+            | ErrorCode::Forbidden
+            | ErrorCode::NotFound
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::Conflict
+            | ErrorCode::MeetingFull
+            | ErrorCode::OrgMeetingLimitReached
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::UriTooLong
+            | ErrorCode::RequestHeadersTooLarge
+            | ErrorCode::RateLimited
+            | ErrorCode::ServiceUnavailable
+            | ErrorCode::Internal => ErrorCode::ALL.contains(&code),
+        }
+    }
+
+    #[test]
+    fn all_lists_each_code_once_and_parse_reads_every_name_back() {
+        let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        for code in ErrorCode::ALL {
+            assert!(listed_in_all(code));
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::parse("meeting_full"), None);
+        assert_eq!(ErrorCode::parse(" MEETING_FULL"), None);
+        assert_eq!(ErrorCode::parse(""), None);
+    }
+
+    fn sample(code: ErrorCode) -> ApiError {
+        if code == ErrorCode::RateLimited {
+            return ApiError::rate_limited(7);
+        }
+        ApiError::new(code, format!("sample message for {} – «ü»", code.as_str()))
+    }
+
+    #[test]
+    fn every_code_survives_a_round_trip_through_a_status() {
+        for code in ErrorCode::ALL {
+            let sent = sample(code);
+            let status = tonic::Status::from(sent.clone());
+            assert_eq!(status.code(), code.grpc_code());
+            assert_eq!(
+                status.metadata().get(GRPC_ERROR_CODE_METADATA).unwrap(),
+                code.as_str()
+            );
+            let received = ApiError::from(status);
+            assert_eq!(received.code, code);
+            assert_eq!(received.retry_after_secs, sent.retry_after_secs);
+            if code.is_server_error() {
+                assert_eq!(received.message, code.generic_message());
+            } else {
+                assert_eq!(received, sent);
+            }
+        }
+    }
+
+    #[test]
+    fn a_server_error_from_a_peer_never_carries_the_peer_message() {
+        let status = tonic::Status::from(ApiError::new(
+            ErrorCode::Internal,
+            "connection to 10.0.0.7:5432 refused",
+        ));
+        let received = ApiError::from_status(&status);
+        assert_eq!(received, ApiError::internal());
+        let received = ApiError::from_status(&tonic::Status::unavailable("dns error: mc-3"));
+        assert_eq!(received, ApiError::unavailable());
+    }
+
+    #[test]
+    fn a_status_without_a_code_entry_falls_back_on_its_grpc_code() {
+        use tonic::Code;
+        let cases = [
+            (Code::Unavailable, ErrorCode::ServiceUnavailable),
+            (Code::DeadlineExceeded, ErrorCode::ServiceUnavailable),
+            (Code::Cancelled, ErrorCode::ServiceUnavailable),
+            (Code::Unauthenticated, ErrorCode::Unauthorized),
+            (Code::PermissionDenied, ErrorCode::Forbidden),
+            (Code::NotFound, ErrorCode::NotFound),
+            (Code::InvalidArgument, ErrorCode::BadRequest),
+            (Code::OutOfRange, ErrorCode::BadRequest),
+            (Code::AlreadyExists, ErrorCode::Conflict),
+            (Code::ResourceExhausted, ErrorCode::RateLimited),
+            (Code::FailedPrecondition, ErrorCode::Internal),
+            (Code::Aborted, ErrorCode::Internal),
+            (Code::Unimplemented, ErrorCode::Internal),
+            (Code::Unknown, ErrorCode::Internal),
+            (Code::Internal, ErrorCode::Internal),
+            (Code::DataLoss, ErrorCode::Internal),
+            (Code::Ok, ErrorCode::Internal),
+        ];
+        for (grpc, expected) in cases {
+            // The peer's text did not come with a code, so it is not shown either.
+            let received = ApiError::from_status(&tonic::Status::new(grpc, "decoder: bad varint"));
+            assert_eq!(received.code, expected, "{grpc:?}");
+            assert_eq!(received.message, expected.generic_message(), "{grpc:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_or_inconsistent_code_entry_is_ignored() {
+        let mut unknown = tonic::Status::permission_denied("no");
+        unknown
+            .metadata_mut()
+            .insert(GRPC_ERROR_CODE_METADATA, "ROOM_ON_FIRE".parse().unwrap());
+        assert_eq!(ApiError::from_status(&unknown).code, ErrorCode::Forbidden);
+
+        // A proxy's UNAVAILABLE that somehow kept a 4xx code entry is still UNAVAILABLE.
+        let mut mixed = tonic::Status::unavailable("upstream reset");
+        mixed
+            .metadata_mut()
+            .insert(GRPC_ERROR_CODE_METADATA, "MEETING_FULL".parse().unwrap());
+        assert_eq!(ApiError::from_status(&mixed), ApiError::unavailable());
+    }
+
+    #[test]
+    fn meeting_full_and_the_org_limit_stay_apart_although_both_are_failed_precondition() {
+        let full = ApiError::from(tonic::Status::from(ApiError::new(
+            ErrorCode::MeetingFull,
+            "the meeting is full",
+        )));
+        assert_eq!(full.code, ErrorCode::MeetingFull);
+        assert_eq!(full.code.http_status(), StatusCode::CONFLICT);
+        let limit = ApiError::from(tonic::Status::from(ApiError::new(
+            ErrorCode::OrgMeetingLimitReached,
+            "limit reached",
+        )));
+        assert_eq!(limit.code, ErrorCode::OrgMeetingLimitReached);
     }
 }

@@ -165,6 +165,14 @@ pub mod scope {
     pub const INTERNAL_MEETING_TOKEN: &str = "internal:meeting-token";
     /// Lets the holder use AC's administration API.
     pub const ADMIN: &str = "admin";
+    /// Lets the holder call MC's internal gRPC API (`MeetingControllerService`). Granted to
+    /// GC's credential; MC's server requires it together with `service_type`
+    /// `global-controller`.
+    pub const INTERNAL_MC: &str = "internal:mc";
+    /// Lets the holder call GC's internal gRPC API (`GlobalControllerService`). Granted to
+    /// MC's credential; GC's server requires it together with `service_type`
+    /// `meeting-controller`.
+    pub const INTERNAL_GC: &str = "internal:gc";
 }
 
 /// Claims of a service token (`token_type: service`, `aud: convene-internal`).

@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod display_name;
 pub mod error;
+pub mod grpc;
 pub mod http;
 pub mod json;
 pub mod jwks;

@@ -1,0 +1,82 @@
+//! Authenticated internal gRPC: GC and MC call each other with service tokens (DESIGN §5).
+//!
+//! - [`server::ServiceAuthLayer`] wraps a tonic service (a generated `*Server`, a whole
+//!   [`tonic::service::Routes`], or any tower service over `http::Request`) and lets a call
+//!   through only with a valid service token of the required `service_type` and scope. The
+//!   method finds the caller in the request's extensions ([`server::ServiceCaller`]).
+//! - [`client::ServiceTokenLayer`] wraps a [`tonic::transport::Channel`]: every call carries a
+//!   fresh token from [`ServiceTokenClient`](crate::service_token::ServiceTokenClient), the
+//!   caller's W3C trace context and a deadline.
+//!
+//! Refusals and failures on both sides are [`ApiError`](crate::error::ApiError)s turned into
+//! statuses, so they carry the error-code metadata and convert back with
+//! [`ApiError::from_status`](crate::error::ApiError::from_status).
+//!
+//! | the call | gRPC code | error code |
+//! |---|---|---|
+//! | no, malformed, expired, forged token; two `authorization` values; a user or meeting token | `UNAUTHENTICATED` | `UNAUTHORIZED` |
+//! | a valid service token of another `service_type`, or without the scope | `PERMISSION_DENIED` | `FORBIDDEN` |
+//! | the server cannot get AC's keys; the client cannot get a token | `UNAVAILABLE` | `SERVICE_UNAVAILABLE` |
+//! | no answer within the deadline | `DEADLINE_EXCEEDED` (or the server's `CANCELLED`) | `SERVICE_UNAVAILABLE` |
+//!
+//! Wiring GC's server (MC calls it with its `internal:gc` credential):
+//!
+//! ```no_run
+//! use common::grpc::server::{ServiceAuthLayer, ServiceCaller};
+//! use common::jwks::JwksVerifier;
+//! use common::jwt::{scope, service_type};
+//! use common::proto::internal::v1::global_controller_service_server::{
+//!     GlobalControllerService, GlobalControllerServiceServer,
+//! };
+//! use tower::Layer;
+//!
+//! fn routes(verifier: JwksVerifier, gc: impl GlobalControllerService) -> tonic::service::Routes {
+//!     let auth = ServiceAuthLayer::new(verifier, service_type::MEETING_CONTROLLER, scope::INTERNAL_GC);
+//!     // Wrapping the one service keeps others (a health service) open; the result is served
+//!     // by `Routes` through any accept loop, or by `Server::builder().add_routes(..)`.
+//!     // `Server::builder().layer(auth)` would guard every service of the server instead.
+//!     tonic::service::Routes::new(auth.layer(GlobalControllerServiceServer::new(gc)))
+//! }
+//!
+//! // In a method: who called, as the token says.
+//! fn check<T>(request: &tonic::Request<T>, controller_id: &str) -> Result<(), tonic::Status> {
+//!     let caller = ServiceCaller::from_request(request)?;
+//!     if caller.client_id != controller_id {
+//!         return Err(common::error::ApiError::forbidden("not your controller id").into());
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Wiring GC's client of MC (GC's credential holds `internal:mc`):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use common::error::ApiError;
+//! use common::grpc::client::ServiceTokenLayer;
+//! use common::proto::internal::v1::GetRoomStateRequest;
+//! use common::proto::internal::v1::meeting_controller_service_client::MeetingControllerServiceClient;
+//! use common::service_token::ServiceTokenClient;
+//! use tower::Layer;
+//!
+//! async fn room_size(tokens: Arc<ServiceTokenClient>) -> Result<u32, ApiError> {
+//!     let channel = tonic::transport::Endpoint::from_static("http://mc-0:50052").connect_lazy();
+//!     let mut mc = MeetingControllerServiceClient::new(ServiceTokenLayer::new(tokens).layer(channel));
+//!     let request = GetRoomStateRequest { meeting_code: "Ab3dE5fG7hJ9".into() };
+//!     // MC's MEETING_FULL comes back as MEETING_FULL, a timeout as SERVICE_UNAVAILABLE.
+//!     let state = mc.get_room_state(request).await.map_err(ApiError::from)?;
+//!     Ok(state.into_inner().participant_count)
+//! }
+//! ```
+
+pub mod client;
+pub mod server;
+
+/// The OpenTelemetry name of a call's span, `package.Service/Method` as the gRPC semantic
+/// conventions have it, and the service and method apart.
+fn rpc_names(path: &str) -> (&str, &str, &str) {
+    let name = path.strip_prefix('/').unwrap_or(path);
+    let (service, method) = name.split_once('/').unwrap_or((name, ""));
+    (name, service, method)
+}
