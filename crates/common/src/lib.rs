@@ -5,7 +5,10 @@
 //! - [`http`]: axum pieces every HTTP service needs (strict JSON, client address, bearer
 //!   token) and [`http::layers`], the one middleware stack every router wears.
 //! - [`auth`]: the [`auth::Authenticated`] extractor every service authenticates callers with.
-//! - [`error`]: the error envelope and the shared error codes, with their HTTP and gRPC mapping.
+//! - [`error`]: the error envelope and the shared error codes, with their HTTP and gRPC mapping
+//!   (the code itself travels in a gRPC status, so it survives a hop between services).
+//! - [`grpc`]: the tower layers of the internal gRPC APIs: servers admit only service tokens of
+//!   the right type and scope; clients attach a fresh token, the trace context and a deadline.
 //! - [`jwt`]: the claim types of the three token kinds (user, service, meeting). AC signs them,
 //!   GC and MC verify them; this crate never signs.
 //! - [`jwks`]: the verifier every service uses: it fetches AC's JWKS, caches it, and checks
