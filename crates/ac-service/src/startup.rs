@@ -75,11 +75,12 @@ impl Application {
         )
         .await
         .context("cannot load the signing key")?;
-        let dummy_hash = DummyHash::generate().await?;
         let hasher = Hasher::new(
             usize::try_from(safeguards.max_concurrent_hashes).unwrap_or(1),
             safeguards.hash_wait(),
-        );
+        )
+        .context("cannot start the hashing threads")?;
+        let dummy_hash = DummyHash::generate(&hasher).await?;
         let state = AppState {
             pool,
             tokens: TokenIssuer::new(keys.clone(), &config),
