@@ -18,7 +18,7 @@ use common::http::StrictJson;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::credential_check::{ClientIp, CredentialCheck};
+use crate::credential_check::{ClientIp, CredentialCheck, Verdict};
 use crate::db::{login_failures, service_credentials};
 use crate::error::AcError;
 use crate::metrics::{self, ClientAuthFailure};
@@ -131,35 +131,44 @@ async fn issue_service_token(
         )?;
     tracing::Span::current().record("client_id", client_id.as_str());
 
-    let check = CredentialCheck::start(
+    let check = CredentialCheck::new(
         &state,
         login_failures::client_key(&client_id),
         state.credential_limits.per_client,
         ip,
-    )
-    .await
-    .inspect_err(|error| {
-        if let AcError::RateLimited { retry_after_secs } = error {
-            metrics::client_auth_failed(ClientAuthFailure::RateLimited);
-            tracing::warn!(retry_after_secs, "client authentication rate limited");
+    );
+    let verdict = check
+        .run(&state, move |state| async move {
+            let credential = service_credentials::find(&state.pool, &client_id).await?;
+            let phc = credential
+                .as_ref()
+                .map_or_else(|| state.dummy_hash.phc(), |c| c.secret_hash.clone());
+            let secret_ok = state.hasher.verify(secret, phc).await?;
+            Ok(match credential.filter(|_| secret_ok) {
+                None => Verdict::Invalid(ClientAuthFailure::InvalidCredentials),
+                Some(c) if !c.is_active => Verdict::Invalid(ClientAuthFailure::Inactive),
+                Some(c) => Verdict::Valid(c),
+            })
+        })
+        .await
+        .inspect_err(|error| {
+            if let AcError::RateLimited { retry_after_secs } = error {
+                metrics::client_auth_failed(ClientAuthFailure::RateLimited);
+                tracing::warn!(retry_after_secs, "client authentication rate limited");
+            }
+        })?;
+    let credential = match verdict {
+        Verdict::Valid(credential) => credential,
+        Verdict::Invalid(reason) => {
+            metrics::client_auth_failed(reason);
+            if reason == ClientAuthFailure::Inactive {
+                tracing::info!("client authentication refused: client inactive");
+            } else {
+                tracing::info!("client authentication failed");
+            }
+            return Err(AcError::InvalidClient);
         }
-    })?;
-    let credential = service_credentials::find(&state.pool, &client_id).await?;
-    let phc = credential
-        .as_ref()
-        .map_or_else(|| state.dummy_hash.phc(), |c| c.secret_hash.clone());
-    let secret_ok = check.verify(secret, phc).await?;
-    let Some(credential) = credential.filter(|_| secret_ok) else {
-        metrics::client_auth_failed(ClientAuthFailure::InvalidCredentials);
-        tracing::info!("client authentication failed");
-        return Err(AcError::InvalidClient);
     };
-    if !credential.is_active {
-        metrics::client_auth_failed(ClientAuthFailure::Inactive);
-        tracing::info!("client authentication refused: client inactive");
-        return Err(AcError::InvalidClient);
-    }
-    check.succeeded().await?;
 
     let granted = grant_scopes(&credential.scopes, request.scope.as_deref())?;
     let issued =

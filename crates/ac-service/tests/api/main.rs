@@ -8,6 +8,7 @@ mod admin;
 mod helpers;
 mod http;
 mod keys;
+mod lockout;
 mod meeting_token;
 mod migrations;
 mod seed;
