@@ -89,9 +89,10 @@ pub enum Settlement {
     Withdrawn,
 }
 
-/// Reserves one attempt in each budget (their keys must differ), all or none, opening a new
-/// window where the old one has ended. The rows are locked in key order, so concurrent
-/// reservations serialise without deadlocking; nothing is written unless every budget has room.
+/// Reserves one attempt in each budget (their keys must differ), all or none. Two statements,
+/// neither holding a lock past its own end: the first makes sure every counter exists and opens
+/// a new window where the old one has ended; the second locks the counters in key order,
+/// decides, and takes a place in each only if every budget has room.
 pub async fn reserve(
     pool: &PgPool,
     budgets: &[Budget],
@@ -99,63 +100,75 @@ pub async fn reserve(
 ) -> Result<Reserved, sqlx::Error> {
     let keys: Vec<&str> = budgets.iter().map(|b| b.key.as_str()).collect();
     let limits: Vec<i64> = budgets.iter().map(|b| i64::from(b.limit)).collect();
-    let mut tx = pool.begin().await?;
-    // The upsert locks each row and, unlike a plain select, sees its latest committed values.
-    let rows: Vec<(String, DateTime<Utc>, i32, i32, i64, i64)> = sqlx::query_as(
+    let window_secs = window.as_secs_f64();
+    // A counter whose window is still open is left as it is (no write, no new row version).
+    sqlx::query(
+        "insert into login_failures as lf (key, window_start, failures, in_flight)
+         select lower(key), now(), 0, 0 from unnest($1::text[]) as k(key) order by 1
+         on conflict (key) do update
+            set window_start = now(), failures = 0, in_flight = 0
+          where lf.window_start <= now() - make_interval(secs => $2)",
+    )
+    .bind(&keys)
+    .bind(window_secs)
+    .execute(pool)
+    .await?;
+
+    // `for update` in key order: concurrent reservations and settlements of the same counters
+    // queue up behind each other, always in the same order, so they never deadlock, and each
+    // reads the counts the one before it left.
+    let decided: (bool, bool, Option<i64>, Vec<String>, Vec<DateTime<Utc>>) = sqlx::query_as(
         "with budget as (
             select lower(key) as key, lim, ord
               from unnest($1::text[], $2::bigint[]) with ordinality as b(key, lim, ord)
          ),
-         current as (
-            insert into login_failures as lf (key, window_start, failures, in_flight)
-            select key, now(), 0, 0 from budget order by key
-            on conflict (key) do update
-               set window_start = case when lf.window_start <= now() - make_interval(secs => $3)
-                                       then now() else lf.window_start end,
-                   failures     = case when lf.window_start <= now() - make_interval(secs => $3)
-                                       then 0 else lf.failures end,
-                   in_flight    = case when lf.window_start <= now() - make_interval(secs => $3)
-                                       then 0 else lf.in_flight end
-            returning key, window_start, failures, in_flight
+         locked as (
+            select lf.key, lf.window_start, lf.failures, lf.in_flight, b.lim, b.ord
+              from login_failures lf join budget b using (key)
+             order by lf.key
+               for update of lf
+         ),
+         verdict as (
+            select count(*) = cardinality($1::text[]) as complete,
+                   coalesce(bool_or(failures >= lim), false) as locked,
+                   coalesce(bool_and(failures + in_flight < lim), false) as room,
+                   max(ceil(extract(epoch from
+                           window_start + make_interval(secs => $3) - now())))
+                       filter (where failures >= lim) as retry_after
+              from locked
+         ),
+         reserved as (
+            update login_failures lf
+               set in_flight = lf.in_flight + 1
+              from locked l, verdict v
+             where lf.key = l.key and v.complete and not v.locked and v.room
+            returning l.ord, lf.key, lf.window_start
          )
-         select c.key, c.window_start, c.failures, c.in_flight, b.lim,
-                ceil(extract(epoch from c.window_start + make_interval(secs => $3) - now()))::bigint
-           from current c join budget b using (key)
-          order by b.ord",
+         select v.locked, v.complete and v.room, v.retry_after::bigint,
+                coalesce((select array_agg(key order by ord) from reserved), '{}'),
+                coalesce((select array_agg(window_start order by ord) from reserved), '{}')
+           from verdict v",
     )
     .bind(&keys)
     .bind(&limits)
-    .bind(window.as_secs_f64())
-    .fetch_all(&mut *tx)
+    .bind(window_secs)
+    .fetch_one(pool)
     .await?;
 
-    let locked = rows
-        .iter()
-        .filter(|(_, _, failures, _, limit, _)| i64::from(*failures) >= *limit)
-        .map(|(_, _, _, _, _, secs_left)| *secs_left)
-        .max();
-    if let Some(secs_left) = locked {
-        // Dropping the transaction rolls it back: a refused attempt changes nothing.
-        return Ok(Reserved::Locked {
-            retry_after_secs: u64::try_from(secs_left).unwrap_or(0).max(1),
-        });
-    }
-    let full = rows.iter().any(|(_, _, failures, in_flight, limit, _)| {
-        i64::from(*failures) + i64::from(*in_flight) >= *limit
-    });
-    if full {
-        return Ok(Reserved::Full);
-    }
-    let (keys, windows): (Vec<String>, Vec<DateTime<Utc>>) = rows
-        .into_iter()
-        .map(|(key, window, ..)| (key, window))
-        .unzip();
-    sqlx::query("update login_failures set in_flight = in_flight + 1 where key = any($1)")
-        .bind(&keys)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Reserved::Yes(Reservation { keys, windows }))
+    Ok(match decided {
+        (true, _, retry_after, _, _) => Reserved::Locked {
+            retry_after_secs: retry_after
+                .and_then(|secs| u64::try_from(secs).ok())
+                .unwrap_or(0)
+                .max(1),
+        },
+        (false, true, _, keys, windows) if keys.len() == budgets.len() => {
+            Reserved::Yes(Reservation { keys, windows })
+        }
+        // Full of attempts in flight, or a counter vanished in between (deleted by hand to
+        // lift a lock): trying again sorts it out.
+        _ => Reserved::Full,
+    })
 }
 
 /// Ends the attempts of `reservation`. A budget whose window has restarted since the
@@ -172,14 +185,19 @@ pub async fn settle(
             Settlement::Succeeded | Settlement::Withdrawn => "release",
         })
         .collect();
+    // Locked in key order first, like `reserve` does, so the two never deadlock.
     sqlx::query(
-        "update login_failures as lf
+        "with locked as (
+            select key from login_failures where key = any($1) order by key for update
+         )
+         update login_failures as lf
             set in_flight = greatest(lf.in_flight - 1, 0),
                 failures  = case s.action when 'fail'  then lf.failures + 1
                                           when 'reset' then 0
                                           else lf.failures end
-           from unnest($1::text[], $2::timestamptz[], $3::text[]) as s(key, window_start, action)
-          where lf.key = s.key and lf.window_start = s.window_start",
+           from unnest($1::text[], $2::timestamptz[], $3::text[]) as s(key, window_start, action),
+                locked l
+          where lf.key = s.key and l.key = lf.key and lf.window_start = s.window_start",
     )
     .bind(&reservation.keys)
     .bind(&reservation.windows)
