@@ -74,16 +74,16 @@ pub async fn verify(secret: SecretString, phc: String) -> anyhow::Result<bool> {
         .context("password verification task failed")
 }
 
-/// Argon2 working memory, allocated once and reused by every hash computed in it. It grows if
-/// a stored hash was made with more memory than the default, and is wiped after each use, so
-/// nothing derived from one secret lingers until the next.
+/// Argon2 working memory, allocated by the first hash and reused by every later one. It grows
+/// if a stored hash was made with more memory than the ones before, and is wiped after each
+/// use, so nothing derived from one secret lingers until the next.
 pub struct HashMemory(Vec<Block>);
 
 impl HashMemory {
-    /// Enough for the default parameters. The pages are zeroed lazily by the OS, so memory
-    /// that was never hashed in costs nothing resident.
+    /// Empty: the first hash allocates what it needs, so a worker that never hashed costs
+    /// nothing resident.
     pub fn new() -> HashMemory {
-        HashMemory(vec![Block::new(); Params::DEFAULT.block_count()])
+        HashMemory(Vec::new())
     }
 
     /// Computes Argon2 of `secret` with `salt` into `out`.
