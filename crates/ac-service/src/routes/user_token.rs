@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::credential_check::{ClientIp, CredentialCheck, Verdict};
 use crate::db::{login_failures, users};
+use crate::domain::validation::has_control_characters;
 use crate::error::AcError;
 use crate::metrics::{self, LoginFailure};
 use crate::startup::AppState;
@@ -54,10 +55,13 @@ async fn issue_user_token(
     let email = request.email.trim();
     if email.is_empty()
         || email.len() > MAX_EMAIL_LEN
+        || has_control_characters(email)
         || request.password.expose_secret().chars().count() > MAX_PASSWORD_LEN
     {
         return Err(AcError::BadRequest(
-            "email or password is too long or empty".into(),
+            "email must be 1-254 bytes without control characters, and password at most 1024 \
+             characters"
+                .into(),
         ));
     }
 

@@ -6,6 +6,7 @@
 
 mod admin;
 mod helpers;
+mod hostile_input;
 mod http;
 mod keys;
 mod lockout;
