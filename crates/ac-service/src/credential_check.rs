@@ -42,8 +42,11 @@ pub enum Verdict<T, R> {
     Invalid(R),
 }
 
-/// The longest pause between two tries to reserve an attempt while a budget is full.
-const MAX_RESERVE_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between two tries to reserve an attempt while a budget is full. A budget
+/// stays full only while attempts are being checked, tens of milliseconds unless the hasher is
+/// saturated; the growing pause keeps a flood of waiting requests at about a dozen tries each
+/// over the whole wait, rather than letting them hammer the database.
+const MAX_RESERVE_PAUSE: Duration = Duration::from_millis(200);
 
 /// One credential check, counted against the budgets of its subject and of the client address.
 pub struct CredentialCheck {

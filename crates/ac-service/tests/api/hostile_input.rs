@@ -240,6 +240,14 @@ async fn the_token_endpoint_refuses_hostile_text_in_a_form_body_with_invalid_req
             "bytes that are not UTF-8",
             "client_id=%FF%FE&client_secret=s".to_owned(),
         ),
+        // RFC 6749 §3.2: a repeated parameter makes the request invalid.
+        (
+            "a repeated client_id",
+            format!(
+                "client_id={}&client_id=test-mc&client_secret={}",
+                GC.0, GC.1
+            ),
+        ),
     ];
 
     for (what, fields) in cases {
