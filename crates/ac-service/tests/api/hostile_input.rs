@@ -441,7 +441,9 @@ async fn hostile_path_ids_name_nothing_and_get_404(pool: PgPool) {
     seed_basics(&pool).await;
     let app = spawn_app(pool).await;
     let admin = app.service_token(ADMIN).await;
-    let long = "a".repeat(10 * 1024);
+    // Far past a UUID, and under the 8 KiB the service shell allows a request target (longer
+    // ones are a 414, which is not what this test is about).
+    let long = "a".repeat(4 * 1024);
 
     for id in ["%00", "a%00b", "%C2%85", "%ED%A0%80", "%FF", long.as_str()] {
         let update = app
