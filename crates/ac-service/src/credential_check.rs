@@ -1,82 +1,134 @@
-//! Checking a password or client secret the way both token endpoints do it: counted against the
-//! failure budgets of its subject (an account or a client id) and of the client address, then
-//! verified within the replica's hashing capacity.
+//! Checking a password or client secret the way both token endpoints do it: within the failure
+//! budgets of its subject (an account or a client id) and of the client address, and within the
+//! replica's hashing capacity.
 //!
-//! The order matters. The attempt is counted first, so a caller over a budget is refused (429)
-//! before it costs a hash, and concurrent guesses cannot slip past the limit (see
-//! `db::login_failures`). Only then is a hashing slot reserved; a caller that gets none in time
-//! is answered 503 and its attempt is taken back, since nothing was checked.
+//! Only a verified failure, a password or secret that was checked and was wrong, counts against
+//! a budget. To keep a limit exact when many attempts arrive at once, an attempt first reserves
+//! a place in both budgets (see `db::login_failures`), then is checked, then settles the
+//! reservation as a failure, a success or a withdrawal:
+//!
+//! - A budget whose verified failures reached its limit is locked: the attempt gets 429 without
+//!   being checked, and reserves nothing, so the refusal counts against neither budget and does
+//!   not extend the lock.
+//! - A budget that is not locked but is full of attempts still being checked makes the attempt
+//!   wait for them to settle, for at most the hashing wait, then 503. (Those attempts may be
+//!   correct ones: twelve sign-ins of one account at once all succeed.)
+//! - An attempt turned away by a full hasher, or failed by the database, is withdrawn: it was
+//!   never checked.
+//!
+//! The reservation, the check and the settlement run in a task of their own, so a client that
+//! hangs up mid-check cannot leave a reservation behind, or take back a wrong guess that was
+//! already checked.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use secrecy::SecretString;
+use tokio::time::Instant;
+use tracing::Instrument;
 
-use crate::db::login_failures::{self, Budget};
+use crate::db::login_failures::{self, Budget, Reservation, Reserved, Settlement};
 use crate::domain::password::HashError;
 use crate::error::AcError;
 use crate::startup::AppState;
 
-/// One counted credential check, from the attempt to its outcome.
-pub struct CredentialCheck<'a> {
-    state: &'a AppState,
-    subject_key: String,
-    ip_key: String,
+/// The outcome of a checked credential: accepted with its value, or refused for a reason. A
+/// refusal is a verified failure and counts against the budgets.
+#[derive(Debug)]
+pub enum Verdict<T, R> {
+    Valid(T),
+    Invalid(R),
 }
 
-impl<'a> CredentialCheck<'a> {
-    /// Counts the attempt against `subject_key` (which may fail `subject_limit` times per
-    /// window) and against the client address. Fails with [`AcError::RateLimited`] when either
-    /// budget is now exceeded.
-    pub async fn start(
-        state: &'a AppState,
+/// The longest pause between two tries to reserve an attempt while a budget is full. A budget
+/// stays full only while attempts are being checked, tens of milliseconds unless the hasher is
+/// saturated; the growing pause keeps a flood of waiting requests at about a dozen tries each
+/// over the whole wait, rather than letting them hammer the database.
+const MAX_RESERVE_PAUSE: Duration = Duration::from_millis(200);
+
+/// One credential check, counted against the budgets of its subject and of the client address.
+pub struct CredentialCheck {
+    budgets: [Budget; 2],
+}
+
+impl CredentialCheck {
+    /// A check for `subject_key` (which may fail `subject_limit` times per window) from `ip`.
+    pub fn new(
+        state: &AppState,
         subject_key: String,
         subject_limit: u32,
         ip: IpAddr,
-    ) -> Result<CredentialCheck<'a>, AcError> {
-        let limits = &state.credential_limits;
-        let ip_key = login_failures::ip_key(ip);
-        let budgets = [
-            Budget {
-                key: subject_key.clone(),
-                limit: subject_limit,
-            },
-            Budget {
-                key: ip_key.clone(),
-                limit: limits.per_ip,
-            },
-        ];
-        let exceeded = login_failures::record_attempt(&state.pool, &budgets, limits.window).await?;
-        if let Some(retry_after_secs) = exceeded {
-            return Err(AcError::RateLimited { retry_after_secs });
+    ) -> CredentialCheck {
+        CredentialCheck {
+            budgets: [
+                Budget {
+                    key: subject_key,
+                    limit: subject_limit,
+                },
+                Budget {
+                    key: login_failures::ip_key(ip),
+                    limit: state.credential_limits.per_ip,
+                },
+            ],
         }
-        Ok(CredentialCheck {
-            state,
-            subject_key,
-            ip_key,
-        })
     }
 
-    /// Whether `secret` matches the PHC string `phc`. 503 when no hashing slot frees up in
-    /// time; the attempt is then taken back.
-    pub async fn verify(&self, secret: SecretString, phc: String) -> Result<bool, AcError> {
-        match self.state.hasher.verify(secret, phc).await {
-            Ok(matches) => Ok(matches),
-            Err(HashError::Busy) => {
-                let keys = [self.subject_key.clone(), self.ip_key.clone()];
-                login_failures::take_back(&self.state.pool, &keys).await?;
-                Err(HashError::Busy.into())
+    /// Reserves the attempt, runs `check` (which looks the subject up and verifies the secret
+    /// through the hasher) and settles the attempt by its verdict. Fails with
+    /// [`AcError::RateLimited`] when a budget is locked, and with [`AcError::Busy`] when a
+    /// budget stays full of attempts in flight, or the hasher has no slot, for the whole wait.
+    pub async fn run<T, R, F, Fut>(
+        self,
+        state: &AppState,
+        check: F,
+    ) -> Result<Verdict<T, R>, AcError>
+    where
+        F: FnOnce(AppState) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Verdict<T, R>, AcError>> + Send,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let state = state.clone();
+        let task = tokio::spawn(
+            async move {
+                let reservation = reserve(&state, &self.budgets).await?;
+                let verdict = check(state.clone()).await;
+                let settlement = match &verdict {
+                    Ok(Verdict::Valid(_)) => Settlement::Succeeded,
+                    Ok(Verdict::Invalid(_)) => Settlement::Failed,
+                    Err(_) => Settlement::Withdrawn,
+                };
+                login_failures::settle(&state.pool, reservation, settlement).await?;
+                verdict
             }
-            Err(error) => Err(error.into()),
-        }
+            .in_current_span(),
+        );
+        task.await
+            .map_err(|error| AcError::Internal(anyhow::anyhow!("credential check task: {error}")))?
     }
+}
 
-    /// Records a success: the subject's counter starts over and the address gets its attempt
-    /// back. A failure needs no call; it stays counted.
-    pub async fn succeeded(self) -> Result<(), AcError> {
-        login_failures::record_success(&self.state.pool, &self.subject_key, &self.ip_key).await?;
-        Ok(())
+/// Reserves an attempt in every budget, waiting while one is full of attempts in flight.
+async fn reserve(state: &AppState, budgets: &[Budget]) -> Result<Reservation, AcError> {
+    let deadline = Instant::now() + state.hasher.wait();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match login_failures::reserve(&state.pool, budgets, state.credential_limits.window).await? {
+            Reserved::Yes(reservation) => return Ok(reservation),
+            Reserved::Locked { retry_after_secs } => {
+                return Err(AcError::RateLimited { retry_after_secs });
+            }
+            Reserved::Full => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(HashError::Busy.into());
+                }
+                tokio::time::sleep(pause.min(deadline - now)).await;
+                pause = (pause * 2).min(MAX_RESERVE_PAUSE);
+            }
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod error;
 pub mod keys;
 pub mod maintenance;
 pub mod metrics;
+pub mod oauth;
 pub mod routes;
 pub mod seed;
 pub mod startup;

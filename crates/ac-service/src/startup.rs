@@ -87,11 +87,12 @@ impl Application {
         )
         .await
         .context("cannot load the signing key")?;
-        let dummy_hash = DummyHash::generate().await?;
         let hasher = Hasher::new(
             usize::try_from(safeguards.max_concurrent_hashes).unwrap_or(1),
             safeguards.hash_wait(),
-        );
+        )
+        .context("cannot start the hashing threads")?;
+        let dummy_hash = DummyHash::generate(&hasher).await?;
         let mut shell = Shell::new("ac", safeguards.shell.timings());
         let state = AppState {
             pool,

@@ -15,6 +15,12 @@ fn invalid(message: &'static str) -> ValidationError {
     ValidationError(Cow::Borrowed(message))
 }
 
+/// Whether `text` holds a control character (C0, DEL or C1). None belongs in an identifier,
+/// and PostgreSQL refuses NUL in text outright, so such input is refused before any query.
+pub fn has_control_characters(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
 /// Trims `raw` and checks it holds 1..=`max` characters and no control characters.
 fn bounded_text(raw: &str, max: usize, message: &'static str) -> Result<String, ValidationError> {
     let text = raw.trim();

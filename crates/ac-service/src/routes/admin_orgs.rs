@@ -2,6 +2,7 @@
 //! `PATCH /api/v1/admin/orgs/{org_id}`, for service tokens with the `admin` scope (checked
 //! before the body is read).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{patch, post};
@@ -107,10 +108,15 @@ async fn create_org(
 async fn update_org(
     State(state): State<AppState>,
     AdminService(admin): AdminService,
-    Path(org_id): Path<String>,
+    // A path segment that does not even decode (bytes that are not UTF-8) names nothing: 404,
+    // in the envelope, like any other malformed id.
+    org_id: Result<Path<String>, PathRejection>,
     StrictJson(request): StrictJson<UpdateOrgRequest>,
 ) -> Result<Json<OrgResponse>, AcError> {
     tracing::Span::current().record("client_id", admin.sub.as_str());
+    let Ok(Path(org_id)) = org_id else {
+        return Err(AcError::NotFound);
+    };
     let org_id = parse_id(&org_id)?;
     tracing::Span::current().record("org_id", tracing::field::display(org_id));
     let name = request.name.as_deref().map(OrgName::parse).transpose()?;

@@ -5,10 +5,12 @@
 //! with Argon2id off the runtime, and an unknown client id is checked against a dummy hash so
 //! it takes as long as a wrong secret. Since anyone can send this request, attempts are counted
 //! against failure budgets per client id and per address and hashed within the replica's
-//! hashing capacity, exactly like sign-ins (see `credential_check`).
+//! hashing capacity, exactly like sign-ins (see `credential_check`). Errors are RFC 6749 error
+//! objects, not the Convene envelope (see `oauth`).
 
 use axum::extract::{Form, FromRequest, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
@@ -18,10 +20,12 @@ use common::http::StrictJson;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::credential_check::{ClientIp, CredentialCheck};
+use crate::credential_check::{ClientIp, CredentialCheck, Verdict};
 use crate::db::{login_failures, service_credentials};
+use crate::domain::validation::{ClientId, has_control_characters};
 use crate::error::AcError;
 use crate::metrics::{self, ClientAuthFailure};
+use crate::oauth::OAuthError;
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -56,9 +60,9 @@ struct TokenRequest {
 }
 
 impl<S: Send + Sync> FromRequest<S> for TokenRequest {
-    type Rejection = AcError;
+    type Rejection = OAuthError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, AcError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, OAuthError> {
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -71,7 +75,16 @@ impl<S: Send + Sync> FromRequest<S> for TokenRequest {
                 let Form(f) = Form::<FormTokenRequest>::from_request(req, state)
                     .await
                     .map_err(|e| {
-                        AcError::BadRequest(format!("invalid form body: {}", e.body_text()).into())
+                        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                            AcError::Api(ApiError::new(
+                                ErrorCode::PayloadTooLarge,
+                                "request body is too large",
+                            ))
+                        } else {
+                            AcError::BadRequest(
+                                format!("invalid form body: {}", e.body_text()).into(),
+                            )
+                        }
                     })?;
                 Ok(TokenRequest {
                     grant_type: f.grant_type,
@@ -82,8 +95,9 @@ impl<S: Send + Sync> FromRequest<S> for TokenRequest {
             }
             _ => {
                 // Anything else must be JSON; StrictJson refuses a wrong content type.
-                let StrictJson(j) =
-                    StrictJson::<JsonTokenRequest>::from_request(req, state).await?;
+                let StrictJson(j) = StrictJson::<JsonTokenRequest>::from_request(req, state)
+                    .await
+                    .map_err(AcError::Api)?;
                 Ok(TokenRequest {
                     grant_type: j.grant_type,
                     client_id: j.client_id,
@@ -103,10 +117,11 @@ struct ServiceTokenResponse {
     scope: String,
 }
 
-/// Longest client id and secret looked at; anything longer cannot be a credential (see
-/// `domain::validation`) and is refused before it costs a database query or a hash.
-const MAX_CLIENT_ID_LEN: usize = 64;
+/// Longest secret and scope looked at; anything longer cannot be a credential or a scope AC
+/// grants (see `domain::validation`) and is refused before it costs a database query or a
+/// hash. Client ids are held to their format (`ClientId`).
 const MAX_SECRET_LEN: usize = 1024;
+const MAX_SCOPE_LEN: usize = 1024;
 
 #[tracing::instrument(skip_all, name = "ac.token.service", fields(client_id))]
 async fn issue_service_token(
@@ -114,10 +129,15 @@ async fn issue_service_token(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     request: TokenRequest,
-) -> Result<Json<ServiceTokenResponse>, AcError> {
+) -> Result<impl IntoResponse, OAuthError> {
     if request.grant_type != "client_credentials" {
-        return Err(AcError::BadRequest(
-            "unsupported_grant_type: only client_credentials is supported".into(),
+        return Err(OAuthError::UnsupportedGrantType);
+    }
+    if let Some(scope) = &request.scope
+        && (scope.len() > MAX_SCOPE_LEN || has_control_characters(scope))
+    {
+        return Err(OAuthError::InvalidRequest(
+            "scope must be at most 1024 bytes without control characters".into(),
         ));
     }
     let (client_id, secret) =
@@ -131,48 +151,65 @@ async fn issue_service_token(
         )?;
     tracing::Span::current().record("client_id", client_id.as_str());
 
-    let check = CredentialCheck::start(
+    let check = CredentialCheck::new(
         &state,
         login_failures::client_key(&client_id),
         state.credential_limits.per_client,
         ip,
-    )
-    .await
-    .inspect_err(|error| {
-        if let AcError::RateLimited { retry_after_secs } = error {
-            metrics::client_auth_failed(ClientAuthFailure::RateLimited);
-            tracing::warn!(retry_after_secs, "client authentication rate limited");
+    );
+    let verdict = check
+        .run(&state, move |state| async move {
+            let credential = service_credentials::find(&state.pool, &client_id).await?;
+            let phc = credential
+                .as_ref()
+                .map_or_else(|| state.dummy_hash.phc(), |c| c.secret_hash.clone());
+            let secret_ok = state.hasher.verify(secret, phc).await?;
+            Ok(match credential.filter(|_| secret_ok) {
+                None => Verdict::Invalid(ClientAuthFailure::InvalidCredentials),
+                Some(c) if !c.is_active => Verdict::Invalid(ClientAuthFailure::Inactive),
+                Some(c) => Verdict::Valid(c),
+            })
+        })
+        .await
+        .inspect_err(|error| {
+            if let AcError::RateLimited { retry_after_secs } = error {
+                metrics::client_auth_failed(ClientAuthFailure::RateLimited);
+                tracing::warn!(retry_after_secs, "client authentication rate limited");
+            }
+        })?;
+    let credential = match verdict {
+        Verdict::Valid(credential) => credential,
+        Verdict::Invalid(reason) => {
+            metrics::client_auth_failed(reason);
+            if reason == ClientAuthFailure::Inactive {
+                tracing::info!("client authentication refused: client inactive");
+            } else {
+                tracing::info!("client authentication failed");
+            }
+            return Err(OAuthError::InvalidClient);
         }
-    })?;
-    let credential = service_credentials::find(&state.pool, &client_id).await?;
-    let phc = credential
-        .as_ref()
-        .map_or_else(|| state.dummy_hash.phc(), |c| c.secret_hash.clone());
-    let secret_ok = check.verify(secret, phc).await?;
-    let Some(credential) = credential.filter(|_| secret_ok) else {
-        metrics::client_auth_failed(ClientAuthFailure::InvalidCredentials);
-        tracing::info!("client authentication failed");
-        return Err(AcError::InvalidClient);
     };
-    if !credential.is_active {
-        metrics::client_auth_failed(ClientAuthFailure::Inactive);
-        tracing::info!("client authentication refused: client inactive");
-        return Err(AcError::InvalidClient);
-    }
-    check.succeeded().await?;
 
     let granted = grant_scopes(&credential.scopes, request.scope.as_deref())?;
-    let issued =
-        state
-            .tokens
-            .issue_service(&credential.client_id, &granted, &credential.service_type)?;
+    let issued = state
+        .tokens
+        .issue_service(&credential.client_id, &granted, &credential.service_type)
+        .map_err(AcError::Internal)?;
     tracing::info!(scope = %granted, "service token issued");
-    Ok(Json(ServiceTokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        scope: granted,
-    }))
+    // RFC 6749 §5.1: a token response must not be cached.
+    let no_store = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::PRAGMA, "no-cache"),
+    ];
+    Ok((
+        no_store,
+        Json(ServiceTokenResponse {
+            access_token: issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: granted,
+        }),
+    ))
 }
 
 /// Why the request carried no usable client credentials.
@@ -180,8 +217,11 @@ async fn issue_service_token(
 enum CredentialsRefused {
     /// Neither HTTP Basic nor an id and secret in the body.
     Missing,
-    /// An `Authorization` header that is not valid Basic, or an oversized id or secret.
+    /// An `Authorization` header that is not valid Basic.
     Malformed,
+    /// An id or secret that cannot be a credential: an id outside the format of client ids, a
+    /// secret that is oversized or holds control characters, or either not UTF-8.
+    Invalid,
     /// HTTP Basic and a secret in the body (RFC 6749 §2.3: one method per request).
     TwoMethods,
 }
@@ -190,19 +230,25 @@ impl CredentialsRefused {
     fn reason(self) -> ClientAuthFailure {
         match self {
             CredentialsRefused::Missing => ClientAuthFailure::MissingCredentials,
-            CredentialsRefused::Malformed | CredentialsRefused::TwoMethods => {
-                ClientAuthFailure::MalformedCredentials
-            }
+            CredentialsRefused::Malformed
+            | CredentialsRefused::Invalid
+            | CredentialsRefused::TwoMethods => ClientAuthFailure::MalformedCredentials,
         }
     }
 
-    fn into_error(self) -> AcError {
+    fn into_error(self) -> OAuthError {
         match self {
-            CredentialsRefused::Missing | CredentialsRefused::Malformed => AcError::InvalidClient,
-            CredentialsRefused::TwoMethods => AcError::Api(ApiError::new(
-                ErrorCode::BadRequest,
-                "invalid_request: use one client authentication method",
-            )),
+            CredentialsRefused::Missing | CredentialsRefused::Malformed => {
+                OAuthError::InvalidClient
+            }
+            CredentialsRefused::Invalid => OAuthError::InvalidRequest(
+                "client_id must be 3-64 characters of a-z, 0-9, '.', '_' and '-', and \
+                 client_secret at most 1024 bytes without control characters"
+                    .into(),
+            ),
+            CredentialsRefused::TwoMethods => {
+                OAuthError::InvalidRequest("use one client authentication method".into())
+            }
         }
     }
 }
@@ -221,8 +267,13 @@ fn client_credentials(
         (None, Some(id), Some(secret)) => (id, secret),
         (None, _, _) => return Err(CredentialsRefused::Missing),
     };
-    if id.len() > MAX_CLIENT_ID_LEN || secret.expose_secret().len() > MAX_SECRET_LEN {
-        return Err(CredentialsRefused::Malformed);
+    // An id outside the format of client ids names no client; that includes anything with
+    // NUL (which PostgreSQL refuses) and the replacement characters of undecodable form bytes.
+    if ClientId::parse(&id).is_err()
+        || secret.expose_secret().len() > MAX_SECRET_LEN
+        || has_control_characters(secret.expose_secret())
+    {
+        return Err(CredentialsRefused::Invalid);
     }
     Ok((id, secret))
 }
@@ -242,27 +293,22 @@ fn basic_credentials(
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(malformed);
     }
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or(malformed)?;
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| CredentialsRefused::Invalid)?;
     let (id, secret) = decoded.split_once(':').ok_or(malformed)?;
     Ok(Some((id.to_owned(), SecretString::from(secret))))
 }
 
 /// The scopes of the token: all of the client's when none are asked for, else exactly those
 /// asked for, each of which the client must hold (RFC 6749 §3.3).
-fn grant_scopes(allowed: &[String], requested: Option<&str>) -> Result<String, AcError> {
+fn grant_scopes(allowed: &[String], requested: Option<&str>) -> Result<String, OAuthError> {
     let mut granted: Vec<&str> = match requested {
         None => allowed.iter().map(String::as_str).collect(),
         Some(requested) => {
             let mut granted = Vec::new();
             for scope in requested.split_ascii_whitespace() {
                 if !allowed.iter().any(|a| a == scope) {
-                    return Err(AcError::BadRequest(
-                        "invalid_scope: a requested scope is not granted to this client".into(),
-                    ));
+                    return Err(OAuthError::InvalidScope);
                 }
                 granted.push(scope);
             }
@@ -359,6 +405,17 @@ mod tests {
             refusal(&none, Some("gc"), Some(&long_secret)),
             Some(ClientAuthFailure::MalformedCredentials)
         );
-        assert_eq!(refusal(&basic, Some("gc"), None), None);
+        assert_eq!(
+            refusal(&none, Some("gc\u{0}x"), Some("secret")),
+            Some(ClientAuthFailure::MalformedCredentials)
+        );
+        let mut valid_basic = HeaderMap::new();
+        valid_basic.insert(
+            header::AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode("convene-gc:secret"))
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(refusal(&valid_basic, Some("convene-gc"), None), None);
     }
 }

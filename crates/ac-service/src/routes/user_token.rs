@@ -14,8 +14,9 @@ use common::jwt::Role;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::credential_check::{ClientIp, CredentialCheck};
+use crate::credential_check::{ClientIp, CredentialCheck, Verdict};
 use crate::db::{login_failures, users};
+use crate::domain::validation::has_control_characters;
 use crate::error::AcError;
 use crate::metrics::{self, LoginFailure};
 use crate::startup::AppState;
@@ -54,44 +55,61 @@ async fn issue_user_token(
     let email = request.email.trim();
     if email.is_empty()
         || email.len() > MAX_EMAIL_LEN
+        || has_control_characters(email)
         || request.password.expose_secret().chars().count() > MAX_PASSWORD_LEN
     {
         return Err(AcError::BadRequest(
-            "email or password is too long or empty".into(),
+            "email must be 1-254 bytes without control characters, and password at most 1024 \
+             characters"
+                .into(),
         ));
     }
 
-    let check = CredentialCheck::start(
+    let check = CredentialCheck::new(
         &state,
         login_failures::account_key(email),
         state.credential_limits.per_account,
         ip,
-    )
-    .await
-    .inspect_err(|error| {
-        if let AcError::RateLimited { retry_after_secs } = error {
-            metrics::login_rate_limited();
-            tracing::warn!(retry_after_secs, "sign-in rate limited");
+    );
+    let email = email.to_owned();
+    let password = request.password;
+    let verdict = check
+        .run(&state, move |state| async move {
+            let account = users::find_for_login(&state.pool, &email).await?;
+            let phc = account
+                .as_ref()
+                .map_or_else(|| state.dummy_hash.phc(), |a| a.password_hash.clone());
+            let password_ok = state.hasher.verify(password, phc).await?;
+            // A right password for a deactivated user or org is a failure like any other.
+            Ok(match account.filter(|_| password_ok) {
+                None => Verdict::Invalid(LoginFailure::InvalidCredentials),
+                Some(a) if !a.user_active || !a.org_active => {
+                    Verdict::Invalid(LoginFailure::Inactive)
+                }
+                Some(a) => Verdict::Valid(a),
+            })
+        })
+        .await
+        .inspect_err(|error| {
+            if let AcError::RateLimited { retry_after_secs } = error {
+                metrics::login_rate_limited();
+                tracing::warn!(retry_after_secs, "sign-in rate limited");
+            }
+        })?;
+    let account = match verdict {
+        Verdict::Valid(account) => account,
+        Verdict::Invalid(reason) => {
+            metrics::login_failed(reason);
+            match reason {
+                LoginFailure::InvalidCredentials => {
+                    tracing::info!("sign-in refused: invalid credentials")
+                }
+                LoginFailure::Inactive => tracing::info!("sign-in refused: user or org inactive"),
+            }
+            return Err(AcError::InvalidLogin);
         }
-    })?;
-
-    let account = users::find_for_login(&state.pool, email).await?;
-    let phc = account
-        .as_ref()
-        .map_or_else(|| state.dummy_hash.phc(), |a| a.password_hash.clone());
-    let password_ok = check.verify(request.password, phc).await?;
-    let Some(account) = account.filter(|_| password_ok) else {
-        metrics::login_failed(LoginFailure::InvalidCredentials);
-        tracing::info!("sign-in refused: invalid credentials");
-        return Err(AcError::InvalidLogin);
     };
-    if !account.user_active || !account.org_active {
-        metrics::login_failed(LoginFailure::Inactive);
-        tracing::info!("sign-in refused: user or org inactive");
-        return Err(AcError::InvalidLogin);
-    }
 
-    check.succeeded().await?;
     let roles = account
         .roles
         .iter()

@@ -223,3 +223,11 @@ pub async fn error_code(response: Response) -> String {
     let body: Value = response.json().await.unwrap();
     body["error"]["code"].as_str().unwrap().to_owned()
 }
+
+/// The `error` of an RFC 6749 error body (the service-token endpoint's), after checking that
+/// the body has that shape: a string `error` and a string `error_description`.
+pub async fn oauth_error(response: Response) -> String {
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error_description"].is_string(), "{body}");
+    body["error"].as_str().unwrap().to_owned()
+}

@@ -6,9 +6,11 @@
 
 mod admin;
 mod helpers;
+mod hostile_input;
 mod http;
 mod keys;
 mod listener;
+mod lockout;
 mod meeting_token;
 mod migrations;
 mod seed;

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::helpers::{
-    ADMIN, GC, HOST_EMAIL, MC, PASSWORD, TestApp, error_code, metric, seed_basics, spawn_app,
-    spawn_app_with, spawn_app_with_safeguards, test_config, test_safeguards,
+    ADMIN, GC, HOST_EMAIL, MC, PASSWORD, TestApp, error_code, metric, oauth_error, seed_basics,
+    spawn_app, spawn_app_with, spawn_app_with_safeguards, test_config, test_safeguards,
 };
 
 const PATH: &str = "/api/v1/auth/service/token";
@@ -37,6 +37,10 @@ async fn client_credentials_in_http_basic_with_a_form_body_give_a_service_token(
         .await
         .unwrap();
 
+    assert_eq!(
+        response.headers()[reqwest::header::CACHE_CONTROL],
+        "no-store"
+    );
     let (body, claims) = claims_of(&app, response).await;
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
@@ -136,14 +140,7 @@ async fn a_requested_subset_narrows_the_scope_and_an_ungranted_scope_is_refused(
     assert_eq!(body["scope"], "internal:meeting-token");
     assert!(!claims.has_scope("admin"));
     assert_eq!(ungranted.status(), StatusCode::BAD_REQUEST);
-    let envelope: Value = ungranted.json().await.unwrap();
-    assert_eq!(envelope["error"]["code"], "BAD_REQUEST");
-    assert!(
-        envelope["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("invalid_scope")
-    );
+    assert_eq!(oauth_error(ungranted).await, "invalid_scope");
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -179,6 +176,11 @@ async fn a_wrong_secret_an_unknown_client_or_no_credentials_get_401(pool: PgPool
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        none.headers()[reqwest::header::WWW_AUTHENTICATE],
+        "Basic realm=\"convene\""
+    );
+    assert_eq!(oauth_error(none).await, "invalid_client");
     assert_eq!(wrong.bytes().await.unwrap(), unknown.bytes().await.unwrap());
 }
 
@@ -236,8 +238,11 @@ async fn other_grant_types_and_two_authentication_methods_are_bad_requests(pool:
         .await;
 
     assert_eq!(password_grant.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(password_grant).await, "unsupported_grant_type");
     assert_eq!(both.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(unknown_json_field).await, "BAD_REQUEST");
+    assert_eq!(oauth_error(both).await, "invalid_request");
+    assert_eq!(unknown_json_field.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(unknown_json_field).await, "invalid_request");
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -261,7 +266,7 @@ async fn the_sixth_failed_client_authentication_is_rate_limited_even_with_the_ri
         .parse()
         .unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
-    assert_eq!(error_code(sixth).await, "RATE_LIMITED");
+    assert_eq!(oauth_error(sixth).await, "slow_down");
     assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
     // Other clients are not affected.
     assert_eq!(app.request_service_token(MC).await.status(), StatusCode::OK);
@@ -411,7 +416,10 @@ async fn requests_get_503_with_retry_after_when_no_hashing_slot_frees_up(pool: P
         )
         .await;
 
-    for response in [service, login, new_user, new_client] {
+    assert_eq!(service.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(service.headers()[RETRY_AFTER], "1");
+    assert_eq!(oauth_error(service).await, "temporarily_unavailable");
+    for response in [login, new_user, new_client] {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[RETRY_AFTER], "1");
         assert_eq!(error_code(response).await, "SERVICE_UNAVAILABLE");
