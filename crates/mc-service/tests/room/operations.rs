@@ -341,3 +341,22 @@ async fn a_store_refuses_a_ttl_under_one_second() {
 
     assert!(matches!(store, Err(RoomError::InvalidInput(_))));
 }
+
+/// One process per test (nextest), so this test's recorder sees only its own operations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_operation_records_its_latency_under_its_own_name() {
+    let metrics = common::metrics::install_recorder(&[]).unwrap();
+    let h = Harness::single().await;
+    let room = h.room(5, true).await;
+    room.join_as(&user(1), Role::Guest).await;
+    room.admit(&user(1)).await.unwrap();
+    room.state().await;
+
+    let text = metrics.render();
+
+    for command in ["assign", "join", "admit", "state"] {
+        let series = format!("mc_redis_command_duration_seconds_count{{command=\"{command}\"}} 1");
+        assert!(text.contains(&series), "no {series} in:\n{text}");
+    }
+    assert!(!text.contains("mc_redis_command_errors_total"), "{text}");
+}

@@ -20,7 +20,8 @@ use cluster::RedisCluster;
 
 /// Room operations run on many connections at once in the concurrency tests.
 const POOL_SIZE: usize = 64;
-pub const TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Short, so that rooms a test leaves behind on the shared Redis are gone soon after it.
+pub const TTL: Duration = Duration::from_secs(10 * 60);
 
 /// Generates one test per backend for each named scenario `async fn name(h: Harness)` of the
 /// module it is called in: `single::name` and `cluster::name`.
