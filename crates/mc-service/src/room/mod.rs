@@ -33,6 +33,6 @@ pub use outcome::{
     Presence, RejectOutcome, SpeakerOutcome,
 };
 pub use store::{
-    DEFAULT_TTL, MAX_DISPLAY_NAME_BYTES, MAX_ID_BYTES, MAX_LANGUAGE_BYTES, RoomStore,
+    DEFAULT_TTL, MAX_DISPLAY_NAME_BYTES, MAX_ID_BYTES, MAX_LANGUAGE_BYTES, MAX_TTL, RoomStore,
     RoomStoreConfig,
 };

@@ -35,6 +35,8 @@ pub const MAX_DISPLAY_NAME_BYTES: usize = 1020;
 pub const MAX_LANGUAGE_BYTES: usize = 64;
 /// The default safety TTL of a room's keys.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest safety TTL accepted.
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 #[derive(Clone, Debug)]
 pub struct RoomStoreConfig {
@@ -62,14 +64,16 @@ pub struct RoomStore {
 }
 
 impl RoomStore {
-    /// A TTL under one second is refused: the keys would vanish between two operations.
+    /// The TTL must be between one second (shorter, keys would vanish between two
+    /// operations) and [`MAX_TTL`] (a longer one is no safety net, and past Redis' range every
+    /// script would fail).
     pub fn new(redis: RedisPool, config: RoomStoreConfig) -> Result<Self, RoomError> {
-        let ttl_ms = u64::try_from(config.ttl.as_millis()).unwrap_or(u64::MAX);
-        if ttl_ms < 1000 {
+        if config.ttl < Duration::from_secs(1) || config.ttl > MAX_TTL {
             return Err(RoomError::InvalidInput(
-                "the room TTL must be at least one second",
+                "the room TTL must be between one second and 30 days",
             ));
         }
+        let ttl_ms = u64::try_from(config.ttl.as_millis()).unwrap_or(u64::MAX);
         Ok(Self {
             redis,
             scripts: std::sync::Arc::new(RoomScripts::new()),

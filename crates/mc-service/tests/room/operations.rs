@@ -328,18 +328,32 @@ async fn all_keys_of_a_room_hash_to_one_cluster_slot() {
 }
 
 #[tokio::test]
-async fn a_store_refuses_a_ttl_under_one_second() {
+async fn a_store_refuses_a_ttl_under_one_second_or_over_the_maximum() {
+    use mc_service::room::{MAX_TTL, RedisPool, RoomStore, RoomStoreConfig};
+    use std::time::Duration;
     let pool = deadpool_redis::Config::from_url("redis://127.0.0.1:1")
         .create_pool(Some(deadpool_redis::Runtime::Tokio1))
         .unwrap();
-    let config = mc_service::room::RoomStoreConfig {
-        ttl: std::time::Duration::from_millis(999),
-        ..Default::default()
+    let store_with = |ttl| {
+        let config = RoomStoreConfig {
+            ttl,
+            ..RoomStoreConfig::default()
+        };
+        RoomStore::new(RedisPool::Single(pool.clone()), config)
     };
 
-    let store = mc_service::room::RoomStore::new(mc_service::room::RedisPool::Single(pool), config);
-
-    assert!(matches!(store, Err(RoomError::InvalidInput(_))));
+    for refused in [
+        Duration::from_millis(999),
+        MAX_TTL + Duration::from_secs(1),
+        Duration::MAX,
+    ] {
+        assert!(
+            matches!(store_with(refused), Err(RoomError::InvalidInput(_))),
+            "{refused:?}"
+        );
+    }
+    assert!(store_with(Duration::from_secs(1)).is_ok());
+    assert!(store_with(MAX_TTL).is_ok());
 }
 
 /// One process per test (nextest), so this test's recorder sees only its own operations.
