@@ -6,5 +6,6 @@
 //! metrics endpoints; rooms, the lobby and signaling come with the issues that build them.
 
 pub mod config;
+pub mod room;
 pub mod routes;
 pub mod startup;

@@ -1,0 +1,6 @@
+-- admit_all: ARGV 3 now.
+-- Reply: {'admitted', {admitted ids}, {still waiting ids}, participant_count}
+local denied = guard()
+if denied then return denied end
+local admitted, waiting, count = admit_in_order(ARGV[3])
+return done({'admitted', admitted, waiting, count})

@@ -1,0 +1,30 @@
+-- assign: ARGV 3 owner, 4 meeting_id, 5 host_id, 6 max_participants, 7 settings JSON.
+-- Replies: {'created'} | {'refreshed'} | {'took_over', previous_owner, previous_token}
+--        | {'fenced', stored_token}
+local owner, meeting_id, host_id, max, settings = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local stored = redis.call('HGET', META, 'fencing_token')
+
+if not stored then
+  -- Without meta there is no room. Keys left over from one whose meta expired first are
+  -- stale, and a new room must not inherit them.
+  redis.call('DEL', PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER)
+  redis.call('HSET', META, 'meeting_id', meeting_id, 'host_id', host_id,
+    'max_participants', max, 'settings', settings, 'fencing_token', TOKEN, 'owner', owner)
+  return done({'created'})
+end
+
+local order = compare_tokens(TOKEN, stored)
+local previous_owner = redis.call('HGET', META, 'owner') or ''
+-- Two owners can never share a token: an equal token from another MC is refused.
+if order < 0 or (order == 0 and previous_owner ~= owner) then
+  return {'fenced', stored}
+end
+
+-- GC's database is the source of the settings and the capacity, so they are taken from the
+-- request. Seats and the lobby stay as they are: the new owner carries on with them.
+redis.call('HSET', META, 'max_participants', max, 'settings', settings,
+  'fencing_token', TOKEN, 'owner', owner)
+if order == 0 then
+  return done({'refreshed'})
+end
+return done({'took_over', previous_owner, stored})

@@ -1,0 +1,25 @@
+-- join: ARGV 3 user_id, 4 display_name, 5 role ('host' | 'guest'), 6 now (RFC 3339).
+-- Replies: {'admitted' | 'waiting' | 'full', participant_count, already_present (0 | 1)}
+local denied = guard()
+if denied then return denied end
+local user, name, role, now = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local count = redis.call('HLEN', PARTICIPANTS)
+
+if redis.call('HEXISTS', PARTICIPANTS, user) == 1 then
+  return done({'admitted', count, 1})
+end
+if redis.call('SISMEMBER', LOBBY, user) == 1 then
+  return done({'waiting', count, 1})
+end
+
+if role == 'host' or not waiting_room_enabled(redis.call('HGET', META, 'settings')) then
+  if count >= max_participants() then
+    return done({'full', count, 0})
+  end
+  seat(user, name, role, now)
+  return done({'admitted', count + 1, 0})
+end
+
+redis.call('SADD', LOBBY, user)
+redis.call('HSET', LOBBY_DETAILS, user, cjson.encode({display_name = name, waiting_since = now}))
+return done({'waiting', count, 0})

@@ -1,0 +1,138 @@
+-- Shared head of every room script (scripts.rs puts it before each script's body).
+--
+-- KEYS: 1 meta, 2 participants, 3 lobby, 4 lobby_details, 5 active_speaker; all carry the
+-- room's {code} hash tag, so they are in one slot.
+-- ARGV: 1 the caller's fencing token (decimal u64), 2 the safety TTL in milliseconds, then the
+-- script's own arguments from 3 on.
+--
+-- Every reply is an array whose first element names the outcome.
+local META, PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local TOKEN, TTL_MS = ARGV[1], ARGV[2]
+
+-- Every write ends here: the room's keys live TTL_MS more. A missing key is left missing.
+local function refresh_ttl()
+  for i = 1, #KEYS do
+    redis.call('PEXPIRE', KEYS[i], TTL_MS)
+  end
+end
+
+-- Compares two decimal u64 strings without leading zeros by length, then digit by digit:
+-- Lua numbers are doubles and cannot tell 2^53 from 2^53 + 1.
+-- Refreshes the TTLs, then answers: the last step of every script that passed the guard.
+local function done(reply)
+  refresh_ttl()
+  return reply
+end
+
+local function compare_tokens(a, b)
+  if #a ~= #b then
+    return #a < #b and -1 or 1
+  end
+  for i = 1, #a do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y and -1 or 1
+    end
+  end
+  return 0
+end
+
+-- nil when the caller owns the room, else the reply that refuses the write.
+local function guard()
+  local stored = redis.call('HGET', META, 'fencing_token')
+  if not stored then
+    return {'not_found'}
+  end
+  if stored ~= TOKEN then
+    return {'fenced', stored}
+  end
+  return nil
+end
+
+local function max_participants()
+  return tonumber(redis.call('HGET', META, 'max_participants')) or 0
+end
+
+-- A missing or unreadable setting counts as on: the secure default.
+local function waiting_room_enabled(settings_json)
+  local ok, settings = pcall(cjson.decode, settings_json or '')
+  return not (ok and type(settings) == 'table' and settings.waiting_room_enabled == false)
+end
+
+local function decode_or_empty(json)
+  local ok, value = pcall(cjson.decode, json or '')
+  if ok and type(value) == 'table' then
+    return value
+  end
+  return {}
+end
+
+-- Seats a user. Records are encoded here, by cjson, whatever bytes a name holds.
+local function seat(user, display_name, role, now)
+  redis.call('HSET', PARTICIPANTS, user, cjson.encode({
+    status = 'admitted',
+    language = cjson.null,
+    hardware_ready = cjson.null,
+    display_name = display_name,
+    role = role,
+    joined_at = now,
+  }))
+end
+
+-- Moves a waiting user to a guest seat; the caller has checked that a seat is free.
+local function admit_from_lobby(user, now)
+  local details = decode_or_empty(redis.call('HGET', LOBBY_DETAILS, user))
+  local name = details.display_name
+  if type(name) ~= 'string' then
+    name = ''
+  end
+  seat(user, name, 'guest', now)
+  redis.call('SREM', LOBBY, user)
+  redis.call('HDEL', LOBBY_DETAILS, user)
+end
+
+-- The lobby oldest first (waiting_since is fixed-width RFC 3339, so text order is time
+-- order), ties broken by user id. Byte comparison, not '<' on strings, which follows the locale.
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+local function lobby_in_order()
+  local members = redis.call('SMEMBERS', LOBBY)
+  local since = {}
+  for _, user in ipairs(members) do
+    local details = decode_or_empty(redis.call('HGET', LOBBY_DETAILS, user))
+    since[user] = type(details.waiting_since) == 'string' and details.waiting_since or ''
+  end
+  table.sort(members, function(a, b)
+    if since[a] ~= since[b] then
+      return bytes_less(since[a], since[b])
+    end
+    return bytes_less(a, b)
+  end)
+  return members
+end
+
+-- Admits the lobby in order while seats remain; returns the admitted and the still waiting.
+local function admit_in_order(now)
+  local admitted, waiting = {}, {}
+  local count, max = redis.call('HLEN', PARTICIPANTS), max_participants()
+  for _, user in ipairs(lobby_in_order()) do
+    if count < max then
+      admit_from_lobby(user, now)
+      count = count + 1
+      admitted[#admitted + 1] = user
+    else
+      waiting[#waiting + 1] = user
+    end
+  end
+  return admitted, waiting, count
+end
+

@@ -1,0 +1,200 @@
+//! The plain types of a live room: what the store takes and what it answers.
+//!
+//! These are the shapes of the JSON values in Redis as well (docs/redis.md), so a change here is
+//! a change of the stored format: keep old fields readable while an older MC may still run.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use common::meeting_code::MeetingCode;
+use serde::{Deserialize, Serialize};
+
+/// The number GC gives each assignment of a meeting; a later assignment has a larger one.
+/// Redis keeps the newest, and every write carrying another one is refused, so an MC that lost
+/// its meeting (it stalled and GC reassigned it) can no longer change the room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FencingToken(pub u64);
+
+/// A room as one MC owns it: the code, and the token the MC was assigned the room with.
+/// Every write of the store takes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedRoom {
+    pub code: MeetingCode,
+    pub token: FencingToken,
+}
+
+impl OwnedRoom {
+    pub fn new(code: MeetingCode, token: FencingToken) -> Self {
+        Self { code, token }
+    }
+}
+
+/// The seven switches of a meeting (DESIGN §3); `Default` is the secure configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSettings {
+    pub waiting_room_enabled: bool,
+    pub enable_transcription: bool,
+    pub enable_e2e_encryption: bool,
+    pub require_auth: bool,
+    pub recording_enabled: bool,
+    pub allow_guests: bool,
+    pub allow_external_participants: bool,
+}
+
+impl Default for RoomSettings {
+    fn default() -> Self {
+        Self {
+            waiting_room_enabled: true,
+            enable_transcription: false,
+            enable_e2e_encryption: true,
+            require_auth: true,
+            recording_enabled: false,
+            allow_guests: false,
+            allow_external_participants: false,
+        }
+    }
+}
+
+/// What GC tells MC about a meeting when it assigns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomMeta {
+    pub meeting_id: String,
+    pub host_id: String,
+    pub max_participants: u32,
+    pub settings: RoomSettings,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Host,
+    Guest,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Guest => "guest",
+        }
+    }
+}
+
+/// Where a seated participant's connection stands. `Admitted`: seated, no live socket yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParticipantStatus {
+    Admitted,
+    Connected,
+    Reconnecting,
+}
+
+/// The result of a participant's pre-join device test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardwareReady {
+    pub audio_ready: bool,
+    pub video_ready: bool,
+}
+
+/// One seated participant, as stored in `room:{code}:participants`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Participant {
+    /// The hash field, not part of the stored JSON.
+    #[serde(skip)]
+    pub user_id: String,
+    pub status: ParticipantStatus,
+    pub language: Option<String>,
+    pub hardware_ready: Option<HardwareReady>,
+    pub display_name: String,
+    pub role: Role,
+    #[serde(with = "timestamp")]
+    pub joined_at: DateTime<Utc>,
+}
+
+/// One person in the lobby, as stored in `room:{code}:lobby_details`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct LobbyEntry {
+    #[serde(skip)]
+    pub user_id: String,
+    pub display_name: String,
+    #[serde(with = "timestamp")]
+    pub waiting_since: DateTime<Utc>,
+}
+
+/// A consistent snapshot of a room, read in one script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomState {
+    pub meeting_id: String,
+    pub host_id: String,
+    pub owner: String,
+    pub fencing_token: FencingToken,
+    pub max_participants: u32,
+    pub settings: RoomSettings,
+    /// Sorted by `joined_at`, then user id.
+    pub participants: Vec<Participant>,
+    /// Sorted by `waiting_since`, then user id: the order `admit_all` admits in.
+    pub lobby: Vec<LobbyEntry>,
+    pub active_speaker: Option<String>,
+}
+
+impl RoomState {
+    pub fn participant_count(&self) -> u32 {
+        u32::try_from(self.participants.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// Fields of a participant to change; `None` leaves a field as it is. `language` and
+/// `hardware_ready` take `Some(None)` to clear them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ParticipantUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ParticipantStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hardware_ready: Option<Option<HardwareReady>>,
+}
+
+/// Times in Redis are RFC 3339 in UTC with exactly three fraction digits
+/// (`2026-12-01T10:00:00.123Z`): readable in `redis-cli`, ordered the same as text and as time
+/// (scripts sort the lobby by comparing them), and never numbers, which Redis' Lua JSON
+/// encoder would print with only 14 significant digits.
+pub(crate) fn format_timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+mod timestamp {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_three_fraction_digits_and_sort_as_text() {
+        let early = DateTime::from_timestamp_millis(1_000).unwrap();
+        let late = DateTime::from_timestamp_millis(1_790_000_000_007).unwrap();
+        assert_eq!(format_timestamp(early), "1970-01-01T00:00:01.000Z");
+        assert_eq!(format_timestamp(late), "2026-09-21T14:13:20.007Z");
+        assert!(format_timestamp(early) < format_timestamp(late));
+    }
+
+    #[test]
+    fn an_update_serialises_only_the_fields_it_changes() {
+        let update = ParticipantUpdate {
+            language: Some(None),
+            ..ParticipantUpdate::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&update).unwrap(),
+            r#"{"language":null}"#
+        );
+    }
+}
