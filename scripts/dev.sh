@@ -5,14 +5,17 @@
 # (MC), seeded with demo data, plus ready-to-use demo tokens.
 #
 # Usage: scripts/dev.sh [COMMAND]
-#   up        (default) build, migrate, seed, (re)start the three services, print URLs and tokens
+#   up        (default) build, migrate, seed, (re)start the three services, print URLs and tokens;
+#             `up --second-mc` also starts a second meeting controller (convene-mc-2)
 #   down      stop the services, and PostgreSQL/Redis if they are the project-local ones
 #   status    show what runs (exit 0 when all three services are running, 3 otherwise)
 #   tokens    issue fresh demo tokens (they expire) and rewrite .dev/tokens.env
 #   logs [S]  follow the logs of all services, or of service S (ac-service, gc-service, mc-service)
 #
 # Environment: see scripts/lib.sh for PostgreSQL/Redis settings; service ports can be moved
-# with CONVENE_AC_PORT (8082), CONVENE_GC_PORT (8080), CONVENE_MC_PORT (8081);
+# with CONVENE_AC_PORT (8082), CONVENE_GC_PORT (8080), CONVENE_MC_PORT (8081),
+# CONVENE_GC_GRPC_PORT (50051), CONVENE_MC_GRPC_PORT (50052), and for the second MC
+# CONVENE_MC2_PORT (8083) and CONVENE_MC2_GRPC_PORT (50053);
 # CONVENE_READY_TIMEOUT (60 s);
 # RUST_LOG (info). State, logs and pids live in .dev/ (git-ignored); `rm -rf .dev` after
 # `down` resets everything.
@@ -25,12 +28,18 @@ BIND=127.0.0.1
 AC_PORT="${CONVENE_AC_PORT:-8082}"
 GC_PORT="${CONVENE_GC_PORT:-8080}"
 MC_PORT="${CONVENE_MC_PORT:-8081}"
+MC2_PORT="${CONVENE_MC2_PORT:-8083}"
+GC_GRPC_PORT="${CONVENE_GC_GRPC_PORT:-50051}"
+MC_GRPC_PORT="${CONVENE_MC_GRPC_PORT:-50052}"
+MC2_GRPC_PORT="${CONVENE_MC2_GRPC_PORT:-50053}"
 AC_URL="http://$BIND:$AC_PORT"
 GC_URL="http://$BIND:$GC_PORT"
 MC_URL="http://$BIND:$MC_PORT"
 READY_TIMEOUT="${CONVENE_READY_TIMEOUT:-60}"
 
 SERVICES=(ac-service gc-service mc-service)
+# Every instance dev.sh may have started, so `down` and a restart find them all.
+ALL_SERVICES=(ac-service gc-service mc-service mc-service-2)
 LOG_DIR="$CONVENE_DEV_DIR/logs"
 PID_DIR="$CONVENE_DEV_DIR/pids"
 TOKENS_FILE="$CONVENE_DEV_DIR/tokens.env"
@@ -47,11 +56,28 @@ bin_dir() {
   printf '%s/debug' "$t"
 }
 
+# The binary an instance runs.
+bin_of() {
+  case "$1" in
+    mc-service-2) printf 'mc-service' ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
+
+# The client secret of service client $1 in the seed file (the only place it is written).
+seed_secret() {
+  python3 -c 'import json, sys
+for c in json.load(open(sys.argv[1]))["service_clients"]:
+    if c["client_id"] == sys.argv[2]: print(c["client_secret"])' "$SEED_FILE" "$1" 2>/dev/null \
+    || convene_die "cannot read the secret of $1 from $(rel "$SEED_FILE") (python3 needed)"
+}
+
 http_port_of() {
   case "$1" in
     ac-service) printf '%s' "$AC_PORT" ;;
     gc-service) printf '%s' "$GC_PORT" ;;
     mc-service) printf '%s' "$MC_PORT" ;;
+    mc-service-2) printf '%s' "$MC2_PORT" ;;
   esac
 }
 
@@ -76,10 +102,18 @@ service_env() {
       ;;
     gc-service)
       SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "GC_HTTP_ADDR=$BIND:$GC_PORT"
-        "GC_PUBLIC_BASE_URL=$GC_URL")
+        "GC_GRPC_ADDR=$BIND:$GC_GRPC_PORT" "GC_PUBLIC_BASE_URL=$GC_URL"
+        "GC_CLIENT_ID=convene-gc" "GC_CLIENT_SECRET=$(seed_secret convene-gc)")
       ;;
     mc-service)
-      SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC_PORT")
+      SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC_PORT"
+        "MC_GRPC_ADDR=$BIND:$MC_GRPC_PORT" "GC_GRPC_URL=http://$BIND:$GC_GRPC_PORT"
+        "MC_CLIENT_ID=convene-mc" "MC_CLIENT_SECRET=$(seed_secret convene-mc)")
+      ;;
+    mc-service-2)
+      SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC2_PORT"
+        "MC_GRPC_ADDR=$BIND:$MC2_GRPC_PORT" "GC_GRPC_URL=http://$BIND:$GC_GRPC_PORT"
+        "MC_CLIENT_ID=convene-mc-2" "MC_CLIENT_SECRET=$(seed_secret convene-mc-2)")
       ;;
   esac
 }
@@ -89,15 +123,15 @@ service_pid() { convene_read_pid "$PID_DIR/$1.pid"; }
 service_running() {
   local pid
   pid="$(service_pid "$1")"
-  convene_pid_is "$pid" "$1"
+  convene_pid_is "$pid" "$(bin_of "$1")"
 }
 
 stop_services() {
   local i svc pid
-  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-    svc="${SERVICES[i]}"
+  for ((i = ${#ALL_SERVICES[@]} - 1; i >= 0; i--)); do
+    svc="${ALL_SERVICES[i]}"
     pid="$(service_pid "$svc")"
-    if [ -n "$pid" ]; then convene_stop_pid "$pid" "$svc" "$svc" 10; fi
+    if [ -n "$pid" ]; then convene_stop_pid "$pid" "$(bin_of "$svc")" "$svc" 10; fi
     rm -f "$PID_DIR/$svc.pid"
   done
 }
@@ -105,7 +139,10 @@ stop_services() {
 # Ports must be free once our own services are stopped; anything still there is not ours.
 check_ports_free() {
   local spec name port busy=0
-  for spec in "ac-service:$AC_PORT" "gc-service:$GC_PORT" "mc-service:$MC_PORT"; do
+  local specs=("ac-service:$AC_PORT" "gc-service:$GC_PORT" "gc-service:$GC_GRPC_PORT"
+    "mc-service:$MC_PORT" "mc-service:$MC_GRPC_PORT")
+  if [ "${#SERVICES[@]}" -gt 3 ]; then specs+=("mc-service-2:$MC2_PORT" "mc-service-2:$MC2_GRPC_PORT"); fi
+  for spec in "${specs[@]}"; do
     name="${spec%:*}"
     port="${spec##*:}"
     if convene_port_open "$BIND" "$port"; then
@@ -114,7 +151,7 @@ check_ports_free() {
     fi
   done
   [ "$busy" -eq 0 ] \
-    || convene_die "free the ports above or move the stack (CONVENE_AC_PORT, CONVENE_GC_PORT, CONVENE_MC_PORT)"
+    || convene_die "free the ports above or move the stack (CONVENE_*_PORT, see the top of this script)"
 }
 
 build() {
@@ -134,7 +171,7 @@ ac_command() {
 
 start_service() {
   local svc="$1" bin log pid
-  bin="$(bin_dir)/$svc"
+  bin="$(bin_dir)/$(bin_of "$svc")"
   log="$LOG_DIR/$svc.log"
   [ -x "$bin" ] || convene_die "$bin not found (did the build produce it?)"
   mkdir -p "$LOG_DIR" "$PID_DIR"
@@ -234,6 +271,11 @@ EOF
 
 cmd_up() {
   local svc
+  if [ "${1:-}" = "--second-mc" ]; then
+    SERVICES+=(mc-service-2)
+  elif [ -n "${1:-}" ]; then
+    convene_die "unknown option $1 (up takes --second-mc)"
+  fi
   ensure_rust_tools
   convene_have curl || convene_apt_install curl
   ensure_postgres
@@ -263,7 +305,8 @@ cmd_up() {
 Convene dev stack is up.
   AC          $AC_URL
   GC          $GC_URL
-  MC          $MC_URL
+  MC          $MC_URL (gRPC 127.0.0.1:$MC_GRPC_PORT)$(if [ "${#SERVICES[@]}" -gt 3 ]; then printf '\n  MC 2        http://%s:%s (gRPC %s:%s)' "$BIND" "$MC2_PORT" "$BIND" "$MC2_GRPC_PORT"; fi)
+  GC gRPC     127.0.0.1:$GC_GRPC_PORT
   PostgreSQL  $DATABASE_URL
   Redis       $REDIS_URL
   Logs        $(rel "$LOG_DIR")/<service>.log    Stop: scripts/dev.sh down
@@ -283,7 +326,7 @@ cmd_status() {
   local svc pid code all=0 port
   for svc in "${SERVICES[@]}"; do
     pid="$(service_pid "$svc")"
-    if convene_pid_is "$pid" "$svc"; then
+    if convene_pid_is "$pid" "$(bin_of "$svc")"; then
       code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
         "http://$BIND:$(http_port_of "$svc")/health/ready" 2>/dev/null || true)"
       printf '%-11s running (pid %s), /health/ready: %s\n' "$svc" "$pid" "$code"
@@ -331,7 +374,7 @@ main() {
   local cmd="${1:-up}"
   if [ $# -gt 0 ]; then shift; fi
   case "$cmd" in
-    up) cmd_up ;;
+    up) cmd_up "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
     tokens) cmd_tokens ;;

@@ -40,12 +40,16 @@ pub enum ErrorCode {
     RequestHeadersTooLarge,
     RateLimited,
     ServiceUnavailable,
+    /// Internal (MC → GC): the room is not held by this meeting controller with the caller's
+    /// fencing token (it restarted, or lost the meeting). GC assigns the meeting again; a client
+    /// never sees this code.
+    RoomNotAssigned,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -60,6 +64,7 @@ impl ErrorCode {
         ErrorCode::RequestHeadersTooLarge,
         ErrorCode::RateLimited,
         ErrorCode::ServiceUnavailable,
+        ErrorCode::RoomNotAssigned,
         ErrorCode::Internal,
     ];
 
@@ -84,6 +89,7 @@ impl ErrorCode {
             ErrorCode::RequestHeadersTooLarge => "REQUEST_HEADERS_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::RoomNotAssigned => "ROOM_NOT_ASSIGNED",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -100,7 +106,9 @@ impl ErrorCode {
             ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
             ErrorCode::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServiceUnavailable | ErrorCode::RoomNotAssigned => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,9 +127,9 @@ impl ErrorCode {
             ErrorCode::Forbidden => tonic::Code::PermissionDenied,
             ErrorCode::NotFound => tonic::Code::NotFound,
             ErrorCode::Conflict => tonic::Code::AlreadyExists,
-            ErrorCode::MeetingFull | ErrorCode::OrgMeetingLimitReached => {
-                tonic::Code::FailedPrecondition
-            }
+            ErrorCode::MeetingFull
+            | ErrorCode::OrgMeetingLimitReached
+            | ErrorCode::RoomNotAssigned => tonic::Code::FailedPrecondition,
             ErrorCode::RateLimited => tonic::Code::ResourceExhausted,
             ErrorCode::ServiceUnavailable => tonic::Code::Unavailable,
             ErrorCode::Internal => tonic::Code::Internal,
@@ -170,7 +178,7 @@ impl ErrorCode {
             ErrorCode::UriTooLong => "the request URI is too long",
             ErrorCode::RequestHeadersTooLarge => "the request headers are too large",
             ErrorCode::RateLimited => RATE_LIMITED_MESSAGE,
-            ErrorCode::ServiceUnavailable => UNAVAILABLE_MESSAGE,
+            ErrorCode::ServiceUnavailable | ErrorCode::RoomNotAssigned => UNAVAILABLE_MESSAGE,
             ErrorCode::Internal => INTERNAL_MESSAGE,
         }
     }
@@ -464,6 +472,7 @@ mod tests {
             | ErrorCode::RequestHeadersTooLarge
             | ErrorCode::RateLimited
             | ErrorCode::ServiceUnavailable
+            | ErrorCode::RoomNotAssigned
             | ErrorCode::Internal => ErrorCode::ALL.contains(&code),
         }
     }

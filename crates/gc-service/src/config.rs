@@ -26,6 +26,19 @@ pub struct Config {
     #[arg(long, env = "GC_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
 
+    /// Address of the internal gRPC API (`GlobalControllerService`), called by meeting
+    /// controllers.
+    #[arg(long, env = "GC_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// GC's service credential at AC: it obtains meeting tokens and calls meeting controllers
+    /// (scopes `internal:meeting-token` and `internal:mc`).
+    #[arg(long, env = "GC_CLIENT_ID")]
+    pub client_id: String,
+
+    #[arg(long, env = "GC_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: SecretString,
+
     /// Base URL of AC; its JWKS is read from `<AC_URL>/.well-known/jwks.json`.
     #[arg(long, env = "AC_URL", value_parser = parse_base_url)]
     pub ac_url: String,
@@ -46,6 +59,66 @@ pub struct Config {
     /// Connection bounds, timeouts and stop timings of the listeners.
     #[command(flatten)]
     pub shell: ShellSettings,
+
+    /// Meeting controllers, timeouts and retention.
+    #[command(flatten)]
+    pub lifecycle: LifecycleSettings,
+}
+
+/// How GC runs the meeting lifecycle.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LifecycleSettings {
+    /// How often meeting controllers heartbeat (told to them when they register).
+    #[arg(long, env = "MC_HEARTBEAT_INTERVAL_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=300))]
+    pub heartbeat_interval_secs: u32,
+
+    /// A controller whose last heartbeat is older than this is unhealthy: it gets no new
+    /// meetings, and its meetings move to another controller on their next join.
+    #[arg(long, env = "MC_HEARTBEAT_TIMEOUT_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub heartbeat_timeout_secs: u32,
+
+    /// Deadline of one call to a meeting controller, in milliseconds.
+    #[arg(long, env = "MC_CALL_TIMEOUT_MS", default_value_t = 3000,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub mc_call_timeout_ms: u64,
+
+    /// A meeting with nobody present for this many seconds ends by itself.
+    #[arg(long, env = "EMPTY_MEETING_TIMEOUT", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 86_400))]
+    pub empty_meeting_timeout_secs: u64,
+
+    /// A `scheduled` meeting nobody joined expires this many seconds after its scheduled
+    /// start time (or its creation, when it has none).
+    #[arg(long, env = "SCHEDULED_MEETING_TTL", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(60..=366 * 86_400))]
+    pub scheduled_meeting_ttl_secs: u64,
+
+    /// Meetings ended more than this many days ago are deleted with their participants
+    /// (their audit rows stay).
+    #[arg(long, env = "MEETING_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub meeting_retention_days: u32,
+
+    /// How often each replica looks for meetings to end or delete.
+    #[arg(long, env = "GC_HOUSEKEEPING_INTERVAL_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub housekeeping_interval_secs: u64,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_secs: 5,
+            heartbeat_timeout_secs: 15,
+            mc_call_timeout_ms: 3000,
+            empty_meeting_timeout_secs: 600,
+            scheduled_meeting_ttl_secs: 86_400,
+            meeting_retention_days: 90,
+            housekeeping_interval_secs: 30,
+        }
+    }
 }
 
 /// Accepts an absolute `http`/`https` URL without query or fragment, and drops a trailing
@@ -108,6 +181,10 @@ mod tests {
             "http://ac:8082/",
             "--public-base-url",
             "https://meet.example.com",
+            "--client-id",
+            "convene-gc",
+            "--client-secret",
+            "s3cret",
         ])
         .unwrap();
         assert_eq!(config.http_addr.to_string(), "0.0.0.0:8080");
@@ -116,6 +193,10 @@ mod tests {
         assert_eq!(config.db_max_connections, 32);
         assert!(!config.trust_forwarded_for);
         assert_eq!(config.shell.request_timeout_secs, 30);
-        assert!(!format!("{config:?}").contains("gc@db"));
+        assert_eq!(config.grpc_addr.to_string(), "0.0.0.0:50051");
+        assert_eq!(config.lifecycle.empty_meeting_timeout_secs, 600);
+        assert_eq!(config.lifecycle.meeting_retention_days, 90);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("gc@db") && !debug.contains("s3cret"));
     }
 }

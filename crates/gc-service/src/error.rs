@@ -23,6 +23,26 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(Cow<'static, str>),
 
+    /// Unknown, ended, or not visible to the caller: all answer the same 404, so codes
+    /// cannot be probed.
+    #[error("meeting not found")]
+    MeetingNotFound,
+
+    /// A host-only action by someone else who may see the meeting.
+    #[error("only the host may do this")]
+    NotHost,
+
+    #[error("no meeting controller can take the meeting")]
+    NoControllerAvailable,
+
+    /// A peer (AC, a meeting controller) could not be reached or refused GC.
+    #[error("{what}")]
+    Unavailable {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     #[error("the organization has reached its concurrent meeting limit")]
     OrgMeetingLimitReached,
 
@@ -49,6 +69,18 @@ pub mod forbidden {
     pub const USER_NOT_ACTIVE: &str = "the user account is not active";
 }
 
+impl Error {
+    pub fn unavailable(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Unavailable {
+            what,
+            source: source.into(),
+        }
+    }
+}
+
 impl From<ring::error::Unspecified> for Error {
     fn from(_: ring::error::Unspecified) -> Self {
         Error::Random
@@ -72,11 +104,16 @@ impl Error {
         match self {
             Error::Database(_) => Failure::Database,
             Error::CodeCollision(_) => Failure::CodeCollision,
-            Error::Random | Error::Internal(_) => Failure::Internal,
+            Error::Random
+            | Error::Internal(_)
+            | Error::NoControllerAvailable
+            | Error::Unavailable { .. } => Failure::Internal,
             Error::Api(api) if api.code.http_status().is_server_error() => Failure::Internal,
             Error::Validation(_)
             | Error::Api(_)
             | Error::Forbidden(_)
+            | Error::MeetingNotFound
+            | Error::NotHost
             | Error::OrgMeetingLimitReached
             | Error::IdempotencyKeyReused => Failure::Refused,
         }
@@ -89,6 +126,13 @@ impl ServiceError for Error {
             Error::Validation(e) => ApiError::bad_request(e.to_string()),
             Error::Api(api) => api.clone(),
             Error::Forbidden(message) => ApiError::forbidden(message.clone()),
+            Error::MeetingNotFound => ApiError::not_found(),
+            Error::NotHost => ApiError::forbidden("only the meeting's host may do this"),
+            Error::NoControllerAvailable => ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "no meeting controller is available, retry later",
+            ),
+            Error::Unavailable { .. } => ApiError::unavailable(),
             Error::OrgMeetingLimitReached => ApiError::new(
                 ErrorCode::OrgMeetingLimitReached,
                 "the organization has reached its concurrent meeting limit",

@@ -15,10 +15,12 @@
 
 pub mod auth;
 pub mod client;
+pub mod clients;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod grpc;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

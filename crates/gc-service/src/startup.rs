@@ -13,13 +13,17 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use common::jwks::{JwksVerifier, VerifierConfig};
-use common::shell::{Readiness, Shell};
+use common::service_token::ServiceTokenClient;
+use common::shell::{Protocol, Readiness, Shell};
 use metrics_exporter_prometheus::PrometheusHandle;
 use ring::rand::SystemRandom;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::ac::MeetingTokens;
+use crate::clients::mc::MeetingControllers;
 use crate::config::Config;
+use crate::use_cases::room::Rooms;
 
 /// How often a replica deletes expired idempotency keys, and how many per statement.
 const JANITOR_EVERY: Duration = Duration::from_secs(600);
@@ -37,12 +41,17 @@ pub struct AppState {
     pub trust_forwarded_for: bool,
     pub metrics: PrometheusHandle,
     pub readiness: Readiness,
+    /// Meeting controllers and the room assignments (the lifecycle's use cases).
+    pub rooms: Rooms,
+    /// AC's meeting-token endpoint.
+    pub meeting_tokens: MeetingTokens,
 }
 
 /// A built GC, bound to its port but not yet serving.
 pub struct Application {
     shell: Shell,
     http_addr: SocketAddr,
+    grpc_addr: SocketAddr,
 }
 
 impl Application {
@@ -61,8 +70,29 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let metrics =
             crate::metrics::install().context("cannot install the Prometheus recorder")?;
-        let verifier = JwksVerifier::new(VerifierConfig::new(&config.ac_url, config.jwt_issuer))
-            .context("cannot build the JWKS client")?;
+        let verifier = JwksVerifier::new(VerifierConfig::new(
+            &config.ac_url,
+            config.jwt_issuer.clone(),
+        ))
+        .context("cannot build the JWKS client")?;
+        let service_tokens = Arc::new(
+            ServiceTokenClient::new(
+                &config.ac_url,
+                config.client_id.clone(),
+                config.client_secret.clone(),
+                None,
+            )
+            .context("cannot build the service-token client")?,
+        );
+        let call_timeout = Duration::from_millis(config.lifecycle.mc_call_timeout_ms);
+        let rooms = Rooms {
+            pool: pool.clone(),
+            controllers: MeetingControllers::new(Arc::clone(&service_tokens), call_timeout),
+            settings: config.lifecycle.clone(),
+        };
+        let meeting_tokens =
+            MeetingTokens::new(&config.ac_url, Arc::clone(&service_tokens), call_timeout)
+                .context("cannot build AC's meeting-token client")?;
         let mut shell = Shell::new("gc", config.shell.timings());
         let state = AppState {
             pool: pool.clone(),
@@ -72,20 +102,48 @@ impl Application {
             trust_forwarded_for: config.trust_forwarded_for,
             metrics,
             readiness: shell.readiness(),
+            rooms: rooms.clone(),
+            meeting_tokens,
         };
+        let grpc_router = crate::grpc::router(
+            pool.clone(),
+            state.verifier.clone(),
+            config.lifecycle.heartbeat_interval_secs,
+        );
         let router = crate::routes::router_with(state, config.shell.layers("gc"), extra_routes);
         let http_addr = shell
             .listen_http(config.http_addr, router, &config.shell)
             .await?;
+        let grpc_addr = shell
+            .listen(
+                "grpc",
+                config.grpc_addr,
+                grpc_router,
+                Protocol::Grpc,
+                config.shell.grpc_limits(),
+            )
+            .await?;
+        shell.spawn_job("housekeeping", |stop| {
+            crate::use_cases::housekeeping::run(rooms, stop)
+        });
         shell.spawn_job("idempotency-key janitor", |stop| {
             purge_expired_keys(pool, stop)
         });
-        Ok(Application { shell, http_addr })
+        Ok(Application {
+            shell,
+            http_addr,
+            grpc_addr,
+        })
     }
 
     /// The address actually bound (useful when the config asked for port 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The gRPC listener's address actually bound.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
     }
 
     /// Serves until `shutdown` resolves, then stops in the shell's order: readiness off,

@@ -3,9 +3,12 @@
 //! MC keeps room state in Redis (participants, lobby, active speaker), serves the signaling
 //! WebSocket and detects the active speaker. It is the only service that writes room state to
 //! Redis; it never talks to PostgreSQL and never signs tokens. This build serves its health and
-//! metrics endpoints; rooms, the lobby and signaling come with the issues that build them.
+//! metrics endpoints, GC's calls on its rooms ([`grpc`], over the [`room`] store) and its place
+//! in GC's registry ([`registration`]); signaling comes with its issue.
 
 pub mod config;
+pub mod grpc;
+pub mod registration;
 pub mod room;
 pub mod routes;
 pub mod startup;

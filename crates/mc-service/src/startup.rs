@@ -1,26 +1,35 @@
 //! Building MC from its configuration and running it inside the common service shell
-//! (`common::shell`) until a shutdown signal.
+//! (`common::shell`) until a shutdown signal: the HTTP listener (health, metrics, later the
+//! signaling WebSocket), the gRPC listener GC calls, and the registration job.
 //!
 //! A new background job: a function taking the shell's cancellation token, registered with
 //! `shell.spawn_job` in [`Application::build_with`].
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use common::grpc::client::ServiceTokenLayer;
 use common::jwks::{JwksVerifier, VerifierConfig};
-use common::shell::{Readiness, Shell};
-use deadpool_redis::{Pool, Runtime};
+use common::proto::internal::v1::RegisterMeetingControllerRequest;
+use common::service_token::ServiceTokenClient;
+use common::shell::{Protocol, Readiness, Shell};
+use deadpool_redis::Runtime;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::config::Config;
+use crate::config::{Config, local_url};
+use crate::grpc::Assigned;
+use crate::room::{KeyPrefix, RedisPool, RoomStore, RoomStoreConfig};
 use crate::routes;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub redis: Pool,
+    pub redis: RedisPool,
+    pub store: RoomStore,
     pub verifier: JwksVerifier,
     pub metrics: PrometheusHandle,
     pub readiness: Readiness,
@@ -29,30 +38,70 @@ pub struct AppState {
 pub struct Application {
     shell: Shell,
     http_addr: SocketAddr,
+    grpc_addr: SocketAddr,
+}
+
+/// The Redis pool the configuration names: one server or a cluster.
+pub fn redis_pool(config: &Config) -> anyhow::Result<RedisPool> {
+    if !config.redis_cluster_urls.is_empty() {
+        let pool = deadpool_redis::cluster::Config::from_urls(config.redis_cluster_urls.clone())
+            .create_pool(Some(Runtime::Tokio1))
+            .context("invalid REDIS_CLUSTER_URLS")?;
+        return Ok(RedisPool::Cluster(pool));
+    }
+    let url = config
+        .redis_url
+        .as_deref()
+        .context("REDIS_URL or REDIS_CLUSTER_URLS is required")?;
+    let pool = deadpool_redis::Config::from_url(url)
+        .create_pool(Some(Runtime::Tokio1))
+        .context("invalid REDIS_URL")?;
+    Ok(RedisPool::Single(pool))
 }
 
 impl Application {
     /// [`Application::build_with`] MC's routes alone.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Application::build_with(config, Router::new()).await
+        Application::build_with(config, Router::new(), KeyPrefix::default()).await
     }
 
-    /// Binds the listener (use `127.0.0.1:0` in tests) and wires the routes plus
-    /// `extra_routes` (tests add some).
+    /// Binds the listeners (use `127.0.0.1:0` in tests) and wires the routes plus
+    /// `extra_routes`, with the room keys under `prefix` (tests give each their own).
     pub async fn build_with(
         config: Config,
         extra_routes: Router<AppState>,
+        prefix: KeyPrefix,
     ) -> anyhow::Result<Self> {
-        let redis = deadpool_redis::Config::from_url(&config.redis_url)
-            .create_pool(Some(Runtime::Tokio1))
-            .context("invalid REDIS_URL")?;
-        let verifier = JwksVerifier::new(VerifierConfig::new(&config.ac_url, config.jwt_issuer))
-            .context("cannot build the JWKS client")?;
+        let redis = redis_pool(&config)?;
+        let store = RoomStore::new(
+            redis.clone(),
+            RoomStoreConfig {
+                key_prefix: prefix,
+                ttl: Duration::from_secs(config.room_ttl_secs),
+            },
+        )
+        .context("invalid room store settings")?;
+        let verifier = JwksVerifier::new(VerifierConfig::new(
+            &config.ac_url,
+            config.jwt_issuer.clone(),
+        ))
+        .context("cannot build the JWKS client")?;
+        let tokens = Arc::new(
+            ServiceTokenClient::new(
+                &config.ac_url,
+                config.client_id.clone(),
+                config.client_secret.clone(),
+                None,
+            )
+            .context("cannot build the service-token client")?,
+        );
         let metrics = common::metrics::install_recorder(&[])?;
         let mut shell = Shell::new("mc", config.shell.timings());
+        let assigned = Assigned::default();
         let state = AppState {
             redis,
-            verifier,
+            store: store.clone(),
+            verifier: verifier.clone(),
             metrics,
             readiness: shell.readiness(),
         };
@@ -60,11 +109,49 @@ impl Application {
         let http_addr = shell
             .listen_http(config.http_addr, router, &config.shell)
             .await?;
-        Ok(Self { shell, http_addr })
+        let grpc_router =
+            crate::grpc::router(store, config.client_id.clone(), assigned.clone(), verifier);
+        let grpc_addr = shell
+            .listen(
+                "grpc",
+                config.grpc_addr,
+                grpc_router,
+                Protocol::Grpc,
+                config.shell.grpc_limits(),
+            )
+            .await?;
+
+        let registration = RegisterMeetingControllerRequest {
+            controller_id: config.client_id.clone(),
+            websocket_url: config
+                .public_ws_url
+                .clone()
+                .unwrap_or_else(|| local_url("ws", http_addr)),
+            grpc_address: config
+                .grpc_advertise_url
+                .clone()
+                .unwrap_or_else(|| local_url("http", grpc_addr)),
+            capacity: config.capacity,
+        };
+        let gc =
+            crate::registration::gc_client(&config.gc_grpc_url, ServiceTokenLayer::new(tokens))
+                .context("invalid GC_GRPC_URL")?;
+        shell.spawn_job("registration", move |stop| {
+            crate::registration::run(gc, registration, assigned, stop)
+        });
+        Ok(Self {
+            shell,
+            http_addr,
+            grpc_addr,
+        })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
     }
 
     /// Serves until `shutdown` resolves, then stops in the shell's order.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::shell::ShellSettings;
 use mc_service::config::Config;
+use mc_service::room::KeyPrefix;
 use mc_service::startup::{AppState, Application};
 use tokio::sync::oneshot;
 
@@ -58,14 +59,27 @@ async fn spawn_app_with(
     shell: ShellSettings,
     extra: axum::Router<AppState>,
 ) -> TestApp {
+    // No GC answers here: the registration job keeps retrying in the background, which these
+    // tests of MC's own HTTP surface do not depend on.
     let config = Config {
         http_addr: "127.0.0.1:0".parse().unwrap(),
-        redis_url,
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        redis_url: Some(redis_url),
+        redis_cluster_urls: Vec::new(),
+        room_ttl_secs: 600,
         ac_url: jwks_endpoint().await,
         jwt_issuer: "convene-ac".into(),
+        client_id: "test-mc".into(),
+        client_secret: "unused".into(),
+        gc_grpc_url: "http://127.0.0.1:1".into(),
+        grpc_advertise_url: None,
+        public_ws_url: None,
+        capacity: 10,
         shell,
     };
-    let app = Application::build_with(config, extra).await.unwrap();
+    let app = Application::build_with(config, extra, KeyPrefix::default())
+        .await
+        .unwrap();
     let addr = app.http_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {

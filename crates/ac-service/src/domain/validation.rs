@@ -255,7 +255,12 @@ pub fn parse_service_type(raw: &str) -> Result<String, ValidationError> {
 }
 
 /// The scopes a service credential may hold.
-pub const KNOWN_SCOPES: &[&str] = &[scope::ADMIN, scope::INTERNAL_MEETING_TOKEN];
+pub const KNOWN_SCOPES: &[&str] = &[
+    scope::ADMIN,
+    scope::INTERNAL_MEETING_TOKEN,
+    scope::INTERNAL_MC,
+    scope::INTERNAL_GC,
+];
 
 /// A set of known scopes, without duplicates, in a stable order.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -267,7 +272,7 @@ impl Scopes {
         for name in raw {
             if !KNOWN_SCOPES.contains(&name.as_str()) {
                 return Err(invalid(
-                    "scopes may only contain admin and internal:meeting-token",
+                    "scopes may only contain admin, internal:meeting-token, internal:mc and internal:gc",
                 ));
             }
             if !scopes.contains(name) {

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use common::meeting_code::MeetingCode;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::meeting::{Meeting, MeetingSettings, MeetingStatus, NewMeeting};
@@ -279,4 +279,168 @@ impl TryFrom<MeetingRow> for Meeting {
             ended_at: row.ended_at,
         })
     }
+}
+
+/// A meeting by its code, whatever its status.
+pub async fn find_by_code(
+    pool: &PgPool,
+    code: &MeetingCode,
+) -> Result<Option<Meeting>, sqlx::Error> {
+    let row: Option<MeetingRow> = sqlx::query_as(concat!(
+        "select ",
+        meeting_columns!(),
+        " from meetings where meeting_code = $1"
+    ))
+    .bind(code.as_str())
+    .fetch_optional(pool)
+    .await?;
+    row.map(Meeting::try_from).transpose()
+}
+
+/// Someone is present: a `scheduled` meeting becomes `active` (with `started_at`), and the
+/// empty-meeting clock stops. Returns whether the meeting was still live.
+pub async fn mark_occupied(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "update meetings
+         set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
+         where id = $1 and status <> 'ended'",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Nobody is present any more: starts the empty-meeting clock (unless it runs already).
+pub async fn mark_empty(
+    conn: &mut PgConnection,
+    id: Uuid,
+    since: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update meetings set empty_since = coalesce(empty_since, $2, now())
+         where id = $1 and status = 'active'",
+    )
+    .bind(id)
+    .bind(since)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends a live meeting: `ended`, `ended_at`, and its assignment dropped (the room is gone).
+/// The release trigger gives the org's place back. `None` when it had ended already.
+pub async fn end(conn: &mut PgConnection, id: Uuid) -> Result<Option<Meeting>, sqlx::Error> {
+    let row: Option<MeetingRow> = sqlx::query_as(concat!(
+        "update meetings set status = 'ended', ended_at = now(), empty_since = null
+         where id = $1 and status <> 'ended' returning ",
+        meeting_columns!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if row.is_some() {
+        sqlx::query("delete from meeting_assignments where meeting_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    row.map(Meeting::try_from).transpose()
+}
+
+/// Stores new settings and seat count of a live meeting, locking its row; `None` when it has
+/// ended.
+pub async fn update_settings(
+    conn: &mut PgConnection,
+    id: Uuid,
+    settings: &MeetingSettings,
+    max_participants: i32,
+) -> Result<Option<Meeting>, sqlx::Error> {
+    let row: Option<MeetingRow> = sqlx::query_as(concat!(
+        "update meetings
+         set waiting_room_enabled = $2, enable_transcription = $3, enable_e2e_encryption = $4,
+             require_auth = $5, recording_enabled = $6, allow_guests = $7,
+             allow_external_participants = $8, max_participants = $9
+         where id = $1 and status <> 'ended' returning ",
+        meeting_columns!()
+    ))
+    .bind(id)
+    .bind(settings.waiting_room_enabled)
+    .bind(settings.enable_transcription)
+    .bind(settings.enable_e2e_encryption)
+    .bind(settings.require_auth)
+    .bind(settings.recording_enabled)
+    .bind(settings.allow_guests)
+    .bind(settings.allow_external_participants)
+    .bind(max_participants)
+    .fetch_optional(conn)
+    .await?;
+    row.map(Meeting::try_from).transpose()
+}
+
+/// The org's per-meeting seat limit.
+pub async fn org_max_participants(pool: &PgPool, org_id: Uuid) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("select max_participants_per_meeting from organizations where id = $1")
+        .bind(org_id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Whose meetings a history lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryRole {
+    Host,
+    Guest,
+    Any,
+}
+
+/// One page of the ended meetings `user_id` hosted (or attended), newest `ended_at` first, and
+/// how many there are in all.
+pub async fn history(
+    pool: &PgPool,
+    user_id: Uuid,
+    role: HistoryRole,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Meeting>, i64), sqlx::Error> {
+    let (hosted, attended) = match role {
+        HistoryRole::Host => (true, false),
+        HistoryRole::Guest => (false, true),
+        HistoryRole::Any => (true, true),
+    };
+    macro_rules! filter {
+        () => {
+            "m.status = 'ended'
+             and (($2 and m.host_id = $1)
+                  or ($3 and exists (select 1 from participants p
+                                     where p.meeting_id = m.id and p.user_id = $1
+                                       and p.role = 'guest')))"
+        };
+    }
+    let total: i64 =
+        sqlx::query_scalar(concat!("select count(*) from meetings m where ", filter!()))
+            .bind(user_id)
+            .bind(hosted)
+            .bind(attended)
+            .fetch_one(pool)
+            .await?;
+    let rows: Vec<MeetingRow> = sqlx::query_as(concat!(
+        "select ",
+        meeting_columns!(),
+        " from meetings m where ",
+        filter!(),
+        " order by m.ended_at desc, m.id desc limit $4 offset $5"
+    ))
+    .bind(user_id)
+    .bind(hosted)
+    .bind(attended)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let meetings = rows
+        .into_iter()
+        .map(Meeting::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok((meetings, total))
 }

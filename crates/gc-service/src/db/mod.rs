@@ -9,8 +9,11 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+pub mod audit;
+pub mod controllers;
 pub mod idempotency;
 pub mod meetings;
+pub mod participants;
 
 /// The migrations of the whole platform (AC's and GC's share one database), embedded at compile
 /// time; `build.rs` makes a new file trigger a rebuild.

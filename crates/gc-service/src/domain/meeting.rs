@@ -29,6 +29,12 @@ pub enum ValidationError {
     ScheduledStartInPast,
     #[error("scheduled_start_time must be within a year from now")]
     ScheduledStartTooFar,
+    #[error("page must be between 1 and 10000")]
+    InvalidPage,
+    #[error("page_size must be between 1 and 100")]
+    InvalidPageSize,
+    #[error("role must be host, guest or any")]
+    InvalidHistoryRole,
 }
 
 /// How far in the past a start time may lie: clients' clocks drift, and "now" written by a
@@ -140,6 +146,10 @@ pub enum MeetingStatus {
 }
 
 impl MeetingStatus {
+    pub fn is_ended(self) -> bool {
+        self == MeetingStatus::Ended
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             MeetingStatus::Scheduled => "scheduled",

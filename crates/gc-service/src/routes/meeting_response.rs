@@ -5,6 +5,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::meeting::{Meeting, MeetingSettings};
+use crate::use_cases::get::MeetingView;
 
 /// The meeting object of DESIGN §3. It has no field for the join-token secret.
 #[derive(Debug, Serialize)]
@@ -55,6 +56,31 @@ impl From<MeetingSettings> for SettingsResponse {
 impl MeetingResponse {
     /// The meeting as its host sees it right after creation: nobody in the room or the lobby.
     pub fn for_host_at_creation(meeting: Meeting, public_base_url: &str) -> Self {
+        Self::new(meeting, public_base_url, 0, Some(0))
+    }
+
+    /// A meeting as one caller sees it: the lobby count only for its host.
+    pub fn of_view(view: MeetingView, public_base_url: &str) -> Self {
+        let lobby = view.for_host.then_some(view.counts.lobby);
+        Self::new(
+            view.meeting,
+            public_base_url,
+            view.counts.participants,
+            lobby,
+        )
+    }
+
+    /// An ended meeting (history, `/end`): nobody is present any more.
+    pub fn ended(meeting: Meeting, public_base_url: &str, for_host: bool) -> Self {
+        Self::new(meeting, public_base_url, 0, for_host.then_some(0))
+    }
+
+    fn new(
+        meeting: Meeting,
+        public_base_url: &str,
+        participant_count: u32,
+        lobby_count: Option<u32>,
+    ) -> Self {
         Self {
             join_url: format!("{public_base_url}/m/{}", meeting.code),
             meeting_id: meeting.id,
@@ -68,8 +94,8 @@ impl MeetingResponse {
             created_at: meeting.created_at,
             started_at: meeting.started_at,
             ended_at: meeting.ended_at,
-            participant_count: 0,
-            lobby_count: Some(0),
+            participant_count,
+            lobby_count,
         }
     }
 }

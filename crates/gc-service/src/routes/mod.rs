@@ -3,12 +3,12 @@
 //! envelope of DESIGN §7.
 //!
 //! A new endpoint: its request and response types and a thin handler in the file of its
-//! resource (today `meetings.rs`), the logic in a use case under `crate::use_cases`, and one
-//! `.route(...)` line below.
+//! resource (`meetings.rs` for create, `participation.rs` for the rest of a meeting's life),
+//! the logic in a use case under `crate::use_cases`, and one `.route(...)` line below.
 
 use axum::Router;
 use axum::middleware::from_fn;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use common::http::layers::{self, ServiceLayers};
 
 use crate::startup::AppState;
@@ -16,6 +16,7 @@ use crate::startup::AppState;
 pub mod health;
 pub mod meeting_response;
 pub mod meetings;
+pub mod participation;
 
 /// The router of [`router_with`] with nothing added.
 pub fn router(state: AppState, layers: ServiceLayers) -> Router {
@@ -32,6 +33,36 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
         // Both spellings, and never a redirect: a redirected POST loses its body in many clients.
         .route("/api/v1/meetings", create.clone())
         .route("/api/v1/meetings/", create)
+        .route("/api/v1/meetings/history", get(participation::history))
+        .route("/api/v1/meetings/{code}", get(participation::get_meeting))
+        .route(
+            "/api/v1/meetings/{code}/join",
+            post(participation::join_meeting),
+        )
+        .route(
+            "/api/v1/meetings/{code}/admit/{user_id}",
+            post(participation::admit),
+        )
+        .route(
+            "/api/v1/meetings/{code}/reject/{user_id}",
+            post(participation::reject),
+        )
+        .route(
+            "/api/v1/meetings/{code}/admit-all",
+            post(participation::admit_all),
+        )
+        .route(
+            "/api/v1/meetings/{code}/leave",
+            post(participation::leave_meeting),
+        )
+        .route(
+            "/api/v1/meetings/{code}/end",
+            post(participation::end_meeting),
+        )
+        .route(
+            "/api/v1/meetings/{code}/config",
+            patch(participation::update_config),
+        )
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))

@@ -1,6 +1,102 @@
 //! GC's operations on meetings, one module per use case, independent of the transport that
 //! calls them: each takes its dependencies and the authenticated caller as arguments and
-//! returns [`crate::error::Error`], so the REST handlers in `routes/` (and the gRPC methods
-//! to come) are thin adapters over the same code.
+//! returns [`crate::error::Error`], so the REST handlers in `routes/` and the gRPC methods in
+//! `grpc.rs` are thin adapters over the same code.
+//!
+//! Which store is the truth for what: PostgreSQL for the meeting itself (status, settings,
+//! times), the history of visits and the audit log; the meeting controller's Redis room for
+//! who is present right now (seats and lobby). A change that touches both writes the room
+//! first (its scripts enforce capacity atomically), then PostgreSQL in one transaction with the
+//! audit row. A crash between the two is repaired by the next step of the same flow: a seat GC
+//! never recorded gets its visit when the participant leaves (MC reports `joined_at` and the
+//! role) or when the meeting ends; a meeting GC ended whose room survived is deleted by the
+//! room's safety TTL. See `docs/redis.md` and `docs/database.md`.
 
+pub mod config;
+pub mod controllers;
 pub mod create;
+pub mod end;
+pub mod get;
+pub mod history;
+pub mod housekeeping;
+pub mod join;
+pub mod leave;
+pub mod lobby;
+pub mod room;
+
+use common::jwt::UserClaims;
+use common::meeting_code::MeetingCode;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::db;
+use crate::db::audit::Actor;
+use crate::domain::meeting::Meeting;
+use crate::error::Error;
+
+/// The live meeting `code` names, if `caller` may see it: a member of its org, or anyone when
+/// it allows external participants. Unknown, ended and hidden meetings are the same 404.
+pub async fn visible_meeting(
+    pool: &PgPool,
+    caller: &UserClaims,
+    code: &str,
+) -> Result<Meeting, Error> {
+    let code = MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
+    let meeting = db::meetings::find_by_code(pool, &code)
+        .await?
+        .ok_or(Error::MeetingNotFound)?;
+    if !may_see(&meeting, caller) || meeting.status.is_ended() {
+        return Err(Error::MeetingNotFound);
+    }
+    Ok(meeting)
+}
+
+/// Members of the meeting's org, or anyone when it allows external participants.
+pub fn may_see(meeting: &Meeting, caller: &UserClaims) -> bool {
+    meeting.org_id == caller.org_id || meeting.settings.allow_external_participants
+}
+
+/// Refuses (403) a caller who is not the meeting's host.
+pub fn require_host(meeting: &Meeting, caller: &UserClaims) -> Result<(), Error> {
+    if meeting.host_id == caller.sub {
+        Ok(())
+    } else {
+        Err(Error::NotHost)
+    }
+}
+
+/// Records users the room has just seated: a visit each (unless one is open), the meeting
+/// `active` from its first admission, the empty-meeting clock stopped, and one
+/// `participant_admitted` audit row per new visit; all in one transaction.
+pub async fn record_admissions(
+    pool: &PgPool,
+    meeting: &Meeting,
+    admitted: &[(Uuid, &str)],
+    actor: Actor<'_>,
+) -> Result<(), Error> {
+    if admitted.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    db::meetings::mark_occupied(&mut tx, meeting.id).await?;
+    for (user_id, role) in admitted {
+        if db::participants::open_visit(&mut tx, meeting.id, *user_id, role, None).await? {
+            db::audit::record(
+                &mut tx,
+                meeting.org_id,
+                actor,
+                "participant_admitted",
+                meeting.id,
+                serde_json::json!({ "user_id": user_id, "role": role }),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Parses a user id from a path or a controller's report; a malformed one names nobody (404).
+pub fn parse_user_id(raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw).map_err(|_| Error::MeetingNotFound)
+}

@@ -9,7 +9,7 @@ use axum::Router;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::shell::ShellSettings;
-use gc_service::config::Config;
+use gc_service::config::{Config, LifecycleSettings};
 use gc_service::startup::{AppState, Application};
 use reqwest::{Client, Response, StatusCode};
 use ring::rand::SystemRandom;
@@ -29,6 +29,11 @@ pub const NO_ROLE: &str = "norole@acme.test";
 /// Role `org_admin` only.
 pub const ORG_ADMIN: &str = "orgadmin@acme.test";
 pub const GC_CLIENT: (&str, &str) = ("test-gc", "test-gc-secret-000001");
+/// Meeting controllers' credentials; a controller's id is its client id.
+pub const MC_CLIENTS: [(&str, &str); 2] = [
+    ("test-mc-1", "test-mc-1-secret-00001"),
+    ("test-mc-2", "test-mc-2-secret-00001"),
+];
 pub const PUBLIC_BASE_URL: &str = "https://meet.example.test";
 pub const ISSUER: &str = "convene-ac";
 
@@ -50,6 +55,10 @@ where
 pub struct TestStack {
     pub ac: Server,
     pub gc: Server,
+    /// GC's gRPC API, `http://127.0.0.1:<port>`.
+    pub gc_grpc: String,
+    /// Meeting controllers started with [`TestStack::start_mc`], by index.
+    pub mcs: Vec<Option<McServer>>,
     pub client: Client,
     pub pool: PgPool,
     pub org_id: Uuid,
@@ -67,12 +76,37 @@ pub async fn spawn_stack_with(
     shell: ShellSettings,
     extra_routes: Router<AppState>,
 ) -> TestStack {
+    spawn_stack_full(pool, shell, test_lifecycle(), extra_routes).await
+}
+
+/// Lifecycle settings for tests: controllers heartbeat every second and are unhealthy after
+/// three silent seconds.
+pub fn test_lifecycle() -> LifecycleSettings {
+    LifecycleSettings {
+        heartbeat_interval_secs: 1,
+        heartbeat_timeout_secs: 3,
+        ..LifecycleSettings::default()
+    }
+}
+
+/// [`spawn_stack`] with every setting chosen by the test.
+pub async fn spawn_stack_full(
+    pool: PgPool,
+    shell: ShellSettings,
+    lifecycle: LifecycleSettings,
+    extra_routes: Router<AppState>,
+) -> TestStack {
     // The process's one recorder gets GC's buckets only if GC installs it before AC does.
     gc_service::metrics::install().unwrap();
     let user = |email: &str, roles: Value| json!({"email": email, "password": PASSWORD, "display_name": "Someone", "roles": roles});
     let file: SeedFile = serde_json::from_value(json!({
-        "service_clients": [{"client_id": GC_CLIENT.0, "client_secret": GC_CLIENT.1,
-            "service_type": "global-controller", "scopes": ["internal:meeting-token"]}],
+        "service_clients": [
+            {"client_id": GC_CLIENT.0, "client_secret": GC_CLIENT.1,
+             "service_type": "global-controller", "scopes": ["internal:meeting-token", "internal:mc"]},
+            {"client_id": MC_CLIENTS[0].0, "client_secret": MC_CLIENTS[0].1,
+             "service_type": "meeting-controller", "scopes": ["internal:gc"]},
+            {"client_id": MC_CLIENTS[1].0, "client_secret": MC_CLIENTS[1].1,
+             "service_type": "meeting-controller", "scopes": ["internal:gc"]}],
         "orgs": [{"slug": "acme", "name": "Acme", "users": [
             user(HOST, json!(["user"])),
             user(MEMBER, json!(["user"])),
@@ -100,12 +134,14 @@ pub async fn spawn_stack_with(
 
     let config = Config {
         shell,
+        lifecycle,
         ..gc_config(&ac_base)
     };
     let gc_app = Application::build_with(config, pool.clone(), extra_routes)
         .await
         .unwrap();
     let gc_base = format!("http://{}", gc_app.http_addr());
+    let gc_grpc = format!("http://{}", gc_app.grpc_addr());
     let gc_stop = serve(|stopped| {
         gc_app.run_until_stopped(async move {
             let _ = stopped.await;
@@ -122,6 +158,8 @@ pub async fn spawn_stack_with(
             base: gc_base,
             _stop: gc_stop,
         },
+        gc_grpc,
+        mcs: Vec::new(),
         client: common::http_client(Duration::from_secs(30)).unwrap(),
         pool,
         org_id,
@@ -168,11 +206,130 @@ pub fn gc_config(ac_base: &str) -> Config {
         jwt_issuer: ISSUER.into(),
         public_base_url: PUBLIC_BASE_URL.into(),
         trust_forwarded_for: false,
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        client_id: GC_CLIENT.0.into(),
+        client_secret: GC_CLIENT.1.into(),
         shell: test_shell_settings(),
+        lifecycle: test_lifecycle(),
     }
 }
 
+/// A meeting controller running in this process on a runtime of its own. Dropping it stops
+/// it gracefully; [`McServer::kill`] drops its runtime, which ends every task and socket of
+/// it at once without a word to anyone: from the network, a crashed process.
+pub struct McServer {
+    /// Its gRPC API, `http://127.0.0.1:<port>`.
+    pub grpc: String,
+    stop: Option<oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl McServer {
+    pub fn kill(mut self) {
+        self.stop.take();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for McServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The Redis MCs of this test write to.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
 impl TestStack {
+    /// Starts meeting controller `index` (0 or 1) with room keys under `prefix` (one per test,
+    /// shared by the test's controllers so one can take over the other's rooms), and waits
+    /// until it has registered with GC.
+    pub async fn start_mc(&mut self, index: usize, prefix: &str, redis: McRedis) -> &McServer {
+        let (id, secret) = MC_CLIENTS[index];
+        let (redis_url, redis_cluster_urls) = match redis {
+            McRedis::Single => (Some(redis_url()), Vec::new()),
+            McRedis::Cluster(urls) => (None, urls),
+        };
+        let config = mc_service::config::Config {
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            redis_url,
+            redis_cluster_urls,
+            room_ttl_secs: 600,
+            ac_url: self.ac.base.clone(),
+            jwt_issuer: ISSUER.into(),
+            client_id: id.into(),
+            client_secret: secret.into(),
+            gc_grpc_url: self.gc_grpc.clone(),
+            grpc_advertise_url: None,
+            public_ws_url: None,
+            capacity: 100,
+            shell: test_shell_settings(),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let prefix = mc_service::room::KeyPrefix::parse(prefix).unwrap();
+        let app = runtime
+            .spawn(mc_service::startup::Application::build_with(
+                config,
+                Router::new(),
+                prefix,
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let grpc = format!("http://{}", app.grpc_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        runtime.spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        self.wait_registered(id).await;
+        while self.mcs.len() <= index {
+            self.mcs.push(None);
+        }
+        self.mcs[index] = Some(McServer {
+            grpc,
+            stop: Some(stop),
+            runtime: Some(runtime),
+        });
+        self.mcs[index].as_ref().unwrap()
+    }
+
+    /// Waits (bounded) until controller `id` has registered with GC.
+    pub async fn wait_registered(&self, id: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let registered: bool = sqlx::query_scalar(
+                "select exists (select 1 from meeting_controllers
+                                where id = $1 and last_heartbeat_at > now() - interval '2 seconds')",
+            )
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            if registered {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} never registered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn gc_url(&self, path: &str) -> String {
         format!("{}{}", self.gc.base, path)
     }
@@ -297,6 +454,13 @@ impl TestStack {
             key: jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
         }
     }
+}
+
+/// Which Redis a test's controllers use.
+pub enum McRedis {
+    Single,
+    /// A cluster's node URLs.
+    Cluster(Vec<String>),
 }
 
 pub struct TestSigner {

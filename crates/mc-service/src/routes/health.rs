@@ -33,12 +33,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 async fn ping(state: &AppState) -> bool {
     let started = Instant::now();
-    let Ok(mut conn) = state.redis.get().await else {
-        return false;
-    };
-    let pong: Result<String, _> = deadpool_redis::redis::cmd("PING")
-        .query_async(&mut conn)
-        .await;
+    let pong: Result<String, _> = state.redis.query(&deadpool_redis::redis::cmd("PING")).await;
     metrics::histogram!("mc_redis_command_duration_seconds", "command" => "ping")
         .record(started.elapsed().as_secs_f64());
     pong.is_ok()

@@ -1,0 +1,77 @@
+//! `participants`: the history of who was in which meeting, with which role and until when.
+//! A user has at most one open visit per meeting (`participants_one_open_visit`).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// Opens a visit unless the user has one open already; true when it opened one.
+pub async fn open_visit(
+    conn: &mut PgConnection,
+    meeting_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+    joined_at: Option<DateTime<Utc>>,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "insert into participants (meeting_id, user_id, role, joined_at)
+         values ($1, $2, $3, coalesce($4, now()))
+         on conflict (meeting_id, user_id) where left_at is null do nothing",
+    )
+    .bind(meeting_id)
+    .bind(user_id)
+    .bind(role)
+    .bind(joined_at)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Closes the user's open visit; true when there was one.
+pub async fn close_visit(
+    conn: &mut PgConnection,
+    meeting_id: Uuid,
+    user_id: Uuid,
+    reason: &str,
+    left_at: Option<DateTime<Utc>>,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "update participants
+         set left_at = greatest(joined_at, coalesce($4, now())), leave_reason = $3
+         where meeting_id = $1 and user_id = $2 and left_at is null",
+    )
+    .bind(meeting_id)
+    .bind(user_id)
+    .bind(reason)
+    .bind(left_at)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Closes every open visit of a meeting (it ended); returns how many.
+pub async fn close_all(
+    conn: &mut PgConnection,
+    meeting_id: Uuid,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "update participants set left_at = greatest(joined_at, now()), leave_reason = $2
+         where meeting_id = $1 and left_at is null",
+    )
+    .bind(meeting_id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Open visits of a meeting (people GC believes are present).
+pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from participants where meeting_id = $1 and left_at is null",
+    )
+    .bind(meeting_id)
+    .fetch_one(pool)
+    .await
+}

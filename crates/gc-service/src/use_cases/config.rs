@@ -1,0 +1,107 @@
+//! `PATCH /{code}/config`: the host changes settings or the number of seats. PostgreSQL is
+//! changed first (with the `settings_changed` audit row), then the room; turning the waiting
+//! room off admits the lobby up to capacity. If the controller cannot be reached the answer is
+//! 503 and the change stands in PostgreSQL: the same PATCH again (it is idempotent) brings the
+//! room in line.
+
+use common::jwt::UserClaims;
+use common::proto::internal::v1::UpdateSettingsRequest;
+
+use crate::db;
+use crate::db::audit::Actor;
+use crate::domain::meeting::{MaxParticipants, SettingsChange, ValidationError};
+use crate::error::Error;
+use crate::use_cases::get::{MeetingView, live_counts};
+use crate::use_cases::lobby::parse_ids;
+use crate::use_cases::room::{Rooms, proto_settings};
+use crate::use_cases::{record_admissions, require_host, visible_meeting};
+
+/// What a PATCH asks to change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConfigChange {
+    pub settings: SettingsChange,
+    pub max_participants: Option<MaxParticipants>,
+}
+
+pub async fn update_config(
+    rooms: &Rooms,
+    caller: &UserClaims,
+    code: &str,
+    change: ConfigChange,
+    actor: Actor<'_>,
+) -> Result<MeetingView, Error> {
+    let meeting = visible_meeting(&rooms.pool, caller, code).await?;
+    require_host(&meeting, caller)?;
+    let max = match change.max_participants {
+        Some(requested) => {
+            let org_max = db::meetings::org_max_participants(&rooms.pool, meeting.org_id).await?;
+            if requested.get() > org_max {
+                return Err(ValidationError::MaxParticipantsAboveOrgLimit { max: org_max }.into());
+            }
+            requested.get()
+        }
+        None => meeting.max_participants,
+    };
+    let settings = meeting.settings.apply(change.settings);
+
+    let mut tx = rooms.pool.begin().await?;
+    let updated = db::meetings::update_settings(&mut tx, meeting.id, &settings, max)
+        .await?
+        .ok_or(Error::MeetingNotFound)?;
+    db::audit::record(
+        &mut tx,
+        meeting.org_id,
+        actor,
+        "settings_changed",
+        meeting.id,
+        serde_json::json!({
+            "before": settings_json(&meeting.settings, meeting.max_participants),
+            "after": settings_json(&settings, max),
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+
+    let response = rooms
+        .call_if_assigned(&updated, |room| async move {
+            room.client
+                .clone()
+                .update_settings(UpdateSettingsRequest {
+                    meeting_code: room.code.clone(),
+                    settings: Some(proto_settings(&settings)),
+                    max_participants: u32::try_from(max).unwrap_or(2),
+                    fencing_token: room.fencing_token,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        })
+        .await?;
+    let admitted = parse_ids(&response.map(|r| r.admitted).unwrap_or_default())?;
+    let rows: Vec<_> = admitted.iter().map(|id| (*id, "guest")).collect();
+    record_admissions(&rooms.pool, &updated, &rows, actor).await?;
+    let counts = live_counts(rooms, &updated).await;
+    let meeting = db::meetings::find_meeting(&rooms.pool, updated.id)
+        .await?
+        .unwrap_or(updated);
+    Ok(MeetingView {
+        meeting,
+        counts,
+        for_host: true,
+    })
+}
+
+fn settings_json(
+    s: &crate::domain::meeting::MeetingSettings,
+    max_participants: i32,
+) -> serde_json::Value {
+    serde_json::json!({
+        "waiting_room_enabled": s.waiting_room_enabled,
+        "enable_transcription": s.enable_transcription,
+        "enable_e2e_encryption": s.enable_e2e_encryption,
+        "require_auth": s.require_auth,
+        "recording_enabled": s.recording_enabled,
+        "allow_guests": s.allow_guests,
+        "allow_external_participants": s.allow_external_participants,
+        "max_participants": max_participants,
+    })
+}

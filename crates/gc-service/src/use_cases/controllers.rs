@@ -1,0 +1,164 @@
+//! What meeting controllers tell GC (over `GlobalControllerService`): they register and
+//! heartbeat, and report participants who left and rooms left empty. A controller acts only as
+//! itself (its id is the client id it authenticated with) and reports only on rooms it owns.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::db;
+use crate::db::audit::Actor;
+use crate::error::Error;
+use crate::use_cases::parse_user_id;
+
+/// Longest accepted URL or address a controller registers.
+pub const MAX_ADDRESS_LEN: usize = 512;
+
+/// A controller as it registers.
+#[derive(Debug)]
+pub struct Registration<'a> {
+    pub controller_id: &'a str,
+    pub websocket_url: &'a str,
+    pub grpc_address: &'a str,
+    pub capacity: u32,
+}
+
+/// Refuses (403) a caller acting for another controller.
+pub fn require_self(caller_id: &str, controller_id: &str) -> Result<(), Error> {
+    if caller_id == controller_id {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "a meeting controller may only act as itself".into(),
+        ))
+    }
+}
+
+pub async fn register(pool: &PgPool, caller_id: &str, r: &Registration<'_>) -> Result<(), Error> {
+    require_self(caller_id, r.controller_id)?;
+    check_url(r.websocket_url, &["ws", "wss"])?;
+    check_url(r.grpc_address, &["http", "https"])?;
+    let capacity = i32::try_from(r.capacity).unwrap_or(i32::MAX);
+    db::controllers::register(
+        pool,
+        r.controller_id,
+        r.websocket_url,
+        r.grpc_address,
+        capacity,
+    )
+    .await?;
+    tracing::info!(
+        controller_id = r.controller_id,
+        capacity,
+        "meeting controller registered"
+    );
+    Ok(())
+}
+
+/// Records a heartbeat; NOT_FOUND for a controller GC does not know (it must register again).
+pub async fn heartbeat(
+    pool: &PgPool,
+    caller_id: &str,
+    controller_id: &str,
+    active_meetings: u32,
+) -> Result<(), Error> {
+    require_self(caller_id, controller_id)?;
+    let load = i32::try_from(active_meetings).unwrap_or(i32::MAX);
+    if db::controllers::heartbeat(pool, controller_id, load).await? {
+        Ok(())
+    } else {
+        Err(Error::Api(common::error::ApiError::not_found()))
+    }
+}
+
+/// A participant left a room the controller owns (their socket dropped for good): their visit
+/// is closed, or, if GC never recorded it, recorded whole.
+#[allow(clippy::too_many_arguments)]
+pub async fn participant_left(
+    pool: &PgPool,
+    caller_id: &str,
+    controller_id: &str,
+    code: &str,
+    user_id: &str,
+    reason: &str,
+    left_at: Option<DateTime<Utc>>,
+    joined_at: Option<DateTime<Utc>>,
+    role: &str,
+) -> Result<(), Error> {
+    require_self(caller_id, controller_id)?;
+    let meeting_id = owned(pool, controller_id, code).await?;
+    let user_id = parse_user_id(user_id)?;
+    let reason = bounded_reason(reason);
+    let Some(meeting) = db::meetings::find_meeting(pool, meeting_id).await? else {
+        return Err(Error::MeetingNotFound);
+    };
+    let mut tx = pool.begin().await?;
+    if !db::participants::close_visit(&mut tx, meeting_id, user_id, &reason, left_at).await? {
+        // A seat GC never recorded (a crash between the room's write and GC's): record it now.
+        db::participants::open_visit(&mut tx, meeting_id, user_id, role, joined_at).await?;
+        db::participants::close_visit(&mut tx, meeting_id, user_id, &reason, left_at).await?;
+    }
+    db::audit::record(
+        &mut tx,
+        meeting.org_id,
+        Actor::Service { id: controller_id },
+        "participant_left",
+        meeting_id,
+        serde_json::json!({ "user_id": user_id, "reason": reason }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Nobody is left in a room the controller owns: the empty-meeting clock starts.
+pub async fn meeting_empty(
+    pool: &PgPool,
+    caller_id: &str,
+    controller_id: &str,
+    code: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<(), Error> {
+    require_self(caller_id, controller_id)?;
+    let meeting_id = owned(pool, controller_id, code).await?;
+    let mut conn = pool.acquire().await?;
+    db::meetings::mark_empty(&mut conn, meeting_id, since).await?;
+    Ok(())
+}
+
+async fn owned(pool: &PgPool, controller_id: &str, code: &str) -> Result<uuid::Uuid, Error> {
+    db::controllers::owned_meeting(pool, controller_id, code)
+        .await?
+        .ok_or(Error::Api(common::error::ApiError::new(
+            common::error::ErrorCode::RoomNotAssigned,
+            "the room is not assigned to this controller",
+        )))
+}
+
+/// A leave reason as stored: a short identifier; anything else becomes `other`.
+fn bounded_reason(reason: &str) -> String {
+    let plain = !reason.is_empty()
+        && reason.len() <= 64
+        && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if plain {
+        reason.to_owned()
+    } else {
+        "other".to_owned()
+    }
+}
+
+fn check_url(raw: &str, schemes: &[&str]) -> Result<(), Error> {
+    let uri: axum::http::Uri = raw
+        .parse()
+        .map_err(|_| Error::Api(common::error::ApiError::bad_request("malformed address")))?;
+    let ok = raw.len() <= MAX_ADDRESS_LEN
+        && uri.scheme_str().is_some_and(|s| schemes.contains(&s))
+        && uri.host().is_some()
+        && uri.query().is_none();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Api(common::error::ApiError::bad_request(
+            "the address must be an absolute URL of an allowed scheme",
+        )))
+    }
+}

@@ -1,0 +1,98 @@
+//! `POST /{code}/end` (the host), and the endings housekeeping decides (empty timeout,
+//! expiry): the meeting becomes `ended` with `ended_at`, every open visit is closed, the org's
+//! place is given back (by the database's trigger), the `meeting_ended` audit row is written,
+//! all in one transaction; then the room is ended on its controller, which tells everyone and
+//! deletes its live state. Ending an ended meeting changes nothing and returns it as it is.
+
+use common::jwt::UserClaims;
+use common::meeting_code::MeetingCode;
+use common::proto::internal::v1::EndMeetingRequest;
+
+use crate::db;
+use crate::db::audit::Actor;
+use crate::domain::meeting::Meeting;
+use crate::error::Error;
+use crate::use_cases::room::Rooms;
+use crate::use_cases::{may_see, require_host};
+
+/// Why a meeting ended, as participants are told and the history records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    EndedByHost,
+    EmptyTimeout,
+    Expired,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::EndedByHost => "ended_by_host",
+            EndReason::EmptyTimeout => "empty_timeout",
+            EndReason::Expired => "expired",
+        }
+    }
+}
+
+/// The host ends their meeting.
+pub async fn end_by_host(
+    rooms: &Rooms,
+    caller: &UserClaims,
+    code: &str,
+    actor: Actor<'_>,
+) -> Result<Meeting, Error> {
+    let code = MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
+    let meeting = db::meetings::find_by_code(&rooms.pool, &code)
+        .await?
+        .filter(|m| may_see(m, caller))
+        .ok_or(Error::MeetingNotFound)?;
+    require_host(&meeting, caller)?;
+    end(rooms, meeting, EndReason::EndedByHost, actor).await
+}
+
+/// Ends `meeting` (idempotent).
+pub async fn end(
+    rooms: &Rooms,
+    meeting: Meeting,
+    reason: EndReason,
+    actor: Actor<'_>,
+) -> Result<Meeting, Error> {
+    if meeting.status.is_ended() {
+        return Ok(meeting);
+    }
+    // The room's owner, read before the assignment goes with the ending.
+    let room = rooms.current(&meeting).await.unwrap_or(None);
+    let mut tx = rooms.pool.begin().await?;
+    let Some(ended) = db::meetings::end(&mut tx, meeting.id).await? else {
+        // Another request ended it first.
+        tx.rollback().await?;
+        return Ok(db::meetings::find_meeting(&rooms.pool, meeting.id)
+            .await?
+            .unwrap_or(meeting));
+    };
+    let closed = db::participants::close_all(&mut tx, meeting.id, "meeting_ended").await?;
+    db::audit::record(
+        &mut tx,
+        meeting.org_id,
+        actor,
+        "meeting_ended",
+        meeting.id,
+        serde_json::json!({ "reason": reason.as_str(), "participants_present": closed }),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(meeting_id = %meeting.id, reason = reason.as_str(), "meeting ended");
+
+    // PostgreSQL says it ended, whatever the controller answers: an unreachable one loses the
+    // room to its safety TTL, and its clients to their next call.
+    if let Some(room) = room {
+        let request = EndMeetingRequest {
+            meeting_code: room.code.clone(),
+            reason: reason.as_str().to_owned(),
+            fencing_token: room.fencing_token,
+        };
+        if let Err(status) = room.client.clone().end_meeting(request).await {
+            tracing::warn!(meeting_id = %meeting.id, status = %status, "the meeting's controller did not end its room");
+        }
+    }
+    Ok(ended)
+}

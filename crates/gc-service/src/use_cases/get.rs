@@ -1,0 +1,76 @@
+//! `GET /{code}`: the meeting with its live counts. Only the host learns how many wait.
+
+use common::jwt::UserClaims;
+use common::proto::internal::v1::GetRoomStateRequest;
+
+use crate::domain::meeting::Meeting;
+use crate::error::Error;
+use crate::use_cases::room::{Room, Rooms};
+use crate::use_cases::visible_meeting;
+
+/// How many are seated and how many wait, as the room says now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub participants: u32,
+    pub lobby: u32,
+}
+
+/// A meeting as its caller may see it.
+#[derive(Debug)]
+pub struct MeetingView {
+    pub meeting: Meeting,
+    pub counts: Counts,
+    /// The caller is the host (who alone sees the lobby).
+    pub for_host: bool,
+}
+
+pub async fn get_meeting(
+    rooms: &Rooms,
+    caller: &UserClaims,
+    code: &str,
+) -> Result<MeetingView, Error> {
+    let meeting = visible_meeting(&rooms.pool, caller, code).await?;
+    let counts = live_counts(rooms, &meeting).await;
+    Ok(MeetingView {
+        for_host: meeting.host_id == caller.sub,
+        meeting,
+        counts,
+    })
+}
+
+/// The room's counts; zero for a meeting no controller holds yet. When the owner cannot be
+/// asked, the visits GC has recorded stand in (the lobby then reads 0): a read should not fail
+/// because a controller is slow.
+pub async fn live_counts(rooms: &Rooms, meeting: &Meeting) -> Counts {
+    match room_counts(rooms, meeting).await {
+        Ok(counts) => counts,
+        Err(error) => {
+            tracing::warn!(meeting_id = %meeting.id, %error, "live counts unavailable, using recorded visits");
+            let open = crate::db::participants::open_count(&rooms.pool, meeting.id)
+                .await
+                .unwrap_or(0);
+            Counts {
+                participants: u32::try_from(open).unwrap_or(0),
+                lobby: 0,
+            }
+        }
+    }
+}
+
+async fn room_counts(rooms: &Rooms, meeting: &Meeting) -> Result<Counts, Error> {
+    let Some(Room {
+        mut client, code, ..
+    }) = rooms.current(meeting).await?
+    else {
+        return Ok(Counts::default());
+    };
+    let state = client
+        .get_room_state(GetRoomStateRequest { meeting_code: code })
+        .await
+        .map_err(crate::use_cases::room::room_error)?
+        .into_inner();
+    Ok(Counts {
+        participants: state.participant_count,
+        lobby: u32::try_from(state.lobby.len()).unwrap_or(u32::MAX),
+    })
+}

@@ -1,0 +1,130 @@
+//! What ends and deletes meetings without anyone asking, run by every GC replica: the
+//! empty-meeting timeout, the expiry of scheduled meetings nobody joined, and retention.
+//!
+//! Replicas do not coordinate: each pass picks a batch with `for update skip locked` and ends
+//! each meeting in its own transaction through the same code as `/end`, so two replicas never
+//! end one meeting twice and a busy replica never waits for another. Time is PostgreSQL's
+//! `now()`, so the thresholds can be tested by moving the stored timestamps, never by waiting.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::LifecycleSettings;
+use crate::db;
+use crate::db::audit::Actor;
+use crate::error::Error;
+use crate::use_cases::end::{EndReason, end};
+use crate::use_cases::room::Rooms;
+
+/// Meetings one pass ends or deletes at most, per kind.
+pub const BATCH: i64 = 100;
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub ended_empty: u32,
+    pub expired: u32,
+    pub deleted: u64,
+}
+
+/// Runs a pass every `housekeeping_interval_secs` until `stop`.
+pub async fn run(rooms: Rooms, stop: CancellationToken) {
+    let every = Duration::from_secs(rooms.settings.housekeeping_interval_secs);
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match run_once(&rooms).await {
+            Ok(pass) if pass != Pass::default() => tracing::info!(?pass, "housekeeping pass"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "housekeeping pass failed"),
+        }
+    }
+}
+
+/// One pass: ends meetings empty for too long and scheduled ones nobody joined, deletes
+/// meetings ended longer ago than the retention.
+pub async fn run_once(rooms: &Rooms) -> Result<Pass, Error> {
+    let settings = &rooms.settings;
+    let mut pass = Pass::default();
+    for id in due(&rooms.pool, Due::Empty, settings).await? {
+        if end_one(rooms, id, EndReason::EmptyTimeout).await? {
+            pass.ended_empty += 1;
+        }
+    }
+    for id in due(&rooms.pool, Due::Expired, settings).await? {
+        if end_one(rooms, id, EndReason::Expired).await? {
+            pass.expired += 1;
+        }
+    }
+    pass.deleted = delete_retired(&rooms.pool, settings.meeting_retention_days).await?;
+    Ok(pass)
+}
+
+#[derive(Clone, Copy)]
+enum Due {
+    Empty,
+    Expired,
+}
+
+async fn due(pool: &PgPool, due: Due, settings: &LifecycleSettings) -> Result<Vec<Uuid>, Error> {
+    // Only ids are read here; each meeting is ended (and its row locked) on its own below,
+    // where `end` skips one another replica ended meanwhile.
+    let sql = match due {
+        Due::Empty => {
+            "select id from meetings
+             where status = 'active' and empty_since < now() - make_interval(secs => $1)
+             order by empty_since limit $2"
+        }
+        Due::Expired => {
+            "select id from meetings
+             where status = 'scheduled'
+               and coalesce(scheduled_start_time, created_at) < now() - make_interval(secs => $1)
+             order by coalesce(scheduled_start_time, created_at) limit $2"
+        }
+    };
+    let secs = match due {
+        Due::Empty => settings.empty_meeting_timeout_secs,
+        Due::Expired => settings.scheduled_meeting_ttl_secs,
+    };
+    Ok(sqlx::query_scalar(sql)
+        .bind(secs as f64)
+        .bind(BATCH)
+        .fetch_all(pool)
+        .await?)
+}
+
+async fn end_one(rooms: &Rooms, id: Uuid, reason: EndReason) -> Result<bool, Error> {
+    let Some(meeting) = db::meetings::find_meeting(&rooms.pool, id).await? else {
+        return Ok(false);
+    };
+    if meeting.status.is_ended() {
+        return Ok(false);
+    }
+    let ended = end(rooms, meeting, reason, Actor::System).await?;
+    Ok(ended.ended_at.is_some())
+}
+
+/// Deletes up to [`BATCH`] meetings ended more than `days` ago, with their visits and
+/// assignments (cascades); their audit rows stay. `skip locked`, so replicas share the work.
+async fn delete_retired(pool: &PgPool, days: u32) -> Result<u64, Error> {
+    let result = sqlx::query(
+        "delete from meetings m
+         using (select id from meetings
+                where status = 'ended' and ended_at < now() - make_interval(days => $1)
+                order by ended_at limit $2
+                for update skip locked) old
+         where m.id = old.id",
+    )
+    .bind(i32::try_from(days).unwrap_or(i32::MAX))
+    .bind(BATCH)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}

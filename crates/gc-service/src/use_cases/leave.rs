@@ -1,0 +1,60 @@
+//! `POST /{code}/leave`: the caller leaves the room or the lobby. Their visit is closed with
+//! `left_at`, and when the room is left empty the empty-meeting clock starts.
+
+use common::jwt::UserClaims;
+use common::proto::internal::v1::{LeaveParticipantRequest, LeftFrom};
+
+use crate::db;
+use crate::db::audit::Actor;
+use crate::error::Error;
+use crate::use_cases::room::Rooms;
+use crate::use_cases::visible_meeting;
+
+/// `participants.leave_reason` of a participant who left on their own.
+pub const LEFT: &str = "left";
+
+/// Leaves; leaving a meeting one is not in changes nothing and is not an error.
+pub async fn leave(
+    rooms: &Rooms,
+    caller: &UserClaims,
+    code: &str,
+    actor: Actor<'_>,
+) -> Result<(), Error> {
+    let meeting = visible_meeting(&rooms.pool, caller, code).await?;
+    let response = rooms
+        .call_if_assigned(&meeting, |room| async move {
+            room.client
+                .clone()
+                .leave_participant(LeaveParticipantRequest {
+                    meeting_code: room.code.clone(),
+                    user_id: caller.sub.to_string(),
+                    reason: LEFT.to_owned(),
+                    fencing_token: room.fencing_token,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        })
+        .await?;
+    let from_room = response
+        .as_ref()
+        .is_some_and(|r| LeftFrom::try_from(r.left_from) == Ok(LeftFrom::Room));
+    let remaining = response.map_or(0, |r| r.remaining_participants);
+    let mut tx = rooms.pool.begin().await?;
+    let closed = db::participants::close_visit(&mut tx, meeting.id, caller.sub, LEFT, None).await?;
+    if from_room || closed {
+        db::audit::record(
+            &mut tx,
+            meeting.org_id,
+            actor,
+            "participant_left",
+            meeting.id,
+            serde_json::json!({ "user_id": caller.sub, "reason": LEFT }),
+        )
+        .await?;
+    }
+    if from_room && remaining == 0 {
+        db::meetings::mark_empty(&mut tx, meeting.id, None).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

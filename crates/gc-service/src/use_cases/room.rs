@@ -1,0 +1,189 @@
+//! A meeting's live room on its meeting controller: finding (or choosing) the owner, and
+//! calling it.
+//!
+//! The first join of a meeting gives it to the least loaded healthy controller with spare
+//! capacity and records that in `meeting_assignments` with fencing token 1; later calls reuse
+//! the owner while its heartbeat is fresh. When the owner has gone silent, the next call that
+//! needs the room gives it to another controller with the next fencing token; the new owner
+//! loads the room from Redis, and the old one's writes are refused by the token.
+//!
+//! A controller that answers ROOM_NOT_ASSIGNED does not hold the room with GC's token: it
+//! restarted, the assignment was recorded but never delivered, or another replica reassigned
+//! the meeting meanwhile. GC reads the assignment again, delivers it, and tries once more.
+
+use std::future::Future;
+
+use common::error::{ApiError, ErrorCode};
+use common::proto::internal::v1::{AssignMeetingRequest, MeetingSettings as ProtoSettings};
+use sqlx::PgPool;
+
+use crate::clients::mc::{McClient, MeetingControllers};
+use crate::config::LifecycleSettings;
+use crate::db::controllers::{self, Assignment};
+use crate::domain::meeting::{Meeting, MeetingSettings};
+use crate::error::Error;
+
+/// What the use cases need to reach rooms.
+#[derive(Clone)]
+pub struct Rooms {
+    pub pool: PgPool,
+    pub controllers: MeetingControllers,
+    pub settings: LifecycleSettings,
+}
+
+/// A meeting's room on its owner, ready to be called.
+#[derive(Clone)]
+pub struct Room {
+    pub client: McClient,
+    pub code: String,
+    pub fencing_token: u64,
+    /// The owner's WebSocket base URL.
+    pub ws_url: String,
+}
+
+impl Room {
+    /// The URL a participant's client connects its signaling WebSocket to.
+    pub fn signaling_url(&self) -> String {
+        format!(
+            "{}/ws/v1/meetings/{}",
+            self.ws_url.trim_end_matches('/'),
+            self.code
+        )
+    }
+}
+
+impl Rooms {
+    /// Runs `call` on the meeting's room, assigning the meeting first when it has no healthy
+    /// owner, and once more after ROOM_NOT_ASSIGNED (module documentation). Errors of the
+    /// controller come back with their code (MEETING_FULL stays MEETING_FULL); an unreachable
+    /// controller is a 503.
+    pub async fn call<T, F, Fut>(&self, meeting: &Meeting, call: F) -> Result<T, Error>
+    where
+        F: Fn(Room) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        let room = self.ensure(meeting, false).await?;
+        match call(room).await {
+            Ok(value) => Ok(value),
+            Err(status) => {
+                let error = ApiError::from(status);
+                if error.code != ErrorCode::RoomNotAssigned {
+                    return Err(room_error_from(error));
+                }
+                tracing::info!("room not held by its controller, assigning it again");
+                let room = self.ensure(meeting, true).await?;
+                call(room).await.map_err(room_error)
+            }
+        }
+    }
+
+    /// [`Rooms::call`] only when a healthy controller holds the room already; `None` (and no
+    /// call) otherwise. For changes that a room assigned later picks up from PostgreSQL anyway
+    /// (settings), or that need someone already in the room (leave, the lobby).
+    pub async fn call_if_assigned<T, F, Fut>(
+        &self,
+        meeting: &Meeting,
+        call: F,
+    ) -> Result<Option<T>, Error>
+    where
+        F: Fn(Room) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        if self.current(meeting).await?.is_none() {
+            return Ok(None);
+        }
+        self.call(meeting, call).await.map(Some)
+    }
+
+    /// The room if the meeting has a healthy owner, without assigning it: for reads.
+    pub async fn current(&self, meeting: &Meeting) -> Result<Option<Room>, Error> {
+        let assignment =
+            controllers::assignment(&self.pool, meeting.id, self.settings.heartbeat_timeout_secs)
+                .await?;
+        match assignment {
+            Some(a) if a.healthy => Ok(Some(self.room(meeting, &a)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The meeting's room on a healthy owner, assigning (and delivering the assignment) when
+    /// needed; `redeliver` sends AssignMeeting to a current owner too.
+    async fn ensure(&self, meeting: &Meeting, redeliver: bool) -> Result<Room, Error> {
+        let timeout = self.settings.heartbeat_timeout_secs;
+        let current = controllers::assignment(&self.pool, meeting.id, timeout).await?;
+        let (assignment, fresh) = match current {
+            Some(a) if a.healthy => (a, false),
+            stale => {
+                let assigned = controllers::assign(&self.pool, meeting.id, stale.as_ref(), timeout)
+                    .await?
+                    .filter(|a| a.healthy)
+                    .ok_or(Error::NoControllerAvailable)?;
+                (assigned, true)
+            }
+        };
+        let room = self.room(meeting, &assignment)?;
+        if fresh || redeliver {
+            self.deliver(meeting, &room).await?;
+            tracing::info!(
+                meeting_id = %meeting.id,
+                controller_id = %assignment.controller_id,
+                fencing_token = assignment.fencing_token,
+                "meeting assigned"
+            );
+        }
+        Ok(room)
+    }
+
+    fn room(&self, meeting: &Meeting, assignment: &Assignment) -> Result<Room, Error> {
+        Ok(Room {
+            client: self.controllers.client(&assignment.grpc_addr)?,
+            code: meeting.code.to_string(),
+            fencing_token: u64::try_from(assignment.fencing_token)
+                .map_err(|_| Error::Internal("a fencing token is negative"))?,
+            ws_url: assignment.ws_url.clone(),
+        })
+    }
+
+    async fn deliver(&self, meeting: &Meeting, room: &Room) -> Result<(), Error> {
+        let request = AssignMeetingRequest {
+            meeting_id: meeting.id.to_string(),
+            meeting_code: room.code.clone(),
+            host_id: meeting.host_id.to_string(),
+            max_participants: u32::try_from(meeting.max_participants).unwrap_or(2),
+            settings: Some(proto_settings(&meeting.settings)),
+            fencing_token: room.fencing_token,
+        };
+        room.client
+            .clone()
+            .assign_meeting(request)
+            .await
+            .map(|_| ())
+            .map_err(room_error)
+    }
+}
+
+pub fn proto_settings(s: &MeetingSettings) -> ProtoSettings {
+    ProtoSettings {
+        waiting_room_enabled: s.waiting_room_enabled,
+        enable_transcription: s.enable_transcription,
+        enable_e2e_encryption: s.enable_e2e_encryption,
+        require_auth: s.require_auth,
+        recording_enabled: s.recording_enabled,
+        allow_guests: s.allow_guests,
+        allow_external_participants: s.allow_external_participants,
+    }
+}
+
+/// A controller's answer as GC's error: refusals keep their code; failures on its side or
+/// on the way are 503s whose cause is logged.
+pub fn room_error(status: tonic::Status) -> Error {
+    room_error_from(ApiError::from(status))
+}
+
+fn room_error_from(error: ApiError) -> Error {
+    if error.code.http_status().is_server_error() {
+        Error::unavailable("a meeting controller failed", error)
+    } else {
+        Error::Api(error)
+    }
+}

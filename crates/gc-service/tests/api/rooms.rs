@@ -1,0 +1,333 @@
+//! Rooms under pressure, through GC's REST API with real meeting controllers: capacity under
+//! concurrent joins and admits (on one Redis and on a Redis Cluster), and a controller that
+//! dies with its rooms.
+
+#[path = "../../../mc-service/tests/room/support/cluster.rs"]
+mod cluster;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use common::error::ErrorCode;
+use common::grpc::client::ServiceTokenLayer;
+use common::proto::internal::v1::meeting_controller_service_client::MeetingControllerServiceClient;
+use common::proto::internal::v1::{EndMeetingRequest, JoinParticipantRequest, ParticipantRole};
+
+use crate::helpers::{
+    GC_CLIENT, HOST, McRedis, TestStack, spawn_stack_full, test_lifecycle, test_shell_settings,
+};
+use crate::lifecycle::{People, call, create, join};
+
+/// A stack with one controller on `redis`, and people the test can make.
+async fn stack(pool: PgPool, redis: McRedis) -> (TestStack, People) {
+    let mut stack = spawn_stack_full(
+        pool,
+        test_shell_settings(),
+        test_lifecycle(),
+        axum::Router::new(),
+    )
+    .await;
+    let people = People::new(&stack).await;
+    stack.set_org_limits(10, 100).await;
+    let prefix = format!("t{}:", Uuid::new_v4().simple());
+    stack.start_mc(0, &prefix, redis).await;
+    (stack, people)
+}
+
+async fn open_visits(stack: &TestStack, code: &str) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from participants p join meetings m on m.id = p.meeting_id
+         where m.meeting_code = $1 and p.left_at is null",
+    )
+    .bind(code)
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap()
+}
+
+async fn forty_joins_into_ten_seats(stack: &TestStack, people: &People) {
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        stack,
+        &host,
+        &json!({"display_name": "Rush", "max_participants": 10,
+        "settings": {"waiting_room_enabled": false}}),
+    )
+    .await;
+    let mut tokens = Vec::new();
+    for i in 0..40 {
+        tokens.push(
+            people
+                .user(stack, stack.org_id, &format!("Rusher {i}"))
+                .await
+                .1,
+        );
+    }
+
+    let answers = futures::future::join_all(tokens.iter().map(|t| join(stack, &code, t))).await;
+
+    let mut by_status: HashMap<u16, usize> = HashMap::new();
+    for (status, body) in &answers {
+        *by_status.entry(status.as_u16()).or_default() += 1;
+        match status.as_u16() {
+            200 => assert_eq!(body["status"], "admitted"),
+            409 => assert_eq!(body["error"]["code"], "MEETING_FULL"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(
+        (by_status.get(&200), by_status.get(&409)),
+        (Some(&10), Some(&30))
+    );
+    assert_eq!(
+        open_visits(stack, &code).await,
+        10,
+        "PostgreSQL agrees with the room"
+    );
+    let (_, meeting) = call(
+        stack,
+        Method::GET,
+        &format!("/api/v1/meetings/{code}"),
+        &host,
+        None,
+    )
+    .await;
+    assert_eq!(meeting["participant_count"], 10, "the room holds ten");
+}
+
+async fn twenty_admits_into_five_seats(stack: &TestStack, people: &People) {
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        stack,
+        &host,
+        &json!({"display_name": "Door", "max_participants": 6}),
+    )
+    .await;
+    join(stack, &code, &host).await;
+    let mut waiting = Vec::new();
+    for i in 0..20 {
+        let (id, token) = people
+            .user(stack, stack.org_id, &format!("Waiter {i}"))
+            .await;
+        let (_, joined) = join(stack, &code, &token).await;
+        assert_eq!(joined["status"], "waiting");
+        waiting.push(id);
+    }
+
+    let paths: Vec<String> = waiting
+        .iter()
+        .map(|id| format!("/api/v1/meetings/{code}/admit/{id}"))
+        .collect();
+    let answers = futures::future::join_all(
+        paths
+            .iter()
+            .map(|p| call(stack, Method::POST, p, &host, None)),
+    )
+    .await;
+
+    let admitted = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let full = answers
+        .iter()
+        .filter(|(s, b)| *s == StatusCode::CONFLICT && b["error"]["code"] == "MEETING_FULL")
+        .count();
+    assert_eq!((admitted, full), (5, 15), "{answers:?}");
+    assert_eq!(open_visits(stack, &code).await, 6);
+    let (_, meeting) = call(
+        stack,
+        Method::GET,
+        &format!("/api/v1/meetings/{code}"),
+        &host,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            meeting["participant_count"].as_u64(),
+            meeting["lobby_count"].as_u64()
+        ),
+        (Some(6), Some(15))
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn forty_simultaneous_joins_into_ten_seats_seat_exactly_ten(pool: PgPool) {
+    let (stack, people) = stack(pool, McRedis::Single).await;
+    forty_joins_into_ten_seats(&stack, &people).await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn twenty_simultaneous_admits_into_five_free_seats_seat_exactly_five(pool: PgPool) {
+    let (stack, people) = stack(pool, McRedis::Single).await;
+    twenty_admits_into_five_seats(&stack, &people).await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn on_a_redis_cluster_joins_and_admits_keep_the_capacity_too(pool: PgPool) {
+    let redis = tokio::task::spawn_blocking(cluster::RedisCluster::start)
+        .await
+        .unwrap();
+    let (stack, people) = stack(pool, McRedis::Cluster(redis.urls())).await;
+    forty_joins_into_ten_seats(&stack, &people).await;
+    twenty_admits_into_five_seats(&stack, &people).await;
+    drop(stack);
+    tokio::task::spawn_blocking(move || drop(redis))
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) {
+    let mut stack = spawn_stack_full(
+        pool,
+        test_shell_settings(),
+        test_lifecycle(),
+        axum::Router::new(),
+    )
+    .await;
+    let people = People::new(&stack).await;
+    let prefix = format!("t{}:", Uuid::new_v4().simple());
+    stack.start_mc(0, &prefix, McRedis::Single).await;
+    let host = stack.user_token(HOST).await;
+    let code = create(&stack, &host, &json!({"display_name": "Failover"})).await;
+    let (_, joined) = join(&stack, &code, &host).await;
+    let first_url = joined["signaling_url"].as_str().unwrap().to_owned();
+    let (waiting_id, waiting) = people.user(&stack, stack.org_id, "Waiting").await;
+    join(&stack, &code, &waiting).await;
+    // The second controller registers only now, so the meeting was surely placed on the first.
+    stack.start_mc(1, &prefix, McRedis::Single).await;
+
+    // The first controller dies; once its heartbeat is late, the next join moves the meeting.
+    stack.mcs[0].take().unwrap().kill();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let moved = loop {
+        let (_, newcomer) = people.user(&stack, stack.org_id, "Newcomer").await;
+        let (status, body) = join(&stack, &code, &newcomer).await;
+        if status == StatusCode::OK {
+            break body;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the meeting never moved"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+
+    assert_eq!(moved["status"], "waiting");
+    assert_ne!(
+        moved["signaling_url"].as_str().unwrap(),
+        first_url,
+        "clients follow the new owner"
+    );
+    let (owner, token): (String, i64) = sqlx::query_as(
+        "select controller_id, fencing_token from meeting_assignments a
+         join meetings m on m.id = a.meeting_id where m.meeting_code = $1",
+    )
+    .bind(&code)
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!((owner.as_str(), token), ("test-mc-2", 2));
+    // The room came along: the host is still seated and the first waiter still waits.
+    let (_, meeting) = call(
+        &stack,
+        Method::GET,
+        &format!("/api/v1/meetings/{code}"),
+        &host,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            meeting["participant_count"].as_u64(),
+            meeting["lobby_count"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    let (status, _) = call(
+        &stack,
+        Method::POST,
+        &format!("/api/v1/meetings/{code}/admit/{waiting_id}"),
+        &host,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The first controller comes back; with its old token it can change nothing.
+    stack.start_mc(0, &prefix, McRedis::Single).await;
+    let tokens = std::sync::Arc::new(
+        common::service_token::ServiceTokenClient::new(
+            &stack.ac.base,
+            GC_CLIENT.0,
+            GC_CLIENT.1.into(),
+            None,
+        )
+        .unwrap(),
+    );
+    let channel =
+        tonic::transport::Endpoint::from_shared(stack.mcs[0].as_ref().unwrap().grpc.clone())
+            .unwrap()
+            .connect_lazy();
+    let mut old_owner = MeetingControllerServiceClient::new(tower::Layer::layer(
+        &ServiceTokenLayer::new(tokens),
+        channel,
+    ));
+    let refused = old_owner
+        .end_meeting(EndMeetingRequest {
+            meeting_code: code.clone(),
+            reason: "stale".into(),
+            fencing_token: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        common::error::ApiError::from(refused).code,
+        ErrorCode::RoomNotAssigned
+    );
+    let (_, newcomer) = people.user(&stack, stack.org_id, "Late").await;
+    let refused = old_owner
+        .join_participant(JoinParticipantRequest {
+            meeting_code: code.clone(),
+            user_id: Uuid::new_v4().to_string(),
+            display_name: "Ghost".into(),
+            role: ParticipantRole::Guest as i32,
+            fencing_token: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        common::error::ApiError::from(refused).code,
+        ErrorCode::RoomNotAssigned
+    );
+    let (_, meeting) = call(
+        &stack,
+        Method::GET,
+        &format!("/api/v1/meetings/{code}"),
+        &host,
+        None,
+    )
+    .await;
+    assert_eq!(
+        meeting["status"], "active",
+        "the room was not ended by the old owner"
+    );
+    assert_eq!(
+        (
+            meeting["participant_count"].as_u64(),
+            meeting["lobby_count"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    let (status, _) = join(&stack, &code, &newcomer).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the new owner still serves the room"
+    );
+}

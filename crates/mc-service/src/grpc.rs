@@ -1,0 +1,377 @@
+//! MC's gRPC surface: `MeetingControllerService`, called by GC. Thin adapters over the room
+//! store, behind the service-token layer of `common` (caller of type `global-controller` with
+//! scope `internal:mc`). Outcomes the caller acts on travel as error codes
+//! (proto/convene/internal/v1/meeting_controller.proto): `ROOM_NOT_ASSIGNED` when this MC does
+//! not hold the room with the caller's token, `MEETING_FULL`, `NOT_FOUND` for a user who is not
+//! waiting.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use chrono::Utc;
+use common::error::{ApiError, ErrorCode};
+use common::grpc::server::ServiceAuthLayer;
+use common::jwks::JwksVerifier;
+use common::jwt::{scope, service_type};
+use common::meeting_code::MeetingCode;
+use common::proto::internal::v1::meeting_controller_service_server::{
+    MeetingControllerService, MeetingControllerServiceServer,
+};
+use common::proto::internal::v1::{
+    AdmissionStatus, AdmitAllRequest, AdmitAllResponse, AdmitParticipantRequest,
+    AdmitParticipantResponse, AssignMeetingRequest, AssignMeetingResponse, EndMeetingRequest,
+    EndMeetingResponse, GetRoomStateRequest, GetRoomStateResponse, JoinParticipantRequest,
+    JoinParticipantResponse, LeaveParticipantRequest, LeaveParticipantResponse, LeftFrom,
+    LobbyEntry as ProtoLobbyEntry, MeetingSettings, ParticipantRole, RejectParticipantRequest,
+    RejectParticipantResponse, UpdateSettingsRequest, UpdateSettingsResponse,
+};
+use tonic::{Request, Response, Status};
+use tower::Layer;
+use uuid::Uuid;
+
+use crate::room::{
+    Admission, AdmitOutcome, FencingToken, LeaveOutcome, OwnedRoom, Presence, RejectOutcome, Role,
+    RoomError, RoomMeta, RoomSettings, RoomStore,
+};
+
+/// The rooms this MC was assigned and has not seen end, for its heartbeat's load figure.
+/// Bounded: an MC refuses assignments beyond [`MAX_TRACKED_ROOMS`] (GC never sends that
+/// many: it respects the registered capacity).
+#[derive(Clone, Default)]
+pub struct Assigned(Arc<Mutex<HashSet<String>>>);
+
+/// The most rooms one MC tracks (and so holds).
+pub const MAX_TRACKED_ROOMS: usize = 1_000_000;
+
+impl Assigned {
+    pub fn count(&self) -> u32 {
+        let rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        u32::try_from(rooms.len()).unwrap_or(u32::MAX)
+    }
+
+    fn add(&self, code: &str) -> bool {
+        let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if rooms.len() >= MAX_TRACKED_ROOMS && !rooms.contains(code) {
+            return false;
+        }
+        rooms.insert(code.to_owned());
+        true
+    }
+
+    fn remove(&self, code: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(code);
+    }
+}
+
+/// The router of MC's gRPC listener.
+pub fn router(
+    store: RoomStore,
+    controller_id: String,
+    assigned: Assigned,
+    verifier: JwksVerifier,
+) -> Router {
+    let auth = ServiceAuthLayer::new(
+        verifier,
+        service_type::GLOBAL_CONTROLLER,
+        scope::INTERNAL_MC,
+    );
+    let service = MeetingControllerServiceServer::new(MeetingController {
+        store,
+        controller_id,
+        assigned,
+    });
+    tonic::service::Routes::new(auth.layer(service)).into_axum_router()
+}
+
+struct MeetingController {
+    store: RoomStore,
+    controller_id: String,
+    assigned: Assigned,
+}
+
+fn bad_request(what: &'static str) -> Status {
+    ApiError::bad_request(what).into()
+}
+
+fn code(raw: &str) -> Result<MeetingCode, Status> {
+    MeetingCode::parse(raw).ok_or_else(|| bad_request("malformed meeting code"))
+}
+
+fn user(raw: &str) -> Result<String, Status> {
+    Uuid::parse_str(raw)
+        .map(|id| id.to_string())
+        .map_err(|_| bad_request("malformed user id"))
+}
+
+fn owned(raw_code: &str, token: u64) -> Result<OwnedRoom, Status> {
+    Ok(OwnedRoom::new(code(raw_code)?, FencingToken(token)))
+}
+
+/// A store failure as the status GC acts on.
+fn room_status(error: RoomError) -> Status {
+    match error {
+        RoomError::NotFound | RoomError::Fenced { .. } => ApiError::new(
+            ErrorCode::RoomNotAssigned,
+            "the room is not held by this meeting controller",
+        )
+        .into(),
+        RoomError::InvalidInput(what) => bad_request(what),
+        error @ (RoomError::Pool(_) | RoomError::Redis(_) | RoomError::UnexpectedReply(_)) => {
+            tracing::error!(error = %error, cause = %common::error::cause_chain(&error), "room store failed");
+            ApiError::unavailable().into()
+        }
+    }
+}
+
+fn full() -> Status {
+    ApiError::new(ErrorCode::MeetingFull, "the meeting is full").into()
+}
+
+fn not_waiting() -> Status {
+    ApiError::new(ErrorCode::NotFound, "the user is not waiting in the lobby").into()
+}
+
+fn settings(s: Option<MeetingSettings>) -> Result<RoomSettings, Status> {
+    let s = s.ok_or_else(|| bad_request("settings are required"))?;
+    Ok(RoomSettings {
+        waiting_room_enabled: s.waiting_room_enabled,
+        enable_transcription: s.enable_transcription,
+        enable_e2e_encryption: s.enable_e2e_encryption,
+        require_auth: s.require_auth,
+        recording_enabled: s.recording_enabled,
+        allow_guests: s.allow_guests,
+        allow_external_participants: s.allow_external_participants,
+    })
+}
+
+fn admission(a: Admission) -> i32 {
+    match a {
+        Admission::Admitted => AdmissionStatus::Admitted as i32,
+        Admission::Waiting | Admission::Full => AdmissionStatus::Waiting as i32,
+    }
+}
+
+#[tonic::async_trait]
+impl MeetingControllerService for MeetingController {
+    async fn assign_meeting(
+        &self,
+        request: Request<AssignMeetingRequest>,
+    ) -> Result<Response<AssignMeetingResponse>, Status> {
+        let r = request.into_inner();
+        let code = code(&r.meeting_code)?;
+        if r.fencing_token == 0 {
+            return Err(bad_request("the fencing token must be positive"));
+        }
+        let meta = RoomMeta {
+            meeting_id: Uuid::parse_str(&r.meeting_id)
+                .map_err(|_| bad_request("malformed meeting id"))?
+                .to_string(),
+            host_id: user(&r.host_id)?,
+            max_participants: r.max_participants,
+            settings: settings(r.settings)?,
+        };
+        if !self.assigned.add(code.as_str()) {
+            return Err(ApiError::unavailable().into());
+        }
+        let outcome = self
+            .store
+            .assign(
+                &code,
+                &meta,
+                FencingToken(r.fencing_token),
+                &self.controller_id,
+            )
+            .await
+            .map_err(room_status)?;
+        let state = self.store.state(&code).await.map_err(room_status)?;
+        tracing::info!(meeting_code = %code, fencing_token = r.fencing_token, ?outcome, "room assigned");
+        Ok(Response::new(AssignMeetingResponse {
+            accepted: true,
+            participant_count: state.participant_count(),
+        }))
+    }
+
+    async fn join_participant(
+        &self,
+        request: Request<JoinParticipantRequest>,
+    ) -> Result<Response<JoinParticipantResponse>, Status> {
+        let r = request.into_inner();
+        let room = owned(&r.meeting_code, r.fencing_token)?;
+        let role = match ParticipantRole::try_from(r.role) {
+            Ok(ParticipantRole::Host) => Role::Host,
+            Ok(ParticipantRole::Guest) => Role::Guest,
+            _ => return Err(bad_request("the role must be host or guest")),
+        };
+        let outcome = self
+            .store
+            .join(&room, &user(&r.user_id)?, &r.display_name, role, Utc::now())
+            .await
+            .map_err(room_status)?;
+        if outcome.admission == Admission::Full {
+            return Err(full());
+        }
+        Ok(Response::new(JoinParticipantResponse {
+            status: admission(outcome.admission),
+            participant_count: outcome.participant_count,
+            newly_admitted: outcome.admission == Admission::Admitted && !outcome.already_present,
+        }))
+    }
+
+    async fn admit_participant(
+        &self,
+        request: Request<AdmitParticipantRequest>,
+    ) -> Result<Response<AdmitParticipantResponse>, Status> {
+        let r = request.into_inner();
+        let room = owned(&r.meeting_code, r.fencing_token)?;
+        match self
+            .store
+            .admit(&room, &user(&r.user_id)?, Utc::now())
+            .await
+            .map_err(room_status)?
+        {
+            AdmitOutcome::Admitted {
+                already_admitted, ..
+            } => Ok(Response::new(AdmitParticipantResponse {
+                status: AdmissionStatus::Admitted as i32,
+                display_name: String::new(),
+                newly_admitted: !already_admitted,
+            })),
+            AdmitOutcome::Full => Err(full()),
+            AdmitOutcome::NotInLobby => Err(not_waiting()),
+        }
+    }
+
+    async fn reject_participant(
+        &self,
+        request: Request<RejectParticipantRequest>,
+    ) -> Result<Response<RejectParticipantResponse>, Status> {
+        let r = request.into_inner();
+        let room = owned(&r.meeting_code, r.fencing_token)?;
+        match self
+            .store
+            .reject(&room, &user(&r.user_id)?)
+            .await
+            .map_err(room_status)?
+        {
+            RejectOutcome::Rejected => Ok(Response::new(RejectParticipantResponse {})),
+            RejectOutcome::NotInLobby => Err(not_waiting()),
+        }
+    }
+
+    async fn admit_all(
+        &self,
+        request: Request<AdmitAllRequest>,
+    ) -> Result<Response<AdmitAllResponse>, Status> {
+        let r = request.into_inner();
+        let room = owned(&r.meeting_code, r.fencing_token)?;
+        let outcome = self
+            .store
+            .admit_all(&room, Utc::now())
+            .await
+            .map_err(room_status)?;
+        Ok(Response::new(AdmitAllResponse {
+            admitted: outcome.admitted,
+            still_waiting: outcome.still_waiting,
+        }))
+    }
+
+    async fn leave_participant(
+        &self,
+        request: Request<LeaveParticipantRequest>,
+    ) -> Result<Response<LeaveParticipantResponse>, Status> {
+        let r = request.into_inner();
+        let room = owned(&r.meeting_code, r.fencing_token)?;
+        let outcome = self
+            .store
+            .leave(&room, &user(&r.user_id)?)
+            .await
+            .map_err(room_status)?;
+        let (left_from, remaining) = match outcome {
+            LeaveOutcome::Left {
+                was: Presence::Participant,
+                remaining_participants,
+                ..
+            } => (LeftFrom::Room, remaining_participants),
+            LeaveOutcome::Left {
+                was: Presence::Lobby,
+                remaining_participants,
+                ..
+            } => (LeftFrom::Lobby, remaining_participants),
+            LeaveOutcome::NotPresent => (LeftFrom::Nowhere, 0),
+        };
+        Ok(Response::new(LeaveParticipantResponse {
+            left_from: left_from as i32,
+            remaining_participants: remaining,
+        }))
+    }
+
+    async fn update_settings(
+        &self,
+        request: Request<UpdateSettingsRequest>,
+    ) -> Result<Response<UpdateSettingsResponse>, Status> {
+        let r = request.into_inner();
+        let room = owned(&r.meeting_code, r.fencing_token)?;
+        let outcome = self
+            .store
+            .update_settings(
+                &room,
+                &settings(r.settings)?,
+                r.max_participants,
+                Utc::now(),
+            )
+            .await
+            .map_err(room_status)?;
+        Ok(Response::new(UpdateSettingsResponse {
+            admitted: outcome.admitted,
+        }))
+    }
+
+    async fn end_meeting(
+        &self,
+        request: Request<EndMeetingRequest>,
+    ) -> Result<Response<EndMeetingResponse>, Status> {
+        let r = request.into_inner();
+        let room = owned(&r.meeting_code, r.fencing_token)?;
+        match self.store.end_room(&room).await {
+            // Ended now, or gone already: either way there is no room any more.
+            Ok(_) | Err(RoomError::NotFound) => {
+                self.assigned.remove(room.code.as_str());
+                Ok(Response::new(EndMeetingResponse {}))
+            }
+            Err(error) => Err(room_status(error)),
+        }
+    }
+
+    async fn get_room_state(
+        &self,
+        request: Request<GetRoomStateRequest>,
+    ) -> Result<Response<GetRoomStateResponse>, Status> {
+        let r = request.into_inner();
+        let state = self
+            .store
+            .state(&code(&r.meeting_code)?)
+            .await
+            .map_err(room_status)?;
+        Ok(Response::new(GetRoomStateResponse {
+            participant_count: state.participant_count(),
+            lobby: state
+                .lobby
+                .into_iter()
+                .map(|entry| ProtoLobbyEntry {
+                    user_id: entry.user_id,
+                    display_name: entry.display_name,
+                    waiting_since: Some(prost_types::Timestamp {
+                        seconds: entry.waiting_since.timestamp(),
+                        nanos: i32::try_from(entry.waiting_since.timestamp_subsec_nanos())
+                            .unwrap_or(0),
+                    }),
+                })
+                .collect(),
+            active_speaker_user_id: state.active_speaker.unwrap_or_default(),
+        }))
+    }
+}
