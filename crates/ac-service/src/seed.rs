@@ -18,8 +18,8 @@ use sqlx::{PgConnection, PgPool};
 use crate::db::{orgs, service_credentials, users};
 use crate::domain::password;
 use crate::domain::validation::{
-    ClientId, DisplayName, Email, MaxConcurrentMeetings, MaxParticipants, NewPassword, OrgName,
-    Roles, Scopes, Slug, parse_service_type,
+    ClientId, Email, MaxConcurrentMeetings, MaxParticipants, NewPassword, OrgName, Roles, Scopes,
+    Slug, parse_display_name, parse_service_type,
 };
 
 #[derive(Debug, Deserialize)]
@@ -157,7 +157,7 @@ async fn apply_user(
     user: &SeedUser,
 ) -> anyhow::Result<()> {
     let email = Email::parse(&user.email)?;
-    let display_name = DisplayName::parse(&user.display_name)?;
+    let display_name = parse_display_name(&user.display_name)?;
     let roles = Roles::parse(&user.roles)?.as_strings();
     let secret = NewPassword::parse(user.password.expose_secret())?.into_secret();
 

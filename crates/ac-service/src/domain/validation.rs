@@ -4,7 +4,9 @@
 
 use std::borrow::Cow;
 
+use common::display_name::DisplayName;
 use common::jwt::{Role, scope, service_type};
+use common::meeting_code::MeetingCode;
 use secrecy::SecretString;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -19,16 +21,6 @@ fn invalid(message: &'static str) -> ValidationError {
 /// and PostgreSQL refuses NUL in text outright, so such input is refused before any query.
 pub fn has_control_characters(text: &str) -> bool {
     text.chars().any(char::is_control)
-}
-
-/// Trims `raw` and checks it holds 1..=`max` characters and no control characters.
-fn bounded_text(raw: &str, max: usize, message: &'static str) -> Result<String, ValidationError> {
-    let text = raw.trim();
-    let count = text.chars().count();
-    if count == 0 || count > max || text.chars().any(char::is_control) {
-        return Err(invalid(message));
-    }
-    Ok(text.to_owned())
 }
 
 /// An organization's URL-safe handle: `^[a-z0-9][a-z0-9-]{1,62}$`.
@@ -54,18 +46,26 @@ impl Slug {
     }
 }
 
-/// An organization's display name: 1-255 characters once trimmed.
+/// An organization's name, under the rules of every name people see in Convene
+/// (`common::display_name`: trimmed, 1–255 characters, one visible line).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrgName(String);
+pub struct OrgName(DisplayName);
 
 impl OrgName {
     pub fn parse(raw: &str) -> Result<OrgName, ValidationError> {
-        bounded_text(raw, 255, "name must be 1-255 characters").map(OrgName)
+        DisplayName::parse(raw)
+            .map(OrgName)
+            .map_err(|e| ValidationError(format!("name {e}").into()))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
+}
+
+/// A user's display name (`common::display_name`), or a 400 naming the field.
+pub fn parse_display_name(raw: &str) -> Result<DisplayName, ValidationError> {
+    DisplayName::parse(raw).map_err(|e| ValidationError(format!("display_name {e}").into()))
 }
 
 /// An org's limit of meetings in `scheduled` or `active` state at once.
@@ -167,20 +167,6 @@ impl NewPassword {
 
     pub fn into_secret(self) -> SecretString {
         self.0
-    }
-}
-
-/// A user's display name: 1-255 characters once trimmed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DisplayName(String);
-
-impl DisplayName {
-    pub fn parse(raw: &str) -> Result<DisplayName, ValidationError> {
-        bounded_text(raw, 255, "display_name must be 1-255 characters").map(DisplayName)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -294,13 +280,9 @@ impl Scopes {
 
 /// The public code of a meeting: 12 characters of `0-9A-Za-z` (DESIGN §6).
 pub fn parse_meeting_code(raw: &str) -> Result<String, ValidationError> {
-    if raw.len() == 12 && raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(raw.to_owned())
-    } else {
-        Err(invalid(
-            "meeting_code must be 12 characters of 0-9, A-Z and a-z",
-        ))
-    }
+    MeetingCode::parse(raw)
+        .map(|code| code.as_str().to_owned())
+        .ok_or_else(|| invalid("meeting_code must be 12 characters of 0-9, A-Z and a-z"))
 }
 
 #[cfg(test)]
@@ -333,6 +315,30 @@ mod tests {
         assert!(OrgName::parse(&"é".repeat(255)).is_ok());
         assert!(OrgName::parse(&"é".repeat(256)).is_err());
         assert!(DisplayName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn names_that_break_or_disguise_a_line_are_refused_with_the_field_named() {
+        for raw in [
+            "evil\u{202E}gpj.exe",
+            "two\u{2028}lines",
+            "\u{3164}",
+            "\u{200B}",
+            "\u{FEFF}",
+        ] {
+            assert!(
+                OrgName::parse(raw).unwrap_err().0.starts_with("name "),
+                "{raw:?}"
+            );
+            assert!(
+                parse_display_name(raw)
+                    .unwrap_err()
+                    .0
+                    .starts_with("display_name "),
+                "{raw:?}"
+            );
+        }
+        assert_eq!(parse_display_name(" Zoë ").unwrap().as_str(), "Zoë");
     }
 
     #[test]

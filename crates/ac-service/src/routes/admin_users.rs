@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::parse_id;
 use crate::auth::{Caller, require_scope};
 use crate::db::{self, orgs, users};
-use crate::domain::validation::{DisplayName, Email, NewPassword, Roles};
+use crate::domain::validation::{Email, NewPassword, Roles, parse_display_name};
 use crate::error::AcError;
 use crate::startup::AppState;
 
@@ -78,7 +78,7 @@ async fn create_user(
     use secrecy::ExposeSecret;
     let email = Email::parse(&request.email)?;
     let password = NewPassword::parse(request.password.expose_secret())?;
-    let display_name = DisplayName::parse(&request.display_name)?;
+    let display_name = parse_display_name(&request.display_name)?;
     let roles = Roles::parse(&request.roles)?;
     if acting_org_admin && roles.contains(Role::Admin) {
         return Err(AcError::Forbidden(

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::MeetingTokenRequester;
-use crate::domain::validation::{DisplayName, parse_meeting_code};
+use crate::domain::validation::{parse_display_name, parse_meeting_code};
 use crate::error::AcError;
 use crate::startup::AppState;
 use crate::tokens::MeetingGrant;
@@ -57,7 +57,7 @@ async fn issue_meeting_token(
     span.record("meeting_id", tracing::field::display(request.meeting_id));
     span.record("org_id", tracing::field::display(request.org_id));
     let meeting_code = parse_meeting_code(&request.meeting_code)?;
-    let name = DisplayName::parse(&request.name)?;
+    let name = parse_display_name(&request.name)?;
     if request.ttl_secs == Some(0) {
         return Err(AcError::BadRequest("ttl_secs must be positive".into()));
     }
