@@ -6,8 +6,10 @@
 
 mod auth;
 mod concurrency;
+mod controllers;
 mod create_meeting;
 mod helpers;
+mod housekeeping;
 mod idempotency;
 mod lifecycle;
 mod listener;
