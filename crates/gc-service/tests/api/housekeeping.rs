@@ -191,7 +191,7 @@ async fn meetings_ended_beyond_the_retention_are_deleted_but_their_audit_stays(p
         .fetch_all(&stack.pool)
         .await
         .unwrap();
-    assert_eq!(left, [recent.clone()]);
+    assert_eq!(left, std::slice::from_ref(&recent));
     let visits: i64 = sqlx::query_scalar("select count(*) from participants")
         .fetch_one(&stack.pool)
         .await
