@@ -15,7 +15,7 @@
 #
 # It creates and finally drops the databases `convene_bench_empty` and `convene_bench_stored`
 # on the PostgreSQL that scripts/lib.sh finds (or starts), and runs AC and GC on loopback
-# ports 18082 and 18080. Runs are bounded in time and only ever talk to 127.0.0.1.
+# ports 18082 and 18080 (gRPC 18051). Runs are bounded in time and only ever talk to 127.0.0.1.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -30,6 +30,7 @@ STORED="${BENCH_STORED:-100000}"
 export CARGO_TARGET_DIR
 AC_PORT=18082
 GC_PORT=18080
+GC_GRPC_PORT=18051
 DATABASES=(empty stored)
 WORK="$(mktemp -d)"
 RESULTS="$WORK/results.tsv"
@@ -74,7 +75,9 @@ sql() {
 MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
 export AC_MASTER_KEY="$MASTER_KEY" JWT_ISSUER=convene-ac RUST_LOG=warn
 cat >"$WORK/seed.json" <<'JSON'
-{"orgs": [{"slug": "bench", "name": "Bench Org", "max_concurrent_meetings": 100000,
+{"service_clients": [{"client_id": "bench-gc", "client_secret": "bench-gc-secret-0001",
+   "service_type": "global-controller", "scopes": ["internal:meeting-token", "internal:mc"]}],
+ "orgs": [{"slug": "bench", "name": "Bench Org", "max_concurrent_meetings": 100000,
   "max_participants_per_meeting": 100,
   "users": [{"email": "bench@bench.test", "password": "bench-password", "display_name": "Bench",
              "roles": ["user"]}]}]}
@@ -126,7 +129,8 @@ start_services() { # db
   PIDS+=($!)
   wait_ready "$AC_PORT"
   DATABASE_URL="$url" GC_HTTP_ADDR="127.0.0.1:$GC_PORT" AC_URL="http://127.0.0.1:$AC_PORT" \
-    GC_PUBLIC_BASE_URL="http://127.0.0.1:$GC_PORT" "$BIN/gc-service" serve \
+    GC_PUBLIC_BASE_URL="http://127.0.0.1:$GC_PORT" GC_GRPC_ADDR="127.0.0.1:$GC_GRPC_PORT" \
+    GC_CLIENT_ID=bench-gc GC_CLIENT_SECRET=bench-gc-secret-0001 "$BIN/gc-service" serve \
     >>"$WORK/gc.log" 2>&1 &
   PIDS+=($!)
   wait_ready "$GC_PORT"
