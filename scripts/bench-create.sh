@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 #
-# Benchmark of meeting creation (issue 3): POST /api/v1/meetings against the release build,
-# next to pgbench running the same SQL statement on the same database, on an empty database
-# and on one holding 100,000 meetings of the same org (live and ended).
+# Benchmark of meeting creation: POST /api/v1/meetings against the release build, by one busy
+# org and spread over 100 orgs, next to two pgbench baselines on the same database: the
+# handler's own create statement, and a plain meeting + audit insert with no limit check (the
+# storage limit); on an empty database and on one holding 100,000 meetings of the busy org.
 #
 # Disk and CPU speed drift on a shared machine by tens of percent over minutes, so conditions
 # are interleaved rather than run one after another: two databases (empty and stored) exist
@@ -11,7 +12,8 @@
 #
 # Usage: scripts/bench-create.sh            (per-run lines, then the summary, on stdout)
 # Settings: BENCH_DURATION (seconds per run, default 10), BENCH_ROUNDS (3), BENCH_CLIENTS
-#           ("16 64"), BENCH_STORED (100000), CARGO_TARGET_DIR (default /var/tmp/convene-release).
+#           ("16 64"), BENCH_STORED (100000), BENCH_ORGS (100), CARGO_TARGET_DIR (default
+#           /var/tmp/convene-release).
 #
 # It creates and finally drops the databases `convene_bench_empty` and `convene_bench_stored`
 # on the PostgreSQL that scripts/lib.sh finds (or starts), and runs AC and GC on loopback
@@ -26,6 +28,7 @@ DURATION="${BENCH_DURATION:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 CLIENTS="${BENCH_CLIENTS:-16 64}"
 STORED="${BENCH_STORED:-100000}"
+ORGS="${BENCH_ORGS:-100}"
 : "${CARGO_TARGET_DIR:=/var/tmp/convene-release}"
 export CARGO_TARGET_DIR
 AC_PORT=18082
@@ -74,14 +77,20 @@ sql() {
 
 MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
 export AC_MASTER_KEY="$MASTER_KEY" JWT_ISSUER=convene-ac RUST_LOG=warn
-cat >"$WORK/seed.json" <<'JSON'
-{"service_clients": [{"client_id": "bench-gc", "client_secret": "bench-gc-secret-0001",
-   "service_type": "global-controller", "scopes": ["internal:meeting-token", "internal:mc"]}],
- "orgs": [{"slug": "bench", "name": "Bench Org", "max_concurrent_meetings": 100000,
-  "max_participants_per_meeting": 100,
-  "users": [{"email": "bench@bench.test", "password": "bench-password", "display_name": "Bench",
-             "roles": ["user"]}]}]}
-JSON
+# The busy org, and ORGS more with one user each for the spread-out runs.
+python3 - "$ORGS" >"$WORK/seed.json" <<'PY'
+import json, sys
+def org(slug):
+    return {"slug": slug, "name": slug, "max_concurrent_meetings": 100000,
+            "max_participants_per_meeting": 100,
+            "users": [{"email": f"{slug}@bench.test", "password": "bench-password",
+                       "display_name": "Bench", "roles": ["user"]}]}
+print(json.dumps({
+    "service_clients": [{"client_id": "bench-gc", "client_secret": "bench-gc-secret-0001",
+                         "service_type": "global-controller",
+                         "scopes": ["internal:meeting-token", "internal:mc"]}],
+    "orgs": [org("bench")] + [org(f"spread-{i:03}") for i in range(int(sys.argv[1]))]}))
+PY
 
 drop_databases
 declare -A ORG_ID HOST_ID
@@ -91,7 +100,8 @@ for db in "${DATABASES[@]}"; do
   DATABASE_URL="$(db_url "$db")" "$BIN/ac-service" seed --file "$WORK/seed.json" >/dev/null
   # Creates accumulate live meetings during a run; the limit is lifted so runs measure
   # creates, not 403s. The limit check costs the same whatever its value.
-  sql "$db" "update organizations set max_concurrent_meetings = 100000000 where slug = 'bench'"
+  sql "$db" "update organizations set max_concurrent_meetings = 100000000
+             where slug = 'bench' or slug like 'spread-%'"
   ORG_ID[$db]="$(sql "$db" "select id from organizations where slug = 'bench'")"
   HOST_ID[$db]="$(sql "$db" "select id from users where email = 'bench@bench.test'")"
 done
@@ -134,10 +144,22 @@ start_services() { # db
     >>"$WORK/gc.log" 2>&1 &
   PIDS+=($!)
   wait_ready "$GC_PORT"
-  TOKEN="$(curl -sf -X POST "http://127.0.0.1:$AC_PORT/api/v1/auth/user/token" \
+  TOKEN="$(user_token bench)"
+}
+
+user_token() { # org slug
+  curl -sf -X POST "http://127.0.0.1:$AC_PORT/api/v1/auth/user/token" \
     -H 'Content-Type: application/json' \
-    -d '{"email":"bench@bench.test","password":"bench-password"}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+    -d "{\"email\":\"$1@bench.test\",\"password\":\"bench-password\"}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+# Tokens of the spread-out orgs' users, one per line (tokens live an hour: made once per run).
+spread_tokens() {
+  : >"$WORK/spread-tokens"
+  for i in $(seq 0 $((ORGS - 1))); do
+    user_token "$(printf 'spread-%03d' "$i")" >>"$WORK/spread-tokens"
+  done
 }
 
 stop_services() {
@@ -153,35 +175,51 @@ stop_services() {
 # writes is not measured by the next run.
 reset_db() { # db
   sql "$1" "delete from audit_logs where user_agent is distinct from 'bench-fixture'" \
-    "delete from meetings where display_name in ('load test', 'pgbench')" \
+    "delete from meetings where display_name in ('load test', 'pgbench', 'pgbench-plain')" \
     "vacuum analyze meetings" "vacuum analyze audit_logs" "vacuum analyze organizations" \
+    "vacuum analyze org_meeting_slots" \
     "checkpoint"
 }
 
-gc_run() { # db clients
-  local out
+gc_run() { # db clients one|spread
+  local out auth
   start_services "$1"
-  out="$("$LOAD" --url "http://127.0.0.1:$GC_PORT" --token "$TOKEN" --concurrency "$2" \
+  if [ "$3" = spread ]; then
+    spread_tokens
+    auth=(--token-file "$WORK/spread-tokens")
+  else
+    auth=(--token "$TOKEN")
+  fi
+  out="$("$LOAD" --url "http://127.0.0.1:$GC_PORT" "${auth[@]}" --concurrency "$2" \
     --duration-secs "$DURATION")"
   stop_services
-  echo "--- GC, $1 database, $2 clients, ${DURATION}s"
+  echo "--- GC ($3 org), $1 database, $2 clients, ${DURATION}s"
   echo "$out"
-  printf '%s\t%s\tgc\t%s\t%s\t%s\n' "$1" "$2" \
+  printf '%s\t%s\tgc-%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
     "$(awk '/^throughput/ {print $2}' <<<"$out")" \
     "$(awk '/^latency ms/ {print $8}' <<<"$out")" \
     "$(awk '/^statuses/ {sub(/^statuses +/, ""); print}' <<<"$out")" >>"$RESULTS"
 }
 
-pgbench_run() { # db clients
-  local out
+pgbench_run() { # db clients same|plain
+  local out script=create_meeting.pgbench.sql
+  # The plain insert is the storage limit: the org's slots are not consulted.
+  if [ "$3" = plain ]; then
+    script=create_meeting_plain.pgbench.sql
+    sql "$1" "alter table meetings disable trigger meetings_reserve_live_slot"
+  fi
   out="$(pgbench -n -M prepared -c "$2" -j 2 -T "$DURATION" \
     -D "org_id=${ORG_ID[$1]}" -D "host_id=${HOST_ID[$1]}" \
-    -f crates/gc-service/benches/create_meeting.pgbench.sql "$(db_url "$1")" 2>&1 |
+    -f "crates/gc-service/benches/$script" "$(db_url "$1")" 2>&1 |
     grep -E '^(tps|latency average|number of failed)')"
-  echo "--- pgbench (same SQL), $1 database, $2 clients, ${DURATION}s"
+  if [ "$3" = plain ]; then
+    sql "$1" "alter table meetings enable trigger meetings_reserve_live_slot"
+  fi
+  echo "--- pgbench ($3), $1 database, $2 clients, ${DURATION}s"
   echo "$out"
-  printf '%s\t%s\tpgbench\t%s\t-\tfailed: %s\n' "$1" "$2" \
+  printf '%s\t%s\tpgbench-%s\t%s\t%s\tfailed: %s\n' "$1" "$2" "$3" \
     "$(awk '/^tps/ {print $3}' <<<"$out")" \
+    "$(awk '/^latency average/ {print $4}' <<<"$out")" \
     "$(awk '/^number of failed/ {print $5}' <<<"$out")" >>"$RESULTS"
 }
 
@@ -194,9 +232,13 @@ for round in $(seq 1 "$ROUNDS"); do
   for c in $CLIENTS; do
     for db in "${DATABASES[@]}"; do
       echo "=== round $round"
-      gc_run "$db" "$c"
+      gc_run "$db" "$c" one
       reset_db "$db"
-      pgbench_run "$db" "$c"
+      pgbench_run "$db" "$c" plain
+      reset_db "$db"
+      gc_run "$db" "$c" spread
+      reset_db "$db"
+      pgbench_run "$db" "$c" same
       reset_db "$db"
     done
   done
@@ -208,33 +250,40 @@ python3 - "$RESULTS" <<'PY'
 import statistics, sys
 from collections import defaultdict
 
+# tool -> (throughput, latency ms): p99 for GC, mean for pgbench
 runs = defaultdict(list)
 for line in open(sys.argv[1]):
-    db, clients, tool, tput, p99, outcome = line.rstrip("\n").split("\t")
-    runs[(db, int(clients), tool)].append((float(tput), None if p99 == "-" else float(p99)))
-    clean = outcome == "failed: 0" if tool == "pgbench" else outcome.startswith("201: ") and "," not in outcome
+    db, clients, tool, tput, lat, outcome = line.rstrip("\n").split("\t")
+    runs[(db, int(clients), tool)].append((float(tput), float(lat)))
+    clean = outcome == "failed: 0" if tool.startswith("pgbench") else outcome.startswith("201: ") and "," not in outcome
     if not clean:
         print(f"WARNING: {tool} run on {db} with {clients} clients had failures: {outcome}")
 
 def med(values):
     return statistics.median(values)
 
-print(f"{'database':8} {'clients':>7} {'GC req/s':>22} {'GC p99 ms':>20} "
-      f"{'pgbench tps':>22} {'GC/pgbench':>10}")
+def cell(values):
+    return f"{med(values):.0f} ({min(values):.0f}-{max(values):.0f})"
+
+print(f"{'database':8} {'clients':>7} {'GC one org req/s':>22} {'p99 ms':>7} "
+      f"{'GC 100 orgs req/s':>22} {'plain insert tps':>22} {'mean ms':>7} "
+      f"{'same SQL tps':>22} {'one/plain':>9} {'p99/(3*mean)':>12}")
 for db in ("empty", "stored"):
     for clients in sorted({k[1] for k in runs}):
-        gc = runs[(db, clients, "gc")]
-        pg = runs[(db, clients, "pgbench")]
-        gt = [t for t, _ in gc]
-        gp = [p for _, p in gc]
-        pt = [t for t, _ in pg]
-        print(f"{db:8} {clients:>7} {med(gt):>9.0f} ({min(gt):.0f}-{max(gt):.0f})"
-              f" {med(gp):>8.1f} ({min(gp):.1f}-{max(gp):.1f})"
-              f" {med(pt):>9.0f} ({min(pt):.0f}-{max(pt):.0f})"
-              f" {med(gt) / med(pt):>10.2f}")
+        one = runs[(db, clients, "gc-one")]
+        spread = runs[(db, clients, "gc-spread")]
+        plain = runs[(db, clients, "pgbench-plain")]
+        same = runs[(db, clients, "pgbench-same")]
+        p99 = med([l for _, l in one])
+        mean = med([l for _, l in plain])
+        print(f"{db:8} {clients:>7} {cell([t for t, _ in one]):>22} {p99:>7.1f} "
+              f"{cell([t for t, _ in spread]):>22} {cell([t for t, _ in plain]):>22} {mean:>7.2f} "
+              f"{cell([t for t, _ in same]):>22} "
+              f"{med([t for t, _ in one]) / med([t for t, _ in plain]):>9.2f} "
+              f"{p99 / (3 * mean):>12.2f}")
 for clients in sorted({k[1] for k in runs}):
-    e = med([t for t, _ in runs[("empty", clients, "gc")]])
-    s = med([t for t, _ in runs[("stored", clients, "gc")]])
-    print(f"GC with the stored meetings at {clients} clients: {100 * (s - e) / e:+.1f} % "
+    e = med([t for t, _ in runs[("empty", clients, "gc-one")]])
+    s = med([t for t, _ in runs[("stored", clients, "gc-one")]])
+    print(f"GC (one org) with the stored meetings at {clients} clients: {100 * (s - e) / e:+.1f} % "
           f"throughput against the empty database")
 PY

@@ -7,6 +7,8 @@
 //!
 //! `--concurrency` workers each keep one keep-alive connection busy, sending a small JSON body
 //! back to back, for `--requests` requests in total or `--duration-secs` seconds (at most 600).
+//! With `--token-file` (one token per line) worker i sends the token of line i mod n, so
+//! creates can be spread over many users and orgs.
 //! It prints throughput, latency percentiles and the count of each status. Every 201 is a new
 //! live meeting: give the org a `max_concurrent_meetings` above the number of requests, or the
 //! run measures 403s. Without `--url` it prints this usage and exits, so a plain `cargo bench`
@@ -33,8 +35,16 @@ struct Args {
     #[arg(long)]
     url: Option<String>,
     /// A user token (role user, org_admin or admin).
-    #[arg(long, env = "GC_BENCH_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "GC_BENCH_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
     token: Option<String>,
+    /// A file of user tokens, one per line, shared out over the workers.
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
     /// Requests in flight at once (one connection each).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -68,8 +78,21 @@ struct WorkerReport {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (Some(url), Some(token)) = (args.url.clone(), args.token.clone()) else {
-        println!("create_load: nothing to do without --url and --token (see --help)");
+    let tokens: Vec<String> = match (&args.token, &args.token_file) {
+        (Some(token), _) => vec![token.clone()],
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    let (Some(url), false) = (args.url.clone(), tokens.is_empty()) else {
+        println!(
+            "create_load: nothing to do without --url and --token or --token-file (see --help)"
+        );
         return Ok(());
     };
     let budget = match (args.requests, args.duration_secs) {
@@ -87,10 +110,10 @@ async fn main() -> anyhow::Result<()> {
     let issued = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
+    for worker in 0..concurrency {
         let client = client.clone();
         let endpoint = endpoint.clone();
-        let token = token.clone();
+        let token = tokens[worker % tokens.len()].clone();
         let body = body.clone();
         let issued = Arc::clone(&issued);
         workers.push(tokio::spawn(async move {

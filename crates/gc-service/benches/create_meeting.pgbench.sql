@@ -13,7 +13,7 @@
 --       -f crates/gc-service/benches/create_meeting.pgbench.sql "$DATABASE_URL"
 --
 -- Afterwards: `update meetings set status = 'ended', ended_at = now() where display_name =
--- 'pgbench' and status <> 'ended'` gives the slots back (the triggers lower the counter).
+-- 'pgbench' and status <> 'ended'` gives the org's places back (the triggers free the slots).
 
 with m as (
     insert into meetings (id, org_id, host_id, meeting_code, display_name, max_participants,

@@ -4,9 +4,9 @@
 //! transaction. Its CTEs insert the meeting, the `meeting_created` audit row and (when the
 //! client sent a key) the idempotency key; either all of them commit or none does. The org's
 //! concurrent-meeting limit is not in this statement at all: the `meetings` insert trigger
-//! (migration `20261121010001`) checks and bumps `organizations.live_meeting_count` in O(1) and
-//! holds the org row lock until this statement's transaction ends, which is what keeps the limit
-//! exact under concurrency. Nothing here counts meetings.
+//! (migration `20261201130001`) takes a place in one of the org's slots in O(1), skipping slots
+//! other creates hold, which keeps the limit exact under concurrency while one org's creates
+//! commit in parallel. Nothing here counts meetings.
 
 use std::net::IpAddr;
 

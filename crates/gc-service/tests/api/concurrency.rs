@@ -20,19 +20,13 @@ async fn wide_pool(options: PgPoolOptions, connect: PgConnectOptions) -> PgPool 
         .unwrap()
 }
 
-#[sqlx::test(migrations = "../../migrations")]
-async fn fifty_simultaneous_creates_against_a_limit_of_5_let_exactly_5_through(
-    options: PgPoolOptions,
-    connect: PgConnectOptions,
-) {
-    let stack = spawn_stack(wide_pool(options, connect).await).await;
-    stack.set_org_limits(5, 100).await;
+/// Fires `n` creates at once against a limit of `limit` and returns (created, refused).
+async fn rush(stack: &crate::helpers::TestStack, n: usize, limit: i32) -> (usize, usize) {
+    stack.set_org_limits(limit, 100).await;
     let tokens = [stack.user_token(HOST).await, stack.user_token(MEMBER).await];
-
     let body = meeting_body("Rush hour");
     let responses =
-        futures::future::join_all((0..50).map(|i| stack.create(&tokens[i % 2], &body))).await;
-
+        futures::future::join_all((0..n).map(|i| stack.create(&tokens[i % 2], &body))).await;
     let mut created = 0;
     let mut limited = 0;
     for response in responses {
@@ -46,21 +40,75 @@ async fn fifty_simultaneous_creates_against_a_limit_of_5_let_exactly_5_through(
             other => panic!("unexpected status {other}"),
         }
     }
-    assert_eq!((created, limited), (5, 45));
-    let live: i64 = sqlx::query_scalar(
-        "select count(*) from meetings where org_id = $1 and status in ('scheduled', 'active')",
-    )
-    .bind(stack.org_id)
-    .fetch_one(&stack.pool)
-    .await
-    .unwrap();
-    assert_eq!(live, 5);
-    assert_eq!(stack.live_meeting_count().await, 5);
+    (created, limited)
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn fifty_simultaneous_creates_against_a_limit_of_5_let_exactly_5_through(
+    options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let stack = spawn_stack(wide_pool(options, connect).await).await;
+
+    assert_eq!(rush(&stack, 50, 5).await, (5, 45));
+
+    assert_eq!(stack.check_slots().await, (5, 5));
     let audits: i64 = sqlx::query_scalar("select count(*) from audit_logs")
         .fetch_one(&stack.pool)
         .await
         .unwrap();
     assert_eq!(audits, 5);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn limits_of_1_and_2_stay_exact_under_simultaneous_creates(
+    options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let stack = spawn_stack(wide_pool(options, connect).await).await;
+
+    assert_eq!(rush(&stack, 30, 1).await, (1, 29));
+    assert_eq!(stack.check_slots().await, (1, 1));
+    // Raising the limit to 2 leaves room for exactly one more.
+    assert_eq!(rush(&stack, 30, 2).await, (1, 29));
+    assert_eq!(stack.check_slots().await, (2, 2));
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_limit_changed_during_a_rush_is_never_exceeded(
+    options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let stack = spawn_stack(wide_pool(options, connect).await).await;
+    stack.set_org_limits(40, 100).await;
+    let token = stack.user_token(HOST).await;
+    let body = meeting_body("Moving target");
+
+    // Creates race with the limit dropping to 7: whatever wins, at most 40 exist before the
+    // change, no create fits after it until the org is back under 7.
+    let creates = futures::future::join_all((0..60).map(|_| stack.create(&token, &body)));
+    let lower = async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        stack.set_org_limits(7, 100).await;
+    };
+    let (responses, ()) = tokio::join!(creates, lower);
+    assert!(
+        responses
+            .iter()
+            .all(|r| matches!(r.status().as_u16(), 201 | 403))
+    );
+
+    let (live, limit) = stack.check_slots().await;
+    assert_eq!(limit, 7);
+    assert!(live <= 40, "{live}");
+    // Whatever the live count, one more create only fits below the new limit.
+    let next = stack.create(&token, &body).await.status();
+    assert_eq!(
+        next == StatusCode::CREATED,
+        live < 7,
+        "{live} live, answered {next}"
+    );
+    stack.check_slots().await;
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -402,6 +402,40 @@ impl TestStack {
         .unwrap();
     }
 
+    /// Checks the slot invariants of the org: no slot over its cap, and the caps summing to
+    /// the limit (or, while over a lowered limit, to the live meetings, the excess recorded).
+    /// Returns (live meetings, limit).
+    pub async fn check_slots(&self) -> (i64, i64) {
+        let (limit, excess): (i32, i32) = sqlx::query_as(
+            "select max_concurrent_meetings, meeting_slot_excess from organizations where id = $1",
+        )
+        .bind(self.org_id)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        let (used, cap, over): (i64, i64, i64) = sqlx::query_as(
+            "select coalesce(sum(used), 0), coalesce(sum(cap), 0),
+                    count(*) filter (where used > cap)
+             from org_meeting_slots where org_id = $1",
+        )
+        .bind(self.org_id)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        let live: i64 = sqlx::query_scalar(
+            "select count(*) from meetings where org_id = $1 and status <> 'ended'",
+        )
+        .bind(self.org_id)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert_eq!(over, 0, "no slot holds more than its cap");
+        assert_eq!(used, live, "the slots count every live meeting");
+        assert_eq!(cap, i64::from(limit).max(used), "the caps sum to the limit");
+        assert_eq!(i64::from(excess), (used - i64::from(limit)).max(0));
+        (live, i64::from(limit))
+    }
+
     pub async fn meeting_count(&self) -> i64 {
         sqlx::query_scalar("select count(*) from meetings")
             .fetch_one(&self.pool)
@@ -409,12 +443,15 @@ impl TestStack {
             .unwrap()
     }
 
+    /// The org's live meetings as its slots count them (`org_meeting_slots`).
     pub async fn live_meeting_count(&self) -> i32 {
-        sqlx::query_scalar("select live_meeting_count from organizations where id = $1")
-            .bind(self.org_id)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "select coalesce(sum(used), 0)::int from org_meeting_slots where org_id = $1",
+        )
+        .bind(self.org_id)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
     }
 
     /// The value of one series of GC's `/metrics` (0 when it does not exist yet).

@@ -322,7 +322,7 @@ async fn a_meeting_goes_from_create_through_the_lobby_to_the_history(pool: PgPoo
         ]
     );
     assert_eq!(
-        stack.live_meeting_count().await,
+        stack.check_slots().await.0,
         0,
         "the end gives the org's place back"
     );

@@ -278,38 +278,113 @@ async fn the_create_statement_costs_the_same_with_20000_meetings_in_the_org(pool
 }
 
 #[sqlx::test(migrations = "../../migrations")]
-async fn live_meeting_count_bumps_leave_an_orgs_updated_at_alone(pool: PgPool) {
-    let id: uuid::Uuid = sqlx::query_scalar(
-        "insert into organizations (slug, name, updated_at)
-         values ('acme', 'Acme', '2000-01-01T00:00:00Z') returning id",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+async fn creates_and_ends_leave_an_orgs_updated_at_alone(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let long_ago: chrono::DateTime<chrono::Utc> = "2000-01-01T00:00:00Z".parse().unwrap();
+    sqlx::query("update organizations set updated_at = $2 where id = $1")
+        .bind(stack.org_id)
+        .bind(long_ago)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
     let updated_at = || async {
         sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
             "select updated_at from organizations where id = $1",
         )
-        .bind(id)
-        .fetch_one(&pool)
+        .bind(stack.org_id)
+        .fetch_one(&stack.pool)
         .await
         .unwrap()
     };
-    let long_ago: chrono::DateTime<chrono::Utc> = "2000-01-01T00:00:00Z".parse().unwrap();
 
-    sqlx::query(
-        "update organizations set live_meeting_count = live_meeting_count + 1 where id = $1",
+    let new = new_meeting(&stack, host, "UPDATEDAT001");
+    insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
+        Err(Error::Internal("unused"))
+    })
+    .await
+    .unwrap();
+    exec(
+        &stack.pool,
+        "update meetings set status = 'ended', ended_at = now()",
     )
-    .bind(id)
-    .execute(&pool)
     .await
     .unwrap();
     assert_eq!(updated_at().await, long_ago);
 
-    sqlx::query("update organizations set max_concurrent_meetings = 20 where id = $1")
-        .bind(id)
-        .execute(&pool)
+    stack.set_org_limits(20, 100).await;
+    assert!(updated_at().await > long_ago);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let audit = AuditContext::default();
+    for i in 0..6 {
+        let new = new_meeting(&stack, host, &format!("SHRINK{i:06}"));
+        insert_with_fresh_codes(&stack.pool, new, &audit, || Err(Error::Internal("unused")))
+            .await
+            .unwrap();
+    }
+
+    stack.set_org_limits(2, 100).await;
+    assert_eq!(stack.check_slots().await, (6, 2));
+    let refused = insert_with_fresh_codes(
+        &stack.pool,
+        new_meeting(&stack, host, "SHRINKREFUSE"),
+        &audit,
+        || Err(Error::Internal("unused")),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(Error::OrgMeetingLimitReached)),
+        "{refused:?}"
+    );
+
+    // Four ends bring the org back to its limit; still no room.
+    exec(
+        &stack.pool,
+        "update meetings set status = 'ended', ended_at = now()
+         where meeting_code in ('SHRINK000000', 'SHRINK000001', 'SHRINK000002', 'SHRINK000003')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(stack.check_slots().await, (2, 2));
+    let refused = insert_with_fresh_codes(
+        &stack.pool,
+        new_meeting(&stack, host, "SHRINKREFUSE"),
+        &audit,
+        || Err(Error::Internal("unused")),
+    )
+    .await;
+    assert!(matches!(refused, Err(Error::OrgMeetingLimitReached)));
+
+    // One more end frees exactly one place.
+    exec(
+        &stack.pool,
+        "delete from meetings where meeting_code = 'SHRINK000004'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(stack.check_slots().await, (1, 2));
+    insert_with_fresh_codes(
+        &stack.pool,
+        new_meeting(&stack, host, "SHRINKFITS01"),
+        &audit,
+        || Err(Error::Internal("unused")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stack.check_slots().await, (2, 2));
+
+    // Raising the limit spreads the new room over the slots.
+    stack.set_org_limits(50, 100).await;
+    assert_eq!(stack.check_slots().await, (2, 50));
+    let slots: i64 = sqlx::query_scalar("select count(*) from org_meeting_slots where org_id = $1")
+        .bind(stack.org_id)
+        .fetch_one(&stack.pool)
         .await
         .unwrap();
-    assert!(updated_at().await > long_ago);
+    assert_eq!(slots, 32);
 }
