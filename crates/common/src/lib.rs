@@ -14,7 +14,7 @@
 //! - [`jwks`]: the verifier every service uses: it fetches AC's JWKS, caches it, and checks
 //!   signature, algorithm, expiry, issuer, audience and token type.
 //! - [`service_token`]: the OAuth2 client-credentials client a service uses to call another.
-//! - [`meeting_code`] and [`display_name`]: the shared vocabulary of meetings.
+//! - [`meeting_code`], [`display_name`] and [`settings`]: the shared vocabulary of meetings.
 //! - [`json`]: refuses a JSON array where an object is expected.
 //! - [`telemetry`] and [`metrics`]: logs, traces and the Prometheus recorder.
 //! - [`proto`]: the generated gRPC types of `proto/`.
@@ -31,6 +31,7 @@ pub mod meeting_code;
 pub mod metrics;
 pub mod proto;
 pub mod service_token;
+pub mod settings;
 pub mod shell;
 pub mod telemetry;
 

@@ -23,16 +23,18 @@ use common::proto::internal::v1::{
     AdmitParticipantResponse, AssignMeetingRequest, AssignMeetingResponse, EndMeetingRequest,
     EndMeetingResponse, GetRoomStateRequest, GetRoomStateResponse, JoinParticipantRequest,
     JoinParticipantResponse, LeaveParticipantRequest, LeaveParticipantResponse, LeftFrom,
-    LobbyEntry as ProtoLobbyEntry, MeetingSettings, ParticipantRole, RejectParticipantRequest,
-    RejectParticipantResponse, UpdateSettingsRequest, UpdateSettingsResponse,
+    LobbyEntry as ProtoLobbyEntry, MeetingSettings as ProtoSettings, ParticipantRole,
+    RejectParticipantRequest, RejectParticipantResponse, UpdateSettingsRequest,
+    UpdateSettingsResponse,
 };
+use common::settings::MeetingSettings;
 use tonic::{Request, Response, Status};
 use tower::Layer;
 use uuid::Uuid;
 
 use crate::room::{
     Admission, AdmitOutcome, FencingToken, LeaveOutcome, OwnedRoom, Presence, RejectOutcome, Role,
-    RoomError, RoomMeta, RoomSettings, RoomStore,
+    RoomError, RoomMeta, RoomStore,
 };
 
 /// The rooms this MC was assigned and has not seen end, for its heartbeat's load figure.
@@ -50,13 +52,17 @@ impl Assigned {
         u32::try_from(rooms.len()).unwrap_or(u32::MAX)
     }
 
-    fn add(&self, code: &str) -> bool {
+    /// Whether tracking `code` would pass [`MAX_TRACKED_ROOMS`].
+    fn is_full(&self, code: &str) -> bool {
+        let rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms.len() >= MAX_TRACKED_ROOMS && !rooms.contains(code)
+    }
+
+    fn add(&self, code: &str) {
         let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if rooms.len() >= MAX_TRACKED_ROOMS && !rooms.contains(code) {
-            return false;
+        if rooms.len() < MAX_TRACKED_ROOMS {
+            rooms.insert(code.to_owned());
         }
-        rooms.insert(code.to_owned());
-        true
     }
 
     fn remove(&self, code: &str) {
@@ -135,17 +141,9 @@ fn not_waiting() -> Status {
     ApiError::new(ErrorCode::NotFound, "the user is not waiting in the lobby").into()
 }
 
-fn settings(s: Option<MeetingSettings>) -> Result<RoomSettings, Status> {
-    let s = s.ok_or_else(|| bad_request("settings are required"))?;
-    Ok(RoomSettings {
-        waiting_room_enabled: s.waiting_room_enabled,
-        enable_transcription: s.enable_transcription,
-        enable_e2e_encryption: s.enable_e2e_encryption,
-        require_auth: s.require_auth,
-        recording_enabled: s.recording_enabled,
-        allow_guests: s.allow_guests,
-        allow_external_participants: s.allow_external_participants,
-    })
+fn settings(s: Option<ProtoSettings>) -> Result<MeetingSettings, Status> {
+    s.map(MeetingSettings::from)
+        .ok_or_else(|| bad_request("settings are required"))
 }
 
 fn admission(a: Admission) -> i32 {
@@ -174,7 +172,7 @@ impl MeetingControllerService for MeetingController {
             max_participants: r.max_participants,
             settings: settings(r.settings)?,
         };
-        if !self.assigned.add(code.as_str()) {
+        if self.assigned.is_full(code.as_str()) {
             return Err(ApiError::unavailable().into());
         }
         let outcome = self
@@ -187,6 +185,7 @@ impl MeetingControllerService for MeetingController {
             )
             .await
             .map_err(room_status)?;
+        self.assigned.add(code.as_str());
         let state = self.store.state(&code).await.map_err(room_status)?;
         tracing::info!(meeting_code = %code, fencing_token = r.fencing_token, ?outcome, "room assigned");
         Ok(Response::new(AssignMeetingResponse {

@@ -15,7 +15,8 @@ use common::meeting_code::MeetingCode;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::meeting::{Meeting, MeetingSettings, MeetingStatus, NewMeeting};
+use crate::domain::meeting::{Meeting, MeetingStatus, NewMeeting};
+use common::settings::MeetingSettings;
 
 /// SQLSTATE raised by the insert trigger when the org is at `max_concurrent_meetings`.
 pub const SQLSTATE_ORG_LIMIT_REACHED: &str = "CV403";

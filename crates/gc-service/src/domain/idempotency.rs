@@ -126,7 +126,8 @@ mod tests {
     use super::*;
     use common::display_name::DisplayName;
 
-    use crate::domain::meeting::{MaxParticipants, MeetingSettings};
+    use crate::domain::meeting::MaxParticipants;
+    use common::settings::MeetingSettings;
 
     fn request() -> CreateMeeting {
         CreateMeeting {

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use common::display_name::{DisplayName, DisplayNameError};
 use common::meeting_code::MeetingCode;
+use common::settings::MeetingSettings;
 use uuid::Uuid;
 
 use crate::domain::idempotency::IdempotencyRecord;
@@ -76,32 +77,6 @@ impl MaxParticipants {
     }
 }
 
-/// The settings of a meeting (DESIGN §3). `Default` is the secure configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MeetingSettings {
-    pub waiting_room_enabled: bool,
-    pub enable_transcription: bool,
-    pub enable_e2e_encryption: bool,
-    pub require_auth: bool,
-    pub recording_enabled: bool,
-    pub allow_guests: bool,
-    pub allow_external_participants: bool,
-}
-
-impl Default for MeetingSettings {
-    fn default() -> Self {
-        Self {
-            waiting_room_enabled: true,
-            enable_transcription: false,
-            enable_e2e_encryption: true,
-            require_auth: true,
-            recording_enabled: false,
-            allow_guests: false,
-            allow_external_participants: false,
-        }
-    }
-}
-
 /// Settings a request asks to change; `None` keeps the current (or default) value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SettingsChange {
@@ -114,24 +89,29 @@ pub struct SettingsChange {
     pub allow_external_participants: Option<bool>,
 }
 
-impl MeetingSettings {
-    pub fn apply(self, change: SettingsChange) -> Self {
-        Self {
+impl SettingsChange {
+    /// `settings` with the changes this asks for.
+    pub fn apply_to(self, settings: MeetingSettings) -> MeetingSettings {
+        let change = self;
+        let current = settings;
+        MeetingSettings {
             waiting_room_enabled: change
                 .waiting_room_enabled
-                .unwrap_or(self.waiting_room_enabled),
+                .unwrap_or(current.waiting_room_enabled),
             enable_transcription: change
                 .enable_transcription
-                .unwrap_or(self.enable_transcription),
+                .unwrap_or(current.enable_transcription),
             enable_e2e_encryption: change
                 .enable_e2e_encryption
-                .unwrap_or(self.enable_e2e_encryption),
-            require_auth: change.require_auth.unwrap_or(self.require_auth),
-            recording_enabled: change.recording_enabled.unwrap_or(self.recording_enabled),
-            allow_guests: change.allow_guests.unwrap_or(self.allow_guests),
+                .unwrap_or(current.enable_e2e_encryption),
+            require_auth: change.require_auth.unwrap_or(current.require_auth),
+            recording_enabled: change
+                .recording_enabled
+                .unwrap_or(current.recording_enabled),
+            allow_guests: change.allow_guests.unwrap_or(current.allow_guests),
             allow_external_participants: change
                 .allow_external_participants
-                .unwrap_or(self.allow_external_participants),
+                .unwrap_or(current.allow_external_participants),
         }
     }
 }
@@ -240,25 +220,13 @@ mod tests {
     }
 
     #[test]
-    fn default_settings_are_the_secure_ones() {
-        let settings = MeetingSettings::default();
-        assert!(settings.waiting_room_enabled);
-        assert!(!settings.enable_transcription);
-        assert!(settings.enable_e2e_encryption);
-        assert!(settings.require_auth);
-        assert!(!settings.recording_enabled);
-        assert!(!settings.allow_guests);
-        assert!(!settings.allow_external_participants);
-    }
-
-    #[test]
     fn a_settings_change_touches_only_what_it_names() {
         let change = SettingsChange {
             recording_enabled: Some(true),
             waiting_room_enabled: Some(false),
             ..SettingsChange::default()
         };
-        let settings = MeetingSettings::default().apply(change);
+        let settings = change.apply_to(MeetingSettings::default());
         assert_eq!(
             settings,
             MeetingSettings {
@@ -268,7 +236,7 @@ mod tests {
             }
         );
         assert_eq!(
-            MeetingSettings::default().apply(SettingsChange::default()),
+            SettingsChange::default().apply_to(MeetingSettings::default()),
             MeetingSettings::default()
         );
     }

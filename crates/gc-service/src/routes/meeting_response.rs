@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::meeting::{Meeting, MeetingSettings};
+use crate::domain::meeting::Meeting;
 use crate::use_cases::get::MeetingView;
+use common::settings::MeetingSettings;
 
 /// The meeting object of DESIGN §3. It has no field for the join-token secret.
 #[derive(Debug, Serialize)]
@@ -16,7 +17,7 @@ pub struct MeetingResponse {
     pub status: &'static str,
     pub host_id: Uuid,
     pub max_participants: i32,
-    pub settings: SettingsResponse,
+    pub settings: MeetingSettings,
     pub scheduled_start_time: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -26,31 +27,6 @@ pub struct MeetingResponse {
     /// Only the host sees the lobby.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lobby_count: Option<u32>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct SettingsResponse {
-    pub waiting_room_enabled: bool,
-    pub enable_transcription: bool,
-    pub enable_e2e_encryption: bool,
-    pub require_auth: bool,
-    pub recording_enabled: bool,
-    pub allow_guests: bool,
-    pub allow_external_participants: bool,
-}
-
-impl From<MeetingSettings> for SettingsResponse {
-    fn from(s: MeetingSettings) -> Self {
-        Self {
-            waiting_room_enabled: s.waiting_room_enabled,
-            enable_transcription: s.enable_transcription,
-            enable_e2e_encryption: s.enable_e2e_encryption,
-            require_auth: s.require_auth,
-            recording_enabled: s.recording_enabled,
-            allow_guests: s.allow_guests,
-            allow_external_participants: s.allow_external_participants,
-        }
-    }
 }
 
 impl MeetingResponse {
@@ -89,7 +65,7 @@ impl MeetingResponse {
             status: meeting.status.as_str(),
             host_id: meeting.host_id,
             max_participants: meeting.max_participants,
-            settings: meeting.settings.into(),
+            settings: meeting.settings,
             scheduled_start_time: meeting.scheduled_start_time,
             created_at: meeting.created_at,
             started_at: meeting.started_at,

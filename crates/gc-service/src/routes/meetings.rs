@@ -14,13 +14,13 @@ use crate::client::ClientInfo;
 use crate::db::meetings::AuditContext;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::meeting::{
-    CreateMeeting, MaxParticipants, MeetingSettings, SettingsChange, ValidationError,
-    check_scheduled_start,
+    CreateMeeting, MaxParticipants, SettingsChange, ValidationError, check_scheduled_start,
 };
 use crate::error::Error;
 use crate::routes::meeting_response::MeetingResponse;
 use crate::startup::AppState;
 use crate::use_cases::create::{self, Created};
+use common::settings::MeetingSettings;
 
 /// Header a client sets to make a create safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -96,7 +96,7 @@ impl CreateMeetingRequest {
                 .scheduled_start_time
                 .map(|start| check_scheduled_start(start, now))
                 .transpose()?,
-            settings: MeetingSettings::default().apply(change),
+            settings: change.apply_to(MeetingSettings::default()),
         })
     }
 }

@@ -6,6 +6,7 @@
 
 use common::jwt::UserClaims;
 use common::proto::internal::v1::UpdateSettingsRequest;
+use common::settings::MeetingSettings;
 
 use crate::db;
 use crate::db::audit::Actor;
@@ -42,7 +43,7 @@ pub async fn update_config(
         }
         None => meeting.max_participants,
     };
-    let settings = meeting.settings.apply(change.settings);
+    let settings = change.settings.apply_to(meeting.settings);
 
     let mut tx = rooms.pool.begin().await?;
     let updated = db::meetings::update_settings(&mut tx, meeting.id, &settings, max)
@@ -90,18 +91,8 @@ pub async fn update_config(
     })
 }
 
-fn settings_json(
-    s: &crate::domain::meeting::MeetingSettings,
-    max_participants: i32,
-) -> serde_json::Value {
-    serde_json::json!({
-        "waiting_room_enabled": s.waiting_room_enabled,
-        "enable_transcription": s.enable_transcription,
-        "enable_e2e_encryption": s.enable_e2e_encryption,
-        "require_auth": s.require_auth,
-        "recording_enabled": s.recording_enabled,
-        "allow_guests": s.allow_guests,
-        "allow_external_participants": s.allow_external_participants,
-        "max_participants": max_participants,
-    })
+fn settings_json(s: &MeetingSettings, max_participants: i32) -> serde_json::Value {
+    let mut json = serde_json::to_value(s).unwrap_or_default();
+    json["max_participants"] = serde_json::json!(max_participants);
+    json
 }

@@ -20,8 +20,9 @@ use sqlx::PgPool;
 use crate::clients::mc::{McClient, MeetingControllers};
 use crate::config::LifecycleSettings;
 use crate::db::controllers::{self, Assignment};
-use crate::domain::meeting::{Meeting, MeetingSettings};
+use crate::domain::meeting::Meeting;
 use crate::error::Error;
+use common::settings::MeetingSettings;
 
 /// What the use cases need to reach rooms.
 #[derive(Clone)]
@@ -163,15 +164,7 @@ impl Rooms {
 }
 
 pub fn proto_settings(s: &MeetingSettings) -> ProtoSettings {
-    ProtoSettings {
-        waiting_room_enabled: s.waiting_room_enabled,
-        enable_transcription: s.enable_transcription,
-        enable_e2e_encryption: s.enable_e2e_encryption,
-        require_auth: s.require_auth,
-        recording_enabled: s.recording_enabled,
-        allow_guests: s.allow_guests,
-        allow_external_participants: s.allow_external_participants,
-    }
+    (*s).into()
 }
 
 /// A controller's answer as GC's error: refusals keep their code; failures on its side or

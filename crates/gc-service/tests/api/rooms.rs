@@ -331,3 +331,40 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
         "the new owner still serves the room"
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn new_meetings_go_to_the_least_loaded_healthy_controller(pool: PgPool) {
+    let mut stack = spawn_stack_full(
+        pool,
+        test_shell_settings(),
+        test_lifecycle(),
+        axum::Router::new(),
+    )
+    .await;
+    let prefix = format!("t{}:", Uuid::new_v4().simple());
+    stack.start_mc(0, &prefix, McRedis::Single).await;
+    stack.start_mc(1, &prefix, McRedis::Single).await;
+    let host = stack.user_token(HOST).await;
+
+    for i in 0..4 {
+        let code = create(
+            &stack,
+            &host,
+            &json!({"display_name": format!("Spread {i}")}),
+        )
+        .await;
+        let (status, body) = join(&stack, &code, &host).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let load: Vec<(String, i64)> = sqlx::query_as(
+        "select controller_id, count(*) from meeting_assignments group by 1 order by 1",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        load,
+        [("test-mc-1".to_owned(), 2), ("test-mc-2".to_owned(), 2)]
+    );
+}

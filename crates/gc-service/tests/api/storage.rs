@@ -4,9 +4,10 @@
 use common::display_name::DisplayName;
 use common::error::ServiceError;
 use common::meeting_code::MeetingCode;
+use common::settings::MeetingSettings;
 use gc_service::db::meetings::{AuditContext, CREATE_MEETING_SQL};
 use gc_service::domain::idempotency::IdempotencyRecord;
-use gc_service::domain::meeting::{CreateMeeting, MeetingSettings, NewMeeting};
+use gc_service::domain::meeting::{CreateMeeting, NewMeeting};
 use gc_service::domain::secret::JoinTokenSecret;
 use gc_service::error::Error;
 use gc_service::use_cases::create::{Created, insert_with_fresh_codes};

@@ -26,7 +26,7 @@ pub use error::RoomError;
 pub use keys::{KeyPrefix, KeyPrefixError, RoomKeys};
 pub use model::{
     FencingToken, HardwareReady, LobbyEntry, OwnedRoom, Participant, ParticipantStatus,
-    ParticipantUpdate, Role, RoomMeta, RoomSettings, RoomState,
+    ParticipantUpdate, Role, RoomMeta, RoomState,
 };
 pub use outcome::{
     Admission, AdmitAllOutcome, AdmitOutcome, AssignOutcome, EndOutcome, JoinOutcome, LeaveOutcome,

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::meeting_code::MeetingCode;
+use common::settings::MeetingSettings;
 use serde::{Deserialize, Serialize};
 
 /// The number GC gives each assignment of a meeting; a later assignment has a larger one.
@@ -27,39 +28,13 @@ impl OwnedRoom {
     }
 }
 
-/// The seven switches of a meeting (DESIGN §3); `Default` is the secure configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoomSettings {
-    pub waiting_room_enabled: bool,
-    pub enable_transcription: bool,
-    pub enable_e2e_encryption: bool,
-    pub require_auth: bool,
-    pub recording_enabled: bool,
-    pub allow_guests: bool,
-    pub allow_external_participants: bool,
-}
-
-impl Default for RoomSettings {
-    fn default() -> Self {
-        Self {
-            waiting_room_enabled: true,
-            enable_transcription: false,
-            enable_e2e_encryption: true,
-            require_auth: true,
-            recording_enabled: false,
-            allow_guests: false,
-            allow_external_participants: false,
-        }
-    }
-}
-
 /// What GC tells MC about a meeting when it assigns it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomMeta {
     pub meeting_id: String,
     pub host_id: String,
     pub max_participants: u32,
-    pub settings: RoomSettings,
+    pub settings: MeetingSettings,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +102,7 @@ pub struct RoomState {
     pub owner: String,
     pub fencing_token: FencingToken,
     pub max_participants: u32,
-    pub settings: RoomSettings,
+    pub settings: MeetingSettings,
     /// Sorted by `joined_at`, then user id.
     pub participants: Vec<Participant>,
     /// Sorted by `waiting_since`, then user id: the order `admit_all` admits in.

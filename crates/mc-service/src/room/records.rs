@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 
+use common::settings::MeetingSettings;
+
 use chrono::DateTime;
 
 use super::error::RoomError;
-use super::model::{FencingToken, LobbyEntry, Participant, RoomSettings, RoomState};
+use super::model::{FencingToken, LobbyEntry, Participant, RoomState};
 use super::reply::{Reply, unexpected};
 
 pub(crate) fn decode_state(mut reply: Reply) -> Result<RoomState, RoomError> {
@@ -88,7 +90,7 @@ fn decode_lobby_entry(user_id: &str, json: &[u8]) -> Result<LobbyEntry, RoomErro
     Ok(entry)
 }
 
-fn decode_settings(json: &str) -> Result<RoomSettings, RoomError> {
+fn decode_settings(json: &str) -> Result<MeetingSettings, RoomError> {
     serde_json::from_str(json).map_err(|e| RoomError::UnexpectedReply(format!("settings: {e}")))
 }
 

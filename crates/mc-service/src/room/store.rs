@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::meeting_code::MeetingCode;
+use common::settings::MeetingSettings;
 use deadpool_redis::redis::{Script, ScriptInvocation, Value};
 use tracing::instrument;
 
@@ -16,8 +17,8 @@ use super::connection::RedisPool;
 use super::error::RoomError;
 use super::keys::{KeyPrefix, RoomKeys};
 use super::model::{
-    FencingToken, OwnedRoom, Participant, ParticipantUpdate, Role, RoomMeta, RoomSettings,
-    RoomState, format_timestamp,
+    FencingToken, OwnedRoom, Participant, ParticipantUpdate, Role, RoomMeta, RoomState,
+    format_timestamp,
 };
 use super::outcome::{
     Admission, AdmitAllOutcome, AdmitOutcome, AssignOutcome, EndOutcome, JoinOutcome, LeaveOutcome,
@@ -251,7 +252,7 @@ impl RoomStore {
     pub async fn update_settings(
         &self,
         room: &OwnedRoom,
-        settings: &RoomSettings,
+        settings: &MeetingSettings,
         max_participants: u32,
         now: DateTime<Utc>,
     ) -> Result<AdmitAllOutcome, RoomError> {
@@ -417,7 +418,7 @@ fn lobby_moves(mut reply: Reply, expected: &str) -> Result<AdmitAllOutcome, Room
     })
 }
 
-fn encode_settings(settings: &RoomSettings) -> Result<String, RoomError> {
+fn encode_settings(settings: &MeetingSettings) -> Result<String, RoomError> {
     serde_json::to_string(settings).map_err(|_| RoomError::InvalidInput("unencodable settings"))
 }
 

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::meeting_code::MeetingCode;
+use common::settings::MeetingSettings;
 use deadpool_redis::redis::cmd;
 use mc_service::room::{
     AdmitAllOutcome, AdmitOutcome, EndOutcome, FencingToken, JoinOutcome, KeyPrefix, LeaveOutcome,
     OwnedRoom, Participant, ParticipantUpdate, RedisPool, RejectOutcome, Role, RoomError, RoomKeys,
-    RoomMeta, RoomSettings, RoomState, RoomStore, RoomStoreConfig, SpeakerOutcome,
+    RoomMeta, RoomState, RoomStore, RoomStoreConfig, SpeakerOutcome,
 };
 
 use cluster::RedisCluster;
@@ -66,10 +67,10 @@ pub fn user(n: usize) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
-pub fn settings(waiting_room_enabled: bool) -> RoomSettings {
-    RoomSettings {
+pub fn settings(waiting_room_enabled: bool) -> MeetingSettings {
+    MeetingSettings {
         waiting_room_enabled,
-        ..RoomSettings::default()
+        ..MeetingSettings::default()
     }
 }
 
@@ -109,7 +110,7 @@ impl Harness {
         }
     }
 
-    pub fn meta(max_participants: u32, settings: RoomSettings) -> RoomMeta {
+    pub fn meta(max_participants: u32, settings: MeetingSettings) -> RoomMeta {
         RoomMeta {
             meeting_id: "6d1f3a4e-0000-4000-8000-000000000001".into(),
             host_id: user(0),
