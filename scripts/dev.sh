@@ -324,6 +324,8 @@ cmd_down() {
 
 cmd_status() {
   local svc pid code all=0 port
+  # The second MC is shown when dev.sh started one.
+  if [ -f "$PID_DIR/mc-service-2.pid" ]; then SERVICES+=(mc-service-2); fi
   for svc in "${SERVICES[@]}"; do
     pid="$(service_pid "$svc")"
     if convene_pid_is "$pid" "$(bin_of "$svc")"; then

@@ -5,9 +5,6 @@
 //! not hold the room with the caller's token, `MEETING_FULL`, `NOT_FOUND` for a user who is not
 //! waiting.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use axum::Router;
 use chrono::Utc;
 use common::error::{ApiError, ErrorCode};
@@ -32,52 +29,17 @@ use tonic::{Request, Response, Status};
 use tower::Layer;
 use uuid::Uuid;
 
+use crate::held::HeldRooms;
 use crate::room::{
     Admission, AdmitOutcome, FencingToken, LeaveOutcome, OwnedRoom, Presence, RejectOutcome, Role,
     RoomError, RoomMeta, RoomStore,
 };
 
-/// The rooms this MC was assigned and has not seen end, for its heartbeat's load figure.
-/// Bounded: an MC refuses assignments beyond [`MAX_TRACKED_ROOMS`] (GC never sends that
-/// many: it respects the registered capacity).
-#[derive(Clone, Default)]
-pub struct Assigned(Arc<Mutex<HashSet<String>>>);
-
-/// The most rooms one MC tracks (and so holds).
-pub const MAX_TRACKED_ROOMS: usize = 1_000_000;
-
-impl Assigned {
-    pub fn count(&self) -> u32 {
-        let rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        u32::try_from(rooms.len()).unwrap_or(u32::MAX)
-    }
-
-    /// Whether tracking `code` would pass [`MAX_TRACKED_ROOMS`].
-    fn is_full(&self, code: &str) -> bool {
-        let rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        rooms.len() >= MAX_TRACKED_ROOMS && !rooms.contains(code)
-    }
-
-    fn add(&self, code: &str) {
-        let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if rooms.len() < MAX_TRACKED_ROOMS {
-            rooms.insert(code.to_owned());
-        }
-    }
-
-    fn remove(&self, code: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(code);
-    }
-}
-
 /// The router of MC's gRPC listener.
 pub fn router(
     store: RoomStore,
     controller_id: String,
-    assigned: Assigned,
+    held: HeldRooms,
     verifier: JwksVerifier,
 ) -> Router {
     let auth = ServiceAuthLayer::new(
@@ -88,7 +50,7 @@ pub fn router(
     let service = MeetingControllerServiceServer::new(MeetingController {
         store,
         controller_id,
-        assigned,
+        held,
     });
     tonic::service::Routes::new(auth.layer(service)).into_axum_router()
 }
@@ -96,7 +58,7 @@ pub fn router(
 struct MeetingController {
     store: RoomStore,
     controller_id: String,
-    assigned: Assigned,
+    held: HeldRooms,
 }
 
 fn bad_request(what: &'static str) -> Status {
@@ -172,7 +134,7 @@ impl MeetingControllerService for MeetingController {
             max_participants: r.max_participants,
             settings: settings(r.settings)?,
         };
-        if self.assigned.is_full(code.as_str()) {
+        if self.held.is_full(&code) {
             return Err(ApiError::unavailable().into());
         }
         let outcome = self
@@ -185,7 +147,7 @@ impl MeetingControllerService for MeetingController {
             )
             .await
             .map_err(room_status)?;
-        self.assigned.add(code.as_str());
+        self.held.hold(&code, FencingToken(r.fencing_token));
         let state = self.store.state(&code).await.map_err(room_status)?;
         tracing::info!(meeting_code = %code, fencing_token = r.fencing_token, ?outcome, "room assigned");
         Ok(Response::new(AssignMeetingResponse {
@@ -236,7 +198,6 @@ impl MeetingControllerService for MeetingController {
                 already_admitted, ..
             } => Ok(Response::new(AdmitParticipantResponse {
                 status: AdmissionStatus::Admitted as i32,
-                display_name: String::new(),
                 newly_admitted: !already_admitted,
             })),
             AdmitOutcome::Full => Err(full()),
@@ -338,7 +299,7 @@ impl MeetingControllerService for MeetingController {
         match self.store.end_room(&room).await {
             // Ended now, or gone already: either way there is no room any more.
             Ok(_) | Err(RoomError::NotFound) => {
-                self.assigned.remove(room.code.as_str());
+                self.held.forget(&room.code);
                 Ok(Response::new(EndMeetingResponse {}))
             }
             Err(error) => Err(room_status(error)),

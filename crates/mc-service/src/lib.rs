@@ -4,10 +4,12 @@
 //! WebSocket and detects the active speaker. It is the only service that writes room state to
 //! Redis; it never talks to PostgreSQL and never signs tokens. This build serves its health and
 //! metrics endpoints, GC's calls on its rooms ([`grpc`], over the [`room`] store) and its place
-//! in GC's registry ([`registration`]); signaling comes with its issue.
+//! in GC's registry ([`registration`]), keeping the rooms it holds alive ([`held`]);
+//! signaling comes with its issue.
 
 pub mod config;
 pub mod grpc;
+pub mod held;
 pub mod registration;
 pub mod room;
 pub mod routes;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 use tower::Layer;
 
-use crate::grpc::Assigned;
+use crate::held::HeldRooms;
 
 pub type GcClient = GlobalControllerServiceClient<WithServiceToken<Channel>>;
 
@@ -39,7 +39,7 @@ pub fn gc_client(url: &str, layer: ServiceTokenLayer) -> Result<GcClient, tonic:
 pub async fn run(
     mut gc: GcClient,
     registration: RegisterMeetingControllerRequest,
-    assigned: Assigned,
+    held: HeldRooms,
     stop: CancellationToken,
 ) {
     loop {
@@ -53,7 +53,7 @@ pub async fn run(
             }
             let beat = HeartbeatRequest {
                 controller_id: registration.controller_id.clone(),
-                active_meetings: assigned.count(),
+                active_meetings: held.count(),
                 connected_participants: 0,
             };
             match gc.heartbeat(beat).await {

@@ -21,7 +21,7 @@ use deadpool_redis::Runtime;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::{Config, local_url};
-use crate::grpc::Assigned;
+use crate::held::{self, HeldRooms};
 use crate::room::{KeyPrefix, RedisPool, RoomStore, RoomStoreConfig};
 use crate::routes;
 
@@ -97,7 +97,7 @@ impl Application {
         );
         let metrics = common::metrics::install_recorder(&[])?;
         let mut shell = Shell::new("mc", config.shell.timings());
-        let assigned = Assigned::default();
+        let held = HeldRooms::default();
         let state = AppState {
             redis,
             store: store.clone(),
@@ -109,8 +109,12 @@ impl Application {
         let http_addr = shell
             .listen_http(config.http_addr, router, &config.shell)
             .await?;
-        let grpc_router =
-            crate::grpc::router(store, config.client_id.clone(), assigned.clone(), verifier);
+        let grpc_router = crate::grpc::router(
+            store.clone(),
+            config.client_id.clone(),
+            held.clone(),
+            verifier,
+        );
         let grpc_addr = shell
             .listen(
                 "grpc",
@@ -136,8 +140,13 @@ impl Application {
         let gc =
             crate::registration::gc_client(&config.gc_grpc_url, ServiceTokenLayer::new(tokens))
                 .context("invalid GC_GRPC_URL")?;
+        let beating = held.clone();
         shell.spawn_job("registration", move |stop| {
-            crate::registration::run(gc, registration, assigned, stop)
+            crate::registration::run(gc, registration, beating, stop)
+        });
+        let every = held::keep_alive_interval(Duration::from_secs(config.room_ttl_secs));
+        shell.spawn_job("room keep-alive", move |stop| {
+            held::keep_alive(store, held, every, stop)
         });
         Ok(Self {
             shell,

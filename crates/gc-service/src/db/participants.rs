@@ -49,6 +49,26 @@ pub async fn close_visit(
     Ok(result.rows_affected() > 0)
 }
 
+/// Whether the user has a visit of the meeting that started at `since` or later (any visit at
+/// all when `since` is unknown).
+pub async fn visited_since(
+    conn: &mut PgConnection,
+    meeting_id: Uuid,
+    user_id: Uuid,
+    since: Option<DateTime<Utc>>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from participants
+                        where meeting_id = $1 and user_id = $2
+                          and ($3::timestamptz is null or joined_at >= $3 - interval '1 second'))",
+    )
+    .bind(meeting_id)
+    .bind(user_id)
+    .bind(since)
+    .fetch_one(conn)
+    .await
+}
+
 /// Closes every open visit of a meeting (it ended); returns how many.
 pub async fn close_all(
     conn: &mut PgConnection,

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use common::auth::Authenticated;
+use common::error::ApiError;
 use common::http::StrictJson;
 use common::jwt::UserClaims;
 use serde::{Deserialize, Serialize};
@@ -228,16 +229,19 @@ impl ConfigRequest {
     }
 }
 
-/// `PATCH /{code}/config` (host). The caller is checked before the body is read.
+/// `PATCH /{code}/config` (host). The meeting and the caller's right to change it are checked
+/// before the body's errors are answered.
 #[tracing::instrument(name = "gc.meeting.config", skip_all)]
 pub async fn update_config(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated<UserClaims>,
     client: ClientInfo,
     Path(code): Path<String>,
-    StrictJson(body): StrictJson<ConfigRequest>,
+    body: Result<StrictJson<ConfigRequest>, ApiError>,
 ) -> Result<Json<MeetingResponse>, Error> {
-    let change = body.into_change()?;
+    let change = body
+        .map_err(Error::from)
+        .and_then(|StrictJson(body)| body.into_change().map_err(Error::from));
     let view = config::update_config(
         &state.rooms,
         &caller,

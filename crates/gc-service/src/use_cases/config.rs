@@ -24,15 +24,18 @@ pub struct ConfigChange {
     pub max_participants: Option<MaxParticipants>,
 }
 
+/// `change` is the parsed body, or why it did not parse: the meeting and the caller's right to
+/// change it are checked first, so a stranger learns nothing from a body's errors.
 pub async fn update_config(
     rooms: &Rooms,
     caller: &UserClaims,
     code: &str,
-    change: ConfigChange,
+    change: Result<ConfigChange, Error>,
     actor: Actor<'_>,
 ) -> Result<MeetingView, Error> {
     let meeting = visible_meeting(&rooms.pool, caller, code).await?;
     require_host(&meeting, caller)?;
+    let change = change?;
     let max = match change.max_participants {
         Some(requested) => {
             let org_max = db::meetings::org_max_participants(&rooms.pool, meeting.org_id).await?;
@@ -44,6 +47,15 @@ pub async fn update_config(
         None => meeting.max_participants,
     };
     let settings = change.settings.apply_to(meeting.settings);
+    if settings == meeting.settings && max == meeting.max_participants {
+        // Nothing changes: nothing to write, audit or tell the room.
+        let counts = live_counts(rooms, &meeting).await;
+        return Ok(MeetingView {
+            meeting,
+            counts,
+            for_host: true,
+        });
+    }
 
     let mut tx = rooms.pool.begin().await?;
     let updated = db::meetings::update_settings(&mut tx, meeting.id, &settings, max)

@@ -92,8 +92,11 @@ pub async fn participant_left(
         return Err(Error::MeetingNotFound);
     };
     let mut tx = pool.begin().await?;
-    if !db::participants::close_visit(&mut tx, meeting_id, user_id, &reason, left_at).await? {
+    if !db::participants::close_visit(&mut tx, meeting_id, user_id, &reason, left_at).await?
+        && !db::participants::visited_since(&mut tx, meeting_id, user_id, joined_at).await?
+    {
         // A seat GC never recorded (a crash between the room's write and GC's): record it now.
+        // A repeated report finds the visit it closed already, and records nothing twice.
         db::participants::open_visit(&mut tx, meeting_id, user_id, role, joined_at).await?;
         db::participants::close_visit(&mut tx, meeting_id, user_id, &reason, left_at).await?;
     }
@@ -147,13 +150,20 @@ fn bounded_reason(reason: &str) -> String {
 }
 
 fn check_url(raw: &str, schemes: &[&str]) -> Result<(), Error> {
-    let uri: axum::http::Uri = raw
-        .parse()
+    // URL parsers drop leading and trailing control characters; an address that holds any is
+    // refused rather than stored as something else.
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::Api(common::error::ApiError::bad_request(
+            "malformed address",
+        )));
+    }
+    let url = reqwest::Url::parse(raw)
         .map_err(|_| Error::Api(common::error::ApiError::bad_request("malformed address")))?;
     let ok = raw.len() <= MAX_ADDRESS_LEN
-        && uri.scheme_str().is_some_and(|s| schemes.contains(&s))
-        && uri.host().is_some()
-        && uri.query().is_none();
+        && schemes.contains(&url.scheme())
+        && url.host_str().is_some()
+        && url.query().is_none()
+        && url.fragment().is_none();
     if ok {
         Ok(())
     } else {

@@ -1,10 +1,13 @@
 //! What ends and deletes meetings without anyone asking, run by every GC replica: the
 //! empty-meeting timeout, the expiry of scheduled meetings nobody joined, and retention.
 //!
-//! Replicas do not coordinate: each pass picks a batch with `for update skip locked` and ends
-//! each meeting in its own transaction through the same code as `/end`, so two replicas never
-//! end one meeting twice and a busy replica never waits for another. Time is PostgreSQL's
-//! `now()`, so the thresholds can be tested by moving the stored timestamps, never by waiting.
+//! Replicas do not coordinate: each pass reads a batch of due meetings and ends each in its own
+//! transaction through the same code as `/end`, whose conditional update lets only one replica
+//! end a meeting; retention deletes with `for update skip locked`, so replicas share it without
+//! waiting on each other. A meeting is checked to be still due right before it is ended (someone
+//! may have joined since the batch was read), and one meeting's failure is logged without
+//! stopping the pass. Time is PostgreSQL's `now()`, so the thresholds can be tested by moving
+//! the stored timestamps, never by waiting.
 
 use std::time::Duration;
 
@@ -54,13 +57,17 @@ pub async fn run_once(rooms: &Rooms) -> Result<Pass, Error> {
     let settings = &rooms.settings;
     let mut pass = Pass::default();
     for id in due(&rooms.pool, Due::Empty, settings).await? {
-        if end_one(rooms, id, EndReason::EmptyTimeout).await? {
-            pass.ended_empty += 1;
+        match end_one(rooms, id, Due::Empty).await {
+            Ok(true) => pass.ended_empty += 1,
+            Ok(false) => {}
+            Err(error) => tracing::warn!(meeting_id = %id, %error, "cannot end an empty meeting"),
         }
     }
     for id in due(&rooms.pool, Due::Expired, settings).await? {
-        if end_one(rooms, id, EndReason::Expired).await? {
-            pass.expired += 1;
+        match end_one(rooms, id, Due::Expired).await {
+            Ok(true) => pass.expired += 1,
+            Ok(false) => {}
+            Err(error) => tracing::warn!(meeting_id = %id, %error, "cannot expire a meeting"),
         }
     }
     pass.deleted = delete_retired(&rooms.pool, settings.meeting_retention_days).await?;
@@ -73,19 +80,25 @@ enum Due {
     Expired,
 }
 
-async fn due(pool: &PgPool, due: Due, settings: &LifecycleSettings) -> Result<Vec<Uuid>, Error> {
-    // Only ids are read here; each meeting is ended (and its row locked) on its own below,
-    // where `end` skips one another replica ended meanwhile.
+/// Meetings due, oldest first, at most [`BATCH`]; with `only` set, whether that one is still due.
+async fn due_ids(
+    pool: &PgPool,
+    due: Due,
+    settings: &LifecycleSettings,
+    only: Option<Uuid>,
+) -> Result<Vec<Uuid>, Error> {
     let sql = match due {
         Due::Empty => {
             "select id from meetings
              where status = 'active' and empty_since < now() - make_interval(secs => $1)
+               and ($3::uuid is null or id = $3)
              order by empty_since limit $2"
         }
         Due::Expired => {
             "select id from meetings
              where status = 'scheduled'
                and coalesce(scheduled_start_time, created_at) < now() - make_interval(secs => $1)
+               and ($3::uuid is null or id = $3)
              order by coalesce(scheduled_start_time, created_at) limit $2"
         }
     };
@@ -96,17 +109,30 @@ async fn due(pool: &PgPool, due: Due, settings: &LifecycleSettings) -> Result<Ve
     Ok(sqlx::query_scalar(sql)
         .bind(secs as f64)
         .bind(BATCH)
+        .bind(only)
         .fetch_all(pool)
         .await?)
 }
 
-async fn end_one(rooms: &Rooms, id: Uuid, reason: EndReason) -> Result<bool, Error> {
+async fn due(pool: &PgPool, due: Due, settings: &LifecycleSettings) -> Result<Vec<Uuid>, Error> {
+    due_ids(pool, due, settings, None).await
+}
+
+/// Ends `id` if it is still due; whether this call ended it.
+async fn end_one(rooms: &Rooms, id: Uuid, why: Due) -> Result<bool, Error> {
+    if due_ids(&rooms.pool, why, &rooms.settings, Some(id))
+        .await?
+        .is_empty()
+    {
+        return Ok(false);
+    }
     let Some(meeting) = db::meetings::find_meeting(&rooms.pool, id).await? else {
         return Ok(false);
     };
-    if meeting.status.is_ended() {
-        return Ok(false);
-    }
+    let reason = match why {
+        Due::Empty => EndReason::EmptyTimeout,
+        Due::Expired => EndReason::Expired,
+    };
     let ended = end(rooms, meeting, reason, Actor::System).await?;
     Ok(ended.ended_at.is_some())
 }

@@ -7,10 +7,11 @@
 //! times), the history of visits and the audit log; the meeting controller's Redis room for
 //! who is present right now (seats and lobby). A change that touches both writes the room
 //! first (its scripts enforce capacity atomically), then PostgreSQL in one transaction with the
-//! audit row. A crash between the two is repaired by the next step of the same flow: a seat GC
-//! never recorded gets its visit when the participant leaves (MC reports `joined_at` and the
-//! role) or when the meeting ends; a meeting GC ended whose room survived is deleted by the
-//! room's safety TTL. See `docs/redis.md` and `docs/database.md`.
+//! audit row. A crash between the two is repaired by a later step: a seat GC never recorded is
+//! recorded when the same user joins or is admitted again (the room answers "admitted", and
+//! the visit is opened if none is), or when MC reports the participant gone (its report
+//! carries `joined_at` and the role); a meeting GC ended whose room survived loses the room to
+//! its safety TTL. See `docs/meeting-controllers.md`.
 
 pub mod config;
 pub mod controllers;

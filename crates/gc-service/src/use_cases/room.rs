@@ -78,9 +78,11 @@ impl Rooms {
         }
     }
 
-    /// [`Rooms::call`] only when a healthy controller holds the room already; `None` (and no
-    /// call) otherwise. For changes that a room assigned later picks up from PostgreSQL anyway
-    /// (settings), or that need someone already in the room (leave, the lobby).
+    /// [`Rooms::call`] only when the meeting has been given to a controller already (whose
+    /// room then holds people: an unhealthy owner's room moves to another controller first);
+    /// `None` (and no call) for a meeting nobody has joined yet. For changes that a room
+    /// created later picks up from PostgreSQL anyway (settings), or that need someone already
+    /// in the room (leave, the lobby).
     pub async fn call_if_assigned<T, F, Fut>(
         &self,
         meeting: &Meeting,
@@ -90,7 +92,11 @@ impl Rooms {
         F: Fn(Room) -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
-        if self.current(meeting).await?.is_none() {
+        let timeout = self.settings.heartbeat_timeout_secs;
+        if controllers::assignment(&self.pool, meeting.id, timeout)
+            .await?
+            .is_none()
+        {
             return Ok(None);
         }
         self.call(meeting, call).await.map(Some)

@@ -790,3 +790,66 @@ async fn every_live_key_has_a_ttl_and_join_fails_cleanly_without_a_controller(po
 fn error_code_of(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn config_answers_who_may_change_the_meeting_before_what_is_wrong_with_the_body(
+    pool: PgPool,
+) {
+    let (stack, _prefix, _people) = stack_with_mc(pool).await;
+    let host = stack.user_token(HOST).await;
+    let member = stack.user_token(MEMBER).await;
+    let code = create(&stack, &host, &meeting_body("Order")).await;
+    let bad = json!({"no_such_setting": true});
+
+    let (status, _) = call(
+        &stack,
+        Method::PATCH,
+        &format!("/api/v1/meetings/{code}/config"),
+        &member,
+        Some(&bad),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a non-host learns nothing about the body"
+    );
+    let (status, _) = call(
+        &stack,
+        Method::PATCH,
+        "/api/v1/meetings/AAAAAAAAAAAA/config",
+        &host,
+        Some(&bad),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &stack,
+        Method::PATCH,
+        &format!("/api/v1/meetings/{code}/config"),
+        &host,
+        Some(&bad),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the host learns what is wrong"
+    );
+
+    // A change that changes nothing writes nothing.
+    let (status, meeting) = call(
+        &stack,
+        Method::PATCH,
+        &format!("/api/v1/meetings/{code}/config"),
+        &host,
+        Some(&json!({"waiting_room_enabled": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{meeting}");
+    assert!(
+        !audit_actions(&stack, &code)
+            .await
+            .contains(&"settings_changed".to_owned())
+    );
+}

@@ -11,6 +11,7 @@ mod support;
 
 mod concurrency;
 mod fencing;
+mod held;
 mod hostile;
 mod lobby;
 mod operations;
