@@ -34,9 +34,12 @@ if [ $# -eq 0 ]; then
   convene_log "cargo test --workspace --doc"
   cargo test --workspace --doc || status=$?
 fi
-convene_log "cargo nextest run --workspace --no-fail-fast $*"
+# With arguments (`-p gc-service`, a filter) they choose what runs; without, everything does.
+scope=(--workspace)
+if [ $# -gt 0 ]; then scope=(); fi
+convene_log "cargo nextest run ${scope[*]} --no-fail-fast $*"
 nextest_status=0
-cargo nextest run --workspace --no-fail-fast "$@" || nextest_status=$?
+cargo nextest run "${scope[@]}" --no-fail-fast "$@" || nextest_status=$?
 if [ "$status" -eq 0 ]; then status="$nextest_status"; fi
 
 if [ "$status" -eq 0 ]; then
