@@ -299,12 +299,13 @@ pub async fn find_by_code(
 }
 
 /// Someone is present: a `scheduled` meeting becomes `active` (with `started_at`), and the
-/// empty-meeting clock stops. Returns whether the meeting was still live.
+/// empty-meeting clock stops. Writes only when something changes, so the joins of a busy
+/// meeting do not queue on its row. Returns whether it changed the meeting.
 pub async fn mark_occupied(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "update meetings
          set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
-         where id = $1 and status <> 'ended'",
+         where id = $1 and (status = 'scheduled' or (status = 'active' and empty_since is not null))",
     )
     .bind(id)
     .execute(conn)

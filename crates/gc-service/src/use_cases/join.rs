@@ -11,6 +11,7 @@ use common::proto::internal::v1::{AdmissionStatus, JoinParticipantRequest, Parti
 
 use crate::clients::ac::{MeetingGrant, MeetingTokens};
 use crate::db::audit::Actor;
+use crate::domain::meeting::MeetingStatus;
 use crate::error::Error;
 use crate::use_cases::get::{Counts, MeetingView};
 use crate::use_cases::room::Rooms;
@@ -123,10 +124,15 @@ pub async fn join_meeting(
             lobby: 0,
         }
     };
-    // The meeting as it is now (the first admission made it active).
-    let meeting = crate::db::meetings::find_meeting(&rooms.pool, meeting.id)
-        .await?
-        .unwrap_or(meeting);
+    // The meeting as it is now, when this join may have changed it (the first admission makes a
+    // scheduled meeting active).
+    let meeting = if meeting.status == MeetingStatus::Scheduled {
+        crate::db::meetings::find_meeting(&rooms.pool, meeting.id)
+            .await?
+            .unwrap_or(meeting)
+    } else {
+        meeting
+    };
     Ok(Joined {
         admission,
         role,
