@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::login_failures;
@@ -21,16 +20,8 @@ pub async fn run(
     failure_window: Duration,
     stop: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // The first tick fires at once; start-up has just loaded the keys.
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = ticker.tick() => run_once(&keys, &pool, failure_window).await,
-        }
-    }
+    // The first tick is one period away: start-up has just loaded the keys.
+    common::shell::every(every, stop, || run_once(&keys, &pool, failure_window)).await;
 }
 
 /// One tick of [`run`]. Every step runs even if an earlier one failed.

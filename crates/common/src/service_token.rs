@@ -105,3 +105,34 @@ impl ServiceTokenClient {
         Ok(response.json().await?)
     }
 }
+
+/// What a service that both checks tokens and calls its peers needs from AC: the verifier of
+/// AC's keys, and a client-credentials client for its own service tokens.
+pub struct AcClients {
+    pub verifier: crate::jwks::JwksVerifier,
+    pub tokens: std::sync::Arc<ServiceTokenClient>,
+}
+
+impl AcClients {
+    /// Both clients of AC at `ac_base_url`, for tokens issued by `issuer`, authenticating as
+    /// `client_id`.
+    pub fn new(
+        ac_base_url: &str,
+        issuer: &str,
+        client_id: &str,
+        client_secret: SecretString,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            verifier: crate::jwks::JwksVerifier::new(crate::jwks::VerifierConfig::new(
+                ac_base_url,
+                issuer,
+            ))?,
+            tokens: std::sync::Arc::new(ServiceTokenClient::new(
+                ac_base_url,
+                client_id,
+                client_secret,
+                None,
+            )?),
+        })
+    }
+}

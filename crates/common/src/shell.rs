@@ -434,6 +434,25 @@ impl Shell {
     }
 }
 
+/// Runs `tick` every `period` until `stop` is cancelled: the loop of a periodic background job
+/// (register the job with [`Shell::spawn_job`]). The first tick is one period after the start;
+/// a tick that overruns delays the next rather than bunching them; a tick in progress finishes
+/// before the job returns.
+pub async fn every<F, Fut>(period: Duration, stop: CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => tick().await,
+        }
+    }
+}
+
 /// Refused connections answered at once at most; beyond this they are just closed.
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 /// How long writing a refusal may take.

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use common::jwks::{JwksVerifier, VerifierConfig};
-use common::service_token::ServiceTokenClient;
+use common::jwks::JwksVerifier;
+use common::service_token::AcClients;
 use common::shell::{Protocol, Readiness, Shell};
 use metrics_exporter_prometheus::PrometheusHandle;
 use ring::rand::SystemRandom;
@@ -70,20 +70,16 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let metrics =
             crate::metrics::install().context("cannot install the Prometheus recorder")?;
-        let verifier = JwksVerifier::new(VerifierConfig::new(
+        let AcClients {
+            verifier,
+            tokens: service_tokens,
+        } = AcClients::new(
             &config.ac_url,
-            config.jwt_issuer.clone(),
-        ))
-        .context("cannot build the JWKS client")?;
-        let service_tokens = Arc::new(
-            ServiceTokenClient::new(
-                &config.ac_url,
-                config.client_id.clone(),
-                config.client_secret.clone(),
-                None,
-            )
-            .context("cannot build the service-token client")?,
-        );
+            &config.jwt_issuer,
+            &config.client_id,
+            config.client_secret.clone(),
+        )
+        .context("cannot build the clients of AC")?;
         let call_timeout = Duration::from_millis(config.lifecycle.mc_call_timeout_ms);
         let rooms = Rooms {
             pool: pool.clone(),
@@ -156,26 +152,23 @@ impl Application {
 /// Deletes expired idempotency keys now and then, in small batches. Every replica runs it; the
 /// deletes skip rows another replica holds, so they never wait on each other.
 async fn purge_expired_keys(pool: PgPool, stop: CancellationToken) {
-    let mut every = tokio::time::interval(JANITOR_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    common::shell::every(JANITOR_EVERY, stop, || purge_batches(&pool)).await;
+}
+
+/// Deletes expired keys batch after batch until a batch comes back short.
+async fn purge_batches(pool: &PgPool) {
     loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        loop {
-            match crate::db::idempotency::purge_expired(&pool, JANITOR_BATCH).await {
-                Ok(deleted) if deleted == JANITOR_BATCH.unsigned_abs() => continue,
-                Ok(deleted) => {
-                    if deleted > 0 {
-                        tracing::info!(deleted, "expired idempotency keys purged");
-                    }
-                    break;
+        match crate::db::idempotency::purge_expired(pool, JANITOR_BATCH).await {
+            Ok(deleted) if deleted == JANITOR_BATCH.unsigned_abs() => continue,
+            Ok(deleted) => {
+                if deleted > 0 {
+                    tracing::info!(deleted, "expired idempotency keys purged");
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot purge expired idempotency keys");
-                    break;
-                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot purge expired idempotency keys");
+                return;
             }
         }
     }

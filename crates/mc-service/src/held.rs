@@ -72,15 +72,11 @@ pub async fn keep_alive(
     every: Duration,
     stop: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        renew_held(&store, &held, &stop).await;
-    }
+    let pass_stop = stop.clone();
+    common::shell::every(every, stop, || async {
+        renew_held(&store, &held, &pass_stop).await;
+    })
+    .await;
 }
 
 /// One pass of [`keep_alive`]: renews every held room, forgets those fenced or gone, and

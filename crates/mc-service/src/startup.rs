@@ -7,15 +7,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use common::grpc::client::ServiceTokenLayer;
-use common::jwks::{JwksVerifier, VerifierConfig};
+use common::jwks::JwksVerifier;
 use common::proto::internal::v1::RegisterMeetingControllerRequest;
-use common::service_token::ServiceTokenClient;
+use common::service_token::AcClients;
 use common::shell::{Protocol, Readiness, Shell};
 use deadpool_redis::Runtime;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -81,20 +80,13 @@ impl Application {
             },
         )
         .context("invalid room store settings")?;
-        let verifier = JwksVerifier::new(VerifierConfig::new(
+        let AcClients { verifier, tokens } = AcClients::new(
             &config.ac_url,
-            config.jwt_issuer.clone(),
-        ))
-        .context("cannot build the JWKS client")?;
-        let tokens = Arc::new(
-            ServiceTokenClient::new(
-                &config.ac_url,
-                config.client_id.clone(),
-                config.client_secret.clone(),
-                None,
-            )
-            .context("cannot build the service-token client")?,
-        );
+            &config.jwt_issuer,
+            &config.client_id,
+            config.client_secret.clone(),
+        )
+        .context("cannot build the clients of AC")?;
         let metrics = common::metrics::install_recorder(&[])?;
         let mut shell = Shell::new("mc", config.shell.timings());
         let held = HeldRooms::default();

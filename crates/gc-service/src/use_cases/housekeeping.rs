@@ -36,19 +36,14 @@ pub struct Pass {
 /// Runs a pass every `housekeeping_interval_secs` until `stop`.
 pub async fn run(rooms: Rooms, stop: CancellationToken) {
     let every = Duration::from_secs(rooms.settings.housekeeping_interval_secs);
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    common::shell::every(every, stop, || async {
         match run_once(&rooms).await {
             Ok(pass) if pass != Pass::default() => tracing::info!(?pass, "housekeeping pass"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "housekeeping pass failed"),
         }
-    }
+    })
+    .await;
 }
 
 /// One pass: ends meetings empty for too long and scheduled ones nobody joined, deletes
