@@ -20,6 +20,17 @@ pub enum Actor<'a> {
     System,
 }
 
+impl Actor<'_> {
+    /// `actor_id`, `actor_type`, `ip` and `user_agent` of an audit row.
+    pub fn columns(&self) -> (Option<String>, &'static str, Option<IpAddr>, Option<&str>) {
+        match *self {
+            Actor::User { id, ip, user_agent } => (Some(id.to_string()), "user", ip, user_agent),
+            Actor::Service { id } => (Some(id.to_owned()), "service", None, None),
+            Actor::System => (None, "system", None, None),
+        }
+    }
+}
+
 /// One audit row about a meeting. `details` never holds names, e-mails or secrets.
 pub async fn record(
     conn: &mut PgConnection,

@@ -298,21 +298,6 @@ pub async fn find_by_code(
     row.map(Meeting::try_from).transpose()
 }
 
-/// Someone is present: a `scheduled` meeting becomes `active` (with `started_at`), and the
-/// empty-meeting clock stops. Writes only when something changes, so the joins of a busy
-/// meeting do not queue on its row. Returns whether it changed the meeting.
-pub async fn mark_occupied(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "update meetings
-         set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
-         where id = $1 and (status = 'scheduled' or (status = 'active' and empty_since is not null))",
-    )
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(result.rows_affected() == 1)
-}
-
 /// Nobody is present any more: starts the empty-meeting clock (unless it runs already).
 pub async fn mark_empty(
     conn: &mut PgConnection,

@@ -95,3 +95,51 @@ pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Er
     .fetch_one(pool)
     .await
 }
+
+/// Records users a room has just seated, in one statement: the meeting becomes `active` (with
+/// `started_at`) and its empty-meeting clock stops, unless it is so already; each user without
+/// an open visit gets one, and each new visit its `participant_admitted` audit row with
+/// `actor`. Returns how many visits it opened. One round trip, whatever the number of users.
+pub async fn admit(
+    pool: &PgPool,
+    meeting_id: Uuid,
+    org_id: Uuid,
+    users: &[(Uuid, &str)],
+    actor: crate::db::audit::Actor<'_>,
+) -> Result<u64, sqlx::Error> {
+    let ids: Vec<Uuid> = users.iter().map(|(id, _)| *id).collect();
+    let roles: Vec<&str> = users.iter().map(|(_, role)| *role).collect();
+    let (actor_id, actor_type, ip, user_agent) = actor.columns();
+    let result = sqlx::query(
+        "with occupied as (
+            update meetings
+            set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
+            where id = $1
+              and (status = 'scheduled' or (status = 'active' and empty_since is not null))
+         ),
+         visits as (
+            insert into participants (meeting_id, user_id, role)
+            select $1, u.id, u.role
+            from unnest($3::uuid[], $4::text[]) as u(id, role)
+            where exists (select 1 from meetings where id = $1 and status <> 'ended')
+            on conflict (meeting_id, user_id) where left_at is null do nothing
+            returning user_id, role
+         )
+         insert into audit_logs (org_id, actor_id, actor_type, action, resource_type,
+                                 resource_id, details, ip, user_agent)
+         select $2, $5, $6, 'participant_admitted', 'meeting', $1::text,
+                jsonb_build_object('user_id', v.user_id, 'role', v.role), $7::inet, $8
+         from visits v",
+    )
+    .bind(meeting_id)
+    .bind(org_id)
+    .bind(&ids)
+    .bind(&roles)
+    .bind(actor_id)
+    .bind(actor_type)
+    .bind(ip.map(|ip| ip.to_string()))
+    .bind(user_agent)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}

@@ -68,32 +68,16 @@ pub fn require_host(meeting: &Meeting, caller: &UserClaims) -> Result<(), Error>
 
 /// Records users the room has just seated: a visit each (unless one is open), the meeting
 /// `active` from its first admission, the empty-meeting clock stopped, and one
-/// `participant_admitted` audit row per new visit; all in one transaction.
+/// `participant_admitted` audit row per new visit; all in one statement.
 pub async fn record_admissions(
     pool: &PgPool,
     meeting: &Meeting,
     admitted: &[(Uuid, &str)],
     actor: Actor<'_>,
 ) -> Result<(), Error> {
-    if admitted.is_empty() {
-        return Ok(());
+    if !admitted.is_empty() {
+        db::participants::admit(pool, meeting.id, meeting.org_id, admitted, actor).await?;
     }
-    let mut tx = pool.begin().await?;
-    db::meetings::mark_occupied(&mut tx, meeting.id).await?;
-    for (user_id, role) in admitted {
-        if db::participants::open_visit(&mut tx, meeting.id, *user_id, role, None).await? {
-            db::audit::record(
-                &mut tx,
-                meeting.org_id,
-                actor,
-                "participant_admitted",
-                meeting.id,
-                serde_json::json!({ "user_id": user_id, "role": role }),
-            )
-            .await?;
-        }
-    }
-    tx.commit().await?;
     Ok(())
 }
 

@@ -71,7 +71,9 @@ impl Rooms {
                 if error.code != ErrorCode::RoomNotAssigned {
                     return Err(room_error_from(error));
                 }
-                tracing::info!("room not held by its controller, assigning it again");
+                // Common and harmless when many join a meeting at its very first moment: they
+                // reach the controller before the assignment does.
+                tracing::debug!("room not held by its controller, assigning it again");
                 let room = self.ensure(meeting, true).await?;
                 call(room).await.map_err(room_error)
             }
