@@ -2,9 +2,12 @@
 measured in the same rounds, the storm, and the CPU time per join of each process.
 
 Usage: python3 scripts/bench-join-summary.py RESULTS.tsv (the tab-separated lines the script
-writes: join, create, pgbench, storm and cpu records).
+writes: join, create, pgbench, storm and cpu records), or
+       perf report --stdio --no-children --sort dso,sym | python3 ... --profile
+(the share of samples by crate, from the demangled symbol names).
 """
 
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -167,5 +170,33 @@ def main(path):
                       f" machine {med(pg['machine']):.0f}")
 
 
+def profile(lines):
+    """Sums `perf report --sort dso,sym` percentages by crate (the first `name::` of a Rust
+    symbol), the kernel, or the library the symbol is in."""
+    shares = defaultdict(float)
+    row = re.compile(r"^\s*([0-9.]+)%\s+(\S+)\s+\[([.k])\]\s+(.*)$")
+    for line in lines:
+        m = row.match(line)
+        if not m:
+            continue
+        pct, dso, kind, sym = float(m[1]), m[2], m[3], m[4]
+        if kind == "k":
+            shares["kernel"] += pct
+            continue
+        crate = re.search(r"([a-z_][a-z0-9_]*)::", sym)
+        if crate and not dso.startswith("lib"):
+            name = crate[1]
+            if name in ("core", "alloc", "std"):
+                name = "std (core, alloc)"
+            shares[name] += pct
+        else:
+            shares[dso] += pct
+    for name, pct in sorted(shares.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  {pct:5.1f} %  {name}")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1:2] == ["--profile"]:
+        profile(sys.stdin)
+    else:
+        main(sys.argv[1])

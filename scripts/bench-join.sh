@@ -22,7 +22,9 @@
 #           ("16 64"), BENCH_STORED (100000), BENCH_USERS (200 users in the pool),
 #           BENCH_ROOMS (rooms per run, default 50 per second of run, at least 100),
 #           BENCH_STORM_USERS (500), BENCH_STORM_SEATS (100),
-#           CARGO_TARGET_DIR (default /var/tmp/convene-release).
+#           BENCH_PROFILE (1: after the rounds, one more 16-client join run on the empty database
+#           under `perf record`, not counted in the results, and GC's, AC's and MC's CPU samples
+#           by crate), CARGO_TARGET_DIR (default /var/tmp/convene-release).
 #
 # It creates and finally drops the databases convene_benchjoin_empty and
 # convene_benchjoin_stored on the PostgreSQL that scripts/lib.sh finds (or starts); MC keeps
@@ -57,6 +59,7 @@ DATABASES=(empty stored)
 PASSWORD="bench-password"
 WORK="$(mktemp -d)"
 RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
 PIDS=()
 REDIS_DB=""
 CLAIM_KEY="convene:bench-join:claim"
@@ -311,7 +314,7 @@ ticks() { # pid [with_children]: utime+stime (and cutime+cstime) from /proc/PID/
 cpu_snapshot() { # db out
   local out="$2" pg_pids postmaster redis_pid all
   {
-    for svc in gc ac mc; do echo "$svc $(ticks "${PID_OF[$svc]}")"; done
+    for svc in gc ac mc; do echo "$svc $(ticks "${PID_OF[$svc]:-none}")"; done
     pg_pids="$(psql -qAtX "$ADMIN_URL" -c "select pid from pg_stat_activity
                                            where datname = 'convene_benchjoin_$1'")"
     for pid in $pg_pids; do echo "pg_db:$pid $(ticks "$pid")"; done
@@ -391,6 +394,31 @@ join_run() { # db clients round
   done <<<"$cpu"
   printf 'cpu\t%s\t%s\t%s\tclient\t%s\t%s\n' "$1" "$2" "$3" \
     "$(awk '/^client cpu/ {print $3}' <<<"$out")" "$joins" >>"$RESULTS"
+}
+
+# An extra join run under perf (BENCH_PROFILE=1): where GC, AC and MC spend their CPU, by crate.
+profile_run() { # db clients
+  local perf_pids=() svc
+  convene_have perf || convene_apt_install linux-perf
+  start_services "$1" ac gc mc
+  timeout 600 "$JOIN_LOAD" prepare --url "$GC_URL" --host-token "$(cat "$WORK/host-$1.txt")" \
+    --rooms "$ROOMS" --seats $((USERS + 1)) --out "$WORK/rooms.txt" >/dev/null
+  for svc in gc ac mc; do
+    timeout $((DURATION + 60)) perf record -q -F 999 -o "$WORK/perf-$svc.data" \
+      -p "${PID_OF[$svc]}" -- sleep "$DURATION" 2>/dev/null &
+    perf_pids+=($!)
+  done
+  echo "--- profile: a $2-client join run on the $1 database under perf record (not counted)"
+  timeout $((DURATION + 120)) "$JOIN_LOAD" steady --url "$GC_URL" \
+    --tokens-file "$WORK/tokens-$1.txt" --users "$USERS" --rooms-file "$WORK/rooms.txt" \
+    --concurrency "$2" --duration-secs "$DURATION" | awk '/^(throughput|statuses)/'
+  for pid in "${perf_pids[@]}"; do wait "$pid" || true; done
+  stop_services
+  for svc in gc ac mc; do
+    echo "$svc: share of its CPU samples by crate (kernel: system calls, loopback TCP)"
+    perf report -i "$WORK/perf-$svc.data" --stdio --no-children --sort dso,sym 2>/dev/null |
+      python3 "$CONVENE_REPO/scripts/bench-join-summary.py" --profile
+  done
 }
 
 create_run() { # db clients round
@@ -505,6 +533,10 @@ for round in $(seq 1 "$ROUNDS"); do
   reset_db empty
 done
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+if [ "${BENCH_PROFILE:-0}" = 1 ]; then
+  reset_db empty
+  profile_run empty 16
+fi
 # The services log warnings and errors only (RUST_LOG=warn): a clean run logs nothing.
 for svc in ac gc mc; do
   if [ -s "$WORK/$svc.log" ]; then
