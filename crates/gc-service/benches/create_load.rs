@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 
+#[path = "support/report.rs"]
+mod report;
+
 const MAX_DURATION_SECS: u64 = 600;
 const MAX_REQUESTS: u64 = 10_000_000;
 
@@ -117,14 +120,14 @@ async fn main() -> anyhow::Result<()> {
         let body = body.clone();
         let issued = Arc::clone(&issued);
         workers.push(tokio::spawn(async move {
-            let mut report = WorkerReport::default();
+            let mut tally = WorkerReport::default();
             loop {
                 let go = match budget {
                     Budget::Requests(n) => issued.fetch_add(1, Ordering::Relaxed) < n,
                     Budget::Until(deadline) => Instant::now() < deadline,
                 };
                 if !go {
-                    return report;
+                    return tally;
                 }
                 let sent = Instant::now();
                 let outcome = client
@@ -144,9 +147,8 @@ async fn main() -> anyhow::Result<()> {
                     Err(error) if error.is_timeout() => "timeout".to_owned(),
                     Err(_) => "transport_error".to_owned(),
                 };
-                let elapsed = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-                report.latencies_us.push(elapsed);
-                *report.statuses.entry(label).or_default() += 1;
+                tally.latencies_us.push(report::micros(sent.elapsed()));
+                *tally.statuses.entry(label).or_default() += 1;
             }
         }));
     }
@@ -154,51 +156,13 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     for worker in workers {
-        let report = worker.await.context("a worker panicked")?;
-        latencies.extend(report.latencies_us);
-        for (status, n) in report.statuses {
+        let tally = worker.await.context("a worker panicked")?;
+        latencies.extend(tally.latencies_us);
+        for (status, n) in tally.statuses {
             *statuses.entry(status).or_default() += n;
         }
     }
     let wall = started.elapsed();
-    print_summary(concurrency, wall, &mut latencies, &statuses);
+    report::print_summary(concurrency, wall, &mut latencies, &statuses);
     Ok(())
-}
-
-fn print_summary(
-    concurrency: usize,
-    wall: Duration,
-    latencies: &mut [u64],
-    statuses: &BTreeMap<String, u64>,
-) {
-    latencies.sort_unstable();
-    let total = latencies.len();
-    let per_sec = total as f64 / wall.as_secs_f64().max(f64::EPSILON);
-    let ms = |p: f64| percentile(latencies, p) as f64 / 1000.0;
-    println!(
-        "requests     {total} in {:.2} s, concurrency {concurrency}",
-        wall.as_secs_f64()
-    );
-    println!("throughput   {per_sec:.1} req/s");
-    println!(
-        "latency ms   p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
-        ms(0.50),
-        ms(0.95),
-        ms(0.99),
-        ms(1.0)
-    );
-    let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
-    println!("statuses     {}", statuses.join(", "));
-}
-
-/// Nearest-rank percentile of sorted values (0 when empty).
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted
-        .get(rank.clamp(1, sorted.len()) - 1)
-        .copied()
-        .unwrap_or_default()
 }

@@ -1,0 +1,538 @@
+//! Load generator for `POST /api/v1/meetings/{code}/join` against a running AC, GC and MC.
+//!
+//! ```text
+//! # once: user tokens for a pool of users (one sign-in each through AC), one per line
+//! cargo bench -p gc-service --bench join_load -- sign-in --ac-url http://127.0.0.1:8082 \
+//!     --email-format 'bench-u{}@bench.test' --count 500 --password "$PW" --out tokens.txt
+//! # rooms, created and warmed as the host (not measured); then steady joins
+//! cargo bench -p gc-service --bench join_load -- prepare --url http://127.0.0.1:8080 \
+//!     --host-token "$HOST_TOKEN" --rooms 500 --seats 201 --out rooms.txt
+//! cargo bench -p gc-service --bench join_load -- steady --url http://127.0.0.1:8080 \
+//!     --tokens-file tokens.txt --users 200 --rooms-file rooms.txt --concurrency 16 \
+//!     --duration-secs 10
+//! # a storm: many users join one room at the same instant
+//! cargo bench -p gc-service --bench join_load -- storm --url http://127.0.0.1:8080 \
+//!     --host-token "$HOST_TOKEN" --tokens-file tokens.txt --users 500 --max-participants 100
+//! ```
+//!
+//! `prepare` creates `--rooms` meetings as the host (waiting room off, `--seats` seats: give one
+//! for the host and one for every pool user) and warms each with one join of the host, which
+//! assigns it to a meeting controller and makes it active. `steady` then has `--concurrency`
+//! workers, one keep-alive connection each, join back to back for `--duration-secs` seconds
+//! (at most 600). Request `k` seats user `(k / rooms + k mod rooms) mod users` in room
+//! `k mod rooms`: no pair comes twice, and requests in flight at once name different rooms and
+//! different users.
+//! When every pair has been used the run stops early and says so.
+//!
+//! `storm` creates one meeting with `--max-participants` seats and the waiting room off, left
+//! cold (not assigned to a controller yet, as at a meeting's start), opens one connection per
+//! user, and then releases all the joins at once behind a barrier. It prints how each was
+//! answered and the slowest answer.
+//!
+//! Outcomes are counted as `200` (admitted), `200 waiting`, `<status> <error code>` (from the
+//! error envelope), `timeout` and `transport_error`. Without a command it prints
+//! this usage and exits 0, so a plain `cargo bench` does not fail.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
+use serde_json::json;
+
+#[path = "support/report.rs"]
+mod report;
+
+const MAX_DURATION_SECS: u64 = 600;
+const MAX_USERS: usize = 100_000;
+const MAX_ROOMS: usize = 100_000;
+/// Requests in flight while rooms are set up or users sign in.
+const SETUP_CONCURRENCY: usize = 8;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "join_load",
+    about = "Load generator for POST /api/v1/meetings/{code}/join"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true, global = true)]
+    bench: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Signs users in through AC and writes their user tokens, one per line.
+    SignIn(SignInArgs),
+    /// Creates rooms as the host and warms each with the host's join.
+    Prepare(PrepareArgs),
+    /// Steady joins of distinct (user, room) pairs over the prepared rooms.
+    Steady(SteadyArgs),
+    /// Distinct users joining one cold room at the same instant.
+    Storm(StormArgs),
+}
+
+#[derive(Args, Debug)]
+struct SignInArgs {
+    /// Base URL of AC, e.g. http://127.0.0.1:8082.
+    #[arg(long)]
+    ac_url: String,
+    /// E-mail of user i, with `{}` standing for i (0-based).
+    #[arg(long)]
+    email_format: String,
+    /// How many users (at most 100,000).
+    #[arg(long)]
+    count: usize,
+    /// The password every one of them has.
+    #[arg(long, env = "GC_BENCH_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// Sign-ins in flight at once (AC hashes a few at a time anyway).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Where to write the tokens.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct PrepareArgs {
+    /// Base URL of the GC under test, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: String,
+    /// User token of the host who creates the rooms (not one of the pool).
+    #[arg(long, env = "GC_BENCH_HOST_TOKEN", hide_env_values = true)]
+    host_token: String,
+    /// Rooms to create (at most 100,000).
+    #[arg(long, default_value_t = 500)]
+    rooms: usize,
+    /// Seats of each room: one for the host and one for each pool user that will join it.
+    #[arg(long)]
+    seats: usize,
+    /// Display name of the created meetings.
+    #[arg(long, default_value = "join bench")]
+    display_name: String,
+    /// Where to write the rooms' codes, one per line.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct SteadyArgs {
+    /// Base URL of the GC under test, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: String,
+    /// File of user tokens, one per line (from `sign-in`).
+    #[arg(long)]
+    tokens_file: PathBuf,
+    /// Pool users to join with: the first N tokens of the file.
+    #[arg(long)]
+    users: usize,
+    /// File of room codes, one per line (from `prepare`).
+    #[arg(long)]
+    rooms_file: PathBuf,
+    /// Requests in flight at once (one connection each).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds of measured joins (at most 600).
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+}
+
+#[derive(Args, Debug)]
+struct StormArgs {
+    /// Base URL of the GC under test, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: String,
+    /// User token of the host who creates the room (not one of the pool; does not join).
+    #[arg(long, env = "GC_BENCH_HOST_TOKEN", hide_env_values = true)]
+    host_token: String,
+    /// File of user tokens, one per line (from `sign-in`).
+    #[arg(long)]
+    tokens_file: PathBuf,
+    /// Users joining: the first N tokens of the file.
+    #[arg(long)]
+    users: usize,
+    /// Seats of the room.
+    #[arg(long, default_value_t = 100)]
+    max_participants: usize,
+    /// Display name of the created meeting.
+    #[arg(long, default_value = "join storm")]
+    display_name: String,
+    /// Seconds a join may take before it counts as a timeout.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => {
+            println!(
+                "join_load: nothing to do without a command: sign-in, prepare, steady or storm \
+                 (see --help)"
+            );
+            Ok(())
+        }
+        Some(Command::SignIn(args)) => sign_in(args).await,
+        Some(Command::Prepare(args)) => prepare(args).await,
+        Some(Command::Steady(args)) => steady(args).await,
+        Some(Command::Storm(args)) => storm(args).await,
+    }
+}
+
+async fn sign_in(args: SignInArgs) -> anyhow::Result<()> {
+    if args.count == 0 || args.count > MAX_USERS || !args.email_format.contains("{}") {
+        bail!("--count must be 1..={MAX_USERS} and --email-format must contain {{}}");
+    }
+    let client = common::http_client(Duration::from_secs(30))?;
+    let endpoint = format!(
+        "{}/api/v1/auth/user/token",
+        args.ac_url.trim_end_matches('/')
+    );
+    let started = Instant::now();
+    let tokens: Vec<String> = futures::stream::iter(0..args.count)
+        .map(|i| {
+            let email = args.email_format.replace("{}", &i.to_string());
+            sign_in_one(&client, &endpoint, email, &args.password)
+        })
+        .buffered(args.concurrency.clamp(1, 64))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    std::fs::write(&args.out, tokens.join("\n") + "\n")
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!(
+        "signed in   {} users in {:.1} s",
+        tokens.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// One sign-in; AC answers 503 while its hashing queue is full, so that is tried again.
+async fn sign_in_one(
+    client: &reqwest::Client,
+    endpoint: &str,
+    email: String,
+    password: &str,
+) -> anyhow::Result<String> {
+    for attempt in 0..10u64 {
+        let response = client
+            .post(endpoint)
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await?;
+        let status = response.status();
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+            continue;
+        }
+        if !status.is_success() {
+            bail!("sign-in of {email} answered {status}");
+        }
+        let body: serde_json::Value = response.json().await?;
+        return body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no access_token for {email}"));
+    }
+    bail!("sign-in of {email}: AC stayed unavailable")
+}
+
+/// The non-empty lines of a file, at most `limit` of them (and at least `need`).
+fn read_lines(path: &PathBuf, need: usize, limit: usize) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(limit)
+        .map(str::to_owned)
+        .collect();
+    if lines.len() < need.max(1) {
+        bail!(
+            "{} has {} lines, {} needed",
+            path.display(),
+            lines.len(),
+            need.max(1)
+        );
+    }
+    Ok(lines)
+}
+
+/// Creates a meeting as the host; returns its id and code.
+async fn create_room(
+    client: &reqwest::Client,
+    url: &str,
+    host_token: &str,
+    display_name: &str,
+    max_participants: usize,
+) -> anyhow::Result<(String, String)> {
+    let response = client
+        .post(format!("{}/api/v1/meetings", url.trim_end_matches('/')))
+        .bearer_auth(host_token)
+        .json(&json!({
+            "display_name": display_name,
+            "max_participants": max_participants,
+            "settings": { "waiting_room_enabled": false },
+        }))
+        .send()
+        .await?;
+    let status = response.status();
+    if status != reqwest::StatusCode::CREATED {
+        bail!(
+            "creating a room answered {status}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+    let body: serde_json::Value = response.json().await?;
+    let field = |name: &str| {
+        body[name]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no {name} in the created meeting"))
+    };
+    Ok((field("meeting_id")?, field("meeting_code")?))
+}
+
+fn join_url(base: &str, code: &str) -> String {
+    format!("{}/api/v1/meetings/{code}/join", base.trim_end_matches('/'))
+}
+
+/// Sends one join and names its outcome (module documentation).
+async fn join(client: &reqwest::Client, url: &str, token: &str) -> String {
+    match client.post(url).bearer_auth(token).send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            // Read the body so the connection can be reused.
+            let body = response.bytes().await.unwrap_or_default();
+            if status == 200 {
+                return if contains(&body, br#""status":"admitted""#) {
+                    "200".to_owned()
+                } else {
+                    "200 waiting".to_owned()
+                };
+            }
+            // The error envelope of DESIGN §7: {"error": {"code": "MEETING_FULL", ...}}.
+            let code = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
+            match code {
+                Some(code) => format!("{status} {code}"),
+                None => status.to_string(),
+            }
+        }
+        Err(error) if error.is_timeout() => "timeout".to_owned(),
+        Err(_) => "transport_error".to_owned(),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn prepare(args: PrepareArgs) -> anyhow::Result<()> {
+    let rooms = args.rooms.clamp(1, MAX_ROOMS);
+    let client = common::http_client(Duration::from_secs(30))?;
+    let started = Instant::now();
+    let codes: Vec<String> = futures::stream::iter(0..rooms)
+        .map(|_| {
+            let (client, args) = (&client, &args);
+            async move {
+                let (_, code) = create_room(
+                    client,
+                    &args.url,
+                    &args.host_token,
+                    &args.display_name,
+                    args.seats,
+                )
+                .await?;
+                let outcome = join(client, &join_url(&args.url, &code), &args.host_token).await;
+                if outcome != "200" {
+                    bail!("the warm-up join of {code} answered {outcome}");
+                }
+                Ok(code)
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect::<Vec<anyhow::Result<String>>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    std::fs::write(&args.out, codes.join("\n") + "\n")
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!(
+        "prepared     {rooms} rooms of {} seats, created and warmed by the host's join in {:.2} s",
+        args.seats,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn steady(args: SteadyArgs) -> anyhow::Result<()> {
+    let tokens = Arc::new(read_lines(
+        &args.tokens_file,
+        args.users,
+        args.users.min(MAX_USERS),
+    )?);
+    let users = tokens.len();
+    let codes = read_lines(&args.rooms_file, 1, MAX_ROOMS)?;
+    let rooms = codes.len();
+    let urls: Arc<Vec<String>> = Arc::new(codes.iter().map(|c| join_url(&args.url, c)).collect());
+    let concurrency = args.concurrency.clamp(1, 4096);
+    let client = common::http_client(Duration::from_secs(30))?;
+    let cpu_before = own_cpu_ms();
+
+    let pairs = (rooms * users) as u64;
+    let next = Arc::new(AtomicU64::new(0));
+    let deadline =
+        Instant::now() + Duration::from_secs(args.duration_secs.clamp(1, MAX_DURATION_SECS));
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (client, urls, tokens, next) = (
+            client.clone(),
+            Arc::clone(&urls),
+            Arc::clone(&tokens),
+            Arc::clone(&next),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+            while Instant::now() < deadline {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= pairs {
+                    break;
+                }
+                let (q, room) = (k / urls.len() as u64, k % urls.len() as u64);
+                let user = ((q + room) % tokens.len() as u64) as usize;
+                let sent = Instant::now();
+                let outcome = join(&client, &urls[room as usize], &tokens[user]).await;
+                latencies.push(report::micros(sent.elapsed()));
+                *statuses.entry(outcome).or_default() += 1;
+            }
+            (latencies, statuses)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for worker in workers {
+        let (l, s) = worker.await.context("a worker panicked")?;
+        latencies.extend(l);
+        for (status, n) in s {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    let wall = started.elapsed();
+    let cpu = own_cpu_ms()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    report::print_summary(concurrency, wall, &mut latencies, &statuses);
+    if let Some(cpu) = cpu {
+        println!("client cpu   {cpu} ms");
+    }
+    let used = next.load(Ordering::Relaxed).min(pairs);
+    println!(
+        "pairs        {used} of {pairs} (user, room) pairs used{}",
+        if used >= pairs {
+            "; EXHAUSTED before the deadline"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+async fn storm(args: StormArgs) -> anyhow::Result<()> {
+    let tokens = read_lines(&args.tokens_file, args.users, args.users.min(MAX_USERS))?;
+    let client = common::http_client(Duration::from_secs(30))?;
+    let (meeting_id, code) = create_room(
+        &client,
+        &args.url,
+        &args.host_token,
+        &args.display_name,
+        args.max_participants,
+    )
+    .await?;
+    let url = Arc::new(join_url(&args.url, &code));
+    let live = format!("{}/health/live", args.url.trim_end_matches('/'));
+    let timeout = Duration::from_secs(args.timeout_secs.clamp(1, MAX_DURATION_SECS));
+
+    // One client (so one connection) per user, opened before the barrier, so that the joins
+    // leave together instead of queueing behind connection set-up.
+    let barrier = Arc::new(tokio::sync::Barrier::new(tokens.len() + 1));
+    let mut tasks = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let client = common::http_client(timeout)?;
+        let (url, live, barrier) = (Arc::clone(&url), live.clone(), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            let warm = client.get(&live).send().await;
+            let warm_ok = match warm {
+                Ok(response) => response.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            barrier.wait().await;
+            let sent = Instant::now();
+            let outcome = join(&client, &url, &token).await;
+            (warm_ok, sent, Instant::now(), outcome)
+        }));
+    }
+    barrier.wait().await;
+
+    let mut latencies = Vec::new();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sends = Vec::new();
+    let mut answers = Vec::new();
+    let mut cold = 0u64;
+    for task in tasks {
+        let (warm_ok, sent, answered, outcome) = task.await.context("a join task panicked")?;
+        cold += u64::from(!warm_ok);
+        sends.push(sent);
+        answers.push(answered);
+        latencies.push(report::micros(answered - sent));
+        *statuses.entry(outcome).or_default() += 1;
+    }
+    latencies.sort_unstable();
+    let (Some(first_sent), Some(last_sent), Some(last_answer)) =
+        (sends.iter().min(), sends.iter().max(), answers.iter().max())
+    else {
+        bail!("no user joined");
+    };
+    println!(
+        "storm        {} users joined room {code} ({} seats, waiting room off, cold) at once",
+        latencies.len(),
+        args.max_participants
+    );
+    println!("meeting      {meeting_id} {code}");
+    println!("statuses     {}", report::statuses_line(&statuses));
+    report::print_latencies(&latencies);
+    println!(
+        "spread       last answer {:.1} ms after the first send; sends spread over {:.1} ms; \
+         {cold} connections failed to warm",
+        (*last_answer - *first_sent).as_secs_f64() * 1000.0,
+        (*last_sent - *first_sent).as_secs_f64() * 1000.0,
+    );
+    Ok(())
+}
+
+/// CPU time (user and system) of this process so far, in milliseconds, from /proc/self/stat
+/// (Linux, at USER_HZ = 100 ticks a second); `None` elsewhere.
+fn own_cpu_ms() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: the first
+    // is field 3 (state), so utime (14) and stime (15) are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10)
+}

@@ -1,0 +1,43 @@
+-- The writes of an admitted join (`POST /api/v1/meetings/{code}/join`) as a pgbench script, to
+-- measure the database's share of a join without HTTP, JWTs, gRPC, Redis and AC. The
+-- transaction is GC's `use_cases::record_admissions` for one guest: the same three statements,
+-- in the same order, with the same parameters, in one transaction:
+--   db::meetings::mark_occupied, db::participants::open_visit, db::audit::record.
+-- (GC writes the audit row only when the visit opened; here every pair is new, so it always
+-- does.) `details` is the JSON GC binds, built here by the server from the same two values.
+--
+-- Each transaction seats a new (user, room) pair, as the join benchmark's requests do: client
+-- c's k-th transaction takes pair p = k * clients + c, room p mod rooms and user
+-- (p / rooms + p mod rooms) mod users, from helper tables loaded before the run:
+--   bench_join_rooms (i int primary key, meeting_id uuid)   live meetings of the org, i from 0
+--   bench_join_users (i int primary key, user_id uuid)      active users of the org, i from 0
+-- Their ids are fetched by one primary-key read before the transaction (pgbench variables can
+-- only hold what a query returns), which stands for the reads GC makes before its own.
+--
+--   pgbench -n -M prepared -c 16 -j 2 -T 10 -D k=0 -D clients=16 -D rooms=<n> -D users=<n> \
+--       -D org_id=<organizations.id> -f crates/gc-service/benches/join_meeting.pgbench.sql \
+--       "$DATABASE_URL"
+--
+-- Distinct pairs need rooms × users above the transactions of the run.
+
+\set p :k * :clients + :client_id
+\set k :k + 1
+\set room :p % :rooms
+\set user (:p / :rooms + :p % :rooms) % :users
+select r.meeting_id, u.user_id
+from bench_join_rooms r, bench_join_users u
+where r.i = :room and u.i = :user \gset
+
+begin;
+update meetings
+         set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
+         where id = :meeting_id and status <> 'ended';
+insert into participants (meeting_id, user_id, role, joined_at)
+         values (:meeting_id, :user_id, 'guest', coalesce(null::timestamptz, now()))
+         on conflict (meeting_id, user_id) where left_at is null do nothing;
+insert into audit_logs (org_id, actor_id, actor_type, action, resource_type,
+                                 resource_id, details, ip, user_agent)
+         values (:org_id, :user_id, 'user', 'participant_admitted', 'meeting', :meeting_id,
+                 jsonb_build_object('user_id', :user_id::text, 'role', 'guest'),
+                 '127.0.0.1'::inet, null);
+commit;
