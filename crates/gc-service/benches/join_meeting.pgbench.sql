@@ -1,10 +1,8 @@
 -- The writes of an admitted join (`POST /api/v1/meetings/{code}/join`) as a pgbench script, to
--- measure the database's share of a join without HTTP, JWTs, gRPC, Redis and AC. The
--- transaction is GC's `use_cases::record_admissions` for one guest: the same three statements,
--- in the same order, with the same parameters, in one transaction:
---   db::meetings::mark_occupied, db::participants::open_visit, db::audit::record.
--- (GC writes the audit row only when the visit opened; here every pair is new, so it always
--- does.) `details` is the JSON GC binds, built here by the server from the same two values.
+-- measure the database's share of a join without HTTP, JWTs, gRPC, Redis and AC. The statement
+-- is GC's `db::participants::admit` for one guest, as `use_cases::record_admissions` runs it:
+-- the meeting made active if it is not (a no-op for these live rooms), the visit opened, and its
+-- `participant_admitted` audit row, in one statement with the same parameters.
 --
 -- Each transaction seats a new (user, room) pair, as the join benchmark's requests do: client
 -- c's k-th transaction takes pair p = k * clients + c, room p mod rooms and user
@@ -28,16 +26,22 @@ select r.meeting_id, u.user_id
 from bench_join_rooms r, bench_join_users u
 where r.i = :room and u.i = :user \gset
 
-begin;
-update meetings
-         set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
-         where id = :meeting_id and status <> 'ended';
-insert into participants (meeting_id, user_id, role, joined_at)
-         values (:meeting_id, :user_id, 'guest', coalesce(null::timestamptz, now()))
-         on conflict (meeting_id, user_id) where left_at is null do nothing;
+with occupied as (
+    update meetings
+    set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
+    where id = :meeting_id
+      and (status = 'scheduled' or (status = 'active' and empty_since is not null))
+),
+visits as (
+    insert into participants (meeting_id, user_id, role)
+    select :meeting_id, u.id, u.role
+    from unnest(array[:user_id::uuid], array['guest']::text[]) as u(id, role)
+    where exists (select 1 from meetings where id = :meeting_id and status <> 'ended')
+    on conflict (meeting_id, user_id) where left_at is null do nothing
+    returning user_id, role
+)
 insert into audit_logs (org_id, actor_id, actor_type, action, resource_type,
-                                 resource_id, details, ip, user_agent)
-         values (:org_id, :user_id, 'user', 'participant_admitted', 'meeting', :meeting_id,
-                 jsonb_build_object('user_id', :user_id::text, 'role', 'guest'),
-                 '127.0.0.1'::inet, null);
-commit;
+                        resource_id, details, ip, user_agent)
+select :org_id, :user_id, 'user', 'participant_admitted', 'meeting', :meeting_id,
+       jsonb_build_object('user_id', v.user_id, 'role', v.role), '127.0.0.1'::inet, null
+from visits v;
