@@ -214,34 +214,109 @@ pub fn gc_config(ac_base: &str) -> Config {
     }
 }
 
-/// A meeting controller running in this process on a runtime of its own. Dropping it stops
-/// it gracefully; [`McServer::kill`] drops its runtime, which ends every task and socket of
-/// it at once without a word to anyone: from the network, a crashed process.
+/// A meeting controller started by [`TestStack::start_mc`] (in this process, on a runtime of its
+/// own) or [`TestStack::start_mc_process`] (a process of its own). Dropping it stops it: the
+/// in-process one gracefully, the process with SIGKILL.
 pub struct McServer {
     /// Its gRPC API, `http://127.0.0.1:<port>`.
     pub grpc: String,
-    stop: Option<oneshot::Sender<()>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    running: Running,
+}
+
+enum Running {
+    InProcess {
+        stop: Option<oneshot::Sender<()>>,
+        runtime: Option<tokio::runtime::Runtime>,
+    },
+    /// The child keeps running while its stdin is open: it exits by itself if this test
+    /// process dies without killing it.
+    Process {
+        child: std::process::Child,
+        _stdin: std::process::ChildStdin,
+    },
 }
 
 impl McServer {
+    /// Ends the controller without a word to anyone. A process gets SIGKILL, and this waits
+    /// until the kernel says it died of it; an in-process controller loses its runtime, which
+    /// ends every task and socket of it at once.
     pub fn kill(mut self) {
-        self.stop.take();
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+        match &mut self.running {
+            Running::InProcess { stop, runtime } => {
+                stop.take();
+                if let Some(runtime) = runtime.take() {
+                    runtime.shutdown_background();
+                }
+            }
+            Running::Process { child, .. } => {
+                use std::os::unix::process::ExitStatusExt;
+                child.kill().unwrap();
+                let status = child.wait().unwrap();
+                assert_eq!(status.signal(), Some(9), "the controller died of SIGKILL");
+            }
         }
     }
 }
 
 impl Drop for McServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+        match &mut self.running {
+            Running::InProcess { stop, runtime } => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+                if let Some(runtime) = runtime.take() {
+                    runtime.shutdown_background();
+                }
+            }
+            Running::Process { child, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
+}
+
+/// What [`meeting_controller_process`] prints once it serves: its gRPC URL follows.
+const MC_PROCESS_READY: &str = "convene-test-mc-grpc=";
+/// The environment variable that tells [`meeting_controller_process`] it is the child.
+const MC_PROCESS_PREFIX_ENV: &str = "CONVENE_TEST_MC_KEY_PREFIX";
+
+/// Not a test but the body of the process [`TestStack::start_mc_process`] starts: this test
+/// binary again, running only this function. Without the variable that marks the child it
+/// does nothing. It reads MC's configuration from the environment as the real binary does.
+#[test]
+#[ignore = "the entry point of a child process, started by TestStack::start_mc_process"]
+fn meeting_controller_process() {
+    use clap::Parser;
+    use std::io::{Read, Write};
+
+    let Ok(prefix) = std::env::var(MC_PROCESS_PREFIX_ENV) else {
+        return;
+    };
+    // The parent holds our stdin; when it is gone, so are we.
+    std::thread::spawn(|| {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(1);
+    });
+    let mut config = mc_service::config::Config::try_parse_from(["mc-service"]).unwrap();
+    config.shell = test_shell_settings();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let prefix = mc_service::room::KeyPrefix::parse(&prefix).unwrap();
+        let app = mc_service::startup::Application::build_with(config, Router::new(), prefix)
+            .await
+            .unwrap();
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{MC_PROCESS_READY}http://{}", app.grpc_addr()).unwrap();
+        out.flush().unwrap();
+        drop(out);
+        app.run_until_stopped(std::future::pending::<()>()).await;
+    });
 }
 
 /// The Redis MCs of this test write to.
@@ -296,14 +371,92 @@ impl TestStack {
             let _ = stopped.await;
         }));
         self.wait_registered(id).await;
+        self.put_mc(
+            index,
+            McServer {
+                grpc,
+                running: Running::InProcess {
+                    stop: Some(stop),
+                    runtime: Some(runtime),
+                },
+            },
+        )
+    }
+
+    /// Starts meeting controller `index` as [`TestStack::start_mc`] does, but as a process of
+    /// its own (this test binary running [`meeting_controller_process`]), so that
+    /// [`McServer::kill`] is a real SIGKILL. Single Redis only.
+    pub async fn start_mc_process(&mut self, index: usize, prefix: &str) -> &McServer {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+
+        let (id, secret) = MC_CLIENTS[index];
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "helpers::meeting_controller_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(MC_PROCESS_PREFIX_ENV, prefix)
+            .env("MC_HTTP_ADDR", "127.0.0.1:0")
+            .env("MC_GRPC_ADDR", "127.0.0.1:0")
+            .env("REDIS_URL", redis_url())
+            .env_remove("REDIS_CLUSTER_URLS")
+            .env("ROOM_TTL_SECS", "600")
+            .env("AC_URL", &self.ac.base)
+            .env("JWT_ISSUER", ISSUER)
+            .env("MC_CLIENT_ID", id)
+            .env("MC_CLIENT_SECRET", secret)
+            .env("GC_GRPC_URL", &self.gc_grpc)
+            .env_remove("MC_GRPC_ADVERTISE_URL")
+            .env_remove("MC_PUBLIC_WS_URL")
+            .env("MC_CAPACITY", "100")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // Read the child's stdout to its end on a thread of its own, handing over the URL.
+        let (ready, grpc) = oneshot::channel::<String>();
+        std::thread::spawn(move || {
+            let mut ready = Some(ready);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // libtest's "test … ... " may open the same line.
+                if let Some((_, url)) = line.split_once(MC_PROCESS_READY) {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(url.to_owned());
+                    }
+                }
+            }
+        });
+        let grpc = match tokio::time::timeout(Duration::from_secs(30), grpc).await {
+            Ok(Ok(grpc)) => grpc,
+            outcome => {
+                let _ = child.kill();
+                panic!("{id} as a process never served: {outcome:?}");
+            }
+        };
+        let server = McServer {
+            grpc,
+            running: Running::Process {
+                child,
+                _stdin: stdin,
+            },
+        };
+        self.wait_registered(id).await;
+        self.put_mc(index, server)
+    }
+
+    fn put_mc(&mut self, index: usize, server: McServer) -> &McServer {
         while self.mcs.len() <= index {
             self.mcs.push(None);
         }
-        self.mcs[index] = Some(McServer {
-            grpc,
-            stop: Some(stop),
-            runtime: Some(runtime),
-        });
+        self.mcs[index] = Some(server);
         self.mcs[index].as_ref().unwrap()
     }
 

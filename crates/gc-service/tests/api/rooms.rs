@@ -191,7 +191,7 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
     .await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
-    stack.start_mc(0, &prefix, McRedis::Single).await;
+    stack.start_mc_process(0, &prefix).await;
     let host = stack.user_token(HOST).await;
     let code = create(&stack, &host, &json!({"display_name": "Failover"})).await;
     let (_, joined) = join(&stack, &code, &host).await;
@@ -201,7 +201,8 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
     // The second controller registers only now, so the meeting was surely placed on the first.
     stack.start_mc(1, &prefix, McRedis::Single).await;
 
-    // The first controller dies; once its heartbeat is late, the next join moves the meeting.
+    // The first controller's process is SIGKILLed; once its heartbeat is late, the next join
+    // moves the meeting.
     stack.mcs[0].take().unwrap().kill();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let moved = loop {
@@ -259,8 +260,8 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
     .await;
     assert_eq!(status, StatusCode::OK);
 
-    // The first controller comes back; with its old token it can change nothing.
-    stack.start_mc(0, &prefix, McRedis::Single).await;
+    // The first controller's process starts again; with its old token it can change nothing.
+    stack.start_mc_process(0, &prefix).await;
     let tokens = std::sync::Arc::new(
         common::service_token::ServiceTokenClient::new(
             &stack.ac.base,
