@@ -427,10 +427,10 @@ impl TestStack {
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 // libtest's "test … ... " may open the same line.
-                if let Some((_, url)) = line.split_once(MC_PROCESS_READY) {
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(url.to_owned());
-                    }
+                if let Some((_, url)) = line.split_once(MC_PROCESS_READY)
+                    && let Some(ready) = ready.take()
+                {
+                    let _ = ready.send(url.to_owned());
                 }
             }
         });
