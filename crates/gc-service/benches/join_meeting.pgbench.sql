@@ -1,8 +1,9 @@
 -- The writes of an admitted join (`POST /api/v1/meetings/{code}/join`) as a pgbench script, to
 -- measure the database's share of a join without HTTP, JWTs, gRPC, Redis and AC. The statement
 -- is GC's `db::participants::admit` for one guest, as `use_cases::record_admissions` runs it:
--- the meeting made active if it is not (a no-op for these live rooms), the visit opened, and its
--- `participant_admitted` audit row, in one statement with the same parameters.
+-- the meeting's row share-locked (so an `end` in flight is waited for), the meeting made active if
+-- it is not (a no-op for these live rooms), the visit opened, and its `participant_admitted`
+-- audit row, in one statement with the same parameters.
 --
 -- Each transaction seats a new (user, room) pair, as the join benchmark's requests do: client
 -- c's k-th transaction takes pair p = k * clients + c, room p mod rooms and user
@@ -26,17 +27,24 @@ select r.meeting_id, u.user_id
 from bench_join_rooms r, bench_join_users u
 where r.i = :room and u.i = :user \gset
 
-with occupied as (
-    update meetings
-    set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
-    where id = :meeting_id
-      and (status = 'scheduled' or (status = 'active' and empty_since is not null))
+with live as (
+    select id, status, empty_since from meetings
+    where id = :meeting_id and status <> 'ended'
+    for share
+),
+occupied as (
+    update meetings m
+    set status = 'active', started_at = coalesce(m.started_at, now()), empty_since = null
+    from live
+    where m.id = live.id
+      and (live.status = 'scheduled'
+           or (live.status = 'active' and live.empty_since is not null))
 ),
 visits as (
     insert into participants (meeting_id, user_id, role)
     select :meeting_id, u.id, u.role
     from unnest(array[:user_id::uuid], array['guest']::text[]) as u(id, role)
-    where exists (select 1 from meetings where id = :meeting_id and status <> 'ended')
+    where exists (select 1 from live)
     on conflict (meeting_id, user_id) where left_at is null do nothing
     returning user_id, role
 )

@@ -100,6 +100,13 @@ pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Er
 /// `started_at`) and its empty-meeting clock stops, unless it is so already; each user without
 /// an open visit gets one, and each new visit its `participant_admitted` audit row with
 /// `actor`. Returns how many visits it opened. One round trip, whatever the number of users.
+///
+/// Nothing is recorded for a meeting that has ended, even one ending at this very moment: the
+/// share lock on the meeting row waits for an `end` in flight and then sees the row as it
+/// committed. Without it, an admission whose snapshot predates the end but which commits after
+/// the end closed the open visits would leave a visit open on an ended meeting. Concurrent
+/// admissions share the lock and do not wait for each other, except for the one that updates the
+/// row (activating the meeting or stopping its empty clock).
 pub async fn admit(
     pool: &PgPool,
     meeting_id: Uuid,
@@ -111,17 +118,24 @@ pub async fn admit(
     let roles: Vec<&str> = users.iter().map(|(_, role)| *role).collect();
     let (actor_id, actor_type, ip, user_agent) = actor.columns();
     let result = sqlx::query(
-        "with occupied as (
-            update meetings
-            set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
-            where id = $1
-              and (status = 'scheduled' or (status = 'active' and empty_since is not null))
+        "with live as (
+            select id, status, empty_since from meetings
+            where id = $1 and status <> 'ended'
+            for share
+         ),
+         occupied as (
+            update meetings m
+            set status = 'active', started_at = coalesce(m.started_at, now()), empty_since = null
+            from live
+            where m.id = live.id
+              and (live.status = 'scheduled'
+                   or (live.status = 'active' and live.empty_since is not null))
          ),
          visits as (
             insert into participants (meeting_id, user_id, role)
             select $1, u.id, u.role
             from unnest($3::uuid[], $4::text[]) as u(id, role)
-            where exists (select 1 from meetings where id = $1 and status <> 'ended')
+            where exists (select 1 from live)
             on conflict (meeting_id, user_id) where left_at is null do nothing
             returning user_id, role
          )

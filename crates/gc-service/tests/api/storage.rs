@@ -16,7 +16,7 @@ use serde_json::Value;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
-use crate::helpers::{HOST, TestStack, spawn_stack};
+use crate::helpers::{HOST, MEMBER, TestStack, spawn_stack};
 
 fn new_meeting(stack: &TestStack, host: Uuid, code: &str) -> NewMeeting {
     NewMeeting {
@@ -388,4 +388,105 @@ async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPo
         .await
         .unwrap();
     assert_eq!(slots, 32);
+}
+
+/// Sessions of this test's database waiting for a row lock.
+async fn lock_waiters(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn open_visits(pool: &PgPool, meeting_id: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from participants where meeting_id = $1 and left_at is null",
+    )
+    .bind(meeting_id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// The interleaving that used to leave a visit open on an ended meeting: the end has marked
+/// the meeting ended and closed its visits but not committed, when an admission starts. The
+/// admission must wait for the end and then record nothing.
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
+    use gc_service::db::audit::Actor;
+    use gc_service::db::{meetings, participants};
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let guest = stack.user_id(MEMBER).await;
+    let new = new_meeting(&stack, host, "RACEENDJOIN1");
+    let meeting_id = new.id;
+    insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
+        Err(Error::Internal("unused"))
+    })
+    .await
+    .unwrap();
+    let opened = participants::admit(
+        &stack.pool,
+        meeting_id,
+        stack.org_id,
+        &[(host, "host")],
+        Actor::System,
+    )
+    .await
+    .unwrap();
+    assert_eq!(opened, 1, "the host is seated in the live meeting");
+
+    let mut ending = stack.pool.begin().await.unwrap();
+    assert!(
+        meetings::end(&mut ending, meeting_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        participants::close_all(&mut ending, meeting_id, "meeting_ended")
+            .await
+            .unwrap(),
+        1
+    );
+    let pool = stack.pool.clone();
+    let org_id = stack.org_id;
+    let admitting = tokio::spawn(async move {
+        participants::admit(
+            &pool,
+            meeting_id,
+            org_id,
+            &[(guest, "guest")],
+            Actor::System,
+        )
+        .await
+    });
+    // Commit only once the admission has run to its end or is waiting for the end's lock, so
+    // that its snapshot surely predates the end's commit.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !admitting.is_finished() && lock_waiters(&stack.pool).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the admission never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    ending.commit().await.unwrap();
+
+    let opened = admitting.await.unwrap().unwrap();
+    assert_eq!(opened, 0, "nothing is recorded for an ended meeting");
+    assert_eq!(open_visits(&stack.pool, meeting_id).await, 0);
+    let admitted: i64 = sqlx::query_scalar(
+        "select count(*) from audit_logs
+         where resource_id = $1::text and action = 'participant_admitted'",
+    )
+    .bind(meeting_id)
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(admitted, 1, "only the host's admission is in the audit log");
 }
