@@ -15,6 +15,7 @@ use common::meeting_code::MeetingCode;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::db::controllers::Assignment;
 use crate::domain::meeting::{Meeting, MeetingStatus, NewMeeting};
 use common::settings::MeetingSettings;
 
@@ -280,6 +281,66 @@ impl TryFrom<MeetingRow> for Meeting {
             ended_at: row.ended_at,
         })
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct LocatedRow {
+    #[sqlx(flatten)]
+    meeting: MeetingRow,
+    controller_id: Option<String>,
+    ws_url: Option<String>,
+    grpc_addr: Option<String>,
+    fencing_token: Option<i64>,
+    healthy: Option<bool>,
+}
+
+/// A meeting by its code, whatever its status, with its assignment if it has one
+/// ([`crate::db::controllers::assignment`]'s answer), in one round trip: what a join needs to
+/// read before it calls the room.
+pub async fn find_by_code_with_assignment(
+    pool: &PgPool,
+    code: &MeetingCode,
+    heartbeat_timeout_secs: u32,
+) -> Result<Option<(Meeting, Option<Assignment>)>, sqlx::Error> {
+    let row: Option<LocatedRow> = sqlx::query_as(concat!(
+        "select m.*, a.controller_id, c.ws_url, c.grpc_addr, a.fencing_token,
+                c.last_heartbeat_at > now() - make_interval(secs => $2) as healthy
+         from (select ",
+        meeting_columns!(),
+        " from meetings where meeting_code = $1) m
+         left join (meeting_assignments a join meeting_controllers c on c.id = a.controller_id)
+                on a.meeting_id = m.id"
+    ))
+    .bind(code.as_str())
+    .bind(f64::from(heartbeat_timeout_secs))
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let assignment = match (
+        row.controller_id,
+        row.ws_url,
+        row.grpc_addr,
+        row.fencing_token,
+        row.healthy,
+    ) {
+        (
+            Some(controller_id),
+            Some(ws_url),
+            Some(grpc_addr),
+            Some(fencing_token),
+            Some(healthy),
+        ) => Some(Assignment {
+            controller_id,
+            ws_url,
+            grpc_addr,
+            fencing_token,
+            healthy,
+        }),
+        _ => None,
+    };
+    Ok(Some((Meeting::try_from(row.meeting)?, assignment)))
 }
 
 /// A meeting by its code, whatever its status.

@@ -15,7 +15,7 @@ use crate::domain::meeting::MeetingStatus;
 use crate::error::Error;
 use crate::use_cases::get::{Counts, MeetingView};
 use crate::use_cases::room::Rooms;
-use crate::use_cases::{record_admissions, visible_meeting};
+use crate::use_cases::{record_admissions, visible_meeting_located};
 
 /// Where the join left the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +54,13 @@ pub async fn join_meeting(
     code: &str,
     actor: Actor<'_>,
 ) -> Result<Joined, Error> {
-    let meeting = visible_meeting(&rooms.pool, caller, code).await?;
+    let (meeting, assignment) = visible_meeting_located(
+        &rooms.pool,
+        caller,
+        code,
+        rooms.settings.heartbeat_timeout_secs,
+    )
+    .await?;
     let role = if meeting.host_id == caller.sub {
         MeetingRole::Host
     } else {
@@ -65,7 +71,7 @@ pub async fn join_meeting(
         .unwrap_or_else(|_| FALLBACK_NAME.to_owned());
 
     let (response, room) = rooms
-        .call(&meeting, |room| {
+        .call_located(&meeting, Some(assignment), |room| {
             let request = JoinParticipantRequest {
                 meeting_code: room.code.clone(),
                 user_id: caller.sub.to_string(),

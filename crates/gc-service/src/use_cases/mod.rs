@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::db::audit::Actor;
+use crate::db::controllers::Assignment;
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
 
@@ -43,9 +44,27 @@ pub async fn visible_meeting(
     code: &str,
 ) -> Result<Meeting, Error> {
     let code = MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
-    let meeting = db::meetings::find_by_code(pool, &code)
-        .await?
-        .ok_or(Error::MeetingNotFound)?;
+    let meeting = db::meetings::find_by_code(pool, &code).await?;
+    visible(meeting, caller)
+}
+
+/// [`visible_meeting`] with the meeting's assignment read in the same round trip, for
+/// [`room::Rooms::call_located`].
+pub async fn visible_meeting_located(
+    pool: &PgPool,
+    caller: &UserClaims,
+    code: &str,
+    heartbeat_timeout_secs: u32,
+) -> Result<(Meeting, Option<Assignment>), Error> {
+    let code = MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
+    let found =
+        db::meetings::find_by_code_with_assignment(pool, &code, heartbeat_timeout_secs).await?;
+    let (meeting, assignment) = found.ok_or(Error::MeetingNotFound)?;
+    Ok((visible(Some(meeting), caller)?, assignment))
+}
+
+fn visible(meeting: Option<Meeting>, caller: &UserClaims) -> Result<Meeting, Error> {
+    let meeting = meeting.ok_or(Error::MeetingNotFound)?;
     if !may_see(&meeting, caller) || meeting.status.is_ended() {
         return Err(Error::MeetingNotFound);
     }
