@@ -27,24 +27,23 @@ select r.meeting_id, u.user_id
 from bench_join_rooms r, bench_join_users u
 where r.i = :room and u.i = :user \gset
 
-with live as (
-    select id, status, empty_since from meetings
-    where id = :meeting_id and status <> 'ended'
-    for share
+with occupied as (
+    update meetings
+    set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
+    where id = :meeting_id
+      and (status = 'scheduled' or (status = 'active' and empty_since is not null))
+    returning id
 ),
-occupied as (
-    update meetings m
-    set status = 'active', started_at = coalesce(m.started_at, now()), empty_since = null
-    from live
-    where m.id = live.id
-      and (live.status = 'scheduled'
-           or (live.status = 'active' and live.empty_since is not null))
+live as (
+    select id from meetings
+    where id = :meeting_id and status <> 'ended' and not exists (select 1 from occupied)
+    for share
 ),
 visits as (
     insert into participants (meeting_id, user_id, role)
     select :meeting_id, u.id, u.role
     from unnest(array[:user_id::uuid], array['guest']::text[]) as u(id, role)
-    where exists (select 1 from live)
+    where exists (select 1 from occupied) or exists (select 1 from live)
     on conflict (meeting_id, user_id) where left_at is null do nothing
     returning user_id, role
 )

@@ -106,7 +106,9 @@ pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Er
 /// committed. Without it, an admission whose snapshot predates the end but which commits after
 /// the end closed the open visits would leave a visit open on an ended meeting. Concurrent
 /// admissions share the lock and do not wait for each other, except for the one that updates the
-/// row (activating the meeting or stopping its empty clock).
+/// row (activating the meeting or stopping its empty clock). That one takes the update's lock
+/// instead, never the share lock first: `live` runs only when `occupied` changed nothing, since
+/// a share lock upgraded to an update deadlocks against another admission doing the same.
 pub async fn admit(
     pool: &PgPool,
     meeting_id: Uuid,
@@ -118,24 +120,23 @@ pub async fn admit(
     let roles: Vec<&str> = users.iter().map(|(_, role)| *role).collect();
     let (actor_id, actor_type, ip, user_agent) = actor.columns();
     let result = sqlx::query(
-        "with live as (
-            select id, status, empty_since from meetings
-            where id = $1 and status <> 'ended'
-            for share
+        "with occupied as (
+            update meetings
+            set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
+            where id = $1
+              and (status = 'scheduled' or (status = 'active' and empty_since is not null))
+            returning id
          ),
-         occupied as (
-            update meetings m
-            set status = 'active', started_at = coalesce(m.started_at, now()), empty_since = null
-            from live
-            where m.id = live.id
-              and (live.status = 'scheduled'
-                   or (live.status = 'active' and live.empty_since is not null))
+         live as (
+            select id from meetings
+            where id = $1 and status <> 'ended' and not exists (select 1 from occupied)
+            for share
          ),
          visits as (
             insert into participants (meeting_id, user_id, role)
             select $1, u.id, u.role
             from unnest($3::uuid[], $4::text[]) as u(id, role)
-            where exists (select 1 from live)
+            where exists (select 1 from occupied) or exists (select 1 from live)
             on conflict (meeting_id, user_id) where left_at is null do nothing
             returning user_id, role
          )

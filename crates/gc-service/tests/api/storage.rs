@@ -411,34 +411,72 @@ async fn open_visits(pool: &PgPool, meeting_id: Uuid) -> i64 {
     .unwrap()
 }
 
+/// How the meeting stands when the end and the admission race.
+#[derive(Clone, Copy, Debug)]
+enum BeforeTheRace {
+    /// Nobody joined yet: the admission would make it active.
+    Scheduled,
+    /// The host is seated: the admission changes nothing of the meeting row.
+    Active,
+    /// Active, with its empty clock running: the admission would stop it.
+    ActiveEmpty,
+}
+
 /// The interleaving that used to leave a visit open on an ended meeting: the end has marked
 /// the meeting ended and closed its visits but not committed, when an admission starts. The
-/// admission must wait for the end and then record nothing.
+/// admission must wait for the end and then record nothing, whether it would have updated the
+/// meeting row or not.
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    for (i, before) in [
+        BeforeTheRace::Scheduled,
+        BeforeTheRace::Active,
+        BeforeTheRace::ActiveEmpty,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        admission_racing_an_end(&stack, &format!("RACEENDJOIN{i}"), before).await;
+    }
+}
+
+async fn admission_racing_an_end(stack: &TestStack, code: &str, before: BeforeTheRace) {
     use gc_service::db::audit::Actor;
     use gc_service::db::{meetings, participants};
 
-    let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
     let guest = stack.user_id(MEMBER).await;
-    let new = new_meeting(&stack, host, "RACEENDJOIN1");
+    let new = new_meeting(stack, host, code);
     let meeting_id = new.id;
     insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
         Err(Error::Internal("unused"))
     })
     .await
     .unwrap();
-    let opened = participants::admit(
-        &stack.pool,
-        meeting_id,
-        stack.org_id,
-        &[(host, "host")],
-        Actor::System,
-    )
-    .await
-    .unwrap();
-    assert_eq!(opened, 1, "the host is seated in the live meeting");
+    let seated: u64 = match before {
+        BeforeTheRace::Scheduled => 0,
+        BeforeTheRace::Active | BeforeTheRace::ActiveEmpty => {
+            let opened = participants::admit(
+                &stack.pool,
+                meeting_id,
+                stack.org_id,
+                &[(host, "host")],
+                Actor::System,
+            )
+            .await
+            .unwrap();
+            assert_eq!(opened, 1, "the host is seated in the live meeting");
+            1
+        }
+    };
+    if let BeforeTheRace::ActiveEmpty = before {
+        sqlx::query("update meetings set empty_since = now() where id = $1")
+            .bind(meeting_id)
+            .execute(&stack.pool)
+            .await
+            .unwrap();
+    }
 
     let mut ending = stack.pool.begin().await.unwrap();
     assert!(
@@ -451,7 +489,7 @@ async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
         participants::close_all(&mut ending, meeting_id, "meeting_ended")
             .await
             .unwrap(),
-        1
+        seated
     );
     let pool = stack.pool.clone();
     let org_id = stack.org_id;
@@ -478,8 +516,20 @@ async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
     ending.commit().await.unwrap();
 
     let opened = admitting.await.unwrap().unwrap();
-    assert_eq!(opened, 0, "nothing is recorded for an ended meeting");
-    assert_eq!(open_visits(&stack.pool, meeting_id).await, 0);
+    assert_eq!(
+        opened, 0,
+        "{before:?}: nothing is recorded for an ended meeting"
+    );
+    assert_eq!(open_visits(&stack.pool, meeting_id).await, 0, "{before:?}");
+    let status: String = sqlx::query_scalar("select status from meetings where id = $1")
+        .bind(meeting_id)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        status, "ended",
+        "{before:?}: the admission did not reopen it"
+    );
     let admitted: i64 = sqlx::query_scalar(
         "select count(*) from audit_logs
          where resource_id = $1::text and action = 'participant_admitted'",
@@ -488,5 +538,70 @@ async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
     .fetch_one(&stack.pool)
     .await
     .unwrap();
-    assert_eq!(admitted, 1, "only the host's admission is in the audit log");
+    assert_eq!(
+        admitted,
+        i64::try_from(seated).unwrap(),
+        "{before:?}: only the host's admission is in the audit log"
+    );
+}
+
+/// Many first admissions of a meeting nobody has joined yet, at once (a storm on a cold room):
+/// one of them makes the meeting active, and every one records its visit. None may deadlock
+/// with another over the meeting row.
+#[sqlx::test(migrations = "../../migrations")]
+async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPool) {
+    use gc_service::db::audit::Actor;
+    use gc_service::db::participants;
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let mut users = Vec::new();
+    for i in 0..24 {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "insert into users (id, org_id, email, password_hash, display_name, roles)
+             select $1, org_id, $2, password_hash, 'Storm', roles from users where id = $3",
+        )
+        .bind(id)
+        .bind(format!("storm{i}@acme.test"))
+        .bind(host)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+        users.push(id);
+    }
+    for round in 0..5 {
+        let new = new_meeting(&stack, host, &format!("COLDSTORM00{round}"));
+        let meeting_id = new.id;
+        insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
+            Err(Error::Internal("unused"))
+        })
+        .await
+        .unwrap();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(users.len()));
+        let admissions = users.iter().map(|&user| {
+            let pool = stack.pool.clone();
+            let barrier = barrier.clone();
+            let org_id = stack.org_id;
+            tokio::spawn(async move {
+                barrier.wait().await;
+                participants::admit(&pool, meeting_id, org_id, &[(user, "guest")], Actor::System)
+                    .await
+            })
+        });
+        for admission in futures::future::join_all(admissions).await {
+            assert_eq!(admission.unwrap().unwrap(), 1, "round {round}");
+        }
+        assert_eq!(
+            open_visits(&stack.pool, meeting_id).await,
+            24,
+            "round {round}"
+        );
+        let status: String = sqlx::query_scalar("select status from meetings where id = $1")
+            .bind(meeting_id)
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+        assert_eq!(status, "active");
+    }
 }
