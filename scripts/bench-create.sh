@@ -47,7 +47,8 @@ drop_databases() {
 }
 
 cleanup() {
-  stop_services
+  # Defined further down; a failure before that (a build error) has nothing to stop.
+  if declare -F stop_services >/dev/null; then stop_services; fi
   if [ -n "${ADMIN_URL:-}" ]; then drop_databases; fi
   rm -rf "$WORK"
 }

@@ -79,7 +79,8 @@ drop_room_keys() {
 }
 
 cleanup() {
-  stop_services
+  # Defined further down; a failure before that (a build error) has nothing to stop.
+  if declare -F stop_services >/dev/null; then stop_services; fi
   if [ -n "${ADMIN_URL:-}" ]; then drop_databases; fi
   if [ -n "$REDIS_DB" ]; then
     drop_room_keys || true
