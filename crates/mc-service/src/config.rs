@@ -2,10 +2,14 @@
 //! malformed stops the process with a message naming it.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
 use common::shell::ShellSettings;
 use secrecy::SecretString;
+
+use crate::signaling::SignalingSettings;
+use crate::speaker::SpeakerSettings;
 
 #[derive(Clone, Debug, Parser)]
 #[command(name = "mc-service", about = "Convene meeting controller")]
@@ -75,6 +79,130 @@ pub struct Config {
     /// Connection bounds, timeouts and stop timings of the listeners.
     #[command(flatten)]
     pub shell: ShellSettings,
+
+    /// The signaling WebSocket's bounds and the active-speaker detector.
+    #[command(flatten)]
+    pub signaling: SignalingArgs,
+}
+
+/// The signaling settings as the environment gives them.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SignalingArgs {
+    /// How long a dropped signaling connection keeps its seat: `30s`, `500ms`, `2m` (a bare
+    /// number is seconds).
+    #[arg(long, env = "RECONNECT_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub reconnect_grace: Duration,
+
+    /// A level at or above this (dBFS, -127 to 0) counts as speech.
+    #[arg(long, env = "ACTIVE_SPEAKER_THRESHOLD_DB", default_value_t = -40.0,
+          allow_negative_numbers = true, value_parser = parse_threshold)]
+    pub active_speaker_threshold_db: f64,
+
+    /// Milliseconds of continuous speech that make a participant the active speaker.
+    #[arg(long, env = "ACTIVE_SPEAKER_MIN_DURATION_MS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub active_speaker_min_duration_ms: u64,
+
+    /// Milliseconds without a sample that break a run of speech.
+    #[arg(long, env = "ACTIVE_SPEAKER_SILENCE_GAP_MS", default_value_t = 150,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub active_speaker_silence_gap_ms: u64,
+
+    /// Signaling sockets open at once at most; more upgrades are answered 503.
+    #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ws_max_connections: u32,
+
+    /// Milliseconds a new socket has to authenticate (4401 after).
+    #[arg(long, env = "WS_AUTH_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub ws_auth_timeout_ms: u64,
+
+    /// Seconds a socket may go without sending a frame.
+    #[arg(long, env = "WS_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub ws_idle_timeout_secs: u64,
+
+    /// Messages a client may send per second on average (4429 beyond), and in a burst.
+    #[arg(long, env = "WS_MAX_MESSAGES_PER_SEC", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub ws_max_messages_per_sec: u32,
+
+    #[arg(long, env = "WS_MESSAGE_BURST", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub ws_message_burst: u32,
+
+    /// Messages queued for one socket at most; a client that lets it fill is dropped (1008).
+    #[arg(long, env = "WS_OUTBOUND_QUEUE", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub ws_outbound_queue: u32,
+}
+
+impl Default for SignalingArgs {
+    fn default() -> Self {
+        Self {
+            reconnect_grace: Duration::from_secs(30),
+            active_speaker_threshold_db: -40.0,
+            active_speaker_min_duration_ms: 300,
+            active_speaker_silence_gap_ms: 150,
+            ws_max_connections: 10_000,
+            ws_auth_timeout_ms: 5_000,
+            ws_idle_timeout_secs: 60,
+            ws_max_messages_per_sec: 100,
+            ws_message_burst: 200,
+            ws_outbound_queue: 256,
+        }
+    }
+}
+
+impl SignalingArgs {
+    pub fn settings(&self) -> SignalingSettings {
+        SignalingSettings {
+            max_connections: self.ws_max_connections as usize,
+            auth_timeout: Duration::from_millis(self.ws_auth_timeout_ms),
+            idle_timeout: Duration::from_secs(self.ws_idle_timeout_secs),
+            reconnect_grace: self.reconnect_grace,
+            messages_per_second: self.ws_max_messages_per_sec,
+            message_burst: self.ws_message_burst,
+            outbound_queue: self.ws_outbound_queue as usize,
+            speaker: SpeakerSettings {
+                threshold_dbfs: self.active_speaker_threshold_db,
+                min_duration: Duration::from_millis(self.active_speaker_min_duration_ms),
+                silence_gap: Duration::from_millis(self.active_speaker_silence_gap_ms),
+            },
+        }
+    }
+}
+
+/// `30s`, `500ms`, `2m`, or a bare number of seconds; at most a day.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 30s or 500ms"))?;
+    let duration = match unit {
+        "" | "s" => Duration::from_secs(number),
+        "ms" => Duration::from_millis(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        _ => return Err(format!("{raw:?}: the unit must be ms, s or m")),
+    };
+    if duration > Duration::from_secs(86_400) {
+        return Err(format!("{raw:?} is longer than a day"));
+    }
+    Ok(duration)
+}
+
+fn parse_threshold(raw: &str) -> Result<f64, String> {
+    let value: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a number"))?;
+    if !(crate::speaker::MIN_LEVEL_DBFS..=crate::speaker::MAX_LEVEL_DBFS).contains(&value) {
+        return Err(format!("{raw:?} is outside -127..=0 dBFS"));
+    }
+    Ok(value)
 }
 
 /// `addr` as a URL of `scheme`, an unspecified IP (0.0.0.0, ::) read as loopback.
@@ -107,6 +235,68 @@ mod tests {
             local_url("http", "[::1]:5".parse().unwrap()),
             "http://[::1]:5"
         );
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        for bad in [
+            "",
+            "s",
+            "-1s",
+            "1.5s",
+            "3h",
+            "1 s",
+            "9999999999999999999999s",
+            "2d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_duration("86401s").is_err());
+    }
+
+    #[test]
+    fn the_signaling_defaults_are_the_contracts() {
+        let base = [
+            "mc",
+            "--ac-url",
+            "http://ac",
+            "--client-id",
+            "mc-1",
+            "--client-secret",
+            "s",
+            "--gc-grpc-url",
+            "http://gc:50051",
+            "--redis-url",
+            "redis://r:6379",
+        ];
+        let parsed = Config::try_parse_from(base).unwrap();
+        let settings = parsed.signaling.settings();
+        assert_eq!(settings.reconnect_grace, Duration::from_secs(30));
+        assert_eq!(settings.speaker, SpeakerSettings::default());
+        assert_eq!(settings.auth_timeout, Duration::from_secs(5));
+        assert_eq!(
+            format!("{:?}", parsed.signaling),
+            format!("{:?}", SignalingArgs::default())
+        );
+        let custom = [
+            &base[..],
+            &[
+                "--active-speaker-threshold-db",
+                "-55.5",
+                "--reconnect-grace",
+                "250ms",
+            ],
+        ]
+        .concat();
+        let parsed = Config::try_parse_from(custom).unwrap();
+        assert_eq!(parsed.signaling.active_speaker_threshold_db, -55.5);
+        assert_eq!(parsed.signaling.reconnect_grace, Duration::from_millis(250));
+        let loud = [&base[..], &["--active-speaker-threshold-db", "3"]].concat();
+        assert!(Config::try_parse_from(loud).is_err());
     }
 
     #[test]

@@ -31,9 +31,10 @@ use uuid::Uuid;
 
 use crate::held::HeldRooms;
 use crate::room::{
-    Admission, AdmitOutcome, FencingToken, LeaveOutcome, OwnedRoom, Presence, RejectOutcome, Role,
-    RoomError, RoomMeta, RoomStore,
+    Admission, AdmitOutcome, AssignOutcome, FencingToken, LeaveOutcome, OwnedRoom, Presence,
+    RejectOutcome, Role, RoomError, RoomMeta, RoomStore,
 };
+use crate::signaling::Signaling;
 
 /// The router of MC's gRPC listener.
 pub fn router(
@@ -41,6 +42,7 @@ pub fn router(
     controller_id: String,
     held: HeldRooms,
     verifier: JwksVerifier,
+    signaling: std::sync::Arc<Signaling>,
 ) -> Router {
     let auth = ServiceAuthLayer::new(
         verifier,
@@ -51,6 +53,7 @@ pub fn router(
         store,
         controller_id,
         held,
+        signaling,
     });
     tonic::service::Routes::new(auth.layer(service)).into_axum_router()
 }
@@ -59,6 +62,14 @@ struct MeetingController {
     store: RoomStore,
     controller_id: String,
     held: HeldRooms,
+    signaling: std::sync::Arc<Signaling>,
+}
+
+/// Counts seats given, by the operation that gave them.
+fn admitted(via: &'static str, count: usize) {
+    if count > 0 {
+        metrics::counter!("mc_admissions_total", "via" => via).increment(count as u64);
+    }
 }
 
 fn bad_request(what: &'static str) -> Status {
@@ -92,6 +103,20 @@ fn room_status(error: RoomError) -> Status {
             tracing::error!(error = %error, cause = %common::error::cause_chain(&error), "room store failed");
             ApiError::unavailable().into()
         }
+    }
+}
+
+/// A reason as the room tells it: a short lower-case identifier, `default` when none is given.
+fn reason<'a>(raw: &'a str, default: &'static str) -> Result<&'a str, Status> {
+    if raw.is_empty() {
+        return Ok(default);
+    }
+    let plain = raw.len() <= crate::room::MAX_REASON_BYTES
+        && raw.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if plain {
+        Ok(raw)
+    } else {
+        Err(bad_request("a reason is a short lower-case identifier"))
     }
 }
 
@@ -148,6 +173,12 @@ impl MeetingControllerService for MeetingController {
             .await
             .map_err(room_status)?;
         self.held.hold(&code, FencingToken(r.fencing_token));
+        if let AssignOutcome::TookOver { .. } = outcome {
+            // The seats that had sockets on the previous owner wait for them here.
+            let owned = OwnedRoom::new(code.clone(), FencingToken(r.fencing_token));
+            let signaling = std::sync::Arc::clone(&self.signaling);
+            tokio::spawn(async move { signaling.took_over(owned).await });
+        }
         let state = self.store.state(&code).await.map_err(room_status)?;
         tracing::info!(meeting_code = %code, fencing_token = r.fencing_token, ?outcome, "room assigned");
         Ok(Response::new(AssignMeetingResponse {
@@ -175,6 +206,9 @@ impl MeetingControllerService for MeetingController {
         if outcome.admission == Admission::Full {
             return Err(full());
         }
+        if outcome.admission == Admission::Admitted && !outcome.already_present {
+            admitted("join", 1);
+        }
         Ok(Response::new(JoinParticipantResponse {
             status: admission(outcome.admission),
             participant_count: outcome.participant_count,
@@ -196,10 +230,13 @@ impl MeetingControllerService for MeetingController {
         {
             AdmitOutcome::Admitted {
                 already_admitted, ..
-            } => Ok(Response::new(AdmitParticipantResponse {
-                status: AdmissionStatus::Admitted as i32,
-                newly_admitted: !already_admitted,
-            })),
+            } => {
+                admitted("admit", usize::from(!already_admitted));
+                Ok(Response::new(AdmitParticipantResponse {
+                    status: AdmissionStatus::Admitted as i32,
+                    newly_admitted: !already_admitted,
+                }))
+            }
             AdmitOutcome::Full => Err(full()),
             AdmitOutcome::NotInLobby => Err(not_waiting()),
         }
@@ -213,7 +250,7 @@ impl MeetingControllerService for MeetingController {
         let room = owned(&r.meeting_code, r.fencing_token)?;
         match self
             .store
-            .reject(&room, &user(&r.user_id)?)
+            .reject(&room, &user(&r.user_id)?, reason(&r.reason, "rejected")?)
             .await
             .map_err(room_status)?
         {
@@ -233,6 +270,7 @@ impl MeetingControllerService for MeetingController {
             .admit_all(&room, Utc::now())
             .await
             .map_err(room_status)?;
+        admitted("admit_all", outcome.admitted.len());
         Ok(Response::new(AdmitAllResponse {
             admitted: outcome.admitted,
             still_waiting: outcome.still_waiting,
@@ -247,7 +285,7 @@ impl MeetingControllerService for MeetingController {
         let room = owned(&r.meeting_code, r.fencing_token)?;
         let outcome = self
             .store
-            .leave(&room, &user(&r.user_id)?)
+            .leave(&room, &user(&r.user_id)?, reason(&r.reason, "left")?)
             .await
             .map_err(room_status)?;
         let (left_from, remaining) = match outcome {
@@ -285,6 +323,7 @@ impl MeetingControllerService for MeetingController {
             )
             .await
             .map_err(room_status)?;
+        admitted("settings", outcome.admitted.len());
         Ok(Response::new(UpdateSettingsResponse {
             admitted: outcome.admitted,
         }))
@@ -296,7 +335,11 @@ impl MeetingControllerService for MeetingController {
     ) -> Result<Response<EndMeetingResponse>, Status> {
         let r = request.into_inner();
         let room = owned(&r.meeting_code, r.fencing_token)?;
-        match self.store.end_room(&room).await {
+        match self
+            .store
+            .end_room(&room, reason(&r.reason, "ended")?)
+            .await
+        {
             // Ended now, or gone already: either way there is no room any more.
             Ok(_) | Err(RoomError::NotFound) => {
                 self.held.forget(&room.code);

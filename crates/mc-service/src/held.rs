@@ -42,6 +42,15 @@ impl HeldRooms {
         }
     }
 
+    /// The token this MC holds `code` under, if it holds it.
+    pub fn token(&self, code: &MeetingCode) -> Option<FencingToken> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(code)
+            .copied()
+    }
+
     pub fn forget(&self, code: &MeetingCode) {
         self.0
             .lock()

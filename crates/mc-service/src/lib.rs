@@ -3,9 +3,9 @@
 //! MC keeps room state in Redis (participants, lobby, active speaker), serves the signaling
 //! WebSocket and detects the active speaker. It is the only service that writes room state to
 //! Redis; it never talks to PostgreSQL and never signs tokens. This build serves its health and
-//! metrics endpoints, GC's calls on its rooms ([`grpc`], over the [`room`] store) and its place
-//! in GC's registry ([`registration`]), keeping the rooms it holds alive ([`held`]);
-//! signaling comes with its issue.
+//! metrics endpoints, GC's calls on its rooms ([`grpc`], over the [`room`] store), its place in
+//! GC's registry ([`registration`]), the rooms it holds alive ([`held`]), and the signaling
+//! WebSocket ([`signaling`]) with the active-speaker detector ([`speaker`]).
 
 pub mod config;
 pub mod grpc;
@@ -13,4 +13,6 @@ pub mod held;
 pub mod registration;
 pub mod room;
 pub mod routes;
+pub mod signaling;
+pub mod speaker;
 pub mod startup;

@@ -14,6 +14,7 @@ use tonic::transport::{Channel, Endpoint};
 use tower::Layer;
 
 use crate::held::HeldRooms;
+use crate::signaling::hub::Hub;
 
 pub type GcClient = GlobalControllerServiceClient<WithServiceToken<Channel>>;
 
@@ -40,6 +41,7 @@ pub async fn run(
     mut gc: GcClient,
     registration: RegisterMeetingControllerRequest,
     held: HeldRooms,
+    hub: std::sync::Arc<Hub>,
     stop: CancellationToken,
 ) {
     loop {
@@ -54,7 +56,7 @@ pub async fn run(
             let beat = HeartbeatRequest {
                 controller_id: registration.controller_id.clone(),
                 active_meetings: held.count(),
-                connected_participants: 0,
+                connected_participants: u32::try_from(hub.counts().0).unwrap_or(u32::MAX),
             };
             match gc.heartbeat(beat).await {
                 Ok(_) => {}

@@ -1,12 +1,14 @@
 //! Building MC from its configuration and running it inside the common service shell
 //! (`common::shell`) until a shutdown signal: the HTTP listener (health, metrics, later the
-//! signaling WebSocket), the gRPC listener GC calls, and the registration job.
+//! signaling WebSocket), the gRPC listener GC calls, and the jobs: registration, room
+//! keep-alive, the room-event subscriber and the reports to GC.
 //!
 //! A new background job: a function taking the shell's cancellation token, registered with
 //! `shell.spawn_job` in [`Application::build_with`].
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,6 +25,8 @@ use crate::config::{Config, local_url};
 use crate::held::{self, HeldRooms};
 use crate::room::{KeyPrefix, RedisPool, RoomStore, RoomStoreConfig};
 use crate::routes;
+use crate::signaling::hub::Hub;
+use crate::signaling::{Signaling, reporter, subscriber};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -32,6 +36,7 @@ pub struct AppState {
     pub verifier: JwksVerifier,
     pub metrics: PrometheusHandle,
     pub readiness: Readiness,
+    pub signaling: Arc<Signaling>,
 }
 
 pub struct Application {
@@ -75,7 +80,7 @@ impl Application {
         let store = RoomStore::new(
             redis.clone(),
             RoomStoreConfig {
-                key_prefix: prefix,
+                key_prefix: prefix.clone(),
                 ttl: Duration::from_secs(config.room_ttl_secs),
             },
         )
@@ -90,12 +95,40 @@ impl Application {
         let metrics = common::metrics::install_recorder(&[])?;
         let mut shell = Shell::new("mc", config.shell.timings());
         let held = HeldRooms::default();
+        let gc =
+            crate::registration::gc_client(&config.gc_grpc_url, ServiceTokenLayer::new(tokens))
+                .context("invalid GC_GRPC_URL")?;
+
+        let settings = config.signaling.settings();
+        let event_urls = match &config.redis_url {
+            Some(url) if config.redis_cluster_urls.is_empty() => vec![url.clone()],
+            _ => config.redis_cluster_urls.clone(),
+        };
+        let (subscriber, subscriber_task) = subscriber::subscriber(event_urls, prefix);
+        let hub = Arc::new(Hub::new(
+            store.clone(),
+            subscriber,
+            settings.speaker,
+            settings.outbound_queue,
+        ));
+        let (reports, reporter_task) = reporter::reporter();
+        let signaling = Arc::new(Signaling::new(
+            Arc::clone(&hub),
+            store.clone(),
+            held.clone(),
+            verifier.clone(),
+            reports,
+            settings,
+            config.client_id.clone(),
+            shell.handle(),
+        ));
         let state = AppState {
             redis,
             store: store.clone(),
             verifier: verifier.clone(),
             metrics,
             readiness: shell.readiness(),
+            signaling: Arc::clone(&signaling),
         };
         let router = routes::router_with(state, config.shell.layers("mc"), extra_routes);
         let http_addr = shell
@@ -106,6 +139,7 @@ impl Application {
             config.client_id.clone(),
             held.clone(),
             verifier,
+            Arc::clone(&signaling),
         );
         let grpc_addr = shell
             .listen(
@@ -129,12 +163,19 @@ impl Application {
                 .unwrap_or_else(|| local_url("http", grpc_addr)),
             capacity: config.capacity,
         };
-        let gc =
-            crate::registration::gc_client(&config.gc_grpc_url, ServiceTokenLayer::new(tokens))
-                .context("invalid GC_GRPC_URL")?;
         let beating = held.clone();
+        let registration_gc = gc.clone();
+        let counted = Arc::clone(&hub);
         shell.spawn_job("registration", move |stop| {
-            crate::registration::run(gc, registration, beating, stop)
+            crate::registration::run(registration_gc, registration, beating, counted, stop)
+        });
+        let weak_hub = Arc::downgrade(&hub);
+        shell.spawn_job("room events", move |stop| {
+            subscriber::run(subscriber_task, weak_hub, stop)
+        });
+        let controller_id = config.client_id.clone();
+        shell.spawn_job("reports to GC", move |stop| {
+            reporter::run(reporter_task, gc, controller_id, stop)
         });
         let every = held::keep_alive_interval(Duration::from_secs(config.room_ttl_secs));
         shell.spawn_job("room keep-alive", move |stop| {

@@ -76,6 +76,7 @@ async fn spawn_app_with(
         public_ws_url: None,
         capacity: 10,
         shell,
+        signaling: Default::default(),
     };
     let app = Application::build_with(config, extra, KeyPrefix::default())
         .await

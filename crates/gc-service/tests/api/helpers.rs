@@ -226,6 +226,8 @@ pub struct McServer {
 enum Running {
     InProcess {
         stop: Option<oneshot::Sender<()>>,
+        /// Resolves once the controller has stopped.
+        stopped: Option<oneshot::Receiver<()>>,
         runtime: Option<tokio::runtime::Runtime>,
     },
     /// The child keeps running while its stdin is open: it exits by itself if this test
@@ -237,12 +239,29 @@ enum Running {
 }
 
 impl McServer {
+    /// Stops an in-process controller as SIGTERM does (readiness off, sockets closed with
+    /// "going away", jobs stopped); whether it stopped within 20 s.
+    pub async fn stop(mut self) -> bool {
+        let Running::InProcess { stop, stopped, .. } = &mut self.running else {
+            panic!("only an in-process controller stops gracefully here");
+        };
+        if let Some(stop) = stop.take() {
+            let _ = stop.send(());
+        }
+        let Some(stopped) = stopped.take() else {
+            return false;
+        };
+        tokio::time::timeout(Duration::from_secs(20), stopped)
+            .await
+            .is_ok()
+    }
+
     /// Ends the controller without a word to anyone. A process gets SIGKILL, and this waits
     /// until the kernel says it died of it; an in-process controller loses its runtime, which
     /// ends every task and socket of it at once.
     pub fn kill(mut self) {
         match &mut self.running {
-            Running::InProcess { stop, runtime } => {
+            Running::InProcess { stop, runtime, .. } => {
                 stop.take();
                 if let Some(runtime) = runtime.take() {
                     runtime.shutdown_background();
@@ -261,7 +280,7 @@ impl McServer {
 impl Drop for McServer {
     fn drop(&mut self) {
         match &mut self.running {
-            Running::InProcess { stop, runtime } => {
+            Running::InProcess { stop, runtime, .. } => {
                 if let Some(stop) = stop.take() {
                     let _ = stop.send(());
                 }
@@ -329,6 +348,18 @@ impl TestStack {
     /// shared by the test's controllers so one can take over the other's rooms), and waits
     /// until it has registered with GC.
     pub async fn start_mc(&mut self, index: usize, prefix: &str, redis: McRedis) -> &McServer {
+        let signaling = mc_service::config::SignalingArgs::default();
+        self.start_mc_with(index, prefix, redis, signaling).await
+    }
+
+    /// [`TestStack::start_mc`] with the signaling settings chosen by the test.
+    pub async fn start_mc_with(
+        &mut self,
+        index: usize,
+        prefix: &str,
+        redis: McRedis,
+        signaling: mc_service::config::SignalingArgs,
+    ) -> &McServer {
         let (id, secret) = MC_CLIENTS[index];
         let (redis_url, redis_cluster_urls) = match redis {
             McRedis::Single => (Some(redis_url()), Vec::new()),
@@ -349,6 +380,7 @@ impl TestStack {
             public_ws_url: None,
             capacity: 100,
             shell: test_shell_settings(),
+            signaling,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -366,10 +398,15 @@ impl TestStack {
             .unwrap()
             .unwrap();
         let grpc = format!("http://{}", app.grpc_addr());
-        let (stop, stopped) = oneshot::channel::<()>();
-        runtime.spawn(app.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
+        let (stop, stop_signal) = oneshot::channel::<()>();
+        let (done, stopped) = oneshot::channel::<()>();
+        runtime.spawn(async move {
+            app.run_until_stopped(async move {
+                let _ = stop_signal.await;
+            })
+            .await;
+            let _ = done.send(());
+        });
         self.wait_registered(id).await;
         self.put_mc(
             index,
@@ -377,6 +414,7 @@ impl TestStack {
                 grpc,
                 running: Running::InProcess {
                     stop: Some(stop),
+                    stopped: Some(stopped),
                     runtime: Some(runtime),
                 },
             },

@@ -15,5 +15,7 @@ mod lifecycle;
 mod listener;
 mod observability;
 mod rooms;
+mod signaling;
 mod storage;
 mod validation;
+mod ws;

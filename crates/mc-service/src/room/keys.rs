@@ -7,12 +7,13 @@
 use common::meeting_code::MeetingCode;
 
 /// The key suffixes, in the order every script receives its `KEYS` (see `lua/prelude.lua`).
-const SUFFIXES: [&str; 5] = [
+const SUFFIXES: [&str; 6] = [
     "meta",
     "participants",
     "lobby",
     "lobby_details",
     "active_speaker",
+    "rejected",
 ];
 
 /// Why a key prefix cannot be used.
@@ -42,7 +43,7 @@ impl KeyPrefix {
     }
 }
 
-/// The five keys of one room, e.g. `room:{Ab3dE5fG7hJ9}:meta`.
+/// The six keys of one room, e.g. `room:{Ab3dE5fG7hJ9}:meta`, and its event channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomKeys {
     pub meta: String,
@@ -50,29 +51,44 @@ pub struct RoomKeys {
     pub lobby: String,
     pub lobby_details: String,
     pub active_speaker: String,
+    /// Users the host rejected, with the reason they were given, until they join again.
+    pub rejected: String,
+    /// The pub/sub channel the scripts publish the room's events on (not a key: it holds no
+    /// data and has no TTL). `lua/prelude.lua` derives the same name from `meta`.
+    pub events: String,
 }
 
 impl RoomKeys {
     pub fn new(prefix: &KeyPrefix, code: &MeetingCode) -> Self {
-        let [meta, participants, lobby, lobby_details, active_speaker] =
-            SUFFIXES.map(|suffix| format!("{}room:{{{code}}}:{suffix}", prefix.as_str()));
+        let name = |suffix: &str| format!("{}room:{{{code}}}:{suffix}", prefix.as_str());
+        let [
+            meta,
+            participants,
+            lobby,
+            lobby_details,
+            active_speaker,
+            rejected,
+        ] = SUFFIXES.map(name);
         Self {
             meta,
             participants,
             lobby,
             lobby_details,
             active_speaker,
+            rejected,
+            events: name("events"),
         }
     }
 
     /// All keys, in the order of a script's `KEYS`.
-    pub fn all(&self) -> [&str; 5] {
+    pub fn all(&self) -> [&str; 6] {
         [
             &self.meta,
             &self.participants,
             &self.lobby,
             &self.lobby_details,
             &self.active_speaker,
+            &self.rejected,
         ]
     }
 }
@@ -90,6 +106,8 @@ mod tests {
         assert_eq!(keys.lobby, "t1:room:{Ab3dE5fG7hJ9}:lobby");
         assert_eq!(keys.lobby_details, "t1:room:{Ab3dE5fG7hJ9}:lobby_details");
         assert_eq!(keys.active_speaker, "t1:room:{Ab3dE5fG7hJ9}:active_speaker");
+        assert_eq!(keys.rejected, "t1:room:{Ab3dE5fG7hJ9}:rejected");
+        assert_eq!(keys.events, "t1:room:{Ab3dE5fG7hJ9}:events");
     }
 
     #[test]

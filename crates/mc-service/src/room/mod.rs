@@ -15,6 +15,7 @@ mod connection;
 mod error;
 mod keys;
 mod model;
+pub(crate) use model::format_timestamp;
 mod outcome;
 mod records;
 mod reply;
@@ -33,6 +34,6 @@ pub use outcome::{
     Presence, RejectOutcome, SpeakerOutcome,
 };
 pub use store::{
-    DEFAULT_TTL, MAX_DISPLAY_NAME_BYTES, MAX_ID_BYTES, MAX_LANGUAGE_BYTES, MAX_TTL, RoomStore,
-    RoomStoreConfig,
+    DEFAULT_TTL, MAX_DISPLAY_NAME_BYTES, MAX_ID_BYTES, MAX_LANGUAGE_BYTES, MAX_REASON_BYTES,
+    MAX_TTL, RoomStore, RoomStoreConfig,
 };

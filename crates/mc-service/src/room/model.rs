@@ -82,6 +82,12 @@ pub struct Participant {
     pub role: Role,
     #[serde(with = "timestamp")]
     pub joined_at: DateTime<Utc>,
+    /// Seated from the lobby by the host (their first socket is told `admitted`).
+    #[serde(default)]
+    pub from_lobby: bool,
+    /// The id of the signaling socket that last claimed this seat; `None` before the first.
+    #[serde(default)]
+    pub connection: Option<String>,
 }
 
 /// One person in the lobby, as stored in `room:{code}:lobby_details`.
@@ -108,6 +114,11 @@ pub struct RoomState {
     /// Sorted by `waiting_since`, then user id: the order `admit_all` admits in.
     pub lobby: Vec<LobbyEntry>,
     pub active_speaker: Option<String>,
+    /// Users the host rejected (until they join again), with the reason they were given.
+    pub rejected: std::collections::BTreeMap<String, String>,
+    /// The number of the last event published for the room: events up to it are already in
+    /// this snapshot.
+    pub seq: u64,
 }
 
 impl RoomState {
@@ -116,8 +127,8 @@ impl RoomState {
     }
 }
 
-/// Fields of a participant to change; `None` leaves a field as it is. `language` and
-/// `hardware_ready` take `Some(None)` to clear them.
+/// Fields of a participant to change; `None` leaves a field as it is. `language`,
+/// `hardware_ready` and `connection` take `Some(None)` to clear them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ParticipantUpdate {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +137,8 @@ pub struct ParticipantUpdate {
     pub language: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hardware_ready: Option<Option<HardwareReady>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<Option<String>>,
 }
 
 /// Times in Redis are RFC 3339 in UTC with exactly three fraction digits

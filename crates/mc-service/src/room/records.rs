@@ -22,6 +22,10 @@ pub(crate) fn decode_state(mut reply: Reply) -> Result<RoomState, RoomError> {
     let lobby: Vec<String> = reply.next()?;
     let details = pairs(reply.next()?);
     let active_speaker: Option<String> = reply.next()?;
+    let rejected = pairs(reply.next()?)
+        .iter()
+        .map(|(user, reason)| Ok((text(user)?, text(reason)?)))
+        .collect::<Result<_, RoomError>>()?;
 
     let mut seated = participants
         .iter()
@@ -54,6 +58,11 @@ pub(crate) fn decode_state(mut reply: Reply) -> Result<RoomState, RoomError> {
         participants: seated,
         lobby: waiting,
         active_speaker,
+        rejected,
+        seq: match meta.get(b"seq".as_slice()) {
+            Some(_) => number(&meta, "seq")?,
+            None => 0,
+        },
     })
 }
 

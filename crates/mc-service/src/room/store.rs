@@ -34,6 +34,8 @@ pub const MAX_ID_BYTES: usize = 128;
 pub const MAX_DISPLAY_NAME_BYTES: usize = 1020;
 /// Longest language tag, in bytes (BCP 47 tags in use are far shorter).
 pub const MAX_LANGUAGE_BYTES: usize = 64;
+/// Longest reason (of a leave, a rejection, an end), in bytes.
+pub const MAX_REASON_BYTES: usize = 64;
 /// The default safety TTL of a room's keys.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// The longest safety TTL accepted.
@@ -189,16 +191,19 @@ impl RoomStore {
         }
     }
 
-    /// Removes a waiting user from the lobby.
+    /// Removes a waiting user from the lobby, telling them `reason` (and remembering it until
+    /// they join again, for a socket they open later).
     #[instrument(name = "mc.room.reject", skip_all, fields(meeting_code = %room.code))]
     pub async fn reject(
         &self,
         room: &OwnedRoom,
         user_id: &str,
+        reason: &str,
     ) -> Result<RejectOutcome, RoomError> {
         check_id(user_id, "user id must be 1 to 128 bytes")?;
+        check_reason(reason)?;
         let mut call = self.call(&self.scripts.reject, &room.code, Some(room.token));
-        call.arg(user_id);
+        call.arg(user_id).arg(reason);
         let reply = self.run_guarded("reject", &call).await?;
         match reply.outcome() {
             "rejected" => Ok(RejectOutcome::Rejected),
@@ -220,12 +225,46 @@ impl RoomStore {
         lobby_moves(reply, "admitted")
     }
 
-    /// Removes the user from the seats or the lobby; clears the active speaker if it was them.
+    /// Removes the user from the seats or the lobby, telling the room `reason`; clears the
+    /// active speaker if it was them.
+    pub async fn leave(
+        &self,
+        room: &OwnedRoom,
+        user_id: &str,
+        reason: &str,
+    ) -> Result<LeaveOutcome, RoomError> {
+        self.leave_checked(room, user_id, reason, None).await
+    }
+
+    /// [`RoomStore::leave`] for a seat only, and only if its `connection` is still
+    /// `connection` (`""`: none): the end of a reconnect grace, which must not unseat a user
+    /// who reconnected meanwhile. Otherwise [`LeaveOutcome::NotPresent`].
+    pub async fn leave_if_connection(
+        &self,
+        room: &OwnedRoom,
+        user_id: &str,
+        reason: &str,
+        connection: &str,
+    ) -> Result<LeaveOutcome, RoomError> {
+        self.leave_checked(room, user_id, reason, Some(connection))
+            .await
+    }
+
     #[instrument(name = "mc.room.leave", skip_all, fields(meeting_code = %room.code))]
-    pub async fn leave(&self, room: &OwnedRoom, user_id: &str) -> Result<LeaveOutcome, RoomError> {
+    async fn leave_checked(
+        &self,
+        room: &OwnedRoom,
+        user_id: &str,
+        reason: &str,
+        connection: Option<&str>,
+    ) -> Result<LeaveOutcome, RoomError> {
         check_id(user_id, "user id must be 1 to 128 bytes")?;
+        check_reason(reason)?;
         let mut call = self.call(&self.scripts.leave, &room.code, Some(room.token));
-        call.arg(user_id);
+        call.arg(user_id).arg(reason);
+        if let Some(connection) = connection {
+            call.arg(connection);
+        }
         let mut reply = self.run_guarded("leave", &call).await?;
         match reply.outcome() {
             "left" => {
@@ -265,10 +304,13 @@ impl RoomStore {
         lobby_moves(reply, "updated")
     }
 
-    /// Deletes every key of the room. Ending a room that is gone already is not an error.
+    /// Tells everyone in the room and the lobby `meeting.ended` with `reason`, then deletes
+    /// every key of the room. Ending a room that is gone already is not an error.
     #[instrument(name = "mc.room.end", skip_all, fields(meeting_code = %room.code))]
-    pub async fn end_room(&self, room: &OwnedRoom) -> Result<EndOutcome, RoomError> {
-        let call = self.call(&self.scripts.end_room, &room.code, Some(room.token));
+    pub async fn end_room(&self, room: &OwnedRoom, reason: &str) -> Result<EndOutcome, RoomError> {
+        check_reason(reason)?;
+        let mut call = self.call(&self.scripts.end_room, &room.code, Some(room.token));
+        call.arg(reason);
         let reply = self.run_guarded("end_room", &call).await?;
         match reply.outcome() {
             "ended" => Ok(EndOutcome::Ended),
@@ -315,20 +357,26 @@ impl RoomStore {
         }
     }
 
-    /// Changes a seated participant's status, language or hardware result; `None` when the
-    /// user has no seat.
+    /// Changes a seated participant's status, language, hardware result or connection;
+    /// `None` when the user has no seat, or, with `if_connection`, when the seat's connection
+    /// is no longer that one (`""`: none). Changes clients see are broadcast as
+    /// `participant.updated`.
     #[instrument(name = "mc.room.set_participant_fields", skip_all, fields(meeting_code = %room.code))]
     pub async fn set_participant_fields(
         &self,
         room: &OwnedRoom,
         user_id: &str,
         update: &ParticipantUpdate,
+        if_connection: Option<&str>,
     ) -> Result<Option<Participant>, RoomError> {
         check_id(user_id, "user id must be 1 to 128 bytes")?;
         if let Some(Some(language)) = &update.language
             && language.len() > MAX_LANGUAGE_BYTES
         {
             return Err(RoomError::InvalidInput("language tag too long"));
+        }
+        if let Some(Some(connection)) = &update.connection {
+            check_id(connection, "connection id must be 1 to 128 bytes")?;
         }
         let patch = serde_json::to_string(update)
             .map_err(|_| RoomError::InvalidInput("unencodable update"))?;
@@ -338,6 +386,9 @@ impl RoomStore {
             Some(room.token),
         );
         call.arg(user_id).arg(patch);
+        if let Some(connection) = if_connection {
+            call.arg(connection);
+        }
         let mut reply = self.run_guarded("set_participant_fields", &call).await?;
         match reply.outcome() {
             "updated" => {
@@ -357,7 +408,7 @@ impl RoomStore {
         records::decode_state(Reply::parse(reply)?)
     }
 
-    /// The script with the room's five keys and the two common arguments.
+    /// The script with the room's six keys and the two common arguments.
     fn call<'a>(
         &self,
         script: &'a Script,
@@ -426,6 +477,14 @@ fn encode_settings(settings: &MeetingSettings) -> Result<String, RoomError> {
 fn check_id(id: &str, what: &'static str) -> Result<(), RoomError> {
     if id.is_empty() || id.len() > MAX_ID_BYTES {
         return Err(RoomError::InvalidInput(what));
+    }
+    Ok(())
+}
+
+/// Reasons are short identifiers (`left`, `connection_lost`, `ended_by_host`).
+fn check_reason(reason: &str) -> Result<(), RoomError> {
+    if reason.is_empty() || reason.len() > MAX_REASON_BYTES {
+        return Err(RoomError::InvalidInput("reason must be 1 to 64 bytes"));
     }
     Ok(())
 }

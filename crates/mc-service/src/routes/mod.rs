@@ -14,6 +14,7 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route("/ws/v1/meetings/{code}", get(crate::signaling::upgrade))
         .merge(extra)
         .with_state(state);
     layers::apply(routes, layers)

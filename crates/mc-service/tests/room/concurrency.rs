@@ -188,8 +188,14 @@ async fn admit_reject_and_leave_racing_on_the_same_users_stay_consistent(h: Harn
                 "admit {:?}",
                 store.admit(&owned, &who, now()).await.unwrap()
             ),
-            1 => format!("reject {:?}", store.reject(&owned, &who).await.unwrap()),
-            _ => format!("leave {:?}", store.leave(&owned, &who).await.unwrap()),
+            1 => format!(
+                "reject {:?}",
+                store.reject(&owned, &who, "rejected").await.unwrap()
+            ),
+            _ => format!(
+                "leave {:?}",
+                store.leave(&owned, &who, "left").await.unwrap()
+            ),
         }
     })
     .await;
@@ -241,7 +247,7 @@ async fn admit_all_racing_joins_and_leaves_never_overfills(h: Harness) {
                 out.participant_count
             }
             1 if i < 20 => {
-                let out = store.leave(&owned, &user(1 + i / 4)).await.unwrap();
+                let out = store.leave(&owned, &user(1 + i / 4), "left").await.unwrap();
                 match out {
                     LeaveOutcome::Left {
                         remaining_participants,

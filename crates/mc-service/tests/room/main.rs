@@ -10,6 +10,7 @@
 mod support;
 
 mod concurrency;
+mod events;
 mod fencing;
 mod held;
 mod hostile;

@@ -174,6 +174,7 @@ async fn set_participant_fields_changes_only_the_given_fields(h: Harness) {
                 status: Some(ParticipantStatus::Connected),
                 language: Some(Some("pt-BR".into())),
                 hardware_ready: Some(Some(hardware)),
+                connection: None,
             },
         )
         .await
@@ -276,6 +277,8 @@ async fn touch_gives_every_key_the_full_ttl_again(h: Harness) {
     let room = h.room(5, true).await;
     room.join_as(&user(0), Role::Host).await;
     room.join_as(&user(1), Role::Guest).await;
+    room.join_as(&user(2), Role::Guest).await;
+    room.reject(&user(2)).await.unwrap();
     room.set_active_speaker(Some(&user(0))).await.unwrap();
     for key in room.keys().all() {
         let _: i64 = h

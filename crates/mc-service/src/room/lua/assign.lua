@@ -7,7 +7,7 @@ local stored = redis.call('HGET', META, 'fencing_token')
 if not stored then
   -- Without meta there is no room. Keys left over from one whose meta expired first are
   -- stale, and a new room must not inherit them.
-  redis.call('DEL', PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER)
+  redis.call('DEL', PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER, REJECTED)
   redis.call('HSET', META, 'meeting_id', meeting_id, 'host_id', host_id,
     'max_participants', max, 'settings', settings, 'fencing_token', TOKEN, 'owner', owner)
   return done({'created'})

@@ -1,5 +1,6 @@
--- end_room: no arguments of its own.
+-- end_room: ARGV 3 reason (what participants are told).
 -- Replies: {'ended'} | {'already_gone'} | {'fenced', stored_token}
+-- Everyone seated or waiting hears `meeting.ended` before the keys go.
 local denied = guard()
 if denied then
   if denied[1] == 'not_found' then
@@ -7,5 +8,6 @@ if denied then
   end
   return denied
 end
-redis.call('DEL', META, PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER)
+publish('rl', nil, {type = 'meeting.ended', reason = ARGV[3]})
+redis.call('DEL', META, PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER, REJECTED)
 return {'ended'}

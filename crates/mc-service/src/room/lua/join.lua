@@ -16,10 +16,13 @@ if role == 'host' or not waiting_room_enabled(redis.call('HGET', META, 'settings
   if count >= max_participants() then
     return done({'full', count, 0})
   end
-  seat(user, name, role, now)
+  seat(user, name, role, now, false)
   return done({'admitted', count + 1, 0})
 end
 
+-- A user the host rejected may ask again: they wait again.
+redis.call('HDEL', REJECTED, user)
 redis.call('SADD', LOBBY, user)
 redis.call('HSET', LOBBY_DETAILS, user, cjson.encode({display_name = name, waiting_since = now}))
+publish('h', user, {type = 'lobby.joined', user_id = user, display_name = name})
 return done({'waiting', count, 0})

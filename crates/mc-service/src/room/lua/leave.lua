@@ -1,20 +1,30 @@
--- leave: ARGV 3 user_id.
+-- leave: ARGV 3 user_id, 4 reason (`left`, `connection_lost`, ...), 5 optional: the
+-- connection the seat must still have (a socket id; '' for none), so that a reconnect grace
+-- that ran out cannot unseat a user who reconnected meanwhile.
 -- Replies: {'left', 'participant' | 'lobby', remaining_participants, cleared_speaker (0 | 1)}
---        | {'not_present', participant_count}
+--        | {'not_present', participant_count} (also when the seat's connection differs)
 local denied = guard()
 if denied then return denied end
-local user = ARGV[3]
+local user, reason, expected = ARGV[3], ARGV[4], ARGV[5]
 
-if redis.call('HDEL', PARTICIPANTS, user) == 1 then
+local stored = redis.call('HGET', PARTICIPANTS, user)
+if stored then
+  if not connection_is(decode_or_empty(stored), expected) then
+    return done({'not_present', redis.call('HLEN', PARTICIPANTS)})
+  end
+  redis.call('HDEL', PARTICIPANTS, user)
+  publish('rs', user, {type = 'participant.left', user_id = user, reason = reason})
   local cleared = 0
   if redis.call('GET', SPEAKER) == user then
     redis.call('DEL', SPEAKER)
+    publish('r', nil, {type = 'active_speaker', user_id = cjson.null, previous_user_id = user})
     cleared = 1
   end
   return done({'left', 'participant', redis.call('HLEN', PARTICIPANTS), cleared})
 end
-if redis.call('SREM', LOBBY, user) == 1 then
+if expected == nil and redis.call('SREM', LOBBY, user) == 1 then
   redis.call('HDEL', LOBBY_DETAILS, user)
+  publish('hs', user, {type = 'lobby.left', user_id = user, reason = reason})
   return done({'left', 'lobby', redis.call('HLEN', PARTICIPANTS), 0})
 end
 return done({'not_present', redis.call('HLEN', PARTICIPANTS)})

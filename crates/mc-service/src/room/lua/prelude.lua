@@ -1,13 +1,30 @@
 -- Shared head of every room script (scripts.rs puts it before each script's body).
 --
--- KEYS: 1 meta, 2 participants, 3 lobby, 4 lobby_details, 5 active_speaker; all carry the
--- room's {code} hash tag, so they are in one slot.
+-- KEYS: 1 meta, 2 participants, 3 lobby, 4 lobby_details, 5 active_speaker, 6 rejected; all
+-- carry the room's {code} hash tag, so they are in one slot.
 -- ARGV: 1 the caller's fencing token (decimal u64), 2 the safety TTL in milliseconds, then the
 -- script's own arguments from 3 on.
 --
 -- Every reply is an array whose first element names the outcome.
-local META, PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local META, PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER, REJECTED =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local TOKEN, TTL_MS = ARGV[1], ARGV[2]
+-- The room's event channel: the meta key's name with `events` for `meta`, so it carries the
+-- same prefix and {code} tag.
+local CHANNEL = string.sub(META, 1, #META - 4) .. 'events'
+
+-- Publishes one event of the room, in the same atomic step as the change it reports. Events
+-- are numbered by the meta field `seq`, which a snapshot (state.lua) returns too, so a socket
+-- can drop the events its snapshot already holds. The message is
+--   <seq> <audience> <subject length> <subject><event JSON>
+-- with audience letters r (seated), l (waiting), h (the host), s (the subject user), and the
+-- event JSON exactly as clients receive it (docs/redis.md, "Events").
+local function publish(audience, subject, event)
+  subject = subject or ''
+  local seq = redis.call('HINCRBY', META, 'seq', 1)
+  redis.call('PUBLISH', CHANNEL,
+    seq .. ' ' .. audience .. ' ' .. #subject .. ' ' .. subject .. cjson.encode(event))
+end
 
 -- Every write ends here: the room's keys live TTL_MS more. A missing key is left missing.
 local function refresh_ttl()
@@ -16,14 +33,27 @@ local function refresh_ttl()
   end
 end
 
--- Compares two decimal u64 strings without leading zeros by length, then digit by digit:
--- Lua numbers are doubles and cannot tell 2^53 from 2^53 + 1.
 -- Refreshes the TTLs, then answers: the last step of every script that passed the guard.
 local function done(reply)
   refresh_ttl()
   return reply
 end
 
+-- Whether a participant record's `connection` is `expected`: nil expects nothing (always
+-- true), '' expects no connection.
+local function connection_is(record, expected)
+  if expected == nil then
+    return true
+  end
+  local connection = record.connection
+  if type(connection) ~= 'string' then
+    connection = ''
+  end
+  return connection == expected
+end
+
+-- Compares two decimal u64 strings without leading zeros by length, then digit by digit:
+-- Lua numbers are doubles and cannot tell 2^53 from 2^53 + 1.
 local function compare_tokens(a, b)
   if #a ~= #b then
     return #a < #b and -1 or 1
@@ -67,8 +97,11 @@ local function decode_or_empty(json)
   return {}
 end
 
--- Seats a user. Records are encoded here, by cjson, whatever bytes a name holds.
-local function seat(user, display_name, role, now)
+-- Seats a user and tells the room. Records are encoded here, by cjson, whatever bytes a name
+-- holds. `from_lobby`: the user waited and was let in, so their first socket is told
+-- `admitted` even if it connects after the host acted.
+local function seat(user, display_name, role, now, from_lobby)
+  redis.call('HDEL', REJECTED, user)
   redis.call('HSET', PARTICIPANTS, user, cjson.encode({
     status = 'admitted',
     language = cjson.null,
@@ -76,19 +109,27 @@ local function seat(user, display_name, role, now)
     display_name = display_name,
     role = role,
     joined_at = now,
+    from_lobby = from_lobby,
+    connection = cjson.null,
   }))
+  publish('r', user, {type = 'participant.joined', user_id = user,
+    display_name = display_name, role = role})
 end
 
--- Moves a waiting user to a guest seat; the caller has checked that a seat is free.
+-- Moves a waiting user to a guest seat and tells them, the host and the room (in that order:
+-- the user's socket learns it is seated before the room hears of it); the caller has checked
+-- that a seat is free.
 local function admit_from_lobby(user, now)
   local details = decode_or_empty(redis.call('HGET', LOBBY_DETAILS, user))
   local name = details.display_name
   if type(name) ~= 'string' then
     name = ''
   end
-  seat(user, name, 'guest', now)
   redis.call('SREM', LOBBY, user)
   redis.call('HDEL', LOBBY_DETAILS, user)
+  publish('s', user, {type = 'admitted'})
+  publish('h', user, {type = 'lobby.left', user_id = user, reason = 'admitted'})
+  seat(user, name, 'guest', now, true)
 end
 
 -- The lobby oldest first (waiting_since is fixed-width RFC 3339, so text order is time

@@ -8,6 +8,8 @@ local denied = guard()
 if denied then return denied end
 local settings, max, now = ARGV[3], ARGV[4], ARGV[5]
 redis.call('HSET', META, 'settings', settings, 'max_participants', max)
+publish('rl', nil, {type = 'settings.updated', settings = cjson.decode(settings),
+  max_participants = tonumber(max)})
 if waiting_room_enabled(settings) then
   return done({'updated', {}, lobby_in_order(), redis.call('HLEN', PARTICIPANTS)})
 end

@@ -50,8 +50,14 @@ macro_rules! on_both_backends {
 
 pub struct Harness {
     pub store: RoomStore,
+    /// Where the room's events can be followed: the server, or every node of the cluster.
+    pub urls: Vec<String>,
     // Shut down when the test ends, after the store's connections.
     _cluster: Option<RedisCluster>,
+}
+
+fn url_of_env() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 pub fn random_code() -> MeetingCode {
@@ -76,13 +82,12 @@ pub fn settings(waiting_room_enabled: bool) -> MeetingSettings {
 
 impl Harness {
     pub async fn single() -> Self {
-        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let mut config = deadpool_redis::Config::from_url(url);
+        let mut config = deadpool_redis::Config::from_url(url_of_env());
         config.pool = Some(deadpool_redis::PoolConfig::new(POOL_SIZE));
         let pool = config
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
             .unwrap();
-        Self::with(RedisPool::Single(pool), None)
+        Self::with(RedisPool::Single(pool), vec![url_of_env()], None)
     }
 
     pub async fn cluster() -> Self {
@@ -94,10 +99,11 @@ impl Harness {
         let pool = config
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
             .unwrap();
-        Self::with(RedisPool::Cluster(pool), Some(cluster))
+        let urls = cluster.urls();
+        Self::with(RedisPool::Cluster(pool), urls, Some(cluster))
     }
 
-    fn with(pool: RedisPool, cluster: Option<RedisCluster>) -> Self {
+    fn with(pool: RedisPool, urls: Vec<String>, cluster: Option<RedisCluster>) -> Self {
         // A key space of this test's own: tests share the one Redis of REDIS_URL.
         let prefix = format!("test:{}:", random_code());
         let config = RoomStoreConfig {
@@ -106,6 +112,7 @@ impl Harness {
         };
         Self {
             store: RoomStore::new(pool, config).unwrap(),
+            urls,
             _cluster: cluster,
         }
     }
@@ -254,7 +261,7 @@ impl Room<'_> {
     }
 
     pub async fn reject(&self, user_id: &str) -> Result<RejectOutcome, RoomError> {
-        let out = self.h.store.reject(&self.owned, user_id).await;
+        let out = self.h.store.reject(&self.owned, user_id, "rejected").await;
         self.check().await;
         out
     }
@@ -266,7 +273,7 @@ impl Room<'_> {
     }
 
     pub async fn leave(&self, user_id: &str) -> Result<LeaveOutcome, RoomError> {
-        let out = self.h.store.leave(&self.owned, user_id).await;
+        let out = self.h.store.leave(&self.owned, user_id, "left").await;
         self.check().await;
         out
     }
@@ -286,7 +293,7 @@ impl Room<'_> {
     }
 
     pub async fn end(&self) -> Result<EndOutcome, RoomError> {
-        let out = self.h.store.end_room(&self.owned).await;
+        let out = self.h.store.end_room(&self.owned, "ended_by_host").await;
         self.check().await;
         out
     }
@@ -314,7 +321,7 @@ impl Room<'_> {
         let out = self
             .h
             .store
-            .set_participant_fields(&self.owned, user_id, update)
+            .set_participant_fields(&self.owned, user_id, update, None)
             .await;
         self.check().await;
         out

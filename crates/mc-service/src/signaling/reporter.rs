@@ -1,0 +1,185 @@
+//! What MC tells GC about its rooms when the change started here (a `leave` message, a
+//! reconnect grace that ran out): a participant left (GC records `left_at`), and a room is
+//! empty (GC starts the empty-meeting clock). Changes that started at GC (REST leave, end) are
+//! recorded by GC itself.
+//!
+//! Reports go through a bounded queue to one task that sends them in order, retrying a failed
+//! call a few times with backoff. A report that cannot be queued or delivered is logged and
+//! counted (`mc_gc_reports_total{outcome}`); GC closes every visit still open when the meeting
+//! ends, so a lost `left_at` is bounded by the meeting's end.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::meeting_code::MeetingCode;
+use common::proto::internal::v1::{MeetingEmptyRequest, ParticipantLeftRequest, ParticipantRole};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::registration::GcClient;
+use crate::room::{Participant, Role};
+
+/// Reports waiting at most.
+pub const REPORT_QUEUE: usize = 4096;
+const ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Debug)]
+pub enum Report {
+    ParticipantLeft {
+        code: MeetingCode,
+        user_id: String,
+        reason: &'static str,
+        left_at: DateTime<Utc>,
+        joined_at: Option<DateTime<Utc>>,
+        role: Option<Role>,
+    },
+    MeetingEmpty {
+        code: MeetingCode,
+        since: DateTime<Utc>,
+    },
+}
+
+impl Report {
+    pub fn participant_left(
+        code: &MeetingCode,
+        user_id: &str,
+        reason: &'static str,
+        seat: Option<&Participant>,
+    ) -> Self {
+        Report::ParticipantLeft {
+            code: code.clone(),
+            user_id: user_id.to_owned(),
+            reason,
+            left_at: Utc::now(),
+            joined_at: seat.map(|p| p.joined_at),
+            role: seat.map(|p| p.role),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Report::ParticipantLeft { .. } => "participant_left",
+            Report::MeetingEmpty { .. } => "meeting_empty",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Reporter {
+    queue: mpsc::Sender<Report>,
+}
+
+pub struct ReporterTask {
+    queue: mpsc::Receiver<Report>,
+}
+
+pub fn reporter() -> (Reporter, ReporterTask) {
+    let (tx, rx) = mpsc::channel(REPORT_QUEUE);
+    (Reporter { queue: tx }, ReporterTask { queue: rx })
+}
+
+impl Reporter {
+    pub fn send(&self, report: Report) {
+        if self.queue.try_send(report).is_err() {
+            metrics::counter!("mc_gc_reports_total", "outcome" => "dropped").increment(1);
+            tracing::warn!("report to GC dropped: the queue is full");
+        }
+    }
+}
+
+fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// Sends reports until `stop`; what is queued when it stops is sent if GC answers at once.
+pub async fn run(
+    task: ReporterTask,
+    mut gc: GcClient,
+    controller_id: String,
+    stop: CancellationToken,
+) {
+    let ReporterTask { mut queue } = task;
+    loop {
+        let report = tokio::select! {
+            () = stop.cancelled() => break,
+            report = queue.recv() => match report {
+                Some(report) => report,
+                None => return,
+            },
+        };
+        deliver(&mut gc, &controller_id, report, &stop).await;
+    }
+    // Stopping: one attempt each for what is left, within the shell's job timeout.
+    while let Ok(report) = queue.try_recv() {
+        let _ = call(&mut gc, &controller_id, &report).await;
+    }
+}
+
+async fn deliver(gc: &mut GcClient, controller_id: &str, report: Report, stop: &CancellationToken) {
+    let mut backoff = FIRST_BACKOFF;
+    for attempt in 1..=ATTEMPTS {
+        match call(gc, controller_id, &report).await {
+            Ok(()) => {
+                metrics::counter!("mc_gc_reports_total", "outcome" => "delivered").increment(1);
+                return;
+            }
+            Err(status) => {
+                tracing::warn!(report = report.label(), attempt, %status, "report to GC failed");
+            }
+        }
+        if attempt < ATTEMPTS {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff *= 2;
+        }
+    }
+    metrics::counter!("mc_gc_reports_total", "outcome" => "failed").increment(1);
+}
+
+async fn call(
+    gc: &mut GcClient,
+    controller_id: &str,
+    report: &Report,
+) -> Result<(), tonic::Status> {
+    match report {
+        Report::ParticipantLeft {
+            code,
+            user_id,
+            reason,
+            left_at,
+            joined_at,
+            role,
+        } => {
+            let role = match role {
+                Some(Role::Host) => ParticipantRole::Host,
+                Some(Role::Guest) => ParticipantRole::Guest,
+                None => ParticipantRole::Unspecified,
+            };
+            gc.participant_left(ParticipantLeftRequest {
+                controller_id: controller_id.to_owned(),
+                meeting_code: code.to_string(),
+                user_id: user_id.clone(),
+                reason: (*reason).to_owned(),
+                left_at: Some(timestamp(*left_at)),
+                joined_at: joined_at.map(timestamp),
+                role: role as i32,
+            })
+            .await?;
+        }
+        Report::MeetingEmpty { code, since } => {
+            gc.meeting_empty(MeetingEmptyRequest {
+                controller_id: controller_id.to_owned(),
+                meeting_code: code.to_string(),
+                empty_since: Some(timestamp(*since)),
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}

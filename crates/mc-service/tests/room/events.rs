@@ -1,0 +1,287 @@
+//! Every change of a room publishes its events in the same step (lua/prelude.lua,
+//! `publish`), numbered by the room's `seq`, on the room's channel: what the signaling sockets
+//! of every MC hear.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use deadpool_redis::redis;
+use futures::StreamExt;
+use mc_service::room::{LeaveOutcome, ParticipantStatus, ParticipantUpdate, Role};
+use mc_service::signaling::events::{Audience, RoomEvent};
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{Harness, Room, user};
+
+/// Follows one room's channel.
+struct Listener {
+    stream: redis::aio::PubSubStream,
+    _sink: redis::aio::PubSubSink,
+}
+
+impl Listener {
+    async fn new(h: &Harness, room: &Room<'_>) -> Self {
+        let client = redis::Client::open(h.urls[0].as_str()).unwrap();
+        let (mut sink, stream) = client.get_async_pubsub().await.unwrap().split();
+        sink.subscribe(&room.keys().events).await.unwrap();
+        Self {
+            stream,
+            _sink: sink,
+        }
+    }
+
+    async fn next(&mut self) -> RoomEvent {
+        let message = tokio::time::timeout(Duration::from_secs(5), self.stream.next())
+            .await
+            .expect("no event in time")
+            .expect("the subscription ended");
+        RoomEvent::parse(Bytes::copy_from_slice(message.get_payload_bytes())).unwrap()
+    }
+
+    /// The next `n` events as (audience letters, subject, JSON), checking they are numbered
+    /// one after another from `after`.
+    async fn take(&mut self, n: usize, after: &mut u64) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let event = self.next().await;
+            assert_eq!(event.seq, *after + 1, "events are numbered in order");
+            *after = event.seq;
+            let json: Value = serde_json::from_str(event.json.as_str()).unwrap();
+            out.push((letters(event.audience), event.subject, json));
+        }
+        out
+    }
+
+    /// Nothing else was published (a ping on the connection comes back first).
+    async fn assert_quiet(&mut self) {
+        let pending = tokio::time::timeout(Duration::from_millis(100), self.stream.next()).await;
+        assert!(pending.is_err(), "an unexpected event");
+    }
+}
+
+fn letters(a: Audience) -> String {
+    [
+        (a.seated, 'r'),
+        (a.waiting, 'l'),
+        (a.host, 'h'),
+        (a.subject, 's'),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, c)| *c)
+    .collect()
+}
+
+fn e(audience: &str, subject: &str, json: Value) -> (String, String, Value) {
+    (audience.to_owned(), subject.to_owned(), json)
+}
+
+async fn every_change_publishes_its_events_in_order(h: Harness) {
+    let room = h.room(5, true).await;
+    let mut events = Listener::new(&h, &room).await;
+    let mut seq = room.state().await.seq;
+    let (host, ann, bob) = (user(0), user(1), user(2));
+
+    room.join_as(&host, Role::Host).await;
+    room.join(&ann, "Ann", Role::Guest).await.unwrap();
+    assert_eq!(
+        events.take(2, &mut seq).await,
+        vec![
+            e(
+                "r",
+                &host,
+                json!({"type": "participant.joined", "user_id": host, "display_name": "Ada Lovelace", "role": "host"})
+            ),
+            e(
+                "h",
+                &ann,
+                json!({"type": "lobby.joined", "user_id": ann, "display_name": "Ann"})
+            ),
+        ]
+    );
+
+    room.admit(&ann).await.unwrap();
+    assert_eq!(
+        events.take(3, &mut seq).await,
+        vec![
+            e("s", &ann, json!({"type": "admitted"})),
+            e(
+                "h",
+                &ann,
+                json!({"type": "lobby.left", "user_id": ann, "reason": "admitted"})
+            ),
+            e(
+                "r",
+                &ann,
+                json!({"type": "participant.joined", "user_id": ann, "display_name": "Ann", "role": "guest"})
+            ),
+        ]
+    );
+    assert!(
+        room.state()
+            .await
+            .participants
+            .iter()
+            .any(|p| p.user_id == ann && p.from_lobby)
+    );
+
+    // A rejection is remembered until the user asks again.
+    room.join(&bob, "Bob", Role::Guest).await.unwrap();
+    room.reject(&bob).await.unwrap();
+    let taken = events.take(3, &mut seq).await;
+    assert_eq!(
+        &taken[1..],
+        &[
+            e("s", &bob, json!({"type": "rejected", "reason": "rejected"})),
+            e(
+                "h",
+                &bob,
+                json!({"type": "lobby.left", "user_id": bob, "reason": "rejected"})
+            ),
+        ]
+    );
+    assert_eq!(
+        room.state().await.rejected.get(&bob).map(String::as_str),
+        Some("rejected")
+    );
+    room.join(&bob, "Bob", Role::Guest).await.unwrap();
+    events.take(1, &mut seq).await;
+    assert!(room.state().await.rejected.is_empty());
+
+    // Field changes broadcast what changed, once; the connection id is nobody's business.
+    let update = ParticipantUpdate {
+        language: Some(Some("pt-BR".into())),
+        connection: Some(Some("conn-1".into())),
+        ..ParticipantUpdate::default()
+    };
+    room.set_fields(&ann, &update).await.unwrap().unwrap();
+    room.set_fields(&ann, &update).await.unwrap().unwrap();
+    assert_eq!(
+        events.take(1, &mut seq).await,
+        vec![e(
+            "r",
+            &ann,
+            json!({"type": "participant.updated", "user_id": ann, "language": "pt-BR"})
+        )]
+    );
+    events.assert_quiet().await;
+
+    room.set_active_speaker(Some(&ann)).await.unwrap();
+    room.set_active_speaker(Some(&ann)).await.unwrap();
+    room.leave(&ann).await.unwrap();
+    assert_eq!(
+        events.take(3, &mut seq).await,
+        vec![
+            e(
+                "r",
+                "",
+                json!({"type": "active_speaker", "user_id": ann, "previous_user_id": null})
+            ),
+            e(
+                "rs",
+                &ann,
+                json!({"type": "participant.left", "user_id": ann, "reason": "left"})
+            ),
+            e(
+                "r",
+                "",
+                json!({"type": "active_speaker", "user_id": null, "previous_user_id": ann})
+            ),
+        ]
+    );
+
+    // Turning the waiting room off tells everyone, then seats the lobby.
+    room.update_settings(false, 5).await.unwrap();
+    let moved = events.take(4, &mut seq).await;
+    assert_eq!(moved[0].0, "rl");
+    assert_eq!(moved[0].2["type"], "settings.updated");
+    assert_eq!(moved[0].2["settings"]["waiting_room_enabled"], false);
+    assert_eq!(moved[0].2["max_participants"], 5);
+    assert_eq!(moved[1], e("s", &bob, json!({"type": "admitted"})));
+
+    // The snapshot's number is the last event's.
+    assert_eq!(room.state().await.seq, seq);
+    room.end().await.unwrap();
+    assert_eq!(
+        events.take(1, &mut seq).await,
+        vec![e(
+            "rl",
+            "",
+            json!({"type": "meeting.ended", "reason": "ended_by_host"})
+        )]
+    );
+}
+
+async fn a_seat_claimed_by_a_newer_connection_is_not_unseated_by_an_older_grace(h: Harness) {
+    let room = h.room(5, false).await;
+    room.join_as(&user(1), Role::Guest).await;
+    let claim = |id: &str| ParticipantUpdate {
+        status: Some(ParticipantStatus::Connected),
+        connection: Some(Some(id.to_owned())),
+        ..ParticipantUpdate::default()
+    };
+    room.set_fields(&user(1), &claim("old"))
+        .await
+        .unwrap()
+        .unwrap();
+    room.set_fields(&user(1), &claim("new"))
+        .await
+        .unwrap()
+        .unwrap();
+    let owned =
+        mc_service::room::OwnedRoom::new(room.code().clone(), mc_service::room::FencingToken(1));
+
+    // The old connection can neither mark the seat nor end it.
+    let reconnecting = ParticipantUpdate {
+        status: Some(ParticipantStatus::Reconnecting),
+        ..ParticipantUpdate::default()
+    };
+    let marked = h
+        .store
+        .set_participant_fields(&owned, &user(1), &reconnecting, Some("old"))
+        .await
+        .unwrap();
+    assert_eq!(marked, None);
+    let left = h
+        .store
+        .leave_if_connection(&owned, &user(1), "connection_lost", "old")
+        .await
+        .unwrap();
+    assert_eq!(left, LeaveOutcome::NotPresent);
+    let seat = room
+        .state()
+        .await
+        .participants
+        .into_iter()
+        .find(|p| p.user_id == user(1))
+        .unwrap();
+    assert_eq!(
+        (seat.status, seat.connection.as_deref()),
+        (ParticipantStatus::Connected, Some("new"))
+    );
+
+    // The current one can.
+    let left = h
+        .store
+        .leave_if_connection(&owned, &user(1), "connection_lost", "new")
+        .await
+        .unwrap();
+    assert!(matches!(left, LeaveOutcome::Left { .. }));
+    // A conditional leave never touches the lobby.
+    let room2 = h.room(5, true).await;
+    room2.join_as(&user(2), Role::Guest).await;
+    let owned2 =
+        mc_service::room::OwnedRoom::new(room2.code().clone(), mc_service::room::FencingToken(1));
+    let out = h
+        .store
+        .leave_if_connection(&owned2, &user(2), "connection_lost", "")
+        .await
+        .unwrap();
+    assert_eq!(out, LeaveOutcome::NotPresent);
+}
+
+on_both_backends!(
+    every_change_publishes_its_events_in_order,
+    a_seat_claimed_by_a_newer_connection_is_not_unseated_by_an_older_grace
+);
