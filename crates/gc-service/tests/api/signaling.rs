@@ -918,3 +918,37 @@ async fn after_a_controller_dies_clients_reconnect_to_the_new_owner_and_go_on(po
         json!(guest.id.to_string())
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn turning_the_waiting_room_off_over_rest_reaches_the_room_and_the_lobby(pool: PgPool) {
+    let (stack, _prefix, people) = stack(pool, quick()).await;
+    let (code, host, mut host_ws) = meeting(&stack, &people).await;
+    let guest = member(&stack, &people, &code, "Patient").await;
+    let mut guest_ws = guest.socket().await;
+    guest_ws.expect_next("lobby.waiting").await;
+
+    let (status, body) = call(
+        &stack,
+        Method::PATCH,
+        &format!("/api/v1/meetings/{code}/config"),
+        &host.token,
+        Some(&json!({"waiting_room_enabled": false, "max_participants": 7})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    for ws in [&mut host_ws, &mut guest_ws] {
+        let updated = ws.expect("settings.updated").await;
+        assert_eq!(updated["settings"]["waiting_room_enabled"], false);
+        assert_eq!(updated["max_participants"], 7);
+    }
+    guest_ws.expect_next("admitted").await;
+    let welcome = guest_ws.expect_next("welcome").await;
+    assert_eq!(welcome["meeting"]["max_participants"], 7);
+    assert_eq!(
+        welcome["meeting"]["settings"]["waiting_room_enabled"],
+        false
+    );
+    let joined = host_ws.expect("participant.joined").await;
+    assert_eq!(joined["user_id"], guest.id.to_string());
+}

@@ -103,6 +103,9 @@ pub struct LocalRoom {
     detector: Mutex<ActiveSpeakerDetector<String>>,
     /// Orders this room's speaker writes, so the last write is the detector's latest state.
     speaker_write: tokio::sync::Mutex<()>,
+    /// Set once the room's channel is subscribed: the first socket asks, the others that come
+    /// meanwhile wait for the same answer (one subscription per room, not per socket).
+    subscribed: tokio::sync::OnceCell<()>,
 }
 
 impl LocalRoom {
@@ -191,6 +194,7 @@ impl Hub {
                         sockets: Mutex::new(HashMap::new()),
                         detector: Mutex::new(ActiveSpeakerDetector::new(self.speaker)),
                         speaker_write: tokio::sync::Mutex::new(()),
+                        subscribed: tokio::sync::OnceCell::new(),
                     })
                 })
                 .clone();
@@ -208,7 +212,11 @@ impl Hub {
                 grace: false,
             });
         }
-        if let Err(error) = self.subscriber.subscribe(code).await {
+        let subscribed = room
+            .subscribed
+            .get_or_try_init(|| self.subscriber.subscribe(code))
+            .await;
+        if let Err(error) = subscribed {
             self.unregister(&room, &shared).await;
             return Err(error);
         }
