@@ -113,6 +113,11 @@ pub struct ListenerLimits {
     pub max_head_bytes: usize,
     /// HTTP/2 streams one connection may have open.
     pub max_concurrent_streams: u32,
+    /// The kernel's send buffer of each connection (`SO_SNDBUF`), when set; `None` leaves the
+    /// kernel's autotuning, which may grow it to megabytes for a client that does not read.
+    /// A listener of long-lived sockets sets it, so that such a client is found out (its
+    /// service-side queue fills) after kilobytes, and so kernel memory per socket is bounded.
+    pub send_buffer_bytes: Option<usize>,
 }
 
 impl ListenerLimits {
@@ -124,6 +129,7 @@ impl ListenerLimits {
             idle_timeout: Duration::from_secs(60),
             max_head_bytes: 64 * 1024,
             max_concurrent_streams: 128,
+            send_buffer_bytes: None,
         }
     }
 
@@ -135,6 +141,7 @@ impl ListenerLimits {
             idle_timeout: Duration::from_secs(300),
             max_head_bytes: 64 * 1024,
             max_concurrent_streams: 256,
+            send_buffer_bytes: None,
         }
     }
 }
@@ -518,6 +525,9 @@ impl AcceptLoop {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            if let Some(bytes) = limits.send_buffer_bytes {
+                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
+            }
             let connection = Connection {
                 builder: Arc::clone(&builder),
                 router: router.clone(),

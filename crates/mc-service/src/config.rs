@@ -136,6 +136,12 @@ pub struct SignalingArgs {
     #[arg(long, env = "WS_OUTBOUND_QUEUE", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub ws_outbound_queue: u32,
+
+    /// The kernel send buffer of each connection of the HTTP listener (the sockets' bytes on
+    /// their way to a client), so a client that does not read is found out after this much.
+    #[arg(long, env = "WS_SEND_BUFFER_BYTES", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u32).range(4_096..=16 * 1024 * 1024))]
+    pub ws_send_buffer_bytes: u32,
 }
 
 impl Default for SignalingArgs {
@@ -151,6 +157,7 @@ impl Default for SignalingArgs {
             ws_max_messages_per_sec: 100,
             ws_message_burst: 200,
             ws_outbound_queue: 256,
+            ws_send_buffer_bytes: 64 * 1024,
         }
     }
 }

@@ -17,7 +17,7 @@ use common::grpc::client::ServiceTokenLayer;
 use common::jwks::JwksVerifier;
 use common::proto::internal::v1::RegisterMeetingControllerRequest;
 use common::service_token::AcClients;
-use common::shell::{Protocol, Readiness, Shell};
+use common::shell::{ListenerLimits, Protocol, Readiness, Shell};
 use deadpool_redis::Runtime;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -131,8 +131,18 @@ impl Application {
             signaling: Arc::clone(&signaling),
         };
         let router = routes::router_with(state, config.shell.layers("mc"), extra_routes);
+        let http_limits = ListenerLimits {
+            send_buffer_bytes: Some(config.signaling.ws_send_buffer_bytes as usize),
+            ..config.shell.http_limits()
+        };
         let http_addr = shell
-            .listen_http(config.http_addr, router, &config.shell)
+            .listen(
+                "http",
+                config.http_addr,
+                router,
+                Protocol::Http,
+                http_limits,
+            )
             .await?;
         let grpc_router = crate::grpc::router(
             store.clone(),

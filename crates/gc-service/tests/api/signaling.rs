@@ -29,8 +29,8 @@ async fn stack(pool: PgPool, signaling: SignalingArgs) -> (TestStack, String, Pe
 
 fn quick() -> SignalingArgs {
     SignalingArgs {
-        reconnect_grace: Duration::from_millis(600),
-        ws_auth_timeout_ms: 500,
+        reconnect_grace: Duration::from_secs(5),
+        ws_auth_timeout_ms: 1_000,
         ..SignalingArgs::default()
     }
 }
@@ -326,7 +326,12 @@ async fn a_member_who_left_is_refused_and_a_newer_socket_replaces_an_older(pool:
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_dropped_socket_keeps_its_seat_for_the_grace_then_loses_it(pool: PgPool) {
-    let (stack, _prefix, people) = stack(pool, quick()).await;
+    // Long enough for a reconnect on a loaded CI machine, short enough to wait out.
+    let signaling = SignalingArgs {
+        reconnect_grace: Duration::from_millis(2_000),
+        ..quick()
+    };
+    let (stack, _prefix, people) = stack(pool, signaling).await;
     let (code, host, mut host_ws) = meeting(&stack, &people).await;
     let guest = member(&stack, &people, &code, "Flaky").await;
     rest(
@@ -349,7 +354,7 @@ async fn a_dropped_socket_keeps_its_seat_for_the_grace_then_loses_it(pool: PgPoo
         .await;
     let mut back = guest.socket().await;
     back.expect_next("welcome").await;
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     back.sync().await;
     host_ws.sync().await;
     assert!(
@@ -672,6 +677,8 @@ async fn a_client_that_stops_reading_is_dropped_and_the_others_keep_up(pool: PgP
     signaling.ws_max_messages_per_sec = 100_000;
     signaling.ws_message_burst = 100_000;
     signaling.ws_outbound_queue = 16;
+    // The reader only reads: no idle close however slow the machine.
+    signaling.ws_idle_timeout_secs = 600;
     let (stack, _prefix, people) = stack(pool, signaling).await;
     let (code, host, host_ws) = meeting(&stack, &people).await;
     let mut members = Vec::new();
@@ -704,9 +711,10 @@ async fn a_client_that_stops_reading_is_dropped_and_the_others_keep_up(pool: PgP
     };
 
     // Three talkers change their language over and over, with the longest tags allowed; every
-    // change is an event for everyone: megabytes, more than the kernel buffers the sleeper's
-    // connection. Each talker's own socket is drained, so only the sleeper falls behind.
-    let per_talker = 12_000;
+    // change is an event for everyone: about a megabyte, far more than MC's send buffer
+    // (WS_SEND_BUFFER_BYTES, 64 KiB) and the sleeper's receive buffer hold. Each talker's own
+    // socket is drained, so only the sleeper falls behind.
+    let per_talker = 2_000;
     let long = |end: char| format!("aaaaaaaa{}-{end}", "-bbbbbbbb".repeat(6));
     let mut talkers = vec![(host.id, host_ws)];
     for m in &members[2..] {
