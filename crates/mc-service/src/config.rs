@@ -265,22 +265,23 @@ mod tests {
         assert!(parse_duration("86401s").is_err());
     }
 
+    /// The required flags, without Redis.
+    const REQUIRED: [&str; 9] = [
+        "mc",
+        "--ac-url",
+        "http://ac",
+        "--client-id",
+        "mc-1",
+        "--client-secret",
+        "s",
+        "--gc-grpc-url",
+        "http://gc:50051",
+    ];
+
     #[test]
     fn the_signaling_defaults_are_the_contracts() {
-        let base = [
-            "mc",
-            "--ac-url",
-            "http://ac",
-            "--client-id",
-            "mc-1",
-            "--client-secret",
-            "s",
-            "--gc-grpc-url",
-            "http://gc:50051",
-            "--redis-url",
-            "redis://r:6379",
-        ];
-        let parsed = Config::try_parse_from(base).unwrap();
+        let base = [&REQUIRED[..], &["--redis-url", "redis://r:6379"]].concat();
+        let parsed = Config::try_parse_from(&base).unwrap();
         let settings = parsed.signaling.settings();
         assert_eq!(settings.reconnect_grace, Duration::from_secs(30));
         assert_eq!(settings.speaker, SpeakerSettings::default());
@@ -308,17 +309,7 @@ mod tests {
 
     #[test]
     fn a_cluster_or_one_redis_is_read() {
-        let base = [
-            "mc",
-            "--ac-url",
-            "http://ac",
-            "--client-id",
-            "mc-1",
-            "--client-secret",
-            "s",
-            "--gc-grpc-url",
-            "http://gc:50051",
-        ];
+        let base = REQUIRED;
         let single = [&base[..], &["--redis-url", "redis://r:6379"]].concat();
         assert!(Config::try_parse_from(single).is_ok());
         let cluster = [

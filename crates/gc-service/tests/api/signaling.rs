@@ -81,6 +81,33 @@ async fn meeting(stack: &TestStack, people: &People) -> (String, Member, Ws) {
     (code, host, socket)
 }
 
+/// The host admits `who` over REST.
+async fn admit(stack: &TestStack, code: &str, host: &Member, who: &Member) {
+    let (status, body) = rest(
+        stack,
+        Method::POST,
+        &format!("/api/v1/meetings/{code}/admit/{}", who.id),
+        &host.token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// A member the host seated, with a socket past its `welcome`.
+async fn seated(
+    stack: &TestStack,
+    people: &People,
+    code: &str,
+    host: &Member,
+    name: &str,
+) -> (Member, Ws) {
+    let who = member(stack, people, code, name).await;
+    admit(stack, code, host, &who).await;
+    let mut ws = who.socket().await;
+    ws.expect("welcome").await;
+    (who, ws)
+}
+
 async fn rest(stack: &TestStack, method: Method, path: &str, token: &str) -> (StatusCode, Value) {
     call(stack, method, path, token, None).await
 }
@@ -104,14 +131,7 @@ async fn a_guest_waits_the_host_admits_and_the_room_hears_it_once(pool: PgPool) 
         .await;
     guest_ws.sync().await;
 
-    let (status, _) = rest(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/admit/{}", guest.id),
-        &host.token,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    admit(&stack, &code, &host, &guest).await;
     guest_ws.expect_next("admitted").await;
     let welcome = guest_ws.expect_next("welcome").await;
     assert_eq!(welcome["you"]["user_id"], guest.id.to_string());
@@ -162,14 +182,7 @@ async fn a_guest_admitted_before_connecting_is_told_so_first(pool: PgPool) {
     let (stack, _prefix, people) = stack(pool, quick()).await;
     let (code, host, _host_ws) = meeting(&stack, &people).await;
     let guest = member(&stack, &people, &code, "Early").await;
-    let (status, _) = rest(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/admit/{}", guest.id),
-        &host.token,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    admit(&stack, &code, &host, &guest).await;
 
     let mut ws = guest.socket().await;
     ws.expect_next("admitted").await;
@@ -216,16 +229,7 @@ async fn ending_the_meeting_closes_every_socket_with_meeting_ended(pool: PgPool)
     signaling.reconnect_grace = Duration::from_secs(30);
     let (stack, prefix, people) = stack(pool, signaling).await;
     let (code, host, mut host_ws) = meeting(&stack, &people).await;
-    let seated = member(&stack, &people, &code, "Seated").await;
-    rest(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/admit/{}", seated.id),
-        &host.token,
-    )
-    .await;
-    let mut seated_ws = seated.socket().await;
-    seated_ws.expect("welcome").await;
+    let (sitting, mut seated_ws) = seated(&stack, &people, &code, &host, "Seated").await;
     let waiting = member(&stack, &people, &code, "Waiting").await;
     let mut waiting_ws = waiting.socket().await;
     waiting_ws.expect_next("lobby.waiting").await;
@@ -246,7 +250,7 @@ async fn ending_the_meeting_closes_every_socket_with_meeting_ended(pool: PgPool)
     }
     // Nothing of the room is left, and a late socket hears the meeting is gone.
     assert!(crate::lifecycle::redis_keys(&prefix).await.is_empty());
-    let mut late = seated.socket().await;
+    let mut late = sitting.socket().await;
     assert_eq!(late.expect_close().await.0, 4404);
 }
 
@@ -333,16 +337,7 @@ async fn a_dropped_socket_keeps_its_seat_for_the_grace_then_loses_it(pool: PgPoo
     };
     let (stack, _prefix, people) = stack(pool, signaling).await;
     let (code, host, mut host_ws) = meeting(&stack, &people).await;
-    let guest = member(&stack, &people, &code, "Flaky").await;
-    rest(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/admit/{}", guest.id),
-        &host.token,
-    )
-    .await;
-    let mut ws = guest.socket().await;
-    ws.expect("welcome").await;
+    let (guest, ws) = seated(&stack, &people, &code, &host, "Flaky").await;
 
     // Dropped without a close frame, back within the grace: the seat stays.
     drop(ws);
@@ -435,16 +430,7 @@ async fn the_active_speaker_reaches_everyone_and_is_cleared_when_they_leave(pool
     let mut sockets = Vec::new();
     let mut guests = Vec::new();
     for name in ["Ann", "Bob"] {
-        let guest = member(&stack, &people, &code, name).await;
-        rest(
-            &stack,
-            Method::POST,
-            &format!("/api/v1/meetings/{code}/admit/{}", guest.id),
-            &host.token,
-        )
-        .await;
-        let mut ws = guest.socket().await;
-        ws.expect("welcome").await;
+        let (guest, ws) = seated(&stack, &people, &code, &host, name).await;
         sockets.push(ws);
         guests.push(guest);
     }
@@ -474,13 +460,7 @@ async fn the_active_speaker_reaches_everyone_and_is_cleared_when_they_leave(pool
     }
     // A newcomer's welcome names the speaker.
     let late = member(&stack, &people, &code, "Late").await;
-    rest(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/admit/{}", late.id),
-        &host.token,
-    )
-    .await;
+    admit(&stack, &code, &host, &late).await;
     let mut late_ws = late.socket().await;
     assert_eq!(
         late_ws.expect("welcome").await["active_speaker"],
@@ -508,16 +488,7 @@ async fn hostile_frames_get_errors_or_closes_and_the_room_goes_on(pool: PgPool) 
     signaling.ws_message_burst = 60;
     let (stack, _prefix, people) = stack(pool, signaling).await;
     let (code, host, mut host_ws) = meeting(&stack, &people).await;
-    let guest = member(&stack, &people, &code, "Mallory").await;
-    rest(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/admit/{}", guest.id),
-        &host.token,
-    )
-    .await;
-    let mut ws = guest.socket().await;
-    ws.expect("welcome").await;
+    let (guest, mut ws) = seated(&stack, &people, &code, &host, "Mallory").await;
 
     // Bad messages get an error each, and the socket stays.
     for bad in [
@@ -684,13 +655,7 @@ async fn a_client_that_stops_reading_is_dropped_and_the_others_keep_up(pool: PgP
     let mut members = Vec::new();
     for name in ["Reader", "Sleeper", "Talker 1", "Talker 2"] {
         let m = member(&stack, &people, &code, name).await;
-        rest(
-            &stack,
-            Method::POST,
-            &format!("/api/v1/meetings/{code}/admit/{}", m.id),
-            &host.token,
-        )
-        .await;
+        admit(&stack, &code, &host, &m).await;
         members.push(m);
     }
     let mut reader = members[0].socket().await;
@@ -871,16 +836,7 @@ async fn after_a_controller_dies_clients_reconnect_to_the_new_owner_and_go_on(po
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc_process(0, &prefix).await;
     let (code, host, mut host_ws) = meeting(&stack, &people).await;
-    let guest = member(&stack, &people, &code, "Survivor").await;
-    rest(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/admit/{}", guest.id),
-        &host.token,
-    )
-    .await;
-    let mut guest_ws = guest.socket().await;
-    guest_ws.expect("welcome").await;
+    let (guest, mut guest_ws) = seated(&stack, &people, &code, &host, "Survivor").await;
     stack.start_mc(1, &prefix, McRedis::Single).await;
 
     stack.mcs[0].take().unwrap().kill();
