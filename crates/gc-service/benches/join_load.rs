@@ -44,6 +44,8 @@ use clap::{Args, Parser, Subcommand};
 use futures::StreamExt;
 use serde_json::json;
 
+#[path = "support/api.rs"]
+mod api;
 #[path = "support/report.rs"]
 mod report;
 
@@ -247,63 +249,6 @@ async fn sign_in_one(
     bail!("sign-in of {email}: AC stayed unavailable")
 }
 
-/// The non-empty lines of a file, at most `limit` of them (and at least `need`).
-fn read_lines(path: &PathBuf, need: usize, limit: usize) -> anyhow::Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let lines: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(limit)
-        .map(str::to_owned)
-        .collect();
-    if lines.len() < need.max(1) {
-        bail!(
-            "{} has {} lines, {} needed",
-            path.display(),
-            lines.len(),
-            need.max(1)
-        );
-    }
-    Ok(lines)
-}
-
-/// Creates a meeting as the host; returns its id and code.
-async fn create_room(
-    client: &reqwest::Client,
-    url: &str,
-    host_token: &str,
-    display_name: &str,
-    max_participants: usize,
-) -> anyhow::Result<(String, String)> {
-    let response = client
-        .post(format!("{}/api/v1/meetings", url.trim_end_matches('/')))
-        .bearer_auth(host_token)
-        .json(&json!({
-            "display_name": display_name,
-            "max_participants": max_participants,
-            "settings": { "waiting_room_enabled": false },
-        }))
-        .send()
-        .await?;
-    let status = response.status();
-    if status != reqwest::StatusCode::CREATED {
-        bail!(
-            "creating a room answered {status}: {}",
-            response.text().await.unwrap_or_default()
-        );
-    }
-    let body: serde_json::Value = response.json().await?;
-    let field = |name: &str| {
-        body[name]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("no {name} in the created meeting"))
-    };
-    Ok((field("meeting_id")?, field("meeting_code")?))
-}
-
 fn join_url(base: &str, code: &str) -> String {
     format!("{}/api/v1/meetings/{code}/join", base.trim_end_matches('/'))
 }
@@ -348,12 +293,13 @@ async fn prepare(args: PrepareArgs) -> anyhow::Result<()> {
         .map(|_| {
             let (client, args) = (&client, &args);
             async move {
-                let (_, code) = create_room(
+                let (_, code) = api::create_room(
                     client,
                     &args.url,
                     &args.host_token,
                     &args.display_name,
                     args.seats,
+                    false,
                 )
                 .await?;
                 let outcome = join(client, &join_url(&args.url, &code), &args.host_token).await;
@@ -379,13 +325,13 @@ async fn prepare(args: PrepareArgs) -> anyhow::Result<()> {
 }
 
 async fn steady(args: SteadyArgs) -> anyhow::Result<()> {
-    let tokens = Arc::new(read_lines(
+    let tokens = Arc::new(api::read_lines(
         &args.tokens_file,
         args.users,
         args.users.min(MAX_USERS),
     )?);
     let users = tokens.len();
-    let codes = read_lines(&args.rooms_file, 1, MAX_ROOMS)?;
+    let codes = api::read_lines(&args.rooms_file, 1, MAX_ROOMS)?;
     let rooms = codes.len();
     let urls: Arc<Vec<String>> = Arc::new(codes.iter().map(|c| join_url(&args.url, c)).collect());
     let concurrency = args.concurrency.clamp(1, 4096);
@@ -453,14 +399,15 @@ async fn steady(args: SteadyArgs) -> anyhow::Result<()> {
 }
 
 async fn storm(args: StormArgs) -> anyhow::Result<()> {
-    let tokens = read_lines(&args.tokens_file, args.users, args.users.min(MAX_USERS))?;
+    let tokens = api::read_lines(&args.tokens_file, args.users, args.users.min(MAX_USERS))?;
     let client = common::http_client(Duration::from_secs(30))?;
-    let (meeting_id, code) = create_room(
+    let (meeting_id, code) = api::create_room(
         &client,
         &args.url,
         &args.host_token,
         &args.display_name,
         args.max_participants,
+        false,
     )
     .await?;
     let url = Arc::new(join_url(&args.url, &code));

@@ -25,9 +25,15 @@ pub fn print_summary(
 
 /// `latency ms   p50 …  p95 …  p99 …  max …` of sorted latencies in microseconds.
 pub fn print_latencies(sorted: &[u64]) {
+    print_percentiles("latency ms", sorted);
+}
+
+/// `<label>   p50 …  p95 …  p99 …  max …` (milliseconds) of sorted microseconds; the label
+/// is two words, so the p99 is always the 8th field.
+pub fn print_percentiles(label: &str, sorted: &[u64]) {
     let ms = |p: f64| percentile(sorted, p) as f64 / 1000.0;
     println!(
-        "latency ms   p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+        "{label:<12} p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
         ms(0.50),
         ms(0.95),
         ms(0.99),

@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+#
+# Benchmark of MC's signaling WebSocket under load, against the release build with the real
+# AC, GC and MC, PostgreSQL and Redis, and the load generator, all on this machine
+# (docs/benchmarks.md, "Signaling load (MC WebSocket)").
+#
+# Each round runs, back to back:
+#   echo   the transport baseline: BENCH_ROOMS x BENCH_PER_ROOM clients send the benchmark's
+#          audio_level stream (20 Hz each) for BENCH_DURATION s to a minimal tokio-tungstenite
+#          echo server (crates/gc-service/benches/ws_echo.rs), which writes every frame back;
+#   mc     the same clients, joined over GC into BENCH_ROOMS meetings (waiting room off) and
+#          welcomed on MC, send the same stream to MC, with one scripted speaker change per
+#          room every 2 s. Measured: the rate MC processed (its own counter), the delay from
+#          the sample that completes a speaker's 300 ms run to `active_speaker` at each other
+#          client of the room, dropped clients, MC's resident memory per connection, and every
+#          process's CPU time over the load;
+#   lobby  with the machine otherwise idle, BENCH_LOBBY_USERS users one after another wait in
+#          the lobby of a meeting whose host is connected and are admitted over REST: the time
+#          from the REST admit to `admitted` on the waiting socket.
+# AC, GC and MC are started afresh for the mc and for the lobby run, so neither inherits the
+# other's sockets or reconnect graces. Conditions are interleaved and the summary gives medians
+# over the rounds, and the ratio to the echo server of the same round, because this machine
+# drifts by 2-3x between days (docs/benchmarks.md, "Why interleaved").
+#
+# Usage: scripts/bench-signaling.sh        (per-run lines, then the summary, on stdout)
+# Settings: BENCH_DURATION (seconds of load per run, default 15), BENCH_ROUNDS (3),
+#           BENCH_ROOMS (100), BENCH_PER_ROOM (20), BENCH_LOBBY_USERS (300),
+#           BENCH_QUIET_WAIT (seconds a run waits at most for the machine to be quiet, 300),
+#           BENCH_PROFILE (1: after the rounds, one more mc run with MC under `perf record`,
+#           not counted, and MC's CPU samples by crate and by symbol), BENCH_KEEP (1: keep the
+#           work directory with the services' logs; it is always kept when the script fails),
+#           CARGO_TARGET_DIR (default /var/tmp/convene-release).
+#
+# It creates and finally drops the database convene_benchsig on the PostgreSQL that
+# scripts/lib.sh finds (or starts); MC keeps its rooms in a Redis database number that was
+# empty when the script claimed it, and only the room keys there are deleted, between runs and
+# at the end. AC, GC and MC run on loopback ports 18282, 18280 (gRPC 18251) and 18281 (gRPC
+# 18252), the echo server on 18283. Every run is bounded in time and only ever talks to
+# 127.0.0.1.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$CONVENE_REPO"
+
+DURATION="${BENCH_DURATION:-15}"
+ROUNDS="${BENCH_ROUNDS:-3}"
+ROOMS="${BENCH_ROOMS:-100}"
+PER_ROOM="${BENCH_PER_ROOM:-20}"
+LOBBY_USERS="${BENCH_LOBBY_USERS:-300}"
+QUIET_WAIT="${BENCH_QUIET_WAIT:-300}"
+CLIENTS=$((ROOMS * PER_ROOM))
+# The mc runs use users 0..CLIENTS-1, the lobby runs the next LOBBY_USERS.
+POOL=$((CLIENTS + LOBBY_USERS))
+: "${CARGO_TARGET_DIR:=/var/tmp/convene-release}"
+export CARGO_TARGET_DIR
+AC_PORT=18282
+GC_PORT=18280
+GC_GRPC_PORT=18251
+MC_PORT=18281
+MC_GRPC_PORT=18252
+ECHO_PORT=18283
+GC_URL="http://127.0.0.1:$GC_PORT"
+DB=convene_benchsig
+PASSWORD="bench-password"
+WORK="$(mktemp -d -t convene-bench-signaling.XXXXXX)"
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+PIDS=()
+ECHO_PID=""
+REDIS_DB=""
+CLAIM_KEY="convene:bench-signaling:claim"
+
+for port in $AC_PORT $GC_PORT $GC_GRPC_PORT $MC_PORT $MC_GRPC_PORT $ECHO_PORT; do
+  ! convene_port_open 127.0.0.1 "$port" || convene_die "port $port is taken"
+done
+# Each side of the loopback holds a descriptor per socket.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -ge $((CLIENTS + 1024)) ] \
+  || convene_die "ulimit -n is $(ulimit -n): $CLIENTS sockets need more"
+
+redis_bench() { redis-cli -u "$REDIS_BASE/$REDIS_DB" "$@"; }
+drop_room_keys() {
+  redis_bench --scan --pattern 'room:*' | xargs -r -n 500 redis-cli -u "$REDIS_BASE/$REDIS_DB" \
+    unlink >/dev/null
+}
+
+declare -A PID_OF
+stop_services() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+  PID_OF=()
+}
+
+stop_echo() {
+  if [ -n "$ECHO_PID" ]; then
+    kill "$ECHO_PID" 2>/dev/null || true
+    wait "$ECHO_PID" 2>/dev/null || true
+    ECHO_PID=""
+  fi
+}
+
+cleanup() {
+  local rc=$?
+  stop_echo
+  stop_services
+  if [ -n "${ADMIN_URL:-}" ]; then
+    psql -q "$ADMIN_URL" -c "drop database if exists $DB with (force)" >/dev/null 2>&1 || true
+  fi
+  if [ -n "$REDIS_DB" ]; then
+    drop_room_keys || true
+    redis_bench del "$CLAIM_KEY" >/dev/null || true
+  fi
+  if [ "$rc" -ne 0 ] || [ "${BENCH_KEEP:-0}" = 1 ]; then
+    convene_log "work directory kept (services' logs, load generator output): $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+ensure_rust_tools
+ensure_postgres
+ensure_redis
+convene_have redis-cli || convene_apt_install redis-tools
+ADMIN_URL="$TEST_DATABASE_URL"
+DB_URL="${ADMIN_URL%/*}/$DB"
+REDIS_BASE="${REDIS_URL%/}"
+
+# A Redis database of our own: the first of 15..1 that is empty once our claim key is in it.
+for n in $(seq 15 -1 1); do
+  if [ "$(redis-cli -u "$REDIS_BASE/$n" set "$CLAIM_KEY" "$$" nx ex 7200 2>/dev/null)" = "OK" ]; then
+    if [ "$(redis-cli -u "$REDIS_BASE/$n" dbsize)" = "1" ]; then
+      REDIS_DB="$n"
+      break
+    fi
+    redis-cli -u "$REDIS_BASE/$n" del "$CLAIM_KEY" >/dev/null
+  fi
+done
+[ -n "$REDIS_DB" ] || convene_die "no empty Redis database among 1..15 on $REDIS_BASE"
+convene_log "MC's rooms go to Redis database $REDIS_DB"
+REDIS_PID="$(redis-cli -u "$REDIS_BASE" info server | tr -d '\r' | awk -F: '/^process_id/ {print $2}')"
+
+convene_log "building the release binaries (target dir $CARGO_TARGET_DIR)"
+cargo build --release --quiet --bin ac-service --bin gc-service --bin mc-service
+cargo bench --quiet -p gc-service --bench signaling_load --bench ws_echo --bench join_load \
+  --no-run
+newest() {
+  find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name "$1-*" \
+    -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2
+}
+LOAD="$(newest signaling_load)"
+WS_ECHO="$(newest ws_echo)"
+JOIN_LOAD="$(newest join_load)"
+BIN="$CARGO_TARGET_DIR/release"
+
+sql() { psql -qAtX -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
+
+AC_MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
+export AC_MASTER_KEY
+export JWT_ISSUER=convene-ac RUST_LOG=warn SHUTDOWN_READINESS_GRACE_SECS=0 \
+  SHUTDOWN_DRAIN_TIMEOUT_SECS=2
+cat >"$WORK/seed.json" <<JSON
+{"service_clients": [
+  {"client_id": "bench-gc", "client_secret": "bench-gc-secret-0001",
+   "service_type": "global-controller", "scopes": ["internal:meeting-token", "internal:mc"]},
+  {"client_id": "bench-mc", "client_secret": "bench-mc-secret-0001",
+   "service_type": "meeting-controller", "scopes": ["internal:gc"]}],
+ "orgs": [{"slug": "bench", "name": "Bench Org", "max_concurrent_meetings": 100000,
+  "max_participants_per_meeting": 100,
+  "users": [{"email": "bench@bench.test", "password": "$PASSWORD", "display_name": "Bench",
+             "roles": ["user"]},
+            {"email": "bench-u0@bench.test", "password": "$PASSWORD",
+             "display_name": "Bench User 0", "roles": ["user"]}]}]}
+JSON
+
+psql -q "$ADMIN_URL" -c "drop database if exists $DB with (force)" >/dev/null
+psql -q "$ADMIN_URL" -c "create database $DB" >/dev/null
+DATABASE_URL="$DB_URL" "$BIN/ac-service" migrate >/dev/null
+DATABASE_URL="$DB_URL" "$BIN/ac-service" seed --file "$WORK/seed.json" >/dev/null
+# Limits out of the way: runs measure signaling, not refusals.
+sql "update organizations set max_concurrent_meetings = 100000000,
+                              max_participants_per_meeting = 100000
+     where slug = 'bench'"
+# The pool: users 1.. copy user 0's row, password hash included (one Argon2 hash for all).
+sql "insert into users (org_id, email, password_hash, display_name, roles)
+     select org_id, 'bench-u' || i || '@bench.test', password_hash, 'Bench User ' || i, roles
+     from users, generate_series(1, $POOL - 1) as i
+     where email = 'bench-u0@bench.test'"
+
+wait_ready() { # port
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  convene_die "service on port $1 did not become ready (logs in $WORK)"
+}
+
+# start_services [ac|gc|mc]...: starts the named services, in that order.
+start_services() {
+  for svc in "$@"; do
+    case "$svc" in
+      ac)
+        DATABASE_URL="$DB_URL" AC_HTTP_ADDR="127.0.0.1:$AC_PORT" "$BIN/ac-service" serve \
+          >>"$WORK/ac.log" 2>&1 &
+        ;;
+      gc)
+        DATABASE_URL="$DB_URL" GC_HTTP_ADDR="127.0.0.1:$GC_PORT" \
+          AC_URL="http://127.0.0.1:$AC_PORT" GC_PUBLIC_BASE_URL="$GC_URL" \
+          GC_GRPC_ADDR="127.0.0.1:$GC_GRPC_PORT" GC_CLIENT_ID=bench-gc \
+          GC_CLIENT_SECRET=bench-gc-secret-0001 "$BIN/gc-service" serve >>"$WORK/gc.log" 2>&1 &
+        ;;
+      mc)
+        REDIS_URL="$REDIS_BASE/$REDIS_DB" MC_HTTP_ADDR="127.0.0.1:$MC_PORT" \
+          MC_GRPC_ADDR="127.0.0.1:$MC_GRPC_PORT" GC_GRPC_URL="http://127.0.0.1:$GC_GRPC_PORT" \
+          AC_URL="http://127.0.0.1:$AC_PORT" MC_CLIENT_ID=bench-mc \
+          MC_CLIENT_SECRET=bench-mc-secret-0001 MC_CAPACITY=1000000 "$BIN/mc-service" \
+          >>"$WORK/mc.log" 2>&1 &
+        ;;
+    esac
+    PIDS+=($!)
+    PID_OF[$svc]=$!
+    case "$svc" in
+      ac) wait_ready "$AC_PORT" ;;
+      gc) wait_ready "$GC_PORT" ;;
+      mc)
+        wait_ready "$MC_PORT"
+        # Joins need MC registered with GC (the registry was emptied by the reset).
+        for _ in $(seq 1 100); do
+          [ "$(sql "select count(*) from meeting_controllers where id = 'bench-mc'")" = 1 ] \
+            && break
+          sleep 0.1
+        done
+        ;;
+    esac
+  done
+}
+
+# Removes what a run created, forgets the controller (so MC's next registration is the one
+# awaited) and drops the room keys.
+reset_state() {
+  sql "delete from meetings where display_name in ('signaling bench', 'signaling lobby bench')"
+  sql "delete from audit_logs"
+  sql "delete from meeting_controllers"
+  drop_room_keys
+}
+
+# The services log at warn and error only: log_mark before a run and log_report after it
+# name what the run logged, grouped by message.
+declare -A LOG_AT
+log_mark() {
+  for svc in ac gc mc; do
+    LOG_AT[$svc]="$( (wc -l <"$WORK/$svc.log") 2>/dev/null || echo 0)"
+  done
+}
+log_report() {
+  for svc in ac gc mc; do
+    tail -n "+$((LOG_AT[$svc] + 1))" "$WORK/$svc.log" 2>/dev/null | python3 -c '
+import collections, json, sys
+counts = collections.Counter()
+for line in sys.stdin:
+    try:
+        e = json.loads(line)
+        counts[" ".join(str(e.get(k)) for k in ("level", "message", "error_code", "error") if e.get(k))] += 1
+    except ValueError:
+        counts[line.strip()[:200]] += 1
+for what, n in counts.most_common(5):
+    print(f"log          {sys.argv[1]}: {n} x {what}")' "$svc"
+  done
+}
+
+TOKENS_AT=""
+sign_in() { # user tokens of the pool and of the host, good for an hour
+  start_services ac
+  timeout 900 "$JOIN_LOAD" sign-in --ac-url "http://127.0.0.1:$AC_PORT" \
+    --email-format 'bench-u{}@bench.test' --count "$POOL" --password "$PASSWORD" \
+    --out "$WORK/tokens.txt" >&2
+  curl -sf -X POST "http://127.0.0.1:$AC_PORT/api/v1/auth/user/token" \
+    -H 'Content-Type: application/json' \
+    -d "{\"email\":\"bench@bench.test\",\"password\":\"$PASSWORD\"}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' >"$WORK/host.txt"
+  stop_services
+  TOKENS_AT=$SECONDS
+}
+ensure_tokens() {
+  if [ -z "$TOKENS_AT" ] || [ $((SECONDS - TOKENS_AT)) -gt 2700 ]; then sign_in; fi
+}
+
+# Share of all CPUs busy over $1 seconds, in per mille (user, nice, system, irq, softirq, steal).
+busy_permille() {
+  local before after
+  before="$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)"
+  sleep "$1"
+  after="$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)"
+  awk -v b="$before" -v a="$after" 'BEGIN {
+    split(b, x, " "); split(a, y, " ")
+    print (y[2] > x[2]) ? int(1000 * (y[1] - x[1]) / (y[2] - x[2])) : 0 }'
+}
+# Other people's builds and tests share this machine: before each measured run, wait (at most
+# BENCH_QUIET_WAIT s) until under a tenth of its CPU time is busy, so that they are not inside
+# the window. The "elsewhere" CPU time each run reports says how far that worked.
+wait_quiet() {
+  local waited=0 busy
+  while :; do
+    busy="$(busy_permille 2)"
+    [ "$busy" -lt 100 ] && return 0
+    if [ "$waited" -ge "$QUIET_WAIT" ]; then
+      convene_warn "the machine stayed busy ($((busy / 10)) % of its CPU time): measuring anyway"
+      return 0
+    fi
+    [ "$waited" -eq 0 ] && convene_log "waiting for the machine to quiet down ($((busy / 10)) % busy)"
+    waited=$((waited + 2))
+  done
+}
+
+# run_load NAME ROUND ARGS...: runs the load generator, shows its lines, records its result.
+# A failed run stops the script (its output and the logs stay in the work directory).
+run_load() {
+  local name="$1" round="$2" rc=0
+  shift 2
+  wait_quiet
+  GC_BENCH_HOST_TOKEN="$(cat "$WORK/host.txt")" timeout $((DURATION + 600)) "$LOAD" "$@" \
+    >"$WORK/$name-$round.out" 2>&1 || rc=$?
+  grep -v '^result ' "$WORK/$name-$round.out" || true
+  if [ "$rc" -ne 0 ]; then
+    log_report
+    convene_die "the $name run failed ($rc): see $WORK/$name-$round.out and the logs there"
+  fi
+  echo "$name round=$round $(sed -n 's/^result //p' "$WORK/$name-$round.out")" >>"$RESULTS"
+}
+
+echo_run() { # round
+  "$WS_ECHO" --addr "127.0.0.1:$ECHO_PORT" >>"$WORK/echo.log" 2>&1 &
+  ECHO_PID=$!
+  for _ in $(seq 1 100); do convene_port_open 127.0.0.1 "$ECHO_PORT" && break; sleep 0.1; done
+  run_load echo "$1" echo --url "ws://127.0.0.1:$ECHO_PORT" --rooms "$ROOMS" \
+    --per-room "$PER_ROOM" --duration-secs "$DURATION" --server-pid "$ECHO_PID" \
+    --cpu "echo=$ECHO_PID"
+  stop_echo
+}
+
+mc_args() {
+  echo mc --gc-url "$GC_URL" --mc-url "http://127.0.0.1:$MC_PORT" \
+    --tokens-file "$WORK/tokens.txt" --rooms "$ROOMS" --per-room "$PER_ROOM" \
+    --duration-secs "$DURATION" --server-pid "${PID_OF[mc]}" --cpu "mc=${PID_OF[mc]}" \
+    --cpu "redis=$REDIS_PID" --cpu "gc=${PID_OF[gc]}" --cpu "ac=${PID_OF[ac]}"
+}
+
+mc_run() { # round
+  ensure_tokens
+  log_mark
+  start_services ac gc mc
+  # shellcheck disable=SC2046 # word splitting of mc_args is intended (no spaces inside)
+  run_load mc "$1" $(mc_args)
+  log_report
+  stop_services
+  reset_state
+}
+
+lobby_run() { # round
+  ensure_tokens
+  log_mark
+  start_services ac gc mc
+  run_load lobby "$1" lobby --gc-url "$GC_URL" --tokens-file "$WORK/tokens.txt" \
+    --first "$CLIENTS" --users "$LOBBY_USERS" --cpu "mc=${PID_OF[mc]}" \
+    --cpu "redis=$REDIS_PID" --cpu "gc=${PID_OF[gc]}" --cpu "ac=${PID_OF[ac]}"
+  log_report
+  stop_services
+  reset_state
+}
+
+# One more mc run with MC under perf (BENCH_PROFILE=1): where MC spends its CPU under load.
+profile_run() {
+  local perf_pid started="$WORK/profile.started"
+  convene_have perf || convene_apt_install linux-perf
+  ensure_tokens
+  start_services ac gc mc
+  echo "--- profile: an mc run with MC under perf record (not counted)"
+  # shellcheck disable=SC2046 # as in mc_run
+  GC_BENCH_HOST_TOKEN="$(cat "$WORK/host.txt")" timeout $((DURATION + 600)) "$LOAD" \
+    $(mc_args) --started-file "$started" >"$WORK/profile.out" 2>&1 &
+  local load_pid=$!
+  for _ in $(seq 1 1200); do [ -e "$started" ] && break; sleep 0.1; done
+  timeout $((DURATION + 60)) perf record -q -F 999 -o "$WORK/perf-mc.data" \
+    -p "${PID_OF[mc]}" -- sleep $((DURATION > 2 ? DURATION - 1 : 1)) 2>/dev/null &
+  perf_pid=$!
+  wait "$load_pid" || true
+  wait "$perf_pid" || true
+  grep -E '^(sent|mc received|delay ms|dropped|cpu ms)' "$WORK/profile.out" || true
+  stop_services
+  reset_state
+  echo "mc: share of its CPU samples by crate (kernel: system calls, loopback TCP)"
+  perf report -i "$WORK/perf-mc.data" --stdio --no-children --sort dso,sym 2>/dev/null |
+    python3 "$CONVENE_REPO/scripts/bench-join-summary.py" --profile
+  echo "mc: the heaviest symbols"
+  # awk reads to the end: an early exit would kill perf with SIGPIPE and fail the pipeline.
+  perf report -i "$WORK/perf-mc.data" --stdio --no-children --sort sym 2>/dev/null |
+    awk '/^ +[0-9]/ && n++ < 25'
+}
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB;" \
+  "Redis $(redis-cli -u "$REDIS_BASE" info server | tr -d '\r' | awk -F: '/^redis_version/ {print $2}');" \
+  "commit $(git rev-parse --short HEAD)$(git diff --name-only HEAD -- crates ':!crates/gc-service/benches' |
+    awk 'NR == 1 {printf " with local changes to"} {printf " %s", $0}');" \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+echo "settings: ${DURATION}s runs, $ROUNDS rounds, $ROOMS rooms x $PER_ROOM clients at 20 Hz," \
+  "lobby $LOBBY_USERS admissions"
+reset_state
+sign_in
+for round in $(seq 1 "$ROUNDS"); do
+  echo "=== round $round, $(cut -d' ' -f1-3 /proc/loadavg) load"
+  echo_run "$round"
+  mc_run "$round"
+  lobby_run "$round"
+done
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+if [ "${BENCH_PROFILE:-0}" = 1 ]; then profile_run; fi
+for svc in ac gc mc; do
+  echo "$svc logged $( (wc -l <"$WORK/$svc.log") 2>/dev/null || echo 0) lines at warn or error" \
+    "in all (the \"log\" lines of each run say which)"
+done
+
+echo
+echo "=== summary: median of $ROUNDS rounds (min-max), ${DURATION}s runs, $CLIENTS clients"
+python3 "$CONVENE_REPO/scripts/bench-signaling-summary.py" "$RESULTS" "$DURATION" "$(nproc)"
