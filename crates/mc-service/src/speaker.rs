@@ -18,6 +18,7 @@
 //!
 //! Each call costs one hash-map lookup: O(1) per sample, memory O(participants sending).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -94,7 +95,14 @@ impl<U: Clone + Eq + Hash> ActiveSpeakerDetector<U> {
     /// A level that is not a number counts as silence. Samples must come in the order they
     /// were received; one stamped earlier than the previous sample of the same user is taken
     /// as arriving at the same time.
-    pub fn observe(&mut self, user: &U, level_dbfs: f64, at: Instant) -> Option<SpeakerChange<U>> {
+    ///
+    /// `user` may be borrowed (`&str` for `String` ids): a sample of a run in progress
+    /// allocates nothing.
+    pub fn observe<Q>(&mut self, user: &Q, level_dbfs: f64, at: Instant) -> Option<SpeakerChange<U>>
+    where
+        U: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = U> + ?Sized,
+    {
         // NaN compares as neither, so it is silence too.
         let loud = level_dbfs
             .partial_cmp(&self.settings.threshold_dbfs)
@@ -104,37 +112,38 @@ impl<U: Clone + Eq + Hash> ActiveSpeakerDetector<U> {
             return None;
         }
         let gap = self.settings.silence_gap;
-        let run = self
-            .runs
-            .entry(user.clone())
-            .and_modify(|run| {
-                if at.saturating_duration_since(run.last) >= gap {
-                    *run = Run::starting(at);
-                } else {
-                    run.last = run.last.max(at);
-                }
-            })
-            .or_insert_with(|| Run::starting(at));
-        if run.spent || run.last.saturating_duration_since(run.started) < self.settings.min_duration
-        {
+        let min_duration = self.settings.min_duration;
+        match self.runs.get_mut(user) {
+            Some(run) if at.saturating_duration_since(run.last) >= gap => *run = Run::starting(at),
+            Some(run) => run.last = run.last.max(at),
+            None => {
+                self.runs.insert(user.to_owned(), Run::starting(at));
+            }
+        }
+        let run = self.runs.get_mut(user)?;
+        if run.spent || run.last.saturating_duration_since(run.started) < min_duration {
             return None;
         }
         run.spent = true;
-        if self.speaker.as_ref() == Some(user) {
+        if self.speaker.as_ref().map(Borrow::borrow) == Some(user) {
             return None;
         }
-        let previous = self.speaker.replace(user.clone());
+        let previous = self.speaker.replace(user.to_owned());
         Some(SpeakerChange {
-            speaker: Some(user.clone()),
+            speaker: Some(user.to_owned()),
             previous,
         })
     }
 
     /// `user` left the room (or their seat): their run ends, and if they were the speaker
     /// nobody is until the next completed run.
-    pub fn remove(&mut self, user: &U) -> Option<SpeakerChange<U>> {
+    pub fn remove<Q>(&mut self, user: &Q) -> Option<SpeakerChange<U>>
+    where
+        U: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.runs.remove(user);
-        if self.speaker.as_ref() != Some(user) {
+        if self.speaker.as_ref().map(Borrow::borrow) != Some(user) {
             return None;
         }
         Some(SpeakerChange {

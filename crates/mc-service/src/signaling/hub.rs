@@ -270,7 +270,7 @@ impl Hub {
             room.detector
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .remove(&event.subject);
+                .remove(event.subject.as_str());
         }
         metrics::counter!("mc_room_events_received_total", "type" => event.type_label).increment(1);
         let event = Arc::new(event);
@@ -347,7 +347,7 @@ impl Hub {
             .detector
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .observe(&user_id.to_owned(), level_dbfs, at)
+            .observe(user_id, level_dbfs, at)
             .is_some();
         if changed {
             self.write_speaker(room, owned).await?;
@@ -378,7 +378,7 @@ impl Hub {
                     room.detector
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&user);
+                        .remove(user.as_str());
                 }
             }
         }

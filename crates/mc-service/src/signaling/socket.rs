@@ -555,28 +555,44 @@ async fn read(
     let _done = done.drop_guard();
     let settings = &sig.settings;
     let mut limit = RateLimit::new(settings.messages_per_second, settings.message_burst);
+    // Made once, not per frame: at 20 samples a second per socket, a new cancellation future
+    // and a timer armed and disarmed per frame were a visible share of MC's CPU. The idle timer
+    // is moved on lazily, when it fires, to the last frame's time plus the idle time.
+    let closed = shared.closed().cancelled();
+    tokio::pin!(closed);
+    let idle = tokio::time::sleep(settings.idle_timeout);
+    tokio::pin!(idle);
+    let mut last_frame = tokio::time::Instant::now();
     loop {
         let frame = tokio::select! {
-            () = shared.closed().cancelled() => return None,
-            frame = tokio::time::timeout(settings.idle_timeout, stream.next()) => frame,
+            () = &mut closed => return None,
+            () = &mut idle => {
+                let due = last_frame + settings.idle_timeout;
+                if due > tokio::time::Instant::now() {
+                    idle.as_mut().reset(due);
+                    continue;
+                }
+                return Some(End::troubled(close::GOING_AWAY, "idle"));
+            }
+            frame = stream.next() => frame,
         };
-        let received = Instant::now();
+        last_frame = tokio::time::Instant::now();
+        let received = last_frame.into_std();
         let text = match frame {
-            Err(_) => return Some(End::troubled(close::GOING_AWAY, "idle")),
-            Ok(None | Some(Ok(Message::Close(_)))) => return Some(End::dropped()),
-            Ok(Some(Err(error))) => {
+            None | Some(Ok(Message::Close(_))) => return Some(End::dropped()),
+            Some(Err(error)) => {
                 return Some(if is_too_big(error) {
                     End::troubled(close::TOO_BIG, "frame too large")
                 } else {
                     End::dropped()
                 });
             }
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            Ok(Some(Ok(Message::Binary(_)))) => {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => {
                 metrics::counter!("mc_ws_messages_received_total", "type" => "binary").increment(1);
                 return Some(End::troubled(close::UNSUPPORTED_DATA, "text frames only"));
             }
-            Ok(Some(Ok(Message::Text(text)))) => text,
+            Some(Ok(Message::Text(text))) => text,
         };
         if !limit.allow(received) {
             metrics::counter!("mc_ws_rate_limited_total").increment(1);
