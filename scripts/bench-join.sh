@@ -275,30 +275,6 @@ reset_db() { # db
   drop_room_keys
 }
 
-# The services log at warn and error only (RUST_LOG=warn): log_mark before a run and
-# log_report after it name what the run logged, grouped by message and error code.
-declare -A LOG_AT
-log_mark() {
-  for svc in ac gc mc; do
-    LOG_AT[$svc]="$( (wc -l <"$WORK/$svc.log") 2>/dev/null || echo 0)"
-  done
-}
-log_report() {
-  for svc in ac gc mc; do
-    tail -n "+$((LOG_AT[$svc] + 1))" "$WORK/$svc.log" 2>/dev/null | python3 -c '
-import collections, json, sys
-counts = collections.Counter()
-for line in sys.stdin:
-    try:
-        e = json.loads(line)
-        counts[" ".join(str(e.get(k)) for k in ("level", "message", "error_code") if e.get(k))] += 1
-    except ValueError:
-        counts[line.strip()[:200]] += 1
-for what, n in counts.most_common(5):
-    print(f"log          {sys.argv[1]}: {n} x {what}")' "$svc"
-  done
-}
-
 declare -A TOKENS_AT
 sign_in() { # db: user tokens of the pool and of the host, good for an hour
   start_services "$1" ac
@@ -383,7 +359,7 @@ PY
 join_run() { # db clients round
   local out cpu joins recorded seated
   ensure_tokens "$1"
-  log_mark
+  convene_log_mark
   start_services "$1" ac gc mc
   timeout 600 "$JOIN_LOAD" prepare --url "$GC_URL" --host-token "$(cat "$WORK/host-$1.txt")" \
     --rooms "$ROOMS" --seats $((USERS + 1)) --out "$WORK/rooms.txt" >"$WORK/prepare.out"
@@ -409,7 +385,7 @@ join_run() { # db clients round
     "($joins admitted joins + $ROOMS hosts = $((joins + ROOMS)))"
   cpu="$(cpu_delta "$WORK/cpu-before" "$WORK/cpu-after")"
   echo "cpu ms       $(tr '\n' ' ' <<<"$cpu")client $(awk '/^client cpu/ {print $3}' <<<"$out")"
-  log_report
+  convene_log_report
   printf 'join\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
     "$(awk '/^throughput/ {print $2}' <<<"$out")" \
     "$(awk '/^latency ms/ {print $8}' <<<"$out")" \
@@ -451,14 +427,14 @@ profile_run() { # db clients
 create_run() { # db clients round
   local out
   ensure_tokens "$1"
-  log_mark
+  convene_log_mark
   start_services "$1" ac gc
   out="$(timeout $((DURATION + 120)) "$CREATE_LOAD" --url "$GC_URL" \
     --token "$(cat "$WORK/host-$1.txt")" --concurrency "$2" --duration-secs "$DURATION")"
   stop_services
   echo "--- create, $1 database, $2 clients, ${DURATION}s"
   echo "$out"
-  log_report
+  convene_log_report
   printf 'create\t%s\t%s\t%s\t%s\t%s\t%s\t-\n' "$1" "$2" "$3" \
     "$(awk '/^throughput/ {print $2}' <<<"$out")" \
     "$(awk '/^latency ms/ {print $8}' <<<"$out")" \
@@ -510,7 +486,7 @@ pgbench_run() { # db clients round
 storm_run() { # round
   local out meeting code seated waiting open admitted_rows
   ensure_tokens empty
-  log_mark
+  convene_log_mark
   start_services empty ac gc mc
   out="$(timeout 300 "$JOIN_LOAD" storm --url "$GC_URL" \
     --host-token "$(cat "$WORK/host-empty.txt")" --tokens-file "$WORK/tokens-empty.txt" \
@@ -527,7 +503,7 @@ storm_run() { # round
   echo "$out"
   echo "check        Redis: $seated seated, $waiting waiting; PostgreSQL: $open open visits," \
     "$admitted_rows participant_admitted audit rows"
-  log_report
+  convene_log_report
   printf 'storm\tempty\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$STORM_USERS" "$1" \
     "$(awk '/^statuses/ {sub(/^statuses +/, ""); print}' <<<"$out")" \
     "$(awk '/^latency ms/ {print $10}' <<<"$out")" \

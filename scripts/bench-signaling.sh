@@ -249,30 +249,6 @@ reset_state() {
   drop_room_keys
 }
 
-# The services log at warn and error only: log_mark before a run and log_report after it
-# name what the run logged, grouped by message.
-declare -A LOG_AT
-log_mark() {
-  for svc in ac gc mc; do
-    LOG_AT[$svc]="$( (wc -l <"$WORK/$svc.log") 2>/dev/null || echo 0)"
-  done
-}
-log_report() {
-  for svc in ac gc mc; do
-    tail -n "+$((LOG_AT[$svc] + 1))" "$WORK/$svc.log" 2>/dev/null | python3 -c '
-import collections, json, sys
-counts = collections.Counter()
-for line in sys.stdin:
-    try:
-        e = json.loads(line)
-        counts[" ".join(str(e.get(k)) for k in ("level", "message", "error_code", "error") if e.get(k))] += 1
-    except ValueError:
-        counts[line.strip()[:200]] += 1
-for what, n in counts.most_common(5):
-    print(f"log          {sys.argv[1]}: {n} x {what}")' "$svc"
-  done
-}
-
 TOKENS_AT=""
 sign_in() { # user tokens of the pool and of the host, good for an hour
   start_services ac
@@ -327,7 +303,7 @@ run_load() {
     >"$WORK/$name-$round.out" 2>&1 || rc=$?
   grep -v '^result ' "$WORK/$name-$round.out" || true
   if [ "$rc" -ne 0 ]; then
-    log_report
+    convene_log_report
     convene_die "the $name run failed ($rc): see $WORK/$name-$round.out and the logs there"
   fi
   echo "$name round=$round $(sed -n 's/^result //p' "$WORK/$name-$round.out")" >>"$RESULTS"
@@ -352,23 +328,23 @@ mc_args() {
 
 mc_run() { # round
   ensure_tokens
-  log_mark
+  convene_log_mark
   start_services ac gc mc
   # shellcheck disable=SC2046 # word splitting of mc_args is intended (no spaces inside)
   run_load mc "$1" $(mc_args)
-  log_report
+  convene_log_report
   stop_services
   reset_state
 }
 
 lobby_run() { # round
   ensure_tokens
-  log_mark
+  convene_log_mark
   start_services ac gc mc
   run_load lobby "$1" lobby --gc-url "$GC_URL" --tokens-file "$WORK/tokens.txt" \
     --first "$CLIENTS" --users "$LOBBY_USERS" --cpu "mc=${PID_OF[mc]}" \
     --cpu "redis=$REDIS_PID" --cpu "gc=${PID_OF[gc]}" --cpu "ac=${PID_OF[ac]}"
-  log_report
+  convene_log_report
   stop_services
   reset_state
 }

@@ -566,3 +566,30 @@ ensure_redis() {
   export REDIS_URL
   _convene_unlock redis
 }
+
+# For the benchmarks, whose services log at warn and error only (RUST_LOG=warn) into
+# "$WORK/<service>.log": convene_log_mark before a run and convene_log_report after it print
+# what each service logged meanwhile, grouped by level, message, error code and error.
+declare -A CONVENE_LOG_AT
+convene_log_mark() {
+  local svc
+  for svc in ac gc mc; do
+    CONVENE_LOG_AT[$svc]="$( (wc -l <"$WORK/$svc.log") 2>/dev/null || echo 0)"
+  done
+}
+convene_log_report() {
+  local svc
+  for svc in ac gc mc; do
+    tail -n "+$((${CONVENE_LOG_AT[$svc]:-0} + 1))" "$WORK/$svc.log" 2>/dev/null | python3 -c '
+import collections, json, sys
+counts = collections.Counter()
+for line in sys.stdin:
+    try:
+        e = json.loads(line)
+        counts[" ".join(str(e.get(k)) for k in ("level", "message", "error_code", "error") if e.get(k))] += 1
+    except ValueError:
+        counts[line.strip()[:200]] += 1
+for what, n in counts.most_common(5):
+    print(f"log          {sys.argv[1]}: {n} x {what}")' "$svc"
+  done
+}
