@@ -2,13 +2,14 @@
 #
 # Runs every test of the workspace: makes sure PostgreSQL and Redis are reachable (reusing
 # running ones, else starting project-local ones under .dev/, installing the server packages
-# if missing), then runs the doc tests and every other test with cargo-nextest (installed when
-# missing: the tests need one process each, see ensure_nextest in lib.sh). The exit code is
-# the tests' exit code.
+# if missing), then runs the doc tests, the operations checks (scripts/check-ops.sh: alert
+# rules and their unit tests, catalogs, runbooks) and every other test with cargo-nextest
+# (installed when missing: the tests need one process each, see ensure_nextest in lib.sh).
+# The exit code is the tests' exit code.
 #
 # Usage: scripts/test.sh [ARGS...]
 #   ARGS are passed to `cargo nextest run`, e.g. a test-name filter or `-p gc-service`. Doc
-#   tests run only when no ARGS are given.
+#   tests and the operations checks run only when no ARGS are given.
 #
 # Tests see DATABASE_URL (the `postgres` database of a server where the role may CREATEDB:
 # #[sqlx::test] creates one database per test) and REDIS_URL. CARGO_TARGET_DIR is honoured.
@@ -33,6 +34,9 @@ status=0
 if [ $# -eq 0 ]; then
   convene_log "cargo test --workspace --doc"
   cargo test --workspace --doc || status=$?
+  ops_status=0
+  "$CONVENE_REPO/scripts/check-ops.sh" || ops_status=$?
+  if [ "$status" -eq 0 ]; then status="$ops_status"; fi
 fi
 # With arguments (`-p gc-service`, a filter) they choose what runs; without, everything does.
 scope=(--workspace)
