@@ -122,6 +122,12 @@ impl Application {
         shell.spawn_job("housekeeping", |stop| {
             crate::use_cases::housekeeping::run(rooms, stop)
         });
+        let gauge_pool = pool.clone();
+        let timeout = config.lifecycle.heartbeat_timeout_secs;
+        let every = Duration::from_secs(u64::from(config.lifecycle.heartbeat_interval_secs));
+        shell.spawn_job("controller health gauge", move |stop| {
+            controller_health(gauge_pool, timeout, every, stop)
+        });
         shell.spawn_job("idempotency-key janitor", |stop| {
             purge_expired_keys(pool, stop)
         });
@@ -147,6 +153,29 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         self.shell.run(shutdown).await;
     }
+}
+
+/// Sets `gc_meeting_controllers{state}` from the registry once per heartbeat interval: the
+/// alerts on a fleet with no healthy controller, or with a silent one, read it. Every replica
+/// reports the same registry (take the `max` across replicas).
+async fn controller_health(
+    pool: PgPool,
+    timeout_secs: u32,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let measure = || async {
+        match crate::db::controllers::health_counts(&pool, timeout_secs).await {
+            Ok((healthy, unhealthy)) => {
+                metrics::gauge!("gc_meeting_controllers", "state" => "healthy").set(healthy as f64);
+                metrics::gauge!("gc_meeting_controllers", "state" => "unhealthy")
+                    .set(unhealthy as f64);
+            }
+            Err(error) => tracing::warn!(%error, "cannot count the meeting controllers"),
+        }
+    };
+    measure().await;
+    common::shell::every(every, stop, measure).await;
 }
 
 /// Deletes expired idempotency keys now and then, in small batches. Every replica runs it; the

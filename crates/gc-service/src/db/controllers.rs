@@ -65,6 +65,22 @@ pub async fn heartbeat(pool: &PgPool, id: &str, load: i32) -> Result<bool, sqlx:
     Ok(result.rows_affected() == 1)
 }
 
+/// Registered controllers whose heartbeat is fresh, and those whose heartbeat is older than
+/// the timeout.
+pub async fn health_counts(
+    pool: &PgPool,
+    heartbeat_timeout_secs: u32,
+) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "select count(*) filter (where last_heartbeat_at > now() - make_interval(secs => $1)),
+                count(*) filter (where last_heartbeat_at <= now() - make_interval(secs => $1))
+         from meeting_controllers",
+    )
+    .bind(f64::from(heartbeat_timeout_secs))
+    .fetch_one(pool)
+    .await
+}
+
 /// The meeting's assignment, if it has one.
 pub async fn assignment(
     pool: &PgPool,

@@ -103,3 +103,40 @@ async fn health_probes_report_live_and_ready_with_database_and_keys(pool: PgPool
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
 }
+
+/// Polls GC's `gc_meeting_controllers` until it reads (healthy, unhealthy), for at most 20 s.
+async fn wait_for_controllers(stack: &crate::helpers::TestStack, expected: (f64, f64)) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let seen = (
+            stack
+                .metric("gc_meeting_controllers", &[("state", "healthy")])
+                .await,
+            stack
+                .metric("gc_meeting_controllers", &[("state", "unhealthy")])
+                .await,
+        );
+        if seen == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gc_meeting_controllers stayed at {seen:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_controller_gauge_follows_the_registry(pool: PgPool) {
+    let mut stack = spawn_stack(pool).await;
+    wait_for_controllers(&stack, (0.0, 0.0)).await;
+    let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
+    stack
+        .start_mc(0, &prefix, crate::helpers::McRedis::Single)
+        .await;
+    wait_for_controllers(&stack, (1.0, 0.0)).await;
+    // A controller that stops heartbeating turns unhealthy after the timeout (3 s here).
+    stack.mcs[0].take().unwrap().kill();
+    wait_for_controllers(&stack, (0.0, 1.0)).await;
+}
