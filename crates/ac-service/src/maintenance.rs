@@ -21,6 +21,7 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     // The first tick is one period away: start-up has just loaded the keys.
+    keys.record_age();
     common::shell::every(every, stop, || run_once(&keys, &pool, failure_window)).await;
 }
 
@@ -38,6 +39,7 @@ pub async fn run_once(keys: &KeyStore, pool: &PgPool, failure_window: Duration) 
             "reloading the signing key failed"
         );
     }
+    keys.record_age();
     if let Err(error) = keys.delete_unpublished().await {
         tracing::warn!(%error, "deleting retired signing keys failed");
     }

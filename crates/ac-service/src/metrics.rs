@@ -73,6 +73,18 @@ pub fn hash_busy() {
     metrics::counter!("ac_hash_busy_total").increment(1);
 }
 
+/// The age of the key that signs now, and the rotation interval it is held to: an alert
+/// compares them (`ACKeyRotationOverdue`).
+pub fn signing_key_age(
+    created_at: chrono::DateTime<chrono::Utc>,
+    rotation_interval: std::time::Duration,
+) {
+    let age = (chrono::Utc::now() - created_at).num_milliseconds().max(0) as f64 / 1000.0;
+    metrics::gauge!("ac_signing_key_age_seconds").set(age);
+    metrics::gauge!("ac_signing_key_rotation_interval_seconds")
+        .set(rotation_interval.as_secs_f64());
+}
+
 pub fn key_rotated(trigger: RotationTrigger) {
     metrics::counter!("ac_key_rotations_total", "trigger" => trigger.as_str()).increment(1);
 }

@@ -121,6 +121,14 @@ impl KeyStore {
         Arc::clone(&guard)
     }
 
+    /// Sets `ac_signing_key_age_seconds` from the key that signs now.
+    pub fn record_age(&self) {
+        crate::metrics::signing_key_age(
+            self.active().created_at,
+            self.inner.settings.rotation_interval,
+        );
+    }
+
     /// Reloads the signing key from the database: after a pending key activated, or after
     /// another replica rotated with no activation delay.
     pub async fn refresh_active(&self) -> anyhow::Result<()> {

@@ -409,3 +409,30 @@ async fn the_database_refuses_two_keys_signing_at_the_same_time(pool: PgPool) {
         "{error}"
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_signing_keys_age_and_the_rotation_interval_are_exported(pool: PgPool) {
+    let config = Config {
+        key_rotation_interval_secs: 7 * 24 * 3600,
+        ..test_config()
+    };
+    let app = spawn_app_with(pool, config).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let interval =
+            crate::helpers::metric(&app, "ac_signing_key_rotation_interval_seconds", &[]).await;
+        if interval == (7.0 * 24.0 * 3600.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rotation interval was never exported (saw {interval})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let age = crate::helpers::metric(&app, "ac_signing_key_age_seconds", &[]).await;
+    assert!(
+        (0.0..60.0).contains(&age),
+        "a key created at start-up is {age} s old"
+    );
+}
