@@ -5,7 +5,10 @@
 #   (`promtool test rules`: series that must fire and series that must not);
 # - every metric a rule names is in the metric catalog of its service
 #   (docs/observability/metrics/<service>.md), every alert is in docs/observability/alerts.md
-#   and the reverse, and every runbook_url names a section that exists in docs/runbooks/.
+#   and the reverse, and every runbook_url names a section that exists in docs/runbooks/;
+# - the Grafana dashboards (infra/grafana/dashboards/) parse, every query is valid PromQL
+#   (promtool parses them as recording rules) and names only catalogued metrics, and GC
+#   Overview has the panels DESIGN section 8 names.
 #
 # promtool comes from Debian's `prometheus` package, installed when missing. The package's own
 # service is never started. Usage: scripts/check-ops.sh
@@ -74,4 +77,43 @@ if problems:
     sys.exit(1)
 print(f"{len(alerts)} alerts: metrics catalogued, alerts listed, runbook sections present")
 PY
+convene_log "dashboards: JSON, PromQL and catalogued metrics"
+exprs="$(mktemp -d)"
+trap 'rm -rf "$exprs"' EXIT
+python3 - "$exprs/dashboard-exprs.yaml" infra/grafana/dashboards/*.json <<'PY'
+import json, pathlib, re, sys
+
+out, files = sys.argv[1], sys.argv[2:]
+catalogs = {s: set(re.findall(r"^\| `([a-z_]+)`",
+                              pathlib.Path(f"docs/observability/metrics/{s}-service.md").read_text(), re.M))
+            for s in ("ac", "gc", "mc")}
+problems, rules = [], []
+for path in files:
+    dashboard = json.loads(pathlib.Path(path).read_text())
+    for key in ("uid", "title", "panels"):
+        if key not in dashboard:
+            problems.append(f"{path}: no {key}")
+    for panel in dashboard.get("panels", []):
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            rules.append(expr)
+            for metric in set(re.findall(r"\b((?:ac|gc|mc)_[a-z_]+)", expr)):
+                base = re.sub(r"_(bucket|sum|count)$", "", metric)
+                if base not in catalogs[metric[:2]]:
+                    problems.append(f"{path}: panel {panel['title']!r} names {metric}, not in the catalog")
+titles = {p["title"] for p in json.loads(pathlib.Path("infra/grafana/dashboards/gc-overview.json").read_text())["panels"]}
+for needed in ("Meeting Creation Rate by Status", "Meeting Creation Latency (P50/P95/P99)"):
+    if needed not in titles:
+        problems.append(f"GC Overview lacks the panel {needed!r} (DESIGN section 8)")
+# Every expression as a recording rule, so promtool parses it.
+with open(out, "w") as f:
+    f.write("groups:\n  - name: dashboard-expressions\n    rules:\n")
+    for n, expr in enumerate(rules):
+        f.write(f"      - record: dashboard_expression_{n}\n        expr: {json.dumps(expr)}\n")
+if problems:
+    print("\n".join(problems), file=sys.stderr)
+    sys.exit(1)
+print(f"{len(files)} dashboards, {len(rules)} queries: metrics catalogued")
+PY
+promtool check rules "$exprs/dashboard-exprs.yaml" >/dev/null
 convene_log "operations checks passed"
