@@ -647,16 +647,19 @@ impl TestStack {
 
     /// The value of one series of GC's `/metrics` (0 when it does not exist yet).
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let text = self
-            .client
+        metric_value(&self.metrics_text().await, name, labels)
+    }
+
+    /// GC's `/metrics` (in-process AC and MC record into the same registry).
+    pub async fn metrics_text(&self) -> String {
+        self.client
             .get(self.gc_url("/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
-        metric_value(&text, name, labels)
+            .unwrap()
     }
 
     /// A key pair that AC publishes (as a retired key still in its publication window), so

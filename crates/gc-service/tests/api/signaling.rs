@@ -978,16 +978,7 @@ async fn every_metric_the_services_export_is_in_their_catalogs(pool: PgPool) {
     host_ws.expect_close().await;
 
     // In-process services share one metrics registry: GC's /metrics shows all three.
-    let text = stack
-        .client
-        .get(stack.gc_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let exported = exported_names(&text);
+    let exported = exported_names(&stack.metrics_text().await);
     assert!(
         exported.contains("mc_ws_messages_received_total"),
         "{exported:?}"
