@@ -36,6 +36,8 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 cd "$CONVENE_REPO"
 
 DURATION="${BENCH_DURATION:-10}"
@@ -71,12 +73,6 @@ drop_databases() {
   done
 }
 
-# Room keys of MC in the claimed Redis database (nothing else is ever deleted).
-redis_bench() { redis-cli -u "$REDIS_BASE/$REDIS_DB" "$@"; }
-drop_room_keys() {
-  redis_bench --scan --pattern 'room:*' | xargs -r -n 500 redis-cli -u "$REDIS_BASE/$REDIS_DB" \
-    unlink >/dev/null
-}
 
 cleanup() {
   # Defined further down; a failure before that (a build error) has nothing to stop.
@@ -99,26 +95,11 @@ ADMIN_URL="$TEST_DATABASE_URL"
 REDIS_BASE="${REDIS_URL%/}"
 db_url() { printf '%s/convene_benchjoin_%s' "${ADMIN_URL%/*}" "$1"; }
 
-# A Redis database of our own: the first of 15..1 that is empty once our claim key is in it.
-for n in $(seq 15 -1 1); do
-  if [ "$(redis-cli -u "$REDIS_BASE/$n" set "$CLAIM_KEY" "$$" nx ex 7200 2>/dev/null)" = "OK" ]; then
-    if [ "$(redis-cli -u "$REDIS_BASE/$n" dbsize)" = "1" ]; then
-      REDIS_DB="$n"
-      break
-    fi
-    redis-cli -u "$REDIS_BASE/$n" del "$CLAIM_KEY" >/dev/null
-  fi
-done
-[ -n "$REDIS_DB" ] || convene_die "no empty Redis database among 1..15 on $REDIS_BASE"
-convene_log "MC's rooms go to Redis database $REDIS_DB"
+claim_redis_db "$CLAIM_KEY"
 
 convene_log "building the release binaries (target dir $CARGO_TARGET_DIR)"
 cargo build --release --quiet --bin ac-service --bin gc-service --bin mc-service
 cargo bench --quiet -p gc-service --bench create_load --bench join_load --no-run 2>/dev/null
-newest() {
-  find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name "$1-*" \
-    -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2
-}
 CREATE_LOAD="$(newest create_load)"
 JOIN_LOAD="$(newest join_load)"
 BIN="$CARGO_TARGET_DIR/release"
@@ -133,23 +114,7 @@ sql() {
   psql -qAtX -v ON_ERROR_STOP=1 "$url" "${args[@]}"
 }
 
-AC_MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
-export AC_MASTER_KEY
-export JWT_ISSUER=convene-ac RUST_LOG=warn SHUTDOWN_READINESS_GRACE_SECS=0 \
-  SHUTDOWN_DRAIN_TIMEOUT_SECS=2
-cat >"$WORK/seed.json" <<JSON
-{"service_clients": [
-  {"client_id": "bench-gc", "client_secret": "bench-gc-secret-0001",
-   "service_type": "global-controller", "scopes": ["internal:meeting-token", "internal:mc"]},
-  {"client_id": "bench-mc", "client_secret": "bench-mc-secret-0001",
-   "service_type": "meeting-controller", "scopes": ["internal:gc"]}],
- "orgs": [{"slug": "bench", "name": "Bench Org", "max_concurrent_meetings": 100000,
-  "max_participants_per_meeting": 100,
-  "users": [{"email": "bench@bench.test", "password": "$PASSWORD", "display_name": "Bench",
-             "roles": ["user"]},
-            {"email": "bench-u0@bench.test", "password": "$PASSWORD",
-             "display_name": "Bench User 0", "roles": ["user"]}]}]}
-JSON
+bench_environment "$WORK/seed.json"
 
 drop_databases
 declare -A ORG_ID HOST_ID
@@ -198,13 +163,6 @@ sql stored "insert into meetings (org_id, host_id, meeting_code, display_name, s
             'bench-fixture'
      from meetings" "vacuum analyze"
 
-wait_ready() { # port
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  convene_die "service on port $1 did not become ready (logs in $WORK)"
-}
 
 # start_services DB [ac|gc|mc]...: starts the named services against DB, in that order.
 declare -A PID_OF

@@ -41,6 +41,8 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 cd "$CONVENE_REPO"
 
 DURATION="${BENCH_DURATION:-15}"
@@ -79,11 +81,6 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -ge $((CLIENTS + 1024)) ] \
   || convene_die "ulimit -n is $(ulimit -n): $CLIENTS sockets need more"
 
-redis_bench() { redis-cli -u "$REDIS_BASE/$REDIS_DB" "$@"; }
-drop_room_keys() {
-  redis_bench --scan --pattern 'room:*' | xargs -r -n 500 redis-cli -u "$REDIS_BASE/$REDIS_DB" \
-    unlink >/dev/null
-}
 
 declare -A PID_OF
 stop_services() {
@@ -131,28 +128,13 @@ ADMIN_URL="$TEST_DATABASE_URL"
 DB_URL="${ADMIN_URL%/*}/$DB"
 REDIS_BASE="${REDIS_URL%/}"
 
-# A Redis database of our own: the first of 15..1 that is empty once our claim key is in it.
-for n in $(seq 15 -1 1); do
-  if [ "$(redis-cli -u "$REDIS_BASE/$n" set "$CLAIM_KEY" "$$" nx ex 7200 2>/dev/null)" = "OK" ]; then
-    if [ "$(redis-cli -u "$REDIS_BASE/$n" dbsize)" = "1" ]; then
-      REDIS_DB="$n"
-      break
-    fi
-    redis-cli -u "$REDIS_BASE/$n" del "$CLAIM_KEY" >/dev/null
-  fi
-done
-[ -n "$REDIS_DB" ] || convene_die "no empty Redis database among 1..15 on $REDIS_BASE"
-convene_log "MC's rooms go to Redis database $REDIS_DB"
+claim_redis_db "$CLAIM_KEY"
 REDIS_PID="$(redis-cli -u "$REDIS_BASE" info server | tr -d '\r' | awk -F: '/^process_id/ {print $2}')"
 
 convene_log "building the release binaries (target dir $CARGO_TARGET_DIR)"
 cargo build --release --quiet --bin ac-service --bin gc-service --bin mc-service
 cargo bench --quiet -p gc-service --bench signaling_load --bench ws_echo --bench join_load \
   --no-run
-newest() {
-  find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name "$1-*" \
-    -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2
-}
 LOAD="$(newest signaling_load)"
 WS_ECHO="$(newest ws_echo)"
 JOIN_LOAD="$(newest join_load)"
@@ -160,23 +142,7 @@ BIN="$CARGO_TARGET_DIR/release"
 
 sql() { psql -qAtX -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
 
-AC_MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
-export AC_MASTER_KEY
-export JWT_ISSUER=convene-ac RUST_LOG=warn SHUTDOWN_READINESS_GRACE_SECS=0 \
-  SHUTDOWN_DRAIN_TIMEOUT_SECS=2
-cat >"$WORK/seed.json" <<JSON
-{"service_clients": [
-  {"client_id": "bench-gc", "client_secret": "bench-gc-secret-0001",
-   "service_type": "global-controller", "scopes": ["internal:meeting-token", "internal:mc"]},
-  {"client_id": "bench-mc", "client_secret": "bench-mc-secret-0001",
-   "service_type": "meeting-controller", "scopes": ["internal:gc"]}],
- "orgs": [{"slug": "bench", "name": "Bench Org", "max_concurrent_meetings": 100000,
-  "max_participants_per_meeting": 100,
-  "users": [{"email": "bench@bench.test", "password": "$PASSWORD", "display_name": "Bench",
-             "roles": ["user"]},
-            {"email": "bench-u0@bench.test", "password": "$PASSWORD",
-             "display_name": "Bench User 0", "roles": ["user"]}]}]}
-JSON
+bench_environment "$WORK/seed.json"
 
 psql -q "$ADMIN_URL" -c "drop database if exists $DB with (force)" >/dev/null
 psql -q "$ADMIN_URL" -c "create database $DB" >/dev/null
@@ -192,13 +158,6 @@ sql "insert into users (org_id, email, password_hash, display_name, roles)
      from users, generate_series(1, $POOL - 1) as i
      where email = 'bench-u0@bench.test'"
 
-wait_ready() { # port
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  convene_die "service on port $1 did not become ready (logs in $WORK)"
-}
 
 # start_services [ac|gc|mc]...: starts the named services, in that order.
 start_services() {

@@ -1,0 +1,64 @@
+# Pieces shared by the benchmarks that run the release AC, GC and MC (bench-join.sh,
+# bench-signaling.sh). Sourced after lib.sh; the functions read the caller's globals at call
+# time: WORK (logs), CARGO_TARGET_DIR, REDIS_BASE and REDIS_DB, PASSWORD.
+
+# The newest executable of the release build whose name starts with $1- (a bench target).
+newest() {
+  find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name "$1-*" \
+    -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2
+}
+
+# Claims a Redis database of our own, setting REDIS_DB: the first of 15..1 that is empty once
+# the claim key $1 is in it (MC has no key prefix, so it needs a database to itself).
+claim_redis_db() {
+  local claim="$1" n
+  REDIS_DB=""
+  for n in $(seq 15 -1 1); do
+    if [ "$(redis-cli -u "$REDIS_BASE/$n" set "$claim" "$$" nx ex 7200 2>/dev/null)" = "OK" ]; then
+      if [ "$(redis-cli -u "$REDIS_BASE/$n" dbsize)" = "1" ]; then
+        REDIS_DB="$n"
+        break
+      fi
+      redis-cli -u "$REDIS_BASE/$n" del "$claim" >/dev/null
+    fi
+  done
+  [ -n "$REDIS_DB" ] || convene_die "no empty Redis database among 1..15 on $REDIS_BASE"
+  convene_log "MC's rooms go to Redis database $REDIS_DB"
+}
+
+# Room keys of MC in the claimed Redis database (nothing else is ever deleted).
+redis_bench() { redis-cli -u "$REDIS_BASE/$REDIS_DB" "$@"; }
+drop_room_keys() {
+  redis_bench --scan --pattern 'room:*' | xargs -r -n 500 redis-cli -u "$REDIS_BASE/$REDIS_DB" \
+    unlink >/dev/null
+}
+
+# The services' environment (a fresh master key, quiet logs, quick stops) and the seed file
+# $1: the bench service clients, and the bench org with the host and the pool's first user.
+bench_environment() {
+  AC_MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
+  export AC_MASTER_KEY
+  export JWT_ISSUER=convene-ac RUST_LOG=warn SHUTDOWN_READINESS_GRACE_SECS=0 \
+    SHUTDOWN_DRAIN_TIMEOUT_SECS=2
+  cat >"$1" <<JSON
+{"service_clients": [
+  {"client_id": "bench-gc", "client_secret": "bench-gc-secret-0001",
+   "service_type": "global-controller", "scopes": ["internal:meeting-token", "internal:mc"]},
+  {"client_id": "bench-mc", "client_secret": "bench-mc-secret-0001",
+   "service_type": "meeting-controller", "scopes": ["internal:gc"]}],
+ "orgs": [{"slug": "bench", "name": "Bench Org", "max_concurrent_meetings": 100000,
+  "max_participants_per_meeting": 100,
+  "users": [{"email": "bench@bench.test", "password": "$PASSWORD", "display_name": "Bench",
+             "roles": ["user"]},
+            {"email": "bench-u0@bench.test", "password": "$PASSWORD",
+             "display_name": "Bench User 0", "roles": ["user"]}]}]}
+JSON
+}
+
+wait_ready() { # port
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  convene_die "service on port $1 did not become ready (logs in $WORK)"
+}
