@@ -1,4 +1,4 @@
-//! `ac-service [serve|migrate|seed --file PATH]`; `serve` is the default.
+//! `ac-service [serve|migrate|seed --file PATH|healthcheck]`; `serve` is the default.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use ac_service::config::{Config, Safeguards};
 use ac_service::startup::Application;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use common::migrations::MigrationArgs;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -20,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Migrate the database, then serve the HTTP API (the default).
+    /// Migrate the database (or wait for a migration job), then serve the HTTP API (the default).
     Serve(Box<Serve>),
     /// Apply the database migrations and exit.
     Migrate(Database),
@@ -32,6 +33,9 @@ enum Command {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Exit 0 if the running service answers `GET /health/live` on its port (AC_HTTP_ADDR):
+    /// the container health check, with no shell needed.
+    Healthcheck,
 }
 
 /// `Config` and `Safeguards` together are the settings of `serve`.
@@ -42,6 +46,8 @@ struct Serve {
     config: Config,
     #[command(flatten)]
     safeguards: Safeguards,
+    #[command(flatten)]
+    migrations: MigrationArgs,
 }
 
 #[derive(Args)]
@@ -50,13 +56,18 @@ struct Database {
     database_url: SecretString,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let _telemetry = common::telemetry::init("ac-service")?;
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let command = match Cli::parse().command {
+        Some(Command::Healthcheck) => return Ok(common::healthcheck::run("AC_HTTP_ADDR", 8082)),
         Some(command) => command,
         None => Command::Serve(Box::new(Serve::parse_from(["ac-service"]))),
     };
+    tokio::runtime::Runtime::new()?.block_on(run(command))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    let _telemetry = common::telemetry::init("ac-service")?;
     match command {
         Command::Serve(serve_args) => serve(*serve_args).await,
         Command::Migrate(database) => {
@@ -70,12 +81,24 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("seed applied");
             Ok(())
         }
+        Command::Healthcheck => unreachable!("answered before the runtime starts"),
     }
 }
 
-async fn serve(Serve { config, safeguards }: Serve) -> anyhow::Result<()> {
+async fn serve(
+    Serve {
+        config,
+        safeguards,
+        migrations,
+    }: Serve,
+) -> anyhow::Result<()> {
     let pool = connect(&config.database_url, config.db_max_connections).await?;
-    migrate(&pool).await?;
+    if migrations.migrate_on_start {
+        migrate(&pool).await?;
+    } else {
+        let wait = Duration::from_secs(migrations.migration_wait_secs);
+        common::migrations::wait_until_applied(&pool, &ac_service::MIGRATOR, wait).await?;
+    }
     let app = Application::build_with(config, safeguards, pool).await?;
     app.run_until_stopped(common::http::shutdown_signal()).await;
     Ok(())

@@ -15,7 +15,9 @@
 //!   signature, algorithm, expiry, issuer, audience and token type.
 //! - [`service_token`]: the OAuth2 client-credentials client a service uses to call another.
 //! - [`meeting_code`], [`display_name`] and [`settings`]: the shared vocabulary of meetings.
+//! - `migrations` (feature `db`): waiting for a migration job instead of migrating at start-up.
 //! - [`json`]: refuses a JSON array where an object is expected.
+//! - [`healthcheck`]: the `healthcheck` subcommand of every binary (no shell in the images).
 //! - [`telemetry`] and [`metrics`]: logs, traces and the Prometheus recorder.
 //! - [`proto`]: the generated gRPC types of `proto/`.
 
@@ -23,12 +25,15 @@ pub mod auth;
 pub mod display_name;
 pub mod error;
 pub mod grpc;
+pub mod healthcheck;
 pub mod http;
 pub mod json;
 pub mod jwks;
 pub mod jwt;
 pub mod meeting_code;
 pub mod metrics;
+#[cfg(feature = "db")]
+pub mod migrations;
 pub mod proto;
 pub mod service_token;
 pub mod settings;

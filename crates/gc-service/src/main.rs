@@ -1,7 +1,10 @@
-//! `gc-service [serve|migrate]`; `serve` is the default.
+//! `gc-service [serve|migrate|healthcheck]`; `serve` is the default.
+
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use common::migrations::MigrationArgs;
 use gc_service::config::Config;
 use gc_service::db;
 use gc_service::startup::Application;
@@ -16,10 +19,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Migrate the database, then serve the HTTP API (the default).
-    Serve(Box<Config>),
+    /// Migrate the database (or wait for a migration job), then serve the HTTP API (the
+    /// default).
+    Serve(Box<Serve>),
     /// Apply the database migrations and exit.
     Migrate(Database),
+    /// Exit 0 if the running service answers `GET /health/live` on its port (GC_HTTP_ADDR):
+    /// the container health check, with no shell needed.
+    Healthcheck,
+}
+
+/// `Config` and the migration flags together are the settings of `serve`.
+#[derive(Parser)]
+#[command(about = "Run the global controller's HTTP and gRPC APIs")]
+struct Serve {
+    #[command(flatten)]
+    config: Config,
+    #[command(flatten)]
+    migrations: MigrationArgs,
 }
 
 #[derive(Args)]
@@ -28,31 +45,46 @@ struct Database {
     database_url: SecretString,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let _telemetry = common::telemetry::init("gc-service")?;
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let command = match Cli::parse().command {
+        Some(Command::Healthcheck) => return Ok(common::healthcheck::run("GC_HTTP_ADDR", 8080)),
         Some(command) => command,
-        None => Command::Serve(Box::new(Config::parse_from(["gc-service"]))),
+        None => Command::Serve(Box::new(Serve::parse_from(["gc-service"]))),
     };
+    tokio::runtime::Runtime::new()?.block_on(run(command))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    let _telemetry = common::telemetry::init("gc-service")?;
     let (url, max_connections) = match &command {
-        Command::Serve(config) => (&config.database_url, config.db_max_connections),
+        Command::Serve(serve) => (&serve.config.database_url, serve.config.db_max_connections),
         Command::Migrate(database) => (&database.database_url, 2),
+        Command::Healthcheck => unreachable!("answered before the runtime starts"),
     };
     let pool = db::connect(url, max_connections)
         .await
         .context("cannot connect to PostgreSQL (DATABASE_URL)")?;
-    // Safe with many replicas starting at once: sqlx holds an advisory lock while migrating.
+    let mut migrator = db::migrator();
     // Migrations this build does not know were applied by a newer release: during a rolling
     // deploy an older replica must still start.
-    let mut migrator = db::migrator();
     migrator.set_ignore_missing(true);
-    migrator
-        .run(&pool)
-        .await
-        .context("database migration failed")?;
-    if let Command::Serve(config) = command {
-        let app = Application::build(*config, pool).await?;
+    let wait_for_job = match &command {
+        Command::Serve(serve) if !serve.migrations.migrate_on_start => {
+            Some(Duration::from_secs(serve.migrations.migration_wait_secs))
+        }
+        _ => None,
+    };
+    match wait_for_job {
+        Some(wait) => common::migrations::wait_until_applied(&pool, &migrator, wait).await?,
+        // Safe with many replicas starting at once: sqlx holds an advisory lock while migrating.
+        None => migrator
+            .run(&pool)
+            .await
+            .context("database migration failed")?,
+    }
+    if let Command::Serve(serve) = command {
+        let app = Application::build(serve.config, pool).await?;
         app.run_until_stopped(common::http::shutdown_signal()).await;
     }
     Ok(())

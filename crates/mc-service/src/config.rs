@@ -2,8 +2,10 @@
 //! malformed stops the process with a message naming it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use common::shell::ShellSettings;
 use secrecy::SecretString;
@@ -13,6 +15,7 @@ use crate::speaker::SpeakerSettings;
 
 #[derive(Clone, Debug, Parser)]
 #[command(name = "mc-service", about = "Convene meeting controller")]
+#[command(group(clap::ArgGroup::new("secret").required(true).args(["client_secret", "client_secret_file"])))]
 pub struct Config {
     /// Address of the HTTP listener (WebSocket, health, metrics).
     #[arg(long, env = "MC_HTTP_ADDR", default_value = "0.0.0.0:8081")]
@@ -54,8 +57,15 @@ pub struct Config {
     #[arg(long, env = "MC_CLIENT_ID")]
     pub client_id: String,
 
+    /// The credential's secret; or give `MC_CLIENT_SECRET_FILE` instead (exactly one).
     #[arg(long, env = "MC_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: SecretString,
+    pub client_secret: Option<SecretString>,
+
+    /// A file holding the secret (trailing newline ignored), read at start-up. In Kubernetes
+    /// each MC pod reads the one named after it from a mounted Secret
+    /// (`/etc/convene/mc-credentials/$(POD_NAME)`), so every replica has an identity of its own.
+    #[arg(long, env = "MC_CLIENT_SECRET_FILE")]
+    pub client_secret_file: Option<PathBuf>,
 
     /// GC's gRPC API, where MC registers and heartbeats (`http://gc:50051`).
     #[arg(long, env = "GC_GRPC_URL")]
@@ -86,6 +96,27 @@ pub struct Config {
 }
 
 /// The signaling settings as the environment gives them.
+impl Config {
+    /// The client secret, read from `MC_CLIENT_SECRET_FILE` when that is how it was given.
+    pub fn client_secret(&self) -> anyhow::Result<SecretString> {
+        if let Some(secret) = &self.client_secret {
+            return Ok(secret.clone());
+        }
+        let Some(path) = &self.client_secret_file else {
+            anyhow::bail!("MC_CLIENT_SECRET or MC_CLIENT_SECRET_FILE is required");
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read MC_CLIENT_SECRET_FILE {}", path.display()))?;
+        let secret = text.trim_end_matches(['\n', '\r']);
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "MC_CLIENT_SECRET_FILE {} is empty",
+            path.display()
+        );
+        Ok(SecretString::from(secret.to_owned()))
+    }
+}
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct SignalingArgs {
     /// How long a dropped signaling connection keeps its seat: `30s`, `500ms`, `2m` (a bare
@@ -320,5 +351,58 @@ mod tests {
         let parsed = Config::try_parse_from(cluster).unwrap();
         assert_eq!(parsed.redis_cluster_urls.len(), 2);
         assert!(!format!("{parsed:?}").contains("client_secret: \"s\""));
+    }
+
+    #[test]
+    fn the_secret_comes_from_the_environment_or_a_file_never_both() {
+        use secrecy::ExposeSecret;
+        let without_secret: Vec<&str> = REQUIRED
+            .iter()
+            .copied()
+            .filter(|arg| *arg != "--client-secret" && *arg != "s")
+            .chain(["--redis-url", "redis://r:6379"])
+            .collect();
+        // Neither: refused at parse time.
+        assert!(Config::try_parse_from(&without_secret).is_err());
+
+        let dir = std::env::temp_dir().join(format!("mc-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("mc-service-0");
+        std::fs::write(&file, "from-the-file\n").unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = [&without_secret[..], &["--client-secret-file", path]].concat();
+        let parsed = Config::try_parse_from(from_file).unwrap();
+        assert_eq!(
+            parsed.client_secret().unwrap().expose_secret(),
+            "from-the-file"
+        );
+
+        // Both: refused, so nobody wonders which one is used.
+        let both = [
+            &REQUIRED[..],
+            &[
+                "--redis-url",
+                "redis://r:6379",
+                "--client-secret-file",
+                path,
+            ],
+        ]
+        .concat();
+        assert!(Config::try_parse_from(both).is_err());
+
+        // An empty or missing file stops start-up with the path in the message.
+        std::fs::write(&file, "\n").unwrap();
+        let error = parsed.client_secret().unwrap_err().to_string();
+        assert!(
+            error.contains("is empty") && error.contains(path),
+            "{error}"
+        );
+        std::fs::remove_file(&file).unwrap();
+        let error = format!("{:#}", parsed.client_secret().unwrap_err());
+        assert!(
+            error.contains("cannot read MC_CLIENT_SECRET_FILE"),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -89,7 +89,7 @@ impl Application {
             &config.ac_url,
             &config.jwt_issuer,
             &config.client_id,
-            config.client_secret.clone(),
+            config.client_secret()?,
         )
         .context("cannot build the clients of AC")?;
         let metrics = common::metrics::install_recorder(&[])?;

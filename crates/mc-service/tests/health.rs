@@ -70,7 +70,8 @@ async fn spawn_app_with(
         ac_url: jwks_endpoint().await,
         jwt_issuer: "convene-ac".into(),
         client_id: "test-mc".into(),
-        client_secret: "unused".into(),
+        client_secret: Some("unused".into()),
+        client_secret_file: None,
         gc_grpc_url: "http://127.0.0.1:1".into(),
         grpc_advertise_url: None,
         public_ws_url: None,
@@ -204,4 +205,19 @@ async fn idle_and_slowloris_floods_are_cut_off_while_mc_keeps_answering() {
     let (statuses, fates) =
         attack::flood_while_serving(app.addr, "/health/live", 48, 16, Duration::from_secs(4)).await;
     attack::assert_flood_survived(&statuses, &fates, Duration::from_secs(3));
+}
+
+#[path = "../../common/tests/support/healthcheck.rs"]
+mod healthcheck;
+
+/// The image's health check (`mc-service healthcheck`) against the real service.
+#[tokio::test]
+async fn the_healthcheck_subcommand_probes_the_running_service() {
+    let app = spawn_app(redis_url()).await;
+    healthcheck::assert_probes(
+        env!("CARGO_BIN_EXE_mc-service"),
+        "MC_HTTP_ADDR",
+        app.addr.port(),
+    )
+    .await;
 }

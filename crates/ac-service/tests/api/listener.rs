@@ -57,3 +57,19 @@ async fn ac_cuts_off_idle_and_slowloris_floods_and_keeps_answering(pool: PgPool)
         attack::flood_while_serving(addr, "/health/live", 48, 16, Duration::from_secs(4)).await;
     attack::assert_flood_survived(&statuses, &fates, Duration::from_secs(3));
 }
+
+#[path = "../../../common/tests/support/healthcheck.rs"]
+mod healthcheck;
+
+/// The image's health check (`ac-service healthcheck`) against the real service.
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_healthcheck_subcommand_probes_the_running_service(pool: PgPool) {
+    let app = crate::helpers::spawn_app(pool).await;
+    let port: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    healthcheck::assert_probes(
+        env!("CARGO_BIN_EXE_ac-service"),
+        "AC_HTTP_ADDR",
+        port.port(),
+    )
+    .await;
+}

@@ -115,3 +115,51 @@ async fn oversized_request_heads_get_envelopes_up_to_the_listeners_buffer(pool: 
         Some(200)
     );
 }
+
+#[path = "../../../common/tests/support/healthcheck.rs"]
+mod healthcheck;
+
+/// The image's health check (`gc-service healthcheck`) against the real service.
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_healthcheck_subcommand_probes_the_running_service(pool: PgPool) {
+    let stack = spawn_stack(pool).await;
+    healthcheck::assert_probes(
+        env!("CARGO_BIN_EXE_gc-service"),
+        "GC_HTTP_ADDR",
+        addr(&stack).port(),
+    )
+    .await;
+}
+
+/// `gc-service` started with MIGRATE_ON_START=false on an empty database (no migration job has
+/// run) waits its bound, then stops with a message that says what to do, instead of serving
+/// against a schema it does not know.
+#[sqlx::test(migrations = false)]
+async fn without_the_migration_job_serve_gives_up_with_a_clear_message(pool: PgPool) {
+    let database = pool.connect_options().get_database().unwrap().to_owned();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let url = format!("{}/{database}", base.rsplit_once('/').unwrap().0);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_gc-service"))
+        .env("DATABASE_URL", url)
+        .env("MIGRATE_ON_START", "false")
+        .env("MIGRATION_WAIT_SECS", "1")
+        .env("GC_HTTP_ADDR", "127.0.0.1:0")
+        .env("GC_GRPC_ADDR", "127.0.0.1:0")
+        .env("GC_CLIENT_ID", "convene-gc")
+        .env("GC_CLIENT_SECRET", "unused")
+        .env("AC_URL", "http://127.0.0.1:9")
+        .env("GC_PUBLIC_BASE_URL", "http://localhost")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("still not applied"), "{stderr}");
+    // Nothing was migrated behind the job's back.
+    let table: Option<String> = sqlx::query_scalar("select to_regclass('_sqlx_migrations')::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(table, None);
+}
