@@ -53,7 +53,7 @@ impl TokenIssuer {
         }
     }
 
-    pub fn issue_user(
+    pub async fn issue_user(
         &self,
         user_id: Uuid,
         org_id: Uuid,
@@ -73,10 +73,10 @@ impl TokenIssuer {
             iat,
             exp,
         };
-        self.sign(&claims, TokenType::User, self.user_ttl)
+        self.sign(&claims, TokenType::User, self.user_ttl).await
     }
 
-    pub fn issue_service(
+    pub async fn issue_service(
         &self,
         client_id: &str,
         scope: &str,
@@ -95,11 +95,12 @@ impl TokenIssuer {
             exp,
         };
         self.sign(&claims, TokenType::Service, self.service_ttl)
+            .await
     }
 
     /// Signs a meeting token living `ttl_secs` (default: the configured lifetime), never more
     /// than 15 minutes.
-    pub fn issue_meeting(
+    pub async fn issue_meeting(
         &self,
         grant: MeetingGrant,
         ttl_secs: Option<u64>,
@@ -123,16 +124,16 @@ impl TokenIssuer {
             iat,
             exp,
         };
-        self.sign(&claims, TokenType::Meeting, ttl)
+        self.sign(&claims, TokenType::Meeting, ttl).await
     }
 
-    fn sign<C: Serialize>(
+    async fn sign<C: Serialize>(
         &self,
         claims: &C,
         token_type: TokenType,
         ttl: Duration,
     ) -> anyhow::Result<IssuedToken> {
-        let key = self.keys.active();
+        let key = self.keys.signing_key().await;
         let mut header = Header::new(ALGORITHM);
         header.kid = Some(key.kid.clone());
         let token = encode(&header, claims, key.encoding_key())?;

@@ -88,7 +88,9 @@ pub struct VerifierConfig {
 }
 
 impl VerifierConfig {
-    /// The defaults every service uses: 60 s skew, refresh every 5 min, refetch at most every 10 s.
+    /// The defaults every service uses: 60 s skew, refresh every minute, refetch at most every
+    /// 10 s. The refresh bounds how long a key AC withdrew (a compromised key) keeps verifying
+    /// here: at most `refresh_interval` plus one fetch (`http_timeout`) while AC is reachable.
     pub fn new(ac_base_url: &str, issuer: impl Into<String>) -> Self {
         Self {
             jwks_url: format!(
@@ -97,7 +99,7 @@ impl VerifierConfig {
             ),
             issuer: issuer.into(),
             max_clock_skew: Duration::from_secs(60),
-            refresh_interval: Duration::from_secs(300),
+            refresh_interval: Duration::from_secs(60),
             min_refetch_interval: Duration::from_secs(10),
             http_timeout: Duration::from_secs(5),
         }
@@ -280,7 +282,7 @@ impl JwksVerifier {
                         .is_ok()
                 {
                     // A known key stays good while the set is refreshed in the background:
-                    // requests never wait for AC because five minutes have passed.
+                    // requests never wait for AC because a minute has passed.
                     let verifier = self.clone();
                     tokio::spawn(async move {
                         verifier.refetch().await;

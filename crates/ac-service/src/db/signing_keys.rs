@@ -176,3 +176,47 @@ pub async fn delete_unpublished(pool: &PgPool) -> Result<Vec<String>, sqlx::Erro
         .fetch_all(pool)
         .await
 }
+
+/// Where a key stood when it was withdrawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct WithdrawnKey {
+    /// It was signing, or it was the pending next key: something must sign in its place.
+    pub was_current: bool,
+}
+
+/// Deletes the key `kid`, private half included, and returns where it stood; `None` if there is
+/// no such key. A withdrawn key must never sign or verify again, so nothing of it is kept.
+pub async fn delete(
+    conn: &mut PgConnection,
+    kid: &str,
+) -> Result<Option<WithdrawnKey>, sqlx::Error> {
+    sqlx::query_as(
+        "delete from signing_keys where kid = $1
+         returning (retired_at is null or retired_at > now()) as was_current",
+    )
+    .bind(kid)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Makes room for a key that signs from now on: deletes pending keys (they never signed, so no
+/// token needs them) and retires the key signing now, if any, at this instant, keeping it
+/// published for `publish_for` so the tokens it signed stay valid.
+pub async fn retire_all_now(
+    conn: &mut PgConnection,
+    publish_for: Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from signing_keys where activates_at > now()")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "update signing_keys
+            set retired_at = now(),
+                publish_until = now() + make_interval(secs => $1)
+          where retired_at is null or retired_at > now()",
+    )
+    .bind(publish_for.as_secs_f64())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -26,6 +26,8 @@ use crate::db::signing_keys::{self, SigningKeyRow};
 pub enum RotationTrigger {
     Scheduled,
     Manual,
+    /// A compromised key withdrawn (`POST /api/v1/admin/keys/{kid}/withdraw`).
+    Emergency,
 }
 
 impl RotationTrigger {
@@ -33,6 +35,7 @@ impl RotationTrigger {
         match self {
             RotationTrigger::Scheduled => "scheduled",
             RotationTrigger::Manual => "manual",
+            RotationTrigger::Emergency => "emergency",
         }
     }
 }
@@ -143,5 +146,48 @@ pub async fn rotate(
         kid: key.kid,
         activates_at,
         created: true,
+    }))
+}
+
+/// The outcome of withdrawing a compromised key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub withdrawn_kid: String,
+    /// The key that signs from now on.
+    pub signing_kid: String,
+    /// A new key was created to sign at once (the withdrawn key was signing or pending).
+    pub replaced: bool,
+}
+
+/// Withdraws `kid` at once: the key is deleted, so it leaves the JWKS and no replica can sign
+/// or verify with it any more. If it was signing or pending, a new key signs from this instant,
+/// with no activation delay: the verifiers that have not fetched it yet fetch it when they first
+/// meet its `kid`, and a short refusal of fresh tokens is better than trusting a compromised
+/// key. `None` if there is no key `kid`.
+pub async fn withdraw(
+    pool: &PgPool,
+    master: &MasterKey,
+    timing: RotationTiming,
+    kid: &str,
+) -> anyhow::Result<Option<Withdrawal>> {
+    let mut tx = pool.begin().await?;
+    signing_keys::lock(&mut tx).await?;
+    let Some(withdrawn) = signing_keys::delete(&mut tx, kid).await? else {
+        return Ok(None);
+    };
+    let replaced = withdrawn.was_current;
+    if replaced {
+        let key = super::generate(master)?;
+        signing_keys::retire_all_now(&mut tx, timing.publish_for).await?;
+        signing_keys::insert(&mut tx, &key, Duration::ZERO).await?;
+    }
+    let signing = signing_keys::signing(&mut tx)
+        .await?
+        .context("no signing key after withdrawing one")?;
+    tx.commit().await?;
+    Ok(Some(Withdrawal {
+        withdrawn_kid: kid.to_owned(),
+        signing_kid: signing.kid,
+        replaced,
     }))
 }

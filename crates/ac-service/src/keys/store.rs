@@ -18,7 +18,7 @@ use jsonwebtoken::jwk::JwkSet;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-use super::rotation::{self, Rotation, RotationTiming, RotationTrigger};
+use super::rotation::{self, Rotation, RotationTiming, RotationTrigger, Withdrawal};
 use super::{SigningKey, jwk};
 use crate::config::{Config, MasterKey, Safeguards};
 use crate::db::signing_keys;
@@ -169,6 +169,42 @@ impl KeyStore {
         Ok(rotation)
     }
 
+    /// Withdraws a compromised key at once (the admin endpoint): it leaves the JWKS, this
+    /// replica stops verifying and signing with it now, other replicas within their JWKS cache
+    /// time (`AC_JWKS_CACHE_MS`). `None` if there is no key `kid`.
+    pub async fn withdraw(&self, kid: &str) -> anyhow::Result<Option<Withdrawal>> {
+        let withdrawal = rotation::withdraw(
+            &self.inner.pool,
+            &self.inner.master_key,
+            self.inner.settings.timing(),
+            kid,
+        )
+        .await?;
+        if let Some(withdrawal) = &withdrawal {
+            tracing::warn!(
+                withdrawn_kid = %withdrawal.withdrawn_kid,
+                signing_kid = %withdrawal.signing_kid,
+                replaced = withdrawal.replaced,
+                "withdrew a signing key"
+            );
+            crate::metrics::key_rotated(RotationTrigger::Emergency);
+            *self.inner.published.lock().await = None;
+            self.refresh_active().await?;
+            self.published_jwks().await?;
+        }
+        Ok(withdrawal)
+    }
+
+    /// The key to sign with now. Goes through the published set (read from the database at most
+    /// once per `jwks_cache_ttl`), so a replica stops signing with a key another replica has
+    /// withdrawn within that time rather than at the next maintenance tick.
+    pub async fn signing_key(&self) -> Arc<SigningKey> {
+        if let Err(error) = self.published_jwks().await {
+            tracing::warn!(%error, "cannot refresh the published keys; signing with the current key");
+        }
+        self.active()
+    }
+
     /// Rotates if the newest key has been signing for longer than the rotation interval and no
     /// other replica is doing it. Returns the next key if this replica rotated.
     pub async fn rotate_if_due(&self) -> anyhow::Result<Option<Rotation>> {
@@ -225,6 +261,17 @@ impl KeyStore {
             return Ok(Arc::clone(&published.jwks));
         }
         let keys = signing_keys::published(&self.inner.pool).await?;
+        let active = self.active().kid.clone();
+        if !keys.iter().any(|key| key.kid == active) {
+            // Our signing key is gone from the database: another replica withdrew it.
+            if let Err(error) = self.refresh_active().await {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    kid = %active,
+                    "the signing key was withdrawn and its successor cannot be loaded"
+                );
+            }
+        }
         let jwks = Arc::new(JwkSet {
             keys: keys.iter().map(|k| jwk(&k.kid, &k.public_key)).collect(),
         });

@@ -1,7 +1,8 @@
-//! Service-client and signing-key administration: `POST /api/v1/admin/service-clients` and
-//! `POST /api/v1/admin/keys/rotate`, for service tokens with the `admin` scope.
+//! Service-client and signing-key administration: `POST /api/v1/admin/service-clients`,
+//! `POST /api/v1/admin/keys/rotate` and `POST /api/v1/admin/keys/{kid}/withdraw`, for service
+//! tokens with the `admin` scope.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/admin/service-clients", post(create_service_client))
         .route("/api/v1/admin/keys/rotate", post(rotate_keys))
+        .route("/api/v1/admin/keys/{kid}/withdraw", post(withdraw_key))
 }
 
 #[derive(Deserialize)]
@@ -105,5 +107,42 @@ async fn rotate_keys(
     Ok(Json(RotateResponse {
         kid: rotation.kid,
         activates_at: rotation.activates_at,
+    }))
+}
+
+/// The longest `kid` worth looking up; ours are 22 characters (`kYYYYMMDD-` and 12 random).
+const MAX_KID_LEN: usize = 64;
+
+/// A withdrawn key and the key that signs from now on.
+#[derive(Serialize)]
+struct WithdrawResponse {
+    withdrawn_kid: String,
+    signing_kid: String,
+}
+
+/// Emergency withdrawal of a compromised key: it leaves the JWKS at once and, if it was signing
+/// or about to, a new key signs from now on. Every token it signed is refused from then on (by
+/// AC at once, by GC and MC when their verifiers next refresh the key set).
+#[tracing::instrument(skip_all, name = "ac.admin.keys.withdraw", fields(kid))]
+async fn withdraw_key(
+    State(state): State<AppState>,
+    _admin: AdminService,
+    Path(kid): Path<String>,
+) -> Result<Json<WithdrawResponse>, AcError> {
+    // Anything that cannot be one of our kids is unknown, and never reaches the database
+    // (PostgreSQL refuses NUL bytes in text with an error, not a miss).
+    let plausible = !kid.is_empty()
+        && kid.len() <= MAX_KID_LEN
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plausible {
+        return Err(AcError::NotFound);
+    }
+    tracing::Span::current().record("kid", kid.as_str());
+    let withdrawal = state.keys.withdraw(&kid).await?.ok_or(AcError::NotFound)?;
+    Ok(Json(WithdrawResponse {
+        withdrawn_kid: withdrawal.withdrawn_kid,
+        signing_kid: withdrawal.signing_kid,
     }))
 }

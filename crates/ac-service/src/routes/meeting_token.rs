@@ -61,17 +61,20 @@ async fn issue_meeting_token(
     if request.ttl_secs == Some(0) {
         return Err(AcError::BadRequest("ttl_secs must be positive".into()));
     }
-    let issued = state.tokens.issue_meeting(
-        MeetingGrant {
-            user_id: request.user_id,
-            meeting_id: request.meeting_id,
-            meeting_code,
-            org_id: request.org_id,
-            role: request.role,
-            name: name.as_str().to_owned(),
-        },
-        request.ttl_secs,
-    )?;
+    let issued = state
+        .tokens
+        .issue_meeting(
+            MeetingGrant {
+                user_id: request.user_id,
+                meeting_id: request.meeting_id,
+                meeting_code,
+                org_id: request.org_id,
+                role: request.role,
+                name: name.as_str().to_owned(),
+            },
+            request.ttl_secs,
+        )
+        .await?;
     tracing::info!(role = request.role.as_str(), "meeting token issued");
     Ok(Json(MeetingTokenResponse {
         token: issued.token,

@@ -194,6 +194,7 @@ async fn issue_service_token(
     let issued = state
         .tokens
         .issue_service(&credential.client_id, &granted, &credential.service_type)
+        .await
         .map_err(AcError::Internal)?;
     tracing::info!(scope = %granted, "service token issued");
     // RFC 6749 §5.1: a token response must not be cached.

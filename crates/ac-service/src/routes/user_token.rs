@@ -115,10 +115,10 @@ async fn issue_user_token(
         .iter()
         .filter_map(|r| Role::parse(r))
         .collect();
-    let issued =
-        state
-            .tokens
-            .issue_user(account.id, account.org_id, roles, account.display_name)?;
+    let issued = state
+        .tokens
+        .issue_user(account.id, account.org_id, roles, account.display_name)
+        .await?;
     let span = tracing::Span::current();
     span.record("user_id", tracing::field::display(account.id));
     span.record("org_id", tracing::field::display(account.org_id));

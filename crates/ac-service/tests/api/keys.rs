@@ -54,7 +54,7 @@ async fn activate_now(pool: &PgPool, previous: &str, next: &str) {
     tx.commit().await.unwrap();
 }
 
-fn sign_user_token(issuer: &TokenIssuer) -> String {
+async fn sign_user_token(issuer: &TokenIssuer) -> String {
     issuer
         .issue_user(
             Uuid::new_v4(),
@@ -62,6 +62,7 @@ fn sign_user_token(issuer: &TokenIssuer) -> String {
             vec![Role::User],
             "Someone".into(),
         )
+        .await
         .unwrap()
         .token
 }
@@ -307,13 +308,13 @@ async fn a_verifier_that_fetched_the_keys_just_before_activation_accepts_the_fir
     let next = store.rotate().await.unwrap();
     // The verifier fetches the key set once, after the rotation and before the activation.
     let verifier = app.verifier();
-    let before = sign_user_token(&issuer);
+    let before = sign_user_token(&issuer).await;
     assert_eq!(kid_of(&before), old_kid);
     verifier.verify::<UserClaims>(&before).await.unwrap();
 
     activate_now(&pool, &old_kid, &next.kid).await;
     store.refresh_active().await.unwrap();
-    let after = sign_user_token(&issuer);
+    let after = sign_user_token(&issuer).await;
 
     assert_eq!(kid_of(&after), next.kid);
     // Within 10 s of its fetch the verifier may not refetch, so it can only accept this

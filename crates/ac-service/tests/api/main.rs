@@ -8,6 +8,7 @@ mod admin;
 mod helpers;
 mod hostile_input;
 mod http;
+mod key_withdrawal;
 mod keys;
 mod listener;
 mod lockout;
