@@ -23,6 +23,38 @@ impl LoginFailure {
     }
 }
 
+/// Creates every counter at 0 for each of its label values, at start-up: a rate over a series
+/// that does not exist yet is no rate at all, so alerts and dashboards would see nothing until
+/// the first failure. The catalog (docs/observability/metrics/ac-service.md) lists these.
+pub fn register() {
+    for token_type in [TokenType::User, TokenType::Service, TokenType::Meeting] {
+        metrics::counter!("ac_tokens_issued_total", "token_type" => token_type.as_str())
+            .increment(0);
+    }
+    for reason in [LoginFailure::InvalidCredentials, LoginFailure::Inactive] {
+        metrics::counter!("ac_login_failures_total", "reason" => reason.as_str()).increment(0);
+    }
+    metrics::counter!("ac_login_rate_limited_total").increment(0);
+    for reason in [
+        ClientAuthFailure::MissingCredentials,
+        ClientAuthFailure::MalformedCredentials,
+        ClientAuthFailure::InvalidCredentials,
+        ClientAuthFailure::Inactive,
+        ClientAuthFailure::RateLimited,
+    ] {
+        metrics::counter!("ac_client_auth_failures_total", "reason" => reason.as_str())
+            .increment(0);
+    }
+    metrics::counter!("ac_hash_busy_total").increment(0);
+    for trigger in [
+        RotationTrigger::Scheduled,
+        RotationTrigger::Manual,
+        RotationTrigger::Emergency,
+    ] {
+        metrics::counter!("ac_key_rotations_total", "trigger" => trigger.as_str()).increment(0);
+    }
+}
+
 pub fn token_issued(token_type: TokenType) {
     metrics::counter!("ac_tokens_issued_total", "token_type" => token_type.as_str()).increment(1);
 }

@@ -80,6 +80,7 @@ impl Application {
         crate::config::check(&config, &safeguards).map_err(anyhow::Error::msg)?;
         let metrics = common::metrics::install_recorder(&[])
             .context("cannot install the Prometheus recorder")?;
+        crate::metrics::register();
         let keys = KeyStore::load(
             pool.clone(),
             config.master_key.clone(),

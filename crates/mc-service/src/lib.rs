@@ -10,6 +10,7 @@
 pub mod config;
 pub mod grpc;
 pub mod held;
+pub mod metrics;
 pub mod registration;
 pub mod room;
 pub mod routes;

@@ -93,6 +93,7 @@ impl Application {
         )
         .context("cannot build the clients of AC")?;
         let metrics = common::metrics::install_recorder(&[])?;
+        crate::metrics::register();
         let mut shell = Shell::new("mc", config.shell.timings());
         let held = HeldRooms::default();
         let gc =

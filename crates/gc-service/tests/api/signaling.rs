@@ -949,7 +949,7 @@ fn catalogued(service: &str) -> std::collections::BTreeSet<String> {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
-async fn every_metric_the_services_export_is_in_their_catalogs(pool: PgPool) {
+async fn the_metric_catalogs_list_exactly_what_the_services_export(pool: PgPool) {
     let (stack, _prefix, people) = stack(pool, quick()).await;
     // Exercise the three services: sign-ins and tokens (AC), create, join, lobby, end (GC),
     // sockets, events, the active speaker, a rate limit and a leave (MC).
@@ -983,6 +983,7 @@ async fn every_metric_the_services_export_is_in_their_catalogs(pool: PgPool) {
         exported.contains("mc_ws_messages_received_total"),
         "{exported:?}"
     );
+    let mut unexported = Vec::new();
     for service in ["ac", "gc", "mc"] {
         let catalog = catalogued(service);
         let missing: Vec<_> = exported
@@ -993,5 +994,10 @@ async fn every_metric_the_services_export_is_in_their_catalogs(pool: PgPool) {
             missing.is_empty(),
             "exported but not in docs/observability/metrics/{service}-service.md: {missing:?}"
         );
+        unexported.extend(catalog.into_iter().filter(|name| !exported.contains(name)));
     }
+    assert!(
+        unexported.is_empty(),
+        "catalogued but not exported after a whole session: {unexported:?}"
+    );
 }

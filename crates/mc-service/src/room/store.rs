@@ -447,6 +447,10 @@ async fn timed<T>(
     command: &'static str,
     operation: impl Future<Output = Result<T, RoomError>>,
 ) -> Result<T, RoomError> {
+    debug_assert!(
+        command == "ping" || crate::metrics::ROOM_OPERATIONS.contains(&command),
+        "{command} is missing from metrics::ROOM_OPERATIONS"
+    );
     let started = Instant::now();
     let result = operation.await;
     metrics::histogram!("mc_redis_command_duration_seconds", "command" => command)
