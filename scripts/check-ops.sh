@@ -8,7 +8,13 @@
 #   and the reverse, and every runbook_url names a section that exists in docs/runbooks/;
 # - the Grafana dashboards (infra/grafana/dashboards/) parse, every query is valid PromQL
 #   (promtool parses them as recording rules) and names only catalogued metrics, and GC
-#   Overview has the panels DESIGN section 8 names.
+#   Overview has the panels DESIGN section 8 names;
+# - the runbooks (docs/runbooks/) name only catalogued metrics, existing alerts, repository
+#   paths and Kubernetes objects, never a shell inside a service's container
+#   (scripts/check_runbooks.py);
+# - the Kubernetes manifests render, validate against the Kubernetes schemas and keep the
+#   network, security and identity rules; the Dockerfile and the kind scripts lint clean
+#   (scripts/check-k8s.sh).
 #
 # promtool comes from Debian's `prometheus` package, installed when missing. The package's own
 # service is never started. Usage: scripts/check-ops.sh
@@ -116,4 +122,11 @@ if problems:
 print(f"{len(files)} dashboards, {len(rules)} queries: metrics catalogued")
 PY
 promtool check rules "$exprs/dashboard-exprs.yaml" >/dev/null
+
+convene_log "runbooks name only metrics, alerts, paths and Kubernetes objects that exist"
+python3 scripts/check_runbooks.py
+
+# The Kubernetes manifests, the Dockerfile and the kind scripts.
+"$CONVENE_REPO/scripts/check-k8s.sh"
+
 convene_log "operations checks passed"
