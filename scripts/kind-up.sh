@@ -136,6 +136,12 @@ demo_password() {
   python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["orgs"][0]["users"][0]["password"])' "$SEED_FILE"
 }
 
+# The admin client's secret, from the same seed (the env-tests create their orgs with it).
+admin_secret() {
+  python3 -c 'import json, sys
+print(next(c["client_secret"] for c in json.load(open(sys.argv[1]))["service_clients"] if c["client_id"] == "convene-admin"))' "$SEED_FILE"
+}
+
 # POST/GET with a JSON answer; prints the body, dies unless the status is the expected one.
 call() {
   local expect="$1" method="$2" url="$3" token="${4:-}" body="${5:-}" resp code args
@@ -255,6 +261,8 @@ smoke() {
 }
 
 write_tokens() {
+  local admin
+  admin="$(admin_secret)" || convene_die "no convene-admin client in $SEED_FILE"
   mkdir -p "$OUT_DIR"
   (
     umask 077
@@ -265,6 +273,8 @@ CONVENE_AC_URL=$AC_URL
 CONVENE_GC_URL=$GC_URL
 CONVENE_MC_URL=${MC_URLS[0]}
 CONVENE_MC_URLS=$(IFS=,; printf '%s' "${MC_URLS[*]}")
+CONVENE_ADMIN_CLIENT_ID=convene-admin
+CONVENE_ADMIN_CLIENT_SECRET=$admin
 CONVENE_DEMO_PASSWORD=$DEMO_PASSWORD
 HOST_TOKEN=$HOST_TOKEN
 GUEST_TOKEN=$GUEST_TOKEN

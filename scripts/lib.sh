@@ -10,24 +10,29 @@
 #   ensure_rust_tools   cargo must exist
 #   ensure_nextest      install cargo-nextest when missing (the test runner)
 #   ensure_postgres     reuse a reachable PostgreSQL or start a project-local one in .dev/pg;
-#                       exports DATABASE_URL (database `convene`) and TEST_DATABASE_URL
-#                       (database `postgres`, for #[sqlx::test])
+#                       exports DATABASE_URL (database `convene`, or CONVENE_PG_DATABASE) and
+#                       TEST_DATABASE_URL (database `postgres`, for #[sqlx::test])
 #   ensure_redis        reuse a reachable Redis or start a project-local one in .dev/redis;
-#                       exports REDIS_URL
+#                       exports REDIS_URL (database CONVENE_REDIS_DB when set)
 #   convene_pg_local_stop / convene_redis_local_stop
 #                       stop the project-local servers (never anything else)
 #
 # Settings (environment):
 #   CONVENE_PG_HOST (127.0.0.1)  CONVENE_PG_PORT (5432)  CONVENE_PG_USER (postgres)
 #   CONVENE_PG_PASSWORD (empty)  CONVENE_PG_FALLBACK_PORT (55432)  CONVENE_PG_BINDIR (auto)
+#   CONVENE_PG_DATABASE (convene): the database DATABASE_URL names (created when missing)
 #   CONVENE_REDIS_HOST (127.0.0.1)  CONVENE_REDIS_PORT (6379)  CONVENE_REDIS_FALLBACK_PORT (56379)
+#   CONVENE_REDIS_DB (unset: the server's default database 0): the logical database REDIS_URL names
+#   CONVENE_DEV_DIR (.dev in the repository): state, logs and project-local servers. Another
+#     directory gives a second, independent stack (scripts/env-tests.sh uses .dev/env-tests)
 #
 # When the default port answers but cannot be used (e.g. a PostgreSQL that wants a password,
 # a Redis that wants AUTH) and the port was not set explicitly, a project-local server is
 # started on the fallback port instead.
 
 CONVENE_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CONVENE_DEV_DIR="$CONVENE_REPO/.dev"
+CONVENE_DEV_DIR="${CONVENE_DEV_DIR:-$CONVENE_REPO/.dev}"
+case "$CONVENE_DEV_DIR" in /*) ;; *) CONVENE_DEV_DIR="$PWD/$CONVENE_DEV_DIR" ;; esac
 
 # ---------------------------------------------------------------------------------------
 # Logging and small utilities
@@ -287,7 +292,7 @@ _convene_pg_as_owner() {
 # As root, when the `postgres` user cannot reach .dev/pg (repository under /root, say), the
 # cluster lives in /var/tmp and .dev/pg is a symlink to it.
 _convene_pg_prepare_datadir() {
-  local data="$CONVENE_PG_DATA" alt sum
+  local data="$CONVENE_PG_DATA" alt sum id
   mkdir -p "$CONVENE_DEV_DIR"
   if ! convene_is_root; then
     mkdir -p "$data"
@@ -305,7 +310,11 @@ _convene_pg_prepare_datadir() {
     chown postgres:postgres "$data"
     chmod 700 "$data"
     if ! runuser -u postgres -- test -w "$data" 2>/dev/null; then
-      sum="$(printf '%s' "$CONVENE_REPO" | cksum | cut -d' ' -f1)"
+      # Named after the repository, or after the state directory when it is not the default
+      # one, so that two stacks of one checkout never share a cluster.
+      id="$CONVENE_REPO"
+      [ "$CONVENE_DEV_DIR" = "$CONVENE_REPO/.dev" ] || id="$CONVENE_DEV_DIR"
+      sum="$(printf '%s' "$id" | cksum | cut -d' ' -f1)"
       alt="/var/tmp/convene-pg-$sum"
       convene_log "user postgres cannot reach $data; keeping the cluster in $alt (symlinked)"
       rmdir "$data" 2>/dev/null || convene_die "$data is not empty but unreachable for user postgres"
@@ -374,7 +383,12 @@ _convene_pg_start_local() {
 ensure_postgres() {
   local host="${CONVENE_PG_HOST:-127.0.0.1}" port="${CONVENE_PG_PORT:-5432}"
   local fallback="${CONVENE_PG_FALLBACK_PORT:-55432}" user="${CONVENE_PG_USER:-postgres}"
+  local db="${CONVENE_PG_DATABASE:-convene}"
   local may_fall_back=1 attempt rc how="" userinfo base createdb
+
+  # Goes into SQL and a URL unquoted: a plain identifier only.
+  [[ "$db" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] \
+    || convene_die "CONVENE_PG_DATABASE must be a lowercase identifier (a-z, 0-9, _), not '$db'"
 
   [ -n "${CONVENE_PG_PORT:-}" ] && may_fall_back=0
   _convene_lock postgres
@@ -424,11 +438,11 @@ ensure_postgres() {
   createdb="$(_convene_psql "$host" "$port" postgres -c \
     'SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user')"
   [ "$createdb" = "t" ] || convene_warn "role $user cannot CREATEDB: #[sqlx::test] tests will fail"
-  if [ "$(_convene_psql "$host" "$port" postgres -c "SELECT 1 FROM pg_database WHERE datname = 'convene'")" != "1" ]; then
-    convene_log "creating database convene"
-    _convene_psql "$host" "$port" postgres -c 'CREATE DATABASE convene' >/dev/null 2>&1 \
-      || [ "$(_convene_psql "$host" "$port" postgres -c "SELECT 1 FROM pg_database WHERE datname = 'convene'")" = "1" ] \
-      || convene_die "could not create database convene on $host:$port"
+  if [ "$(_convene_psql "$host" "$port" postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != "1" ]; then
+    convene_log "creating database $db"
+    _convene_psql "$host" "$port" postgres -c "CREATE DATABASE $db" >/dev/null 2>&1 \
+      || [ "$(_convene_psql "$host" "$port" postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" = "1" ] \
+      || convene_die "could not create database $db on $host:$port"
   fi
 
   userinfo="$(convene_urlencode "$user")"
@@ -436,7 +450,7 @@ ensure_postgres() {
     userinfo+=":$(convene_urlencode "$CONVENE_PG_PASSWORD")"
   fi
   base="postgres://$userinfo@$(convene_url_host "$host"):$port"
-  DATABASE_URL="$base/convene"
+  DATABASE_URL="$base/$db"
   TEST_DATABASE_URL="$base/postgres"
   export DATABASE_URL TEST_DATABASE_URL
   _convene_unlock postgres
@@ -531,6 +545,9 @@ _convene_redis_start_local() {
 ensure_redis() {
   local host="${CONVENE_REDIS_HOST:-127.0.0.1}" port="${CONVENE_REDIS_PORT:-6379}"
   local fallback="${CONVENE_REDIS_FALLBACK_PORT:-56379}" may_fall_back=1 attempt how=""
+  local db="${CONVENE_REDIS_DB:-}"
+
+  case "$db" in '' | [0-9] | [1-9][0-9]) ;; *) convene_die "CONVENE_REDIS_DB must be a database number (0-99), not '$db'" ;; esac
 
   [ -n "${CONVENE_REDIS_PORT:-}" ] && may_fall_back=0
   _convene_lock redis
@@ -562,7 +579,7 @@ ensure_redis() {
   done
   [ -n "$how" ] || convene_die "could not get a usable Redis on $host:$port"
   convene_log "Redis: $how on $host:$port"
-  REDIS_URL="redis://$(convene_url_host "$host"):$port"
+  REDIS_URL="redis://$(convene_url_host "$host"):$port${db:+/$db}"
   export REDIS_URL
   _convene_unlock redis
 }
