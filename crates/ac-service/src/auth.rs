@@ -41,14 +41,20 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The message of a 403 for a service token without the scope the route needs.
+pub const MISSING_SCOPE: &str = "the token lacks the required scope";
+
 /// Refuses service tokens that lack `scope` (403: the caller is known, just not allowed).
 pub fn require_scope(claims: &ServiceClaims, scope: &str) -> Result<(), AcError> {
     if claims.has_scope(scope) {
         Ok(())
     } else {
-        Err(AcError::Forbidden("the token lacks the required scope"))
+        Err(AcError::Forbidden(MISSING_SCOPE))
     }
 }
+
+/// The message of a 403 for a user token on a route for admin services.
+pub const NOT_AN_ADMIN_SERVICE: &str = "this route needs an admin service token";
 
 /// A verified service token with the `admin` scope: the caller of the admin routes. A user
 /// token, whatever its roles, is a known caller without that right (403).
@@ -63,9 +69,7 @@ impl FromRequestParts<AppState> for AdminService {
                 require_scope(&claims, scope::ADMIN)?;
                 Ok(AdminService(claims))
             }
-            Caller::User(_) => Err(AcError::Forbidden(
-                "this route needs an admin service token",
-            )),
+            Caller::User(_) => Err(AcError::Forbidden(NOT_AN_ADMIN_SERVICE)),
         }
     }
 }

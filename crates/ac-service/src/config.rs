@@ -97,6 +97,31 @@ pub struct Config {
     /// proxy that appends that header, or anyone can pick the address they are limited by.
     #[arg(long, env = "AC_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+
+    /// Origins of web pages allowed to sign in from a browser (CORS on
+    /// `POST /api/v1/auth/user/token` only), comma-separated: GC's public origin when it serves
+    /// the meeting page (`https://meet.example.com`). Empty: no browser page may call AC.
+    #[arg(long, env = "AC_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing after it.
+fn parse_origin(value: &str) -> Result<String, String> {
+    let (scheme, authority) = value
+        .split_once("://")
+        .ok_or_else(|| format!("{value:?} is not an origin (scheme://host[:port])"))?;
+    let valid = matches!(scheme, "http" | "https")
+        && !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if valid {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{value:?} is not an origin (scheme://host[:port], no path)"
+        ))
+    }
 }
 
 impl Config {
@@ -119,6 +144,7 @@ impl Config {
             login_max_failures_per_ip: 50,
             login_failure_window_secs: 900,
             trust_forwarded_for: false,
+            cors_allowed_origins: Vec::new(),
         }
     }
 

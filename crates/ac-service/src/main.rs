@@ -1,4 +1,4 @@
-//! `ac-service [serve|migrate|seed --file PATH|healthcheck]`; `serve` is the default.
+//! `ac-service [serve|migrate|seed --file PATH|healthcheck|openapi]`; `serve` is the default.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +36,9 @@ enum Command {
     /// Exit 0 if the running service answers `GET /health/live` on its port (AC_HTTP_ADDR):
     /// the container health check, with no shell needed.
     Healthcheck,
+    /// Print the OpenAPI document of the HTTP API (what `GET /api/v1/openapi.json` serves) and
+    /// exit; needs no configuration.
+    Openapi,
 }
 
 /// `Config` and `Safeguards` together are the settings of `serve`.
@@ -59,6 +62,10 @@ struct Database {
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let command = match Cli::parse().command {
         Some(Command::Healthcheck) => return Ok(common::healthcheck::run("AC_HTTP_ADDR", 8082)),
+        Some(Command::Openapi) => {
+            print!("{}", ac_service::routes::openapi::rendered()?);
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
         Some(command) => command,
         None => Command::Serve(Box::new(Serve::parse_from(["ac-service"]))),
     };
@@ -81,7 +88,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!("seed applied");
             Ok(())
         }
-        Command::Healthcheck => unreachable!("answered before the runtime starts"),
+        Command::Healthcheck | Command::Openapi => {
+            unreachable!("answered before the runtime starts")
+        }
     }
 }
 

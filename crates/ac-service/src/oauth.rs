@@ -14,7 +14,9 @@ use std::borrow::Cow;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use common::error::ServiceError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::AcError;
 
@@ -43,68 +45,106 @@ impl From<AcError> for OAuthError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
-    error: &'static str,
-    error_description: Cow<'static, str>,
+/// The `error` codes of the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = OAuthErrorCode)]
+pub enum ErrorCode {
+    /// 400 (413 for a body over 64 KiB): a parameter is missing, malformed or out of bounds,
+    /// or two authentication methods were used.
+    InvalidRequest,
+    /// 401: unknown client, wrong secret, deactivated client, no credentials.
+    InvalidClient,
+    /// 400: a requested scope the client does not hold.
+    InvalidScope,
+    /// 400: a `grant_type` other than `client_credentials`.
+    UnsupportedGrantType,
+    /// 429: the client id or the address is over its failure budget (RFC 8628's code).
+    SlowDown,
+    /// 503: no capacity to check the secret in time.
+    TemporarilyUnavailable,
+    /// 500: anything else; the cause is only logged.
+    ServerError,
+}
+
+/// An RFC 6749 section 5.2 error object.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OAuthErrorBody)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    /// A sentence for people; never parse it.
+    #[schema(value_type = String)]
+    pub error_description: Cow<'static, str>,
+}
+
+impl OAuthError {
+    /// The error object this error is answered with.
+    pub fn body(&self) -> ErrorBody {
+        let (error, error_description) = match self {
+            OAuthError::InvalidRequest(description) => {
+                (ErrorCode::InvalidRequest, description.clone())
+            }
+            OAuthError::InvalidClient => (
+                ErrorCode::InvalidClient,
+                "client authentication failed".into(),
+            ),
+            OAuthError::InvalidScope => (
+                ErrorCode::InvalidScope,
+                "a requested scope is not granted to this client".into(),
+            ),
+            OAuthError::UnsupportedGrantType => (
+                ErrorCode::UnsupportedGrantType,
+                "only client_credentials is supported".into(),
+            ),
+            OAuthError::Service(error) => {
+                // The status of the envelope the error would have had.
+                let api = error.api_error();
+                let status = api.code.http_status();
+                let code = match status {
+                    StatusCode::TOO_MANY_REQUESTS => ErrorCode::SlowDown,
+                    StatusCode::SERVICE_UNAVAILABLE => ErrorCode::TemporarilyUnavailable,
+                    status if status.is_server_error() => ErrorCode::ServerError,
+                    StatusCode::UNAUTHORIZED => ErrorCode::InvalidClient,
+                    _ => ErrorCode::InvalidRequest,
+                };
+                let description: Cow<'static, str> = if status.is_server_error() {
+                    "the request could not be served, retry later".into()
+                } else {
+                    match error {
+                        AcError::Api(api) => api.message.clone(),
+                        AcError::RateLimited { .. } => {
+                            "too many failed attempts, retry later".into()
+                        }
+                        _ => "the request could not be served, retry later".into(),
+                    }
+                };
+                (code, description)
+            }
+        };
+        ErrorBody {
+            error,
+            error_description,
+        }
+    }
 }
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let (mut response, error, description) = match self {
-            OAuthError::InvalidRequest(description) => (
-                StatusCode::BAD_REQUEST.into_response(),
-                "invalid_request",
-                description,
-            ),
+        let body = self.body();
+        let mut response = match self {
+            OAuthError::InvalidRequest(_)
+            | OAuthError::InvalidScope
+            | OAuthError::UnsupportedGrantType => StatusCode::BAD_REQUEST.into_response(),
             OAuthError::InvalidClient => {
                 let mut response = StatusCode::UNAUTHORIZED.into_response();
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"convene\""),
                 );
-                (
-                    response,
-                    "invalid_client",
-                    "client authentication failed".into(),
-                )
+                response
             }
-            OAuthError::InvalidScope => (
-                StatusCode::BAD_REQUEST.into_response(),
-                "invalid_scope",
-                "a requested scope is not granted to this client".into(),
-            ),
-            OAuthError::UnsupportedGrantType => (
-                StatusCode::BAD_REQUEST.into_response(),
-                "unsupported_grant_type",
-                "only client_credentials is supported".into(),
-            ),
-            OAuthError::Service(error) => {
-                let description: Cow<'static, str> = match &error {
-                    AcError::Api(api) => api.message.clone(),
-                    AcError::RateLimited { .. } => "too many failed attempts, retry later".into(),
-                    _ => "the request could not be served, retry later".into(),
-                };
-                // The envelope response: its status, headers, log line and metrics stay.
-                let response = error.into_response();
-                let code = match response.status() {
-                    StatusCode::TOO_MANY_REQUESTS => "slow_down",
-                    StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
-                    status if status.is_server_error() => "server_error",
-                    StatusCode::UNAUTHORIZED => "invalid_client",
-                    _ => "invalid_request",
-                };
-                let description = if response.status().is_server_error() {
-                    "the request could not be served, retry later".into()
-                } else {
-                    description
-                };
-                (response, code, description)
-            }
-        };
-        let body = ErrorBody {
-            error,
-            error_description: description,
+            // The envelope response: its status, headers, log line and metrics stay.
+            OAuthError::Service(error) => error.into_response(),
         };
         match serde_json::to_vec(&body) {
             Ok(bytes) => {

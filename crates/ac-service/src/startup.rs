@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -42,8 +43,12 @@ pub struct AppState {
     /// Every Argon2id computation a request causes goes through this.
     pub hasher: Hasher,
     pub credential_limits: CredentialLimits,
+    /// `AC_CORS_ALLOWED_ORIGINS`: pages that may sign in from a browser.
+    pub browser_origins: Arc<[String]>,
     pub metrics: PrometheusHandle,
     pub readiness: Readiness,
+    /// The OpenAPI document (`routes::openapi`), rendered once.
+    pub openapi_document: axum::body::Bytes,
 }
 
 /// A built AC, bound to its port but not yet serving.
@@ -111,8 +116,12 @@ impl Application {
                 window: Duration::from_secs(config.login_failure_window_secs),
                 trust_forwarded_for: config.trust_forwarded_for,
             },
+            browser_origins: config.cors_allowed_origins.clone().into(),
             metrics,
             readiness: shell.readiness(),
+            openapi_document: crate::routes::openapi::rendered()
+                .context("cannot render the OpenAPI document")?
+                .into(),
         };
         let hasher = state.hasher.clone();
         let (keys, pool) = (state.keys.clone(), state.pool.clone());

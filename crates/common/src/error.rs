@@ -186,6 +186,12 @@ impl ErrorCode {
     fn is_server_error(self) -> bool {
         self.http_status().is_server_error()
     }
+
+    /// Whether a client can ever receive this code; [`ErrorCode::RoomNotAssigned`] stays
+    /// between GC and MC.
+    pub fn reaches_clients(self) -> bool {
+        self != ErrorCode::RoomNotAssigned
+    }
 }
 
 const UNAUTHORIZED_MESSAGE: &str = "a valid bearer token is required";
@@ -196,13 +202,20 @@ const INTERNAL_MESSAGE: &str = "internal error";
 
 /// The JSON body of every error response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
+/// What went wrong: a stable code to act on, and a sentence for people. 500 and 503 messages
+/// are generic; the cause is only in the service's log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::error_code_schema))]
     pub code: String,
+    /// A human sentence, lowercase, without a trailing period. Never parse it.
+    #[cfg_attr(feature = "openapi", schema(examples("the resource does not exist")))]
     pub message: String,
 }
 

@@ -231,8 +231,9 @@ impl fmt::Debug for ServiceClaims {
     }
 }
 
-/// A participant's role in one meeting.
+/// A participant's role in one meeting: its host, or anyone else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MeetingRole {
     Host,

@@ -17,6 +17,8 @@
 //! - [`meeting_code`], [`display_name`] and [`settings`]: the shared vocabulary of meetings.
 //! - `migrations` (feature `db`): waiting for a migration job instead of migrating at start-up.
 //! - [`json`]: refuses a JSON array where an object is expected.
+//! - `openapi` (feature `openapi`, AC and GC): the schemas of the shared types and what AC's and
+//!   GC's OpenAPI documents share (the answers of the common middleware stack).
 //! - [`healthcheck`]: the `healthcheck` subcommand of every binary (no shell in the images).
 //! - [`telemetry`] and [`metrics`]: logs, traces and the Prometheus recorder.
 //! - [`proto`]: the generated gRPC types of `proto/`.
@@ -34,6 +36,8 @@ pub mod meeting_code;
 pub mod metrics;
 #[cfg(feature = "db")]
 pub mod migrations;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod proto;
 pub mod service_token;
 pub mod settings;

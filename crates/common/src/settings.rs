@@ -7,14 +7,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::proto::internal::v1::MeetingSettings as ProtoSettings;
 
+/// A meeting's settings, all seven always present.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MeetingSettings {
+    /// Guests wait in the lobby until the host admits them (default `true`).
     pub waiting_room_enabled: bool,
+    /// Stored for the media plane; nothing in Convene acts on it yet (default `false`).
     pub enable_transcription: bool,
+    /// Stored for the media plane (default `true`).
     pub enable_e2e_encryption: bool,
+    /// Concerns people without an account, whom this version does not admit (default `true`).
     pub require_auth: bool,
+    /// Stored for the media plane (default `false`).
     pub recording_enabled: bool,
+    /// Concerns people without an account, whom this version does not admit (default `false`).
     pub allow_guests: bool,
+    /// Users of every organization may see and join the meeting (default `false`).
     pub allow_external_participants: bool,
 }
 

@@ -63,6 +63,10 @@ pub struct Config {
     /// Meeting controllers, timeouts and retention.
     #[command(flatten)]
     pub lifecycle: LifecycleSettings,
+
+    /// The web client (the meeting page at `join_url`).
+    #[command(flatten)]
+    pub web: crate::routes::web::WebSettings,
 }
 
 /// How GC runs the meeting lifecycle.

@@ -1,4 +1,4 @@
-//! `gc-service [serve|migrate|healthcheck]`; `serve` is the default.
+//! `gc-service [serve|migrate|healthcheck|openapi]`; `serve` is the default.
 
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ enum Command {
     /// Exit 0 if the running service answers `GET /health/live` on its port (GC_HTTP_ADDR):
     /// the container health check, with no shell needed.
     Healthcheck,
+    /// Print the OpenAPI document of the HTTP API (what `GET /api/v1/openapi.json` serves) and
+    /// exit; needs no configuration.
+    Openapi,
 }
 
 /// `Config` and the migration flags together are the settings of `serve`.
@@ -48,6 +51,10 @@ struct Database {
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let command = match Cli::parse().command {
         Some(Command::Healthcheck) => return Ok(common::healthcheck::run("GC_HTTP_ADDR", 8080)),
+        Some(Command::Openapi) => {
+            print!("{}", gc_service::routes::openapi::rendered()?);
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
         Some(command) => command,
         None => Command::Serve(Box::new(Serve::parse_from(["gc-service"]))),
     };
@@ -60,7 +67,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
     let (url, max_connections) = match &command {
         Command::Serve(serve) => (&serve.config.database_url, serve.config.db_max_connections),
         Command::Migrate(database) => (&database.database_url, 2),
-        Command::Healthcheck => unreachable!("answered before the runtime starts"),
+        Command::Healthcheck | Command::Openapi => {
+            unreachable!("answered before the runtime starts")
+        }
     };
     let pool = db::connect(url, max_connections)
         .await

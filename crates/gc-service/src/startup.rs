@@ -45,6 +45,10 @@ pub struct AppState {
     pub rooms: Rooms,
     /// AC's meeting-token endpoint.
     pub meeting_tokens: MeetingTokens,
+    /// The OpenAPI document (`routes::openapi`), rendered once.
+    pub openapi_document: axum::body::Bytes,
+    /// The web client, when `GC_WEB_DIR` is set.
+    pub web: Option<Arc<crate::routes::web::WebClient>>,
 }
 
 /// A built GC, bound to its port but not yet serving.
@@ -89,6 +93,8 @@ impl Application {
         let meeting_tokens =
             MeetingTokens::new(&config.ac_url, Arc::clone(&service_tokens), call_timeout)
                 .context("cannot build AC's meeting-token client")?;
+        let web = crate::routes::web::WebClient::load(&config.web, &config.ac_url)
+            .context("cannot load the web client (GC_WEB_DIR)")?;
         let mut shell = Shell::new("gc", config.shell.timings());
         let state = AppState {
             pool: pool.clone(),
@@ -100,6 +106,10 @@ impl Application {
             readiness: shell.readiness(),
             rooms: rooms.clone(),
             meeting_tokens,
+            openapi_document: crate::routes::openapi::rendered()
+                .context("cannot render the OpenAPI document")?
+                .into(),
+            web,
         };
         let grpc_router = crate::grpc::router(
             pool.clone(),

@@ -8,16 +8,21 @@ use axum::http::StatusCode;
 use axum::routing::{patch, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use common::display_name::DisplayName;
+use common::error::ErrorEnvelope;
 use common::http::StrictJson;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::parse_id;
-use crate::auth::AdminService;
+use crate::auth::{AdminService, MISSING_SCOPE, NOT_AN_ADMIN_SERVICE};
 use crate::db::{self, orgs};
 use crate::domain::validation::{MaxConcurrentMeetings, MaxParticipants, OrgName, Slug};
 use crate::error::AcError;
 use crate::startup::AppState;
+
+const DUPLICATE_SLUG: &str = "an org with this slug already exists";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,26 +30,43 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/orgs/{org_id}", patch(update_org))
 }
 
-#[derive(Deserialize)]
+/// A new organization.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateOrgRequest {
+#[schema(example = json!({"slug": "acme", "name": "Acme Corp", "max_concurrent_meetings": 20}))]
+pub(super) struct CreateOrgRequest {
+    /// The org's URL-safe handle, unique across the platform.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{1,62}$", examples("acme"))]
     slug: String,
+    #[schema(value_type = DisplayName)]
     name: String,
+    /// Meetings in `scheduled` or `active` state at once.
+    #[schema(minimum = 1, maximum = 100000, default = 10)]
     max_concurrent_meetings: Option<i64>,
+    /// The largest `max_participants` of one meeting.
+    #[schema(minimum = 2, maximum = 10000, default = 100)]
     max_participants_per_meeting: Option<i64>,
 }
 
-#[derive(Deserialize)]
+/// The fields to change; absent or `null` ones keep their value.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateOrgRequest {
+#[schema(example = json!({"max_concurrent_meetings": 20, "is_active": true}))]
+pub(super) struct UpdateOrgRequest {
+    #[schema(value_type = Option<DisplayName>)]
     name: Option<String>,
+    #[schema(minimum = 1, maximum = 100000)]
     max_concurrent_meetings: Option<i64>,
+    #[schema(minimum = 2, maximum = 10000)]
     max_participants_per_meeting: Option<i64>,
+    /// `false` stops the org's users from signing in and its org admins from creating users,
+    /// at once; tokens already issued stay valid until they expire.
     is_active: Option<bool>,
 }
 
-/// The org object of the API.
-#[derive(Serialize)]
+/// An organization.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Org)]
 pub(super) struct OrgResponse {
     org_id: Uuid,
     slug: String,
@@ -53,6 +75,19 @@ pub(super) struct OrgResponse {
     max_participants_per_meeting: i32,
     is_active: bool,
     created_at: DateTime<Utc>,
+}
+
+/// An example org, as AC answers it.
+fn org_example() -> serde_json::Value {
+    serde_json::json!({
+        "org_id": "9f2773c6-a4b1-4f91-a244-c60b6347fee0",
+        "slug": "acme",
+        "name": "Acme Corp",
+        "max_concurrent_meetings": 20,
+        "max_participants_per_meeting": 100,
+        "is_active": true,
+        "created_at": "2026-12-01T12:00:00.123456Z"
+    })
 }
 
 impl From<orgs::OrgRow> for OrgResponse {
@@ -69,8 +104,28 @@ impl From<orgs::OrgRow> for OrgResponse {
     }
 }
 
+/// Create an organization.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orgs",
+    tag = "admin",
+    security(("serviceToken" = ["admin"])),
+    request_body = CreateOrgRequest,
+    responses(
+        (status = 201, description = "Created", body = OrgResponse, example = json!(org_example())),
+        (status = 400, description = "A field out of bounds", body = ErrorEnvelope,
+         example = json!(super::openapi::refusal(Slug::parse("-acme")))),
+        (status = 403, description = "A user token, or a service token without the `admin` scope", body = ErrorEnvelope,
+         examples(
+             ("user_token" = (summary = "A user token", value = json!(super::openapi::example(AcError::Forbidden(NOT_AN_ADMIN_SERVICE))))),
+             ("missing_scope" = (summary = "A service token without the admin scope", value = json!(super::openapi::example(AcError::Forbidden(MISSING_SCOPE))))),
+         )),
+        (status = 409, description = "An org with this slug exists", body = ErrorEnvelope,
+         example = json!(super::openapi::example(AcError::Conflict(DUPLICATE_SLUG)))),
+    ),
+)]
 #[tracing::instrument(skip_all, name = "ac.admin.org.create", fields(client_id, org_id))]
-async fn create_org(
+pub(super) async fn create_org(
     State(state): State<AppState>,
     AdminService(admin): AdminService,
     StrictJson(request): StrictJson<CreateOrgRequest>,
@@ -94,7 +149,7 @@ async fn create_org(
     .await
     .map_err(|e| {
         if db::is_unique_violation(&e) {
-            AcError::Conflict("an org with this slug already exists")
+            AcError::Conflict(DUPLICATE_SLUG)
         } else {
             e.into()
         }
@@ -104,8 +159,28 @@ async fn create_org(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
+/// Change an organization.
+///
+/// Its name, limits, or whether it is active. An unknown or malformed `org_id` is 404.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/orgs/{org_id}",
+    tag = "admin",
+    security(("serviceToken" = ["admin"])),
+    params(("org_id" = Uuid, Path, description = "The org's id; anything else is an unknown org (404)")),
+    request_body = UpdateOrgRequest,
+    responses(
+        (status = 200, description = "The org after the change", body = OrgResponse, example = json!(org_example())),
+        (status = 400, description = "A field out of bounds", body = ErrorEnvelope,
+         example = json!(super::openapi::refusal(MaxConcurrentMeetings::parse(0)))),
+        (status = 403, description = "A user token, or a service token without the `admin` scope", body = ErrorEnvelope,
+         example = json!(super::openapi::example(AcError::Forbidden(MISSING_SCOPE)))),
+        (status = 404, description = "No org with this id", body = ErrorEnvelope,
+         example = json!(super::openapi::example(AcError::NotFound))),
+    ),
+)]
 #[tracing::instrument(skip_all, name = "ac.admin.org.update", fields(client_id, org_id))]
-async fn update_org(
+pub(super) async fn update_org(
     State(state): State<AppState>,
     AdminService(admin): AdminService,
     // A path segment that does not even decode (bytes that are not UTF-8) names nothing: 404,

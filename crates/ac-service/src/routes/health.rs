@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use common::error::ErrorEnvelope;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::AcError;
 use crate::startup::AppState;
@@ -16,15 +18,62 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-/// The process is up and serving HTTP; nothing else is checked, so a database outage does not
-/// get every replica restarted.
-async fn live() -> Json<serde_json::Value> {
-    Json(json!({"status": "live"}))
+/// `{"status": "live"}`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Live {
+    #[schema(schema_with = live_status)]
+    status: &'static str,
 }
 
+fn live_status() -> utoipa::openapi::schema::ObjectBuilder {
+    common::openapi::string_enum(["live"])
+}
+
+/// `{"status": "ready", "kid": ...}`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Ready {
+    #[schema(schema_with = ready_status)]
+    status: &'static str,
+    /// The key this replica signs with.
+    kid: String,
+}
+
+fn ready_status() -> utoipa::openapi::schema::ObjectBuilder {
+    common::openapi::string_enum(["ready"])
+}
+
+/// Liveness probe.
+///
+/// The process is up and serving HTTP; nothing else is checked, so a database outage does not
+/// get every replica restarted.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "Alive", body = Live, example = json!({"status": "live"}))),
+)]
+pub(super) async fn live() -> Json<Live> {
+    Json(Live { status: "live" })
+}
+
+/// Readiness probe.
+///
 /// Ready when the replica is not stopping, PostgreSQL answers and an active signing key is
 /// loaded.
-async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AcError> {
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Ready,
+         example = json!({"status": "ready", "kid": "k20261201-Xb3kQ9mN2pLw"})),
+        (status = 503, description = "Stopping, or PostgreSQL does not answer", body = ErrorEnvelope,
+         example = json!(super::openapi::example(AcError::Unavailable(anyhow::anyhow!("example"))))),
+    ),
+)]
+pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, AcError> {
     if !state.readiness.is_ready() {
         return Err(AcError::Unavailable(anyhow::anyhow!("stopping")));
     }
@@ -33,10 +82,26 @@ async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>,
         .await
         .map_err(|e| AcError::Unavailable(e.into()))?;
     let kid = state.keys.active().kid.clone();
-    Ok(Json(json!({"status": "ready", "kid": kid})))
+    Ok(Json(Ready {
+        status: "ready",
+        kid,
+    }))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus metrics.
+///
+/// The Prometheus text format; the catalog is `docs/observability/metrics/ac-service.md`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String,
+         example = "# TYPE ac_http_requests_total counter\nac_http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 3\n"),
+    ),
+)]
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.run_upkeep();
     common::http::metrics_response(&state.metrics).into_response()
 }

@@ -5,9 +5,13 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use common::display_name::DisplayName;
+use common::error::ErrorEnvelope;
 use common::http::StrictJson;
 use common::jwt::MeetingRole;
+use common::meeting_code::MeetingCode;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::MeetingTokenRequester;
@@ -16,6 +20,8 @@ use crate::error::AcError;
 use crate::startup::AppState;
 use crate::tokens::MeetingGrant;
 
+const ZERO_TTL: &str = "ttl_secs must be positive";
+
 pub fn router() -> Router<AppState> {
     Router::new().route(
         "/api/v1/auth/internal/meeting-token",
@@ -23,31 +29,80 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-#[derive(Deserialize)]
+/// The grant GC asks AC to sign. AC checks its shape only; GC decides whether the user may join.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MeetingTokenRequest {
+#[schema(example = json!({
+    "user_id": "6f1c2e9a-0b1d-4c55-9a43-2f8e1d7b3c10",
+    "meeting_id": "0b6f3c1e-7d1a-4a8e-9c55-2f1f0a9d6b11",
+    "meeting_code": "Ab3dE5gH9jK1",
+    "org_id": "9f2773c6-a4b1-4f91-a244-c60b6347fee0",
+    "role": "host",
+    "name": "Demo Host"
+}))]
+pub(super) struct MeetingTokenRequest {
     user_id: Uuid,
     meeting_id: Uuid,
+    #[schema(value_type = MeetingCode)]
     meeting_code: String,
     org_id: Uuid,
     role: MeetingRole,
+    /// The name the other participants see.
+    #[schema(value_type = DisplayName)]
     name: String,
-    /// Requested lifetime; capped at 15 minutes.
+    /// Requested lifetime in seconds; larger values are capped at 900 (and at
+    /// `AC_MEETING_TOKEN_TTL_SECS`, the default); `0` is refused.
+    #[schema(minimum = 1, examples(600))]
     ttl_secs: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct MeetingTokenResponse {
+/// A meeting token.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MeetingTokenResponse {
+    /// The JWT: `token_type: meeting`, `aud: convene-mc`, with `sub` (user id), `meeting_id`,
+    /// `meeting_code`, `org_id`, `role`, `name` and `jti`.
     token: String,
+    /// Seconds until the token expires: at most 900.
+    #[schema(maximum = 900)]
     expires_in: u64,
 }
 
+/// Get a meeting token (GC).
+///
+/// Signs a meeting token for a user GC has admitted or put in a lobby: the token a client
+/// sends as the first message of the meeting controller's signaling WebSocket. Only for a
+/// service token with the `internal:meeting-token` scope (GC's credential); a user token gets
+/// 401, a service token without the scope 403, whatever the body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/internal/meeting-token",
+    tag = "internal",
+    security(("serviceToken" = ["internal:meeting-token"])),
+    request_body = MeetingTokenRequest,
+    responses(
+        (status = 200, description = "A meeting token", body = MeetingTokenResponse,
+         example = json!({
+             "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoibWVldGluZyJ9.c2lnbmF0dXJl",
+             "expires_in": 900
+         })),
+        (status = 400, description = "A malformed field: a code that is not 12 characters of 0-9A-Za-z, an invalid name, `ttl_secs` 0, a role other than host or guest",
+         body = ErrorEnvelope,
+         examples(
+             ("meeting_code" = (summary = "A malformed meeting code",
+                 value = json!(super::openapi::refusal(parse_meeting_code("nope"))))),
+             ("ttl_secs" = (summary = "ttl_secs 0",
+                 value = json!(super::openapi::example(AcError::BadRequest(ZERO_TTL.into()))))),
+         )),
+        (status = 403, description = "A service token without the `internal:meeting-token` scope",
+         body = ErrorEnvelope, example = json!(super::openapi::example(AcError::Forbidden(crate::auth::MISSING_SCOPE)))),
+    ),
+)]
 #[tracing::instrument(
     skip_all,
     name = "ac.token.meeting",
     fields(client_id = %caller.0.sub, meeting_id, org_id)
 )]
-async fn issue_meeting_token(
+pub(super) async fn issue_meeting_token(
     State(state): State<AppState>,
     // Before the body: a caller without the scope learns nothing from a malformed one.
     caller: MeetingTokenRequester,
@@ -59,7 +114,7 @@ async fn issue_meeting_token(
     let meeting_code = parse_meeting_code(&request.meeting_code)?;
     let name = parse_display_name(&request.name)?;
     if request.ttl_secs == Some(0) {
-        return Err(AcError::BadRequest("ttl_secs must be positive".into()));
+        return Err(AcError::BadRequest(ZERO_TTL.into()));
     }
     let issued = state
         .tokens

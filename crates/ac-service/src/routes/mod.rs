@@ -11,10 +11,12 @@ mod admin_users;
 mod health;
 mod jwks;
 mod meeting_token;
+pub mod openapi;
 mod service_token;
 mod user_token;
 
 use axum::Router;
+use axum::routing::get;
 use common::http::layers::{self, ServiceLayers};
 use uuid::Uuid;
 
@@ -26,13 +28,14 @@ use crate::startup::AppState;
 pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppState>) -> Router {
     let routes = Router::new()
         .merge(jwks::router())
-        .merge(user_token::router())
+        .merge(user_token::router(&state.browser_origins))
         .merge(service_token::router())
         .merge(meeting_token::router())
         .merge(admin_orgs::router())
         .merge(admin_users::router())
         .merge(admin_clients::router())
         .merge(health::router())
+        .route("/api/v1/openapi.json", get(openapi::openapi_document))
         .merge(extra)
         .with_state(state);
     layers::apply(routes, layers)

@@ -15,17 +15,17 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::error::{ApiError, ErrorCode};
 use common::http::StrictJson;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::credential_check::{ClientIp, CredentialCheck, Verdict};
 use crate::db::{login_failures, service_credentials};
 use crate::domain::validation::{ClientId, has_control_characters};
 use crate::error::AcError;
 use crate::metrics::{self, ClientAuthFailure};
-use crate::oauth::OAuthError;
+use crate::oauth::{ErrorBody as OAuthErrorBody, OAuthError};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -33,26 +33,62 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The JSON body. Unknown fields are refused, as on every JSON endpoint.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct JsonTokenRequest {
+#[schema(as = ServiceTokenJsonRequest)]
+pub(super) struct JsonTokenRequest {
+    #[schema(schema_with = grant_type_schema)]
     grant_type: String,
+    /// With `client_secret`, instead of HTTP Basic. 3-64 characters of `a-z 0-9 . _ -`,
+    /// starting with a letter or digit.
+    #[schema(schema_with = client_id_schema, nullable = true)]
     client_id: Option<String>,
+    /// At most 1024 bytes, no control characters.
+    #[schema(value_type = Option<String>, format = Password, max_length = 1024)]
     client_secret: Option<SecretString>,
+    /// Space-separated scopes, each held by the client; absent: all the client's scopes,
+    /// empty: none. At most 1024 bytes, no control characters.
+    #[schema(max_length = 1024, examples("admin"))]
     scope: Option<String>,
 }
 
 /// The form body. RFC 6749 §3.2 tells servers to ignore parameters they do not know, so this
 /// one does not refuse them.
-#[derive(Deserialize)]
-struct FormTokenRequest {
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ServiceTokenFormRequest)]
+pub(super) struct FormTokenRequest {
+    #[schema(schema_with = grant_type_schema)]
     grant_type: String,
+    /// With `client_secret`, instead of HTTP Basic. 3-64 characters of `a-z 0-9 . _ -`,
+    /// starting with a letter or digit.
+    #[schema(schema_with = client_id_schema, nullable = true)]
     client_id: Option<String>,
+    /// At most 1024 bytes, no control characters.
+    #[schema(value_type = Option<String>, format = Password, max_length = 1024)]
     client_secret: Option<SecretString>,
+    /// Space-separated scopes, each held by the client; absent: all the client's scopes,
+    /// empty: none. At most 1024 bytes, no control characters.
+    #[schema(max_length = 1024, examples("admin"))]
     scope: Option<String>,
 }
 
-struct TokenRequest {
+/// `grant_type`: only `client_credentials` is served.
+fn grant_type_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    common::openapi::string_enum(["client_credentials"])
+}
+
+/// The format of client ids (`ClientId::parse`).
+pub(super) fn client_id_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(3))
+        .max_length(Some(64))
+        .pattern(Some("^[a-z0-9][a-z0-9._-]*$"))
+        .examples(["convene-gc"])
+}
+
+pub(super) struct TokenRequest {
     grant_type: String,
     client_id: Option<String>,
     client_secret: Option<SecretString>,
@@ -76,10 +112,7 @@ impl<S: Send + Sync> FromRequest<S> for TokenRequest {
                     .await
                     .map_err(|e| {
                         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                            AcError::Api(ApiError::new(
-                                ErrorCode::PayloadTooLarge,
-                                "request body is too large",
-                            ))
+                            AcError::Api(common::http::payload_too_large())
                         } else {
                             AcError::BadRequest(
                                 format!("invalid form body: {}", e.body_text()).into(),
@@ -109,11 +142,17 @@ impl<S: Send + Sync> FromRequest<S> for TokenRequest {
     }
 }
 
-#[derive(Serialize)]
-struct ServiceTokenResponse {
+/// A service token.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ServiceTokenResponse {
+    /// The JWT: `token_type: service`, `aud: convene-internal`, with `sub` (client id),
+    /// `scope`, `service_type` and `jti`.
     access_token: String,
+    #[schema(schema_with = super::user_token::bearer_token_type)]
     token_type: &'static str,
+    /// Seconds until the token expires (`AC_SERVICE_TOKEN_TTL_SECS`, 3600 by default).
     expires_in: u64,
+    /// The granted scopes, space-separated and sorted.
     scope: String,
 }
 
@@ -123,8 +162,82 @@ struct ServiceTokenResponse {
 const MAX_SECRET_LEN: usize = 1024;
 const MAX_SCOPE_LEN: usize = 1024;
 
+/// Get a service token.
+///
+/// The OAuth2 client-credentials grant (RFC 6749 section 4.4). The body is form-encoded or
+/// JSON; the client authenticates with HTTP Basic or with `client_id` and `client_secret` in
+/// the body, not both (repeating the Basic client id in the body is allowed). Errors are
+/// RFC 6749 section 5.2 error objects, not the Convene envelope, all with
+/// `Cache-Control: no-store`; only answers of the common middleware (a second
+/// `Authorization` or `Content-Type` header, an overlong head, a timeout, a panic) keep the
+/// envelope.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/service/token",
+    tag = "tokens",
+    security(("clientBasic" = []), ()),
+    request_body(
+        description = "`application/x-www-form-urlencoded` (unknown parameters ignored) or `application/json` (unknown fields refused)",
+        content(
+            (FormTokenRequest = "application/x-www-form-urlencoded",
+             example = json!({"grant_type": "client_credentials", "scope": "admin"})),
+            (JsonTokenRequest = "application/json",
+             example = json!({"grant_type": "client_credentials", "client_id": "convene-gc",
+                              "client_secret": "convene-gc-dev-secret", "scope": "internal:meeting-token"})),
+        ),
+    ),
+    responses(
+        (status = 200, description = "A token",
+         headers(("Cache-Control" = String, description = "`no-store`"),
+                 ("Pragma" = String, description = "`no-cache`")),
+         body = ServiceTokenResponse,
+         example = json!({
+             "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJzdWIiOiJjb252ZW5lLWdjIn0.c2lnbmF0dXJl",
+             "token_type": "Bearer",
+             "expires_in": 3600,
+             "scope": "internal:mc internal:meeting-token"
+         })),
+        (status = 400, description = "A malformed request, refused before anything is looked up, hashed or counted; or a scope the client does not hold",
+         headers(("Cache-Control" = String, description = "`no-store`")),
+         body = OAuthErrorBody,
+         examples(
+             ("unsupported_grant_type" = (summary = "grant_type is not client_credentials",
+                 value = json!(OAuthError::UnsupportedGrantType.body()))),
+             ("malformed_client_id" = (summary = "A client_id outside the format, or a secret over 1024 bytes or with a control character",
+                 value = json!(CredentialsRefused::Invalid.into_error().body()))),
+             ("two_methods" = (summary = "HTTP Basic and a secret in the body",
+                 value = json!(CredentialsRefused::TwoMethods.into_error().body()))),
+             ("unsupported_media_type" = (summary = "Neither a form nor application/json",
+                 value = json!(OAuthError::from(AcError::Api(common::http::unsupported_media_type())).body()))),
+             ("invalid_scope" = (summary = "A requested scope the client does not hold",
+                 value = json!(OAuthError::InvalidScope.body()))),
+         )),
+        (status = 401, description = "Unknown client, wrong secret, deactivated client, no credentials, or an Authorization header that is not decodable HTTP Basic",
+         headers(("WWW-Authenticate" = String, description = "`Basic realm=\"convene\"`"),
+                 ("Cache-Control" = String, description = "`no-store`")),
+         body = OAuthErrorBody, example = json!(OAuthError::InvalidClient.body())),
+        (status = 413, description = "A body over 64 KiB",
+         headers(("Cache-Control" = String, description = "`no-store`")),
+         body = OAuthErrorBody,
+         example = json!(OAuthError::from(AcError::Api(common::http::payload_too_large())).body())),
+        (status = 429, description = "The client id or the address is over its failure budget",
+         headers(("Retry-After" = u64, description = "Seconds until the window that locked ends"),
+                 ("Cache-Control" = String, description = "`no-store`")),
+         body = OAuthErrorBody,
+         example = json!(OAuthError::from(AcError::RateLimited { retry_after_secs: 840 }).body())),
+        (status = 500, description = "A failure on AC's side (a database failure); the cause is only logged",
+         headers(("Cache-Control" = String, description = "`no-store`")),
+         body = OAuthErrorBody,
+         example = json!(OAuthError::from(AcError::Internal(anyhow::anyhow!("example"))).body())),
+        (status = 503, description = "No hashing slot freed up in time, or a failure budget stayed full of attempts being checked",
+         headers(("Retry-After" = u64, description = "`1`"),
+                 ("Cache-Control" = String, description = "`no-store`")),
+         body = OAuthErrorBody,
+         example = json!(OAuthError::from(AcError::Busy { retry_after_secs: 1 }).body())),
+    ),
+)]
 #[tracing::instrument(skip_all, name = "ac.token.service", fields(client_id))]
-async fn issue_service_token(
+pub(super) async fn issue_service_token(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,

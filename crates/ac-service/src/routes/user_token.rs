@@ -6,13 +6,19 @@
 //! reveals nothing) and per client address, and hashed within the replica's hashing capacity;
 //! see `credential_check` for how.
 
+use std::time::Duration;
+
 use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::routing::post;
 use axum::{Json, Router};
+use common::error::ErrorEnvelope;
 use common::http::StrictJson;
 use common::jwt::Role;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::ToSchema;
 
 use crate::credential_check::{ClientIp, CredentialCheck, Verdict};
 use crate::db::{login_failures, users};
@@ -21,31 +27,102 @@ use crate::error::AcError;
 use crate::metrics::{self, LoginFailure};
 use crate::startup::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/auth/user/token", post(issue_user_token))
+/// The route, answering browsers' CORS requests from `origins` (and no other): the meeting page
+/// GC serves signs in here. No credentials (cookies) are involved; the token comes back in the
+/// body and the page keeps it.
+pub fn router(origins: &[String]) -> Router<AppState> {
+    if origins.is_empty() {
+        return Router::new().route("/api/v1/auth/user/token", post(issue_user_token));
+    }
+    // The layer answers preflights itself, but only on a method the route has: without an
+    // OPTIONS handler the method router would answer 405 before the layer saw the request.
+    let route = Router::new().route(
+        "/api/v1/auth/user/token",
+        post(issue_user_token).options(|| async { StatusCode::NO_CONTENT }),
+    );
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    route.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([Method::POST])
+            .allow_headers([header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
-#[derive(Deserialize)]
+/// An e-mail address and its password.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UserTokenRequest {
+#[schema(example = json!({"email": "host@demo.test", "password": "demo-password"}))]
+pub(super) struct UserTokenRequest {
+    /// Trimmed; compared case-insensitively. At most 254 bytes, no control characters.
+    #[schema(min_length = 1, max_length = 254, examples("host@demo.test"))]
     email: String,
+    /// At most 1024 characters; any character is allowed.
+    #[schema(value_type = String, format = Password, max_length = 1024)]
     password: SecretString,
 }
 
-#[derive(Serialize)]
-struct UserTokenResponse {
+/// A user token.
+#[derive(Serialize, ToSchema)]
+pub(super) struct UserTokenResponse {
+    /// The JWT: `token_type: user`, `aud: convene-api`, with `sub` (user id), `org_id`,
+    /// `roles`, `name` and `jti`.
     access_token: String,
+    #[schema(schema_with = bearer_token_type)]
     token_type: &'static str,
+    /// Seconds until the token expires (`AC_USER_TOKEN_TTL_SECS`, 3600 by default).
     expires_in: u64,
+}
+
+/// The `token_type` of every token response: always `Bearer`.
+pub(super) fn bearer_token_type() -> utoipa::openapi::schema::ObjectBuilder {
+    common::openapi::string_enum(["Bearer"])
 }
 
 /// Longest e-mail and password looked at; anything longer cannot be an account (see
 /// `domain::validation`) and is refused before it costs a database query or a hash.
 const MAX_EMAIL_LEN: usize = 254;
 const MAX_PASSWORD_LEN: usize = 1024;
+const INVALID_CREDENTIAL_SHAPE: &str =
+    "email must be 1-254 bytes without control characters, and password at most 1024 characters";
 
+/// Sign in.
+///
+/// Exchanges an e-mail address and password for a user token. Unknown e-mail, wrong password,
+/// and a deactivated user or org all answer the same 401, in the same time. Failures are
+/// rate limited per account (by default the 6th failure within 15 minutes is refused) and per
+/// client address (429 with `Retry-After`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/user/token",
+    tag = "tokens",
+    security(()),
+    request_body = UserTokenRequest,
+    responses(
+        (status = 200, description = "Signed in", body = UserTokenResponse,
+         example = json!({
+             "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+             "token_type": "Bearer",
+             "expires_in": 3600
+         })),
+        (status = 400, description = "An empty, oversized or control-character e-mail, or a password over 1024 characters; refused before anything is looked up or counted",
+         body = ErrorEnvelope, example = json!(super::openapi::example(AcError::BadRequest(INVALID_CREDENTIAL_SHAPE.into())))),
+        (status = 401, description = "Unknown e-mail, wrong password, deactivated user or org: all the same answer",
+         body = ErrorEnvelope, example = json!(super::openapi::example(AcError::InvalidLogin))),
+        (status = 429, description = "The account or the client address is over its failure budget",
+         headers(("Retry-After" = u64, description = "Seconds until the window that locked ends")),
+         body = ErrorEnvelope, example = json!(super::openapi::example(AcError::RateLimited { retry_after_secs: 840 }))),
+        (status = 503, description = "No hashing slot freed up within `AC_HASH_WAIT_MS`, or a failure budget stayed full of attempts being checked",
+         headers(("Retry-After" = u64, description = "`1`")),
+         body = ErrorEnvelope, example = json!(super::openapi::example(AcError::Busy { retry_after_secs: 1 }))),
+    ),
+)]
 #[tracing::instrument(skip_all, name = "ac.token.user", fields(user_id, org_id))]
-async fn issue_user_token(
+pub(super) async fn issue_user_token(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     StrictJson(request): StrictJson<UserTokenRequest>,
@@ -58,11 +135,7 @@ async fn issue_user_token(
         || has_control_characters(email)
         || request.password.expose_secret().chars().count() > MAX_PASSWORD_LEN
     {
-        return Err(AcError::BadRequest(
-            "email must be 1-254 bytes without control characters, and password at most 1024 \
-             characters"
-                .into(),
-        ));
+        return Err(AcError::BadRequest(INVALID_CREDENTIAL_SHAPE.into()));
     }
 
     let check = CredentialCheck::new(

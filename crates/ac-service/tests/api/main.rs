@@ -14,6 +14,7 @@ mod listener;
 mod lockout;
 mod meeting_token;
 mod migrations;
+mod openapi;
 mod seed;
 mod service_token;
 mod service_token_client;

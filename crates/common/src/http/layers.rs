@@ -160,8 +160,7 @@ fn is_plain_request_id(id: &[u8]) -> bool {
 /// could each read a different one).
 async fn check_request_head(req: Request, next: Next) -> Response {
     if req.uri().to_string().len() > MAX_URI_BYTES {
-        return ApiError::new(ErrorCode::UriTooLong, "the request target is too long")
-            .into_response();
+        return uri_too_long().into_response();
     }
     let headers = req.headers();
     let header_bytes: usize = headers
@@ -169,19 +168,40 @@ async fn check_request_head(req: Request, next: Next) -> Response {
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        return ApiError::new(
-            ErrorCode::RequestHeadersTooLarge,
-            "the request headers are too many or too large",
-        )
-        .into_response();
+        return headers_too_large().into_response();
     }
     for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
         if headers.get_all(&name).iter().nth(1).is_some() {
-            return ApiError::bad_request(format!("the {name} header must appear at most once"))
-                .into_response();
+            return duplicate_header(&name).into_response();
         }
     }
     next.run(req).await
+}
+
+/// The answer to a request target over [`MAX_URI_BYTES`].
+pub fn uri_too_long() -> ApiError {
+    ApiError::new(ErrorCode::UriTooLong, "the request target is too long")
+}
+
+/// The answer to more than [`MAX_HEADERS`] headers or over [`MAX_HEADER_BYTES`] of them.
+pub fn headers_too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::RequestHeadersTooLarge,
+        "the request headers are too many or too large",
+    )
+}
+
+/// The answer to a second `name` header (`Authorization` or `Content-Type`).
+pub fn duplicate_header(name: &HeaderName) -> ApiError {
+    ApiError::bad_request(format!("the {name} header must appear at most once"))
+}
+
+/// The answer to a request still unanswered after the request timeout.
+pub fn timed_out() -> ApiError {
+    ApiError::new(
+        ErrorCode::ServiceUnavailable,
+        "the request took too long, retry later",
+    )
 }
 
 /// Middleware answering 503 `SERVICE_UNAVAILABLE` when the inner service takes longer than
@@ -192,11 +212,7 @@ pub async fn enforce_timeout(timeout: Duration, req: Request, next: Next) -> Res
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(timeout_secs = timeout.as_secs_f64(), "request timed out");
-            ApiError::new(
-                ErrorCode::ServiceUnavailable,
-                "the request took too long, retry later",
-            )
-            .into_response()
+            timed_out().into_response()
         }
     }
 }

@@ -3,18 +3,64 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use common::error::ApiError;
-use serde_json::json;
+use common::error::{ApiError, ErrorEnvelope};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::startup::AppState;
 
-/// The process is up and serving HTTP.
-pub async fn live() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// `{"status": "ok"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Live {
+    #[schema(schema_with = live_status)]
+    status: &'static str,
 }
 
+fn live_status() -> utoipa::openapi::schema::ObjectBuilder {
+    common::openapi::string_enum(["ok"])
+}
+
+/// `{"status": "ready"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    #[schema(schema_with = ready_status)]
+    status: &'static str,
+}
+
+fn ready_status() -> utoipa::openapi::schema::ObjectBuilder {
+    common::openapi::string_enum(["ready"])
+}
+
+/// Liveness probe.
+///
+/// The process is up and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "Alive", body = Live, example = json!({"status": "ok"}))),
+)]
+pub async fn live() -> Json<Live> {
+    Json(Live { status: "ok" })
+}
+
+/// Readiness probe.
+///
 /// Ready to serve creates: not stopping, PostgreSQL answers and AC's signing keys are known.
-/// Not ready is a 503 envelope; the failing dependency is logged, not shown.
+/// Meeting controllers do not count. Not ready is a 503 envelope; the failing dependency is
+/// logged, not shown.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Ready, example = json!({"status": "ready"})),
+        (status = 503, description = "Stopping, PostgreSQL does not answer, or no signing keys from AC",
+         body = ErrorEnvelope, example = json!(super::openapi::unavailable())),
+    ),
+)]
 #[tracing::instrument(name = "gc.health.ready", skip_all)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     if !state.readiness.is_ready() {
@@ -28,10 +74,22 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         tracing::warn!("not ready: no token signing keys from AC");
         return ApiError::unavailable().into_response();
     }
-    Json(json!({ "status": "ready" })).into_response()
+    Json(Ready { status: "ready" }).into_response()
 }
 
-/// Prometheus text exposition.
+/// Prometheus metrics.
+///
+/// The Prometheus text format; the catalog is `docs/observability/metrics/gc-service.md`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String,
+         example = "# TYPE gc_http_requests_total counter\ngc_http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 3\n"),
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     common::http::metrics_response(&state.metrics)
 }

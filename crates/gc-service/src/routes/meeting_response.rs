@@ -4,29 +4,59 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::meeting::Meeting;
+use crate::domain::meeting::{Meeting, MeetingStatus};
 use crate::use_cases::get::MeetingView;
+use common::display_name::DisplayName;
+use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
+use utoipa::ToSchema;
 
-/// The meeting object of DESIGN §3. It has no field for the join-token secret.
-#[derive(Debug, Serialize)]
+/// A meeting (DESIGN §3), as one caller sees it. It has no field for the join-token secret,
+/// nor the org's id.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Meeting)]
 pub struct MeetingResponse {
+    /// A UUIDv7.
     pub meeting_id: Uuid,
+    #[schema(value_type = MeetingCode)]
     pub meeting_code: String,
+    #[schema(value_type = DisplayName)]
     pub display_name: String,
+    /// `scheduled` until the first seat is taken, `active` until it ends.
+    #[schema(schema_with = meeting_status)]
     pub status: &'static str,
+    /// The user who created it.
     pub host_id: Uuid,
+    #[schema(minimum = 2)]
     pub max_participants: i32,
     pub settings: MeetingSettings,
+    /// In UTC.
     pub scheduled_start_time: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// When the first seat was taken.
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// `<GC_PUBLIC_BASE_URL>/m/<meeting_code>`.
+    #[schema(format = "uri")]
     pub join_url: String,
+    /// People seated in the room now (0 once ended).
     pub participant_count: u32,
-    /// Only the host sees the lobby.
+    /// People waiting in the lobby: present only when the caller is the host.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u32, required = false)]
     pub lobby_count: Option<u32>,
+}
+
+/// The values of `status`, from the domain's statuses.
+fn meeting_status() -> utoipa::openapi::schema::ObjectBuilder {
+    common::openapi::string_enum(
+        [
+            MeetingStatus::Scheduled,
+            MeetingStatus::Active,
+            MeetingStatus::Ended,
+        ]
+        .map(MeetingStatus::as_str),
+    )
 }
 
 impl MeetingResponse {
@@ -81,7 +111,6 @@ mod tests {
     use common::meeting_code::MeetingCode;
 
     use super::*;
-    use crate::domain::meeting::MeetingStatus;
 
     #[test]
     fn the_response_has_the_design_fields_and_no_secret() {

@@ -6,8 +6,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use common::display_name::DisplayName;
+use common::error::ErrorEnvelope;
 use common::http::StrictJson;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::auth::MeetingCreator;
 use crate::client::ClientInfo;
@@ -16,7 +18,7 @@ use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::meeting::{
     CreateMeeting, MaxParticipants, SettingsChange, ValidationError, check_scheduled_start,
 };
-use crate::error::Error;
+use crate::error::{Error, forbidden};
 use crate::routes::meeting_response::MeetingResponse;
 use crate::startup::AppState;
 use crate::use_cases::create::{self, Created};
@@ -27,38 +29,53 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on a 201 that replays an earlier create instead of creating.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-/// Body of `POST /api/v1/meetings`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/v1/meetings`. `null` means the same as leaving a field out.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMeetingRequest {
+    #[schema(value_type = DisplayName)]
     pub display_name: String,
+    /// 2 up to the org's `max_participants_per_meeting` (at most 10000, AC's bound); out of
+    /// range is a 400, never capped. Default: `min(100, org limit)`.
     #[serde(default)]
+    #[schema(minimum = 2, maximum = 10000, examples(25))]
     pub max_participants: Option<i32>,
+    /// RFC 3339 with an offset (`Z` or `+hh:mm`), between 5 minutes ago and 366 days ahead;
+    /// returned in UTC. A scheduled meeting nobody joins expires 24 h after it.
     #[serde(default)]
+    #[schema(examples("2027-01-07T09:00:00+01:00"))]
     pub scheduled_start_time: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "common::json::optional_object")]
+    #[schema(nullable = true)]
     pub settings: Option<SettingsRequest>,
 }
 
-/// The settings a request may set; absent ones keep their secure default.
-#[derive(Debug, Default, Deserialize)]
+/// The settings a request may set; absent (or `null`) ones keep their secure default.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsRequest {
+    /// Default `true`.
     #[serde(default)]
     pub waiting_room_enabled: Option<bool>,
-    /// Another name for `waiting_room_enabled` (DESIGN §3).
+    /// Another name for `waiting_room_enabled` (DESIGN §3); if both are sent they must agree.
     #[serde(default)]
     pub lock_room: Option<bool>,
+    /// Default `false`.
     #[serde(default)]
     pub enable_transcription: Option<bool>,
+    /// Default `true`.
     #[serde(default)]
     pub enable_e2e_encryption: Option<bool>,
+    /// Default `true`.
     #[serde(default)]
     pub require_auth: Option<bool>,
+    /// Default `false`.
     #[serde(default)]
     pub recording_enabled: Option<bool>,
+    /// Default `false`.
     #[serde(default)]
     pub allow_guests: Option<bool>,
+    /// Default `false`.
     #[serde(default)]
     pub allow_external_participants: Option<bool>,
 }
@@ -116,8 +133,73 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Va
     IdempotencyKey::parse(raw).map(Some)
 }
 
-/// `POST /api/v1/meetings`. The role is checked (by [`MeetingCreator`]) before the body is
-/// read.
+/// Create a meeting.
+///
+/// Also served at `/api/v1/meetings/` (never a redirect). The caller needs the role `user`,
+/// `org_admin` or `admin`, checked before the body is read; the meeting's org is the token's
+/// `org_id` and its host the token's `sub`. A new meeting is `scheduled` and takes one of the
+/// org's `max_concurrent_meetings` places until it ends. With an `Idempotency-Key`, a retry by
+/// the same user with the same key and request returns the first meeting (201 with
+/// `Idempotent-Replayed: true`) and creates nothing.
+///
+/// Order of checks: authentication (401, 503), role (403), content type, size and JSON shape
+/// (400, 413), field rules (400), `Idempotency-Key` format (400), then the database: a stored
+/// key (replay or 409), org or user inactive (403), `max_participants` above the org limit
+/// (400), org at its limit (403).
+#[utoipa::path(
+    post,
+    path = "/api/v1/meetings",
+    tag = "meetings",
+    security(("userToken" = ["user", "org_admin", "admin"])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false,
+         description = "Makes the create safe to retry: 1-255 visible ASCII characters (`!` to `~`), sent once; per user, honoured for 24 hours",
+         min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$",
+         example = "0190f1b2-7c1e-7abc-8def-0123456789ab"),
+    ),
+    request_body(content = CreateMeetingRequest,
+        examples(
+            ("minimal" = (summary = "A name; everything else takes its default",
+                value = json!({"display_name": "Standup"}))),
+            ("full" = (summary = "Every field",
+                value = json!({"display_name": "Weekly sync", "max_participants": 25,
+                               "scheduled_start_time": "2027-01-07T09:00:00+01:00",
+                               "settings": {"lock_room": false, "enable_transcription": true}}))),
+        )),
+    responses(
+        (status = 201, description = "Created (or, with `Idempotent-Replayed: true`, the meeting a first request with the same key created, in its current state). No `Location` header.",
+         headers(("Idempotent-Replayed" = String, description = "`true` on a replay; absent otherwise")),
+         body = MeetingResponse, example = json!(super::openapi::meeting_example("scheduled"))),
+        (status = 400, description = "A field breaks its rule, `max_participants` is above the org's limit, `lock_room` and `waiting_room_enabled` disagree, or the `Idempotency-Key` is malformed",
+         body = ErrorEnvelope,
+         examples(
+             ("display_name" = (summary = "A blank display_name",
+                 value = json!(super::openapi::example(Error::Validation(ValidationError::DisplayName(common::display_name::DisplayNameError::Blank)))))),
+             ("above_org_limit" = (summary = "max_participants above the org's max_participants_per_meeting",
+                 value = json!(super::openapi::example(Error::Validation(ValidationError::MaxParticipantsAboveOrgLimit { max: 100 }))))),
+             ("lock_room" = (summary = "lock_room and waiting_room_enabled disagree",
+                 value = json!(super::openapi::example(Error::Validation(ValidationError::ConflictingWaitingRoom))))),
+             ("scheduled_start_time" = (summary = "A start time in the past",
+                 value = json!(super::openapi::example(Error::Validation(ValidationError::ScheduledStartInPast))))),
+             ("idempotency_key" = (summary = "A malformed Idempotency-Key",
+                 value = json!(super::openapi::example(Error::Validation(ValidationError::InvalidIdempotencyKey))))),
+         )),
+        (status = 403, description = "The token lacks the role; the user or the org is not active; or the org already has `max_concurrent_meetings` meetings in `scheduled` or `active`",
+         body = ErrorEnvelope,
+         examples(
+             ("missing_role" = (summary = "The token has none of user, org_admin, admin",
+                 value = json!(super::openapi::example(Error::Forbidden(forbidden::MISSING_ROLE.into()))))),
+             ("user_not_active" = (summary = "The user was deactivated",
+                 value = json!(super::openapi::example(Error::Forbidden(forbidden::USER_NOT_ACTIVE.into()))))),
+             ("org_not_active" = (summary = "The org is unknown or deactivated",
+                 value = json!(super::openapi::example(Error::Forbidden(forbidden::ORG_NOT_ACTIVE.into()))))),
+             ("org_meeting_limit_reached" = (summary = "The org is at its concurrent-meeting limit",
+                 value = json!(super::openapi::example(Error::OrgMeetingLimitReached)))),
+         )),
+        (status = 409, description = "The `Idempotency-Key` was used with another request",
+         body = ErrorEnvelope, example = json!(super::openapi::example(Error::IdempotencyKeyReused))),
+    ),
+)]
 #[tracing::instrument(
     name = "gc.meeting.create",
     skip_all,

@@ -16,7 +16,9 @@ use crate::startup::AppState;
 pub mod health;
 pub mod meeting_response;
 pub mod meetings;
+pub mod openapi;
 pub mod participation;
+pub mod web;
 
 /// The router of [`router_with`] with nothing added.
 pub fn router(state: AppState, layers: ServiceLayers) -> Router {
@@ -28,6 +30,16 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
     // Counts every create attempt, including those refused before the handler runs.
     let create =
         post(meetings::create_meeting).route_layer(from_fn(crate::metrics::record_create_outcome));
+
+    // The web client, only when GC_WEB_DIR is set: `/`, every `join_url` and their assets.
+    let pages = if state.web.is_some() {
+        Router::new()
+            .route("/", get(web::page))
+            .route("/m/{code}", get(web::page))
+            .route("/assets/{name}", get(web::asset_file))
+    } else {
+        Router::new()
+    };
 
     let routes = Router::new()
         // Both spellings, and never a redirect: a redirected POST loses its body in many clients.
@@ -66,6 +78,8 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route("/api/v1/openapi.json", get(openapi::openapi_document))
+        .merge(pages)
         .merge(extra)
         .with_state(state);
     layers::apply(routes, layers)

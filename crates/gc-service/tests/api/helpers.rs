@@ -96,6 +96,20 @@ pub async fn spawn_stack_full(
     lifecycle: LifecycleSettings,
     extra_routes: Router<AppState>,
 ) -> TestStack {
+    spawn_stack_configured(pool, extra_routes, |config| {
+        config.shell = shell;
+        config.lifecycle = lifecycle;
+    })
+    .await
+}
+
+/// [`spawn_stack`] with GC's configuration changed by `configure` (the test defaults
+/// otherwise).
+pub async fn spawn_stack_configured(
+    pool: PgPool,
+    extra_routes: Router<AppState>,
+    configure: impl FnOnce(&mut Config),
+) -> TestStack {
     // The process's one recorder gets GC's buckets only if GC installs it before AC does.
     gc_service::metrics::install().unwrap();
     let user = |email: &str, roles: Value| json!({"email": email, "password": PASSWORD, "display_name": "Someone", "roles": roles});
@@ -132,11 +146,8 @@ pub async fn spawn_stack_full(
     })
     .await;
 
-    let config = Config {
-        shell,
-        lifecycle,
-        ..gc_config(&ac_base)
-    };
+    let mut config = gc_config(&ac_base);
+    configure(&mut config);
     let gc_app = Application::build_with(config, pool.clone(), extra_routes)
         .await
         .unwrap();
@@ -186,8 +197,13 @@ fn ac_config() -> ac_service::config::Config {
         login_max_failures_per_ip: 1000,
         login_failure_window_secs: 900,
         trust_forwarded_for: false,
+        // The pages GC serves in the web tests sign in from this origin.
+        cors_allowed_origins: vec![WEB_ORIGIN.into()],
     }
 }
+
+/// The origin AC lets sign in from a browser in these tests.
+pub const WEB_ORIGIN: &str = "http://meet.test";
 
 /// The shell's defaults, but a stop that does not wait for load balancers.
 pub fn test_shell_settings() -> ShellSettings {
@@ -211,6 +227,7 @@ pub fn gc_config(ac_base: &str) -> Config {
         client_secret: GC_CLIENT.1.into(),
         shell: test_shell_settings(),
         lifecycle: test_lifecycle(),
+        web: Default::default(),
     }
 }
 
