@@ -17,8 +17,11 @@
 # CONVENE_GC_GRPC_PORT (50051), CONVENE_MC_GRPC_PORT (50052), and for the second MC
 # CONVENE_MC2_PORT (8083) and CONVENE_MC2_GRPC_PORT (50053);
 # CONVENE_READY_TIMEOUT (60 s);
-# RUST_LOG (info). State, logs and pids live in .dev/ (git-ignored); `rm -rf .dev` after
-# `down` resets everything.
+# RUST_LOG (info). The services inherit the rest of the environment, so their own settings
+# (AC_KEY_ACTIVATION_DELAY_SECS, say) can be given too. State, logs and pids live in .dev/
+# (git-ignored; CONVENE_DEV_DIR moves them, and CONVENE_PG_DATABASE / CONVENE_REDIS_DB pick
+# another database: a second stack beside this one, as scripts/env-tests.sh runs);
+# `rm -rf .dev` after `down` resets everything.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -87,7 +90,7 @@ load_master_key() {
   mkdir -p "$CONVENE_DEV_DIR"
   if [ ! -s "$MASTER_KEY_FILE" ]; then
     (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n' >"$MASTER_KEY_FILE")
-    convene_log "generated AC master key in $(rel "$MASTER_KEY_FILE") (if AC cannot decrypt its signing keys, the database predates this key: drop database convene)"
+    convene_log "generated AC master key in $(rel "$MASTER_KEY_FILE") (if AC cannot decrypt its signing keys, the database predates this key: drop database ${CONVENE_PG_DATABASE:-convene})"
   fi
   AC_MASTER_KEY="$(cat "$MASTER_KEY_FILE")"
 }
@@ -98,12 +101,13 @@ service_env() {
   case "$1" in
     ac-service)
       SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "AC_HTTP_ADDR=$BIND:$AC_PORT"
-        "AC_MASTER_KEY=$AC_MASTER_KEY")
+        "AC_MASTER_KEY=$AC_MASTER_KEY" "AC_CORS_ALLOWED_ORIGINS=$GC_URL")
       ;;
     gc-service)
       SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "GC_HTTP_ADDR=$BIND:$GC_PORT"
         "GC_GRPC_ADDR=$BIND:$GC_GRPC_PORT" "GC_PUBLIC_BASE_URL=$GC_URL"
         "GC_CLIENT_ID=convene-gc" "GC_CLIENT_SECRET=$(seed_secret convene-gc)")
+      web_env
       ;;
     mc-service)
       SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC_PORT"
@@ -158,6 +162,31 @@ build() {
   convene_log "building ac-service, gc-service, mc-service (cargo build, dev profile)"
   (cd "$CONVENE_REPO" && cargo build --bin ac-service --bin gc-service --bin mc-service) \
     || convene_die "cargo build failed"
+  build_web
+}
+
+# The meeting page (web/, docs/web.md), served by GC from web/dist. Built with the machine's
+# Node.js and npm, installed from Debian's packages when missing; when that fails, the stack
+# runs without pages (the API is unaffected).
+build_web() {
+  if ! convene_have npm; then
+    (convene_apt_install nodejs npm) || true
+  fi
+  if ! convene_have npm; then
+    convene_warn "npm is not available: the meeting page (web/) is not built, GC serves the API only"
+    return
+  fi
+  convene_log "building the meeting page (web/: npm ci, npm run build)"
+  (cd "$CONVENE_REPO/web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run --silent build) \
+    || convene_die "building web/ failed (run npm run build in web/ to see why)"
+}
+
+# GC serves the page only when it was built.
+WEB_DIR="$CONVENE_REPO/web/dist"
+web_env() {
+  if [ -f "$WEB_DIR/index.html" ]; then
+    SVC_ENV+=("GC_WEB_DIR=$WEB_DIR")
+  fi
 }
 
 # Run a one-shot ac-service subcommand (migrate, seed ...) with AC's environment.
@@ -235,9 +264,11 @@ user_token() {
 }
 
 issue_tokens() {
-  local host guest
+  local host guest admin_secret shown
   host="$(user_token host@demo.test)" || exit 1
   guest="$(user_token guest@demo.test)" || exit 1
+  admin_secret="$(seed_secret convene-admin)" || exit 1
+  shown="$(rel "$TOKENS_FILE")"
   HOST_TOKEN="${host% *}"
   GUEST_TOKEN="${guest% *}"
   TOKEN_TTL="${host##* }"
@@ -246,10 +277,13 @@ issue_tokens() {
     umask 077
     cat >"$TOKENS_FILE" <<EOF
 # Written by scripts/dev.sh on $(date -u '+%Y-%m-%dT%H:%M:%SZ'); tokens expire after ${TOKEN_TTL}s
-# (renew: scripts/dev.sh tokens). Use: source .dev/tokens.env (TOKEN is the host's token)
+# (renew: scripts/dev.sh tokens). Use: source $shown (TOKEN is the host's token).
+# The URLs and the admin client are what the env-tests read (env-tests/README.md).
 CONVENE_AC_URL=$AC_URL
 CONVENE_GC_URL=$GC_URL
 CONVENE_MC_URL=$MC_URL
+CONVENE_ADMIN_CLIENT_ID=convene-admin
+CONVENE_ADMIN_CLIENT_SECRET=$admin_secret
 HOST_TOKEN=$HOST_TOKEN
 GUEST_TOKEN=$GUEST_TOKEN
 TOKEN=$HOST_TOKEN
@@ -307,6 +341,7 @@ Convene dev stack is up.
   GC          $GC_URL
   MC          $MC_URL (gRPC 127.0.0.1:$MC_GRPC_PORT)$(if [ "${#SERVICES[@]}" -gt 3 ]; then printf '\n  MC 2        http://%s:%s (gRPC %s:%s)' "$BIND" "$MC2_PORT" "$BIND" "$MC2_GRPC_PORT"; fi)
   GC gRPC     127.0.0.1:$GC_GRPC_PORT
+  Web page    $(if [ -f "$WEB_DIR/index.html" ]; then printf '%s/ (sign in as host@demo.test, password %s)' "$GC_URL" "$DEMO_PASSWORD"; else printf 'not built (needs npm)'; fi)
   PostgreSQL  $DATABASE_URL
   Redis       $REDIS_URL
   Logs        $(rel "$LOG_DIR")/<service>.log    Stop: scripts/dev.sh down
@@ -319,7 +354,7 @@ cmd_down() {
   stop_services
   convene_pg_local_stop
   convene_redis_local_stop
-  convene_log "stack stopped (data kept in .dev/; rm -rf .dev to reset)"
+  convene_log "stack stopped (data kept in $(rel "$CONVENE_DEV_DIR")/; rm -rf $(rel "$CONVENE_DEV_DIR") to reset)"
 }
 
 cmd_status() {

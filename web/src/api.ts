@@ -1,0 +1,150 @@
+// The public REST APIs: sign-in at AC, meetings at GC (same origin as this page). Tokens go in
+// the Authorization header, never in a URL.
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Settings {
+  waiting_room_enabled: boolean;
+  enable_transcription: boolean;
+  enable_e2e_encryption: boolean;
+  require_auth: boolean;
+  recording_enabled: boolean;
+  allow_guests: boolean;
+  allow_external_participants: boolean;
+}
+
+/** The secure defaults of DESIGN §3, in the order the forms show them. */
+export const SETTING_LABELS: [keyof Settings, string][] = [
+  ["waiting_room_enabled", "Waiting room (the host admits people)"],
+  ["enable_e2e_encryption", "End-to-end encryption"],
+  ["require_auth", "Only signed-in people"],
+  ["allow_external_participants", "People from other organizations may join"],
+  ["allow_guests", "Guests without an account"],
+  ["recording_enabled", "Recording"],
+  ["enable_transcription", "Transcription"],
+];
+
+export const DEFAULT_SETTINGS: Settings = {
+  waiting_room_enabled: true,
+  enable_transcription: false,
+  enable_e2e_encryption: true,
+  require_auth: true,
+  recording_enabled: false,
+  allow_guests: false,
+  allow_external_participants: false,
+};
+
+export interface Meeting {
+  meeting_id: string;
+  meeting_code: string;
+  display_name: string;
+  status: "scheduled" | "active" | "ended";
+  host_id: string;
+  max_participants: number;
+  settings: Settings;
+  created_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  join_url: string;
+  participant_count: number;
+  lobby_count?: number;
+}
+
+export interface JoinResult {
+  status: "admitted" | "waiting";
+  role: "host" | "guest";
+  meeting_token: string;
+  expires_in: number;
+  signaling_url: string;
+  meeting: Meeting;
+}
+
+export interface History {
+  items: Meeting[];
+  page: number;
+  page_size: number;
+  total: number;
+}
+
+/** Where AC is, as GC wrote it into the page. */
+function acUrl(): string {
+  const meta = document.querySelector<HTMLMetaElement>('meta[name="convene-ac-url"]');
+  return (meta?.content ?? "").replace(/\/+$/, "");
+}
+
+async function call<T>(url: string, method: string, token: string | null, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (token) headers["Authorization"] = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? null : JSON.stringify(body),
+      credentials: "omit",
+      cache: "no-store",
+      signal: AbortSignal.timeout(15_000),
+    });
+  } catch {
+    throw new ApiError(0, "NETWORK", "The service cannot be reached. Check your connection and try again.");
+  }
+  const text = await response.text();
+  const parsed = text ? safeJson(text) : null;
+  if (!response.ok) {
+    // The §7 envelope: {"error": {"code", "message"}}.
+    const error = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
+    throw new ApiError(
+      response.status,
+      error?.code ?? `HTTP_${response.status}`,
+      error?.message ?? `The request failed (${response.status}).`,
+    );
+  }
+  return parsed as T;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+const base = "/api/v1/meetings";
+const enc = encodeURIComponent;
+
+export const ac = {
+  signIn: (email: string, password: string) =>
+    call<{ access_token: string; expires_in: number }>(`${acUrl()}/api/v1/auth/user/token`, "POST", null, {
+      email,
+      password,
+    }),
+};
+
+export const gc = {
+  create: (token: string, body: { display_name: string; max_participants?: number; settings: Settings }) =>
+    call<Meeting>(base, "POST", token, body),
+  get: (token: string, code: string) => call<Meeting>(`${base}/${enc(code)}`, "GET", token),
+  join: (token: string, code: string) => call<JoinResult>(`${base}/${enc(code)}/join`, "POST", token),
+  admit: (token: string, code: string, user: string) =>
+    call<unknown>(`${base}/${enc(code)}/admit/${enc(user)}`, "POST", token),
+  reject: (token: string, code: string, user: string) =>
+    call<unknown>(`${base}/${enc(code)}/reject/${enc(user)}`, "POST", token),
+  admitAll: (token: string, code: string) =>
+    call<{ admitted: string[]; still_waiting: string[] }>(`${base}/${enc(code)}/admit-all`, "POST", token),
+  leave: (token: string, code: string) => call<unknown>(`${base}/${enc(code)}/leave`, "POST", token),
+  end: (token: string, code: string) => call<Meeting>(`${base}/${enc(code)}/end`, "POST", token),
+  config: (token: string, code: string, patch: Partial<Settings> & { max_participants?: number }) =>
+    call<Meeting>(`${base}/${enc(code)}/config`, "PATCH", token, patch),
+  history: (token: string, page: number) =>
+    call<History>(`${base}/history?role=any&page=${page}&page_size=20`, "GET", token),
+};
