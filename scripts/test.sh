@@ -3,13 +3,15 @@
 # Runs every test of the workspace: makes sure PostgreSQL and Redis are reachable (reusing
 # running ones, else starting project-local ones under .dev/, installing the server packages
 # if missing), then runs the doc tests, the operations checks (scripts/check-ops.sh: alert
-# rules and their unit tests, catalogs, runbooks) and every other test with cargo-nextest
-# (installed when missing: the tests need one process each, see ensure_nextest in lib.sh).
-# The exit code is the tests' exit code.
+# rules and their unit tests, catalogs, dashboards, runbooks, Kubernetes manifests), the
+# OpenAPI documents' check (scripts/openapi.sh --check), the tests of a running stack
+# (scripts/stack-tests.sh: env-tests, API fuzzing, the meeting page in Chromium) and every other
+# test with cargo-nextest (installed when missing: the tests need one process each, see
+# ensure_nextest in lib.sh). The exit code is the tests' exit code.
 #
 # Usage: scripts/test.sh [ARGS...]
 #   ARGS are passed to `cargo nextest run`, e.g. a test-name filter or `-p gc-service`. Doc
-#   tests and the operations checks run only when no ARGS are given.
+#   tests, the operations checks and the stack tests run only when no ARGS are given.
 #
 # Tests see DATABASE_URL (the `postgres` database of a server where the role may CREATEDB:
 # #[sqlx::test] creates one database per test) and REDIS_URL. CARGO_TARGET_DIR is honoured.
@@ -37,6 +39,14 @@ if [ $# -eq 0 ]; then
   ops_status=0
   "$CONVENE_REPO/scripts/check-ops.sh" || ops_status=$?
   if [ "$status" -eq 0 ]; then status="$ops_status"; fi
+  # The OpenAPI documents: checked in as generated, and valid OpenAPI 3.1.
+  openapi_status=0
+  "$CONVENE_REPO/scripts/openapi.sh" --check || openapi_status=$?
+  if [ "$status" -eq 0 ]; then status="$openapi_status"; fi
+  # A stack of its own: the env-tests, fuzzing from the OpenAPI documents, the browser tests.
+  stack_status=0
+  "$CONVENE_REPO/scripts/stack-tests.sh" || stack_status=$?
+  if [ "$status" -eq 0 ]; then status="$stack_status"; fi
 fi
 # With arguments (`-p gc-service`, a filter) they choose what runs; without, everything does.
 scope=(--workspace)

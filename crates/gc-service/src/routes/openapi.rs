@@ -140,9 +140,8 @@ fn require_agreeing_waiting_room(doc: &mut utoipa::openapi::OpenApi, schema: &st
     let null = || ObjectBuilder::new().schema_type(Type::Null);
     // Each branch speaks of these two properties only; the object itself names the rest.
     let branch = || {
-        ObjectBuilder::new().additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(
-            true,
-        )))
+        ObjectBuilder::new()
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(true)))
     };
     let exactly = |value: bool| {
         ObjectBuilder::new()
