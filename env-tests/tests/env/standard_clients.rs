@@ -55,11 +55,10 @@ async fn the_oauth2_crate_gets_service_tokens_with_basic_and_with_body_authentic
         // AC says "Bearer"; RFC 6749 §7.1 makes the type case-insensitive, as oauth2 reads it.
         assert_eq!(token.token_type(), &BasicTokenType::Bearer, "{auth_type:?}");
         assert!(token.expires_in().is_some_and(|ttl| ttl.as_secs() > 60));
-        // No scope granted. AC answers `"scope": ""`, which oauth2 reads as one empty scope.
+        // No scope granted: AC leaves `scope` out, so the library sees no scope at all (an
+        // empty string would read as one empty scope).
         assert!(
-            token
-                .scopes()
-                .is_none_or(|scopes| scopes.iter().all(|scope| scope.is_empty())),
+            token.scopes().is_none(),
             "{auth_type:?}: {:?}",
             token.scopes()
         );

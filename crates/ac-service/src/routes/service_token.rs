@@ -152,7 +152,10 @@ pub(super) struct ServiceTokenResponse {
     token_type: &'static str,
     /// Seconds until the token expires (`AC_SERVICE_TOKEN_TTL_SECS`, 3600 by default).
     expires_in: u64,
-    /// The granted scopes, space-separated and sorted.
+    /// The granted scopes, space-separated and sorted; left out when none is granted (RFC 6749
+    /// has no empty scope, and clients read `""` as one empty scope).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(required = false)]
     scope: String,
 }
 
@@ -410,7 +413,34 @@ fn basic_credentials(
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed)?;
     let decoded = String::from_utf8(decoded).map_err(|_| CredentialsRefused::Invalid)?;
     let (id, secret) = decoded.split_once(':').ok_or(malformed)?;
-    Ok(Some((id.to_owned(), SecretString::from(secret))))
+    // RFC 6749 §2.3.1: both are form-urlencoded before they are joined, so a standard client
+    // sends `a+b%2Fc` for `a b/c`. The secrets AC issues are URL-safe, for which this changes
+    // nothing.
+    let id = form_decode(id).ok_or(malformed)?;
+    let secret = form_decode(secret).ok_or(malformed)?;
+    Ok(Some((id, SecretString::from(secret))))
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; `None` for a
+/// broken escape or bytes that are not UTF-8.
+fn form_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The scopes of the token: all of the client's when none are asked for, else exactly those
@@ -465,6 +495,21 @@ mod tests {
         let (id, secret) = basic_credentials(&headers).unwrap().unwrap();
         assert_eq!(id, "convene-gc");
         assert_eq!(secret.expose_secret(), "s3cret:with:colons");
+        // Form-urlencoded as RFC 6749 §2.3.1 asks (what OAuth2 libraries send).
+        let value = format!("Basic {}", STANDARD.encode("my+client:a+b%2Fc%3D%21%25"));
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        let (id, secret) = basic_credentials(&headers).unwrap().unwrap();
+        assert_eq!(id, "my client");
+        assert_eq!(secret.expose_secret(), "a b/c=!%");
+        for broken in ["id:%", "id:%4", "id:%zz", "id:%ff%fe", "%:secret"] {
+            let value = format!("Basic {}", STANDARD.encode(broken));
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            assert_eq!(
+                basic_credentials(&headers).err(),
+                Some(CredentialsRefused::Malformed),
+                "{broken}"
+            );
+        }
         headers.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
         assert_eq!(
             basic_credentials(&headers).err(),
