@@ -282,6 +282,7 @@ issue_tokens() {
 CONVENE_AC_URL=$AC_URL
 CONVENE_GC_URL=$GC_URL
 CONVENE_MC_URL=$MC_URL
+$(if [ "${#SERVICES[@]}" -gt 3 ]; then printf 'CONVENE_MC_URLS=%s,http://%s:%s' "$MC_URL" "$BIND" "$MC2_PORT"; fi)
 CONVENE_ADMIN_CLIENT_ID=convene-admin
 CONVENE_ADMIN_CLIENT_SECRET=$admin_secret
 HOST_TOKEN=$HOST_TOKEN

@@ -18,8 +18,8 @@
 # NEXTEST_ARGS go to `cargo nextest run --profile env-tests -p env-tests`, e.g. a test-name
 # filter (the default nextest profile, which scripts/test.sh uses, leaves the env-tests out).
 #
-# The env-test stack: AC http://127.0.0.1:18082, GC http://127.0.0.1:18080 (gRPC 51051), MC
-# http://127.0.0.1:18081 (gRPC 51052); state, logs and pids in .dev/env-tests; PostgreSQL
+# The env-test stack: AC http://127.0.0.1:18082, GC http://127.0.0.1:18080 (gRPC 51051), two MCs
+# http://127.0.0.1:18081 (gRPC 51052) and http://127.0.0.1:18083 (gRPC 51053); state, logs and pids in .dev/env-tests; PostgreSQL
 # database convene_env_tests (dropped and created afresh at every start) and Redis database 9,
 # on the servers scripts/lib.sh finds or starts. A failing run prints where the service logs are.
 # promtool (Debian's `prometheus` package, never started) is installed when missing: the
@@ -53,8 +53,10 @@ if [ "$MODE" != no-stack ]; then
   CONVENE_MC_PORT=18081
   CONVENE_GC_GRPC_PORT=51051
   CONVENE_MC_GRPC_PORT=51052
+  CONVENE_MC2_PORT=18083
+  CONVENE_MC2_GRPC_PORT=51053
   export CONVENE_DEV_DIR CONVENE_PG_DATABASE CONVENE_REDIS_DB CONVENE_AC_PORT CONVENE_GC_PORT \
-    CONVENE_MC_PORT CONVENE_GC_GRPC_PORT CONVENE_MC_GRPC_PORT
+    CONVENE_MC_PORT CONVENE_GC_GRPC_PORT CONVENE_MC_GRPC_PORT CONVENE_MC2_PORT CONVENE_MC2_GRPC_PORT
 fi
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -74,11 +76,14 @@ fi
 #   it every second (30 s by default);
 # - every wrong secret the tests send counts against 127.0.0.1's failure budget, which repeated
 #   runs would exhaust within AC's 15-minute window;
-# - a stop need not wait for load balancers that do not exist here.
+# - a stop need not wait for load balancers that do not exist here;
+# - two meeting controllers, and GC gives a silent one up after 6 s (15 s by default), so that
+#   the browser tests' failover takes seconds.
 stack_settings() {
   export AC_KEY_ACTIVATION_DELAY_SECS=21 AC_KEY_REFRESH_INTERVAL_SECS=1
   export AC_LOGIN_MAX_FAILURES_PER_IP=100000
   export SHUTDOWN_READINESS_GRACE_SECS=0
+  export MC_HEARTBEAT_INTERVAL_SECS=2 MC_HEARTBEAT_TIMEOUT_SECS=6
 }
 
 # A fresh database at every start: nothing of an earlier run (its orgs, meetings and keys)
@@ -130,7 +135,7 @@ start_stack() {
   STACK_UP=1
   convene_log "starting the env-test stack (scripts/dev.sh up; its banner in ${CONVENE_DEV_DIR#"$CONVENE_REPO"/}/up.log)"
   mkdir -p "$CONVENE_DEV_DIR"
-  "$DEV" up >"$CONVENE_DEV_DIR/up.log" || convene_die "the env-test stack did not start (see above)"
+  "$DEV" up --second-mc >"$CONVENE_DEV_DIR/up.log" || convene_die "the env-test stack did not start (see above)"
   # URLs and the admin client, as dev.sh wrote them.
   set -a
   # shellcheck source=/dev/null

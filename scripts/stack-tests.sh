@@ -32,7 +32,9 @@ if [ -f "$TOKENS" ]; then
   # shellcheck source=/dev/null
   source "$TOKENS"
   set +a
+  # The browser tests read the logs (for tokens) and kill a controller (its failover).
   export CONVENE_LOG_DIR="$CONVENE_REPO/.dev/env-tests/logs"
+  export CONVENE_PID_DIR="$CONVENE_REPO/.dev/env-tests/pids"
   "$CONVENE_REPO/scripts/fuzz-api.sh" || keep $?
   "$CONVENE_REPO/scripts/web-tests.sh" || keep $?
 else

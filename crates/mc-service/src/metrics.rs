@@ -1,4 +1,4 @@
-//! MC's counters of rare events, created at 0 at start-up.
+//! MC's counters of rare events, and its open-sockets gauge, created at 0 at start-up.
 //!
 //! A counter that has never been incremented does not exist for Prometheus, so a rate over it is
 //! no rate at all: alerts on failures would stay silent and dashboards empty until the first
@@ -35,4 +35,7 @@ pub fn register() {
     }
     metrics::counter!("mc_ws_rate_limited_total").increment(0);
     metrics::counter!("mc_ws_slow_consumers_dropped_total").increment(0);
+    // A controller that has served no socket yet has none open: 0, not an absent series.
+    metrics::gauge!("mc_ws_connections_open").increment(0.0);
+    metrics::gauge!("mc_lobby_waiting_sockets").increment(0.0);
 }
