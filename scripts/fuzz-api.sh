@@ -43,17 +43,7 @@ for var in CONVENE_AC_URL CONVENE_GC_URL CONVENE_ADMIN_CLIENT_ID CONVENE_ADMIN_C
   [ -n "${!var:-}" ] || convene_die "$var is not set: run scripts/stack-tests.sh, or set the stack's URLs and admin client"
 done
 
-convene_have python3 || convene_apt_install python3
-if [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PIN" ]; then
-  convene_log "installing $PIN into .dev/api-fuzz"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV" 2>/dev/null || {
-    convene_apt_install python3-venv
-    python3 -m venv "$VENV"
-  }
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "$PIN"
-  printf '%s' "$PIN" >"$VENV/.pins"
-fi
+convene_py_tools "$VENV" "$PIN"
 
 # An org of its own (so the org limit is not the demo org's 10), a user in it, and the tokens.
 tokens="$("$VENV/bin/python" - <<'PY'

@@ -61,6 +61,28 @@ convene_as_root() {
 }
 
 # Install Debian packages non-interactively. Output goes to .dev/apt.log.
+# A project-local Python virtualenv $1 holding exactly the pinned packages $2...: made (with
+# Debian's python3-venv when the system Python needs it) and reinstalled when the pins change.
+convene_py_tools() {
+  local venv="$1"
+  shift
+  local wanted="$*"
+  convene_have python3 || convene_apt_install python3
+  if [ "$(cat "$venv/.pins" 2>/dev/null)" = "$wanted" ] && [ -x "$venv/bin/pip" ]; then
+    return
+  fi
+  if [ ! -x "$venv/bin/pip" ]; then
+    python3 -m venv "$venv" 2>/dev/null || {
+      rm -rf "$venv"
+      convene_apt_install python3-venv
+      python3 -m venv "$venv"
+    }
+  fi
+  convene_log "installing $* into ${venv#"$CONVENE_REPO"/}"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+  printf '%s' "$wanted" >"$venv/.pins"
+}
+
 convene_apt_install() {
   convene_have apt-get || convene_die "apt-get not found: install $* with your system's package manager and re-run"
   mkdir -p "$CONVENE_DEV_DIR"

@@ -35,24 +35,8 @@ VENV="$CONVENE_DEV_DIR/openapi-tools"
 # Pinned: a new version is a deliberate change, reviewed like code.
 PY_TOOLS=(openapi-spec-validator==0.9.0)
 
-# The project-local virtualenv with the pinned validator; reinstalled when the pins change.
-ensure_validator() {
-  convene_have python3 || convene_apt_install python3
-  if [ ! -x "$VENV/bin/pip" ]; then
-    # Debian's python3 makes a virtualenv only with its python3-venv package.
-    python3 -m venv "$VENV" 2>/dev/null || {
-      rm -rf "$VENV"
-      convene_apt_install python3-venv
-      python3 -m venv "$VENV"
-    }
-  fi
-  local wanted="${PY_TOOLS[*]}"
-  if [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$wanted" ]; then
-    convene_log "installing ${PY_TOOLS[*]} into ${VENV#"$CONVENE_REPO"/}"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
-    printf '%s' "$wanted" >"$VENV/.pins"
-  fi
-}
+# The project-local virtualenv with the pinned validator.
+ensure_validator() { convene_py_tools "$VENV" "${PY_TOOLS[@]}"; }
 
 ensure_rust_tools
 convene_log "cargo build -p ac-service -p gc-service --bins"
