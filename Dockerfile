@@ -39,6 +39,14 @@ RUN cargo build --release --locked -p ac-service -p gc-service -p mc-service \
  && mkdir -p /out \
  && cp target/release/ac-service target/release/gc-service target/release/mc-service /out/
 
+# The meeting page GC serves (web/, docs/web.md): plain TypeScript compiled by tsc.
+FROM docker.io/library/node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/ ./
+RUN npm run build
+
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 LABEL org.opencontainers.image.vendor="Convene" \
       org.opencontainers.image.licenses="Apache-2.0"
@@ -61,6 +69,8 @@ FROM runtime AS gc-service
 LABEL org.opencontainers.image.title="gc-service" \
       org.opencontainers.image.description="Convene global controller"
 COPY --from=builder /out/gc-service /usr/local/bin/gc-service
+COPY --from=web /web/dist /usr/share/convene/web
+ENV GC_WEB_DIR=/usr/share/convene/web
 EXPOSE 8080 50051
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/gc-service", "healthcheck"]
