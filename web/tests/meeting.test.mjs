@@ -164,6 +164,9 @@ test("host, guest, lobby, active speaker, reject, other org, reload, end", async
     assert.deepEqual(p.record.errors, [], `${p.record.label}: no script errors`);
   }
   assert.ok(tokens.length >= 3, "the pages held user tokens");
+  const meetingTokens = people.flatMap((p) => p.record.meetingTokens);
+  assert.ok(meetingTokens.length >= 3, "the joins handed out meeting tokens");
+  tokens.push(...meetingTokens);
   const allowed = new Set([new URL(env.gc()).host, new URL(env.ac()).host]);
   for (const p of people) {
     for (const url of [...p.record.requests, ...p.record.sockets]) {
@@ -184,7 +187,7 @@ test("host, guest, lobby, active speaker, reject, other org, reload, end", async
   if (logs && existsSync(logs)) {
     for (const file of readdirSync(logs)) {
       const text = readFileSync(join(logs, file), "utf8");
-      for (const token of tokens) assert.ok(!text.includes(token), `a user token in the log ${file}`);
+      for (const token of tokens) assert.ok(!text.includes(token), `a token in the log ${file}`);
     }
   }
   assert.match(code, /^[0-9A-Za-z]{12}$/);

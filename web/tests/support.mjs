@@ -143,8 +143,16 @@ export async function person(browser, label, { phone = false } = {}) {
   );
   await context.grantPermissions(["microphone"], { origin: env.gc() });
   const page = await context.newPage();
-  const record = { label, requests: [], sockets: [], console: [], errors: [] };
+  const record = { label, requests: [], sockets: [], console: [], errors: [], meetingTokens: [] };
   page.on("request", (request) => record.requests.push(request.url()));
+  // The meeting tokens joins hand out, to look for them where they must never be.
+  page.on("response", (response) => {
+    if (!response.url().endsWith("/join") || !response.ok()) return;
+    response
+      .json()
+      .then((body) => body?.meeting_token && record.meetingTokens.push(body.meeting_token))
+      .catch(() => {});
+  });
   page.on("websocket", (socket) => record.sockets.push(socket.url()));
   page.on("console", (message) => record.console.push(message.text()));
   page.on("pageerror", (error) => record.errors.push(String(error)));
