@@ -449,19 +449,21 @@ mod tests {
         use utoipa::openapi::security::SecurityRequirement;
         use utoipa::openapi::{PathsBuilder, ResponseBuilder};
 
+        // The handler documents a 503 of its own (a peer failed); the shared layer adds its own
+        // 503s (the timeout, no signing keys) beside it, not over it.
         let own = ResponseBuilder::new()
-            .description("Unknown meeting")
+            .description("A meeting controller failed")
             .content(
                 "application/json",
                 utoipa::openapi::ContentBuilder::new()
                     .schema(Some(envelope_ref()))
-                    .example(Some(example_body(&ApiError::not_found())))
+                    .example(Some(example_body(&ApiError::unavailable())))
                     .build(),
             )
             .build();
         let operation = OperationBuilder::new()
             .security(SecurityRequirement::new("userToken", Vec::<String>::new()))
-            .response("404", own)
+            .response("503", own)
             .build();
         let mut doc = OpenApi::new(
             utoipa::openapi::Info::new("t", "1"),
@@ -476,11 +478,19 @@ mod tests {
         );
         let json = serde_json::to_value(&doc).unwrap();
         let responses = &json["paths"]["/x"]["get"]["responses"];
-        let examples = &responses["404"]["content"]["application/json"]["examples"];
-        assert_eq!(examples["not_found"]["value"]["error"]["code"], "NOT_FOUND");
+        let unavailable = &responses["503"]["content"]["application/json"];
+        assert!(unavailable.get("example").is_none(), "{unavailable}");
+        let examples = &unavailable["examples"];
+        assert_eq!(
+            examples["service_unavailable"]["value"]["error"]["code"], "SERVICE_UNAVAILABLE",
+            "{unavailable}"
+        );
+        assert_eq!(
+            examples["service_unavailable"]["summary"],
+            "A meeting controller failed"
+        );
+        assert!(examples["timeout"].is_object() && examples["no_signing_keys"].is_object());
         assert!(responses["401"]["headers"]["WWW-Authenticate"].is_object());
-        let unavailable = &responses["503"]["content"]["application/json"]["examples"];
-        assert!(unavailable["timeout"].is_object() && unavailable["no_signing_keys"].is_object());
         assert!(responses["414"].is_object() && responses["431"].is_object());
         assert!(responses.get("413").is_none(), "no body, no 413");
         assert!(json["components"]["schemas"]["ErrorBody"].is_object());
