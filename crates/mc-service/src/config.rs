@@ -105,8 +105,22 @@ impl Config {
         let Some(path) = &self.client_secret_file else {
             anyhow::bail!("MC_CLIENT_SECRET or MC_CLIENT_SECRET_FILE is required");
         };
-        let text = std::fs::read_to_string(path)
+        // At most a little more than any secret: a wrong path (a device, a log) must not be
+        // read whole.
+        const MAX_SECRET_FILE_BYTES: u64 = 4096;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| {
+                use std::io::Read;
+                file.take(MAX_SECRET_FILE_BYTES + 1)
+                    .read_to_string(&mut text)
+            })
             .with_context(|| format!("cannot read MC_CLIENT_SECRET_FILE {}", path.display()))?;
+        anyhow::ensure!(
+            text.len() as u64 <= MAX_SECRET_FILE_BYTES,
+            "MC_CLIENT_SECRET_FILE {} is over {MAX_SECRET_FILE_BYTES} bytes: not a secret",
+            path.display()
+        );
         let secret = text.trim_end_matches(['\n', '\r']);
         anyhow::ensure!(
             !secret.is_empty(),
@@ -389,6 +403,20 @@ mod tests {
         ]
         .concat();
         assert!(Config::try_parse_from(both).is_err());
+
+        // A file far longer than a secret (a wrong path) is refused without reading it all.
+        std::fs::write(&file, vec![b'x'; 10_000]).unwrap();
+        let error = parsed.client_secret().unwrap_err().to_string();
+        assert!(error.contains("not a secret"), "{error}");
+        let endless = Config::try_parse_from(
+            [&without_secret[..], &["--client-secret-file", "/dev/zero"]].concat(),
+        )
+        .unwrap();
+        let error = format!("{:#}", endless.client_secret().unwrap_err());
+        assert!(
+            error.contains("not a secret") || error.contains("cannot read"),
+            "{error}"
+        );
 
         // An empty or missing file stops start-up with the path in the message.
         std::fs::write(&file, "\n").unwrap();

@@ -261,13 +261,18 @@ fn asset_type(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Reads a file of the client, at most [`MAX_FILE_BYTES`] of it (whatever its metadata says: a
+/// device or a growing file is cut off, not read whole) and [`MAX_TOTAL_BYTES`] in all.
 fn read_bounded(path: &Path, total: &mut u64) -> anyhow::Result<Vec<u8>> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let size = bytes.len() as u64;
     anyhow::ensure!(
         size <= MAX_FILE_BYTES,
-        "{} is {size} bytes, over the {MAX_FILE_BYTES} a web file may have",
+        "{} is over the {MAX_FILE_BYTES} bytes a web file may have",
         path.display()
     );
     *total += size;
@@ -275,7 +280,7 @@ fn read_bounded(path: &Path, total: &mut u64) -> anyhow::Result<Vec<u8>> {
         *total <= MAX_TOTAL_BYTES,
         "the web client is over {MAX_TOTAL_BYTES} bytes"
     );
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    Ok(bytes)
 }
 
 /// `scheme://host[:port]` of an http(s) or ws(s) URL, if it is one and holds nothing that could

@@ -192,6 +192,15 @@ fn a_bad_web_directory_stops_start_up_with_a_reason() {
     );
     assert!(error.contains("over the"), "{error}");
 
+    // A script that is a device (a wrong link) is cut off, not read forever.
+    let dir = client_dir("device");
+    std::os::unix::fs::symlink("/dev/zero", dir.join("assets/endless.js")).unwrap();
+    let error = format!(
+        "{:#}",
+        WebClient::load(&settings(dir), "http://ac").err().unwrap()
+    );
+    assert!(error.contains("over the"), "{error}");
+
     let dir = client_dir("src");
     let bad_source = WebSettings {
         web_dir: Some(dir),
