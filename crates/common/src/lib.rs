@@ -44,10 +44,16 @@ pub mod settings;
 pub mod shell;
 pub mod telemetry;
 
-/// Installs the `ring` provider for rustls and builds the HTTP client services use to talk to
-/// each other. Installing twice is harmless, so every constructor may call it.
-pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, reqwest::Error> {
+/// Makes `ring` the process's rustls provider (the HTTP client, and TLS to PostgreSQL and
+/// Redis: `sslmode=require`, `rediss://`). Installing twice is harmless, so every constructor
+/// may call it.
+pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Builds the HTTP client services use to talk to each other (with [`install_crypto_provider`]).
+pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, reqwest::Error> {
+    install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)

@@ -45,8 +45,11 @@ pub struct Application {
     grpc_addr: SocketAddr,
 }
 
-/// The Redis pool the configuration names: one server or a cluster.
+/// The Redis pool the configuration names: one server or a cluster. `rediss://` URLs connect
+/// over TLS, checking the server against the system's roots (`SSL_CERT_FILE` names a file of
+/// them, e.g. a private CA).
 pub fn redis_pool(config: &Config) -> anyhow::Result<RedisPool> {
+    common::install_crypto_provider();
     if !config.redis_cluster_urls.is_empty() {
         let pool = deadpool_redis::cluster::Config::from_urls(config.redis_cluster_urls.clone())
             .create_pool(Some(Runtime::Tokio1))

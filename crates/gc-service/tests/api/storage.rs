@@ -605,3 +605,39 @@ async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPoo
         assert_eq!(status, "active");
     }
 }
+
+/// `DATABASE_URL` may ask for TLS (`sslmode=require`, `verify-full`), as a managed PostgreSQL
+/// wants. Against a server with TLS on, GC's pool then talks TLS, and `verify-full` checks the
+/// server's certificate (the local server's is self-signed, so it is refused); against one with
+/// TLS off, asking for it fails instead of falling back to plain text.
+#[sqlx::test(migrations = false)]
+async fn the_database_url_can_ask_for_tls(pool: PgPool) {
+    use secrecy::SecretString;
+
+    let ssl: String = sqlx::query_scalar("show ssl")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let with = |mode: &str| {
+        let separator = if base.contains('?') { '&' } else { '?' };
+        SecretString::from(format!("{base}{separator}sslmode={mode}"))
+    };
+    let required = gc_service::db::connect(&with("require"), 1).await;
+    if ssl == "on" {
+        let tls_pool = required.unwrap();
+        let encrypted: bool =
+            sqlx::query_scalar("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+                .fetch_one(&tls_pool)
+                .await
+                .unwrap();
+        assert!(encrypted, "sslmode=require gave a plain-text connection");
+        let verified = gc_service::db::connect(&with("verify-full"), 1).await;
+        assert!(
+            verified.is_err(),
+            "verify-full accepted a certificate no trusted CA signed"
+        );
+    } else {
+        assert!(required.is_err(), "sslmode=require fell back to plain text");
+    }
+}
