@@ -4,6 +4,8 @@
 
 #[path = "../../common/tests/support/attack.rs"]
 mod attack;
+#[path = "shared/jwks.rs"]
+mod jwks;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,23 +18,6 @@ use tokio::sync::oneshot;
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// Serves a JWKS with one Ed25519 key, standing in for AC's key endpoint.
-async fn jwks_endpoint() -> String {
-    let app = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        axum::routing::get(|| async {
-            axum::Json(serde_json::json!({"keys": [{
-                "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "k1",
-                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
-            }]}))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
 }
 
 struct TestApp {
@@ -67,7 +52,7 @@ async fn spawn_app_with(
         redis_url: Some(redis_url),
         redis_cluster_urls: Vec::new(),
         room_ttl_secs: 600,
-        ac_url: jwks_endpoint().await,
+        ac_url: jwks::jwks_endpoint().await,
         jwt_issuer: "convene-ac".into(),
         client_id: "test-mc".into(),
         client_secret: Some("unused".into()),

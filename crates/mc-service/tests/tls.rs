@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "shared/jwks.rs"]
+mod jwks;
+
 /// A child process killed when dropped.
 struct Process(Child);
 
@@ -140,23 +143,6 @@ fn tls_redis(dir: &Path) -> (Process, u16) {
     (process, port)
 }
 
-/// Serves a JWKS with one Ed25519 key, standing in for AC's key endpoint (readiness needs keys).
-async fn jwks_endpoint() -> String {
-    let app = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        axum::routing::get(|| async {
-            axum::Json(serde_json::json!({"keys": [{
-                "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "k1",
-                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
-            }]}))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
 /// Starts `mc-service` against `redis_url`, trusting `ca` when given; returns the process and
 /// whether it became ready within `wait`.
 async fn mc_ready(redis_url: &str, ca: Option<&Path>, wait: Duration) -> (Process, bool) {
@@ -168,7 +154,7 @@ async fn mc_ready(redis_url: &str, ca: Option<&Path>, wait: Duration) -> (Proces
         .env("MC_HTTP_ADDR", format!("127.0.0.1:{http}"))
         .env("MC_GRPC_ADDR", "127.0.0.1:0")
         .env("REDIS_URL", redis_url)
-        .env("AC_URL", jwks_endpoint().await)
+        .env("AC_URL", jwks::jwks_endpoint().await)
         .env("MC_CLIENT_ID", "tls-test-mc")
         .env("MC_CLIENT_SECRET", "unused-secret")
         .env("GC_GRPC_URL", "http://127.0.0.1:1")
