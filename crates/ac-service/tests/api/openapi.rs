@@ -5,7 +5,7 @@
 #[path = "../../../common/tests/support/openapi.rs"]
 mod checks;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -70,35 +70,7 @@ async fn every_route_ac_serves_is_documented_and_every_documented_route_is_serve
         declared, documented,
         "routes declared in src/routes vs documented"
     );
-    for (method, template) in &documented {
-        let path = checks::sample_path(template);
-        let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let response = app
-            .client
-            .request(method.clone(), app.url(&path))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status()),
-            "{method} {path}: {}",
-            response.status()
-        );
-        for other in checks::undocumented_methods(&document, template) {
-            let other = Method::from_bytes(other.as_bytes()).unwrap();
-            let response = app
-                .client
-                .request(other.clone(), app.url(&path))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(
-                response.status(),
-                StatusCode::METHOD_NOT_ALLOWED,
-                "{other} {path} is served but not documented"
-            );
-        }
-    }
+    checks::assert_served_as_documented(&app.client, &app.base, &document, &documented).await;
 }
 
 #[test]

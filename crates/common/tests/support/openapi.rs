@@ -467,3 +467,46 @@ fn validate_string(
     }
     Ok(())
 }
+
+/// Asks the service at `base` for every `(method, template)` of `served` (a sample path each):
+/// none may answer 404 or 405. Then every method the document does not give a documented path
+/// must answer 405: nothing is served that the document does not say.
+pub async fn assert_served_as_documented(
+    client: &reqwest::Client,
+    base: &str,
+    doc: &Value,
+    served: &BTreeSet<Route>,
+) {
+    use reqwest::{Method, StatusCode};
+
+    for (method, template) in served {
+        let path = sample_path(template);
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let response = client
+            .request(method.clone(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status()),
+            "{method} {path}: {}",
+            response.status()
+        );
+    }
+    for (_, template) in documented_routes(doc) {
+        let path = sample_path(&template);
+        for other in undocumented_methods(doc, &template) {
+            let other = Method::from_bytes(other.as_bytes()).unwrap();
+            let response = client
+                .request(other.clone(), format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{other} {path} is served but not documented"
+            );
+        }
+    }
+}

@@ -91,38 +91,7 @@ async fn every_api_route_gc_serves_is_documented_and_every_documented_route_is_s
         .cloned()
         .chain(ALIASES.map(|(m, alias, _)| (m.to_owned(), alias.to_owned())))
         .collect();
-    for (method, template) in &probes {
-        let path = checks::sample_path(template);
-        let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let response = stack
-            .client
-            .request(method.clone(), stack.gc_url(&path))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status()),
-            "{method} {path}: {}",
-            response.status()
-        );
-    }
-    for (_, template) in &documented {
-        let path = checks::sample_path(template);
-        for other in checks::undocumented_methods(&document, template) {
-            let other = Method::from_bytes(other.as_bytes()).unwrap();
-            let response = stack
-                .client
-                .request(other.clone(), stack.gc_url(&path))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(
-                response.status(),
-                StatusCode::METHOD_NOT_ALLOWED,
-                "{other} {path} is served but not documented"
-            );
-        }
-    }
+    checks::assert_served_as_documented(&stack.client, &stack.gc.base, &document, &probes).await;
 }
 
 #[test]
