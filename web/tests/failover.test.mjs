@@ -8,7 +8,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { env, launch, makeOrg, person, shot, signIn } from "./support.mjs";
+import { env, launch, makeOrg, participant, person, shot, signIn } from "./support.mjs";
 
 const controllers = (process.env.CONVENE_MC_URLS ?? "").split(",").filter(Boolean);
 const pidDir = process.env.CONVENE_PID_DIR;
@@ -20,8 +20,6 @@ const skip =
 let browser;
 after(async () => browser?.close());
 
-const participant = (page, name) =>
-  page.getByRole("list", { name: "Participants" }).getByRole("listitem").filter({ hasText: name });
 
 /** The pid file dev.sh writes for the controller at `port` (the order of CONVENE_MC_URLS). */
 function pidOf(port) {

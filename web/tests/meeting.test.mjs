@@ -14,6 +14,7 @@ import {
   env,
   launch,
   makeOrg,
+  participant,
   person,
   shot,
   signIn,
@@ -43,9 +44,6 @@ async function open(browser, label, options) {
   return p;
 }
 
-/** The participants list item of `name` on `page`. */
-const participant = (page, name) =>
-  page.getByRole("list", { name: "Participants" }).getByRole("listitem").filter({ hasText: name });
 
 test("host, guest, lobby, active speaker, reject, other org, reload, end", async () => {
   const users = await makeOrg(["Hana Host", "Gus Guest", "Rita Rejected"]);

@@ -180,6 +180,10 @@ export async function signIn(page, user) {
   await page.getByRole("button", { name: "Sign in" }).click();
 }
 
+/** The participants list item of `name` on `page`. */
+export const participant = (page, name) =>
+  page.getByRole("list", { name: "Participants" }).getByRole("listitem").filter({ hasText: name });
+
 /** Signs in with the keyboard alone: focus, type, Tab, type, Enter. */
 export async function signInByKeyboard(page, user) {
   await page.getByLabel("E-mail").focus();
