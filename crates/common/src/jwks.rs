@@ -5,10 +5,20 @@
 //! `min_refetch_interval`, so a flood of tokens with made-up `kid`s cannot turn into a flood of
 //! requests to AC. Every check DESIGN §2 asks for happens here, in this order, cheapest first:
 //! size, header and algorithm, key, signature, `exp`/`iss`/`aud`, `iat`, `token_type`.
+//!
+//! A service sees the same token many times (GC's service token on every call it makes to MC
+//! and AC, a user's token on each of their requests), and the Ed25519 check is most of a
+//! verification's cost. So the verifier remembers the tokens that passed (at most
+//! [`VERIFIED_TOKENS_CACHED`], by the SHA-256 of their bytes and the claim type they passed as)
+//! and answers the same bytes again from memory. What can change for the same bytes is checked
+//! on every call all the same: that their `kid` is still published, and their expiry. The
+//! memory is emptied whenever the key set changes, so a withdrawn key stops verifying exactly
+//! when it would without it.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
@@ -114,10 +124,66 @@ enum KeySource {
     Fixed,
 }
 
+/// How many verified tokens a verifier remembers (their digest and claims, a few hundred bytes
+/// each).
+pub const VERIFIED_TOKENS_CACHED: usize = 4096;
+
 #[derive(Default)]
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
+    /// The key set as published, to tell a real change from a refresh that changed nothing.
+    published: Option<String>,
     fetched_at: Option<Instant>,
+}
+
+/// SHA-256 of a token's bytes.
+type TokenDigest = [u8; 32];
+
+/// A token that passed every check as a `C` under the current key set.
+struct Verified {
+    expires_at: i64,
+    claims: Box<dyn Any + Send + Sync>,
+}
+
+/// Tokens that verified under the current key set, by digest and by the claim type they
+/// verified as.
+#[derive(Default)]
+struct VerifiedTokens {
+    entries: HashMap<(TokenDigest, TypeId), Verified>,
+}
+
+impl VerifiedTokens {
+    fn get<C: TokenClaims>(&self, digest: &TokenDigest) -> Option<C> {
+        self.entries
+            .get(&(*digest, TypeId::of::<C>()))
+            .and_then(|verified| verified.claims.downcast_ref::<C>())
+            .cloned()
+    }
+
+    fn insert<C: TokenClaims>(&mut self, digest: TokenDigest, claims: C, now: i64) {
+        if self.entries.len() >= VERIFIED_TOKENS_CACHED {
+            self.entries.retain(|_, verified| verified.expires_at > now);
+            if self.entries.len() >= VERIFIED_TOKENS_CACHED {
+                // Still full of live tokens: start again rather than track their use.
+                self.entries.clear();
+            }
+        }
+        let verified = Verified {
+            expires_at: claims.expires_at(),
+            claims: Box::new(claims),
+        };
+        self.entries.insert((digest, TypeId::of::<C>()), verified);
+    }
+
+    fn forget(&mut self, digest: &TokenDigest, type_id: TypeId) {
+        self.entries.remove(&(*digest, type_id));
+    }
+}
+
+fn digest(token: &str) -> TokenDigest {
+    let mut out = [0; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+    out
 }
 
 struct Inner {
@@ -131,6 +197,8 @@ struct Inner {
     last_fetch_attempt: Mutex<Option<Instant>>,
     /// Set while a background refresh runs, so a busy service starts only one.
     background_refresh: AtomicBool,
+    verified: SyncMutex<VerifiedTokens>,
+    signature_checks: AtomicU64,
 }
 
 /// Verifies Convene tokens. Cheap to clone; clones share the key cache.
@@ -165,10 +233,8 @@ impl JwksVerifier {
             Duration::MAX,
             Duration::MAX,
         );
-        let keys = decoding_keys(jwks);
         if let Ok(mut cache) = verifier.inner.cache.try_write() {
-            cache.keys = keys;
-            cache.fetched_at = Some(Instant::now());
+            verifier.replace_keys(&mut cache, jwks);
         }
         verifier
     }
@@ -190,6 +256,8 @@ impl JwksVerifier {
                 cache: RwLock::new(KeyCache::default()),
                 last_fetch_attempt: Mutex::new(None),
                 background_refresh: AtomicBool::new(false),
+                verified: SyncMutex::new(VerifiedTokens::default()),
+                signature_checks: AtomicU64::new(0),
             }),
         }
     }
@@ -197,8 +265,39 @@ impl JwksVerifier {
     /// Replaces a fixed verifier's keys (AC calls this after a rotation).
     pub async fn set_keys(&self, jwks: &JwkSet) {
         let mut cache = self.inner.cache.write().await;
-        cache.keys = decoding_keys(jwks);
+        self.replace_keys(&mut cache, jwks);
+    }
+
+    /// Installs a key set. When it differs from the one in use, the memory of checked
+    /// signatures is emptied: a token verified under a key that is gone must not pass again.
+    fn replace_keys(&self, cache: &mut KeyCache, jwks: &JwkSet) {
+        let published = serde_json::to_string(jwks).ok();
+        if published.is_none() || published != cache.published {
+            cache.keys = decoding_keys(jwks);
+            cache.published = published;
+            self.verified().entries.clear();
+        }
         cache.fetched_at = Some(Instant::now());
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, VerifiedTokens> {
+        // Every change to the map is one insert, remove or clear: one poisoned by a panic
+        // elsewhere is still consistent.
+        self.inner
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many Ed25519 signature checks this verifier has made (tokens it had checked
+    /// before are not checked again).
+    pub fn signature_checks(&self) -> u64 {
+        self.inner.signature_checks.load(Ordering::Relaxed)
+    }
+
+    /// How many verified tokens it remembers (at most [`VERIFIED_TOKENS_CACHED`]).
+    pub fn verified_tokens_cached(&self) -> usize {
+        self.verified().entries.len()
     }
 
     /// Verifies `token` as a token of kind `C` and returns its claims.
@@ -214,6 +313,20 @@ impl JwksVerifier {
         let key = self.key_for(&kid).await?;
 
         let skew = self.inner.max_clock_skew.as_secs();
+        let digest = digest(token);
+        let now = chrono::Utc::now().timestamp();
+        let cached = self.verified().get::<C>(&digest);
+        if let Some(claims) = cached {
+            // These exact bytes passed every check as a `C` under this key set, and their kid
+            // is still published (`key_for` answered): only time can have changed the answer.
+            if claims.expires_at() < now.saturating_sub(skew as i64) {
+                self.verified().forget(&digest, TypeId::of::<C>());
+                return Err(VerifyError::Expired);
+            }
+            return Ok(claims);
+        }
+        self.inner.signature_checks.fetch_add(1, Ordering::Relaxed);
+
         let mut validation = Validation::new(ALGORITHM);
         validation.leeway = skew;
         validation.set_issuer(&[self.inner.issuer.as_str()]);
@@ -237,7 +350,6 @@ impl JwksVerifier {
             })?
             .claims;
 
-        let now = chrono::Utc::now().timestamp();
         if claims.issued_at() > now.saturating_add(skew as i64) {
             return Err(VerifyError::IssuedInFuture);
         }
@@ -247,6 +359,7 @@ impl JwksVerifier {
         if claims.token_type() != C::TOKEN_TYPE {
             return Err(VerifyError::WrongTokenType);
         }
+        self.verified().insert(digest, claims.clone(), now);
         Ok(claims)
     }
 
@@ -321,10 +434,8 @@ impl JwksVerifier {
         *last = Some(Instant::now());
         match fetch_jwks(client, url).await {
             Ok(jwks) => {
-                let keys = decoding_keys(&jwks);
                 let mut cache = self.inner.cache.write().await;
-                cache.keys = keys;
-                cache.fetched_at = Some(Instant::now());
+                self.replace_keys(&mut cache, &jwks);
                 tracing::debug!(keys = cache.keys.len(), "jwks refreshed");
             }
             Err(error) => {

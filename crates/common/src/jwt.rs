@@ -47,7 +47,7 @@ impl TokenType {
 }
 
 /// What a claim type must tell the verifier about itself.
-pub trait TokenClaims: DeserializeOwned + Serialize {
+pub trait TokenClaims: DeserializeOwned + Serialize + Clone + Send + Sync + 'static {
     /// The `token_type` a token of this kind carries.
     const TOKEN_TYPE: TokenType;
     /// The `aud` a token of this kind carries.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::jwks::{JwksVerifier, VerifierConfig, VerifyError};
+use common::jwks::{JwksVerifier, VERIFIED_TOKENS_CACHED, VerifierConfig, VerifyError};
 use common::jwt::{
     AUDIENCE_MEETING, AUDIENCE_USER, MeetingClaims, MeetingRole, Role, TokenType, UserClaims,
 };
@@ -261,6 +261,102 @@ async fn clock_skew_within_the_bound_is_tolerated() {
         ..user_claims()
     });
     assert!(verifier.verify::<UserClaims>(&slightly_ahead).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_token_seen_before_is_not_checked_again_but_its_neighbours_are() {
+    let key = TestKey::generate("k1");
+    let verifier = fixed_verifier(&key);
+    let claims = user_claims();
+    let token = key.sign(&claims);
+    for _ in 0..3 {
+        assert_eq!(verifier.verify::<UserClaims>(&token).await.unwrap(), claims);
+    }
+    assert_eq!(verifier.signature_checks(), 1);
+    assert_eq!(verifier.verified_tokens_cached(), 1);
+
+    // The same header and claims with another signature are other bytes: checked, and refused.
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut forged_signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    forged_signature[0] ^= 1;
+    let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(&forged_signature));
+    assert_eq!(
+        verifier.verify::<UserClaims>(&forged).await,
+        Err(VerifyError::BadSignature)
+    );
+    // A remembered user token asked for as a meeting token is checked as one, and refused.
+    assert!(verifier.verify::<MeetingClaims>(&token).await.is_err());
+    assert_eq!(verifier.signature_checks(), 3);
+    assert_eq!(verifier.verified_tokens_cached(), 1);
+}
+
+#[tokio::test]
+async fn a_remembered_token_stops_verifying_when_its_key_is_withdrawn() {
+    let withdrawn = TestKey::generate("k1");
+    let other = TestKey::generate("k2");
+    let verifier = JwksVerifier::from_jwks(
+        &jwks(&[&withdrawn, &other]),
+        ISSUER,
+        Duration::from_secs(60),
+    );
+    let token = withdrawn.sign(&user_claims());
+    assert!(verifier.verify::<UserClaims>(&token).await.is_ok());
+
+    verifier.set_keys(&jwks(&[&other])).await;
+    assert_eq!(verifier.verified_tokens_cached(), 0);
+    assert_eq!(
+        verifier.verify::<UserClaims>(&token).await,
+        Err(VerifyError::UnknownKid)
+    );
+
+    // Published again (as a test can, AC cannot): its tokens are checked afresh.
+    verifier.set_keys(&jwks(&[&withdrawn, &other])).await;
+    assert!(verifier.verify::<UserClaims>(&token).await.is_ok());
+    assert_eq!(verifier.signature_checks(), 2);
+}
+
+#[tokio::test]
+async fn a_refresh_that_changes_no_key_keeps_what_was_verified() {
+    let key = TestKey::generate("k1");
+    let verifier = fixed_verifier(&key);
+    let token = key.sign(&user_claims());
+    assert!(verifier.verify::<UserClaims>(&token).await.is_ok());
+    verifier.set_keys(&jwks(&[&key])).await;
+    assert!(verifier.verify::<UserClaims>(&token).await.is_ok());
+    assert_eq!(verifier.signature_checks(), 1);
+}
+
+#[tokio::test]
+async fn a_remembered_token_still_expires() {
+    let key = TestKey::generate("k1");
+    let verifier = JwksVerifier::from_jwks(&jwks(&[&key]), ISSUER, Duration::ZERO);
+    let exp = now() + 1;
+    let token = key.sign(&UserClaims {
+        iat: now() - 10,
+        exp,
+        ..user_claims()
+    });
+    assert!(verifier.verify::<UserClaims>(&token).await.is_ok());
+    while now() <= exp {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        verifier.verify::<UserClaims>(&token).await,
+        Err(VerifyError::Expired)
+    );
+    assert_eq!(verifier.verified_tokens_cached(), 0);
+}
+
+#[tokio::test]
+async fn the_memory_of_verified_tokens_is_bounded() {
+    let key = TestKey::generate("k1");
+    let verifier = fixed_verifier(&key);
+    for _ in 0..VERIFIED_TOKENS_CACHED + 10 {
+        let token = key.sign(&user_claims());
+        assert!(verifier.verify::<UserClaims>(&token).await.is_ok());
+        assert!(verifier.verified_tokens_cached() <= VERIFIED_TOKENS_CACHED);
+    }
+    assert!(verifier.verified_tokens_cached() > 0);
 }
 
 /// A JWKS endpoint whose key set the test can change, counting the requests it serves.
