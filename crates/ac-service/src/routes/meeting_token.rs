@@ -1,6 +1,11 @@
 //! `POST /api/v1/auth/internal/meeting-token`: GC asks AC to sign a meeting token for a user it
 //! has admitted (or put in the lobby). Only a service token with `internal:meeting-token` may
 //! ask; AC checks the shape of the grant, GC is responsible for its truth.
+//!
+//! `POST /api/v1/auth/internal/meeting-tokens` signs up to [`MAX_GRANTS`] grants in one
+//! request, under the same rules: GC gathers the joins that arrive while its previous requests
+//! are in flight, so a busy GC pays one request, and AC one service-token check, per batch
+//! instead of per join.
 
 use axum::extract::State;
 use axum::routing::post;
@@ -22,11 +27,21 @@ use crate::tokens::MeetingGrant;
 
 const ZERO_TTL: &str = "ttl_secs must be positive";
 
+/// The most grants one batch request may carry.
+pub const MAX_GRANTS: usize = 100;
+
+const BATCH_SIZE: &str = "grants must hold from 1 to 100 grants";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/auth/internal/meeting-token",
-        post(issue_meeting_token),
-    )
+    Router::new()
+        .route(
+            "/api/v1/auth/internal/meeting-token",
+            post(issue_meeting_token),
+        )
+        .route(
+            "/api/v1/auth/internal/meeting-tokens",
+            post(issue_meeting_tokens),
+        )
 }
 
 /// The grant GC asks AC to sign. AC checks its shape only; GC decides whether the user may join.
@@ -54,6 +69,41 @@ pub(super) struct MeetingTokenRequest {
     /// `AC_MEETING_TOKEN_TTL_SECS`, the default); `0` is refused.
     #[schema(minimum = 1, examples(600))]
     ttl_secs: Option<u64>,
+}
+
+impl MeetingTokenRequest {
+    /// The grant to sign and its requested lifetime, once every field has passed.
+    fn into_grant(self) -> Result<(MeetingGrant, Option<u64>), AcError> {
+        let meeting_code = parse_meeting_code(&self.meeting_code)?;
+        let name = parse_display_name(&self.name)?;
+        if self.ttl_secs == Some(0) {
+            return Err(AcError::BadRequest(ZERO_TTL.into()));
+        }
+        let grant = MeetingGrant {
+            user_id: self.user_id,
+            meeting_id: self.meeting_id,
+            meeting_code,
+            org_id: self.org_id,
+            role: self.role,
+            name: name.as_str().to_owned(),
+        };
+        Ok((grant, self.ttl_secs))
+    }
+}
+
+/// Several grants to sign at once.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MeetingTokensRequest {
+    /// From 1 to 100 grants; each is checked as the single route checks it.
+    #[schema(min_items = 1, max_items = 100)]
+    grants: Vec<MeetingTokenRequest>,
+}
+
+/// One meeting token per grant, in the order of the grants.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MeetingTokensResponse {
+    tokens: Vec<MeetingTokenResponse>,
 }
 
 /// A meeting token.
@@ -111,28 +161,77 @@ pub(super) async fn issue_meeting_token(
     let span = tracing::Span::current();
     span.record("meeting_id", tracing::field::display(request.meeting_id));
     span.record("org_id", tracing::field::display(request.org_id));
-    let meeting_code = parse_meeting_code(&request.meeting_code)?;
-    let name = parse_display_name(&request.name)?;
-    if request.ttl_secs == Some(0) {
-        return Err(AcError::BadRequest(ZERO_TTL.into()));
-    }
-    let issued = state
-        .tokens
-        .issue_meeting(
-            MeetingGrant {
-                user_id: request.user_id,
-                meeting_id: request.meeting_id,
-                meeting_code,
-                org_id: request.org_id,
-                role: request.role,
-                name: name.as_str().to_owned(),
-            },
-            request.ttl_secs,
-        )
-        .await?;
-    tracing::info!(role = request.role.as_str(), "meeting token issued");
+    let role = request.role;
+    let (grant, ttl_secs) = request.into_grant()?;
+    let issued = state.tokens.issue_meeting(grant, ttl_secs).await?;
+    tracing::info!(role = role.as_str(), "meeting token issued");
     Ok(Json(MeetingTokenResponse {
         token: issued.token,
         expires_in: issued.expires_in,
     }))
+}
+
+/// Get several meeting tokens (GC).
+///
+/// Signs from 1 to 100 grants in one request, each checked as the single route checks it, and
+/// answers their tokens in the same order. One malformed grant refuses the whole request
+/// (400, naming the grant's index): GC builds every grant itself, so a malformed one is a bug
+/// to see, not a case to serve around. Same callers as the single route.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/internal/meeting-tokens",
+    tag = "internal",
+    security(("serviceToken" = ["internal:meeting-token"])),
+    request_body = MeetingTokensRequest,
+    responses(
+        (status = 200, description = "One meeting token per grant, in order",
+         body = MeetingTokensResponse,
+         example = json!({"tokens": [{
+             "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoibWVldGluZyJ9.c2lnbmF0dXJl",
+             "expires_in": 900
+         }]})),
+        (status = 400, description = "No grant, more than 100, or a malformed grant",
+         body = ErrorEnvelope,
+         example = json!(super::openapi::example(AcError::BadRequest(BATCH_SIZE.into())))),
+        (status = 403, description = "A service token without the `internal:meeting-token` scope",
+         body = ErrorEnvelope, example = json!(super::openapi::example(AcError::Forbidden(crate::auth::MISSING_SCOPE)))),
+    ),
+)]
+#[tracing::instrument(
+    skip_all,
+    name = "ac.token.meeting_batch",
+    fields(client_id = %caller.0.sub, grants)
+)]
+pub(super) async fn issue_meeting_tokens(
+    State(state): State<AppState>,
+    caller: MeetingTokenRequester,
+    StrictJson(request): StrictJson<MeetingTokensRequest>,
+) -> Result<Json<MeetingTokensResponse>, AcError> {
+    tracing::Span::current().record("grants", request.grants.len());
+    if !(1..=MAX_GRANTS).contains(&request.grants.len()) {
+        return Err(AcError::BadRequest(BATCH_SIZE.into()));
+    }
+    let grants = request
+        .grants
+        .into_iter()
+        .enumerate()
+        .map(|(index, grant)| {
+            grant.into_grant().map_err(|error| match error {
+                AcError::BadRequest(message) => {
+                    AcError::BadRequest(format!("grants[{index}]: {message}").into())
+                }
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut tokens = Vec::with_capacity(grants.len());
+    for (grant, ttl_secs) in grants {
+        let issued = state.tokens.issue_meeting(grant, ttl_secs).await?;
+        tokens.push(MeetingTokenResponse {
+            token: issued.token,
+            expires_in: issued.expires_in,
+        });
+    }
+    tracing::info!(count = tokens.len(), "meeting tokens issued");
+    Ok(Json(MeetingTokensResponse { tokens }))
 }

@@ -69,6 +69,7 @@ The full behaviour: `docs/auth.md` in the repository.";
         user_token::issue_user_token,
         service_token::issue_service_token,
         meeting_token::issue_meeting_token,
+        meeting_token::issue_meeting_tokens,
         jwks::jwks,
         admin_orgs::create_org,
         admin_orgs::update_org,

@@ -154,3 +154,120 @@ async fn callers_without_the_scope_get_403_or_401_before_their_body_is_read(pool
         assert_eq!(allowed.status(), StatusCode::BAD_REQUEST, "{content_type}");
     }
 }
+
+const BATCH_PATH: &str = "/api/v1/auth/internal/meeting-tokens";
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_batch_of_grants_gets_one_token_per_grant_in_order(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let gc = app.service_token(GC).await;
+    let grants: Vec<Value> = (0..100)
+        .map(|i| {
+            let mut grant = grant(if i == 7 { Some(60) } else { None });
+            grant["name"] = json!(format!("Person {i}"));
+            grant["role"] = json!(if i % 3 == 0 { "host" } else { "guest" });
+            grant
+        })
+        .collect();
+
+    let response = app
+        .post_json(BATCH_PATH, Some(&gc), &json!({ "grants": grants }))
+        .await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    let tokens = answer["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), grants.len());
+    let verifier = app.verifier();
+    for (grant, issued) in grants.iter().zip(tokens) {
+        let claims: MeetingClaims = verifier
+            .verify(issued["token"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(claims.sub.to_string(), grant["user_id"].as_str().unwrap());
+        assert_eq!(
+            claims.meeting_id.to_string(),
+            grant["meeting_id"].as_str().unwrap()
+        );
+        assert_eq!(claims.name, grant["name"].as_str().unwrap());
+        assert_eq!(json!(claims.role), grant["role"]);
+        assert_eq!(issued["expires_in"], claims.exp - claims.iat);
+    }
+    assert_eq!(tokens[7]["expires_in"], 60);
+    assert_eq!(tokens[8]["expires_in"], 900);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_batch_is_refused_whole_when_empty_too_long_or_holding_a_bad_grant(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let gc = app.service_token(GC).await;
+    let mut bad_name = grant(None);
+    bad_name["name"] = json!("Null\u{0}Byte");
+    let mut unknown_field = grant(None);
+    unknown_field["admin"] = json!(true);
+    let too_many: Vec<Value> = (0..101).map(|_| grant(None)).collect();
+
+    let cases = [
+        (
+            json!({ "grants": [] }),
+            Some("grants must hold from 1 to 100 grants"),
+        ),
+        (
+            json!({ "grants": too_many }),
+            Some("grants must hold from 1 to 100 grants"),
+        ),
+        (
+            json!({ "grants": [grant(None), bad_name] }),
+            Some("grants[1]: "),
+        ),
+        (json!({ "grants": [unknown_field] }), None),
+        (json!({ "grants": grant(None) }), None),
+        (json!({}), None),
+        (json!([grant(None)]), None),
+    ];
+    for (body, message) in cases {
+        let response = app.post_json(BATCH_PATH, Some(&gc), &body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let envelope: Value = response.json().await.unwrap();
+        assert_eq!(envelope["error"]["code"], "BAD_REQUEST", "{body}");
+        if let Some(message) = message {
+            let said = envelope["error"]["message"].as_str().unwrap();
+            assert!(said.starts_with(message), "{said}");
+        }
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn batch_callers_without_the_scope_are_refused_before_their_body_is_read(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let mc = app.service_token(MC).await;
+    let admin = app.service_token(ADMIN).await;
+    let user = app.user_token(HOST_EMAIL, PASSWORD).await;
+    let body = json!({ "grants": [grant(None)] });
+
+    for (token, status) in [
+        (Some(mc.as_str()), StatusCode::FORBIDDEN),
+        (Some(admin.as_str()), StatusCode::FORBIDDEN),
+        (Some(user.as_str()), StatusCode::UNAUTHORIZED),
+        (None, StatusCode::UNAUTHORIZED),
+        (Some("not.a.token"), StatusCode::UNAUTHORIZED),
+    ] {
+        assert_eq!(
+            app.post_json(BATCH_PATH, token, &body).await.status(),
+            status
+        );
+        let garbage = app
+            .client
+            .post(app.url(BATCH_PATH))
+            .header("content-type", "application/json")
+            .body("{\"grants\": [garbage");
+        let garbage = match token {
+            Some(token) => garbage.bearer_auth(token),
+            None => garbage,
+        };
+        assert_eq!(garbage.send().await.unwrap().status(), status);
+    }
+}

@@ -1,5 +1,17 @@
-//! AC's meeting-token endpoint: the token a participant presents to a meeting controller's
+//! AC's meeting-token endpoints: the token a participant presents to a meeting controller's
 //! WebSocket, minted for GC (scope `internal:meeting-token`).
+//!
+//! Joins do not call AC one by one. [`MeetingTokens::issue`] queues the grant; one task sends
+//! what is queued as one batch (`POST /api/v1/auth/internal/meeting-tokens`, at most
+//! [`MAX_BATCH`] grants) whenever fewer than [`MAX_BATCHES_IN_FLIGHT`] batches are on their
+//! way, and hands each caller its own token. An idle GC therefore sends a grant alone at once,
+//! without waiting for company, and a busy one sends what arrived while the earlier batches
+//! were in flight: one request, one service-token check in AC, for many joins. A caller that
+//! gave up (its join failed, its client left) before its grant was sent is left out of the
+//! batch. The queue is bounded ([`QUEUE`]); a full queue makes callers wait, never grow it.
+//!
+//! An AC without the batch route (an older AC during a rolling deploy answers 404) is asked
+//! grant by grant on the single route instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,19 +20,27 @@ use common::jwt::MeetingRole;
 use common::service_token::ServiceTokenClient;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::Error;
 
+/// The most grants in one batch (AC accepts up to 100).
+pub const MAX_BATCH: usize = 64;
+/// Batches on their way to AC at once; grants queue while all are.
+pub const MAX_BATCHES_IN_FLIGHT: usize = 4;
+/// Grants waiting for a batch, at most.
+pub const QUEUE: usize = 4096;
+
 /// What a meeting token says.
-#[derive(Debug, Serialize)]
-pub struct MeetingGrant<'a> {
+#[derive(Clone, Debug, Serialize)]
+pub struct MeetingGrant {
     pub user_id: Uuid,
     pub meeting_id: Uuid,
-    pub meeting_code: &'a str,
+    pub meeting_code: String,
     pub org_id: Uuid,
     pub role: MeetingRole,
-    pub name: &'a str,
+    pub name: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -29,60 +49,207 @@ pub struct IssuedMeetingToken {
     pub expires_in: u64,
 }
 
+#[derive(Serialize)]
+struct BatchRequest<'a> {
+    grants: Vec<&'a MeetingGrant>,
+}
+
+#[derive(Deserialize)]
+struct BatchResponse {
+    tokens: Vec<IssuedMeetingToken>,
+}
+
+/// Why a batch (or a single request) brought no tokens: every caller in it gets a 503 saying so.
+#[derive(Clone, Debug)]
+struct Refused {
+    what: &'static str,
+    cause: String,
+}
+
+impl Refused {
+    fn new(what: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self {
+            what,
+            cause: cause.to_string(),
+        }
+    }
+
+    fn into_error(self) -> Error {
+        Error::unavailable(self.what, std::io::Error::other(self.cause))
+    }
+}
+
+struct Pending {
+    grant: MeetingGrant,
+    reply: oneshot::Sender<Result<IssuedMeetingToken, Refused>>,
+}
+
 #[derive(Clone)]
 pub struct MeetingTokens {
-    http: reqwest::Client,
-    url: String,
-    tokens: Arc<ServiceTokenClient>,
+    queue: mpsc::Sender<Pending>,
 }
 
 impl MeetingTokens {
+    /// Starts the batching task (on the current Tokio runtime); it ends when the last clone of
+    /// the returned handle is dropped.
     pub fn new(
         ac_base_url: &str,
         tokens: Arc<ServiceTokenClient>,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
-        Ok(Self {
+        let base = ac_base_url.trim_end_matches('/');
+        let sender = Sender {
             http: common::http_client(timeout)?,
-            url: format!(
-                "{}/api/v1/auth/internal/meeting-token",
-                ac_base_url.trim_end_matches('/')
-            ),
+            batch_url: format!("{base}/api/v1/auth/internal/meeting-tokens"),
+            single_url: format!("{base}/api/v1/auth/internal/meeting-token"),
             tokens,
-        })
+        };
+        let (queue, pending) = mpsc::channel(QUEUE);
+        tokio::spawn(batch_loop(Arc::new(sender), pending));
+        Ok(Self { queue })
     }
 
     /// A meeting token for `grant`. AC unreachable, or refusing GC's credential, is a 503 to
     /// the caller (the cause is logged).
     #[tracing::instrument(name = "gc.ac.meeting_token", skip_all)]
-    pub async fn issue(&self, grant: &MeetingGrant<'_>) -> Result<IssuedMeetingToken, Error> {
+    pub async fn issue(&self, grant: MeetingGrant) -> Result<IssuedMeetingToken, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { grant, reply })
+            .await
+            .map_err(|_| Error::Internal("the meeting-token queue has stopped"))?;
+        match answer.await {
+            Ok(Ok(issued)) => Ok(issued),
+            Ok(Err(refused)) => Err(refused.into_error()),
+            Err(_) => Err(Error::Internal("the meeting-token queue dropped a grant")),
+        }
+    }
+}
+
+/// Takes what is queued whenever a batch may leave, and sends it.
+async fn batch_loop(sender: Arc<Sender>, mut pending: mpsc::Receiver<Pending>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
+    while let Some(first) = pending.recv().await {
+        // Wait for a free slot before gathering: grants that arrive meanwhile join this batch.
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match pending.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        batch.retain(|pending| !pending.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let sender = Arc::clone(&sender);
+        tokio::spawn(async move {
+            let _permit = permit;
+            sender.send(batch).await;
+        });
+    }
+}
+
+struct Sender {
+    http: reqwest::Client,
+    batch_url: String,
+    single_url: String,
+    tokens: Arc<ServiceTokenClient>,
+}
+
+impl Sender {
+    async fn send(&self, batch: Vec<Pending>) {
+        tracing::debug!(grants = batch.len(), "meeting-token batch");
+        let grants: Vec<&MeetingGrant> = batch.iter().map(|pending| &pending.grant).collect();
+        match self.issue_batch(grants).await {
+            Ok(Some(issued)) => {
+                for (pending, issued) in batch.into_iter().zip(issued) {
+                    let _ = pending.reply.send(Ok(issued));
+                }
+            }
+            Ok(None) => {
+                for pending in batch {
+                    let issued = self.issue_one(&pending.grant).await;
+                    let _ = pending.reply.send(issued);
+                }
+            }
+            Err(refused) => {
+                tracing::warn!(
+                    grants = batch.len(),
+                    cause = %refused.cause,
+                    "{}", refused.what
+                );
+                for pending in batch {
+                    let _ = pending.reply.send(Err(refused.clone()));
+                }
+            }
+        }
+    }
+
+    /// One token per grant, in order; `None` when this AC has no batch route.
+    async fn issue_batch(
+        &self,
+        grants: Vec<&MeetingGrant>,
+    ) -> Result<Option<Vec<IssuedMeetingToken>>, Refused> {
+        let count = grants.len();
+        let response = self.post(&self.batch_url, &BatchRequest { grants }).await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = self.successful(response).await?;
+        let answer: BatchResponse = response
+            .json()
+            .await
+            .map_err(|e| Refused::new("AC answered malformed meeting tokens", e))?;
+        if answer.tokens.len() != count {
+            return Err(Refused::new(
+                "AC answered malformed meeting tokens",
+                format!("{} tokens for {count} grants", answer.tokens.len()),
+            ));
+        }
+        Ok(Some(answer.tokens))
+    }
+
+    async fn issue_one(&self, grant: &MeetingGrant) -> Result<IssuedMeetingToken, Refused> {
+        let response = self.post(&self.single_url, grant).await?;
+        self.successful(response)
+            .await?
+            .json()
+            .await
+            .map_err(|e| Refused::new("AC answered a malformed meeting token", e))
+    }
+
+    async fn post(&self, url: &str, body: &impl Serialize) -> Result<reqwest::Response, Refused> {
         let token = self
             .tokens
             .token()
             .await
-            .map_err(|e| Error::unavailable("no service token from AC", e))?;
-        let response = self
-            .http
-            .post(&self.url)
+            .map_err(|e| Refused::new("no service token from AC", e))?;
+        self.http
+            .post(url)
             .bearer_auth(token.expose_secret())
-            .json(grant)
+            .json(body)
             .send()
             .await
-            .map_err(|e| Error::unavailable("AC's meeting-token endpoint is unreachable", e))?;
+            .map_err(|e| Refused::new("AC's meeting-token endpoint is unreachable", e))
+    }
+
+    async fn successful(&self, response: reqwest::Response) -> Result<reqwest::Response, Refused> {
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
             // The cached token may have been signed by a key AC no longer publishes.
             self.tokens.invalidate().await;
         }
         if !status.is_success() {
-            return Err(Error::unavailable(
+            return Err(Refused::new(
                 "AC refused a meeting token",
-                std::io::Error::other(format!("status {status}")),
+                format!("status {status}"),
             ));
         }
-        response
-            .json()
-            .await
-            .map_err(|e| Error::unavailable("AC answered a malformed meeting token", e))
+        Ok(response)
     }
 }

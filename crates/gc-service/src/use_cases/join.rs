@@ -70,50 +70,67 @@ pub async fn join_meeting(
         .map(DisplayName::into_string)
         .unwrap_or_else(|_| FALLBACK_NAME.to_owned());
 
-    let (response, room) = rooms
-        .call_located(&meeting, Some(assignment), |room| {
-            let request = JoinParticipantRequest {
-                meeting_code: room.code.clone(),
-                user_id: caller.sub.to_string(),
-                display_name: name.clone(),
-                role: match role {
-                    MeetingRole::Host => ParticipantRole::Host,
-                    MeetingRole::Guest => ParticipantRole::Guest,
-                } as i32,
-                fencing_token: room.fencing_token,
+    // AC signs the token while MC seats the caller: the token does not depend on the
+    // admission, and a join that fails drops its grant (unsent grants are left out of the
+    // batch, a token already signed is never shown to anyone).
+    let grant = MeetingGrant {
+        user_id: caller.sub,
+        meeting_id: meeting.id,
+        meeting_code: meeting.code.as_str().to_owned(),
+        org_id: meeting.org_id,
+        role,
+        name: name.clone(),
+    };
+    let ((response, room, admission), issued) = {
+        let seat = async {
+            let (response, room) = rooms
+                .call_located(&meeting, Some(assignment), |room| {
+                    let request = JoinParticipantRequest {
+                        meeting_code: room.code.clone(),
+                        user_id: caller.sub.to_string(),
+                        display_name: name.clone(),
+                        role: match role {
+                            MeetingRole::Host => ParticipantRole::Host,
+                            MeetingRole::Guest => ParticipantRole::Guest,
+                        } as i32,
+                        fencing_token: room.fencing_token,
+                    };
+                    async move {
+                        let response = room.client.clone().join_participant(request).await?;
+                        Ok((response.into_inner(), room))
+                    }
+                })
+                .await?;
+            let admission = match AdmissionStatus::try_from(response.status) {
+                Ok(AdmissionStatus::Admitted) => Admission::Admitted,
+                Ok(AdmissionStatus::Waiting) => Admission::Waiting,
+                _ => {
+                    return Err(Error::Internal(
+                        "a meeting controller answered an unknown admission",
+                    ));
+                }
             };
-            async move {
-                let response = room.client.clone().join_participant(request).await?;
-                Ok((response.into_inner(), room))
+            if admission == Admission::Admitted {
+                // Recorded also when the room says the caller was seated already: a visit GC
+                // missed (a crash after the room seated them) is recorded now.
+                record_admissions(&rooms.pool, &meeting, &[(caller.sub, role.as_str())], actor)
+                    .await?;
             }
-        })
-        .await?;
-
-    let admission = match AdmissionStatus::try_from(response.status) {
-        Ok(AdmissionStatus::Admitted) => Admission::Admitted,
-        Ok(AdmissionStatus::Waiting) => Admission::Waiting,
-        _ => {
-            return Err(Error::Internal(
-                "a meeting controller answered an unknown admission",
-            ));
+            Ok((response, room, admission))
+        };
+        let token = meeting_tokens.issue(grant);
+        tokio::pin!(seat, token);
+        // A failed seat ends the join at once (its grant is dropped), but a failed token never cuts
+        // a seat short: MC and PostgreSQL are left agreeing, as they would be without the token.
+        tokio::select! {
+            seated = &mut seat => {
+                let seated = seated?;
+                (seated, token.await)
+            }
+            issued = &mut token => (seat.await?, issued),
         }
     };
-    if admission == Admission::Admitted {
-        // Recorded also when the room says the caller was seated already: a visit GC missed
-        // (a crash after the room seated them) is recorded now.
-        record_admissions(&rooms.pool, &meeting, &[(caller.sub, role.as_str())], actor).await?;
-    }
-
-    let issued = meeting_tokens
-        .issue(&MeetingGrant {
-            user_id: caller.sub,
-            meeting_id: meeting.id,
-            meeting_code: meeting.code.as_str(),
-            org_id: meeting.org_id,
-            role,
-            name: &name,
-        })
-        .await?;
+    let issued = issued?;
     tracing::info!(
         meeting_id = %meeting.id,
         user_id = %caller.sub,

@@ -13,6 +13,7 @@ mod housekeeping;
 mod idempotency;
 mod lifecycle;
 mod listener;
+mod meeting_tokens;
 mod observability;
 mod openapi;
 mod rooms;

@@ -15,11 +15,14 @@ use uuid::Uuid;
 
 use common::error::ErrorCode;
 use common::grpc::client::ServiceTokenLayer;
+use common::jwks::{JwksVerifier, VerifierConfig};
+use common::jwt::{MeetingClaims, MeetingRole};
 use common::proto::internal::v1::meeting_controller_service_client::MeetingControllerServiceClient;
 use common::proto::internal::v1::{EndMeetingRequest, JoinParticipantRequest, ParticipantRole};
 
 use crate::helpers::{
-    GC_CLIENT, HOST, McRedis, TestStack, spawn_stack_full, test_lifecycle, test_shell_settings,
+    GC_CLIENT, HOST, ISSUER, McRedis, TestStack, spawn_stack_full, test_lifecycle,
+    test_shell_settings,
 };
 use crate::lifecycle::{People, call, create, join};
 
@@ -59,23 +62,37 @@ async fn forty_joins_into_ten_seats(stack: &TestStack, people: &People) {
         "settings": {"waiting_room_enabled": false}}),
     )
     .await;
-    let mut tokens = Vec::new();
+    let mut rushers = Vec::new();
     for i in 0..40 {
-        tokens.push(
-            people
-                .user(stack, stack.org_id, &format!("Rusher {i}"))
-                .await
-                .1,
-        );
+        let name = format!("Rusher {i}");
+        let (id, token) = people.user(stack, stack.org_id, &name).await;
+        rushers.push((id, name, token));
     }
 
-    let answers = futures::future::join_all(tokens.iter().map(|t| join(stack, &code, t))).await;
+    let answers = futures::future::join_all(
+        rushers
+            .iter()
+            .map(|(_, _, token)| join(stack, &code, token)),
+    )
+    .await;
 
+    // The meeting tokens of simultaneous joins are signed together (one batch to AC): each
+    // must still name its own caller.
+    let verifier = JwksVerifier::new(VerifierConfig::new(&stack.ac.base, ISSUER)).unwrap();
     let mut by_status: HashMap<u16, usize> = HashMap::new();
-    for (status, body) in &answers {
+    for ((status, body), (id, name, _)) in answers.iter().zip(&rushers) {
         *by_status.entry(status.as_u16()).or_default() += 1;
         match status.as_u16() {
-            200 => assert_eq!(body["status"], "admitted"),
+            200 => {
+                assert_eq!(body["status"], "admitted");
+                let claims: MeetingClaims = verifier
+                    .verify(body["meeting_token"].as_str().unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!((claims.sub, &claims.name), (*id, name));
+                assert_eq!(claims.meeting_code, code);
+                assert_eq!(claims.role, MeetingRole::Guest);
+            }
             409 => assert_eq!(body["error"]["code"], "MEETING_FULL"),
             other => panic!("unexpected {other}: {body}"),
         }
