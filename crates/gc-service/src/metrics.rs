@@ -19,6 +19,7 @@ use metrics_exporter_prometheus::{BuildError, PrometheusHandle};
 use crate::error::Failure;
 
 pub const MEETINGS_CREATED_TOTAL: &str = "gc_meetings_created_total";
+pub const MEETING_ASSIGNMENTS_TOTAL: &str = "gc_meeting_assignments_total";
 pub const MEETING_CREATION_DURATION_SECONDS: &str = "gc_meeting_creation_duration_seconds";
 
 /// Buckets of `gc_meeting_creation_duration_seconds` (DESIGN §8).
@@ -84,6 +85,20 @@ fn register() {
     );
     metrics::counter!(MEETINGS_CREATED_TOTAL, "status" => "success", "error_type" => error_type::NONE)
         .increment(0);
+    metrics::describe_counter!(
+        MEETING_ASSIGNMENTS_TOTAL,
+        "Assignments GC delivered to meeting controllers: new owners, and deliveries again"
+    );
+    for delivery in ["assigned", "redelivered"] {
+        metrics::counter!(MEETING_ASSIGNMENTS_TOTAL, "delivery" => delivery).increment(0);
+    }
+}
+
+/// An assignment delivered to its controller: `assigned` when this call chose the owner (a
+/// first join, or a move away from a silent owner), `redelivered` when the owner answered
+/// ROOM_NOT_ASSIGNED and got it again.
+pub fn meeting_assignment_delivered(delivery: &'static str) {
+    metrics::counter!(MEETING_ASSIGNMENTS_TOTAL, "delivery" => delivery).increment(1);
 }
 
 /// Wraps the create route: times the attempt and counts it by outcome.

@@ -89,6 +89,7 @@ impl Application {
             pool: pool.clone(),
             controllers: MeetingControllers::new(Arc::clone(&service_tokens), call_timeout),
             settings: config.lifecycle.clone(),
+            assigning: Default::default(),
         };
         let meeting_tokens =
             MeetingTokens::new(&config.ac_url, Arc::clone(&service_tokens), call_timeout)

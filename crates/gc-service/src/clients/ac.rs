@@ -2,13 +2,16 @@
 //! WebSocket, minted for GC (scope `internal:meeting-token`).
 //!
 //! Joins do not call AC one by one. [`MeetingTokens::issue`] queues the grant; one task sends
-//! what is queued as one batch (`POST /api/v1/auth/internal/meeting-tokens`, at most
-//! [`MAX_BATCH`] grants) whenever fewer than [`MAX_BATCHES_IN_FLIGHT`] batches are on their
-//! way, and hands each caller its own token. An idle GC therefore sends a grant alone at once,
-//! without waiting for company, and a busy one sends what arrived while the earlier batches
-//! were in flight: one request, one service-token check in AC, for many joins. A caller that
-//! gave up (its join failed, its client left) before its grant was sent is left out of the
-//! batch. The queue is bounded ([`QUEUE`]); a full queue makes callers wait, never grow it.
+//! the queue to AC as batches (`POST /api/v1/auth/internal/meeting-tokens`, at most
+//! [`MAX_BATCH`] grants), one batch at a time, and hands each caller its own token. A batch
+//! leaves [`LINGER`] after its first grant (or full): the grants that arrive meanwhile, and
+//! those queued while the previous batch was on its way, go with it. A join asks for its token
+//! while MC seats it and PostgreSQL records it, which takes longer than that, so the wait
+//! costs a join nothing, and a busy GC makes one request to AC (one service-token check
+//! there) for many joins. A caller that gave up (its join failed, its client left) before its
+//! grant was sent is left out of the batch. The queue is bounded ([`QUEUE`]); a full queue
+//! makes callers wait, never grow it. One batch at a time means a slow AC slows every join's
+//! token, as it did with one request per join; each batch has the client's timeout.
 //!
 //! An AC without the batch route (an older AC during a rolling deploy answers 404) is asked
 //! grant by grant on the single route instead.
@@ -20,15 +23,15 @@ use common::jwt::MeetingRole;
 use common::service_token::ServiceTokenClient;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::Error;
 
 /// The most grants in one batch (AC accepts up to 100).
 pub const MAX_BATCH: usize = 64;
-/// Batches on their way to AC at once; grants queue while all are.
-pub const MAX_BATCHES_IN_FLIGHT: usize = 4;
+/// How long a batch waits after its first grant for others.
+pub const LINGER: Duration = Duration::from_millis(1);
 /// Grants waiting for a batch, at most.
 pub const QUEUE: usize = 4096;
 
@@ -105,7 +108,7 @@ impl MeetingTokens {
             tokens,
         };
         let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(batch_loop(Arc::new(sender), pending));
+        tokio::spawn(batch_loop(sender, pending));
         Ok(Self { queue })
     }
 
@@ -126,31 +129,28 @@ impl MeetingTokens {
     }
 }
 
-/// Takes what is queued whenever a batch may leave, and sends it.
-async fn batch_loop(sender: Arc<Sender>, mut pending: mpsc::Receiver<Pending>) {
-    let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
+/// Gathers batches from the queue and sends them, one at a time.
+async fn batch_loop(sender: Sender, mut pending: mpsc::Receiver<Pending>) {
     while let Some(first) = pending.recv().await {
-        // Wait for a free slot before gathering: grants that arrive meanwhile join this batch.
-        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
-            return;
-        };
         let mut batch = Vec::with_capacity(MAX_BATCH);
         batch.push(first);
+        let linger = tokio::time::sleep(LINGER);
+        tokio::pin!(linger);
         while batch.len() < MAX_BATCH {
-            match pending.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+            tokio::select! {
+                // What is queued already goes first; then more until the linger is over.
+                biased;
+                next = pending.recv() => match next {
+                    Some(next) => batch.push(next),
+                    None => break,
+                },
+                () = &mut linger => break,
             }
         }
         batch.retain(|pending| !pending.reply.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
-        let sender = Arc::clone(&sender);
-        tokio::spawn(async move {
-            let _permit = permit;
+        if !batch.is_empty() {
             sender.send(batch).await;
-        });
+        }
     }
 }
 

@@ -10,8 +10,17 @@
 //! A controller that answers ROOM_NOT_ASSIGNED does not hold the room with GC's token: it
 //! restarted, the assignment was recorded but never delivered, or another replica reassigned
 //! the meeting meanwhile. GC reads the assignment again, delivers it, and tries once more.
+//!
+//! Within one GC, a meeting is assigned (or its assignment delivered again) by one call at a
+//! time ([`AssignmentLocks`]): when hundreds join a meeting nobody is in yet, the first assigns
+//! and delivers it while the others wait, then they use the owner it chose, without a write or
+//! a delivery of their own; those that reached the owner before the delivery did wait for it
+//! in the same way before trying again. Across GC replicas the compare-and-set in
+//! `meeting_assignments` still decides.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::error::{ApiError, ErrorCode};
 use common::proto::internal::v1::{AssignMeetingRequest, MeetingSettings as ProtoSettings};
@@ -23,6 +32,8 @@ use crate::db::controllers::{self, Assignment};
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
 use common::settings::MeetingSettings;
+use tokio::sync::Mutex;
+use uuid::Uuid;
 
 /// What the use cases need to reach rooms.
 #[derive(Clone)]
@@ -30,6 +41,36 @@ pub struct Rooms {
     pub pool: PgPool,
     pub controllers: MeetingControllers,
     pub settings: LifecycleSettings,
+    pub assigning: AssignmentLocks,
+}
+
+/// Stripes of locks under which this GC assigns meetings, one meeting at a time per stripe,
+/// each remembering the last assignment it made (for the joins that waited for it).
+#[derive(Clone)]
+pub struct AssignmentLocks(Arc<[Mutex<Option<Assigned>>]>);
+
+/// Stripes: meetings being assigned at the same moment rarely share one.
+const ASSIGNMENT_STRIPES: usize = 64;
+/// How long a waiter may take the assignment made while it waited, instead of reading it.
+const ASSIGNED_JUST_NOW: Duration = Duration::from_secs(1);
+
+struct Assigned {
+    meeting_id: Uuid,
+    assignment: Assignment,
+    at: Instant,
+}
+
+impl Default for AssignmentLocks {
+    fn default() -> Self {
+        Self((0..ASSIGNMENT_STRIPES).map(|_| Mutex::new(None)).collect())
+    }
+}
+
+impl AssignmentLocks {
+    fn stripe(&self, meeting_id: Uuid) -> &Mutex<Option<Assigned>> {
+        // Meeting ids are UUIDv7: their low bits are random.
+        &self.0[(meeting_id.as_u128() % self.0.len() as u128) as usize]
+    }
 }
 
 /// A meeting's room on its owner, ready to be called.
@@ -140,31 +181,62 @@ impl Rooms {
         redeliver: bool,
         known: Option<Option<Assignment>>,
     ) -> Result<Room, Error> {
-        let timeout = self.settings.heartbeat_timeout_secs;
         let current = match known {
             Some(known) => known,
-            None => controllers::assignment(&self.pool, meeting.id, timeout).await?,
+            None => {
+                let timeout = self.settings.heartbeat_timeout_secs;
+                controllers::assignment(&self.pool, meeting.id, timeout).await?
+            }
         };
-        let (assignment, fresh) = match current {
-            Some(a) if a.healthy => (a, false),
+        match current {
+            Some(a) if a.healthy && !redeliver => self.room(meeting, &a),
+            _ => self.settle(meeting, redeliver).await,
+        }
+    }
+
+    /// Under the meeting's stripe: gives the meeting to a healthy controller when it has
+    /// none, or delivers its assignment again when `redeliver` (its owner said it does not hold
+    /// the room), and delivers it. A call that waited while another did this for the same
+    /// meeting takes its result instead of doing it again.
+    async fn settle(&self, meeting: &Meeting, redeliver: bool) -> Result<Room, Error> {
+        let timeout = self.settings.heartbeat_timeout_secs;
+        let mut last = self.assigning.stripe(meeting.id).lock().await;
+        if let Some(settled) = last.as_ref()
+            && settled.meeting_id == meeting.id
+            && settled.at.elapsed() < ASSIGNED_JUST_NOW
+        {
+            return self.room(meeting, &settled.assignment);
+        }
+        // Read again under the lock: another replica may have assigned it meanwhile.
+        let (assignment, delivery) = match controllers::assignment(&self.pool, meeting.id, timeout)
+            .await?
+        {
+            Some(a) if a.healthy => (a, redeliver.then_some("redelivered")),
             stale => {
                 let assigned = controllers::assign(&self.pool, meeting.id, stale.as_ref(), timeout)
                     .await?
                     .filter(|a| a.healthy)
                     .ok_or(Error::NoControllerAvailable)?;
-                (assigned, true)
+                (assigned, Some("assigned"))
             }
         };
         let room = self.room(meeting, &assignment)?;
-        if fresh || redeliver {
+        if let Some(delivery) = delivery {
             self.deliver(meeting, &room).await?;
             tracing::info!(
                 meeting_id = %meeting.id,
                 controller_id = %assignment.controller_id,
                 fencing_token = assignment.fencing_token,
-                "meeting assigned"
+                delivery,
+                "meeting assignment delivered"
             );
+            crate::metrics::meeting_assignment_delivered(delivery);
         }
+        *last = Some(Assigned {
+            meeting_id: meeting.id,
+            assignment,
+            at: Instant::now(),
+        });
         Ok(room)
     }
 

@@ -24,6 +24,7 @@ fn rooms(stack: &TestStack) -> Rooms {
         pool: stack.pool.clone(),
         controllers: MeetingControllers::new(tokens, Duration::from_secs(3)),
         settings: test_lifecycle(),
+        assigning: Default::default(),
     }
 }
 

@@ -90,8 +90,8 @@ async fn simultaneous_grants_are_signed_in_batches_each_token_its_own(pool: PgPo
 
     issue_many(&stack, &tokens, 150).await;
 
-    // 150 grants in batches of at most 64, at most four batches at a time: fewer requests
-    // than grants, and never the single route.
+    // 150 grants in batches of at most 64: fewer requests than grants, and never the single
+    // route.
     let batches = ac_requests(&stack, "/api/v1/auth/internal/meeting-tokens").await;
     assert!((3.0..150.0).contains(&batches), "{batches} batch requests");
     assert_eq!(

@@ -115,6 +115,23 @@ async fn forty_joins_into_ten_seats(stack: &TestStack, people: &People) {
     )
     .await;
     assert_eq!(meeting["participant_count"], 10, "the room holds ten");
+    // The forty arrived before anyone was in the room: one of them assigned it and delivered
+    // the assignment, the others waited for that and used it.
+    assert_eq!(
+        stack
+            .metric("gc_meeting_assignments_total", &[("delivery", "assigned")])
+            .await,
+        1.0
+    );
+    assert_eq!(
+        stack
+            .metric(
+                "gc_meeting_assignments_total",
+                &[("delivery", "redelivered")]
+            )
+            .await,
+        0.0
+    );
 }
 
 async fn twenty_admits_into_five_seats(stack: &TestStack, people: &People) {
