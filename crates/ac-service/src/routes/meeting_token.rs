@@ -26,6 +26,8 @@ use crate::startup::AppState;
 use crate::tokens::MeetingGrant;
 
 const ZERO_TTL: &str = "ttl_secs must be positive";
+/// A meeting token's shape, for the documentation's examples.
+const EXAMPLE_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoibWVldGluZyJ9.c2lnbmF0dXJl";
 
 /// The most grants one batch request may carry.
 pub const MAX_GRANTS: usize = 100;
@@ -132,7 +134,7 @@ pub(super) struct MeetingTokenResponse {
     responses(
         (status = 200, description = "A meeting token", body = MeetingTokenResponse,
          example = json!({
-             "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoibWVldGluZyJ9.c2lnbmF0dXJl",
+             "token": EXAMPLE_TOKEN,
              "expires_in": 900
          })),
         (status = 400, description = "A malformed field: a code that is not 12 characters of 0-9A-Za-z, an invalid name, `ttl_secs` 0, a role other than host or guest",
@@ -187,7 +189,7 @@ pub(super) async fn issue_meeting_token(
         (status = 200, description = "One meeting token per grant, in order",
          body = MeetingTokensResponse,
          example = json!({"tokens": [{
-             "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoibWVldGluZyJ9.c2lnbmF0dXJl",
+             "token": EXAMPLE_TOKEN,
              "expires_in": 900
          }]})),
         (status = 400, description = "No grant, more than 100, or a malformed grant",
