@@ -11,7 +11,8 @@
 # Needs a running stack in the environment, as scripts/env-tests.sh --no-stack does:
 # CONVENE_AC_URL, CONVENE_GC_URL, CONVENE_ADMIN_CLIENT_ID, CONVENE_ADMIN_CLIENT_SECRET
 # (scripts/stack-tests.sh starts one and calls this). It makes an org of its own with a high
-# meeting limit and a user in it, and fuzzes GC as that user and AC as the admin client.
+# meeting limit and a user in it, and fuzzes GC as that user, AC as the admin client, and AC's
+# internal (meeting-token) routes as a service client with GC's scope, made for the run.
 # Environment: CONVENE_FUZZ_SECONDS (60): the time budget of each service's run.
 #
 # Two checks are left out, and some operations:
@@ -76,10 +77,16 @@ email = f"fuzz-{suffix}@fuzz.test"
 call(f"/api/v1/admin/orgs/{org['org_id']}/users",
      {"email": email, "password": password, "display_name": "Fuzz", "roles": ["user"]}, admin)
 user = call("/api/v1/auth/user/token", {"email": email, "password": password})["access_token"]
-print(user, admin)
+# A client with GC's meeting-token scope, so AC's internal routes are fuzzed past their 403.
+gc_client = call("/api/v1/admin/service-clients",
+                 {"client_id": f"fuzz-gc-{suffix}", "service_type": "global-controller",
+                  "scopes": ["internal:meeting-token"]}, admin)
+gc = call("/api/v1/auth/service/token", "grant_type=client_credentials", form=True,
+          basic=f'{gc_client["client_id"]}:{gc_client["client_secret"]}')["access_token"]
+print(user, admin, gc)
 PY
 )" || convene_die "could not make the fuzzing org and user at $CONVENE_AC_URL"
-read -r USER_TOKEN ADMIN_TOKEN <<<"$tokens"
+read -r USER_TOKEN ADMIN_TOKEN GC_TOKEN <<<"$tokens"
 
 fuzz() {
   local name="$1" document="$2" url="$3" token="$4"
@@ -98,6 +105,11 @@ status=0
 fuzz gc docs/openapi/gc-service.json "$CONVENE_GC_URL" "$USER_TOKEN" || status=$?
 fuzz ac docs/openapi/ac-service.json "$CONVENE_AC_URL" "$ADMIN_TOKEN" \
   --exclude-path-regex '^/api/v1/admin/keys/' || {
+  s=$?
+  if [ "$status" -eq 0 ]; then status=$s; fi
+}
+fuzz ac-internal docs/openapi/ac-service.json "$CONVENE_AC_URL" "$GC_TOKEN" \
+  --include-path-regex '^/api/v1/auth/internal/' || {
   s=$?
   if [ "$status" -eq 0 ]; then status=$s; fi
 }
