@@ -4,7 +4,9 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{ADMIN, GC, HOST_EMAIL, MC, PASSWORD, error_code, seed_basics, spawn_app};
+use crate::helpers::{
+    ADMIN, GC, HOST_EMAIL, MC, PASSWORD, TestApp, error_code, seed_basics, spawn_app,
+};
 
 const PATH: &str = "/api/v1/auth/internal/meeting-token";
 
@@ -17,6 +19,25 @@ fn grant(ttl_secs: Option<u64>) -> Value {
         body["ttl_secs"] = json!(ttl);
     }
     body
+}
+
+/// Posts a body that is not JSON, with `token` as the bearer when given.
+async fn send_garbage(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    content_type: &'static str,
+    body: &'static str,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url(path))
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -121,23 +142,15 @@ async fn callers_without_the_scope_get_403_or_401_before_their_body_is_read(pool
     let gc = app.service_token(GC).await;
     let mc = app.service_token(MC).await;
     let user = app.user_token(HOST_EMAIL, PASSWORD).await;
-    let send_garbage = |token: Option<&str>, content_type: &'static str| {
-        let mut request = app
-            .client
-            .post(app.url(PATH))
-            .header("content-type", content_type)
-            .body("{\"user_id\": garbage");
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        async move { request.send().await.unwrap() }
+    let garbage = |token, content_type| {
+        send_garbage(&app, PATH, token, content_type, "{\"user_id\": garbage")
     };
 
     for content_type in ["application/json", "text/plain"] {
-        let no_scope = send_garbage(Some(&mc), content_type).await;
-        let no_token = send_garbage(None, content_type).await;
-        let user_token = send_garbage(Some(&user), content_type).await;
-        let allowed = send_garbage(Some(&gc), content_type).await;
+        let no_scope = garbage(Some(&mc), content_type).await;
+        let no_token = garbage(None, content_type).await;
+        let user_token = garbage(Some(&user), content_type).await;
+        let allowed = garbage(Some(&gc), content_type).await;
 
         assert_eq!(no_scope.status(), StatusCode::FORBIDDEN, "{content_type}");
         assert_eq!(error_code(no_scope).await, "FORBIDDEN");
@@ -259,15 +272,8 @@ async fn batch_callers_without_the_scope_are_refused_before_their_body_is_read(p
             app.post_json(BATCH_PATH, token, &body).await.status(),
             status
         );
-        let garbage = app
-            .client
-            .post(app.url(BATCH_PATH))
-            .header("content-type", "application/json")
-            .body("{\"grants\": [garbage");
-        let garbage = match token {
-            Some(token) => garbage.bearer_auth(token),
-            None => garbage,
-        };
-        assert_eq!(garbage.send().await.unwrap().status(), status);
+        let garbage = "{\"grants\": [garbage";
+        let response = send_garbage(&app, BATCH_PATH, token, "application/json", garbage).await;
+        assert_eq!(response.status(), status);
     }
 }
