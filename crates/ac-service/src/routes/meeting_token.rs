@@ -70,7 +70,9 @@ pub(super) struct MeetingTokenRequest {
     /// Requested lifetime in seconds; larger values are capped at 900 (and at
     /// `AC_MEETING_TOKEN_TTL_SECS`, the default); `0` is refused.
     #[schema(minimum = 1, examples(600))]
-    ttl_secs: Option<u64>,
+    // An `int64`, as the schema says: a number beyond that range is malformed, not a very long
+    // lifetime to cap.
+    ttl_secs: Option<i64>,
 }
 
 impl MeetingTokenRequest {
@@ -78,9 +80,13 @@ impl MeetingTokenRequest {
     fn into_grant(self) -> Result<(MeetingGrant, Option<u64>), AcError> {
         let meeting_code = parse_meeting_code(&self.meeting_code)?;
         let name = parse_display_name(&self.name)?;
-        if self.ttl_secs == Some(0) {
-            return Err(AcError::BadRequest(ZERO_TTL.into()));
-        }
+        let ttl_secs = match self.ttl_secs {
+            None => None,
+            Some(ttl) => match u64::try_from(ttl) {
+                Ok(ttl) if ttl > 0 => Some(ttl),
+                _ => return Err(AcError::BadRequest(ZERO_TTL.into())),
+            },
+        };
         let grant = MeetingGrant {
             user_id: self.user_id,
             meeting_id: self.meeting_id,
@@ -89,7 +95,7 @@ impl MeetingTokenRequest {
             role: self.role,
             name: name.as_str().to_owned(),
         };
-        Ok((grant, self.ttl_secs))
+        Ok((grant, ttl_secs))
     }
 }
 

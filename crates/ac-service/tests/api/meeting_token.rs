@@ -128,8 +128,13 @@ async fn a_malformed_grant_is_a_bad_request(pool: PgPool) {
     bad_role["role"] = json!("owner");
     let mut zero_ttl = grant(None);
     zero_ttl["ttl_secs"] = json!(0);
+    let mut negative_ttl = grant(None);
+    negative_ttl["ttl_secs"] = json!(-1);
+    // Beyond int64, the schema's range: found by fuzzing the route with GC's scope.
+    let mut huge_ttl = grant(None);
+    huge_ttl["ttl_secs"] = json!(9_223_372_036_854_775_808_u64);
 
-    for body in [bad_code, bad_role, zero_ttl] {
+    for body in [bad_code, bad_role, zero_ttl, negative_ttl, huge_ttl] {
         let response = app.post_json(PATH, Some(&gc), &body).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
