@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clients::ac::MeetingTokens;
 use crate::clients::mc::MeetingControllers;
 use crate::config::Config;
+use crate::db::admissions::Admissions;
+use crate::db::lookups::Lookups;
 use crate::use_cases::room::Rooms;
 
 /// How often a replica deletes expired idempotency keys, and how many per statement.
@@ -90,6 +92,8 @@ impl Application {
             controllers: MeetingControllers::new(Arc::clone(&service_tokens), call_timeout),
             settings: config.lifecycle.clone(),
             assigning: Default::default(),
+            admissions: Admissions::new(pool.clone()),
+            lookups: Lookups::new(pool.clone(), config.lifecycle.heartbeat_timeout_secs),
         };
         let meeting_tokens =
             MeetingTokens::new(&config.ac_url, Arc::clone(&service_tokens), call_timeout)

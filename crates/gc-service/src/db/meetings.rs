@@ -294,30 +294,35 @@ struct LocatedRow {
     healthy: Option<bool>,
 }
 
-/// A meeting by its code, whatever its status, with its assignment if it has one
-/// ([`crate::db::controllers::assignment`]'s answer), in one round trip: what a join needs to
-/// read before it calls the room.
-pub async fn find_by_code_with_assignment(
+/// A meeting found by its code, with its assignment if it has one
+/// ([`crate::db::controllers::assignment`]'s answer).
+pub type Located = (Meeting, Option<Assignment>);
+
+/// The meetings of `codes`, whatever their status, each with its assignment, in one round trip:
+/// what a join needs to read before it calls the room. Codes of no meeting are left out; the
+/// answer pairs each meeting with its code.
+pub async fn find_by_codes_with_assignment(
     pool: &PgPool,
-    code: &MeetingCode,
+    codes: &[&str],
     heartbeat_timeout_secs: u32,
-) -> Result<Option<(Meeting, Option<Assignment>)>, sqlx::Error> {
-    let row: Option<LocatedRow> = sqlx::query_as(concat!(
+) -> Result<Vec<Located>, sqlx::Error> {
+    let rows: Vec<LocatedRow> = sqlx::query_as(concat!(
         "select m.*, a.controller_id, c.ws_url, c.grpc_addr, a.fencing_token,
                 c.last_heartbeat_at > now() - make_interval(secs => $2) as healthy
          from (select ",
         meeting_columns!(),
-        " from meetings where meeting_code = $1) m
+        " from meetings where meeting_code = any($1)) m
          left join (meeting_assignments a join meeting_controllers c on c.id = a.controller_id)
                 on a.meeting_id = m.id"
     ))
-    .bind(code.as_str())
+    .bind(codes)
     .bind(f64::from(heartbeat_timeout_secs))
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
+    rows.into_iter().map(located).collect()
+}
+
+fn located(row: LocatedRow) -> Result<Located, sqlx::Error> {
     let assignment = match (
         row.controller_id,
         row.ws_url,
@@ -340,7 +345,7 @@ pub async fn find_by_code_with_assignment(
         }),
         _ => None,
     };
-    Ok(Some((Meeting::try_from(row.meeting)?, assignment)))
+    Ok((Meeting::try_from(row.meeting)?, assignment))
 }
 
 /// A meeting by its code, whatever its status.

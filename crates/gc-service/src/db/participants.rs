@@ -158,3 +158,63 @@ pub async fn admit(
     .await?;
     Ok(result.rows_affected())
 }
+
+/// [`admit`] for the admissions of many meetings at once, in one statement (one transaction):
+/// row `i` of each column of `rows` is one visit. Every meeting of the batch is made active, or
+/// share-locked, as [`admit`] does for one; a meeting that has ended records none of its
+/// visits. Each of the two steps locks the meetings' rows in the order of their ids (an index
+/// scan over the sorted `$9`), so two batches sharing meetings wait for each other rather than
+/// deadlock. Returns how many visits it opened.
+pub async fn admit_batch(
+    pool: &PgPool,
+    rows: &crate::db::admissions::AdmissionRows,
+) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "with batch as (
+            select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                                 $6::text[], $7::text[], $8::text[])
+                as b(meeting_id, org_id, user_id, role, actor_id, actor_type, ip, user_agent)
+         ),
+         occupied as (
+            update meetings
+            set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
+            where id = any($9)
+              and (status = 'scheduled' or (status = 'active' and empty_since is not null))
+            returning id
+         ),
+         live as (
+            select id from meetings
+            where id = any($9)
+              and status <> 'ended'
+              and id not in (select id from occupied)
+            for share
+         ),
+         visits as (
+            insert into participants (meeting_id, user_id, role)
+            select b.meeting_id, b.user_id, b.role
+            from batch b
+            where b.meeting_id in (select id from occupied union all select id from live)
+            on conflict (meeting_id, user_id) where left_at is null do nothing
+            returning meeting_id, user_id, role
+         )
+         insert into audit_logs (org_id, actor_id, actor_type, action, resource_type,
+                                 resource_id, details, ip, user_agent)
+         select b.org_id, b.actor_id, b.actor_type, 'participant_admitted', 'meeting',
+                v.meeting_id::text, jsonb_build_object('user_id', v.user_id, 'role', v.role),
+                b.ip::inet, b.user_agent
+         from visits v
+         join batch b on b.meeting_id = v.meeting_id and b.user_id = v.user_id",
+    )
+    .bind(&rows.meeting_ids)
+    .bind(&rows.org_ids)
+    .bind(&rows.user_ids)
+    .bind(&rows.roles)
+    .bind(&rows.actor_ids)
+    .bind(&rows.actor_types)
+    .bind(&rows.ips)
+    .bind(&rows.user_agents)
+    .bind(rows.meetings())
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}

@@ -90,8 +90,8 @@ pub async fn update_config(
         })
         .await?;
     let admitted = parse_ids(&response.map(|r| r.admitted).unwrap_or_default())?;
-    let rows: Vec<_> = admitted.iter().map(|id| (*id, "guest")).collect();
-    record_admissions(&rooms.pool, &updated, &rows, actor).await?;
+    let rows = admitted.iter().map(|id| (*id, "guest")).collect();
+    record_admissions(rooms, &updated, rows, actor).await?;
     let counts = live_counts(rooms, &updated).await;
     let meeting = db::meetings::find_meeting(&rooms.pool, updated.id)
         .await?

@@ -54,13 +54,7 @@ pub async fn join_meeting(
     code: &str,
     actor: Actor<'_>,
 ) -> Result<Joined, Error> {
-    let (meeting, assignment) = visible_meeting_located(
-        &rooms.pool,
-        caller,
-        code,
-        rooms.settings.heartbeat_timeout_secs,
-    )
-    .await?;
+    let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
     let role = if meeting.host_id == caller.sub {
         MeetingRole::Host
     } else {
@@ -113,7 +107,7 @@ pub async fn join_meeting(
             if admission == Admission::Admitted {
                 // Recorded also when the room says the caller was seated already: a visit GC
                 // missed (a crash after the room seated them) is recorded now.
-                record_admissions(&rooms.pool, &meeting, &[(caller.sub, role.as_str())], actor)
+                record_admissions(rooms, &meeting, vec![(caller.sub, role.as_str())], actor)
                     .await?;
             }
             Ok((response, room, admission))

@@ -41,7 +41,7 @@ pub async fn admit(
         })
         .await?
         .ok_or(Error::MeetingNotFound)?;
-    record_admissions(&rooms.pool, &meeting, &[(user_id, "guest")], actor).await?;
+    record_admissions(rooms, &meeting, vec![(user_id, "guest")], actor).await?;
     Ok(user_id)
 }
 
@@ -108,8 +108,8 @@ pub async fn admit_all(
         .unwrap_or_default();
     let admitted = parse_ids(&response.admitted)?;
     let still_waiting = parse_ids(&response.still_waiting)?;
-    let rows: Vec<(Uuid, &str)> = admitted.iter().map(|id| (*id, "guest")).collect();
-    record_admissions(&rooms.pool, &meeting, &rows, actor).await?;
+    let rows = admitted.iter().map(|id| (*id, "guest")).collect();
+    record_admissions(rooms, &meeting, rows, actor).await?;
     Ok((admitted, still_waiting))
 }
 

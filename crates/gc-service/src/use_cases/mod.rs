@@ -49,17 +49,19 @@ pub async fn visible_meeting(
 }
 
 /// [`visible_meeting`] with the meeting's assignment read in the same round trip, for
-/// [`room::Rooms::call_located`].
+/// [`room::Rooms::call_located`]; the read may share its statement with other joins'
+/// ([`db::lookups`]).
 pub async fn visible_meeting_located(
-    pool: &PgPool,
+    rooms: &room::Rooms,
     caller: &UserClaims,
     code: &str,
-    heartbeat_timeout_secs: u32,
 ) -> Result<(Meeting, Option<Assignment>), Error> {
     let code = MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
-    let found =
-        db::meetings::find_by_code_with_assignment(pool, &code, heartbeat_timeout_secs).await?;
-    let (meeting, assignment) = found.ok_or(Error::MeetingNotFound)?;
+    let (meeting, assignment) = rooms
+        .lookups
+        .find(code)
+        .await?
+        .ok_or(Error::MeetingNotFound)?;
     Ok((visible(Some(meeting), caller)?, assignment))
 }
 
@@ -87,16 +89,18 @@ pub fn require_host(meeting: &Meeting, caller: &UserClaims) -> Result<(), Error>
 
 /// Records users the room has just seated: a visit each (unless one is open), the meeting
 /// `active` from its first admission, the empty-meeting clock stopped, and one
-/// `participant_admitted` audit row per new visit; all in one statement.
+/// `participant_admitted` audit row per new visit; all in one statement, which other
+/// admissions may share ([`db::admissions`]). Returns once it is committed.
 pub async fn record_admissions(
-    pool: &PgPool,
+    rooms: &room::Rooms,
     meeting: &Meeting,
-    admitted: &[(Uuid, &str)],
+    admitted: Vec<(Uuid, &'static str)>,
     actor: Actor<'_>,
 ) -> Result<(), Error> {
-    if !admitted.is_empty() {
-        db::participants::admit(pool, meeting.id, meeting.org_id, admitted, actor).await?;
-    }
+    rooms
+        .admissions
+        .record(meeting.id, meeting.org_id, admitted, actor)
+        .await?;
     Ok(())
 }
 

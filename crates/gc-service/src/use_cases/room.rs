@@ -28,7 +28,9 @@ use sqlx::PgPool;
 
 use crate::clients::mc::{McClient, MeetingControllers};
 use crate::config::LifecycleSettings;
+use crate::db::admissions::Admissions;
 use crate::db::controllers::{self, Assignment};
+use crate::db::lookups::Lookups;
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
 use common::settings::MeetingSettings;
@@ -42,6 +44,10 @@ pub struct Rooms {
     pub controllers: MeetingControllers,
     pub settings: LifecycleSettings,
     pub assigning: AssignmentLocks,
+    /// Where admissions are recorded, many to a transaction ([`crate::db::admissions`]).
+    pub admissions: Admissions,
+    /// Where joins read their meeting, many to a statement ([`crate::db::lookups`]).
+    pub lookups: Lookups,
 }
 
 /// Stripes of locks under which this GC assigns meetings, one meeting at a time per stripe,

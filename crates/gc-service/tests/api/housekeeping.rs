@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use common::service_token::ServiceTokenClient;
 use gc_service::clients::mc::MeetingControllers;
+use gc_service::db::admissions::Admissions;
+use gc_service::db::lookups::Lookups;
 use gc_service::use_cases::housekeeping::{Pass, run_once};
 use gc_service::use_cases::room::Rooms;
 use reqwest::{Method, StatusCode};
@@ -25,6 +27,8 @@ fn rooms(stack: &TestStack) -> Rooms {
         controllers: MeetingControllers::new(tokens, Duration::from_secs(3)),
         settings: test_lifecycle(),
         assigning: Default::default(),
+        admissions: Admissions::new(stack.pool.clone()),
+        lookups: Lookups::new(stack.pool.clone(), test_lifecycle().heartbeat_timeout_secs),
     }
 }
 

@@ -437,11 +437,34 @@ async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
     .into_iter()
     .enumerate()
     {
-        admission_racing_an_end(&stack, &format!("RACEENDJOIN{i}"), before).await;
+        admission_racing_an_end(&stack, &format!("RACEENDJOIN{i}"), before, None).await;
+        // The same admission sharing its statement with one into another, live meeting: that
+        // one is recorded, the ended one's is not.
+        let other = new_meeting(
+            &stack,
+            stack.user_id(HOST).await,
+            &format!("RACEOTHERJN{i}"),
+        );
+        let other_id = other.id;
+        insert_with_fresh_codes(&stack.pool, other, &AuditContext::default(), || {
+            Err(Error::Internal("unused"))
+        })
+        .await
+        .unwrap();
+        admission_racing_an_end(&stack, &format!("RACEBATCHJN{i}"), before, Some(other_id)).await;
+        assert_eq!(open_visits(&stack.pool, other_id).await, 1, "{before:?}");
     }
 }
 
-async fn admission_racing_an_end(stack: &TestStack, code: &str, before: BeforeTheRace) {
+/// `with`: admit through one statement with an admission into that other meeting too
+/// ([`gc_service::db::participants::admit_batch`]), instead of alone.
+async fn admission_racing_an_end(
+    stack: &TestStack,
+    code: &str,
+    before: BeforeTheRace,
+    with: Option<Uuid>,
+) {
+    use gc_service::db::admissions::AdmissionRows;
     use gc_service::db::audit::Actor;
     use gc_service::db::{meetings, participants};
 
@@ -494,14 +517,27 @@ async fn admission_racing_an_end(stack: &TestStack, code: &str, before: BeforeTh
     let pool = stack.pool.clone();
     let org_id = stack.org_id;
     let admitting = tokio::spawn(async move {
-        participants::admit(
-            &pool,
-            meeting_id,
-            org_id,
-            &[(guest, "guest")],
-            Actor::System,
-        )
-        .await
+        match with {
+            None => {
+                participants::admit(
+                    &pool,
+                    meeting_id,
+                    org_id,
+                    &[(guest, "guest")],
+                    Actor::System,
+                )
+                .await
+            }
+            Some(other) => {
+                let mut rows = AdmissionRows::default();
+                rows.add(other, org_id, guest, "guest", Actor::System);
+                rows.add(meeting_id, org_id, guest, "guest", Actor::System);
+                // Only the other meeting's visit opens.
+                participants::admit_batch(&pool, &rows)
+                    .await
+                    .map(|n| n.saturating_sub(1))
+            }
+        }
     });
     // Commit only once the admission has run to its end or is waiting for the end's lock, so
     // that its snapshot surely predates the end's commit.
@@ -604,6 +640,236 @@ async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPoo
             .unwrap();
         assert_eq!(status, "active");
     }
+}
+
+/// An audit row's meeting, `actor_type:actor_id`, address and user agent.
+type AuditRow = (String, Option<String>, Option<String>, Option<String>);
+
+async fn insert_meeting(stack: &TestStack, host: Uuid, code: &str) -> Uuid {
+    let new = new_meeting(stack, host, code);
+    let id = new.id;
+    insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
+        Err(Error::Internal("unused"))
+    })
+    .await
+    .unwrap();
+    id
+}
+
+/// Admissions queued while a statement runs are recorded together, in one transaction, with
+/// each one's actor; the same user admitted twice is audited once. When that statement fails,
+/// each admission is written alone: only the one at fault fails.
+#[sqlx::test(migrations = "../../migrations")]
+async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
+    use gc_service::db::admissions::Admissions;
+    use gc_service::db::audit::Actor;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+
+    type Recording<'a> = Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>>;
+    /// Polls once: by then the admission is queued (the queue has room) and waits for its
+    /// statement.
+    async fn queued(mut recording: Recording<'_>) -> Recording<'_> {
+        assert!(matches!(futures::poll!(&mut recording), Poll::Pending));
+        recording
+    }
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let guest = stack.user_id(MEMBER).await;
+    let admissions = Admissions::new(stack.pool.clone());
+    let org = stack.org_id;
+    let from_a_browser = Actor::User {
+        id: guest,
+        ip: Some("203.0.113.7".parse().unwrap()),
+        user_agent: Some("Browser/1.0"),
+    };
+
+    for phase in ["together", "one fails"] {
+        let blocked = insert_meeting(&stack, host, &format!("QUEUEBLOCK{:02}", phase.len())).await;
+        let first = insert_meeting(&stack, host, &format!("QUEUEFIRST{:02}", phase.len())).await;
+        let second = insert_meeting(&stack, host, &format!("QUEUESECND{:02}", phase.len())).await;
+        // Holds the writer on its first statement, so that what follows queues behind it.
+        let mut holder = stack.pool.begin().await.unwrap();
+        sqlx::query("select 1 from meetings where id = $1 for update")
+            .bind(blocked)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let ahead = queued(Box::pin(admissions.record(
+            blocked,
+            org,
+            vec![(host, "host")],
+            Actor::System,
+        )))
+        .await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while lock_waiters(&stack.pool).await == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "never blocked");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let mut behind = vec![
+            queued(Box::pin(admissions.record(
+                first,
+                org,
+                vec![(host, "host"), (guest, "guest")],
+                Actor::System,
+            )))
+            .await,
+            queued(Box::pin(admissions.record(
+                second,
+                org,
+                vec![(guest, "guest")],
+                from_a_browser,
+            )))
+            .await,
+            // Admitted again by someone else in the same statement: recorded once.
+            queued(Box::pin(admissions.record(
+                second,
+                org,
+                vec![(guest, "guest")],
+                Actor::System,
+            )))
+            .await,
+        ];
+        if phase == "one fails" {
+            // Nobody: the visit's user must exist.
+            behind.push(
+                queued(Box::pin(admissions.record(
+                    second,
+                    org,
+                    vec![(Uuid::new_v4(), "guest")],
+                    Actor::System,
+                )))
+                .await,
+            );
+        }
+        holder.commit().await.unwrap();
+        ahead.await.unwrap();
+        let results = futures::future::join_all(behind).await;
+        let (last, rest) = results.split_last().unwrap();
+        for result in rest {
+            result.as_ref().unwrap();
+        }
+        if phase == "one fails" {
+            assert!(last.is_err(), "the admission of nobody fails");
+        } else {
+            last.as_ref().unwrap();
+        }
+
+        assert_eq!(open_visits(&stack.pool, first).await, 2, "{phase}");
+        assert_eq!(open_visits(&stack.pool, second).await, 1, "{phase}");
+        let transactions: i64 = sqlx::query_scalar(
+            "select count(distinct xmin::text) from participants where meeting_id in ($1, $2)",
+        )
+        .bind(first)
+        .bind(second)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+        let expected = if phase == "together" { 1 } else { 2 };
+        assert_eq!(
+            transactions, expected,
+            "{phase}: visits recorded per transaction"
+        );
+        let audit: Vec<AuditRow> = sqlx::query_as(
+            "select resource_id, actor_type || ':' || coalesce(actor_id, ''), host(ip),
+                        user_agent
+                 from audit_logs
+                 where action = 'participant_admitted' and resource_id in ($1::text, $2::text)
+                 order by resource_id, details->>'role', details->>'user_id'",
+        )
+        .bind(first)
+        .bind(second)
+        .fetch_all(&stack.pool)
+        .await
+        .unwrap();
+        let sys = Some("system:".to_owned());
+        let mut want = vec![
+            (first.to_string(), sys.clone(), None, None),
+            (first.to_string(), sys.clone(), None, None),
+            (
+                second.to_string(),
+                Some(format!("user:{guest}")),
+                Some("203.0.113.7".to_owned()),
+                Some("Browser/1.0".to_owned()),
+            ),
+        ];
+        want.sort();
+        let mut got = audit;
+        got.sort();
+        assert_eq!(
+            got, want,
+            "{phase}: one audit row per visit, with its actor"
+        );
+    }
+}
+
+/// Lookups queued while a statement runs are read together, and each caller gets the meeting
+/// of its own code (or none), as it stands when the statement runs: one ended meanwhile is
+/// read as ended.
+#[sqlx::test(migrations = "../../migrations")]
+async fn queued_lookups_each_get_their_own_meeting(pool: PgPool) {
+    use gc_service::db::lookups::Lookups;
+    use std::task::Poll;
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let lookups = Lookups::new(stack.pool.clone(), 30);
+    let first = insert_meeting(&stack, host, "LOOKUPFIRST0").await;
+    let second = insert_meeting(&stack, host, "LOOKUPSECND0").await;
+    let code = |c: &str| MeetingCode::parse(c).unwrap();
+
+    // Holds the reader on its first statement, so that what follows queues behind it.
+    let mut holder = stack.pool.begin().await.unwrap();
+    sqlx::query("lock table meetings in access exclusive mode")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let mut ahead = Box::pin(lookups.find(code("LOOKUPFIRST0")));
+    assert!(matches!(futures::poll!(&mut ahead), Poll::Pending));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lock_waiters(&stack.pool).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never blocked");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut behind = Vec::new();
+    for c in [
+        "LOOKUPSECND0",
+        "LOOKUPFIRST0",
+        "NOSUCHCODE00",
+        "LOOKUPSECND0",
+    ] {
+        let mut lookup = Box::pin(lookups.find(code(c)));
+        assert!(matches!(futures::poll!(&mut lookup), Poll::Pending));
+        behind.push(lookup);
+    }
+    // Ended while the lookups wait: they read it ended.
+    sqlx::query("update meetings set status = 'ended', ended_at = now() where id = $1")
+        .bind(second)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    holder.commit().await.unwrap();
+
+    let (meeting, assignment) = ahead.await.unwrap().unwrap();
+    assert_eq!(meeting.id, first);
+    assert!(assignment.is_none(), "nobody joined it yet");
+    let found: Vec<Option<(Uuid, bool)>> = futures::future::join_all(behind)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().map(|(m, _)| (m.id, m.status.is_ended())))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            Some((second, true)),
+            Some((first, false)),
+            None,
+            Some((second, true)),
+        ]
+    );
 }
 
 /// `DATABASE_URL` may ask for TLS (`sslmode=require`, `verify-full`), as a managed PostgreSQL

@@ -1,0 +1,254 @@
+//! Admissions recorded in shared transactions (group commit).
+//!
+//! Every admission a room makes is recorded in PostgreSQL ([`super::participants::admit`]):
+//! the visit, its `participant_admitted` audit row, and the meeting made active. Recorded one
+//! transaction each, a busy GC spends most of a join's database time on what every transaction
+//! costs whatever it holds (a round trip, the executor's start, a commit record and a wait for
+//! the WAL to reach the disk), and the fewer joins are in PostgreSQL at once, the fewer of
+//! those commits share a disk flush.
+//!
+//! [`Admissions::record`] queues the admission instead; one task writes the queue, one
+//! statement at a time ([`super::participants::admit_batch`]), each holding what was queued
+//! while the previous one ran (at most [`MAX_ROWS`] visits). Nothing waits for more: an idle
+//! GC writes each admission at once, as before, and a busy one writes many per commit. A caller
+//! is answered only when the statement holding its admission has committed, so an answer still
+//! means the visit is stored.
+//!
+//! A statement that fails does not fail its neighbours: each admission of it is then written
+//! alone, as before, and its caller gets its own answer. Several GC replicas each write their
+//! own statements; two of them that lock the same meetings in different orders can deadlock,
+//! which PostgreSQL breaks after `deadlock_timeout` by failing one, whose admissions are then
+//! written alone.
+//!
+//! An admission is written even when its caller has gone meanwhile (a client that hung up
+//! after the room seated it): the room and PostgreSQL stay in agreement. The queue is bounded
+//! ([`QUEUE`]); a full queue makes callers wait, never grows.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::audit::Actor;
+use super::participants;
+
+/// Visits in one statement, at most (an admission with more users goes alone, whole).
+pub const MAX_ROWS: usize = 256;
+/// Admissions waiting for a statement, at most.
+pub const QUEUE: usize = 4096;
+
+/// One room's admission of one or more users, by one actor.
+struct Pending {
+    meeting_id: Uuid,
+    org_id: Uuid,
+    users: Vec<(Uuid, &'static str)>,
+    actor: OwnedActor,
+    reply: oneshot::Sender<Result<(), sqlx::Error>>,
+}
+
+/// An [`Actor`], owned so that it can wait in the queue.
+#[derive(Clone, Debug)]
+enum OwnedActor {
+    User {
+        id: Uuid,
+        ip: Option<IpAddr>,
+        user_agent: Option<String>,
+    },
+    Service {
+        id: String,
+    },
+    System,
+}
+
+impl From<Actor<'_>> for OwnedActor {
+    fn from(actor: Actor<'_>) -> Self {
+        match actor {
+            Actor::User { id, ip, user_agent } => OwnedActor::User {
+                id,
+                ip,
+                user_agent: user_agent.map(str::to_owned),
+            },
+            Actor::Service { id } => OwnedActor::Service { id: id.to_owned() },
+            Actor::System => OwnedActor::System,
+        }
+    }
+}
+
+impl OwnedActor {
+    fn as_actor(&self) -> Actor<'_> {
+        match self {
+            OwnedActor::User { id, ip, user_agent } => Actor::User {
+                id: *id,
+                ip: *ip,
+                user_agent: user_agent.as_deref(),
+            },
+            OwnedActor::Service { id } => Actor::Service { id },
+            OwnedActor::System => Actor::System,
+        }
+    }
+}
+
+/// The columns of a statement's visits, one entry per visit.
+#[derive(Default)]
+pub struct AdmissionRows {
+    pub meeting_ids: Vec<Uuid>,
+    pub org_ids: Vec<Uuid>,
+    pub user_ids: Vec<Uuid>,
+    pub roles: Vec<&'static str>,
+    pub actor_ids: Vec<Option<String>>,
+    pub actor_types: Vec<&'static str>,
+    pub ips: Vec<Option<String>>,
+    pub user_agents: Vec<Option<String>>,
+}
+
+impl AdmissionRows {
+    fn push(&mut self, pending: &Pending, seen: &mut HashSet<(Uuid, Uuid)>) {
+        for &(user_id, role) in &pending.users {
+            // The same user twice in one meeting's statement would be audited twice (the
+            // visit itself is opened once): the first admission stands for both.
+            if seen.insert((pending.meeting_id, user_id)) {
+                let actor = pending.actor.as_actor();
+                self.add(pending.meeting_id, pending.org_id, user_id, role, actor);
+            }
+        }
+    }
+
+    /// One more visit to record. A (meeting, user) pair must appear once.
+    pub fn add(
+        &mut self,
+        meeting_id: Uuid,
+        org_id: Uuid,
+        user_id: Uuid,
+        role: &'static str,
+        actor: Actor<'_>,
+    ) {
+        let (actor_id, actor_type, ip, user_agent) = actor.columns();
+        self.meeting_ids.push(meeting_id);
+        self.org_ids.push(org_id);
+        self.user_ids.push(user_id);
+        self.roles.push(role);
+        self.actor_ids.push(actor_id);
+        self.actor_types.push(actor_type);
+        self.ips.push(ip.map(|ip| ip.to_string()));
+        self.user_agents.push(user_agent.map(str::to_owned));
+    }
+
+    /// The meetings of the rows, sorted, each once.
+    pub fn meetings(&self) -> Vec<Uuid> {
+        let mut ids = self.meeting_ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    pub fn len(&self) -> usize {
+        self.user_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.user_ids.is_empty()
+    }
+}
+
+/// The handle the use cases record admissions through; clones share the queue.
+#[derive(Clone)]
+pub struct Admissions {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl Admissions {
+    /// Starts the writing task (on the current Tokio runtime); it writes what is queued and
+    /// ends when the last clone of the handle is dropped.
+    pub fn new(pool: PgPool) -> Self {
+        let (queue, pending) = mpsc::channel(QUEUE);
+        tokio::spawn(write_loop(pool, pending));
+        Self { queue }
+    }
+
+    /// Records that the room of `meeting_id` seated `users` (with their roles): their visits,
+    /// audit rows, and the meeting active. Returns once it is committed. Nothing is recorded for
+    /// a meeting that has ended.
+    pub async fn record(
+        &self,
+        meeting_id: Uuid,
+        org_id: Uuid,
+        users: Vec<(Uuid, &'static str)>,
+        actor: Actor<'_>,
+    ) -> Result<(), sqlx::Error> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            meeting_id,
+            org_id,
+            users,
+            actor: actor.into(),
+            reply,
+        };
+        self.queue
+            .send(pending)
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+async fn write_loop(pool: PgPool, mut queue: mpsc::Receiver<Pending>) {
+    while let Some(batch) = super::next_batch(&mut queue, MAX_ROWS, |p| p.users.len()).await {
+        write(&pool, batch).await;
+    }
+}
+
+/// Writes a batch in one statement; if that fails, each admission alone.
+async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
+    if batch.len() == 1
+        && let Some(pending) = batch.pop()
+    {
+        let result = write_alone(pool, &pending).await;
+        let _ = pending.reply.send(result);
+        return;
+    }
+    let mut rows = AdmissionRows::default();
+    let mut seen = HashSet::new();
+    for pending in &batch {
+        rows.push(pending, &mut seen);
+    }
+    match participants::admit_batch(pool, &rows).await {
+        Ok(_) => {
+            tracing::debug!(
+                admissions = batch.len(),
+                visits = rows.len(),
+                "admissions recorded together"
+            );
+            for pending in batch {
+                let _ = pending.reply.send(Ok(()));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(
+                admissions = batch.len(),
+                error = %error,
+                "admissions recorded together failed, recording each alone"
+            );
+            for pending in batch {
+                let result = write_alone(pool, &pending).await;
+                let _ = pending.reply.send(result);
+            }
+        }
+    }
+}
+
+async fn write_alone(pool: &PgPool, pending: &Pending) -> Result<(), sqlx::Error> {
+    participants::admit(
+        pool,
+        pending.meeting_id,
+        pending.org_id,
+        &pending.users,
+        pending.actor.as_actor(),
+    )
+    .await
+    .map(|_| ())
+}
