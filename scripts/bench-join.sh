@@ -10,8 +10,10 @@
 #            rooms created and warmed (assigned, active, the host seated) beforehand; the CPU
 #            time of every process is read from /proc around it;
 #   create   the create benchmark's load (create_load) at the same client count;
-#   pgbench  the join's own SQL writes, as GC runs them in one transaction
-#            (crates/gc-service/benches/join_meeting.pgbench.sql), on distinct rows;
+#   pgbench  the join's own SQL writes, one join per transaction, as GC runs them when idle
+#            (crates/gc-service/benches/join_meeting.pgbench.sql), on distinct rows: the
+#            storage limit of a join committed on its own (a busy GC shares transactions
+#            between joins, db::admissions);
 # then, on the empty database, a storm: BENCH_STORM_USERS users join one cold room of
 # BENCH_STORM_SEATS seats at the same instant. Conditions are interleaved and the summary gives
 # medians over the rounds, because this machine's disk and CPU drift by 2-3x between days

@@ -3,7 +3,9 @@
 -- is GC's `db::participants::admit` for one guest, as `use_cases::record_admissions` runs it:
 -- the meeting's row share-locked (so an `end` in flight is waited for), the meeting made active if
 -- it is not (a no-op for these live rooms), the visit opened, and its `participant_admitted`
--- audit row, in one statement with the same parameters.
+-- audit row, in one statement with the same parameters. This is one join per transaction, which
+-- is what GC writes when it is idle: a busy GC puts the admissions queued meanwhile in one
+-- statement (`db::participants::admit_batch`), so its joins may commit faster than this.
 --
 -- Each transaction seats a new (user, room) pair, as the join benchmark's requests do: client
 -- c's k-th transaction takes pair p = k * clients + c, room p mod rooms and user

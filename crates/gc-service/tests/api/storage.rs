@@ -806,6 +806,82 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
     }
 }
 
+/// Two GC replicas' queues admitting a crowd into the same cold meetings at once, every
+/// statement mixing several meetings: each visit is recorded once with its audit row, every
+/// meeting becomes active, and no admission fails (statements that crossed and deadlocked are
+/// written again one by one).
+#[sqlx::test(migrations = "../../migrations")]
+async fn two_replicas_admitting_into_the_same_cold_meetings_record_everyone_once(pool: PgPool) {
+    use gc_service::db::admissions::Admissions;
+    use gc_service::db::audit::Actor;
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let mut users = Vec::new();
+    for i in 0..30 {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "insert into users (id, org_id, email, password_hash, display_name, roles)
+             select $1, org_id, $2, password_hash, 'Crowd', roles from users where id = $3",
+        )
+        .bind(id)
+        .bind(format!("crowd{i}@acme.test"))
+        .bind(host)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+        users.push(id);
+    }
+    let mut meetings = Vec::new();
+    for m in 0..6 {
+        meetings.push(insert_meeting(&stack, host, &format!("CROWDROOM{m:03}")).await);
+    }
+    let replicas = [
+        Admissions::new(stack.pool.clone()),
+        Admissions::new(stack.pool.clone()),
+    ];
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(users.len() * meetings.len()));
+    let mut tasks = Vec::new();
+    for (u, &user) in users.iter().enumerate() {
+        for (m, &meeting) in meetings.iter().enumerate() {
+            // Each (user, meeting) pair is admitted by both replicas for one pair in five.
+            let mut by = vec![replicas[(u + m) % 2].clone()];
+            if (u + m) % 5 == 0 {
+                by.push(replicas[(u + m + 1) % 2].clone());
+            }
+            let barrier = barrier.clone();
+            let org = stack.org_id;
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                for replica in by {
+                    replica
+                        .record(meeting, org, vec![(user, "guest")], Actor::System)
+                        .await?;
+                }
+                Ok::<_, sqlx::Error>(())
+            }));
+        }
+    }
+    for task in futures::future::join_all(tasks).await {
+        task.unwrap().unwrap();
+    }
+    for &meeting in &meetings {
+        assert_eq!(open_visits(&stack.pool, meeting).await, 30);
+        let (status, audited): (String, i64) = sqlx::query_as(
+            "select m.status, (select count(*) from audit_logs a
+                               where a.resource_id = m.id::text
+                                 and a.action = 'participant_admitted')
+             from meetings m where m.id = $1",
+        )
+        .bind(meeting)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+        assert_eq!(status, "active");
+        assert_eq!(audited, 30, "one audit row per visit");
+    }
+}
+
 /// Lookups queued while a statement runs are read together, and each caller gets the meeting
 /// of its own code (or none), as it stands when the statement runs: one ended meanwhile is
 /// read as ended.
