@@ -581,6 +581,27 @@ async fn admission_racing_an_end(
     );
 }
 
+/// `count` more users of the stack's org, like `like` (its roles and password hash), with
+/// e-mails `{name}{i}@acme.test`.
+async fn more_users(stack: &TestStack, like: Uuid, name: &str, count: usize) -> Vec<Uuid> {
+    let mut users = Vec::with_capacity(count);
+    for i in 0..count {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "insert into users (id, org_id, email, password_hash, display_name, roles)
+             select $1, org_id, $2, password_hash, 'Crowd', roles from users where id = $3",
+        )
+        .bind(id)
+        .bind(format!("{name}{i}@acme.test"))
+        .bind(like)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+        users.push(id);
+    }
+    users
+}
+
 /// Many first admissions of a meeting nobody has joined yet, at once (a storm on a cold room):
 /// one of them makes the meeting active, and every one records its visit. None may deadlock
 /// with another over the meeting row.
@@ -591,21 +612,7 @@ async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPoo
 
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
-    let mut users = Vec::new();
-    for i in 0..24 {
-        let id = Uuid::new_v4();
-        sqlx::query(
-            "insert into users (id, org_id, email, password_hash, display_name, roles)
-             select $1, org_id, $2, password_hash, 'Storm', roles from users where id = $3",
-        )
-        .bind(id)
-        .bind(format!("storm{i}@acme.test"))
-        .bind(host)
-        .execute(&stack.pool)
-        .await
-        .unwrap();
-        users.push(id);
-    }
+    let users = more_users(&stack, host, "storm", 24).await;
     for round in 0..5 {
         let new = new_meeting(&stack, host, &format!("COLDSTORM00{round}"));
         let meeting_id = new.id;
@@ -817,21 +824,7 @@ async fn two_replicas_admitting_into_the_same_cold_meetings_record_everyone_once
 
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
-    let mut users = Vec::new();
-    for i in 0..30 {
-        let id = Uuid::new_v4();
-        sqlx::query(
-            "insert into users (id, org_id, email, password_hash, display_name, roles)
-             select $1, org_id, $2, password_hash, 'Crowd', roles from users where id = $3",
-        )
-        .bind(id)
-        .bind(format!("crowd{i}@acme.test"))
-        .bind(host)
-        .execute(&stack.pool)
-        .await
-        .unwrap();
-        users.push(id);
-    }
+    let users = more_users(&stack, host, "crowd", 30).await;
     let mut meetings = Vec::new();
     for m in 0..6 {
         meetings.push(insert_meeting(&stack, host, &format!("CROWDROOM{m:03}")).await);
