@@ -14,8 +14,9 @@
 //! is answered only when the statement holding its admission has committed, so an answer still
 //! means the visit is stored.
 //!
-//! A statement that fails does not fail its neighbours: each admission of it is then written
-//! alone, as before, and its caller gets its own answer. Several GC replicas each write their
+//! A statement PostgreSQL refuses does not fail its neighbours: each admission of it is then
+//! written alone, as before, and its caller gets its own answer. A statement that found no
+//! connection (or lost it) fails all of its admissions at once, with that error. Several GC replicas each write their
 //! own statements; two of them that lock the same meetings in different orders can deadlock,
 //! which PostgreSQL breaks after `deadlock_timeout` by failing one, whose admissions are then
 //! written alone.
@@ -227,7 +228,9 @@ async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
                 let _ = pending.reply.send(Ok(()));
             }
         }
-        Err(error) => {
+        // PostgreSQL refused the statement (a visit whose user was deleted meanwhile, a
+        // deadlock it broke): written alone, only the admission at fault fails.
+        Err(error @ sqlx::Error::Database(_)) => {
             tracing::warn!(
                 admissions = batch.len(),
                 error = %error,
@@ -236,6 +239,18 @@ async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
             for pending in batch {
                 let result = write_alone(pool, &pending).await;
                 let _ = pending.reply.send(result);
+            }
+        }
+        // No connection, or it broke: each admission alone would only wait as long again, one
+        // after the other, while the queue stalls behind them. All fail now.
+        Err(error) => {
+            tracing::warn!(
+                admissions = batch.len(),
+                error = %error,
+                "admissions could not be recorded"
+            );
+            for pending in batch {
+                let _ = pending.reply.send(Err(super::copy_error(&error)));
             }
         }
     }

@@ -83,18 +83,9 @@ async fn read_loop(pool: PgPool, timeout: u32, mut queue: mpsc::Receiver<Pending
             }
             Err(error) => {
                 for pending in batch {
-                    let _ = pending.reply.send(Err(copy_error(&error)));
+                    let _ = pending.reply.send(Err(super::copy_error(&error)));
                 }
             }
         }
-    }
-}
-
-/// sqlx errors cannot be cloned: each caller gets the same kind, with the message.
-fn copy_error(error: &sqlx::Error) -> sqlx::Error {
-    match error {
-        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
-        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-        other => sqlx::Error::Protocol(format!("reading meetings failed: {other}")),
     }
 }

@@ -67,3 +67,14 @@ async fn next_batch<T>(
     }
     Some(batch)
 }
+
+/// The error of a statement shared by several callers, for each of them (sqlx errors cannot be
+/// cloned): the pool's own errors keep their kind (a timeout is still a 503), others become a
+/// protocol error with the message.
+fn copy_error(error: &sqlx::Error) -> sqlx::Error {
+    match error {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        other => sqlx::Error::Protocol(format!("a shared statement failed: {other}")),
+    }
+}

@@ -813,6 +813,59 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
     }
 }
 
+/// With no connection to be had, the admissions queued behind the first fail together with the
+/// pool's timeout (a 503 to their callers), instead of each waiting out the timeout in turn
+/// while the queue stalls; and the queue works again once a connection is free.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_starved_pool_fails_queued_admissions_together(pool: PgPool) {
+    use gc_service::db::admissions::Admissions;
+    use gc_service::db::audit::Actor;
+    use sqlx::postgres::PgPoolOptions;
+    use std::time::{Duration, Instant};
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let users = more_users(&stack, host, "starved", 6).await;
+    let meeting = insert_meeting(&stack, host, "STARVEDPOOL0").await;
+    let timeout = Duration::from_millis(500);
+    let small = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(timeout)
+        .connect_with((*stack.pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let admissions = Admissions::new(small.clone());
+    let held = small.acquire().await.unwrap();
+
+    let started = Instant::now();
+    let results = futures::future::join_all(users[..5].iter().map(|&user| {
+        admissions.record(meeting, stack.org_id, vec![(user, "guest")], Actor::System)
+    }))
+    .await;
+    let took = started.elapsed();
+    for result in results {
+        assert!(
+            matches!(result, Err(sqlx::Error::PoolTimedOut)),
+            "{result:?}"
+        );
+    }
+    // The first statement and the shared one each wait out one timeout; five statements one
+    // after the other would take five.
+    assert!(took < timeout * 4, "took {took:?}");
+
+    drop(held);
+    admissions
+        .record(
+            meeting,
+            stack.org_id,
+            vec![(users[5], "guest")],
+            Actor::System,
+        )
+        .await
+        .unwrap();
+    assert_eq!(open_visits(&stack.pool, meeting).await, 1);
+}
+
 /// Two GC replicas' queues admitting a crowd into the same cold meetings at once, every
 /// statement mixing several meetings: each visit is recorded once with its audit row, every
 /// meeting becomes active, and no admission fails (statements that crossed and deadlocked are
