@@ -7,7 +7,7 @@
 //! are in flight, so a busy GC pays one request, and AC one service-token check, per batch
 //! instead of per join.
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use common::display_name::DisplayName;
@@ -42,9 +42,17 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/api/v1/auth/internal/meeting-tokens",
-            post(issue_meeting_tokens),
+            post(issue_meeting_tokens).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
         )
 }
+
+/// The largest batch body AC reads. [`MAX_GRANTS`] grants with the longest names (255
+/// characters of four UTF-8 bytes, or twelve when JSON-escaped as surrogate pairs) take up to
+/// about 330 KiB, past the 64 KiB every other body is held to; with this bound a batch GC
+/// builds is never refused for its size, and one of too many grants is read and refused with
+/// 400. Only a service with the scope gets this far: the token is checked before the body is
+/// read.
+pub const MAX_BATCH_BODY_BYTES: usize = 512 * 1024;
 
 /// The grant GC asks AC to sign. AC checks its shape only; GC decides whether the user may join.
 #[derive(Deserialize, ToSchema)]
@@ -203,6 +211,8 @@ pub(super) async fn issue_meeting_token(
          example = json!(super::openapi::example(AcError::BadRequest(BATCH_SIZE.into())))),
         (status = 403, description = "A service token without the `internal:meeting-token` scope",
          body = ErrorEnvelope, example = json!(super::openapi::example(AcError::Forbidden(crate::auth::MISSING_SCOPE)))),
+        (status = 413, description = "A body over 512 KiB",
+         body = ErrorEnvelope, example = json!(super::openapi::example(AcError::Api(common::http::payload_too_large())))),
     ),
 )]
 #[tracing::instrument(

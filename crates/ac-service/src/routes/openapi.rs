@@ -48,7 +48,7 @@ cause is only logged. Any route also answers 404 `NOT_FOUND` for a path AC does 
 caller's rights (403, or 404 for an org admin of another org), and only then is the body read \
 (400), so a caller without the right learns nothing from the body's validation.
 
-**Bounds.** JSON bodies at most 64 KiB (413) and parsed strictly (unknown fields refused); \
+**Bounds.** JSON bodies at most 64 KiB (413; 512 KiB for a batch of meeting tokens) and parsed strictly (unknown fields refused); \
 request target at most 8 KiB (414); at most 100 headers or 32 KiB of them (431); a request \
 answered within 30 s, else 503.
 

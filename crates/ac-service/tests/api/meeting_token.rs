@@ -257,6 +257,52 @@ async fn a_batch_is_refused_whole_when_empty_too_long_or_holding_a_bad_grant(poo
     }
 }
 
+/// A full batch of the longest names is far over the 64 KiB other bodies are held to, and is
+/// still served; a batch of too many grants is read and refused for its count, not its size;
+/// only a body over the batch route's own bound is a 413. (The API fuzzer once sent 73 KB of
+/// too many grants and got a 413 where the schema's `maxItems` called for a 400; and GC's
+/// batches of 64 long names would have been refused whole.)
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_batch_is_held_to_its_own_body_bound(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let gc = app.service_token(GC).await;
+    // 255 characters of four UTF-8 bytes each.
+    let longest_name: String = "\u{1F600}".repeat(255);
+    let long = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|_| {
+                let mut grant = grant(None);
+                grant["name"] = json!(longest_name);
+                grant
+            })
+            .collect()
+    };
+    let full = json!({ "grants": long(100) });
+    assert!(full.to_string().len() > 64 * 1024);
+    let response = app.post_json(BATCH_PATH, Some(&gc), &full).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["tokens"].as_array().unwrap().len(), 100);
+
+    let too_many = json!({ "grants": long(200) });
+    assert!(too_many.to_string().len() > 128 * 1024);
+    let response = app.post_json(BATCH_PATH, Some(&gc), &too_many).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    let huge = json!({ "grants": long(600) });
+    assert!(huge.to_string().len() > 512 * 1024);
+    let response = app.post_json(BATCH_PATH, Some(&gc), &huge).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(response).await, "PAYLOAD_TOO_LARGE");
+
+    // The single route keeps the common bound.
+    let mut one = grant(None);
+    one["name"] = json!("x".repeat(70 * 1024));
+    let response = app.post_json(PATH, Some(&gc), &one).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn batch_callers_without_the_scope_are_refused_before_their_body_is_read(pool: PgPool) {
     seed_basics(&pool).await;
