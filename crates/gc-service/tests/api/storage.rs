@@ -35,6 +35,18 @@ fn new_meeting(stack: &TestStack, host: Uuid, code: &str) -> NewMeeting {
     }
 }
 
+/// Stores a meeting of the stack's org hosted by `host`; its id.
+async fn insert_meeting(stack: &TestStack, host: Uuid, code: &str) -> Uuid {
+    let new = new_meeting(stack, host, code);
+    let id = new.id;
+    insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
+        Err(Error::Internal("unused"))
+    })
+    .await
+    .unwrap();
+    id
+}
+
 async fn exec(pool: &PgPool, sql: &'static str) -> Result<u64, sqlx::Error> {
     sqlx::query(sql)
         .execute(pool)
@@ -97,12 +109,7 @@ async fn the_live_counter_follows_ends_and_deletes_of_live_meetings(pool: PgPool
 async fn ended_meetings_cannot_be_reopened_nor_moved_to_another_org(pool: PgPool) {
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
-    let new = new_meeting(&stack, host, "BBBBBBBBBBB1");
-    insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
-        Err(Error::Internal("unused"))
-    })
-    .await
-    .unwrap();
+    insert_meeting(&stack, host, "BBBBBBBBBBB1").await;
     exec(
         &stack.pool,
         "insert into organizations (slug, name) values ('other', 'Other')",
@@ -299,12 +306,7 @@ async fn creates_and_ends_leave_an_orgs_updated_at_alone(pool: PgPool) {
         .unwrap()
     };
 
-    let new = new_meeting(&stack, host, "UPDATEDAT001");
-    insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
-        Err(Error::Internal("unused"))
-    })
-    .await
-    .unwrap();
+    insert_meeting(&stack, host, "UPDATEDAT001").await;
     exec(
         &stack.pool,
         "update meetings set status = 'ended', ended_at = now()",
@@ -440,17 +442,8 @@ async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
         admission_racing_an_end(&stack, &format!("RACEENDJOIN{i}"), before, None).await;
         // The same admission sharing its statement with one into another, live meeting: that
         // one is recorded, the ended one's is not.
-        let other = new_meeting(
-            &stack,
-            stack.user_id(HOST).await,
-            &format!("RACEOTHERJN{i}"),
-        );
-        let other_id = other.id;
-        insert_with_fresh_codes(&stack.pool, other, &AuditContext::default(), || {
-            Err(Error::Internal("unused"))
-        })
-        .await
-        .unwrap();
+        let host = stack.user_id(HOST).await;
+        let other_id = insert_meeting(&stack, host, &format!("RACEOTHERJN{i}")).await;
         admission_racing_an_end(&stack, &format!("RACEBATCHJN{i}"), before, Some(other_id)).await;
         assert_eq!(open_visits(&stack.pool, other_id).await, 1, "{before:?}");
     }
@@ -470,13 +463,7 @@ async fn admission_racing_an_end(
 
     let host = stack.user_id(HOST).await;
     let guest = stack.user_id(MEMBER).await;
-    let new = new_meeting(stack, host, code);
-    let meeting_id = new.id;
-    insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
-        Err(Error::Internal("unused"))
-    })
-    .await
-    .unwrap();
+    let meeting_id = insert_meeting(stack, host, code).await;
     let seated: u64 = match before {
         BeforeTheRace::Scheduled => 0,
         BeforeTheRace::Active | BeforeTheRace::ActiveEmpty => {
@@ -614,13 +601,7 @@ async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPoo
     let host = stack.user_id(HOST).await;
     let users = more_users(&stack, host, "storm", 24).await;
     for round in 0..5 {
-        let new = new_meeting(&stack, host, &format!("COLDSTORM00{round}"));
-        let meeting_id = new.id;
-        insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
-            Err(Error::Internal("unused"))
-        })
-        .await
-        .unwrap();
+        let meeting_id = insert_meeting(&stack, host, &format!("COLDSTORM00{round}")).await;
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(users.len()));
         let admissions = users.iter().map(|&user| {
             let pool = stack.pool.clone();
@@ -651,17 +632,6 @@ async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPoo
 
 /// An audit row's meeting, `actor_type:actor_id`, address and user agent.
 type AuditRow = (String, Option<String>, Option<String>, Option<String>);
-
-async fn insert_meeting(stack: &TestStack, host: Uuid, code: &str) -> Uuid {
-    let new = new_meeting(stack, host, code);
-    let id = new.id;
-    insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
-        Err(Error::Internal("unused"))
-    })
-    .await
-    .unwrap();
-    id
-}
 
 /// Admissions queued while a statement runs are recorded together, in one transaction, with
 /// each one's actor; the same user admitted twice is audited once. When that statement fails,
