@@ -24,6 +24,7 @@ use crate::clients::ac::MeetingTokens;
 use crate::clients::mc::MeetingControllers;
 use crate::config::Config;
 use crate::db::admissions::Admissions;
+use crate::db::creates::Creates;
 use crate::db::lookups::Lookups;
 use crate::use_cases::room::Rooms;
 
@@ -35,6 +36,8 @@ const JANITOR_BATCH: i64 = 1000;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// The queue creates share their statements through.
+    pub creates: Creates,
     pub verifier: JwksVerifier,
     /// The OS CSPRNG, for meeting codes and join-token secrets.
     pub rng: SystemRandom,
@@ -103,6 +106,7 @@ impl Application {
         let mut shell = Shell::new("gc", config.shell.timings());
         let state = AppState {
             pool: pool.clone(),
+            creates: Creates::new(pool.clone()),
             verifier,
             rng: SystemRandom::new(),
             public_base_url: Arc::from(config.public_base_url),

@@ -108,21 +108,67 @@ pub struct AuditContext<'a> {
     pub user_agent: Option<&'a str>,
 }
 
+/// The values of one create, as the create statements bind them.
+#[derive(Debug)]
+pub struct CreateRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub host_id: Uuid,
+    pub code: String,
+    pub display_name: String,
+    pub max_participants: Option<i32>,
+    pub settings: MeetingSettings,
+    pub join_token_secret: Vec<u8>,
+    pub scheduled_start_time: Option<DateTime<Utc>>,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<Vec<u8>>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl CreateRow {
+    pub fn new(new: &NewMeeting, audit: &AuditContext<'_>) -> Self {
+        CreateRow {
+            id: new.id,
+            org_id: new.org_id,
+            host_id: new.host_id,
+            code: new.code.as_str().to_owned(),
+            display_name: new.create.display_name.as_str().to_owned(),
+            max_participants: new.create.max_participants.map(|n| n.get()),
+            settings: new.create.settings,
+            join_token_secret: new.join_token_secret.expose_bytes().to_vec(),
+            scheduled_start_time: new.create.scheduled_start_time,
+            idempotency_key: new.idempotency.as_ref().map(|r| r.key.as_str().to_owned()),
+            request_hash: new
+                .idempotency
+                .as_ref()
+                .map(|r| r.request_hash.as_bytes().to_vec()),
+            ip: audit.ip.map(|ip| ip.to_string()),
+            user_agent: audit.user_agent.map(str::to_owned),
+        }
+    }
+}
+
 /// Runs the create statement once.
-#[tracing::instrument(name = "gc.db.insert_meeting", skip_all)]
 pub async fn insert_meeting(
     pool: &PgPool,
     new: &NewMeeting,
     audit: &AuditContext<'_>,
 ) -> Result<InsertOutcome, sqlx::Error> {
-    let settings = new.create.settings;
+    insert_row(pool, &CreateRow::new(new, audit)).await
+}
+
+/// Runs the create statement once, for `row`.
+#[tracing::instrument(name = "gc.db.insert_meeting", skip_all)]
+pub async fn insert_row(pool: &PgPool, row: &CreateRow) -> Result<InsertOutcome, sqlx::Error> {
+    let settings = row.settings;
     let result = sqlx::query_as::<_, MeetingRow>(CREATE_MEETING_SQL)
-        .bind(new.id)
-        .bind(new.org_id)
-        .bind(new.host_id)
-        .bind(new.code.as_str())
-        .bind(new.create.display_name.as_str())
-        .bind(new.create.max_participants.map(|n| n.get()))
+        .bind(row.id)
+        .bind(row.org_id)
+        .bind(row.host_id)
+        .bind(&row.code)
+        .bind(&row.display_name)
+        .bind(row.max_participants)
         .bind(settings.waiting_room_enabled)
         .bind(settings.enable_transcription)
         .bind(settings.enable_e2e_encryption)
@@ -130,16 +176,12 @@ pub async fn insert_meeting(
         .bind(settings.recording_enabled)
         .bind(settings.allow_guests)
         .bind(settings.allow_external_participants)
-        .bind(new.join_token_secret.expose_bytes().as_slice())
-        .bind(new.create.scheduled_start_time)
-        .bind(new.idempotency.as_ref().map(|r| r.key.as_str()))
-        .bind(
-            new.idempotency
-                .as_ref()
-                .map(|r| r.request_hash.as_bytes().as_slice()),
-        )
-        .bind(audit.ip.map(|ip| ip.to_string()))
-        .bind(audit.user_agent)
+        .bind(&row.join_token_secret)
+        .bind(row.scheduled_start_time)
+        .bind(&row.idempotency_key)
+        .bind(&row.request_hash)
+        .bind(&row.ip)
+        .bind(&row.user_agent)
         .fetch_optional(pool)
         .await;
     match result {
@@ -147,6 +189,46 @@ pub async fn insert_meeting(
         Ok(None) => Ok(InsertOutcome::Refused(Refusal::NotInserted)),
         Err(error) => refusal_of(&error).map(InsertOutcome::Refused).ok_or(error),
     }
+}
+
+/// Inserts several creates in one statement and one transaction (`meetings_create_batch`,
+/// migration `20261202000001`), each with its audit row and idempotency key. Returns the
+/// meetings inserted: a create that would be refused, or would have to wait for a slot of its
+/// org, is left out (not failed) and must be run alone with [`insert_row`]. Two rows must not
+/// share an idempotency key.
+#[tracing::instrument(name = "gc.db.insert_meetings", skip_all, fields(rows = rows.len()))]
+pub async fn insert_batch(pool: &PgPool, rows: &[&CreateRow]) -> Result<Vec<Meeting>, sqlx::Error> {
+    fn column<'a, T>(rows: &[&'a CreateRow], f: impl Fn(&'a CreateRow) -> T) -> Vec<T> {
+        rows.iter().map(|row| f(row)).collect()
+    }
+    let created: Vec<MeetingRow> = sqlx::query_as(concat!(
+        "select ",
+        meeting_columns!(),
+        " from meetings_create_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                     $14, $15, $16, $17, $18, $19)"
+    ))
+    .bind(column(rows, |r| r.id))
+    .bind(column(rows, |r| r.org_id))
+    .bind(column(rows, |r| r.host_id))
+    .bind(column(rows, |r| r.code.as_str()))
+    .bind(column(rows, |r| r.display_name.as_str()))
+    .bind(column(rows, |r| r.max_participants))
+    .bind(column(rows, |r| r.settings.waiting_room_enabled))
+    .bind(column(rows, |r| r.settings.enable_transcription))
+    .bind(column(rows, |r| r.settings.enable_e2e_encryption))
+    .bind(column(rows, |r| r.settings.require_auth))
+    .bind(column(rows, |r| r.settings.recording_enabled))
+    .bind(column(rows, |r| r.settings.allow_guests))
+    .bind(column(rows, |r| r.settings.allow_external_participants))
+    .bind(column(rows, |r| r.join_token_secret.as_slice()))
+    .bind(column(rows, |r| r.scheduled_start_time))
+    .bind(column(rows, |r| r.idempotency_key.as_deref()))
+    .bind(column(rows, |r| r.request_hash.as_deref()))
+    .bind(column(rows, |r| r.ip.as_deref()))
+    .bind(column(rows, |r| r.user_agent.as_deref()))
+    .fetch_all(pool)
+    .await?;
+    created.into_iter().map(Meeting::try_from).collect()
 }
 
 /// The refusals the database reports as errors; anything else stays an error.

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 pub mod admissions;
 pub mod audit;
 pub mod controllers;
+pub mod creates;
 pub mod idempotency;
 pub mod lookups;
 pub mod meetings;
@@ -44,7 +45,7 @@ pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("select 1").execute(pool).await.map(|_| ())
 }
 
-/// The next batch of a queue read by one task ([`admissions`], [`lookups`]): waits for one
+/// The next batch of a queue read by one task ([`admissions`], [`creates`], [`lookups`]): waits for one
 /// item, then takes what is queued already, without waiting for more, until the items' total
 /// `weight` reaches `max` (an item heavier than that goes alone). `None` once the queue is
 /// closed and empty.

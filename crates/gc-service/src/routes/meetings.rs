@@ -223,7 +223,7 @@ pub async fn create_meeting(
         user_agent: client.user_agent.as_deref(),
     };
     let created =
-        create::create_meeting(&state.pool, &state.rng, &creator, request, key, &audit).await?;
+        create::create_meeting(&state.creates, &state.rng, &creator, request, key, &audit).await?;
 
     let (meeting, replayed) = match created {
         Created::New(meeting) => (meeting, false),

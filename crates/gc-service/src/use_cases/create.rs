@@ -5,9 +5,9 @@
 use common::jwt::UserClaims;
 use common::meeting_code::MeetingCode;
 use ring::rand::SystemRandom;
-use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::db::creates::Creates;
 use crate::db::meetings::{AuditContext, InsertOutcome, NotInsertedCause, Refusal};
 use crate::db::{idempotency, meetings};
 use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord, Replay, RequestHash};
@@ -32,7 +32,7 @@ pub enum Created {
 /// checked the creator's role. With a key, a retry of the same request returns the first
 /// meeting instead of creating another.
 pub async fn create_meeting(
-    pool: &PgPool,
+    creates: &Creates,
     rng: &SystemRandom,
     creator: &UserClaims,
     create: CreateMeeting,
@@ -52,16 +52,17 @@ pub async fn create_meeting(
         join_token_secret: JoinTokenSecret::generate(rng)?,
         idempotency,
     };
-    insert_with_fresh_codes(pool, new, audit, || {
+    insert_with_fresh_codes(creates, new, audit, || {
         MeetingCode::generate(rng).map_err(Error::from)
     })
     .await
 }
 
 /// Inserts `new`, taking replacement codes from `next_code` after collisions (a parameter so
-/// tests can force collisions).
+/// tests can force collisions). The first statement shares its transaction with the creates
+/// queued meanwhile ([`Creates`]); the statements after a refusal run alone.
 pub async fn insert_with_fresh_codes(
-    pool: &PgPool,
+    creates: &Creates,
     mut new: NewMeeting,
     audit: &AuditContext<'_>,
     mut next_code: impl FnMut() -> Result<MeetingCode, Error>,
@@ -70,8 +71,15 @@ pub async fn insert_with_fresh_codes(
     // One more statement is allowed after clearing an expired key, and one after a refusal that
     // a concurrent change explained away; the loop is bounded either way.
     let mut retries_left = 2;
+    let pool = creates.pool();
+    let mut first = true;
     loop {
-        let refusal = match meetings::insert_meeting(pool, &new, audit).await? {
+        let outcome = if std::mem::take(&mut first) {
+            creates.insert(&new, audit).await?
+        } else {
+            meetings::insert_meeting(pool, &new, audit).await?
+        };
+        let refusal = match outcome {
             InsertOutcome::Created(meeting) => return Ok(Created::New(meeting)),
             InsertOutcome::Refused(refusal) => refusal,
         };

@@ -8,6 +8,7 @@ mod auth;
 mod concurrency;
 mod controllers;
 mod create_meeting;
+mod creates;
 mod helpers;
 mod housekeeping;
 mod idempotency;

@@ -5,6 +5,7 @@ use common::display_name::DisplayName;
 use common::error::ServiceError;
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
+use gc_service::db::creates::Creates;
 use gc_service::db::meetings::{AuditContext, CREATE_MEETING_SQL};
 use gc_service::domain::idempotency::IdempotencyRecord;
 use gc_service::domain::meeting::{CreateMeeting, NewMeeting};
@@ -17,6 +18,11 @@ use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
 use crate::helpers::{HOST, MEMBER, TestStack, spawn_stack};
+
+/// A create queue of the stack's pool (each starts its own writing task).
+fn creates(stack: &TestStack) -> Creates {
+    Creates::new(stack.pool.clone())
+}
 
 fn new_meeting(stack: &TestStack, host: Uuid, code: &str) -> NewMeeting {
     NewMeeting {
@@ -39,7 +45,7 @@ fn new_meeting(stack: &TestStack, host: Uuid, code: &str) -> NewMeeting {
 async fn insert_meeting(stack: &TestStack, host: Uuid, code: &str) -> Uuid {
     let new = new_meeting(stack, host, code);
     let id = new.id;
-    insert_with_fresh_codes(&stack.pool, new, &AuditContext::default(), || {
+    insert_with_fresh_codes(&creates(stack), new, &AuditContext::default(), || {
         Err(Error::Internal("unused"))
     })
     .await
@@ -61,9 +67,11 @@ async fn the_live_counter_follows_ends_and_deletes_of_live_meetings(pool: PgPool
     let audit = AuditContext::default();
     for code in ["AAAAAAAAAAA1", "AAAAAAAAAAA2", "AAAAAAAAAAA3"] {
         let new = new_meeting(&stack, host, code);
-        insert_with_fresh_codes(&stack.pool, new, &audit, || Err(Error::Internal("unused")))
-            .await
-            .unwrap();
+        insert_with_fresh_codes(&creates(&stack), new, &audit, || {
+            Err(Error::Internal("unused"))
+        })
+        .await
+        .unwrap();
     }
     assert_eq!(stack.live_meeting_count().await, 3);
 
@@ -144,7 +152,7 @@ async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
     let host = stack.user_id(HOST).await;
     let audit = AuditContext::default();
     let taken = new_meeting(&stack, host, "TAKENTAKEN01");
-    insert_with_fresh_codes(&stack.pool, taken, &audit, || {
+    insert_with_fresh_codes(&creates(&stack), taken, &audit, || {
         Err(Error::Internal("unused"))
     })
     .await
@@ -153,7 +161,7 @@ async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
     // The first code and the first replacement collide; the second replacement is free.
     let mut replacements = vec!["FRESHFRESH01", "TAKENTAKEN01"];
     let new = new_meeting(&stack, host, "TAKENTAKEN01");
-    let created = insert_with_fresh_codes(&stack.pool, new, &audit, || {
+    let created = insert_with_fresh_codes(&creates(&stack), new, &audit, || {
         Ok(MeetingCode::parse(replacements.pop().unwrap()).unwrap())
     })
     .await
@@ -171,7 +179,7 @@ async fn three_collisions_in_a_row_give_up_with_code_collision_and_store_nothing
     let host = stack.user_id(HOST).await;
     let audit = AuditContext::default();
     let taken = new_meeting(&stack, host, "TAKENTAKEN01");
-    insert_with_fresh_codes(&stack.pool, taken, &audit, || {
+    insert_with_fresh_codes(&creates(&stack), taken, &audit, || {
         Err(Error::Internal("unused"))
     })
     .await
@@ -179,7 +187,7 @@ async fn three_collisions_in_a_row_give_up_with_code_collision_and_store_nothing
 
     let mut draws = 0;
     let new = new_meeting(&stack, host, "TAKENTAKEN01");
-    let result = insert_with_fresh_codes(&stack.pool, new, &audit, || {
+    let result = insert_with_fresh_codes(&creates(&stack), new, &audit, || {
         draws += 1;
         Ok(MeetingCode::parse("TAKENTAKEN01").unwrap())
     })
@@ -326,15 +334,17 @@ async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPo
     let audit = AuditContext::default();
     for i in 0..6 {
         let new = new_meeting(&stack, host, &format!("SHRINK{i:06}"));
-        insert_with_fresh_codes(&stack.pool, new, &audit, || Err(Error::Internal("unused")))
-            .await
-            .unwrap();
+        insert_with_fresh_codes(&creates(&stack), new, &audit, || {
+            Err(Error::Internal("unused"))
+        })
+        .await
+        .unwrap();
     }
 
     stack.set_org_limits(2, 100).await;
     assert_eq!(stack.check_slots().await, (6, 2));
     let refused = insert_with_fresh_codes(
-        &stack.pool,
+        &creates(&stack),
         new_meeting(&stack, host, "SHRINKREFUSE"),
         &audit,
         || Err(Error::Internal("unused")),
@@ -355,7 +365,7 @@ async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPo
     .unwrap();
     assert_eq!(stack.check_slots().await, (2, 2));
     let refused = insert_with_fresh_codes(
-        &stack.pool,
+        &creates(&stack),
         new_meeting(&stack, host, "SHRINKREFUSE"),
         &audit,
         || Err(Error::Internal("unused")),
@@ -372,7 +382,7 @@ async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPo
     .unwrap();
     assert_eq!(stack.check_slots().await, (1, 2));
     insert_with_fresh_codes(
-        &stack.pool,
+        &creates(&stack),
         new_meeting(&stack, host, "SHRINKFITS01"),
         &audit,
         || Err(Error::Internal("unused")),

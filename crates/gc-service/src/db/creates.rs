@@ -1,0 +1,179 @@
+//! Creates written in shared transactions (group commit).
+//!
+//! Written one transaction each, a busy GC spends most of a create's database time on what
+//! every transaction costs whatever it holds (a round trip, the executor's start, a commit
+//! record and a wait for the WAL to reach the disk). [`Creates::insert`] queues the create
+//! instead; one task writes the queue, one statement at a time, each holding what was queued
+//! while the previous one ran (at most [`MAX_ROWS`] creates), through
+//! `meetings_create_batch` (migration `20261202000001`). Nothing waits for more: a lone create
+//! is written at once by the one-create statement ([`super::meetings::insert_meeting`]), as
+//! before, and a busy GC writes many per commit. A caller is answered only when the statement
+//! holding its meeting has committed.
+//!
+//! A create the batch did not insert is run again alone by its caller, through the one-create
+//! statement, which decides it exactly as before: the batch leaves out, without failing or
+//! waiting, every create that would be refused (org inactive or at its limit, host inactive,
+//! `max_participants` above the org's, the idempotency key already stored) or that would have
+//! to wait for an org slot another create holds. A batch PostgreSQL refuses whole (a code or
+//! idempotency-key collision) sends all of its creates alone the same way. A batch that found
+//! no connection (or lost it) fails all of its creates at once with that error, rather than
+//! make each wait as long again.
+//!
+//! The queue is bounded ([`QUEUE`]); a full queue makes callers wait, never grows.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::meetings::{self, AuditContext, CreateRow, InsertOutcome};
+use crate::domain::meeting::{Meeting, NewMeeting};
+
+/// Creates in one statement, at most.
+pub const MAX_ROWS: usize = 256;
+/// Creates waiting for a statement, at most.
+pub const QUEUE: usize = 4096;
+
+/// What the writer answers a queued create.
+enum Answer {
+    /// The statement ran: its outcome for this create.
+    Done(Result<InsertOutcome, sqlx::Error>),
+    /// The batch did not insert it: the caller runs it alone.
+    Alone,
+}
+
+/// One queued create.
+struct Pending {
+    row: CreateRow,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The handle the create use case inserts through; clones share the queue.
+#[derive(Clone)]
+pub struct Creates {
+    pool: PgPool,
+    queue: mpsc::Sender<Pending>,
+}
+
+impl Creates {
+    /// Starts the writing task (on the current Tokio runtime); it writes what is queued and
+    /// ends when the last clone of the handle is dropped.
+    pub fn new(pool: PgPool) -> Self {
+        let (queue, pending) = mpsc::channel(QUEUE);
+        tokio::spawn(write_loop(pool.clone(), pending));
+        Self { pool, queue }
+    }
+
+    /// The pool the creates are written through.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Inserts `new`, with its audit row and idempotency key, sharing a statement with the
+    /// creates queued meanwhile; the outcome is that of [`meetings::insert_meeting`].
+    pub async fn insert(
+        &self,
+        new: &NewMeeting,
+        audit: &AuditContext<'_>,
+    ) -> Result<InsertOutcome, sqlx::Error> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            row: CreateRow::new(new, audit),
+            reply,
+        };
+        self.queue
+            .send(pending)
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        match answer.await.map_err(|_| sqlx::Error::PoolClosed)? {
+            Answer::Done(outcome) => outcome,
+            Answer::Alone => meetings::insert_meeting(&self.pool, new, audit).await,
+        }
+    }
+}
+
+async fn write_loop(pool: PgPool, mut queue: mpsc::Receiver<Pending>) {
+    while let Some(batch) = super::next_batch(&mut queue, MAX_ROWS, |_| 1).await {
+        write(&pool, batch).await;
+    }
+}
+
+/// Writes a batch in one statement (a lone create with the one-create statement).
+async fn write(pool: &PgPool, batch: Vec<Pending>) {
+    // Two creates with the same idempotency key would fail the whole statement on the key's
+    // primary key: the later ones go alone once the statement is done (not meanwhile, where
+    // they would wait for the key the statement holds), and the key's own rules decide them.
+    let mut keys = HashSet::new();
+    let (batch, repeated): (Vec<Pending>, Vec<Pending>) = batch.into_iter().partition(|pending| {
+        let row = &pending.row;
+        match &row.idempotency_key {
+            Some(key) => keys.insert((row.host_id, key.clone())),
+            None => true,
+        }
+    });
+    write_distinct(pool, batch).await;
+    for pending in repeated {
+        let _ = pending.reply.send(Answer::Alone);
+    }
+}
+
+/// Writes creates of which no two share an idempotency key.
+async fn write_distinct(pool: &PgPool, batch: Vec<Pending>) {
+    if let [pending] = batch.as_slice() {
+        let outcome = meetings::insert_row(pool, &pending.row).await;
+        if let Some(pending) = batch.into_iter().next() {
+            let _ = pending.reply.send(Answer::Done(outcome));
+        }
+        return;
+    }
+    if batch.is_empty() {
+        return;
+    }
+    let rows: Vec<&CreateRow> = batch.iter().map(|pending| &pending.row).collect();
+    match meetings::insert_batch(pool, &rows).await {
+        Ok(created) => {
+            tracing::debug!(
+                creates = batch.len(),
+                inserted = created.len(),
+                "creates written together"
+            );
+            let mut created: HashMap<Uuid, Meeting> = created
+                .into_iter()
+                .map(|meeting| (meeting.id, meeting))
+                .collect();
+            for pending in batch {
+                let answer = match created.remove(&pending.row.id) {
+                    Some(meeting) => Answer::Done(Ok(InsertOutcome::Created(meeting))),
+                    None => Answer::Alone,
+                };
+                let _ = pending.reply.send(answer);
+            }
+        }
+        // PostgreSQL refused the statement (a code or key collision with another transaction,
+        // a concurrent change): each create alone gets its own answer.
+        Err(error @ sqlx::Error::Database(_)) => {
+            tracing::warn!(
+                creates = batch.len(),
+                error = %error,
+                "creates written together failed, writing each alone"
+            );
+            for pending in batch {
+                let _ = pending.reply.send(Answer::Alone);
+            }
+        }
+        // No connection, or it broke: each create alone would only wait as long again.
+        Err(error) => {
+            tracing::warn!(
+                creates = batch.len(),
+                error = %error,
+                "creates could not be written"
+            );
+            for pending in batch {
+                let _ = pending
+                    .reply
+                    .send(Answer::Done(Err(super::copy_error(&error))));
+            }
+        }
+    }
+}
