@@ -7,6 +7,9 @@
 //! (migration `20261201130001`) takes a place in one of the org's slots in O(1), skipping slots
 //! other creates hold, which keeps the limit exact under concurrency while one org's creates
 //! commit in parallel. Nothing here counts meetings.
+//!
+//! A busy GC writes several creates in one statement ([`insert_batch`], fed by
+//! [`super::creates`]); a create the batch leaves out runs this one-create statement alone.
 
 use std::net::IpAddr;
 
