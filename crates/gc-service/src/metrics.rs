@@ -21,6 +21,18 @@ use crate::error::Failure;
 pub const MEETINGS_CREATED_TOTAL: &str = "gc_meetings_created_total";
 pub const MEETING_ASSIGNMENTS_TOTAL: &str = "gc_meeting_assignments_total";
 pub const MEETING_CREATION_DURATION_SECONDS: &str = "gc_meeting_creation_duration_seconds";
+pub const DB_BATCH_ITEMS: &str = "gc_db_batch_items";
+
+/// Buckets of `gc_db_batch_items`: powers of two up to the largest batch (256).
+pub const DB_BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+/// The queues that share statements (`db::creates`, `db::admissions`, `db::lookups`), the values
+/// of `gc_db_batch_items`'s `queue` label.
+pub mod queue {
+    pub const CREATES: &str = "creates";
+    pub const ADMISSIONS: &str = "admissions";
+    pub const LOOKUPS: &str = "lookups";
+}
 
 /// Buckets of `gc_meeting_creation_duration_seconds` (DESIGN §8).
 pub const MEETING_CREATION_BUCKETS: &[f64] =
@@ -29,10 +41,16 @@ pub const MEETING_CREATION_BUCKETS: &[f64] =
 /// Installs the process's Prometheus recorder with GC's buckets (see `common::metrics`) and
 /// describes GC's metrics.
 pub fn install() -> Result<PrometheusHandle, BuildError> {
-    let handle = common::metrics::install_recorder(&[HistogramBuckets {
-        metric: MEETING_CREATION_DURATION_SECONDS,
-        buckets: MEETING_CREATION_BUCKETS,
-    }])?;
+    let handle = common::metrics::install_recorder(&[
+        HistogramBuckets {
+            metric: MEETING_CREATION_DURATION_SECONDS,
+            buckets: MEETING_CREATION_BUCKETS,
+        },
+        HistogramBuckets {
+            metric: DB_BATCH_ITEMS,
+            buckets: DB_BATCH_BUCKETS,
+        },
+    ])?;
     register();
     Ok(handle)
 }
@@ -89,9 +107,19 @@ fn register() {
         MEETING_ASSIGNMENTS_TOTAL,
         "Assignments GC delivered to meeting controllers: new owners, and deliveries again"
     );
+    metrics::describe_histogram!(
+        DB_BATCH_ITEMS,
+        "Items (creates, admissions, meeting codes) per statement of GC's queues that share statements"
+    );
     for delivery in ["assigned", "redelivered"] {
         metrics::counter!(MEETING_ASSIGNMENTS_TOTAL, "delivery" => delivery).increment(0);
     }
+}
+
+/// One statement of a queue that shares statements, holding `items` (creates, admissions or
+/// codes).
+pub fn db_batch(queue: &'static str, items: usize) {
+    metrics::histogram!(DB_BATCH_ITEMS, "queue" => queue).record(items as f64);
 }
 
 /// An assignment delivered to its controller: `assigned` when this call chose the owner (a

@@ -205,6 +205,7 @@ async fn write_loop(pool: PgPool, mut queue: mpsc::Receiver<Pending>) {
 
 /// Writes a batch in one statement; if that fails, each admission alone.
 async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
+    crate::metrics::db_batch(crate::metrics::queue::ADMISSIONS, batch.len());
     if batch.len() == 1
         && let Some(pending) = batch.pop()
     {

@@ -19,6 +19,10 @@
 //! no connection (or lost it) fails all of its creates at once with that error, rather than
 //! make each wait as long again.
 //!
+//! A create whose caller has gone before its statement (a client that hung up) is not written;
+//! once in a statement, it is written even if the caller goes meanwhile. Every statement's size
+//! is recorded in `gc_db_batch_items{queue="creates"}`.
+//!
 //! The queue is bounded ([`QUEUE`]); a full queue makes callers wait, never grows.
 
 use std::collections::{HashMap, HashSet};
@@ -101,6 +105,8 @@ async fn write_loop(pool: PgPool, mut queue: mpsc::Receiver<Pending>) {
 
 /// Writes a batch in one statement (a lone create with the one-create statement).
 async fn write(pool: &PgPool, batch: Vec<Pending>) {
+    // Callers that gave up (their client left) are not written for.
+    let batch = batch.into_iter().filter(|p| !p.reply.is_closed());
     // Two creates with the same idempotency key would fail the whole statement on the key's
     // primary key: the later ones go alone once the statement is done (not meanwhile, where
     // they would wait for the key the statement holds), and the key's own rules decide them.
@@ -120,14 +126,15 @@ async fn write(pool: &PgPool, batch: Vec<Pending>) {
 
 /// Writes creates of which no two share an idempotency key.
 async fn write_distinct(pool: &PgPool, batch: Vec<Pending>) {
+    if batch.is_empty() {
+        return;
+    }
+    crate::metrics::db_batch(crate::metrics::queue::CREATES, batch.len());
     if let [pending] = batch.as_slice() {
         let outcome = meetings::insert_row(pool, &pending.row).await;
         if let Some(pending) = batch.into_iter().next() {
             let _ = pending.reply.send(Answer::Done(outcome));
         }
-        return;
-    }
-    if batch.is_empty() {
         return;
     }
     let rows: Vec<&CreateRow> = batch.iter().map(|pending| &pending.row).collect();

@@ -68,6 +68,7 @@ async fn read_loop(pool: PgPool, timeout: u32, mut queue: mpsc::Receiver<Pending
         let mut codes: Vec<&str> = batch.iter().map(|p| p.code.as_str()).collect();
         codes.sort_unstable();
         codes.dedup();
+        crate::metrics::db_batch(crate::metrics::queue::LOOKUPS, codes.len());
         match meetings::find_by_codes_with_assignment(&pool, &codes, timeout).await {
             Ok(found) => {
                 let by_code: HashMap<String, Located> = found

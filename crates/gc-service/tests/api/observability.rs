@@ -140,3 +140,51 @@ async fn the_controller_gauge_follows_the_registry(pool: PgPool) {
     stack.mcs[0].take().unwrap().kill();
     wait_for_controllers(&stack, (0.0, 1.0)).await;
 }
+
+/// Every statement of the queues that share statements is measured: the creates, the meeting
+/// reads and the admissions of a join each count once, whatever statement they shared.
+#[sqlx::test(migrations = "../../migrations")]
+async fn shared_statements_report_how_many_items_they_held(pool: PgPool) {
+    use crate::lifecycle::{create, join, stack_with_mc};
+
+    let (stack, _prefix, _people) = stack_with_mc(pool).await;
+    let token = stack.user_token(HOST).await;
+    stack.set_org_limits(100, 100).await;
+    let items = |queue: &'static str| {
+        let stack = &stack;
+        async move {
+            (
+                stack
+                    .metric("gc_db_batch_items_sum", &[("queue", queue)])
+                    .await,
+                stack
+                    .metric("gc_db_batch_items_count", &[("queue", queue)])
+                    .await,
+            )
+        }
+    };
+    let creating = (0..12).map(|i| {
+        let body = meeting_body(&format!("Counted {i}"));
+        let (stack, token) = (&stack, &token);
+        async move { create(stack, token, &body).await }
+    });
+    let codes = futures::future::join_all(creating).await;
+    let (sum, statements) = items("creates").await;
+    assert_eq!(sum, 12.0, "every create counted once");
+    assert!((1.0..=12.0).contains(&statements), "{statements}");
+    let one_item = stack
+        .metric(
+            "gc_db_batch_items_bucket",
+            &[("queue", "creates"), ("le", "256")],
+        )
+        .await;
+    assert_eq!(
+        one_item, statements,
+        "every statement within the largest bucket"
+    );
+
+    let (status, body) = join(&stack, &codes[0], &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(items("lookups").await, (1.0, 1.0));
+    assert_eq!(items("admissions").await, (1.0, 1.0));
+}
