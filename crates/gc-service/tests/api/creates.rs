@@ -159,6 +159,10 @@ async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool:
         queued(&creates, too_big, &quiet).await,
         queued(&creates, last, &quiet).await,
     ];
+    // A client that hangs up while its create waits for a statement: nothing is written for it.
+    let gone = new_meeting(&stack, host, create("Hung up"));
+    let gone_id = gone.id;
+    drop(queued(&creates, gone, &quiet).await);
     holder.commit().await.unwrap();
     created(ahead.await);
     let mut results = futures::future::join_all(behind).await.into_iter();
@@ -234,6 +238,12 @@ async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool:
     assert_eq!(stored_key, keyed.id);
     assert_eq!(stack.live_meeting_count().await, 4);
     assert_eq!(stack.check_slots().await, (4, 1000));
+    let gone: i64 = sqlx::query_scalar("select count(*) from meetings where id = $1")
+        .bind(gone_id)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(gone, 0, "the create of a client that hung up was written");
 }
 
 /// The batch statement itself: it leaves out, without failing and without waiting, the creates
@@ -385,4 +395,54 @@ async fn batched_creates_keep_the_org_limit_exact(pool: PgPool) {
             .unwrap();
         assert_eq!(live, limit as i64);
     }
+}
+
+/// With no connection to be had, every queued create fails with the pool's timeout (a 503 for
+/// its client), the batch included, and nothing is half written; the queue works again once a
+/// connection is free.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_starved_pool_fails_queued_creates_and_writes_nothing(pool: PgPool) {
+    use sqlx::postgres::PgPoolOptions;
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    stack.set_org_limits(100, 100).await;
+    let small = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_with((*stack.pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let creates = Creates::new(small.clone());
+    let audit = AuditContext::default();
+    let held = small.acquire().await.unwrap();
+
+    let creating = (0..6).map(|i| {
+        insert_with_fresh_codes(
+            &creates,
+            new_meeting(&stack, host, create(&format!("Starved {i}"))),
+            &audit,
+            || Err(Error::Internal("no second code in these tests")),
+        )
+    });
+    for result in futures::future::join_all(creating).await {
+        assert!(
+            matches!(result, Err(Error::Database(sqlx::Error::PoolTimedOut))),
+            "{result:?}"
+        );
+    }
+    assert_eq!(stack.meeting_count().await, 0);
+    assert_eq!(stack.check_slots().await, (0, 100));
+
+    drop(held);
+    created(
+        insert_with_fresh_codes(
+            &creates,
+            new_meeting(&stack, host, create("After")),
+            &audit,
+            || Err(Error::Internal("no second code in these tests")),
+        )
+        .await,
+    );
+    assert_eq!(stack.meeting_count().await, 1);
 }
