@@ -22,6 +22,8 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 cd "$CONVENE_REPO"
 
 DURATION="${BENCH_DURATION:-10}"
@@ -193,6 +195,7 @@ gc_run() { # db clients one|spread
   fi
   out="$("$LOAD" --url "http://127.0.0.1:$GC_PORT" "${auth[@]}" --concurrency "$2" \
     --duration-secs "$DURATION")"
+  out+=$'\n'"items per statement: $(batch_means "http://127.0.0.1:$GC_PORT")"
   stop_services
   echo "--- GC ($3 org), $1 database, $2 clients, ${DURATION}s"
   echo "$out"

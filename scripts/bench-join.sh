@@ -328,6 +328,7 @@ join_run() { # db clients round
     --tokens-file "$WORK/tokens-$1.txt" --users "$USERS" --rooms-file "$WORK/rooms.txt" \
     --concurrency "$2" --duration-secs "$DURATION")"
   cpu_snapshot "$1" "$WORK/cpu-after"
+  out+=$'\n'"items per statement: $(batch_means "$GC_URL")"
   stop_services
   # Every admitted join is a guest visit in PostgreSQL and a seat in Redis (hosts too).
   recorded="$(sql "$1" "select count(*) from participants p join meetings m on m.id = p.meeting_id

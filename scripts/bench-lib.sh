@@ -1,4 +1,4 @@
-# Pieces shared by the benchmarks that run the release AC, GC and MC (bench-join.sh,
+# Pieces shared by the benchmarks that run the release services (bench-create.sh, bench-join.sh,
 # bench-signaling.sh). Sourced after lib.sh; the functions read the caller's globals at call
 # time: WORK (logs), CARGO_TARGET_DIR, REDIS_BASE and REDIS_DB, PASSWORD.
 
@@ -61,4 +61,16 @@ wait_ready() { # port
     sleep 0.2
   done
   convene_die "service on port $1 did not become ready (logs in $WORK)"
+}
+
+# GC's mean items per shared statement, by queue ("creates 7.3 lookups 2.0 admissions 4.1"),
+# from its /metrics at base URL $1 (gc_db_batch_items); empty when GC cannot be read.
+batch_means() {
+  { curl -sf --max-time 5 "$1/metrics" || true; } | awk '
+    /^gc_db_batch_items_(sum|count)\{/ {
+      match($0, /queue="[a-z]+"/)
+      queue = substr($0, RSTART + 7, RLENGTH - 8)
+      if ($0 ~ /^gc_db_batch_items_sum/) sum[queue] = $NF; else count[queue] = $NF
+    }
+    END { for (queue in count) if (count[queue] > 0) printf "%s %.1f ", queue, sum[queue] / count[queue] }'
 }

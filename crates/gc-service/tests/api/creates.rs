@@ -21,7 +21,7 @@ use ring::rand::SystemRandom;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{HOST, MEMBER, TestStack, spawn_stack};
+use crate::helpers::{HOST, MEMBER, TestStack, lock_waiters, spawn_stack};
 
 fn create(name: &str) -> CreateMeeting {
     CreateMeeting {
@@ -67,16 +67,6 @@ async fn queued<'a>(
     }));
     assert!(matches!(futures::poll!(&mut creating), Poll::Pending));
     creating
-}
-
-async fn lock_waiters(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from pg_stat_activity
-         where datname = current_database() and wait_event_type = 'Lock'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
 }
 
 async fn until_someone_waits_for_a_lock(pool: &PgPool) {

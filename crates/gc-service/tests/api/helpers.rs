@@ -792,3 +792,14 @@ pub async fn error_code(response: Response) -> String {
 pub fn meeting_body(name: &str) -> Value {
     json!({ "display_name": name })
 }
+
+/// Sessions of the test's database waiting for a lock (to know that a statement is blocked).
+pub async fn lock_waiters(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}

@@ -17,7 +17,7 @@ use serde_json::Value;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
-use crate::helpers::{HOST, MEMBER, TestStack, spawn_stack};
+use crate::helpers::{HOST, MEMBER, TestStack, lock_waiters, spawn_stack};
 
 /// A create queue of the stack's pool (each starts its own writing task).
 fn creates(stack: &TestStack) -> Creates {
@@ -403,16 +403,6 @@ async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPo
 }
 
 /// Sessions of this test's database waiting for a row lock.
-async fn lock_waiters(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from pg_stat_activity
-         where datname = current_database() and wait_event_type = 'Lock'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 async fn open_visits(pool: &PgPool, meeting_id: Uuid) -> i64 {
     sqlx::query_scalar(
         "select count(*) from participants where meeting_id = $1 and left_at is null",
