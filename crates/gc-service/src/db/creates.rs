@@ -105,19 +105,21 @@ async fn write_loop(pool: PgPool, mut queue: mpsc::Receiver<Pending>) {
 
 /// Writes a batch in one statement (a lone create with the one-create statement).
 async fn write(pool: &PgPool, batch: Vec<Pending>) {
-    // Callers that gave up (their client left) are not written for.
-    let batch = batch.into_iter().filter(|p| !p.reply.is_closed());
-    // Two creates with the same idempotency key would fail the whole statement on the key's
-    // primary key: the later ones go alone once the statement is done (not meanwhile, where
-    // they would wait for the key the statement holds), and the key's own rules decide them.
+    // Callers that gave up (their client left) are not written for. Two creates with the same
+    // idempotency key would fail the whole statement on the key's primary key: the later ones
+    // go alone once the statement is done (not meanwhile, where they would wait for the key the
+    // statement holds), and the key's own rules decide them.
     let mut keys = HashSet::new();
-    let (batch, repeated): (Vec<Pending>, Vec<Pending>) = batch.into_iter().partition(|pending| {
-        let row = &pending.row;
-        match &row.idempotency_key {
-            Some(key) => keys.insert((row.host_id, key.clone())),
-            None => true,
-        }
-    });
+    let (batch, repeated): (Vec<Pending>, Vec<Pending>) = batch
+        .into_iter()
+        .filter(|pending| !pending.reply.is_closed())
+        .partition(|pending| {
+            let row = &pending.row;
+            match &row.idempotency_key {
+                Some(key) => keys.insert((row.host_id, key.clone())),
+                None => true,
+            }
+        });
     write_distinct(pool, batch).await;
     for pending in repeated {
         let _ = pending.reply.send(Answer::Alone);
@@ -125,16 +127,16 @@ async fn write(pool: &PgPool, batch: Vec<Pending>) {
 }
 
 /// Writes creates of which no two share an idempotency key.
-async fn write_distinct(pool: &PgPool, batch: Vec<Pending>) {
+async fn write_distinct(pool: &PgPool, mut batch: Vec<Pending>) {
     if batch.is_empty() {
         return;
     }
     crate::metrics::db_batch(crate::metrics::queue::CREATES, batch.len());
-    if let [pending] = batch.as_slice() {
+    if batch.len() == 1
+        && let Some(pending) = batch.pop()
+    {
         let outcome = meetings::insert_row(pool, &pending.row).await;
-        if let Some(pending) = batch.into_iter().next() {
-            let _ = pending.reply.send(Answer::Done(outcome));
-        }
+        let _ = pending.reply.send(Answer::Done(outcome));
         return;
     }
     let rows: Vec<&CreateRow> = batch.iter().map(|pending| &pending.row).collect();
