@@ -386,23 +386,33 @@ pub type Located = (Meeting, Option<Assignment>);
 /// The meetings of `codes`, whatever their status, each with its assignment, in one round trip:
 /// what a join needs to read before it calls the room. Codes of no meeting are left out; the
 /// answer pairs each meeting with its code.
-pub async fn find_by_codes_with_assignment(
-    pool: &PgPool,
+///
+/// Each meeting's assignment is read by its primary key (a lateral subquery that the `limit`
+/// keeps the planner from flattening): as a plain left join, PostgreSQL read and hashed every
+/// assignment of every live meeting for each statement, a cost that grew with the meetings in
+/// progress everywhere rather than with the codes asked for.
+pub async fn find_by_codes_with_assignment<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     codes: &[&str],
     heartbeat_timeout_secs: u32,
 ) -> Result<Vec<Located>, sqlx::Error> {
     let rows: Vec<LocatedRow> = sqlx::query_as(concat!(
-        "select m.*, a.controller_id, c.ws_url, c.grpc_addr, a.fencing_token,
-                c.last_heartbeat_at > now() - make_interval(secs => $2) as healthy
+        "select m.*, x.controller_id, x.ws_url, x.grpc_addr, x.fencing_token, x.healthy
          from (select ",
         meeting_columns!(),
         " from meetings where meeting_code = any($1)) m
-         left join (meeting_assignments a join meeting_controllers c on c.id = a.controller_id)
-                on a.meeting_id = m.id"
+         left join lateral (
+            select a.controller_id, c.ws_url, c.grpc_addr, a.fencing_token,
+                   c.last_heartbeat_at > now() - make_interval(secs => $2) as healthy
+            from meeting_assignments a
+            join meeting_controllers c on c.id = a.controller_id
+            where a.meeting_id = m.id
+            limit 1
+         ) x on true"
     ))
     .bind(codes)
     .bind(f64::from(heartbeat_timeout_secs))
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     rows.into_iter().map(located).collect()
 }

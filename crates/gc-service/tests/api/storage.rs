@@ -964,6 +964,70 @@ async fn queued_lookups_each_get_their_own_meeting(pool: PgPool) {
     );
 }
 
+/// A join's meeting read finds each assignment by the meeting's key: how many meetings are in
+/// progress elsewhere does not change what it reads. (Written as a plain join, PostgreSQL read
+/// and hashed every assignment for each statement once the table held a few hundred.)
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_meeting_read_of_a_join_does_not_scan_every_assignment(pool: PgPool) {
+    use gc_service::db::meetings::find_by_codes_with_assignment;
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    // 400 meetings (ended ones: they need no slot), all assigned to one controller.
+    sqlx::query(
+        "with c as (
+            insert into meeting_controllers (id, ws_url, grpc_addr, capacity)
+            values ('mc-scan', 'ws://127.0.0.1:1', 'http://127.0.0.1:2', 100000)
+            returning id
+         ),
+         m as (
+            insert into meetings (org_id, host_id, meeting_code, display_name, status,
+                                  max_participants, join_token_secret, started_at, ended_at)
+            select $1, $2, 'SCAN' || lpad(i::text, 8, '0'), 'm', 'ended', 10,
+                   decode(repeat('ab', 32), 'hex'), now(), now()
+            from generate_series(1, 400) as i
+            returning id
+         )
+         insert into meeting_assignments (meeting_id, controller_id)
+         select m.id, c.id from m, c",
+    )
+    .bind(stack.org_id)
+    .bind(host)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    sqlx::query("analyze meetings, meeting_assignments, meeting_controllers")
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+
+    let mut tx = stack.pool.begin().await.unwrap();
+    let codes = [
+        "SCAN00000007",
+        "SCAN00000123",
+        "SCAN00000399",
+        "NOSUCHCODE00",
+    ];
+    let found = find_by_codes_with_assignment(&mut *tx, &codes, 30)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 3, "three of the codes are meetings");
+    for (meeting, assignment) in &found {
+        assert!(codes.contains(&meeting.code.as_str()));
+        let assignment = assignment.as_ref().expect("every one is assigned");
+        assert_eq!(assignment.controller_id, "mc-scan");
+        assert_eq!(assignment.fencing_token, 1);
+    }
+    // Counted in this transaction, before anything is reported to the statistics.
+    let scanned: i64 = sqlx::query_scalar(
+        "select pg_stat_get_xact_tuples_returned('meeting_assignments'::regclass)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(scanned, 0, "assignments read by a scan: {scanned}");
+}
+
 /// `DATABASE_URL` may ask for TLS (`sslmode=require`, `verify-full`), as a managed PostgreSQL
 /// wants. Against a server with TLS on, GC's pool then talks TLS, and `verify-full` checks the
 /// server's certificate (the local server's is self-signed, so it is refused); against one with
