@@ -40,6 +40,13 @@ pub async fn leave(
         .is_some_and(|r| LeftFrom::try_from(r.left_from) == Ok(LeftFrom::Room));
     let remaining = response.map_or(0, |r| r.remaining_participants);
     let mut tx = rooms.pool.begin().await?;
+    // The meeting's row before the visit's, in the order an admission takes them (it
+    // share-locks the meeting, then inserts the visit): the other way round, a leave that closed
+    // the visit and then waited for the meeting deadlocked with a join of the same user that
+    // held the meeting and waited for the closed visit.
+    if from_room && remaining == 0 {
+        db::meetings::mark_empty(&mut tx, meeting.id, None).await?;
+    }
     let closed = db::participants::close_visit(&mut tx, meeting.id, caller.sub, LEFT, None).await?;
     if from_room || closed {
         db::audit::record(
@@ -51,9 +58,6 @@ pub async fn leave(
             serde_json::json!({ "user_id": caller.sub, "reason": LEFT }),
         )
         .await?;
-    }
-    if from_room && remaining == 0 {
-        db::meetings::mark_empty(&mut tx, meeting.id, None).await?;
     }
     tx.commit().await?;
     Ok(())
