@@ -449,6 +449,79 @@ async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
     }
 }
 
+/// A leave that empties the room and a join of the same user into the same meeting, at once:
+/// both are recorded. The leave used to close the visit and then wait for the meeting's row,
+/// which the admission held while it waited for that visit, and PostgreSQL broke the deadlock
+/// by failing one of them (a 500, found by the API fuzzer).
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_leave_racing_a_join_of_the_same_user_does_not_deadlock(pool: PgPool) {
+    use gc_service::db::audit::Actor;
+    use gc_service::db::{meetings, participants};
+    use gc_service::use_cases::leave::record_leave;
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let meeting_id = insert_meeting(&stack, host, "RACELEAVEJN0").await;
+    let opened = participants::admit(
+        &stack.pool,
+        meeting_id,
+        stack.org_id,
+        &[(host, "host")],
+        Actor::System,
+    )
+    .await
+    .unwrap();
+    assert_eq!(opened, 1);
+    let meeting = meetings::find_meeting(&stack.pool, meeting_id)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The admission in flight, in the order its statement takes the rows: the meeting's share
+    // lock first ...
+    let mut admission = stack.pool.begin().await.unwrap();
+    sqlx::query("select id from meetings where id = $1 for share")
+        .bind(meeting_id)
+        .execute(&mut *admission)
+        .await
+        .unwrap();
+    // ... while the host leaves, the last one in the room.
+    let leaving = tokio::spawn({
+        let pool = stack.pool.clone();
+        async move { record_leave(&pool, &meeting, host, true, 0, Actor::System).await }
+    });
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lock_waiters(&stack.pool).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leave never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // ... then the visit.
+    let inserted = sqlx::query(
+        "insert into participants (meeting_id, user_id, role) values ($1, $2, 'host')
+         on conflict (meeting_id, user_id) where left_at is null do nothing",
+    )
+    .bind(meeting_id)
+    .bind(host)
+    .execute(&mut *admission)
+    .await;
+    assert!(inserted.is_ok(), "the admission failed: {inserted:?}");
+    admission.commit().await.unwrap();
+    let left = leaving.await.unwrap();
+    assert!(left.is_ok(), "the leave failed: {left:?}");
+
+    assert_eq!(open_visits(&stack.pool, meeting_id).await, 0);
+    let empty: bool =
+        sqlx::query_scalar("select empty_since is not null from meetings where id = $1")
+            .bind(meeting_id)
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+    assert!(empty, "the empty-meeting clock runs");
+}
+
 /// `with`: admit through one statement with an admission into that other meeting too
 /// ([`gc_service::db::participants::admit_batch`]), instead of alone.
 async fn admission_racing_an_end(
