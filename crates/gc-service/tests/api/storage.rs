@@ -449,20 +449,10 @@ async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
     }
 }
 
-/// A leave that empties the room and a join of the same user into the same meeting, at once:
-/// both are recorded. The leave used to close the visit and then wait for the meeting's row,
-/// which the admission held while it waited for that visit, and PostgreSQL broke the deadlock
-/// by failing one of them (a 500, found by the API fuzzer).
-#[sqlx::test(migrations = "../../migrations")]
-async fn a_leave_racing_a_join_of_the_same_user_does_not_deadlock(pool: PgPool) {
+/// Records the host's admission, which makes the meeting active.
+async fn seat_host(stack: &TestStack, meeting_id: Uuid, host: Uuid) {
     use gc_service::db::audit::Actor;
-    use gc_service::db::{meetings, participants};
-    use gc_service::use_cases::leave::record_leave;
-
-    let stack = spawn_stack(pool).await;
-    let host = stack.user_id(HOST).await;
-    let meeting_id = insert_meeting(&stack, host, "RACELEAVEJN0").await;
-    let opened = participants::admit(
+    let opened = gc_service::db::participants::admit(
         &stack.pool,
         meeting_id,
         stack.org_id,
@@ -471,7 +461,23 @@ async fn a_leave_racing_a_join_of_the_same_user_does_not_deadlock(pool: PgPool) 
     )
     .await
     .unwrap();
-    assert_eq!(opened, 1);
+    assert_eq!(opened, 1, "the host is seated in the live meeting");
+}
+
+/// A leave that empties the room and a join of the same user into the same meeting, at once:
+/// both are recorded. The leave used to close the visit and then wait for the meeting's row,
+/// which the admission held while it waited for that visit, and PostgreSQL broke the deadlock
+/// by failing one of them (a 500, found by the API fuzzer).
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_leave_racing_a_join_of_the_same_user_does_not_deadlock(pool: PgPool) {
+    use gc_service::db::audit::Actor;
+    use gc_service::db::meetings;
+    use gc_service::use_cases::leave::record_leave;
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let meeting_id = insert_meeting(&stack, host, "RACELEAVEJN0").await;
+    seat_host(&stack, meeting_id, host).await;
     let meeting = meetings::find_meeting(&stack.pool, meeting_id)
         .await
         .unwrap()
@@ -540,16 +546,7 @@ async fn admission_racing_an_end(
     let seated: u64 = match before {
         BeforeTheRace::Scheduled => 0,
         BeforeTheRace::Active | BeforeTheRace::ActiveEmpty => {
-            let opened = participants::admit(
-                &stack.pool,
-                meeting_id,
-                stack.org_id,
-                &[(host, "host")],
-                Actor::System,
-            )
-            .await
-            .unwrap();
-            assert_eq!(opened, 1, "the host is seated in the live meeting");
+            seat_host(stack, meeting_id, host).await;
             1
         }
     };
