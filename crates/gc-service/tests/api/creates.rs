@@ -21,7 +21,7 @@ use ring::rand::SystemRandom;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{HOST, MEMBER, TestStack, lock_waiters, spawn_stack};
+use crate::helpers::{HOST, MEMBER, TestStack, spawn_stack, until_someone_waits_for_a_lock};
 
 fn create(name: &str) -> CreateMeeting {
     CreateMeeting {
@@ -67,17 +67,6 @@ async fn queued<'a>(
     }));
     assert!(matches!(futures::poll!(&mut creating), Poll::Pending));
     creating
-}
-
-async fn until_someone_waits_for_a_lock(pool: &PgPool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while lock_waiters(pool).await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing ever waited"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// The transaction that wrote a row (its `xmin`), to tell which creates shared one.

@@ -803,3 +803,16 @@ pub async fn lock_waiters(pool: &PgPool) -> i64 {
     .await
     .unwrap()
 }
+
+/// Returns once some session of the test's database waits for a lock (a statement the test
+/// meant to block is blocked); fails the test after 10 s.
+pub async fn until_someone_waits_for_a_lock(pool: &PgPool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lock_waiters(pool).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing ever waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

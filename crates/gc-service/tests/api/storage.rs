@@ -17,7 +17,9 @@ use serde_json::Value;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
-use crate::helpers::{HOST, MEMBER, TestStack, lock_waiters, spawn_stack};
+use crate::helpers::{
+    HOST, MEMBER, TestStack, lock_waiters, spawn_stack, until_someone_waits_for_a_lock,
+};
 
 /// A create queue of the stack's pool (each starts its own writing task).
 fn creates(stack: &TestStack) -> Creates {
@@ -402,7 +404,7 @@ async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPo
     assert_eq!(slots, 32);
 }
 
-/// Sessions of this test's database waiting for a row lock.
+/// The meeting's visits still open.
 async fn open_visits(pool: &PgPool, meeting_id: Uuid) -> i64 {
     sqlx::query_scalar(
         "select count(*) from participants where meeting_id = $1 and left_at is null",
@@ -496,14 +498,7 @@ async fn a_leave_racing_a_join_of_the_same_user_does_not_deadlock(pool: PgPool) 
         let pool = stack.pool.clone();
         async move { record_leave(&pool, &meeting, host, true, 0, Actor::System).await }
     });
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while lock_waiters(&stack.pool).await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the leave never waited"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    until_someone_waits_for_a_lock(&stack.pool).await;
     // ... then the visit.
     let inserted = sqlx::query(
         "insert into participants (meeting_id, user_id, role) values ($1, $2, 'host')
@@ -751,11 +746,7 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
             Actor::System,
         )))
         .await;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while lock_waiters(&stack.pool).await == 0 {
-            assert!(tokio::time::Instant::now() < deadline, "never blocked");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        until_someone_waits_for_a_lock(&stack.pool).await;
         let mut behind = vec![
             queued(Box::pin(admissions.record(
                 first,
@@ -991,11 +982,7 @@ async fn queued_lookups_each_get_their_own_meeting(pool: PgPool) {
         .unwrap();
     let mut ahead = Box::pin(lookups.find(code("LOOKUPFIRST0")));
     assert!(matches!(futures::poll!(&mut ahead), Poll::Pending));
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while lock_waiters(&stack.pool).await == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "never blocked");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    until_someone_waits_for_a_lock(&stack.pool).await;
     let mut behind = Vec::new();
     for c in [
         "LOOKUPSECND0",
