@@ -90,13 +90,14 @@ impl Application {
         )
         .context("cannot build the clients of AC")?;
         let call_timeout = Duration::from_millis(config.lifecycle.mc_call_timeout_ms);
+        let batch_pool = crate::db::batch_pool(&pool);
         let rooms = Rooms {
             pool: pool.clone(),
             controllers: MeetingControllers::new(Arc::clone(&service_tokens), call_timeout),
             settings: config.lifecycle.clone(),
             assigning: Default::default(),
-            admissions: Admissions::new(pool.clone()),
-            lookups: Lookups::new(pool.clone(), config.lifecycle.heartbeat_timeout_secs),
+            admissions: Admissions::new(batch_pool.clone()),
+            lookups: Lookups::new(batch_pool.clone(), config.lifecycle.heartbeat_timeout_secs),
         };
         let meeting_tokens =
             MeetingTokens::new(&config.ac_url, Arc::clone(&service_tokens), call_timeout)

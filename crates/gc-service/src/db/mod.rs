@@ -40,16 +40,60 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool,
         .await
 }
 
+/// Connections of the batching tasks' own pool ([`batch_pool`]): one each for [`lookups`] and
+/// [`admissions`], which run one statement at a time, and one spare for a connection being
+/// replaced.
+pub const BATCH_CONNECTIONS: u32 = 3;
+
+/// The pool the join's batching tasks ([`lookups`], [`admissions`]) run their statements on: `pool`'s database and settings, at most [`BATCH_CONNECTIONS`] connections, each with
+/// `plan_cache_mode = force_generic_plan`, and closed when `pool` is closed.
+///
+/// Their statements take arrays (`= any($1)`, `unnest($3)`). With PostgreSQL's default plan
+/// cache mode such a statement is planned again on every execution: the generic plan's estimate
+/// for an array of unknown length (ten elements) never beats the custom plans', made for the
+/// actual few, so the cache keeps choosing custom plans, each costing more than the index
+/// lookups it runs (a join's meeting read: 0.3 ms a statement with a custom plan, 0.13 ms with
+/// the generic one, docs/benchmarks.md). Their generic plans are the custom plans' shape. The
+/// setting is kept to these connections because other statements of GC do rely on custom
+/// plans: the history's and the housekeeping's fold a `$n is null or …` or `$2 and …` away
+/// once they know the value.
+///
+/// Own connections also keep the batching tasks out of the request handlers' queue for a
+/// connection: an exhausted main pool no longer stalls every join's meeting read.
+pub fn batch_pool(pool: &PgPool) -> PgPool {
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .options([("plan_cache_mode", "force_generic_plan")]);
+    let batch = PgPoolOptions::new()
+        .max_connections(BATCH_CONNECTIONS)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .idle_timeout(Duration::from_secs(60))
+        .connect_lazy_with(options);
+    // Closed with the main pool (at shutdown, and when a test's database is about to be
+    // dropped, which waits for these sessions to end).
+    let closed = pool.close_event();
+    let closing = batch.clone();
+    tokio::spawn(async move {
+        closed.await;
+        closing.close().await;
+    });
+    batch
+}
+
 /// Readiness: the database answers a trivial query.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("select 1").execute(pool).await.map(|_| ())
 }
 
-/// The next batch of a queue read by one task ([`admissions`], [`creates`], [`lookups`]): waits for one
+/// The next batch of a queue read by one task ([`admissions`], [`creates`], [`lookups`], and
+/// the joins of each meeting controller in `crate::clients::mc`): waits for one
 /// item, then takes what is queued already, without waiting for more, until the items' total
 /// `weight` reaches `max` (an item heavier than that goes alone). `None` once the queue is
 /// closed and empty.
-async fn next_batch<T>(
+pub(crate) async fn next_batch<T>(
     queue: &mut mpsc::Receiver<T>,
     max: usize,
     weight: impl Fn(&T) -> usize,

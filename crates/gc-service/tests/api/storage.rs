@@ -1085,6 +1085,93 @@ async fn the_meeting_read_of_a_join_does_not_scan_every_assignment(pool: PgPool)
     assert_eq!(scanned, 0, "assignments read by a scan: {scanned}");
 }
 
+/// A join's statements take arrays, for which PostgreSQL's default plan cache plans every
+/// execution again (the generic plan's estimate for an array of unknown length never wins).
+/// The batching tasks' own connections plan them once; the main pool's keep the default, which
+/// other statements rely on. The batch pool closes with the main one.
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_batched_join_statements_are_planned_once_per_connection(pool: PgPool) {
+    use gc_service::db::meetings::find_by_codes_with_assignment;
+
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    sqlx::query(
+        "with c as (
+            insert into meeting_controllers (id, ws_url, grpc_addr, capacity)
+            values ('mc-plan', 'ws://127.0.0.1:1', 'http://127.0.0.1:2', 100000)
+            returning id
+         ),
+         m as (
+            insert into meetings (org_id, host_id, meeting_code, display_name, status,
+                                  max_participants, join_token_secret, started_at, ended_at)
+            select $1, $2, 'PLAN' || lpad(i::text, 8, '0'), 'm', 'ended', 10,
+                   decode(repeat('ab', 32), 'hex'), now(), now()
+            from generate_series(1, 2000) as i
+            returning id
+         )
+         insert into meeting_assignments (meeting_id, controller_id)
+         select m.id, c.id from m, c",
+    )
+    .bind(stack.org_id)
+    .bind(host)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    // With statistics of a table that size, the default's custom plans look cheaper than the
+    // generic one (ten codes assumed) on every execution.
+    sqlx::query("analyze meetings, meeting_assignments, meeting_controllers")
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+
+    // The plans one connection made for the meeting read, after eight reads of two codes each.
+    async fn plans(conn: &mut sqlx::PgConnection) -> (String, i64, i64) {
+        for i in 0..8 {
+            let codes = [format!("PLAN{:08}", i + 1), format!("PLAN{:08}", i + 11)];
+            let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+            let found = find_by_codes_with_assignment(&mut *conn, &codes, 30)
+                .await
+                .unwrap();
+            assert_eq!(found.len(), 2);
+        }
+        let mode: String = sqlx::query_scalar("show plan_cache_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let (generic, custom): (i64, i64) = sqlx::query_as(
+            "select generic_plans, custom_plans from pg_prepared_statements
+             where statement like '%meeting_code = any($1)%'
+               and statement not like '%pg_prepared_statements%'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        (mode, generic, custom)
+    }
+
+    let batch = gc_service::db::batch_pool(&stack.pool);
+    let (mode, generic, custom) = plans(&mut batch.acquire().await.unwrap()).await;
+    assert_eq!(mode, "force_generic_plan");
+    assert_eq!(
+        (generic, custom),
+        (8, 0),
+        "the batch pool's connection planned the read {custom} times"
+    );
+    // The control: what the default does with the same statement.
+    let (mode, _, custom) = plans(&mut stack.pool.acquire().await.unwrap()).await;
+    assert_eq!(mode, "auto");
+    assert_eq!(custom, 8, "with the default, every execution is planned");
+
+    stack.pool.close().await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !batch.is_closed() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the batch pool closes with the main pool");
+}
+
 /// `DATABASE_URL` may ask for TLS (`sslmode=require`, `verify-full`), as a managed PostgreSQL
 /// wants. Against a server with TLS on, GC's pool then talks TLS, and `verify-full` checks the
 /// server's certificate (the local server's is self-signed, so it is refused); against one with
