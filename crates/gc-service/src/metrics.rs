@@ -22,6 +22,7 @@ pub const MEETINGS_CREATED_TOTAL: &str = "gc_meetings_created_total";
 pub const MEETING_ASSIGNMENTS_TOTAL: &str = "gc_meeting_assignments_total";
 pub const MEETING_CREATION_DURATION_SECONDS: &str = "gc_meeting_creation_duration_seconds";
 pub const DB_BATCH_ITEMS: &str = "gc_db_batch_items";
+pub const MC_JOIN_BATCH_ITEMS: &str = "gc_mc_join_batch_items";
 
 /// Buckets of `gc_db_batch_items`: powers of two up to the largest batch (256).
 pub const DB_BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
@@ -48,6 +49,10 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
         },
         HistogramBuckets {
             metric: DB_BATCH_ITEMS,
+            buckets: DB_BATCH_BUCKETS,
+        },
+        HistogramBuckets {
+            metric: MC_JOIN_BATCH_ITEMS,
             buckets: DB_BATCH_BUCKETS,
         },
     ])?;
@@ -111,6 +116,10 @@ fn register() {
         DB_BATCH_ITEMS,
         "Items (creates, admissions, meeting codes) per statement of GC's queues that share statements"
     );
+    metrics::describe_histogram!(
+        MC_JOIN_BATCH_ITEMS,
+        "Joins per call to a meeting controller (JoinParticipant for one, JoinParticipants for more)"
+    );
     for delivery in ["assigned", "redelivered"] {
         metrics::counter!(MEETING_ASSIGNMENTS_TOTAL, "delivery" => delivery).increment(0);
     }
@@ -120,6 +129,11 @@ fn register() {
 /// codes).
 pub fn db_batch(queue: &'static str, items: usize) {
     metrics::histogram!(DB_BATCH_ITEMS, "queue" => queue).record(items as f64);
+}
+
+/// One call to a meeting controller carrying `joins` joins (`clients::mc`).
+pub fn mc_join_batch(joins: usize) {
+    metrics::histogram!(MC_JOIN_BATCH_ITEMS).record(joins as f64);
 }
 
 /// An assignment delivered to its controller: `assigned` when this call chose the owner (a

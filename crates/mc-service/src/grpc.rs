@@ -8,18 +8,21 @@
 use axum::Router;
 use chrono::Utc;
 use common::error::{ApiError, ErrorCode};
+use common::grpc::refusal;
 use common::grpc::server::ServiceAuthLayer;
 use common::jwks::JwksVerifier;
 use common::jwt::{scope, service_type};
 use common::meeting_code::MeetingCode;
+use common::proto::internal::v1::join_outcome;
 use common::proto::internal::v1::meeting_controller_service_server::{
     MeetingControllerService, MeetingControllerServiceServer,
 };
 use common::proto::internal::v1::{
     AdmissionStatus, AdmitAllRequest, AdmitAllResponse, AdmitParticipantRequest,
     AdmitParticipantResponse, AssignMeetingRequest, AssignMeetingResponse, EndMeetingRequest,
-    EndMeetingResponse, GetRoomStateRequest, GetRoomStateResponse, JoinParticipantRequest,
-    JoinParticipantResponse, LeaveParticipantRequest, LeaveParticipantResponse, LeftFrom,
+    EndMeetingResponse, GetRoomStateRequest, GetRoomStateResponse, JoinOutcome,
+    JoinParticipantRequest, JoinParticipantResponse, JoinParticipantsRequest,
+    JoinParticipantsResponse, LeaveParticipantRequest, LeaveParticipantResponse, LeftFrom,
     LobbyEntry as ProtoLobbyEntry, MeetingSettings as ProtoSettings, ParticipantRole,
     RejectParticipantRequest, RejectParticipantResponse, UpdateSettingsRequest,
     UpdateSettingsResponse,
@@ -140,6 +143,37 @@ fn admission(a: Admission) -> i32 {
     }
 }
 
+/// Joins in one JoinParticipants call, at most (as the proto says).
+pub const MAX_JOINS_PER_CALL: usize = 256;
+
+impl MeetingController {
+    /// One join, of JoinParticipant or of JoinParticipants.
+    async fn join_one(&self, r: JoinParticipantRequest) -> Result<JoinParticipantResponse, Status> {
+        let room = owned(&r.meeting_code, r.fencing_token)?;
+        let role = match ParticipantRole::try_from(r.role) {
+            Ok(ParticipantRole::Host) => Role::Host,
+            Ok(ParticipantRole::Guest) => Role::Guest,
+            _ => return Err(bad_request("the role must be host or guest")),
+        };
+        let outcome = self
+            .store
+            .join(&room, &user(&r.user_id)?, &r.display_name, role, Utc::now())
+            .await
+            .map_err(room_status)?;
+        if outcome.admission == Admission::Full {
+            return Err(full());
+        }
+        if outcome.admission == Admission::Admitted && !outcome.already_present {
+            admitted("join", 1);
+        }
+        Ok(JoinParticipantResponse {
+            status: admission(outcome.admission),
+            participant_count: outcome.participant_count,
+            newly_admitted: outcome.admission == Admission::Admitted && !outcome.already_present,
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl MeetingControllerService for MeetingController {
     async fn assign_meeting(
@@ -191,29 +225,29 @@ impl MeetingControllerService for MeetingController {
         &self,
         request: Request<JoinParticipantRequest>,
     ) -> Result<Response<JoinParticipantResponse>, Status> {
-        let r = request.into_inner();
-        let room = owned(&r.meeting_code, r.fencing_token)?;
-        let role = match ParticipantRole::try_from(r.role) {
-            Ok(ParticipantRole::Host) => Role::Host,
-            Ok(ParticipantRole::Guest) => Role::Guest,
-            _ => return Err(bad_request("the role must be host or guest")),
-        };
-        let outcome = self
-            .store
-            .join(&room, &user(&r.user_id)?, &r.display_name, role, Utc::now())
+        self.join_one(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn join_participants(
+        &self,
+        request: Request<JoinParticipantsRequest>,
+    ) -> Result<Response<JoinParticipantsResponse>, Status> {
+        let joins = request.into_inner().joins;
+        if joins.len() > MAX_JOINS_PER_CALL {
+            return Err(bad_request("at most 256 joins in one call"));
+        }
+        // Each join runs as JoinParticipant would, all at once; each is answered on its own.
+        let outcomes = futures::future::join_all(joins.into_iter().map(|join| self.join_one(join)))
             .await
-            .map_err(room_status)?;
-        if outcome.admission == Admission::Full {
-            return Err(full());
-        }
-        if outcome.admission == Admission::Admitted && !outcome.already_present {
-            admitted("join", 1);
-        }
-        Ok(Response::new(JoinParticipantResponse {
-            status: admission(outcome.admission),
-            participant_count: outcome.participant_count,
-            newly_admitted: outcome.admission == Admission::Admitted && !outcome.already_present,
-        }))
+            .into_iter()
+            .map(|outcome| JoinOutcome {
+                outcome: Some(match outcome {
+                    Ok(joined) => join_outcome::Outcome::Joined(joined),
+                    Err(status) => join_outcome::Outcome::Refused(refusal(&status)),
+                }),
+            })
+            .collect();
+        Ok(Response::new(JoinParticipantsResponse { outcomes }))
     }
 
     async fn admit_participant(

@@ -73,10 +73,82 @@
 pub mod client;
 pub mod server;
 
+use crate::error::GRPC_ERROR_CODE_METADATA;
+use crate::proto::internal::v1::JoinRefusal;
+
+/// A failed call's status, to be carried inside a batched call's response ([`JoinRefusal`]):
+/// its gRPC code, Convene's error code (from [`GRPC_ERROR_CODE_METADATA`]) and its message.
+pub fn refusal(status: &tonic::Status) -> JoinRefusal {
+    JoinRefusal {
+        grpc_code: status.code() as i32,
+        error_code: status
+            .metadata()
+            .get(GRPC_ERROR_CODE_METADATA)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        message: status.message().to_owned(),
+    }
+}
+
+/// The status a [`JoinRefusal`] carries, as the failed call would have returned it: read with
+/// [`ApiError::from_status`](crate::error::ApiError::from_status), it gives the same error. An
+/// error code that is not a valid metadata value is left out (the gRPC code then decides).
+pub fn refused(refusal: JoinRefusal) -> tonic::Status {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    if let Ok(value) = refusal.error_code.parse() {
+        metadata.insert(GRPC_ERROR_CODE_METADATA, value);
+    }
+    tonic::Status::with_metadata(
+        tonic::Code::from_i32(refusal.grpc_code),
+        refusal.message,
+        metadata,
+    )
+}
+
 /// The OpenTelemetry name of a call's span, `package.Service/Method` as the gRPC semantic
 /// conventions have it, and the service and method apart.
 fn rpc_names(path: &str) -> (&str, &str, &str) {
     let name = path.strip_prefix('/').unwrap_or(path);
     let (service, method) = name.split_once('/').unwrap_or((name, ""));
     (name, service, method)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ApiError, ErrorCode};
+
+    #[test]
+    fn a_refusal_reads_as_the_error_it_carries() {
+        for error in [
+            ApiError::new(ErrorCode::MeetingFull, "the meeting is full"),
+            ApiError::new(ErrorCode::RoomNotAssigned, "not here"),
+            ApiError::bad_request("malformed user id"),
+            ApiError::unavailable(),
+        ] {
+            let status = tonic::Status::from(error.clone());
+            let back = ApiError::from_status(&refused(refusal(&status)));
+            assert_eq!(back.code, error.code);
+            assert_eq!(back.message, ApiError::from_status(&status).message);
+        }
+    }
+
+    #[test]
+    fn a_refusal_with_a_bad_or_foreign_code_falls_back_to_its_grpc_code() {
+        for (grpc_code, error_code) in [
+            (tonic::Code::ResourceExhausted as i32, "bad\nvalue"),
+            (tonic::Code::ResourceExhausted as i32, "NOT_A_CODE"),
+            (tonic::Code::NotFound as i32, "MEETING_FULL"),
+            (12345, ""),
+        ] {
+            let status = refused(JoinRefusal {
+                grpc_code,
+                error_code: error_code.to_owned(),
+                message: "x".to_owned(),
+            });
+            let error = ApiError::from_status(&status);
+            assert_eq!(error.code, ErrorCode::from_grpc_code(status.code()));
+        }
+    }
 }

@@ -90,8 +90,8 @@ pub async fn join_meeting(
                         fencing_token: room.fencing_token,
                     };
                     async move {
-                        let response = room.client.clone().join_participant(request).await?;
-                        Ok((response.into_inner(), room))
+                        let response = room.joins.join(request).await?;
+                        Ok((response, room))
                     }
                 })
                 .await?;

@@ -26,7 +26,7 @@ use common::error::{ApiError, ErrorCode};
 use common::proto::internal::v1::{AssignMeetingRequest, MeetingSettings as ProtoSettings};
 use sqlx::PgPool;
 
-use crate::clients::mc::{McClient, MeetingControllers};
+use crate::clients::mc::{Joins, McClient, MeetingControllers};
 use crate::config::LifecycleSettings;
 use crate::db::admissions::Admissions;
 use crate::db::controllers::{self, Assignment};
@@ -83,6 +83,8 @@ impl AssignmentLocks {
 #[derive(Clone)]
 pub struct Room {
     pub client: McClient,
+    /// The owner's join queue (`clients::mc`).
+    pub joins: Joins,
     pub code: String,
     pub fencing_token: u64,
     /// The owner's WebSocket base URL.
@@ -247,8 +249,10 @@ impl Rooms {
     }
 
     fn room(&self, meeting: &Meeting, assignment: &Assignment) -> Result<Room, Error> {
+        let controller = self.controllers.controller(&assignment.grpc_addr)?;
         Ok(Room {
-            client: self.controllers.client(&assignment.grpc_addr)?,
+            client: controller.client,
+            joins: controller.joins,
             code: meeting.code.to_string(),
             fencing_token: u64::try_from(assignment.fencing_token)
                 .map_err(|_| Error::Internal("a fencing token is negative"))?,

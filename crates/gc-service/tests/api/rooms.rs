@@ -214,6 +214,119 @@ async fn on_a_redis_cluster_joins_and_admits_keep_the_capacity_too(pool: PgPool)
         .unwrap();
 }
 
+/// Joins that reach a controller together go in one JoinParticipants call, and each is answered
+/// as its own call would have been: a seat, MEETING_FULL, BAD_REQUEST, ROOM_NOT_ASSIGNED. MC
+/// refuses more than 256 joins in one call.
+#[sqlx::test(migrations = "../../migrations")]
+async fn joins_sent_together_are_answered_each_on_its_own(pool: PgPool) {
+    use common::error::ApiError;
+    use common::proto::internal::v1::{AdmissionStatus, JoinParticipantsRequest};
+    use gc_service::clients::mc::MeetingControllers;
+
+    let (stack, people) = stack(pool, McRedis::Single).await;
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        &stack,
+        &host,
+        &json!({"display_name": "Batch", "max_participants": 2,
+        "settings": {"waiting_room_enabled": false}}),
+    )
+    .await;
+    // The host's join assigns the room (fencing token 1) and takes one of its two seats.
+    let (status, _) = join(&stack, &code, &host).await;
+    assert_eq!(status, StatusCode::OK);
+    let (a, _) = people.user(&stack, stack.org_id, "A").await;
+    let (b, _) = people.user(&stack, stack.org_id, "B").await;
+    let request = |user: String, room: &str, token: u64| JoinParticipantRequest {
+        meeting_code: room.to_owned(),
+        user_id: user,
+        display_name: "Someone".into(),
+        role: ParticipantRole::Guest as i32,
+        fencing_token: token,
+    };
+
+    let tokens = std::sync::Arc::new(
+        common::service_token::ServiceTokenClient::new(
+            &stack.ac.base,
+            GC_CLIENT.0,
+            GC_CLIENT.1.into(),
+            None,
+        )
+        .unwrap(),
+    );
+    let grpc = stack.mcs[0].as_ref().unwrap().grpc.clone();
+    let controllers =
+        MeetingControllers::new(std::sync::Arc::clone(&tokens), Duration::from_secs(5));
+    let joins = controllers.controller(&grpc).unwrap().joins;
+    let batches_before = stack.metric("gc_mc_join_batch_items_count", &[]).await;
+    let joins_before = stack.metric("gc_mc_join_batch_items_sum", &[]).await;
+    // All five are queued before the queue's task runs (the test's runtime has one thread).
+    let answers = futures::future::join_all([
+        joins.join(request(a.to_string(), &code, 1)),
+        joins.join(request(b.to_string(), &code, 1)),
+        joins.join(request("not-a-uuid".into(), &code, 1)),
+        joins.join(request(Uuid::new_v4().to_string(), &code, 7)),
+        joins.join(request(Uuid::new_v4().to_string(), "NoSuchRoom00", 1)),
+    ])
+    .await;
+    assert_eq!(
+        stack.metric("gc_mc_join_batch_items_count", &[]).await - batches_before,
+        1.0,
+        "one call"
+    );
+    assert_eq!(
+        stack.metric("gc_mc_join_batch_items_sum", &[]).await - joins_before,
+        5.0,
+        "of five joins"
+    );
+    let code_of = |answer: &Result<_, tonic::Status>| match answer {
+        Ok(_) => None,
+        Err(status) => Some(ApiError::from_status(status).code),
+    };
+    // A and B race for the one free seat: exactly one gets it.
+    let seated: Vec<_> = answers[..2]
+        .iter()
+        .filter(|answer| answer.is_ok())
+        .collect();
+    assert_eq!(seated.len(), 1, "{answers:?}");
+    let joined = seated[0].as_ref().unwrap();
+    assert_eq!(joined.status, AdmissionStatus::Admitted as i32);
+    assert!(joined.newly_admitted);
+    assert_eq!(joined.participant_count, 2);
+    assert_eq!(
+        answers[..2].iter().filter_map(code_of).collect::<Vec<_>>(),
+        [ErrorCode::MeetingFull]
+    );
+    assert_eq!(code_of(&answers[2]), Some(ErrorCode::BadRequest));
+    assert_eq!(code_of(&answers[3]), Some(ErrorCode::RoomNotAssigned));
+    assert_eq!(code_of(&answers[4]), Some(ErrorCode::RoomNotAssigned));
+
+    // More than a call may carry is refused whole.
+    let channel = tonic::transport::Endpoint::from_shared(grpc)
+        .unwrap()
+        .connect_lazy();
+    let mut mc = MeetingControllerServiceClient::new(tower::Layer::layer(
+        &ServiceTokenLayer::new(tokens),
+        channel,
+    ));
+    let too_many = JoinParticipantsRequest {
+        joins: (0..257)
+            .map(|_| request(Uuid::new_v4().to_string(), &code, 1))
+            .collect(),
+    };
+    let refused = mc.join_participants(too_many).await.unwrap_err();
+    assert_eq!(ApiError::from(refused).code, ErrorCode::BadRequest);
+    let (_, meeting) = call(
+        &stack,
+        Method::GET,
+        &format!("/api/v1/meetings/{code}"),
+        &host,
+        None,
+    )
+    .await;
+    assert_eq!(meeting["participant_count"].as_u64(), Some(2));
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) {
     let mut stack = spawn_stack_full(
@@ -340,6 +453,27 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
         common::error::ApiError::from(refused).code,
         ErrorCode::RoomNotAssigned
     );
+    let batch = old_owner
+        .join_participants(common::proto::internal::v1::JoinParticipantsRequest {
+            joins: vec![JoinParticipantRequest {
+                meeting_code: code.clone(),
+                user_id: Uuid::new_v4().to_string(),
+                display_name: "Ghost".into(),
+                role: ParticipantRole::Guest as i32,
+                fencing_token: 1,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    match &batch.outcomes[..] {
+        [
+            common::proto::internal::v1::JoinOutcome {
+                outcome: Some(common::proto::internal::v1::join_outcome::Outcome::Refused(refusal)),
+            },
+        ] => assert_eq!(refusal.error_code, "ROOM_NOT_ASSIGNED"),
+        other => panic!("the old owner seated someone: {other:?}"),
+    }
     let (_, meeting) = call(
         &stack,
         Method::GET,
