@@ -64,7 +64,8 @@ wait_ready() { # port
 }
 
 # GC's mean items per shared statement, by queue ("creates 7.3 lookups 2.0 admissions 4.1"),
-# from its /metrics at base URL $1 (gc_db_batch_items); empty when GC cannot be read.
+# and its mean joins per call to a meeting controller ("mc_joins 3.2"), from its /metrics at
+# base URL $1 (gc_db_batch_items, gc_mc_join_batch_items); empty when GC cannot be read.
 batch_means() {
   { curl -sf --max-time 5 "$1/metrics" || true; } | awk '
     /^gc_db_batch_items_(sum|count)\{/ {
@@ -72,5 +73,7 @@ batch_means() {
       queue = substr($0, RSTART + 7, RLENGTH - 8)
       if ($0 ~ /^gc_db_batch_items_sum/) sum[queue] = $NF; else count[queue] = $NF
     }
+    /^gc_mc_join_batch_items_sum / { sum["mc_joins"] = $NF }
+    /^gc_mc_join_batch_items_count / { count["mc_joins"] = $NF }
     END { for (queue in count) if (count[queue] > 0) printf "%s %.1f ", queue, sum[queue] / count[queue] }'
 }

@@ -148,15 +148,18 @@ pub const MAX_JOINS_PER_CALL: usize = 256;
 
 impl MeetingController {
     /// One join, of JoinParticipant or of JoinParticipants.
-    async fn join_one(&self, r: JoinParticipantRequest) -> Result<JoinParticipantResponse, Status> {
+    async fn join_one(
+        &self,
+        store: &RoomStore,
+        r: JoinParticipantRequest,
+    ) -> Result<JoinParticipantResponse, Status> {
         let room = owned(&r.meeting_code, r.fencing_token)?;
         let role = match ParticipantRole::try_from(r.role) {
             Ok(ParticipantRole::Host) => Role::Host,
             Ok(ParticipantRole::Guest) => Role::Guest,
             _ => return Err(bad_request("the role must be host or guest")),
         };
-        let outcome = self
-            .store
+        let outcome = store
             .join(&room, &user(&r.user_id)?, &r.display_name, role, Utc::now())
             .await
             .map_err(room_status)?;
@@ -225,7 +228,9 @@ impl MeetingControllerService for MeetingController {
         &self,
         request: Request<JoinParticipantRequest>,
     ) -> Result<Response<JoinParticipantResponse>, Status> {
-        self.join_one(request.into_inner()).await.map(Response::new)
+        self.join_one(&self.store, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn join_participants(
@@ -236,17 +241,23 @@ impl MeetingControllerService for MeetingController {
         if joins.len() > MAX_JOINS_PER_CALL {
             return Err(bad_request("at most 256 joins in one call"));
         }
-        // Each join runs as JoinParticipant would, all at once; each is answered on its own.
-        let outcomes = futures::future::join_all(joins.into_iter().map(|join| self.join_one(join)))
-            .await
-            .into_iter()
-            .map(|outcome| JoinOutcome {
-                outcome: Some(match outcome {
-                    Ok(joined) => join_outcome::Outcome::Joined(joined),
-                    Err(status) => join_outcome::Outcome::Refused(refusal(&status)),
-                }),
-            })
-            .collect();
+        // Each join runs as JoinParticipant would, all at once, on one Redis connection (their
+        // scripts go to Redis together); each is answered on its own.
+        let store = match self.store.on_one_connection().await {
+            Ok(store) => store,
+            Err(error) => return Err(room_status(error)),
+        };
+        let outcomes =
+            futures::future::join_all(joins.into_iter().map(|join| self.join_one(&store, join)))
+                .await
+                .into_iter()
+                .map(|outcome| JoinOutcome {
+                    outcome: Some(match outcome {
+                        Ok(joined) => join_outcome::Outcome::Joined(joined),
+                        Err(status) => join_outcome::Outcome::Refused(refusal(&status)),
+                    }),
+                })
+                .collect();
         Ok(Response::new(JoinParticipantsResponse { outcomes }))
     }
 

@@ -208,35 +208,41 @@ async fn on_a_redis_cluster_joins_and_admits_keep_the_capacity_too(pool: PgPool)
     let (stack, people) = stack(pool, McRedis::Cluster(redis.urls())).await;
     forty_joins_into_ten_seats(&stack, &people).await;
     twenty_admits_into_five_seats(&stack, &people).await;
+    joins_sent_together(&stack, &people).await;
     drop(stack);
     tokio::task::spawn_blocking(move || drop(redis))
         .await
         .unwrap();
 }
 
-/// Joins that reach a controller together go in one JoinParticipants call, and each is answered
-/// as its own call would have been: a seat, MEETING_FULL, BAD_REQUEST, ROOM_NOT_ASSIGNED. MC
-/// refuses more than 256 joins in one call.
+/// Joins that reach a controller together go in one JoinParticipants call (run by MC on one
+/// Redis connection), and each is answered as its own call would have been: a seat,
+/// MEETING_FULL, BAD_REQUEST, ROOM_NOT_ASSIGNED. MC refuses more than 256 joins in one call.
+/// On a Redis Cluster too, in the test above.
 #[sqlx::test(migrations = "../../migrations")]
 async fn joins_sent_together_are_answered_each_on_its_own(pool: PgPool) {
+    let (stack, people) = stack(pool, McRedis::Single).await;
+    joins_sent_together(&stack, &people).await;
+}
+
+async fn joins_sent_together(stack: &TestStack, people: &People) {
     use common::error::ApiError;
     use common::proto::internal::v1::{AdmissionStatus, JoinParticipantsRequest};
     use gc_service::clients::mc::MeetingControllers;
 
-    let (stack, people) = stack(pool, McRedis::Single).await;
     let host = stack.user_token(HOST).await;
     let code = create(
-        &stack,
+        stack,
         &host,
         &json!({"display_name": "Batch", "max_participants": 2,
         "settings": {"waiting_room_enabled": false}}),
     )
     .await;
     // The host's join assigns the room (fencing token 1) and takes one of its two seats.
-    let (status, _) = join(&stack, &code, &host).await;
+    let (status, _) = join(stack, &code, &host).await;
     assert_eq!(status, StatusCode::OK);
-    let (a, _) = people.user(&stack, stack.org_id, "A").await;
-    let (b, _) = people.user(&stack, stack.org_id, "B").await;
+    let (a, _) = people.user(stack, stack.org_id, "A").await;
+    let (b, _) = people.user(stack, stack.org_id, "B").await;
     let request = |user: String, room: &str, token: u64| JoinParticipantRequest {
         meeting_code: room.to_owned(),
         user_id: user,
@@ -317,7 +323,7 @@ async fn joins_sent_together_are_answered_each_on_its_own(pool: PgPool) {
     let refused = mc.join_participants(too_many).await.unwrap_err();
     assert_eq!(ApiError::from(refused).code, ErrorCode::BadRequest);
     let (_, meeting) = call(
-        &stack,
+        stack,
         Method::GET,
         &format!("/api/v1/meetings/{code}"),
         &host,

@@ -67,6 +67,15 @@ pub struct RoomStore {
 }
 
 impl RoomStore {
+    /// This store on one connection of its pool ([`RedisPool::one_connection`]): for the
+    /// operations of one batched call, run at once.
+    pub async fn on_one_connection(&self) -> Result<RoomStore, RoomError> {
+        Ok(RoomStore {
+            redis: self.redis.one_connection().await?,
+            ..self.clone()
+        })
+    }
+
     /// The TTL must be between one second (shorter, keys would vanish between two
     /// operations) and [`MAX_TTL`] (a longer one is no safety net, and past Redis' range every
     /// script would fail).
