@@ -42,6 +42,33 @@ async fn stack(pool: PgPool, redis: McRedis) -> (TestStack, People) {
     (stack, people)
 }
 
+/// GC's service tokens, from AC, as GC gets them.
+fn gc_tokens(stack: &TestStack) -> std::sync::Arc<common::service_token::ServiceTokenClient> {
+    std::sync::Arc::new(
+        common::service_token::ServiceTokenClient::new(
+            &stack.ac.base,
+            GC_CLIENT.0,
+            GC_CLIENT.1.into(),
+            None,
+        )
+        .unwrap(),
+    )
+}
+
+/// A client of the controller at `grpc` calling with GC's credential, as GC does.
+fn mc_client_as_gc(
+    tokens: std::sync::Arc<common::service_token::ServiceTokenClient>,
+    grpc: &str,
+) -> gc_service::clients::mc::McClient {
+    let channel = tonic::transport::Endpoint::from_shared(grpc.to_owned())
+        .unwrap()
+        .connect_lazy();
+    MeetingControllerServiceClient::new(tower::Layer::layer(
+        &ServiceTokenLayer::new(tokens),
+        channel,
+    ))
+}
+
 async fn open_visits(stack: &TestStack, code: &str) -> i64 {
     sqlx::query_scalar(
         "select count(*) from participants p join meetings m on m.id = p.meeting_id
@@ -251,15 +278,7 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
         fencing_token: token,
     };
 
-    let tokens = std::sync::Arc::new(
-        common::service_token::ServiceTokenClient::new(
-            &stack.ac.base,
-            GC_CLIENT.0,
-            GC_CLIENT.1.into(),
-            None,
-        )
-        .unwrap(),
-    );
+    let tokens = gc_tokens(stack);
     let grpc = stack.mcs[0].as_ref().unwrap().grpc.clone();
     let controllers =
         MeetingControllers::new(std::sync::Arc::clone(&tokens), Duration::from_secs(5));
@@ -308,13 +327,7 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
     assert_eq!(code_of(&answers[4]), Some(ErrorCode::RoomNotAssigned));
 
     // More than a call may carry is refused whole.
-    let channel = tonic::transport::Endpoint::from_shared(grpc)
-        .unwrap()
-        .connect_lazy();
-    let mut mc = MeetingControllerServiceClient::new(tower::Layer::layer(
-        &ServiceTokenLayer::new(tokens),
-        channel,
-    ));
+    let mut mc = mc_client_as_gc(tokens, &grpc);
     let too_many = JoinParticipantsRequest {
         joins: (0..257)
             .map(|_| request(Uuid::new_v4().to_string(), &code, 1))
@@ -415,23 +428,8 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
 
     // The first controller's process starts again; with its old token it can change nothing.
     stack.start_mc_process(0, &prefix).await;
-    let tokens = std::sync::Arc::new(
-        common::service_token::ServiceTokenClient::new(
-            &stack.ac.base,
-            GC_CLIENT.0,
-            GC_CLIENT.1.into(),
-            None,
-        )
-        .unwrap(),
-    );
-    let channel =
-        tonic::transport::Endpoint::from_shared(stack.mcs[0].as_ref().unwrap().grpc.clone())
-            .unwrap()
-            .connect_lazy();
-    let mut old_owner = MeetingControllerServiceClient::new(tower::Layer::layer(
-        &ServiceTokenLayer::new(tokens),
-        channel,
-    ));
+    let tokens = gc_tokens(&stack);
+    let mut old_owner = mc_client_as_gc(tokens, &stack.mcs[0].as_ref().unwrap().grpc);
     let refused = old_owner
         .end_meeting(EndMeetingRequest {
             meeting_code: code.clone(),

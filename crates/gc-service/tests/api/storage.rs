@@ -1021,6 +1021,47 @@ async fn queued_lookups_each_get_their_own_meeting(pool: PgPool) {
     );
 }
 
+/// `count` ended meetings of the stack's org (they need no slot), coded `prefix` and a number
+/// (`PLAN00000001`, …), all assigned to the new controller `controller`, with the tables'
+/// statistics brought up to date (what the planner would see in production).
+async fn assigned_meetings(
+    stack: &TestStack,
+    host: Uuid,
+    prefix: &str,
+    count: i32,
+    controller: &str,
+) {
+    sqlx::query(
+        "with c as (
+            insert into meeting_controllers (id, ws_url, grpc_addr, capacity)
+            values ($5, 'ws://127.0.0.1:1', 'http://127.0.0.1:2', 100000)
+            returning id
+         ),
+         m as (
+            insert into meetings (org_id, host_id, meeting_code, display_name, status,
+                                  max_participants, join_token_secret, started_at, ended_at)
+            select $1, $2, $3 || lpad(i::text, 12 - length($3), '0'), 'm', 'ended', 10,
+                   decode(repeat('ab', 32), 'hex'), now(), now()
+            from generate_series(1, $4) as i
+            returning id
+         )
+         insert into meeting_assignments (meeting_id, controller_id)
+         select m.id, c.id from m, c",
+    )
+    .bind(stack.org_id)
+    .bind(host)
+    .bind(prefix)
+    .bind(count)
+    .bind(controller)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    sqlx::query("analyze meetings, meeting_assignments, meeting_controllers")
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+}
+
 /// A join's meeting read finds each assignment by the meeting's key: how many meetings are in
 /// progress elsewhere does not change what it reads. (Written as a plain join, PostgreSQL read
 /// and hashed every assignment for each statement once the table held a few hundred.)
@@ -1031,32 +1072,7 @@ async fn the_meeting_read_of_a_join_does_not_scan_every_assignment(pool: PgPool)
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
     // 400 meetings (ended ones: they need no slot), all assigned to one controller.
-    sqlx::query(
-        "with c as (
-            insert into meeting_controllers (id, ws_url, grpc_addr, capacity)
-            values ('mc-scan', 'ws://127.0.0.1:1', 'http://127.0.0.1:2', 100000)
-            returning id
-         ),
-         m as (
-            insert into meetings (org_id, host_id, meeting_code, display_name, status,
-                                  max_participants, join_token_secret, started_at, ended_at)
-            select $1, $2, 'SCAN' || lpad(i::text, 8, '0'), 'm', 'ended', 10,
-                   decode(repeat('ab', 32), 'hex'), now(), now()
-            from generate_series(1, 400) as i
-            returning id
-         )
-         insert into meeting_assignments (meeting_id, controller_id)
-         select m.id, c.id from m, c",
-    )
-    .bind(stack.org_id)
-    .bind(host)
-    .execute(&stack.pool)
-    .await
-    .unwrap();
-    sqlx::query("analyze meetings, meeting_assignments, meeting_controllers")
-        .execute(&stack.pool)
-        .await
-        .unwrap();
+    assigned_meetings(&stack, host, "SCAN", 400, "mc-scan").await;
 
     let mut tx = stack.pool.begin().await.unwrap();
     let codes = [
@@ -1095,34 +1111,7 @@ async fn the_batched_join_statements_are_planned_once_per_connection(pool: PgPoo
 
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
-    sqlx::query(
-        "with c as (
-            insert into meeting_controllers (id, ws_url, grpc_addr, capacity)
-            values ('mc-plan', 'ws://127.0.0.1:1', 'http://127.0.0.1:2', 100000)
-            returning id
-         ),
-         m as (
-            insert into meetings (org_id, host_id, meeting_code, display_name, status,
-                                  max_participants, join_token_secret, started_at, ended_at)
-            select $1, $2, 'PLAN' || lpad(i::text, 8, '0'), 'm', 'ended', 10,
-                   decode(repeat('ab', 32), 'hex'), now(), now()
-            from generate_series(1, 2000) as i
-            returning id
-         )
-         insert into meeting_assignments (meeting_id, controller_id)
-         select m.id, c.id from m, c",
-    )
-    .bind(stack.org_id)
-    .bind(host)
-    .execute(&stack.pool)
-    .await
-    .unwrap();
-    // With statistics of a table that size, the default's custom plans look cheaper than the
-    // generic one (ten codes assumed) on every execution.
-    sqlx::query("analyze meetings, meeting_assignments, meeting_controllers")
-        .execute(&stack.pool)
-        .await
-        .unwrap();
+    assigned_meetings(&stack, host, "PLAN", 2000, "mc-plan").await;
 
     // The plans one connection made for the meeting read, after eight reads of two codes each.
     async fn plans(conn: &mut sqlx::PgConnection) -> (String, i64, i64) {
