@@ -21,7 +21,7 @@ use common::proto::internal::v1::meeting_controller_service_client::MeetingContr
 use common::proto::internal::v1::{EndMeetingRequest, JoinParticipantRequest, ParticipantRole};
 
 use crate::helpers::{
-    GC_CLIENT, HOST, ISSUER, McRedis, TestStack, spawn_stack_full, test_lifecycle,
+    GC_CLIENT, HOST, ISSUER, MC_CLIENTS, McRedis, TestStack, spawn_stack_full, test_lifecycle,
     test_shell_settings,
 };
 use crate::lifecycle::{People, call, create, join};
@@ -44,19 +44,27 @@ async fn stack(pool: PgPool, redis: McRedis) -> (TestStack, People) {
 
 /// GC's service tokens, from AC, as GC gets them.
 fn gc_tokens(stack: &TestStack) -> std::sync::Arc<common::service_token::ServiceTokenClient> {
+    tokens_of(stack, GC_CLIENT)
+}
+
+/// The service tokens AC gives the credential `(client_id, secret)`.
+fn tokens_of(
+    stack: &TestStack,
+    (client_id, secret): (&str, &str),
+) -> std::sync::Arc<common::service_token::ServiceTokenClient> {
     std::sync::Arc::new(
         common::service_token::ServiceTokenClient::new(
             &stack.ac.base,
-            GC_CLIENT.0,
-            GC_CLIENT.1.into(),
+            client_id,
+            secret.into(),
             None,
         )
         .unwrap(),
     )
 }
 
-/// A client of the controller at `grpc` calling with GC's credential, as GC does.
-fn mc_client_as_gc(
+/// A client of the controller at `grpc` calling with `tokens` (GC's, as GC does).
+fn mc_client(
     tokens: std::sync::Arc<common::service_token::ServiceTokenClient>,
     grpc: &str,
 ) -> gc_service::clients::mc::McClient {
@@ -327,7 +335,7 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
     assert_eq!(code_of(&answers[4]), Some(ErrorCode::RoomNotAssigned));
 
     // More than a call may carry is refused whole.
-    let mut mc = mc_client_as_gc(tokens, &grpc);
+    let mut mc = mc_client(tokens, &grpc);
     let too_many = JoinParticipantsRequest {
         joins: (0..257)
             .map(|_| request(Uuid::new_v4().to_string(), &code, 1))
@@ -335,6 +343,23 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
     };
     let refused = mc.join_participants(too_many).await.unwrap_err();
     assert_eq!(ApiError::from(refused).code, ErrorCode::BadRequest);
+    // Only GC may send joins: a controller's token, or none, is refused before any join runs.
+    let one = JoinParticipantsRequest {
+        joins: vec![request(Uuid::new_v4().to_string(), &code, 1)],
+    };
+    let mut as_a_controller = mc_client(tokens_of(stack, MC_CLIENTS[0]), &grpc);
+    let refused = as_a_controller
+        .join_participants(one.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(ApiError::from(refused).code, ErrorCode::Forbidden);
+    let mut anonymous = MeetingControllerServiceClient::new(
+        tonic::transport::Endpoint::from_shared(grpc.clone())
+            .unwrap()
+            .connect_lazy(),
+    );
+    let refused = anonymous.join_participants(one).await.unwrap_err();
+    assert_eq!(ApiError::from(refused).code, ErrorCode::Unauthorized);
     let (_, meeting) = call(
         stack,
         Method::GET,
@@ -429,7 +454,7 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
     // The first controller's process starts again; with its old token it can change nothing.
     stack.start_mc_process(0, &prefix).await;
     let tokens = gc_tokens(&stack);
-    let mut old_owner = mc_client_as_gc(tokens, &stack.mcs[0].as_ref().unwrap().grpc);
+    let mut old_owner = mc_client(tokens, &stack.mcs[0].as_ref().unwrap().grpc);
     let refused = old_owner
         .end_meeting(EndMeetingRequest {
             meeting_code: code.clone(),
