@@ -26,13 +26,12 @@
 //! ([`QUEUE`]); a full queue makes callers wait, never grows.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::audit::Actor;
+use super::audit::{Actor, OwnedActor};
 use super::participants;
 
 /// Visits in one statement, at most (an admission with more users goes alone, whole).
@@ -47,48 +46,6 @@ struct Pending {
     users: Vec<(Uuid, &'static str)>,
     actor: OwnedActor,
     reply: oneshot::Sender<Result<(), sqlx::Error>>,
-}
-
-/// An [`Actor`], owned so that it can wait in the queue.
-#[derive(Clone, Debug)]
-enum OwnedActor {
-    User {
-        id: Uuid,
-        ip: Option<IpAddr>,
-        user_agent: Option<String>,
-    },
-    Service {
-        id: String,
-    },
-    System,
-}
-
-impl From<Actor<'_>> for OwnedActor {
-    fn from(actor: Actor<'_>) -> Self {
-        match actor {
-            Actor::User { id, ip, user_agent } => OwnedActor::User {
-                id,
-                ip,
-                user_agent: user_agent.map(str::to_owned),
-            },
-            Actor::Service { id } => OwnedActor::Service { id: id.to_owned() },
-            Actor::System => OwnedActor::System,
-        }
-    }
-}
-
-impl OwnedActor {
-    fn as_actor(&self) -> Actor<'_> {
-        match self {
-            OwnedActor::User { id, ip, user_agent } => Actor::User {
-                id: *id,
-                ip: *ip,
-                user_agent: user_agent.as_deref(),
-            },
-            OwnedActor::Service { id } => Actor::Service { id },
-            OwnedActor::System => Actor::System,
-        }
-    }
 }
 
 /// The columns of a statement's visits, one entry per visit.

@@ -62,3 +62,46 @@ pub async fn record(
     .await?;
     Ok(())
 }
+
+/// An [`Actor`], owned: for work that outlives the request (a queued admission, a join's
+/// seat).
+#[derive(Clone, Debug)]
+pub enum OwnedActor {
+    User {
+        id: Uuid,
+        ip: Option<IpAddr>,
+        user_agent: Option<String>,
+    },
+    Service {
+        id: String,
+    },
+    System,
+}
+
+impl From<Actor<'_>> for OwnedActor {
+    fn from(actor: Actor<'_>) -> Self {
+        match actor {
+            Actor::User { id, ip, user_agent } => OwnedActor::User {
+                id,
+                ip,
+                user_agent: user_agent.map(str::to_owned),
+            },
+            Actor::Service { id } => OwnedActor::Service { id: id.to_owned() },
+            Actor::System => OwnedActor::System,
+        }
+    }
+}
+
+impl OwnedActor {
+    pub fn as_actor(&self) -> Actor<'_> {
+        match self {
+            OwnedActor::User { id, ip, user_agent } => Actor::User {
+                id: *id,
+                ip: *ip,
+                user_agent: user_agent.as_deref(),
+            },
+            OwnedActor::Service { id } => Actor::Service { id },
+            OwnedActor::System => Actor::System,
+        }
+    }
+}

@@ -7,14 +7,20 @@
 
 use common::display_name::DisplayName;
 use common::jwt::{MeetingRole, UserClaims};
-use common::proto::internal::v1::{AdmissionStatus, JoinParticipantRequest, ParticipantRole};
+use common::proto::internal::v1::{
+    AdmissionStatus, JoinParticipantRequest, JoinParticipantResponse, ParticipantRole,
+};
+use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::clients::ac::{MeetingGrant, MeetingTokens};
-use crate::db::audit::Actor;
+use crate::db::audit::{Actor, OwnedActor};
+use crate::db::controllers::Assignment;
+use crate::domain::meeting::Meeting;
 use crate::domain::meeting::MeetingStatus;
 use crate::error::Error;
 use crate::use_cases::get::{Counts, MeetingView};
-use crate::use_cases::room::Rooms;
+use crate::use_cases::room::{Room, Rooms};
 use crate::use_cases::{record_admissions, visible_meeting_located};
 
 /// Where the join left the caller.
@@ -76,41 +82,24 @@ pub async fn join_meeting(
         name: name.clone(),
     };
     let ((response, room, admission), issued) = {
+        // The seat runs as a task of its own, which a client hanging up cannot cancel: once the
+        // room may have seated the caller, the visit is recorded too, whether or not anyone is
+        // still waiting for the answer (else Redis would hold a seat PostgreSQL never heard of).
+        let seat = tokio::spawn(
+            seat(
+                rooms.clone(),
+                meeting.clone(),
+                assignment,
+                caller.sub,
+                role,
+                name.clone(),
+                OwnedActor::from(actor),
+            )
+            .in_current_span(),
+        );
         let seat = async {
-            let (response, room) = rooms
-                .call_located(&meeting, Some(assignment), |room| {
-                    let request = JoinParticipantRequest {
-                        meeting_code: room.code.clone(),
-                        user_id: caller.sub.to_string(),
-                        display_name: name.clone(),
-                        role: match role {
-                            MeetingRole::Host => ParticipantRole::Host,
-                            MeetingRole::Guest => ParticipantRole::Guest,
-                        } as i32,
-                        fencing_token: room.fencing_token,
-                    };
-                    async move {
-                        let response = room.joins.join(request).await?;
-                        Ok((response, room))
-                    }
-                })
-                .await?;
-            let admission = match AdmissionStatus::try_from(response.status) {
-                Ok(AdmissionStatus::Admitted) => Admission::Admitted,
-                Ok(AdmissionStatus::Waiting) => Admission::Waiting,
-                _ => {
-                    return Err(Error::Internal(
-                        "a meeting controller answered an unknown admission",
-                    ));
-                }
-            };
-            if admission == Admission::Admitted {
-                // Recorded also when the room says the caller was seated already: a visit GC
-                // missed (a crash after the room seated them) is recorded now.
-                record_admissions(rooms, &meeting, vec![(caller.sub, role.as_str())], actor)
-                    .await?;
-            }
-            Ok((response, room, admission))
+            seat.await
+                .map_err(|_| Error::Internal("a join's seat task failed"))?
         };
         let token = meeting_tokens.issue(grant);
         tokio::pin!(seat, token);
@@ -162,4 +151,57 @@ pub async fn join_meeting(
             for_host,
         },
     })
+}
+
+/// Seats `user_id` in the meeting's room (JoinParticipant through the owner's join queue) and,
+/// when the room admitted them, records the visit; the room's answer, the room, and where the
+/// caller is.
+async fn seat(
+    rooms: Rooms,
+    meeting: Meeting,
+    assignment: Option<Assignment>,
+    user_id: Uuid,
+    role: MeetingRole,
+    name: String,
+    actor: OwnedActor,
+) -> Result<(JoinParticipantResponse, Room, Admission), Error> {
+    let (response, room) = rooms
+        .call_located(&meeting, Some(assignment), |room| {
+            let request = JoinParticipantRequest {
+                meeting_code: room.code.clone(),
+                user_id: user_id.to_string(),
+                display_name: name.clone(),
+                role: match role {
+                    MeetingRole::Host => ParticipantRole::Host,
+                    MeetingRole::Guest => ParticipantRole::Guest,
+                } as i32,
+                fencing_token: room.fencing_token,
+            };
+            async move {
+                let response = room.joins.join(request).await?;
+                Ok((response, room))
+            }
+        })
+        .await?;
+    let admission = match AdmissionStatus::try_from(response.status) {
+        Ok(AdmissionStatus::Admitted) => Admission::Admitted,
+        Ok(AdmissionStatus::Waiting) => Admission::Waiting,
+        _ => {
+            return Err(Error::Internal(
+                "a meeting controller answered an unknown admission",
+            ));
+        }
+    };
+    if admission == Admission::Admitted {
+        // Recorded also when the room says the caller was seated already: a visit GC missed (a
+        // crash after the room seated them) is recorded now.
+        record_admissions(
+            &rooms,
+            &meeting,
+            vec![(user_id, role.as_str())],
+            actor.as_actor(),
+        )
+        .await?;
+    }
+    Ok((response, room, admission))
 }

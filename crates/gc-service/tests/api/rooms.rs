@@ -250,6 +250,80 @@ async fn on_a_redis_cluster_joins_and_admits_keep_the_capacity_too(pool: PgPool)
         .unwrap();
 }
 
+/// A client that hangs up while the room seats it leaves no seat behind that PostgreSQL never
+/// heard of: the seat, once the room may have given it, is recorded as a visit anyway. The
+/// room's Redis (a cluster of the test's own) is paused so the join is surely still at the
+/// room when the client gives up.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_join_whose_client_hangs_up_at_the_room_is_still_recorded(pool: PgPool) {
+    use deadpool_redis::redis;
+
+    let cluster = tokio::task::spawn_blocking(cluster::RedisCluster::start)
+        .await
+        .unwrap();
+    let (stack, people) = stack(pool, McRedis::Cluster(cluster.urls())).await;
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        &stack,
+        &host,
+        &json!({"display_name": "Hang-up", "settings": {"waiting_room_enabled": false}}),
+    )
+    .await;
+    assert_eq!(join(&stack, &code, &host).await.0, StatusCode::OK);
+    let (_, guest) = people.user(&stack, stack.org_id, "Gone").await;
+
+    // Writes (and so the room's scripts) wait for 1.5 s on every node.
+    for url in cluster.urls() {
+        let mut node = redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(1500)
+            .arg("WRITE")
+            .query_async(&mut node)
+            .await
+            .unwrap();
+    }
+    let hung_up = stack
+        .client
+        .post(stack.gc_url(&format!("/api/v1/meetings/{code}/join")))
+        .bearer_auth(&guest)
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(hung_up.is_err_and(|e| e.is_timeout()), "the join gave up");
+
+    // Once Redis runs again, the room seats the guest, and the visit is recorded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, meeting) = call(
+            &stack,
+            Method::GET,
+            &format!("/api/v1/meetings/{code}"),
+            &host,
+            None,
+        )
+        .await;
+        let seated = meeting["participant_count"].as_u64();
+        let visits = open_visits(&stack, &code).await;
+        if seated == Some(2) && visits == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Redis seats {seated:?}, PostgreSQL has {visits} open visits"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stack);
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
+
 /// Joins that reach a controller together go in one JoinParticipants call (run by MC on one
 /// Redis connection), and each is answered as its own call would have been: a seat,
 /// MEETING_FULL, BAD_REQUEST, ROOM_NOT_ASSIGNED. MC refuses more than 256 joins in one call.
