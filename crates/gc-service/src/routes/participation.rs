@@ -9,6 +9,7 @@ use common::http::StrictJson;
 use common::jwt::{MeetingRole, UserClaims};
 use common::meeting_code::MeetingCode;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -32,6 +33,18 @@ const NOT_FOUND_DESCRIPTION: &str =
 const NOT_HOST_DESCRIPTION: &str = "The caller may see the meeting but is not its host";
 const CONTROLLER_UNAVAILABLE: &str = "The meeting's controller failed or is unreachable (or AC, for GC's own service token); safe to retry";
 const CONTROLLER_UNAVAILABLE_JOIN: &str = "No controller can take the meeting; its controller failed; AC did not issue the meeting token. If AC failed after the seat was taken, the seat stands: join again to get the token";
+
+/// Runs `work` as a task of its own, in the request's span, and waits for it. For the use cases
+/// that change both the room (Redis, through its controller) and PostgreSQL: a client that
+/// hangs up between the two writes drops the request's future, and would leave the stores
+/// disagreeing (a seat with no visit, a visit left open); the task finishes both writes anyway.
+async fn to_completion<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::spawn(work.in_current_span())
+        .await
+        .map_err(|_| Error::Internal("a request's task failed"))?
+}
 
 fn actor<'a>(caller: &UserClaims, client: &'a ClientInfo) -> Actor<'a> {
     Actor::User {
@@ -208,13 +221,16 @@ pub async fn admit(
     client: ClientInfo,
     Path((code, user_id)): Path<(String, String)>,
 ) -> Result<Json<LobbyDecision>, Error> {
-    let user_id = lobby::admit(
-        &state.rooms,
-        &caller,
-        &code,
-        &user_id,
-        actor(&caller, &client),
-    )
+    let user_id = to_completion(async move {
+        lobby::admit(
+            &state.rooms,
+            &caller,
+            &code,
+            &user_id,
+            actor(&caller, &client),
+        )
+        .await
+    })
     .await?;
     Ok(Json(LobbyDecision {
         user_id,
@@ -257,13 +273,16 @@ pub async fn reject(
     client: ClientInfo,
     Path((code, user_id)): Path<(String, String)>,
 ) -> Result<Json<LobbyDecision>, Error> {
-    let user_id = lobby::reject(
-        &state.rooms,
-        &caller,
-        &code,
-        &user_id,
-        actor(&caller, &client),
-    )
+    let user_id = to_completion(async move {
+        lobby::reject(
+            &state.rooms,
+            &caller,
+            &code,
+            &user_id,
+            actor(&caller, &client),
+        )
+        .await
+    })
     .await?;
     Ok(Json(LobbyDecision {
         user_id,
@@ -310,8 +329,10 @@ pub async fn admit_all(
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<AdmitAllResponse>, Error> {
-    let (admitted, still_waiting) =
-        lobby::admit_all(&state.rooms, &caller, &code, actor(&caller, &client)).await?;
+    let (admitted, still_waiting) = to_completion(async move {
+        lobby::admit_all(&state.rooms, &caller, &code, actor(&caller, &client)).await
+    })
+    .await?;
     Ok(Json(AdmitAllResponse {
         admitted,
         still_waiting,
@@ -357,7 +378,10 @@ pub async fn leave_meeting(
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<LeaveResponse>, Error> {
-    leave::leave(&state.rooms, &caller, &code, actor(&caller, &client)).await?;
+    to_completion(async move {
+        leave::leave(&state.rooms, &caller, &code, actor(&caller, &client)).await
+    })
+    .await?;
     Ok(Json(LeaveResponse { status: LEFT }))
 }
 
@@ -389,7 +413,11 @@ pub async fn end_meeting(
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<MeetingResponse>, Error> {
-    let meeting = end::end_by_host(&state.rooms, &caller, &code, actor(&caller, &client)).await?;
+    let rooms = state.rooms.clone();
+    let meeting = to_completion(async move {
+        end::end_by_host(&rooms, &caller, &code, actor(&caller, &client)).await
+    })
+    .await?;
     Ok(Json(MeetingResponse::ended(
         meeting,
         &state.public_base_url,
@@ -493,13 +521,10 @@ pub async fn update_config(
     let change = body
         .map_err(Error::from)
         .and_then(|StrictJson(body)| body.into_change().map_err(Error::from));
-    let view = config::update_config(
-        &state.rooms,
-        &caller,
-        &code,
-        change,
-        actor(&caller, &client),
-    )
+    let rooms = state.rooms.clone();
+    let view = to_completion(async move {
+        config::update_config(&rooms, &caller, &code, change, actor(&caller, &client)).await
+    })
     .await?;
     Ok(Json(MeetingResponse::of_view(view, &state.public_base_url)))
 }

@@ -250,31 +250,66 @@ async fn on_a_redis_cluster_joins_and_admits_keep_the_capacity_too(pool: PgPool)
         .unwrap();
 }
 
-/// A client that hangs up while the room seats it leaves no seat behind that PostgreSQL never
-/// heard of: the seat, once the room may have given it, is recorded as a visit anyway. The
-/// room's Redis (a cluster of the test's own) is paused so the join is surely still at the
-/// room when the client gives up.
+/// A request whose client hangs up while the room is changing is carried out in both stores
+/// anyway, so Redis and PostgreSQL agree: a join (the seat, and its visit), a host's admit
+/// (likewise), a leave (out of the seat, and the visit closed). Cancelled with its client, a
+/// join used to leave a seat with no visit, and an admit could do the same or nothing at all,
+/// depending on when the client left. The room's Redis (a cluster of the test's own) is paused
+/// each time, so that the client surely gives up while the room's script is pending.
 #[sqlx::test(migrations = "../../migrations")]
-async fn a_join_whose_client_hangs_up_at_the_room_is_still_recorded(pool: PgPool) {
-    use deadpool_redis::redis;
-
+async fn a_client_that_hangs_up_at_the_room_leaves_both_stores_agreeing(pool: PgPool) {
     let cluster = tokio::task::spawn_blocking(cluster::RedisCluster::start)
         .await
         .unwrap();
-    let (stack, people) = stack(pool, McRedis::Cluster(cluster.urls())).await;
+    let urls = cluster.urls();
+    let (stack, people) = stack(pool, McRedis::Cluster(urls.clone())).await;
     let host = stack.user_token(HOST).await;
-    let code = create(
+    let (_, guest) = people.user(&stack, stack.org_id, "Gone").await;
+    let (waiting_id, waiting) = people.user(&stack, stack.org_id, "Waiting").await;
+
+    // A join.
+    let open = create(
         &stack,
         &host,
-        &json!({"display_name": "Hang-up", "settings": {"waiting_room_enabled": false}}),
+        &json!({"display_name": "Open", "settings": {"waiting_room_enabled": false}}),
     )
     .await;
-    assert_eq!(join(&stack, &code, &host).await.0, StatusCode::OK);
-    let (_, guest) = people.user(&stack, stack.org_id, "Gone").await;
+    assert_eq!(join(&stack, &open, &host).await.0, StatusCode::OK);
+    hang_up(&stack, &urls, "POST", &format!("/{open}/join"), &guest).await;
+    stores_agree(&stack, &open, &host, 2).await;
 
-    // Writes (and so the room's scripts) wait for 1.5 s on every node.
-    for url in cluster.urls() {
-        let mut node = redis::Client::open(url)
+    // A host's admit.
+    let lobby = create(&stack, &host, &json!({"display_name": "Lobby"})).await;
+    assert_eq!(join(&stack, &lobby, &host).await.0, StatusCode::OK);
+    let (_, joined) = join(&stack, &lobby, &waiting).await;
+    assert_eq!(joined["status"], "waiting");
+    hang_up(
+        &stack,
+        &urls,
+        "POST",
+        &format!("/{lobby}/admit/{waiting_id}"),
+        &host,
+    )
+    .await;
+    stores_agree(&stack, &lobby, &host, 2).await;
+
+    // A leave.
+    hang_up(&stack, &urls, "POST", &format!("/{lobby}/leave"), &waiting).await;
+    stores_agree(&stack, &lobby, &host, 1).await;
+
+    drop(stack);
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
+
+/// Pauses writes on every node of the cluster at `urls` for 1.5 s, then sends `method
+/// /api/v1/meetings{path}` with `token` and gives up after 300 ms.
+async fn hang_up(stack: &TestStack, urls: &[String], method: &str, path: &str, token: &str) {
+    use deadpool_redis::redis;
+
+    for url in urls {
+        let mut node = redis::Client::open(url.as_str())
             .unwrap()
             .get_multiplexed_async_connection()
             .await
@@ -289,39 +324,40 @@ async fn a_join_whose_client_hangs_up_at_the_room_is_still_recorded(pool: PgPool
     }
     let hung_up = stack
         .client
-        .post(stack.gc_url(&format!("/api/v1/meetings/{code}/join")))
-        .bearer_auth(&guest)
+        .request(
+            method.parse().unwrap(),
+            stack.gc_url(&format!("/api/v1/meetings{path}")),
+        )
+        .bearer_auth(token)
         .timeout(Duration::from_millis(300))
         .send()
         .await;
-    assert!(hung_up.is_err_and(|e| e.is_timeout()), "the join gave up");
+    assert!(hung_up.is_err_and(|e| e.is_timeout()), "{path} gave up");
+}
 
-    // Once Redis runs again, the room seats the guest, and the visit is recorded.
+/// Waits (10 s at most) until the room seats `seated` and PostgreSQL has as many open visits.
+async fn stores_agree(stack: &TestStack, code: &str, host: &str, seated: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (_, meeting) = call(
-            &stack,
+            stack,
             Method::GET,
             &format!("/api/v1/meetings/{code}"),
-            &host,
+            host,
             None,
         )
         .await;
-        let seated = meeting["participant_count"].as_u64();
-        let visits = open_visits(&stack, &code).await;
-        if seated == Some(2) && visits == 2 {
-            break;
+        let in_room = meeting["participant_count"].as_u64();
+        let visits = open_visits(stack, code).await;
+        if in_room == Some(seated) && visits == i64::try_from(seated).unwrap() {
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "Redis seats {seated:?}, PostgreSQL has {visits} open visits"
+            "Redis seats {in_room:?}, PostgreSQL has {visits} open visits, {seated} expected"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(stack);
-    tokio::task::spawn_blocking(move || drop(cluster))
-        .await
-        .unwrap();
 }
 
 /// Joins that reach a controller together go in one JoinParticipants call (run by MC on one
