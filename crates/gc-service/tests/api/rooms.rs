@@ -88,15 +88,22 @@ async fn open_visits(stack: &TestStack, code: &str) -> i64 {
     .unwrap()
 }
 
-async fn forty_joins_into_ten_seats(stack: &TestStack, people: &People) {
+/// A meeting of the host with `seats` seats and the waiting room off; the host's token and the
+/// code.
+async fn open_room(stack: &TestStack, name: &str, seats: u32) -> (String, String) {
     let host = stack.user_token(HOST).await;
     let code = create(
         stack,
         &host,
-        &json!({"display_name": "Rush", "max_participants": 10,
+        &json!({"display_name": name, "max_participants": seats,
         "settings": {"waiting_room_enabled": false}}),
     )
     .await;
+    (host, code)
+}
+
+async fn forty_joins_into_ten_seats(stack: &TestStack, people: &People) {
+    let (host, code) = open_room(stack, "Rush", 10).await;
     let mut rushers = Vec::new();
     for i in 0..40 {
         let name = format!("Rusher {i}");
@@ -268,12 +275,7 @@ async fn a_client_that_hangs_up_at_the_room_leaves_both_stores_agreeing(pool: Pg
     let (waiting_id, waiting) = people.user(&stack, stack.org_id, "Waiting").await;
 
     // A join.
-    let open = create(
-        &stack,
-        &host,
-        &json!({"display_name": "Open", "settings": {"waiting_room_enabled": false}}),
-    )
-    .await;
+    let (_, open) = open_room(&stack, "Open", 10).await;
     assert_eq!(join(&stack, &open, &host).await.0, StatusCode::OK);
     hang_up(&stack, &urls, "POST", &format!("/{open}/join"), &guest).await;
     stores_agree(&stack, &open, &host, 2).await;
@@ -375,14 +377,7 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
     use common::proto::internal::v1::{AdmissionStatus, JoinParticipantsRequest};
     use gc_service::clients::mc::MeetingControllers;
 
-    let host = stack.user_token(HOST).await;
-    let code = create(
-        stack,
-        &host,
-        &json!({"display_name": "Batch", "max_participants": 2,
-        "settings": {"waiting_room_enabled": false}}),
-    )
-    .await;
+    let (host, code) = open_room(stack, "Batch", 2).await;
     // The host's join assigns the room (fencing token 1) and takes one of its two seats.
     let (status, _) = join(stack, &code, &host).await;
     assert_eq!(status, StatusCode::OK);
