@@ -131,12 +131,10 @@ impl Joins {
 }
 
 async fn send_loop(client: McClient, mut queue: mpsc::Receiver<PendingJoin>) {
+    // Every join is sent, even one nobody waits for any more: the join use case seats and
+    // records in a task of its own, so a waiting seat always has someone to record it.
     while let Some(batch) = crate::db::next_batch(&mut queue, MAX_JOINS_PER_CALL, |_| 1).await {
-        // Callers that gave up (their client left) are not sent: nobody would be told the seat.
-        let batch: Vec<PendingJoin> = batch.into_iter().filter(|p| !p.reply.is_closed()).collect();
-        if !batch.is_empty() {
-            send(&client, batch).await;
-        }
+        send(&client, batch).await;
     }
 }
 

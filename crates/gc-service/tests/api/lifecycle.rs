@@ -103,6 +103,18 @@ pub async fn join(stack: &TestStack, code: &str, token: &str) -> (StatusCode, Va
     .await
 }
 
+/// `GET /api/v1/meetings/{code}` with `token`.
+pub async fn get(stack: &TestStack, code: &str, token: &str) -> (StatusCode, Value) {
+    call(
+        stack,
+        Method::GET,
+        &format!("/api/v1/meetings/{code}"),
+        token,
+        None,
+    )
+    .await
+}
+
 async fn audit_actions(stack: &TestStack, meeting: &str) -> Vec<String> {
     sqlx::query_scalar(
         "select action from audit_logs where resource_id = (select id::text from meetings

@@ -24,7 +24,7 @@ use crate::helpers::{
     GC_CLIENT, HOST, ISSUER, MC_CLIENTS, McRedis, TestStack, spawn_stack_full, test_lifecycle,
     test_shell_settings,
 };
-use crate::lifecycle::{People, call, create, join};
+use crate::lifecycle::{People, call, create, get, join};
 
 /// A stack with one controller on `redis`, and people the test can make.
 async fn stack(pool: PgPool, redis: McRedis) -> (TestStack, People) {
@@ -148,14 +148,7 @@ async fn forty_joins_into_ten_seats(stack: &TestStack, people: &People) {
         10,
         "PostgreSQL agrees with the room"
     );
-    let (_, meeting) = call(
-        stack,
-        Method::GET,
-        &format!("/api/v1/meetings/{code}"),
-        &host,
-        None,
-    )
-    .await;
+    let (_, meeting) = get(stack, &code, &host).await;
     assert_eq!(meeting["participant_count"], 10, "the room holds ten");
     // The forty arrived before anyone was in the room: one of them assigned it and delivered
     // the assignment, the others waited for that and used it.
@@ -213,14 +206,7 @@ async fn twenty_admits_into_five_seats(stack: &TestStack, people: &People) {
         .count();
     assert_eq!((admitted, full), (5, 15), "{answers:?}");
     assert_eq!(open_visits(stack, &code).await, 6);
-    let (_, meeting) = call(
-        stack,
-        Method::GET,
-        &format!("/api/v1/meetings/{code}"),
-        &host,
-        None,
-    )
-    .await;
+    let (_, meeting) = get(stack, &code, &host).await;
     assert_eq!(
         (
             meeting["participant_count"].as_u64(),
@@ -341,14 +327,7 @@ async fn hang_up(stack: &TestStack, urls: &[String], method: &str, path: &str, t
 async fn stores_agree(stack: &TestStack, code: &str, host: &str, seated: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, meeting) = call(
-            stack,
-            Method::GET,
-            &format!("/api/v1/meetings/{code}"),
-            host,
-            None,
-        )
-        .await;
+        let (_, meeting) = get(stack, code, host).await;
         let in_room = meeting["participant_count"].as_u64();
         let visits = open_visits(stack, code).await;
         if in_room == Some(seated) && visits == i64::try_from(seated).unwrap() {
@@ -465,14 +444,7 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
     );
     let refused = anonymous.join_participants(one).await.unwrap_err();
     assert_eq!(ApiError::from(refused).code, ErrorCode::Unauthorized);
-    let (_, meeting) = call(
-        stack,
-        Method::GET,
-        &format!("/api/v1/meetings/{code}"),
-        &host,
-        None,
-    )
-    .await;
+    let (_, meeting) = get(stack, &code, &host).await;
     assert_eq!(meeting["participant_count"].as_u64(), Some(2));
 }
 
@@ -531,14 +503,7 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
     .unwrap();
     assert_eq!((owner.as_str(), token), ("test-mc-2", 2));
     // The room came along: the host is still seated and the first waiter still waits.
-    let (_, meeting) = call(
-        &stack,
-        Method::GET,
-        &format!("/api/v1/meetings/{code}"),
-        &host,
-        None,
-    )
-    .await;
+    let (_, meeting) = get(&stack, &code, &host).await;
     assert_eq!(
         (
             meeting["participant_count"].as_u64(),
@@ -608,14 +573,7 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
         ] => assert_eq!(refusal.error_code, "ROOM_NOT_ASSIGNED"),
         other => panic!("the old owner seated someone: {other:?}"),
     }
-    let (_, meeting) = call(
-        &stack,
-        Method::GET,
-        &format!("/api/v1/meetings/{code}"),
-        &host,
-        None,
-    )
-    .await;
+    let (_, meeting) = get(&stack, &code, &host).await;
     assert_eq!(
         meeting["status"], "active",
         "the room was not ended by the old owner"
