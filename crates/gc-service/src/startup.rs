@@ -98,6 +98,7 @@ impl Application {
             assigning: Default::default(),
             admissions: Admissions::new(batch_pool.clone()),
             lookups: Lookups::new(batch_pool.clone(), config.lifecycle.heartbeat_timeout_secs),
+            detached: Default::default(),
         };
         let meeting_tokens =
             MeetingTokens::new(&config.ac_url, Arc::clone(&service_tokens), call_timeout)

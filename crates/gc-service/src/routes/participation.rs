@@ -9,7 +9,6 @@ use common::http::StrictJson;
 use common::jwt::{MeetingRole, UserClaims};
 use common::meeting_code::MeetingCode;
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -21,6 +20,7 @@ use crate::routes::meeting_response::MeetingResponse;
 use crate::routes::meetings::SettingsRequest;
 use crate::startup::AppState;
 use crate::use_cases::config::ConfigChange;
+use crate::use_cases::detached::Detached;
 use crate::use_cases::history::{DEFAULT_PAGE_SIZE, HistoryRole, MAX_PAGE, MAX_PAGE_SIZE};
 use crate::use_cases::join::Admission;
 use crate::use_cases::{config, end, get, history, join, leave, lobby};
@@ -34,16 +34,16 @@ const NOT_HOST_DESCRIPTION: &str = "The caller may see the meeting but is not it
 const CONTROLLER_UNAVAILABLE: &str = "The meeting's controller failed or is unreachable (or AC, for GC's own service token); safe to retry";
 const CONTROLLER_UNAVAILABLE_JOIN: &str = "No controller can take the meeting; its controller failed; AC did not issue the meeting token. If AC failed after the seat was taken, the seat stands: join again to get the token";
 
-/// Runs `work` as a task of its own, in the request's span, and waits for it. For the use cases
-/// that change both the room (Redis, through its controller) and PostgreSQL: a client that
-/// hangs up between the two writes drops the request's future, and would leave the stores
-/// disagreeing (a seat with no visit, a visit left open); the task finishes both writes anyway.
+/// Runs `work` as a task of its own, in the request's span, and waits for it (at most
+/// [`crate::use_cases::detached::MAX_DETACHED`] such tasks at once). For the use cases that
+/// change both the room (Redis, through its controller) and PostgreSQL: a client that hangs up
+/// between the two writes drops the request's future, and would leave the stores disagreeing (a
+/// seat with no visit, a visit left open); the task finishes both writes anyway.
 async fn to_completion<T: Send + 'static>(
+    detached: Detached,
     work: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::spawn(work.in_current_span())
-        .await
-        .map_err(|_| Error::Internal("a request's task failed"))?
+    detached.run(work).await
 }
 
 fn actor<'a>(caller: &UserClaims, client: &'a ClientInfo) -> Actor<'a> {
@@ -221,7 +221,7 @@ pub async fn admit(
     client: ClientInfo,
     Path((code, user_id)): Path<(String, String)>,
 ) -> Result<Json<LobbyDecision>, Error> {
-    let user_id = to_completion(async move {
+    let user_id = to_completion(state.rooms.detached.clone(), async move {
         lobby::admit(
             &state.rooms,
             &caller,
@@ -273,7 +273,7 @@ pub async fn reject(
     client: ClientInfo,
     Path((code, user_id)): Path<(String, String)>,
 ) -> Result<Json<LobbyDecision>, Error> {
-    let user_id = to_completion(async move {
+    let user_id = to_completion(state.rooms.detached.clone(), async move {
         lobby::reject(
             &state.rooms,
             &caller,
@@ -329,7 +329,7 @@ pub async fn admit_all(
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<AdmitAllResponse>, Error> {
-    let (admitted, still_waiting) = to_completion(async move {
+    let (admitted, still_waiting) = to_completion(state.rooms.detached.clone(), async move {
         lobby::admit_all(&state.rooms, &caller, &code, actor(&caller, &client)).await
     })
     .await?;
@@ -378,7 +378,7 @@ pub async fn leave_meeting(
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<LeaveResponse>, Error> {
-    to_completion(async move {
+    to_completion(state.rooms.detached.clone(), async move {
         leave::leave(&state.rooms, &caller, &code, actor(&caller, &client)).await
     })
     .await?;
@@ -414,7 +414,7 @@ pub async fn end_meeting(
     Path(code): Path<String>,
 ) -> Result<Json<MeetingResponse>, Error> {
     let rooms = state.rooms.clone();
-    let meeting = to_completion(async move {
+    let meeting = to_completion(state.rooms.detached.clone(), async move {
         end::end_by_host(&rooms, &caller, &code, actor(&caller, &client)).await
     })
     .await?;
@@ -522,7 +522,7 @@ pub async fn update_config(
         .map_err(Error::from)
         .and_then(|StrictJson(body)| body.into_change().map_err(Error::from));
     let rooms = state.rooms.clone();
-    let view = to_completion(async move {
+    let view = to_completion(state.rooms.detached.clone(), async move {
         config::update_config(&rooms, &caller, &code, change, actor(&caller, &client)).await
     })
     .await?;

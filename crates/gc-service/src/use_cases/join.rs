@@ -10,7 +10,6 @@ use common::jwt::{MeetingRole, UserClaims};
 use common::proto::internal::v1::{
     AdmissionStatus, JoinParticipantRequest, JoinParticipantResponse, ParticipantRole,
 };
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::clients::ac::{MeetingGrant, MeetingTokens};
@@ -85,22 +84,15 @@ pub async fn join_meeting(
         // The seat runs as a task of its own, which a client hanging up cannot cancel: once the
         // room may have seated the caller, the visit is recorded too, whether or not anyone is
         // still waiting for the answer (else Redis would hold a seat PostgreSQL never heard of).
-        let seat = tokio::spawn(
-            seat(
-                rooms.clone(),
-                meeting.clone(),
-                assignment,
-                caller.sub,
-                role,
-                name.clone(),
-                OwnedActor::from(actor),
-            )
-            .in_current_span(),
-        );
-        let seat = async {
-            seat.await
-                .map_err(|_| Error::Internal("a join's seat task failed"))?
-        };
+        let seat = rooms.detached.run(seat(
+            rooms.clone(),
+            meeting.clone(),
+            assignment,
+            caller.sub,
+            role,
+            name.clone(),
+            OwnedActor::from(actor),
+        ));
         let token = meeting_tokens.issue(grant);
         tokio::pin!(seat, token);
         // A failed seat ends the join at once (its grant is dropped), but a failed token never cuts

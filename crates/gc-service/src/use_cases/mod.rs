@@ -16,6 +16,7 @@
 pub mod config;
 pub mod controllers;
 pub mod create;
+pub mod detached;
 pub mod end;
 pub mod get;
 pub mod history;

@@ -33,6 +33,7 @@ use crate::db::controllers::{self, Assignment};
 use crate::db::lookups::Lookups;
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
+use crate::use_cases::detached::Detached;
 use common::settings::MeetingSettings;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -48,6 +49,8 @@ pub struct Rooms {
     pub admissions: Admissions,
     /// Where joins read their meeting, many to a statement ([`crate::db::lookups`]).
     pub lookups: Lookups,
+    /// The limit on the tasks that run on after their request ([`super::detached`]).
+    pub detached: Detached,
 }
 
 /// Stripes of locks under which this GC assigns meetings, one meeting at a time per stripe,

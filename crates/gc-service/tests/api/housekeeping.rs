@@ -29,6 +29,7 @@ fn rooms(stack: &TestStack) -> Rooms {
         assigning: Default::default(),
         admissions: Admissions::new(stack.pool.clone()),
         lookups: Lookups::new(stack.pool.clone(), test_lifecycle().heartbeat_timeout_secs),
+        detached: Default::default(),
     }
 }
 
