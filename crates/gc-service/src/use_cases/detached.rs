@@ -26,7 +26,6 @@ pub const MAX_DETACHED: usize = 4096;
 #[derive(Clone)]
 pub struct Detached {
     permits: Arc<Semaphore>,
-    max: usize,
 }
 
 impl Default for Detached {
@@ -40,7 +39,6 @@ impl Detached {
     pub fn new(max: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max)),
-            max,
         }
     }
 
@@ -66,11 +64,6 @@ impl Detached {
         .await
         .map_err(|_| Error::Internal("a request's task failed"))?
     }
-
-    /// Tasks running now.
-    pub fn running(&self) -> usize {
-        self.max - self.permits.available_permits()
-    }
 }
 
 #[cfg(test)]
@@ -94,7 +87,7 @@ mod tests {
         });
         // One poll starts the task; then the caller is gone, as a client that hung up.
         assert!(caller.now_or_never().is_none());
-        assert_eq!(detached.running(), 1);
+        assert_eq!(detached.running(1), 1);
         release.send(()).unwrap();
         done.await
             .expect("the work ran to its end without its caller");
@@ -118,7 +111,7 @@ mod tests {
             })));
             running.await.unwrap();
         }
-        assert_eq!(detached.running(), 2);
+        assert_eq!(detached.running(2), 2);
 
         // A third waits for a permit and has not started; dropped while waiting, it never does.
         let started = Arc::new(AtomicBool::new(false));
@@ -130,7 +123,7 @@ mod tests {
             })
         };
         assert!(third.now_or_never().is_none());
-        assert_eq!(detached.running(), 2);
+        assert_eq!(detached.running(2), 2);
 
         for release in gates {
             release.send(()).unwrap();
@@ -141,10 +134,15 @@ mod tests {
         // Permits flow again: a fourth runs at once, and the dropped third never ran.
         detached.run(async { Ok(()) }).await.unwrap();
         assert!(!started.load(Ordering::SeqCst));
-        assert_eq!(detached.running(), 0);
+        assert_eq!(detached.running(2), 0);
     }
 
     impl Detached {
+        /// Tasks running now, of at most `max`.
+        fn running(&self, max: usize) -> usize {
+            max - self.permits.available_permits()
+        }
+
         async fn run_owned(
             self,
             work: impl Future<Output = Result<(), Error>> + Send + 'static,

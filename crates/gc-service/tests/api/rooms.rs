@@ -538,29 +538,21 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
         ErrorCode::RoomNotAssigned
     );
     let (_, newcomer) = people.user(&stack, stack.org_id, "Late").await;
-    let refused = old_owner
-        .join_participant(JoinParticipantRequest {
-            meeting_code: code.clone(),
-            user_id: Uuid::new_v4().to_string(),
-            display_name: "Ghost".into(),
-            role: ParticipantRole::Guest as i32,
-            fencing_token: 1,
-        })
-        .await
-        .unwrap_err();
+    let ghost = JoinParticipantRequest {
+        meeting_code: code.clone(),
+        user_id: Uuid::new_v4().to_string(),
+        display_name: "Ghost".into(),
+        role: ParticipantRole::Guest as i32,
+        fencing_token: 1,
+    };
+    let refused = old_owner.join_participant(ghost.clone()).await.unwrap_err();
     assert_eq!(
         common::error::ApiError::from(refused).code,
         ErrorCode::RoomNotAssigned
     );
     let batch = old_owner
         .join_participants(common::proto::internal::v1::JoinParticipantsRequest {
-            joins: vec![JoinParticipantRequest {
-                meeting_code: code.clone(),
-                user_id: Uuid::new_v4().to_string(),
-                display_name: "Ghost".into(),
-                role: ParticipantRole::Guest as i32,
-                fencing_token: 1,
-            }],
+            joins: vec![ghost],
         })
         .await
         .unwrap()
