@@ -14,8 +14,8 @@ use common::proto::internal::v1::global_controller_service_server::{
 };
 use common::proto::internal::v1::{
     HeartbeatRequest, HeartbeatResponse, MeetingEmptyRequest, MeetingEmptyResponse,
-    ParticipantLeftRequest, ParticipantLeftResponse, ParticipantRole,
-    RegisterMeetingControllerRequest, RegisterMeetingControllerResponse,
+    ParticipantLeftRequest, ParticipantLeftResponse, RegisterMeetingControllerRequest,
+    RegisterMeetingControllerResponse,
 };
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -52,8 +52,7 @@ fn status(error: Error) -> Status {
 }
 
 fn time(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    let t = t?;
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
+    t.as_ref().and_then(crate::use_cases::leave::timestamp)
 }
 
 #[tonic::async_trait]
@@ -99,20 +98,20 @@ impl GlobalControllerService for GlobalController {
     ) -> Result<Response<ParticipantLeftResponse>, Status> {
         let caller = ServiceCaller::from_request(&request)?.client_id.clone();
         let r = request.into_inner();
-        let role = match ParticipantRole::try_from(r.role) {
-            Ok(ParticipantRole::Host) => "host",
-            _ => "guest",
-        };
         controllers::participant_left(
             &self.pool,
             &caller,
-            &r.controller_id,
-            &r.meeting_code,
-            &r.user_id,
-            &r.reason,
-            time(r.left_at),
-            time(r.joined_at),
-            role,
+            &controllers::LeftReport {
+                controller_id: &r.controller_id,
+                code: &r.meeting_code,
+                user_id: &r.user_id,
+                reason: &r.reason,
+                left_at: time(r.left_at),
+                joined_at: time(r.joined_at),
+                role: crate::use_cases::leave::role_name(r.role),
+                seat: r.seat,
+                last_seat: r.last_seat,
+            },
         )
         .await
         .map_err(status)?;
@@ -131,6 +130,7 @@ impl GlobalControllerService for GlobalController {
             &r.controller_id,
             &r.meeting_code,
             time(r.empty_since),
+            r.last_seat,
         )
         .await
         .map_err(status)?;

@@ -24,7 +24,7 @@ use common::proto::internal::v1::{
     JoinParticipantRequest, JoinParticipantResponse, JoinParticipantsRequest,
     JoinParticipantsResponse, LeaveParticipantRequest, LeaveParticipantResponse, LeftFrom,
     LobbyEntry as ProtoLobbyEntry, MeetingSettings as ProtoSettings, ParticipantRole,
-    RejectParticipantRequest, RejectParticipantResponse, UpdateSettingsRequest,
+    RejectParticipantRequest, RejectParticipantResponse, Seat, UpdateSettingsRequest,
     UpdateSettingsResponse,
 };
 use common::settings::MeetingSettings;
@@ -34,8 +34,8 @@ use uuid::Uuid;
 
 use crate::held::HeldRooms;
 use crate::room::{
-    Admission, AdmitOutcome, AssignOutcome, FencingToken, LeaveOutcome, OwnedRoom, Presence,
-    RejectOutcome, Role, RoomError, RoomMeta, RoomStore,
+    Admission, AdmitOutcome, AssignOutcome, FencingToken, LeaveOutcome, OwnedRoom, Participant,
+    Presence, RejectOutcome, Role, RoomError, RoomMeta, RoomStore,
 };
 use crate::signaling::Signaling;
 
@@ -136,6 +136,26 @@ fn settings(s: Option<ProtoSettings>) -> Result<MeetingSettings, Status> {
         .ok_or_else(|| bad_request("settings are required"))
 }
 
+/// A role as the proto names it.
+pub fn proto_role(role: Role) -> ParticipantRole {
+    match role {
+        Role::Host => ParticipantRole::Host,
+        Role::Guest => ParticipantRole::Guest,
+    }
+}
+
+/// A seat that ended, as GC records it.
+pub fn proto_seat(seat: &Participant) -> Seat {
+    Seat {
+        number: seat.seat,
+        role: proto_role(seat.role) as i32,
+        joined_at: Some(prost_types::Timestamp {
+            seconds: seat.joined_at.timestamp(),
+            nanos: i32::try_from(seat.joined_at.timestamp_subsec_nanos()).unwrap_or(0),
+        }),
+    }
+}
+
 fn admission(a: Admission) -> i32 {
     match a {
         Admission::Admitted => AdmissionStatus::Admitted as i32,
@@ -173,6 +193,7 @@ impl MeetingController {
             status: admission(outcome.admission),
             participant_count: outcome.participant_count,
             newly_admitted: outcome.admission == Admission::Admitted && !outcome.already_present,
+            seat: outcome.seat,
         })
     }
 }
@@ -195,6 +216,7 @@ impl MeetingControllerService for MeetingController {
             host_id: user(&r.host_id)?,
             max_participants: r.max_participants,
             settings: settings(r.settings)?,
+            settings_version: r.settings_version,
         };
         if self.held.is_full(&code) {
             return Err(ApiError::unavailable().into());
@@ -274,12 +296,15 @@ impl MeetingControllerService for MeetingController {
             .map_err(room_status)?
         {
             AdmitOutcome::Admitted {
-                already_admitted, ..
+                already_admitted,
+                seat,
+                ..
             } => {
                 admitted("admit", usize::from(!already_admitted));
                 Ok(Response::new(AdmitParticipantResponse {
                     status: AdmissionStatus::Admitted as i32,
                     newly_admitted: !already_admitted,
+                    seat,
                 }))
             }
             AdmitOutcome::Full => Err(full()),
@@ -319,6 +344,7 @@ impl MeetingControllerService for MeetingController {
         Ok(Response::new(AdmitAllResponse {
             admitted: outcome.admitted,
             still_waiting: outcome.still_waiting,
+            admitted_seats: outcome.seats,
         }))
     }
 
@@ -333,22 +359,32 @@ impl MeetingControllerService for MeetingController {
             .leave(&room, &user(&r.user_id)?, reason(&r.reason, "left")?)
             .await
             .map_err(room_status)?;
-        let (left_from, remaining) = match outcome {
+        let last_seat = outcome.last_seat();
+        let (left_from, remaining, seat) = match outcome {
             LeaveOutcome::Left {
                 was: Presence::Participant,
                 remaining_participants,
+                seat,
                 ..
-            } => (LeftFrom::Room, remaining_participants),
+            } => (
+                LeftFrom::Room,
+                remaining_participants,
+                seat.as_deref().map(proto_seat),
+            ),
             LeaveOutcome::Left {
                 was: Presence::Lobby,
                 remaining_participants,
                 ..
-            } => (LeftFrom::Lobby, remaining_participants),
-            LeaveOutcome::NotPresent => (LeftFrom::Nowhere, 0),
+            } => (LeftFrom::Lobby, remaining_participants, None),
+            LeaveOutcome::NotPresent {
+                participant_count, ..
+            } => (LeftFrom::Nowhere, participant_count, None),
         };
         Ok(Response::new(LeaveParticipantResponse {
             left_from: left_from as i32,
             remaining_participants: remaining,
+            seat,
+            last_seat,
         }))
     }
 
@@ -364,13 +400,16 @@ impl MeetingControllerService for MeetingController {
                 &room,
                 &settings(r.settings)?,
                 r.max_participants,
+                r.settings_version,
                 Utc::now(),
             )
             .await
             .map_err(room_status)?;
-        admitted("settings", outcome.admitted.len());
+        admitted("settings", outcome.moves.admitted.len());
         Ok(Response::new(UpdateSettingsResponse {
-            admitted: outcome.admitted,
+            admitted: outcome.moves.admitted,
+            admitted_seats: outcome.moves.seats,
+            settings_version: outcome.settings_version,
         }))
     }
 

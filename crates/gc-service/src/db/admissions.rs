@@ -25,14 +25,14 @@
 //! after the room seated it): the room and PostgreSQL stay in agreement. The queue is bounded
 //! ([`QUEUE`]); a full queue makes callers wait, never grows.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::audit::{Actor, OwnedActor};
-use super::participants;
+use super::participants::{self, Seated};
 
 /// Visits in one statement, at most (an admission with more users goes alone, whole).
 pub const MAX_ROWS: usize = 256;
@@ -43,7 +43,7 @@ pub const QUEUE: usize = 4096;
 struct Pending {
     meeting_id: Uuid,
     org_id: Uuid,
-    users: Vec<(Uuid, &'static str)>,
+    users: Vec<Seated>,
     actor: OwnedActor,
     reply: oneshot::Sender<Result<(), sqlx::Error>>,
 }
@@ -55,6 +55,7 @@ pub struct AdmissionRows {
     pub org_ids: Vec<Uuid>,
     pub user_ids: Vec<Uuid>,
     pub roles: Vec<&'static str>,
+    pub seats: Vec<i64>,
     pub actor_ids: Vec<Option<String>>,
     pub actor_types: Vec<&'static str>,
     pub ips: Vec<Option<String>>,
@@ -62,31 +63,34 @@ pub struct AdmissionRows {
 }
 
 impl AdmissionRows {
-    fn push(&mut self, pending: &Pending, seen: &mut HashSet<(Uuid, Uuid)>) {
-        for &(user_id, role) in &pending.users {
-            // The same user twice in one meeting's statement would be audited twice (the
-            // visit itself is opened once): the first admission stands for both.
-            if seen.insert((pending.meeting_id, user_id)) {
-                let actor = pending.actor.as_actor();
-                self.add(pending.meeting_id, pending.org_id, user_id, role, actor);
+    /// Adds the seats of `pending`. The same user twice in one meeting's statement keeps only
+    /// their latest seat (the one the room holds, or held last): an earlier one ended before
+    /// it was given, and its leave records it.
+    fn push(&mut self, pending: &Pending, seen: &mut HashMap<(Uuid, Uuid), usize>) {
+        for seated in &pending.users {
+            match seen.get(&(pending.meeting_id, seated.user_id)) {
+                Some(&row) if self.seats[row] >= seated.seat => {}
+                Some(&row) => {
+                    self.seats[row] = seated.seat;
+                    self.roles[row] = seated.role;
+                }
+                None => {
+                    seen.insert((pending.meeting_id, seated.user_id), self.len());
+                    let actor = pending.actor.as_actor();
+                    self.add(pending.meeting_id, pending.org_id, *seated, actor);
+                }
             }
         }
     }
 
-    /// One more visit to record. A (meeting, user) pair must appear once.
-    pub fn add(
-        &mut self,
-        meeting_id: Uuid,
-        org_id: Uuid,
-        user_id: Uuid,
-        role: &'static str,
-        actor: Actor<'_>,
-    ) {
+    /// One more seat to record.
+    pub fn add(&mut self, meeting_id: Uuid, org_id: Uuid, seated: Seated, actor: Actor<'_>) {
         let (actor_id, actor_type, ip, user_agent) = actor.columns();
         self.meeting_ids.push(meeting_id);
         self.org_ids.push(org_id);
-        self.user_ids.push(user_id);
-        self.roles.push(role);
+        self.user_ids.push(seated.user_id);
+        self.roles.push(seated.role);
+        self.seats.push(seated.seat);
         self.actor_ids.push(actor_id);
         self.actor_types.push(actor_type);
         self.ips.push(ip.map(|ip| ip.to_string()));
@@ -125,14 +129,14 @@ impl Admissions {
         Self { queue }
     }
 
-    /// Records that the room of `meeting_id` seated `users` (with their roles): their visits,
-    /// audit rows, and the meeting active. Returns once it is committed. Nothing is recorded for
-    /// a meeting that has ended.
+    /// Records that the room of `meeting_id` gave these seats: their visits, audit rows, and
+    /// the meeting active. Returns once it is committed. Nothing is recorded for a meeting that
+    /// has ended.
     pub async fn record(
         &self,
         meeting_id: Uuid,
         org_id: Uuid,
-        users: Vec<(Uuid, &'static str)>,
+        users: Vec<Seated>,
         actor: Actor<'_>,
     ) -> Result<(), sqlx::Error> {
         if users.is_empty() {
@@ -171,7 +175,7 @@ async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
         return;
     }
     let mut rows = AdmissionRows::default();
-    let mut seen = HashSet::new();
+    let mut seen = HashMap::new();
     for pending in &batch {
         rows.push(pending, &mut seen);
     }

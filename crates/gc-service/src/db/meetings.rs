@@ -36,7 +36,7 @@ macro_rules! meeting_columns {
     () => {
         "id, org_id, host_id, meeting_code, display_name, status, max_participants,
          waiting_room_enabled, enable_transcription, enable_e2e_encryption, require_auth,
-         recording_enabled, allow_guests, allow_external_participants,
+         recording_enabled, allow_guests, allow_external_participants, settings_version,
          scheduled_start_time, created_at, started_at, ended_at"
     };
 }
@@ -329,6 +329,7 @@ struct MeetingRow {
     recording_enabled: bool,
     allow_guests: bool,
     allow_external_participants: bool,
+    settings_version: i64,
     scheduled_start_time: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
@@ -360,6 +361,7 @@ impl TryFrom<MeetingRow> for Meeting {
                 allow_guests: row.allow_guests,
                 allow_external_participants: row.allow_external_participants,
             },
+            settings_version: row.settings_version,
             scheduled_start_time: row.scheduled_start_time,
             created_at: row.created_at,
             started_at: row.started_at,
@@ -459,21 +461,51 @@ pub async fn find_by_code(
     row.map(Meeting::try_from).transpose()
 }
 
-/// Nobody is present any more: starts the empty-meeting clock (unless it runs already).
+/// The room was seen empty when its last seat was `last_seat`: starts the empty-meeting clock
+/// (unless it runs already), and remembers `last_seat` so that an admission of an earlier seat
+/// recorded after this does not stop it again. A mark is stale, and changes nothing, when a
+/// seat above `last_seat` has been recorded: someone came in since. Locks the meeting's row
+/// (the first thing a leave does: see [`super::participants::record_leave`]); false when the
+/// meeting has ended.
 pub async fn mark_empty(
     conn: &mut PgConnection,
     id: Uuid,
+    last_seat: i64,
     since: Option<DateTime<Utc>>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update meetings set empty_since = coalesce(empty_since, $2, now())
-         where id = $1 and status = 'active'",
+) -> Result<bool, sqlx::Error> {
+    let live: Option<Uuid> = sqlx::query_scalar(
+        "update meetings
+         set empty_since = case
+                 when status = 'active' and coalesce(last_seat, 0) <= $2
+                     then coalesce(empty_since, $3, now())
+                 else empty_since end,
+             empty_as_of_seat = case
+                 when coalesce(last_seat, 0) <= $2 then greatest(coalesce(empty_as_of_seat, 0), $2)
+                 else empty_as_of_seat end
+         where id = $1 and status <> 'ended'
+         returning id",
     )
     .bind(id)
+    .bind(last_seat)
     .bind(since)
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(())
+    Ok(live.is_some())
+}
+
+/// Locks a live meeting's row until the transaction ends and reads it; `None` when it has
+/// ended. What every change of the meeting's settings or visits takes first, so that such
+/// changes apply one after the other and each reads what the one before wrote.
+pub async fn lock_live(conn: &mut PgConnection, id: Uuid) -> Result<Option<Meeting>, sqlx::Error> {
+    let row: Option<MeetingRow> = sqlx::query_as(concat!(
+        "select ",
+        meeting_columns!(),
+        " from meetings where id = $1 and status <> 'ended' for update"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(Meeting::try_from).transpose()
 }
 
 /// Ends a live meeting: `ended`, `ended_at`, and its assignment dropped (the room is gone).
@@ -496,8 +528,9 @@ pub async fn end(conn: &mut PgConnection, id: Uuid) -> Result<Option<Meeting>, s
     row.map(Meeting::try_from).transpose()
 }
 
-/// Stores new settings and seat count of a live meeting, locking its row; `None` when it has
-/// ended.
+/// Stores new settings and seat count of a live meeting and raises its settings version;
+/// `None` when it has ended. The caller holds the row's lock ([`lock_live`]) and computed the
+/// values from what it read under it, so no concurrent change is lost.
 pub async fn update_settings(
     conn: &mut PgConnection,
     id: Uuid,
@@ -508,7 +541,8 @@ pub async fn update_settings(
         "update meetings
          set waiting_room_enabled = $2, enable_transcription = $3, enable_e2e_encryption = $4,
              require_auth = $5, recording_enabled = $6, allow_guests = $7,
-             allow_external_participants = $8, max_participants = $9
+             allow_external_participants = $8, max_participants = $9,
+             settings_version = settings_version + 1
          where id = $1 and status <> 'ended' returning ",
         meeting_columns!()
     ))

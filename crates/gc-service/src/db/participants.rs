@@ -1,73 +1,16 @@
 //! `participants`: the history of who was in which meeting, with which role and until when.
-//! A user has at most one open visit per meeting (`participants_one_open_visit`).
+//! A user has at most one open visit per meeting (`participants_one_open_visit`), and each visit
+//! records the room's number of the seat it is the history of (`seat`, one row per seat).
+//!
+//! The room decides who is present and numbers the seats it gives; GC records its decisions
+//! after it made them. An admission and the leave of the same seat may reach PostgreSQL in
+//! either order (a join racing a leave), so both write the seat's row: the admission opens it
+//! unless it exists, the leave closes it or writes it closed. Every writer of a meeting's visits
+//! locks the meeting's row first, so their decisions rest on what the one before committed.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-
-/// Opens a visit unless the user has one open already; true when it opened one.
-pub async fn open_visit(
-    conn: &mut PgConnection,
-    meeting_id: Uuid,
-    user_id: Uuid,
-    role: &str,
-    joined_at: Option<DateTime<Utc>>,
-) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "insert into participants (meeting_id, user_id, role, joined_at)
-         values ($1, $2, $3, coalesce($4, now()))
-         on conflict (meeting_id, user_id) where left_at is null do nothing",
-    )
-    .bind(meeting_id)
-    .bind(user_id)
-    .bind(role)
-    .bind(joined_at)
-    .execute(conn)
-    .await?;
-    Ok(result.rows_affected() == 1)
-}
-
-/// Closes the user's open visit; true when there was one.
-pub async fn close_visit(
-    conn: &mut PgConnection,
-    meeting_id: Uuid,
-    user_id: Uuid,
-    reason: &str,
-    left_at: Option<DateTime<Utc>>,
-) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "update participants
-         set left_at = greatest(joined_at, coalesce($4, now())), leave_reason = $3
-         where meeting_id = $1 and user_id = $2 and left_at is null",
-    )
-    .bind(meeting_id)
-    .bind(user_id)
-    .bind(reason)
-    .bind(left_at)
-    .execute(conn)
-    .await?;
-    Ok(result.rows_affected() > 0)
-}
-
-/// Whether the user has a visit of the meeting that started at `since` or later (any visit at
-/// all when `since` is unknown).
-pub async fn visited_since(
-    conn: &mut PgConnection,
-    meeting_id: Uuid,
-    user_id: Uuid,
-    since: Option<DateTime<Utc>>,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "select exists (select 1 from participants
-                        where meeting_id = $1 and user_id = $2
-                          and ($3::timestamptz is null or joined_at >= $3 - interval '1 second'))",
-    )
-    .bind(meeting_id)
-    .bind(user_id)
-    .bind(since)
-    .fetch_one(conn)
-    .await
-}
 
 /// Closes every open visit of a meeting (it ended); returns how many.
 pub async fn close_all(
@@ -86,6 +29,22 @@ pub async fn close_all(
     Ok(result.rows_affected())
 }
 
+/// Whether the user has a visit of the meeting open.
+pub async fn has_open_visit(
+    pool: &PgPool,
+    meeting_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from participants
+                        where meeting_id = $1 and user_id = $2 and left_at is null)",
+    )
+    .bind(meeting_id)
+    .bind(user_id)
+    .fetch_one(pool)
+    .await
+}
+
 /// Open visits of a meeting (people GC believes are present).
 pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
@@ -96,125 +55,178 @@ pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Er
     .await
 }
 
-/// Records users a room has just seated, in one statement: the meeting becomes `active` (with
-/// `started_at`) and its empty-meeting clock stops, unless it is so already; each user without
-/// an open visit gets one, and each new visit its `participant_admitted` audit row with
-/// `actor`. Returns how many visits it opened. One round trip, whatever the number of users.
-///
-/// Nothing is recorded for a meeting that has ended, even one ending at this very moment: the
-/// share lock on the meeting row waits for an `end` in flight and then sees the row as it
-/// committed. Without it, an admission whose snapshot predates the end but which commits after
-/// the end closed the open visits would leave a visit open on an ended meeting. Concurrent
-/// admissions share the lock and do not wait for each other, except for the one that updates the
-/// row (activating the meeting or stopping its empty clock). That one takes the update's lock
-/// instead, never the share lock first: `live` runs only when `occupied` changed nothing, since
-/// a share lock upgraded to an update deadlocks against another admission doing the same.
-pub async fn admit(
-    pool: &PgPool,
-    meeting_id: Uuid,
-    org_id: Uuid,
-    users: &[(Uuid, &str)],
-    actor: crate::db::audit::Actor<'_>,
-) -> Result<u64, sqlx::Error> {
-    let ids: Vec<Uuid> = users.iter().map(|(id, _)| *id).collect();
-    let roles: Vec<&str> = users.iter().map(|(_, role)| *role).collect();
-    let (actor_id, actor_type, ip, user_agent) = actor.columns();
-    let result = sqlx::query(
-        "with occupied as (
-            update meetings
-            set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
-            where id = $1
-              and (status = 'scheduled' or (status = 'active' and empty_since is not null))
-            returning id
-         ),
-         live as (
-            select id from meetings
-            where id = $1 and status <> 'ended' and not exists (select 1 from occupied)
-            for share
-         ),
-         visits as (
-            insert into participants (meeting_id, user_id, role)
-            select $1, u.id, u.role
-            from unnest($3::uuid[], $4::text[]) as u(id, role)
-            where exists (select 1 from occupied) or exists (select 1 from live)
-            on conflict (meeting_id, user_id) where left_at is null do nothing
-            returning user_id, role
-         )
-         insert into audit_logs (org_id, actor_id, actor_type, action, resource_type,
-                                 resource_id, details, ip, user_agent)
-         select $2, $5, $6, 'participant_admitted', 'meeting', $1::text,
-                jsonb_build_object('user_id', v.user_id, 'role', v.role), $7::inet, $8
-         from visits v",
-    )
-    .bind(meeting_id)
-    .bind(org_id)
-    .bind(&ids)
-    .bind(&roles)
-    .bind(actor_id)
-    .bind(actor_type)
-    .bind(ip.map(|ip| ip.to_string()))
-    .bind(user_agent)
-    .execute(pool)
-    .await?;
-    Ok(result.rows_affected())
+/// A seat a room gave: the user, their role (`host` or `guest`) and the seat's number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seated {
+    pub user_id: Uuid,
+    pub role: &'static str,
+    pub seat: i64,
 }
 
-/// [`admit`] for the admissions of many meetings at once, in one statement (one transaction):
-/// row `i` of each column of `rows` is one visit. Every meeting of the batch is made active, or
-/// share-locked, as [`admit`] does for one; a meeting that has ended records none of its
-/// visits. Each of the two steps locks the meetings' rows in the order of their ids (an index
-/// scan over the sorted `$9`), so two batches sharing meetings wait for each other rather than
-/// deadlock. Returns how many visits it opened.
-pub async fn admit_batch(
-    pool: &PgPool,
+/// Records seats a room has just given, in one call of `participants_admit` (migration
+/// `20261206000001`): a visit per seat whose row does not exist yet, with its
+/// `participant_admitted` audit row by `actor`; the meeting active from its first seat; its
+/// empty-meeting clock stopped unless the room was seen empty after these seats. Nothing is
+/// recorded for a meeting that has ended. Returns how many visits it opened.
+pub async fn admit<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    meeting_id: Uuid,
+    org_id: Uuid,
+    seats: &[Seated],
+    actor: crate::db::audit::Actor<'_>,
+) -> Result<u64, sqlx::Error> {
+    let mut rows = crate::db::admissions::AdmissionRows::default();
+    for seated in seats {
+        rows.add(meeting_id, org_id, *seated, actor);
+    }
+    admit_batch(executor, &rows).await
+}
+
+/// [`admit`] for the seats of many meetings at once (row `i` of each column of `rows` is one
+/// seat), in one call and one transaction. The function locks the meetings in the order of
+/// their ids, so two batches sharing meetings wait for each other rather than deadlock.
+pub async fn admit_batch<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     rows: &crate::db::admissions::AdmissionRows,
 ) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
-        "with batch as (
-            select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                                 $6::text[], $7::text[], $8::text[])
-                as b(meeting_id, org_id, user_id, role, actor_id, actor_type, ip, user_agent)
-         ),
-         occupied as (
-            update meetings
-            set status = 'active', started_at = coalesce(started_at, now()), empty_since = null
-            where id = any($9)
-              and (status = 'scheduled' or (status = 'active' and empty_since is not null))
-            returning id
-         ),
-         live as (
-            select id from meetings
-            where id = any($9)
-              and status <> 'ended'
-              and id not in (select id from occupied)
-            for share
-         ),
-         visits as (
-            insert into participants (meeting_id, user_id, role)
-            select b.meeting_id, b.user_id, b.role
-            from batch b
-            where b.meeting_id in (select id from occupied union all select id from live)
-            on conflict (meeting_id, user_id) where left_at is null do nothing
-            returning meeting_id, user_id, role
-         )
-         insert into audit_logs (org_id, actor_id, actor_type, action, resource_type,
-                                 resource_id, details, ip, user_agent)
-         select b.org_id, b.actor_id, b.actor_type, 'participant_admitted', 'meeting',
-                v.meeting_id::text, jsonb_build_object('user_id', v.user_id, 'role', v.role),
-                b.ip::inet, b.user_agent
-         from visits v
-         join batch b on b.meeting_id = v.meeting_id and b.user_id = v.user_id",
+    let opened: i64 =
+        sqlx::query_scalar("select participants_admit($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(&rows.meeting_ids)
+            .bind(&rows.org_ids)
+            .bind(&rows.user_ids)
+            .bind(&rows.roles)
+            .bind(&rows.seats)
+            .bind(&rows.actor_ids)
+            .bind(&rows.actor_types)
+            .bind(&rows.ips)
+            .bind(&rows.user_agents)
+            .fetch_one(executor)
+            .await?;
+    Ok(u64::try_from(opened).unwrap_or(0))
+}
+
+/// The seat a leave ended, as the room reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndedSeat {
+    pub seat: i64,
+    pub role: &'static str,
+    pub joined_at: Option<DateTime<Utc>>,
+}
+
+/// A leave as the room decided it, to be recorded.
+#[derive(Clone, Debug)]
+pub struct Leave<'a> {
+    pub meeting_id: Uuid,
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    /// `left`, `connection_lost`, ...
+    pub reason: &'a str,
+    /// When the room saw it (now when `None`).
+    pub left_at: Option<DateTime<Utc>>,
+    /// The seat that ended, when the user was seated.
+    pub seat: Option<EndedSeat>,
+    /// The room's last seat number when the user left: every seat of theirs up to it has
+    /// ended (0: none numbered yet, so every open visit has).
+    pub last_seat: i64,
+    /// Nobody is seated any more (as the room answered the leave).
+    pub room_empty: bool,
+}
+
+/// Records a leave in one transaction: the meeting's row locked first (and, when the room is
+/// empty, its empty clock started as of `last_seat`); the seat's visit closed, or written
+/// closed if its admission has not been recorded yet (with that admission's audit row); every
+/// other visit of the user up to `last_seat` closed; and a `participant_left` audit row when the
+/// user was seated or had a visit open. Nothing is recorded for a meeting that has ended (its
+/// end closed every visit). Returns whether a `participant_left` row was written.
+pub async fn record_leave(
+    pool: &PgPool,
+    leave: &Leave<'_>,
+    actor: crate::db::audit::Actor<'_>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let closed = record_leave_in(&mut tx, leave, actor).await?;
+    tx.commit().await?;
+    Ok(closed)
+}
+
+/// [`record_leave`] in the caller's transaction, which holds the meeting's row until it ends.
+pub async fn record_leave_in(
+    tx: &mut PgConnection,
+    leave: &Leave<'_>,
+    actor: crate::db::audit::Actor<'_>,
+) -> Result<bool, sqlx::Error> {
+    let live = if leave.room_empty {
+        crate::db::meetings::mark_empty(&mut *tx, leave.meeting_id, leave.last_seat, None).await?
+    } else {
+        crate::db::meetings::lock_live(&mut *tx, leave.meeting_id)
+            .await?
+            .is_some()
+    };
+    if !live {
+        return Ok(false);
+    }
+    let mut closed = false;
+    if let Some(seat) = &leave.seat {
+        // The seat's row: closed if open (or closed as `superseded` by a later seat's
+        // admission, whose time and reason the leave's replace), or inserted closed when the
+        // admission has not been recorded: it will find the row and leave it so.
+        let inserted: Option<bool> = sqlx::query_scalar(
+            "insert into participants (meeting_id, user_id, role, seat, joined_at, left_at,
+                                       leave_reason)
+             values ($1, $2, $3, $4, coalesce($5, now()),
+                     greatest(coalesce($5, now()), coalesce($6, now())), $7)
+             on conflict (meeting_id, user_id, seat) where seat is not null do update
+                 set left_at = greatest(participants.joined_at, excluded.left_at),
+                     leave_reason = excluded.leave_reason
+                 where participants.left_at is null or participants.leave_reason = 'superseded'
+             returning xmax = 0",
+        )
+        .bind(leave.meeting_id)
+        .bind(leave.user_id)
+        .bind(seat.role)
+        .bind(seat.seat)
+        .bind(seat.joined_at)
+        .bind(leave.left_at)
+        .bind(leave.reason)
+        .fetch_optional(&mut *tx)
+        .await?;
+        closed |= inserted.is_some();
+        if inserted == Some(true) {
+            crate::db::audit::record(
+                &mut *tx,
+                leave.org_id,
+                actor,
+                "participant_admitted",
+                leave.meeting_id,
+                serde_json::json!({ "user_id": leave.user_id, "role": seat.role }),
+            )
+            .await?;
+        }
+    }
+    let others = sqlx::query(
+        "update participants
+         set left_at = greatest(joined_at, coalesce($4, now())), leave_reason = $3
+         where meeting_id = $1 and user_id = $2 and left_at is null
+           and ($5 = 0 or seat is null or seat <= $5)",
     )
-    .bind(&rows.meeting_ids)
-    .bind(&rows.org_ids)
-    .bind(&rows.user_ids)
-    .bind(&rows.roles)
-    .bind(&rows.actor_ids)
-    .bind(&rows.actor_types)
-    .bind(&rows.ips)
-    .bind(&rows.user_agents)
-    .bind(rows.meetings())
-    .execute(pool)
+    .bind(leave.meeting_id)
+    .bind(leave.user_id)
+    .bind(leave.reason)
+    .bind(leave.left_at)
+    .bind(leave.last_seat)
+    .execute(&mut *tx)
     .await?;
-    Ok(result.rows_affected())
+    closed |= others.rows_affected() > 0;
+    if closed {
+        crate::db::audit::record(
+            &mut *tx,
+            leave.org_id,
+            actor,
+            "participant_left",
+            leave.meeting_id,
+            serde_json::json!({ "user_id": leave.user_id, "reason": leave.reason }),
+        )
+        .await?;
+    }
+    Ok(closed)
 }

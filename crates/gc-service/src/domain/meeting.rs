@@ -181,6 +181,9 @@ pub struct Meeting {
     pub status: MeetingStatus,
     pub max_participants: i32,
     pub settings: MeetingSettings,
+    /// Raised by one with every change of `settings` or `max_participants`; the room keeps the
+    /// newest version it was given (`use_cases::config`).
+    pub settings_version: i64,
     pub scheduled_start_time: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,

@@ -123,6 +123,7 @@ mod tests {
             status: MeetingStatus::Scheduled,
             max_participants: 100,
             settings: MeetingSettings::default(),
+            settings_version: 1,
             scheduled_start_time: None,
             created_at: Utc::now(),
             started_at: None,

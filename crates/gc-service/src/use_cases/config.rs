@@ -1,8 +1,14 @@
-//! `PATCH /{code}/config`: the host changes settings or the number of seats. PostgreSQL is
-//! changed first (with the `settings_changed` audit row), then the room; turning the waiting
-//! room off admits the lobby up to capacity. If the controller cannot be reached the answer is
-//! 503 and the change stands in PostgreSQL: the same PATCH again (it is idempotent) brings the
-//! room in line.
+//! `PATCH /{code}/config`: the host changes settings or the number of seats.
+//!
+//! The change is merged into what PostgreSQL holds under the meeting row's lock: a PATCH
+//! changes only the fields it names, so two PATCHes at once never lose each other's changes.
+//! Each change that commits raises the meeting's `settings_version`, and is written with its
+//! `settings_changed` audit row. Then the room is brought in line: it is sent the settings with
+//! their version, and keeps only the newest version it was sent, so pushes that arrive out of
+//! order still leave it with what PostgreSQL holds last. The push is made even when the PATCH
+//! changed nothing, so repeating a PATCH after a 503 (the controller could not be reached, the
+//! change stands in PostgreSQL) brings the room in line. Turning the waiting room off admits
+//! the lobby up to capacity.
 
 use common::jwt::UserClaims;
 use common::proto::internal::v1::UpdateSettingsRequest;
@@ -10,10 +16,10 @@ use common::settings::MeetingSettings;
 
 use crate::db;
 use crate::db::audit::Actor;
-use crate::domain::meeting::{MaxParticipants, SettingsChange, ValidationError};
+use crate::domain::meeting::{MaxParticipants, Meeting, SettingsChange, ValidationError};
 use crate::error::Error;
 use crate::use_cases::get::{MeetingView, live_counts};
-use crate::use_cases::lobby::parse_ids;
+use crate::use_cases::lobby::{guest_seats, parse_ids};
 use crate::use_cases::room::{Rooms, proto_settings};
 use crate::use_cases::{record_admissions, require_host, visible_meeting};
 
@@ -36,28 +42,46 @@ pub async fn update_config(
     let meeting = visible_meeting(&rooms.pool, caller, code).await?;
     require_host(&meeting, caller)?;
     let change = change?;
-    let max = match change.max_participants {
-        Some(requested) => {
-            let org_max = db::meetings::org_max_participants(&rooms.pool, meeting.org_id).await?;
-            if requested.get() > org_max {
-                return Err(ValidationError::MaxParticipantsAboveOrgLimit { max: org_max }.into());
-            }
-            requested.get()
+    if let Some(requested) = change.max_participants {
+        let org_max = db::meetings::org_max_participants(&rooms.pool, meeting.org_id).await?;
+        if requested.get() > org_max {
+            return Err(ValidationError::MaxParticipantsAboveOrgLimit { max: org_max }.into());
         }
-        None => meeting.max_participants,
-    };
-    let settings = change.settings.apply_to(meeting.settings);
-    if settings == meeting.settings && max == meeting.max_participants {
-        // Nothing changes: nothing to write, audit or tell the room.
-        let counts = live_counts(rooms, &meeting).await;
-        return Ok(MeetingView {
-            meeting,
-            counts,
-            for_host: true,
-        });
     }
+    let updated = store_change(rooms, &meeting, change, actor).await?;
+    push_to_room(rooms, &updated, actor).await?;
+    let counts = live_counts(rooms, &updated).await;
+    let meeting = db::meetings::find_meeting(&rooms.pool, updated.id)
+        .await?
+        .unwrap_or(updated);
+    Ok(MeetingView {
+        meeting,
+        counts,
+        for_host: true,
+    })
+}
 
+/// Merges `change` into the settings stored now, under the meeting row's lock, and stores the
+/// result with a new version and its audit row; the meeting as stored after (unchanged, and
+/// nothing written, when the change changes nothing).
+async fn store_change(
+    rooms: &Rooms,
+    meeting: &Meeting,
+    change: ConfigChange,
+    actor: Actor<'_>,
+) -> Result<Meeting, Error> {
     let mut tx = rooms.pool.begin().await?;
+    let current = db::meetings::lock_live(&mut tx, meeting.id)
+        .await?
+        .ok_or(Error::MeetingNotFound)?;
+    let settings = change.settings.apply_to(current.settings);
+    let max = change
+        .max_participants
+        .map_or(current.max_participants, MaxParticipants::get);
+    if settings == current.settings && max == current.max_participants {
+        tx.commit().await?;
+        return Ok(current);
+    }
     let updated = db::meetings::update_settings(&mut tx, meeting.id, &settings, max)
         .await?
         .ok_or(Error::MeetingNotFound)?;
@@ -68,15 +92,24 @@ pub async fn update_config(
         "settings_changed",
         meeting.id,
         serde_json::json!({
-            "before": settings_json(&meeting.settings, meeting.max_participants),
+            "before": settings_json(&current.settings, current.max_participants),
             "after": settings_json(&settings, max),
         }),
     )
     .await?;
     tx.commit().await?;
+    Ok(updated)
+}
 
+/// Sends the room the settings of `meeting` with their version, and records the admissions
+/// that made (waiting room off). A meeting nobody joined has no room: the room created later
+/// reads its settings from PostgreSQL then.
+async fn push_to_room(rooms: &Rooms, meeting: &Meeting, actor: Actor<'_>) -> Result<(), Error> {
+    let settings = meeting.settings;
+    let max = meeting.max_participants;
+    let version = u64::try_from(meeting.settings_version).unwrap_or(0);
     let response = rooms
-        .call_if_assigned(&updated, |room| async move {
+        .call_if_assigned(meeting, |room| async move {
             room.client
                 .clone()
                 .update_settings(UpdateSettingsRequest {
@@ -84,23 +117,18 @@ pub async fn update_config(
                     settings: Some(proto_settings(&settings)),
                     max_participants: u32::try_from(max).unwrap_or(2),
                     fencing_token: room.fencing_token,
+                    settings_version: version,
                 })
                 .await
                 .map(tonic::Response::into_inner)
         })
         .await?;
-    let admitted = parse_ids(&response.map(|r| r.admitted).unwrap_or_default())?;
-    let rows = admitted.iter().map(|id| (*id, "guest")).collect();
-    record_admissions(rooms, &updated, rows, actor).await?;
-    let counts = live_counts(rooms, &updated).await;
-    let meeting = db::meetings::find_meeting(&rooms.pool, updated.id)
-        .await?
-        .unwrap_or(updated);
-    Ok(MeetingView {
-        meeting,
-        counts,
-        for_host: true,
-    })
+    if let Some(response) = response {
+        let admitted = parse_ids(&response.admitted)?;
+        let seats = guest_seats(&admitted, &response.admitted_seats)?;
+        record_admissions(rooms, meeting, seats, actor).await?;
+    }
+    Ok(())
 }
 
 fn settings_json(s: &MeetingSettings, max_participants: i32) -> serde_json::Value {

@@ -7,8 +7,9 @@ use sqlx::PgPool;
 
 use crate::db;
 use crate::db::audit::Actor;
+use crate::db::participants::{EndedSeat, Leave};
 use crate::error::Error;
-use crate::use_cases::parse_user_id;
+use crate::use_cases::{parse_user_id, seat_number};
 
 /// Longest accepted URL or address a controller registers.
 pub const MAX_ADDRESS_LEN: usize = 512;
@@ -70,61 +71,79 @@ pub async fn heartbeat(
     }
 }
 
-/// A participant left a room the controller owns (their socket dropped for good): their visit
-/// is closed, or, if GC never recorded it, recorded whole.
-#[allow(clippy::too_many_arguments)]
+/// A controller's report that a seat of one of its rooms ended (a `leave` message, a reconnect
+/// grace that ran out).
+#[derive(Debug)]
+pub struct LeftReport<'a> {
+    pub controller_id: &'a str,
+    pub code: &'a str,
+    pub user_id: &'a str,
+    pub reason: &'a str,
+    pub left_at: Option<DateTime<Utc>>,
+    pub joined_at: Option<DateTime<Utc>>,
+    pub role: &'static str,
+    /// The seat's number; 0 when the controller did not say.
+    pub seat: u64,
+    /// The room's last seat number when it ended.
+    pub last_seat: u64,
+}
+
+/// A participant left a room the controller owns: their visit is closed, or, if GC never
+/// recorded it (a crash between the room's write and GC's, or the admission is still on its
+/// way), written closed. A repeated report finds the seat's row closed and records nothing twice.
 pub async fn participant_left(
     pool: &PgPool,
     caller_id: &str,
-    controller_id: &str,
-    code: &str,
-    user_id: &str,
-    reason: &str,
-    left_at: Option<DateTime<Utc>>,
-    joined_at: Option<DateTime<Utc>>,
-    role: &str,
+    report: &LeftReport<'_>,
 ) -> Result<(), Error> {
-    require_self(caller_id, controller_id)?;
-    let meeting_id = owned(pool, controller_id, code).await?;
-    let user_id = parse_user_id(user_id)?;
-    let reason = bounded_reason(reason);
+    require_self(caller_id, report.controller_id)?;
+    let meeting_id = owned(pool, report.controller_id, report.code).await?;
+    let user_id = parse_user_id(report.user_id)?;
+    let reason = bounded_reason(report.reason);
     let Some(meeting) = db::meetings::find_meeting(pool, meeting_id).await? else {
         return Err(Error::MeetingNotFound);
     };
-    let mut tx = pool.begin().await?;
-    if !db::participants::close_visit(&mut tx, meeting_id, user_id, &reason, left_at).await?
-        && !db::participants::visited_since(&mut tx, meeting_id, user_id, joined_at).await?
-    {
-        // A seat GC never recorded (a crash between the room's write and GC's): record it now.
-        // A repeated report finds the visit it closed already, and records nothing twice.
-        db::participants::open_visit(&mut tx, meeting_id, user_id, role, joined_at).await?;
-        db::participants::close_visit(&mut tx, meeting_id, user_id, &reason, left_at).await?;
-    }
-    db::audit::record(
-        &mut tx,
-        meeting.org_id,
-        Actor::Service { id: controller_id },
-        "participant_left",
+    let seat = match report.seat {
+        0 => None,
+        number => Some(EndedSeat {
+            seat: seat_number(number)?,
+            role: report.role,
+            joined_at: report.joined_at,
+        }),
+    };
+    let leave = Leave {
         meeting_id,
-        serde_json::json!({ "user_id": user_id, "reason": reason }),
-    )
-    .await?;
-    tx.commit().await?;
+        org_id: meeting.org_id,
+        user_id,
+        reason: &reason,
+        left_at: report.left_at,
+        seat,
+        last_seat: seat_number(report.last_seat)?,
+        // A room left empty says so in its own report (`meeting_empty`).
+        room_empty: false,
+    };
+    let actor = Actor::Service {
+        id: report.controller_id,
+    };
+    db::participants::record_leave(pool, &leave, actor).await?;
     Ok(())
 }
 
-/// Nobody is left in a room the controller owns: the empty-meeting clock starts.
+/// Nobody is left in a room the controller owns (as of its last seat `last_seat`): the
+/// empty-meeting clock starts, unless a later seat has been recorded since.
 pub async fn meeting_empty(
     pool: &PgPool,
     caller_id: &str,
     controller_id: &str,
     code: &str,
     since: Option<DateTime<Utc>>,
+    last_seat: u64,
 ) -> Result<(), Error> {
     require_self(caller_id, controller_id)?;
     let meeting_id = owned(pool, controller_id, code).await?;
-    let mut conn = pool.acquire().await?;
-    db::meetings::mark_empty(&mut conn, meeting_id, since).await?;
+    let mut tx = pool.begin().await?;
+    db::meetings::mark_empty(&mut tx, meeting_id, seat_number(last_seat)?, since).await?;
+    tx.commit().await?;
     Ok(())
 }
 

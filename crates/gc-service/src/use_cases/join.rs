@@ -15,12 +15,13 @@ use uuid::Uuid;
 use crate::clients::ac::{MeetingGrant, MeetingTokens};
 use crate::db::audit::{Actor, OwnedActor};
 use crate::db::controllers::Assignment;
+use crate::db::participants::Seated;
 use crate::domain::meeting::Meeting;
 use crate::domain::meeting::MeetingStatus;
 use crate::error::Error;
 use crate::use_cases::get::{Counts, MeetingView};
 use crate::use_cases::room::{Room, Rooms};
-use crate::use_cases::{record_admissions, visible_meeting_located};
+use crate::use_cases::{record_admissions, seat_number, visible_meeting_located};
 
 /// Where the join left the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,14 +187,15 @@ async fn seat(
     };
     if admission == Admission::Admitted {
         // Recorded also when the room says the caller was seated already: a visit GC missed (a
-        // crash after the room seated them) is recorded now.
-        record_admissions(
-            &rooms,
-            &meeting,
-            vec![(user_id, role.as_str())],
-            actor.as_actor(),
-        )
-        .await?;
+        // crash after the room seated them) is recorded now. The seat's number keeps a leave
+        // that raced this join from being undone: if it ended the seat first, its row is there
+        // closed, and this records nothing.
+        let seated = Seated {
+            user_id,
+            role: role.as_str(),
+            seat: seat_number(response.seat)?,
+        };
+        record_admissions(&rooms, &meeting, vec![seated], actor.as_actor()).await?;
     }
     Ok((response, room, admission))
 }

@@ -1,29 +1,41 @@
 //! `POST /{code}/leave`: the caller leaves the room or the lobby. Their visit is closed with
 //! `left_at`, and when the room is left empty the empty-meeting clock starts.
+//!
+//! The room answers with the seat that ended (if any) and its last seat number, and
+//! PostgreSQL is written from that answer ([`db::participants::record_leave`]): a join of the
+//! same user racing this leave, whichever store it reaches first, leaves the visits agreeing with
+//! the seats (issue 22).
 
 use common::jwt::UserClaims;
-use common::proto::internal::v1::{LeaveParticipantRequest, LeftFrom};
-use sqlx::PgPool;
+use common::proto::internal::v1::{
+    LeaveParticipantRequest, LeaveParticipantResponse, LeftFrom, ParticipantRole,
+};
 use uuid::Uuid;
 
 use crate::db;
 use crate::db::audit::Actor;
+use crate::db::participants::{EndedSeat, Leave};
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
-use crate::use_cases::visible_meeting;
+use crate::use_cases::{seat_number, visible};
 
 /// `participants.leave_reason` of a participant who left on their own.
 pub const LEFT: &str = "left";
 
 /// Leaves; leaving a meeting one is not in changes nothing and is not an error.
+///
+/// A caller who may no longer see the meeting (they came in while it allowed external
+/// participants, and the host has turned that off since) may still leave it while they have a
+/// visit open: otherwise they could not end the seat they hold. Anyone else gets the 404 of an
+/// unknown meeting, so codes cannot be probed.
 pub async fn leave(
     rooms: &Rooms,
     caller: &UserClaims,
     code: &str,
     actor: Actor<'_>,
 ) -> Result<(), Error> {
-    let meeting = visible_meeting(&rooms.pool, caller, code).await?;
+    let meeting = meeting_to_leave(rooms, caller, code).await?;
     let response = rooms
         .call_if_assigned(&meeting, |room| async move {
             room.client
@@ -38,52 +50,79 @@ pub async fn leave(
                 .map(tonic::Response::into_inner)
         })
         .await?;
-    let from_room = response
-        .as_ref()
-        .is_some_and(|r| LeftFrom::try_from(r.left_from) == Ok(LeftFrom::Room));
-    let remaining = response.map_or(0, |r| r.remaining_participants);
-    record_leave(
-        &rooms.pool,
-        &meeting,
-        caller.sub,
-        from_room,
-        remaining,
-        actor,
-    )
-    .await
+    let leave = match &response {
+        Some(response) => room_leave(&meeting, caller.sub, LEFT, response)?,
+        // No room: nobody is in it, and every visit still open is stale.
+        None => Leave {
+            meeting_id: meeting.id,
+            org_id: meeting.org_id,
+            user_id: caller.sub,
+            reason: LEFT,
+            left_at: None,
+            seat: None,
+            last_seat: 0,
+            room_empty: false,
+        },
+    };
+    db::participants::record_leave(&rooms.pool, &leave, actor).await?;
+    Ok(())
 }
 
-/// Records a leave in PostgreSQL, in one transaction: the visit closed, its `participant_left`
-/// audit row (when the caller was in the room or had a visit open), and, when the room was left
-/// empty, the empty-meeting clock started.
-pub async fn record_leave(
-    pool: &PgPool,
+async fn meeting_to_leave(
+    rooms: &Rooms,
+    caller: &UserClaims,
+    code: &str,
+) -> Result<Meeting, Error> {
+    let parsed = common::meeting_code::MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
+    let found = db::meetings::find_by_code(&rooms.pool, &parsed).await?;
+    if let Some(meeting) = &found
+        && !meeting.status.is_ended()
+        && !crate::use_cases::may_see(meeting, caller)
+        && db::participants::has_open_visit(&rooms.pool, meeting.id, caller.sub).await?
+    {
+        return Ok(meeting.clone());
+    }
+    visible(found, caller)
+}
+
+/// What the room's answer to a leave means for PostgreSQL.
+pub fn room_leave<'a>(
     meeting: &Meeting,
     user_id: Uuid,
-    from_room: bool,
-    remaining: u32,
-    actor: Actor<'_>,
-) -> Result<(), Error> {
-    let mut tx = pool.begin().await?;
-    // The meeting's row before the visit's, in the order an admission takes them (it
-    // share-locks the meeting, then inserts the visit): the other way round, a leave that closed
-    // the visit and then waited for the meeting deadlocked with a join of the same user that
-    // held the meeting and waited for the closed visit.
-    if from_room && remaining == 0 {
-        db::meetings::mark_empty(&mut tx, meeting.id, None).await?;
+    reason: &'a str,
+    response: &LeaveParticipantResponse,
+) -> Result<Leave<'a>, Error> {
+    let from_room = LeftFrom::try_from(response.left_from) == Ok(LeftFrom::Room);
+    let seat = match (&response.seat, from_room) {
+        (Some(seat), true) => Some(EndedSeat {
+            seat: seat_number(seat.number)?,
+            role: role_name(seat.role),
+            joined_at: seat.joined_at.as_ref().and_then(timestamp),
+        }),
+        _ => None,
+    };
+    Ok(Leave {
+        meeting_id: meeting.id,
+        org_id: meeting.org_id,
+        user_id,
+        reason,
+        left_at: None,
+        seat,
+        last_seat: seat_number(response.last_seat)?,
+        room_empty: response.remaining_participants == 0,
+    })
+}
+
+/// A role as `participants.role` stores it; an unknown one is a guest (DESIGN §11: anyone who
+/// is not the host).
+pub fn role_name(role: i32) -> &'static str {
+    match ParticipantRole::try_from(role) {
+        Ok(ParticipantRole::Host) => "host",
+        _ => "guest",
     }
-    let closed = db::participants::close_visit(&mut tx, meeting.id, user_id, LEFT, None).await?;
-    if from_room || closed {
-        db::audit::record(
-            &mut tx,
-            meeting.org_id,
-            actor,
-            "participant_left",
-            meeting.id,
-            serde_json::json!({ "user_id": user_id, "reason": LEFT }),
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
+}
+
+/// A protobuf timestamp as a time, when it is one.
+pub fn timestamp(t: &prost_types::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
 }

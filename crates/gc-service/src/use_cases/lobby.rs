@@ -10,9 +10,12 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::db::audit::Actor;
+use crate::db::participants::Seated;
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
-use crate::use_cases::{parse_user_id, record_admissions, require_host, visible_meeting};
+use crate::use_cases::{
+    parse_user_id, record_admissions, require_host, seat_number, visible_meeting,
+};
 
 /// Why a rejected user is told they were refused.
 pub const REJECTED_BY_HOST: &str = "rejected_by_host";
@@ -28,7 +31,7 @@ pub async fn admit(
     let meeting = visible_meeting(&rooms.pool, caller, code).await?;
     require_host(&meeting, caller)?;
     let user_id = parse_user_id(user_id)?;
-    rooms
+    let response = rooms
         .call_if_assigned(&meeting, |room| async move {
             room.client
                 .clone()
@@ -38,10 +41,16 @@ pub async fn admit(
                     fencing_token: room.fencing_token,
                 })
                 .await
+                .map(tonic::Response::into_inner)
         })
         .await?
         .ok_or(Error::MeetingNotFound)?;
-    record_admissions(rooms, &meeting, vec![(user_id, "guest")], actor).await?;
+    let seated = Seated {
+        user_id,
+        role: "guest",
+        seat: seat_number(response.seat)?,
+    };
+    record_admissions(rooms, &meeting, vec![seated], actor).await?;
     Ok(user_id)
 }
 
@@ -108,9 +117,30 @@ pub async fn admit_all(
         .unwrap_or_default();
     let admitted = parse_ids(&response.admitted)?;
     let still_waiting = parse_ids(&response.still_waiting)?;
-    let rows = admitted.iter().map(|id| (*id, "guest")).collect();
+    let rows = guest_seats(&admitted, &response.admitted_seats)?;
     record_admissions(rooms, &meeting, rows, actor).await?;
     Ok((admitted, still_waiting))
+}
+
+/// The guests a controller admitted from the lobby, with their seat numbers (`seats` in the
+/// order of `admitted`).
+pub fn guest_seats(admitted: &[Uuid], seats: &[u64]) -> Result<Vec<Seated>, Error> {
+    if admitted.len() != seats.len() {
+        return Err(Error::Internal(
+            "a meeting controller reported admissions without their seats",
+        ));
+    }
+    admitted
+        .iter()
+        .zip(seats)
+        .map(|(user_id, seat)| {
+            Ok(Seated {
+                user_id: *user_id,
+                role: "guest",
+                seat: seat_number(*seat)?,
+            })
+        })
+        .collect()
 }
 
 /// User ids as a controller reports them.

@@ -66,7 +66,7 @@ pub async fn visible_meeting_located(
     Ok((visible(Some(meeting), caller)?, assignment))
 }
 
-fn visible(meeting: Option<Meeting>, caller: &UserClaims) -> Result<Meeting, Error> {
+pub(crate) fn visible(meeting: Option<Meeting>, caller: &UserClaims) -> Result<Meeting, Error> {
     let meeting = meeting.ok_or(Error::MeetingNotFound)?;
     if !may_see(&meeting, caller) || meeting.status.is_ended() {
         return Err(Error::MeetingNotFound);
@@ -88,14 +88,14 @@ pub fn require_host(meeting: &Meeting, caller: &UserClaims) -> Result<(), Error>
     }
 }
 
-/// Records users the room has just seated: a visit each (unless one is open), the meeting
-/// `active` from its first admission, the empty-meeting clock stopped, and one
-/// `participant_admitted` audit row per new visit; all in one statement, which other
+/// Records seats the room has just given: a visit each (unless the seat's row exists: its
+/// leave came first), the meeting `active` from its first admission, the empty-meeting clock
+/// stopped, and one `participant_admitted` audit row per new visit; all in one call, which other
 /// admissions may share ([`db::admissions`]). Returns once it is committed.
 pub async fn record_admissions(
     rooms: &room::Rooms,
     meeting: &Meeting,
-    admitted: Vec<(Uuid, &'static str)>,
+    admitted: Vec<db::participants::Seated>,
     actor: Actor<'_>,
 ) -> Result<(), Error> {
     rooms
@@ -103,6 +103,11 @@ pub async fn record_admissions(
         .record(meeting.id, meeting.org_id, admitted, actor)
         .await?;
     Ok(())
+}
+
+/// A seat number as a controller reports it (`u64`), as PostgreSQL stores it.
+pub fn seat_number(seat: u64) -> Result<i64, Error> {
+    i64::try_from(seat).map_err(|_| Error::Internal("a meeting controller reported a huge seat"))
 }
 
 /// Parses a user id from a path or a controller's report; a malformed one names nobody (404).

@@ -263,7 +263,14 @@ impl Rooms {
         })
     }
 
+    /// Sends the owner the assignment, with the meeting's settings as PostgreSQL holds them
+    /// now: read after the assignment was recorded, so a PATCH that committed before and found
+    /// no room to tell (it read the assignment before this one existed) is in them. A PATCH
+    /// that committed later sees the assignment and tells the room itself; the room keeps the
+    /// newer version of the two, whichever arrives first.
     async fn deliver(&self, meeting: &Meeting, room: &Room) -> Result<(), Error> {
+        let current = crate::db::meetings::find_meeting(&self.pool, meeting.id).await?;
+        let meeting = current.as_ref().unwrap_or(meeting);
         let request = AssignMeetingRequest {
             meeting_id: meeting.id.to_string(),
             meeting_code: room.code.clone(),
@@ -271,6 +278,7 @@ impl Rooms {
             max_participants: u32::try_from(meeting.max_participants).unwrap_or(2),
             settings: Some(proto_settings(&meeting.settings)),
             fencing_token: room.fencing_token,
+            settings_version: u64::try_from(meeting.settings_version).unwrap_or(0),
         };
         room.client
             .clone()

@@ -126,6 +126,14 @@ async fn reports_close_visits_start_the_empty_clock_and_come_only_from_the_owner
     let host_id = stack.user_id(HOST).await;
     let member_id = stack.user_id(MEMBER).await;
     let mut owner = client(&stack, MC_CLIENTS[0]);
+    let host_seat: i64 = sqlx::query_scalar("select seat from participants where user_id = $1")
+        .bind(host_id)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    let host_seat = u64::try_from(host_seat).unwrap();
+    // A seat the room gave the member after the host's, which GC never heard of.
+    let member_seat = host_seat + 1;
     let left = |user: Uuid, controller: &str| ParticipantLeftRequest {
         controller_id: controller.into(),
         meeting_code: code.clone(),
@@ -134,6 +142,8 @@ async fn reports_close_visits_start_the_empty_clock_and_come_only_from_the_owner
         left_at: None,
         joined_at: None,
         role: ParticipantRole::Guest as i32,
+        seat: if user == host_id { host_seat } else { member_seat },
+        last_seat: member_seat,
     };
 
     // Another controller cannot report on this room, nor on a room that does not exist.
@@ -186,6 +196,7 @@ async fn reports_close_visits_start_the_empty_clock_and_come_only_from_the_owner
             controller_id: MC_CLIENTS[0].0.into(),
             meeting_code: code.clone(),
             empty_since: None,
+            last_seat: member_seat,
         })
         .await
         .unwrap();

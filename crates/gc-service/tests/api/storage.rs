@@ -404,6 +404,21 @@ async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPo
     assert_eq!(slots, 32);
 }
 
+/// The next seat number a room would give: seats of one test never share a number.
+fn next_seat() -> i64 {
+    static SEATS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+    SEATS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `user`'s admission with `role` to a new seat.
+fn seated(user: Uuid, role: &'static str) -> gc_service::db::participants::Seated {
+    gc_service::db::participants::Seated {
+        user_id: user,
+        role,
+        seat: next_seat(),
+    }
+}
+
 /// The meeting's visits still open.
 async fn open_visits(pool: &PgPool, meeting_id: Uuid) -> i64 {
     sqlx::query_scalar(
@@ -458,7 +473,7 @@ async fn seat_host(stack: &TestStack, meeting_id: Uuid, host: Uuid) {
         &stack.pool,
         meeting_id,
         stack.org_id,
-        &[(host, "host")],
+        &[seated(host, "host")],
         Actor::System,
     )
     .await
@@ -466,61 +481,103 @@ async fn seat_host(stack: &TestStack, meeting_id: Uuid, host: Uuid) {
     assert_eq!(opened, 1, "the host is seated in the live meeting");
 }
 
-/// A leave that empties the room and a join of the same user into the same meeting, at once:
-/// both are recorded. The leave used to close the visit and then wait for the meeting's row,
-/// which the admission held while it waited for that visit, and PostgreSQL broke the deadlock
-/// by failing one of them (a 500, found by the API fuzzer).
+/// The leave of the host's seat, as the room answered it when the host left an empty room.
+fn hosts_leave(
+    meeting: &gc_service::domain::meeting::Meeting,
+    host: Uuid,
+    seat: i64,
+) -> gc_service::db::participants::Leave<'static> {
+    gc_service::db::participants::Leave {
+        meeting_id: meeting.id,
+        org_id: meeting.org_id,
+        user_id: host,
+        reason: "left",
+        left_at: None,
+        seat: Some(gc_service::db::participants::EndedSeat {
+            seat,
+            role: "host",
+            joined_at: None,
+        }),
+        last_seat: seat,
+        room_empty: true,
+    }
+}
+
+/// Whether the meeting's empty-meeting clock runs.
+async fn empty_clock_runs(pool: &PgPool, meeting_id: Uuid) -> bool {
+    sqlx::query_scalar("select empty_since is not null from meetings where id = $1")
+        .bind(meeting_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// A seat's admission and its leave (which empties the room) recorded at once, in both orders
+/// of taking the meeting's row: both are recorded, neither deadlocks nor undoes the other, and
+/// the meeting ends up with no visit open and its empty clock running, as the room says. The
+/// leave used to close the visit and then wait for the meeting's row, which the admission held
+/// while it waited for that visit (a deadlock the API fuzzer found); and an admission recorded
+/// after the leave of its own seat used to reopen the visit (a ghost, issue 22).
 #[sqlx::test(migrations = "../../migrations")]
-async fn a_leave_racing_a_join_of_the_same_user_does_not_deadlock(pool: PgPool) {
+async fn a_seats_admission_and_its_leave_agree_in_either_order(pool: PgPool) {
     use gc_service::db::audit::Actor;
-    use gc_service::db::meetings;
-    use gc_service::use_cases::leave::record_leave;
+    use gc_service::db::{meetings, participants};
 
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
-    let meeting_id = insert_meeting(&stack, host, "RACELEAVEJN0").await;
-    seat_host(&stack, meeting_id, host).await;
-    let meeting = meetings::find_meeting(&stack.pool, meeting_id)
-        .await
-        .unwrap()
-        .unwrap();
-
-    // The admission in flight, in the order its statement takes the rows: the meeting's share
-    // lock first ...
-    let mut admission = stack.pool.begin().await.unwrap();
-    sqlx::query("select id from meetings where id = $1 for share")
-        .bind(meeting_id)
-        .execute(&mut *admission)
-        .await
-        .unwrap();
-    // ... while the host leaves, the last one in the room.
-    let leaving = tokio::spawn({
-        let pool = stack.pool.clone();
-        async move { record_leave(&pool, &meeting, host, true, 0, Actor::System).await }
-    });
-    until_someone_waits_for_a_lock(&stack.pool).await;
-    // ... then the visit.
-    let inserted = sqlx::query(
-        "insert into participants (meeting_id, user_id, role) values ($1, $2, 'host')
-         on conflict (meeting_id, user_id) where left_at is null do nothing",
-    )
-    .bind(meeting_id)
-    .bind(host)
-    .execute(&mut *admission)
-    .await;
-    assert!(inserted.is_ok(), "the admission failed: {inserted:?}");
-    admission.commit().await.unwrap();
-    let left = leaving.await.unwrap();
-    assert!(left.is_ok(), "the leave failed: {left:?}");
-
-    assert_eq!(open_visits(&stack.pool, meeting_id).await, 0);
-    let empty: bool =
-        sqlx::query_scalar("select empty_since is not null from meetings where id = $1")
-            .bind(meeting_id)
-            .fetch_one(&stack.pool)
+    for (i, admission_first) in [true, false].into_iter().enumerate() {
+        let meeting_id = insert_meeting(&stack, host, &format!("RACELEAVEJN{i}")).await;
+        seat_host(&stack, meeting_id, host).await;
+        let meeting = meetings::find_meeting(&stack.pool, meeting_id)
             .await
+            .unwrap()
             .unwrap();
-    assert!(empty, "the empty-meeting clock runs");
+        // The host joins again (a new seat), and leaves it at once.
+        let seat = seated(host, "host");
+        let leave = hosts_leave(&meeting, host, seat.seat);
+
+        // Whichever goes first holds the meeting's row, its writes made but not committed,
+        // while the other starts and waits for the row.
+        let mut first = stack.pool.begin().await.unwrap();
+        if admission_first {
+            participants::admit(&mut *first, meeting_id, stack.org_id, &[seat], Actor::System)
+                .await
+                .unwrap();
+        } else {
+            participants::record_leave_in(&mut first, &leave, Actor::System)
+                .await
+                .unwrap();
+        }
+        let (pool, org) = (stack.pool.clone(), stack.org_id);
+        let second = tokio::spawn(async move {
+            if admission_first {
+                participants::record_leave(&pool, &leave, Actor::System)
+                    .await
+                    .map(|_| ())
+            } else {
+                participants::admit(&pool, meeting_id, org, &[seat], Actor::System)
+                    .await
+                    .map(|_| ())
+            }
+        });
+        until_someone_waits_for_a_lock(&stack.pool).await;
+        first.commit().await.unwrap();
+        let second = second.await.unwrap();
+        assert!(second.is_ok(), "{second:?}");
+
+        let order = if admission_first { "admission first" } else { "leave first" };
+        assert_eq!(open_visits(&stack.pool, meeting_id).await, 0, "{order}");
+        assert!(empty_clock_runs(&stack.pool, meeting_id).await, "{order}");
+        let rows: i64 = sqlx::query_scalar(
+            "select count(*) from participants where meeting_id = $1 and seat = $2",
+        )
+        .bind(meeting_id)
+        .bind(seat.seat)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+        assert_eq!(rows, 1, "{order}: the seat has one visit, closed");
+    }
 }
 
 /// `with`: admit through one statement with an admission into that other meeting too
@@ -538,7 +595,7 @@ async fn admission_racing_an_end(
     let host = stack.user_id(HOST).await;
     let guest = stack.user_id(MEMBER).await;
     let meeting_id = insert_meeting(stack, host, code).await;
-    let seated: u64 = match before {
+    let already_seated: u64 = match before {
         BeforeTheRace::Scheduled => 0,
         BeforeTheRace::Active | BeforeTheRace::ActiveEmpty => {
             seat_host(stack, meeting_id, host).await;
@@ -564,7 +621,7 @@ async fn admission_racing_an_end(
         participants::close_all(&mut ending, meeting_id, "meeting_ended")
             .await
             .unwrap(),
-        seated
+        already_seated
     );
     let pool = stack.pool.clone();
     let org_id = stack.org_id;
@@ -575,15 +632,15 @@ async fn admission_racing_an_end(
                     &pool,
                     meeting_id,
                     org_id,
-                    &[(guest, "guest")],
+                    &[seated(guest, "guest")],
                     Actor::System,
                 )
                 .await
             }
             Some(other) => {
                 let mut rows = AdmissionRows::default();
-                rows.add(other, org_id, guest, "guest", Actor::System);
-                rows.add(meeting_id, org_id, guest, "guest", Actor::System);
+                rows.add(other, org_id, seated(guest, "guest"), Actor::System);
+                rows.add(meeting_id, org_id, seated(guest, "guest"), Actor::System);
                 // Only the other meeting's visit opens.
                 participants::admit_batch(&pool, &rows)
                     .await
@@ -628,7 +685,7 @@ async fn admission_racing_an_end(
     .unwrap();
     assert_eq!(
         admitted,
-        i64::try_from(seated).unwrap(),
+        i64::try_from(already_seated).unwrap(),
         "{before:?}: only the host's admission is in the audit log"
     );
 }
@@ -674,7 +731,7 @@ async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPoo
             let org_id = stack.org_id;
             tokio::spawn(async move {
                 barrier.wait().await;
-                participants::admit(&pool, meeting_id, org_id, &[(user, "guest")], Actor::System)
+                participants::admit(&pool, meeting_id, org_id, &[seated(user, "guest")], Actor::System)
                     .await
             })
         });
@@ -742,23 +799,24 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
         let ahead = queued(Box::pin(admissions.record(
             blocked,
             org,
-            vec![(host, "host")],
+            vec![seated(host, "host")],
             Actor::System,
         )))
         .await;
         until_someone_waits_for_a_lock(&stack.pool).await;
+        let guests_seat = seated(guest, "guest");
         let mut behind = vec![
             queued(Box::pin(admissions.record(
                 first,
                 org,
-                vec![(host, "host"), (guest, "guest")],
+                vec![seated(host, "host"), seated(guest, "guest")],
                 Actor::System,
             )))
             .await,
             queued(Box::pin(admissions.record(
                 second,
                 org,
-                vec![(guest, "guest")],
+                vec![guests_seat],
                 from_a_browser,
             )))
             .await,
@@ -766,7 +824,7 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
             queued(Box::pin(admissions.record(
                 second,
                 org,
-                vec![(guest, "guest")],
+                vec![guests_seat],
                 Actor::System,
             )))
             .await,
@@ -777,7 +835,7 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
                 queued(Box::pin(admissions.record(
                     second,
                     org,
-                    vec![(Uuid::new_v4(), "guest")],
+                    vec![seated(Uuid::new_v4(), "guest")],
                     Actor::System,
                 )))
                 .await,
@@ -870,7 +928,7 @@ async fn a_starved_pool_fails_queued_admissions_together(pool: PgPool) {
 
     let started = Instant::now();
     let results = futures::future::join_all(users[..5].iter().map(|&user| {
-        admissions.record(meeting, stack.org_id, vec![(user, "guest")], Actor::System)
+        admissions.record(meeting, stack.org_id, vec![seated(user, "guest")], Actor::System)
     }))
     .await;
     let took = started.elapsed();
@@ -889,7 +947,7 @@ async fn a_starved_pool_fails_queued_admissions_together(pool: PgPool) {
         .record(
             meeting,
             stack.org_id,
-            vec![(users[5], "guest")],
+            vec![seated(users[5], "guest")],
             Actor::System,
         )
         .await
@@ -928,11 +986,13 @@ async fn two_replicas_admitting_into_the_same_cold_meetings_record_everyone_once
             }
             let barrier = barrier.clone();
             let org = stack.org_id;
+            // Both replicas record the same seat: the room gave one.
+            let seat = seated(user, "guest");
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
                 for replica in by {
                     replica
-                        .record(meeting, org, vec![(user, "guest")], Actor::System)
+                        .record(meeting, org, vec![seat], Actor::System)
                         .await?;
                 }
                 Ok::<_, sqlx::Error>(())

@@ -31,7 +31,7 @@ pub use model::{
 };
 pub use outcome::{
     Admission, AdmitAllOutcome, AdmitOutcome, AssignOutcome, EndOutcome, JoinOutcome, LeaveOutcome,
-    Presence, RejectOutcome, SpeakerOutcome,
+    Presence, RejectOutcome, SettingsOutcome, SpeakerOutcome,
 };
 pub use store::{
     DEFAULT_TTL, MAX_DISPLAY_NAME_BYTES, MAX_ID_BYTES, MAX_LANGUAGE_BYTES, MAX_REASON_BYTES,

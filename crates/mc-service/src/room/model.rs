@@ -35,6 +35,9 @@ pub struct RoomMeta {
     pub host_id: String,
     pub max_participants: u32,
     pub settings: MeetingSettings,
+    /// The version of `settings` and `max_participants` in GC's database; 0 when unknown (the
+    /// room then takes them whatever it holds).
+    pub settings_version: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +91,10 @@ pub struct Participant {
     /// The id of the signaling socket that last claimed this seat; `None` before the first.
     #[serde(default)]
     pub connection: Option<String>,
+    /// The room's number for this seat (docs/redis.md, "Seat numbers"); 0 for a seat stored
+    /// before seats were numbered, which gets its number from the next script that reports it.
+    #[serde(default)]
+    pub seat: u64,
 }
 
 /// One person in the lobby, as stored in `room:{code}:lobby_details`.
@@ -119,6 +126,10 @@ pub struct RoomState {
     /// The number of the last event published for the room: events up to it are already in
     /// this snapshot.
     pub seq: u64,
+    /// The number of the last seat the room gave (0 before the first).
+    pub last_seat: u64,
+    /// The version of the settings the room holds (0: never given one).
+    pub settings_version: u64,
 }
 
 impl RoomState {

@@ -2,7 +2,7 @@
 //! (`RoomError`) since they end every operation the same way; what remains here is what the
 //! caller acts on.
 
-use super::model::FencingToken;
+use super::model::{FencingToken, Participant};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AssignOutcome {
@@ -26,6 +26,8 @@ pub struct JoinOutcome {
     pub admission: Admission,
     pub participant_count: u32,
     pub already_present: bool,
+    /// The number of the user's seat when admitted, else 0.
+    pub seat: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub enum AdmitOutcome {
     Admitted {
         participant_count: u32,
         already_admitted: bool,
+        /// The number of the user's seat.
+        seat: u64,
     },
     /// No free seat: the user stays in the lobby.
     Full,
@@ -60,6 +64,19 @@ pub struct AdmitAllOutcome {
     pub admitted: Vec<String>,
     pub still_waiting: Vec<String>,
     pub participant_count: u32,
+    /// The seat numbers of `admitted`, in the same order.
+    pub seats: Vec<u64>,
+}
+
+/// What a settings update did: the admissions it made (waiting room off), and the version of
+/// the settings the room holds after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettingsOutcome {
+    pub moves: AdmitAllOutcome,
+    /// The room held a newer version than the one sent: nothing changed.
+    pub stale: bool,
+    /// The version the room holds now; 0 for a room that was never given one.
+    pub settings_version: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,15 +85,34 @@ pub enum Presence {
     Lobby,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a leave did. Both outcomes carry the number of the last seat the room gave when the
+/// user left: every seat of theirs up to it has ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeaveOutcome {
     Left {
         was: Presence,
         remaining_participants: u32,
         /// The user was the active speaker, who is now nobody.
         cleared_active_speaker: bool,
+        /// The seat that ended (for `Presence::Participant`), as it was stored.
+        seat: Option<Box<Participant>>,
+        last_seat: u64,
     },
-    NotPresent,
+    NotPresent {
+        participant_count: u32,
+        last_seat: u64,
+    },
+}
+
+impl LeaveOutcome {
+    /// The number of the last seat the room gave when the user left.
+    pub fn last_seat(&self) -> u64 {
+        match self {
+            LeaveOutcome::Left { last_seat, .. } | LeaveOutcome::NotPresent { last_seat, .. } => {
+                *last_seat
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -59,10 +59,9 @@ pub(crate) fn decode_state(mut reply: Reply) -> Result<RoomState, RoomError> {
         lobby: waiting,
         active_speaker,
         rejected,
-        seq: match meta.get(b"seq".as_slice()) {
-            Some(_) => number(&meta, "seq")?,
-            None => 0,
-        },
+        seq: optional_number(&meta, "seq")?,
+        last_seat: optional_number(&meta, "last_seat")?,
+        settings_version: optional_number(&meta, "settings_version")?,
     })
 }
 
@@ -83,6 +82,14 @@ fn number<T: std::str::FromStr>(
 ) -> Result<T, RoomError> {
     let value = field(meta, name)?;
     value.parse().map_err(|_| unexpected(name, &value))
+}
+
+/// A numeric meta field that a room may not have yet (0 then).
+fn optional_number(meta: &HashMap<Vec<u8>, Vec<u8>>, name: &str) -> Result<u64, RoomError> {
+    match meta.get(name.as_bytes()) {
+        Some(_) => number(meta, name),
+        None => Ok(0),
+    }
 }
 
 pub(crate) fn decode_participant(user_id: &str, json: &[u8]) -> Result<Participant, RoomError> {

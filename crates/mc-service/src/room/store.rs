@@ -22,7 +22,7 @@ use super::model::{
 };
 use super::outcome::{
     Admission, AdmitAllOutcome, AdmitOutcome, AssignOutcome, EndOutcome, JoinOutcome, LeaveOutcome,
-    Presence, RejectOutcome, SpeakerOutcome,
+    Presence, RejectOutcome, SettingsOutcome, SpeakerOutcome,
 };
 use super::records::{self, decode_participant};
 use super::reply::{Reply, unexpected};
@@ -125,6 +125,9 @@ impl RoomStore {
             .arg(&meta.host_id)
             .arg(meta.max_participants)
             .arg(settings);
+        if meta.settings_version > 0 {
+            call.arg(meta.settings_version.to_string());
+        }
         let mut reply = self.run_guarded("assign", &call).await?;
         match reply.outcome() {
             "created" => Ok(AssignOutcome::Created),
@@ -174,6 +177,7 @@ impl RoomStore {
             admission,
             participant_count: reply.next()?,
             already_present: reply.next_flag()?,
+            seat: reply.next::<Option<u64>>()?.unwrap_or(0),
         })
     }
 
@@ -193,6 +197,7 @@ impl RoomStore {
             "admitted" => Ok(AdmitOutcome::Admitted {
                 participant_count: reply.next()?,
                 already_admitted: reply.next_flag()?,
+                seat: reply.next::<Option<u64>>()?.unwrap_or(0),
             }),
             "full" => Ok(AdmitOutcome::Full),
             "not_in_lobby" => Ok(AdmitOutcome::NotInLobby),
@@ -282,18 +287,31 @@ impl RoomStore {
                     "lobby" => Presence::Lobby,
                     other => return Err(unexpected("presence", &other)),
                 };
+                let remaining_participants = reply.next()?;
+                let cleared_active_speaker = reply.next_flag()?;
+                let last_seat = reply.next::<Option<u64>>()?.unwrap_or(0);
+                let seat = match reply.next::<Option<Vec<u8>>>()? {
+                    Some(json) => Some(Box::new(decode_participant(user_id, &json)?)),
+                    None => None,
+                };
                 Ok(LeaveOutcome::Left {
                     was,
-                    remaining_participants: reply.next()?,
-                    cleared_active_speaker: reply.next_flag()?,
+                    remaining_participants,
+                    cleared_active_speaker,
+                    seat,
+                    last_seat,
                 })
             }
-            "not_present" => Ok(LeaveOutcome::NotPresent),
+            "not_present" => Ok(LeaveOutcome::NotPresent {
+                participant_count: reply.next()?,
+                last_seat: reply.next::<Option<u64>>()?.unwrap_or(0),
+            }),
             _ => Err(reply.unknown()),
         }
     }
 
-    /// Stores new settings and capacity. When the waiting room is off afterwards, the lobby is
+    /// Stores new settings and capacity of `version` (0: unversioned, always stored) unless
+    /// the room holds a newer version. When the waiting room is off afterwards, the lobby is
     /// admitted as by [`RoomStore::admit_all`]. A capacity below the current count unseats
     /// nobody; it only stops admissions until enough people left.
     #[instrument(name = "mc.room.update_settings", skip_all, fields(meeting_code = %room.code))]
@@ -302,15 +320,41 @@ impl RoomStore {
         room: &OwnedRoom,
         settings: &MeetingSettings,
         max_participants: u32,
+        version: u64,
         now: DateTime<Utc>,
-    ) -> Result<AdmitAllOutcome, RoomError> {
+    ) -> Result<SettingsOutcome, RoomError> {
         check_capacity(max_participants)?;
         let mut call = self.call(&self.scripts.update_settings, &room.code, Some(room.token));
         call.arg(encode_settings(settings)?)
             .arg(max_participants)
             .arg(format_timestamp(now));
-        let reply = self.run_guarded("update_settings", &call).await?;
-        lobby_moves(reply, "updated")
+        if version > 0 {
+            call.arg(version.to_string());
+        }
+        let mut reply = self.run_guarded("update_settings", &call).await?;
+        let stale = match reply.outcome() {
+            "updated" => false,
+            "stale" => true,
+            _ => return Err(reply.unknown()),
+        };
+        let moves = AdmitAllOutcome {
+            admitted: reply.next()?,
+            still_waiting: reply.next()?,
+            participant_count: reply.next()?,
+            seats: reply.next()?,
+        };
+        let held: Option<String> = reply.next()?;
+        let settings_version = match held.as_deref() {
+            None | Some("") => 0,
+            Some(text) => text
+                .parse()
+                .map_err(|_| unexpected("settings version", &text))?,
+        };
+        Ok(SettingsOutcome {
+            moves,
+            stale,
+            settings_version,
+        })
     }
 
     /// Tells everyone in the room and the lobby `meeting.ended` with `reason`, then deletes
@@ -479,6 +523,7 @@ fn lobby_moves(mut reply: Reply, expected: &str) -> Result<AdmitAllOutcome, Room
         admitted: reply.next()?,
         still_waiting: reply.next()?,
         participant_count: reply.next()?,
+        seats: reply.next()?,
     })
 }
 

@@ -44,9 +44,7 @@ use self::protocol::close;
 use self::reporter::Reporter;
 use self::socket::End;
 use crate::held::HeldRooms;
-use crate::room::{
-    OwnedRoom, Participant, ParticipantStatus, ParticipantUpdate, RoomError, RoomStore,
-};
+use crate::room::{OwnedRoom, ParticipantStatus, ParticipantUpdate, RoomError, RoomStore};
 use crate::speaker::SpeakerSettings;
 use crate::startup::AppState;
 
@@ -178,7 +176,6 @@ impl Signaling {
         owned: OwnedRoom,
         user_id: String,
         connection: String,
-        seat: Option<Participant>,
     ) {
         let update = ParticipantUpdate {
             status: Some(ParticipantStatus::Reconnecting),
@@ -203,36 +200,24 @@ impl Signaling {
                 () = stopping.cancelled() => return,
                 () = tokio::time::sleep(sig.settings.reconnect_grace) => {}
             }
-            sig.end_grace(&owned, &user_id, &connection, seat.as_ref())
-                .await;
+            sig.end_grace(&owned, &user_id, &connection).await;
         });
     }
 
-    async fn end_grace(
-        &self,
-        owned: &OwnedRoom,
-        user_id: &str,
-        connection: &str,
-        seat: Option<&Participant>,
-    ) {
+    async fn end_grace(&self, owned: &OwnedRoom, user_id: &str, connection: &str) {
         match self
             .store
             .leave_if_connection(owned, user_id, "connection_lost", connection)
             .await
         {
-            Ok(crate::room::LeaveOutcome::Left {
-                was: crate::room::Presence::Participant,
-                remaining_participants,
-                ..
-            }) => {
+            Ok(
+                outcome @ crate::room::LeaveOutcome::Left {
+                    was: crate::room::Presence::Participant,
+                    ..
+                },
+            ) => {
                 tracing::info!(meeting_code = %owned.code, "a seat's reconnect grace ran out");
-                self.report_left(
-                    &owned.code,
-                    user_id,
-                    "connection_lost",
-                    seat,
-                    remaining_participants,
-                );
+                self.report_left(&owned.code, user_id, "connection_lost", &outcome);
             }
             Ok(_) | Err(RoomError::NotFound) => {}
             Err(error) => {
@@ -254,8 +239,7 @@ impl Signaling {
         for seat in state.participants {
             if let Some(connection) = seat.connection.clone() {
                 let user_id = seat.user_id.clone();
-                self.start_grace(owned.clone(), user_id, connection, Some(seat))
-                    .await;
+                self.start_grace(owned.clone(), user_id, connection).await;
             }
         }
     }

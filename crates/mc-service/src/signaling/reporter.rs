@@ -33,10 +33,16 @@ pub enum Report {
         left_at: DateTime<Utc>,
         joined_at: Option<DateTime<Utc>>,
         role: Option<Role>,
+        /// The number of the seat that ended (0: unknown).
+        seat: u64,
+        /// The room's last seat number when it ended.
+        last_seat: u64,
     },
     MeetingEmpty {
         code: MeetingCode,
         since: DateTime<Utc>,
+        /// The room's last seat number when it was seen empty.
+        last_seat: u64,
     },
 }
 
@@ -46,6 +52,7 @@ impl Report {
         user_id: &str,
         reason: &'static str,
         seat: Option<&Participant>,
+        last_seat: u64,
     ) -> Self {
         Report::ParticipantLeft {
             code: code.clone(),
@@ -54,6 +61,8 @@ impl Report {
             left_at: Utc::now(),
             joined_at: seat.map(|p| p.joined_at),
             role: seat.map(|p| p.role),
+            seat: seat.map_or(0, |p| p.seat),
+            last_seat,
         }
     }
 
@@ -155,12 +164,10 @@ async fn call(
             left_at,
             joined_at,
             role,
+            seat,
+            last_seat,
         } => {
-            let role = match role {
-                Some(Role::Host) => ParticipantRole::Host,
-                Some(Role::Guest) => ParticipantRole::Guest,
-                None => ParticipantRole::Unspecified,
-            };
+            let role = role.map_or(ParticipantRole::Unspecified, crate::grpc::proto_role);
             gc.participant_left(ParticipantLeftRequest {
                 controller_id: controller_id.to_owned(),
                 meeting_code: code.to_string(),
@@ -169,14 +176,21 @@ async fn call(
                 left_at: Some(timestamp(*left_at)),
                 joined_at: joined_at.map(timestamp),
                 role: role as i32,
+                seat: *seat,
+                last_seat: *last_seat,
             })
             .await?;
         }
-        Report::MeetingEmpty { code, since } => {
+        Report::MeetingEmpty {
+            code,
+            since,
+            last_seat,
+        } => {
             gc.meeting_empty(MeetingEmptyRequest {
                 controller_id: controller_id.to_owned(),
                 meeting_code: code.to_string(),
                 empty_since: Some(timestamp(*since)),
+                last_seat: *last_seat,
             })
             .await?;
         }

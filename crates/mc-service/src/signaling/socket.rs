@@ -222,13 +222,8 @@ pub async fn serve(socket: WebSocket, code: MeetingCode, sig: Arc<Signaling>) {
     }
     sig.hub.unregister(&room, &shared).await;
     if end.grace && writer.seated && !stopping.is_cancelled() {
-        sig.start_grace(
-            owned,
-            user_id,
-            shared.connection.clone(),
-            writer.seat.take(),
-        )
-        .await;
+        sig.start_grace(owned, user_id, shared.connection.clone())
+            .await;
     }
 }
 
@@ -712,52 +707,57 @@ async fn update_fields(
 
 /// The `leave` message: as REST leave, then GC is told.
 async fn leave(sig: &Signaling, owned: &OwnedRoom, shared: &SocketShared) -> End {
-    let seat = sig.store.state(&owned.code).await.ok().and_then(|state| {
-        state
-            .participants
-            .into_iter()
-            .find(|p| p.user_id == shared.user_id)
-    });
     match sig.store.leave(owned, &shared.user_id, "left").await {
-        Ok(LeaveOutcome::Left {
-            was: Presence::Participant,
-            remaining_participants,
-            ..
-        }) => {
-            sig.report_left(
-                &owned.code,
-                &shared.user_id,
-                "left",
-                seat.as_ref(),
-                remaining_participants,
-            );
+        Ok(
+            outcome @ LeaveOutcome::Left {
+                was: Presence::Participant,
+                ..
+            },
+        ) => {
+            sig.report_left(&owned.code, &shared.user_id, "left", &outcome);
             End::settled(close::NORMAL, "left the meeting")
         }
         Ok(LeaveOutcome::Left {
             was: Presence::Lobby,
             ..
         }) => End::settled(close::NORMAL, "left the lobby"),
-        Ok(LeaveOutcome::NotPresent) => End::settled(close::NORMAL, "not in the meeting"),
+        Ok(LeaveOutcome::NotPresent { .. }) => End::settled(close::NORMAL, "not in the meeting"),
         Err(error) => sig.room_failure(owned, error),
     }
 }
 
 impl Signaling {
-    /// Sends GC what a leave decided here means for its records.
+    /// Sends GC what a leave from a seat decided here means for its records: the seat ended
+    /// (with its number, so GC closes that visit and no later one), and, when nobody is left,
+    /// the room is empty as of the room's last seat.
     pub(crate) fn report_left(
         &self,
         code: &MeetingCode,
         user_id: &str,
         reason: &'static str,
-        seat: Option<&Participant>,
-        remaining: u32,
+        outcome: &LeaveOutcome,
     ) {
-        self.reporter
-            .send(Report::participant_left(code, user_id, reason, seat));
-        if remaining == 0 {
+        let LeaveOutcome::Left {
+            seat,
+            remaining_participants,
+            last_seat,
+            ..
+        } = outcome
+        else {
+            return;
+        };
+        self.reporter.send(Report::participant_left(
+            code,
+            user_id,
+            reason,
+            seat.as_deref(),
+            *last_seat,
+        ));
+        if *remaining_participants == 0 {
             self.reporter.send(Report::MeetingEmpty {
                 code: code.clone(),
                 since: chrono::Utc::now(),
+                last_seat: *last_seat,
             });
         }
     }

@@ -253,7 +253,7 @@ async fn admit_all_racing_joins_and_leaves_never_overfills(h: Harness) {
                         remaining_participants,
                         ..
                     } => remaining_participants,
-                    LeaveOutcome::NotPresent => 0,
+                    LeaveOutcome::NotPresent { .. } => 0,
                 }
             }
             _ => {
@@ -287,10 +287,10 @@ async fn turning_the_waiting_room_off_during_joins_never_overfills(h: Harness) {
         if i == 15 {
             let settings = crate::support::settings(false);
             let out = store
-                .update_settings(&owned, &settings, 12, now())
+                .update_settings(&owned, &settings, 12, 0, now())
                 .await
                 .unwrap();
-            format!("settings {}", out.participant_count)
+            format!("settings {}", out.moves.participant_count)
         } else {
             let out = store
                 .join(&owned, &user(100 + i), "Guest", Role::Guest, now())

@@ -96,10 +96,10 @@ async fn odd_user_ids_are_kept_apart_and_exact(h: Harness) {
     assert_eq!(state.active_speaker.as_deref(), Some("nul\0id"));
     assert!(state.participants.iter().any(|p| p.user_id == "nul\0id"));
     // "nul" alone (the id cut at its NUL) is somebody else.
-    assert_eq!(
+    assert!(matches!(
         room.leave("nul").await.unwrap(),
-        mc_service::room::LeaveOutcome::NotPresent
-    );
+        mc_service::room::LeaveOutcome::NotPresent { .. }
+    ));
     for id in ODD_IDS {
         room.leave(id).await.unwrap();
     }

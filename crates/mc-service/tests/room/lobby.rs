@@ -6,10 +6,11 @@ use mc_service::room::{AdmitAllOutcome, AdmitOutcome, RejectOutcome, Role};
 use crate::on_both_backends;
 use crate::support::{Harness, now, user};
 
-fn admitted(participant_count: u32, already_admitted: bool) -> AdmitOutcome {
+fn admitted(participant_count: u32, already_admitted: bool, seat: u64) -> AdmitOutcome {
     AdmitOutcome::Admitted {
         participant_count,
         already_admitted,
+        seat,
     }
 }
 
@@ -21,8 +22,13 @@ async fn admit_seats_a_waiting_user_as_a_guest(h: Harness) {
     let first = room.admit(&user(1)).await.unwrap();
     let again = room.admit(&user(1)).await.unwrap();
 
-    assert_eq!(first, admitted(2, false));
-    assert_eq!(again, admitted(2, true));
+    let seat = room.state().await.last_seat;
+    assert_eq!(first, admitted(2, false, seat));
+    assert_eq!(
+        again,
+        admitted(2, true, seat),
+        "the same seat, not a new one"
+    );
     let state = room.state().await;
     assert!(state.lobby.is_empty());
     let seat = state
@@ -85,7 +91,9 @@ async fn leave_from_the_lobby_removes_the_details_too(h: Harness) {
         mc_service::room::LeaveOutcome::Left {
             was: mc_service::room::Presence::Lobby,
             remaining_participants: 0,
-            cleared_active_speaker: false
+            cleared_active_speaker: false,
+            seat: None,
+            last_seat: 0,
         }
     );
     assert!(room.state().await.lobby.is_empty());
@@ -111,6 +119,7 @@ async fn admit_all_admits_the_longest_waiting_first_while_seats_remain(h: Harnes
     // user 5 and user 3 share a timestamp: the smaller id goes first.
     wait_in_lobby(&room, &[(4, 30), (5, 10), (3, 10), (1, 20), (2, 40)]).await;
 
+    let before = room.state().await.last_seat;
     let outcome = room.admit_all().await.unwrap();
 
     assert_eq!(
@@ -119,6 +128,7 @@ async fn admit_all_admits_the_longest_waiting_first_while_seats_remain(h: Harnes
             admitted: vec![user(3), user(5), user(1)],
             still_waiting: vec![user(4), user(2)],
             participant_count: 4,
+            seats: vec![before + 1, before + 2, before + 3],
         }
     );
     let state = room.state().await;

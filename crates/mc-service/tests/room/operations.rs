@@ -9,11 +9,18 @@ use mc_service::room::{
 use crate::on_both_backends;
 use crate::support::{Harness, TTL, random_code, settings, user};
 
-fn joined(admission: Admission, participant_count: u32, already_present: bool) -> JoinOutcome {
+/// The outcome expected, with the seat number the room gave (`seat`, 0 for none).
+fn joined(
+    admission: Admission,
+    participant_count: u32,
+    already_present: bool,
+    seat: u64,
+) -> JoinOutcome {
     JoinOutcome {
         admission,
         participant_count,
         already_present,
+        seat,
     }
 }
 
@@ -42,11 +49,13 @@ async fn join_seats_the_host_and_queues_a_guest_when_the_waiting_room_is_on(h: H
     let host = room.join_as(&user(0), Role::Host).await;
     let guest = room.join_as(&user(1), Role::Guest).await;
 
-    assert_eq!(host, joined(Admission::Admitted, 1, false));
-    assert_eq!(guest, joined(Admission::Waiting, 1, false));
+    assert!(host.seat > 0, "a seat has a number");
+    assert_eq!(host, joined(Admission::Admitted, 1, false, host.seat));
+    assert_eq!(guest, joined(Admission::Waiting, 1, false, 0));
     let state = room.state().await;
     assert_eq!(state.participants.len(), 1);
     let seat = &state.participants[0];
+    assert_eq!(seat.seat, host.seat, "the seat's record keeps its number");
     assert_eq!(seat.user_id, user(0));
     assert_eq!(seat.role, Role::Host);
     assert_eq!(seat.status, ParticipantStatus::Admitted);
@@ -58,7 +67,7 @@ async fn join_seats_the_host_and_queues_a_guest_when_the_waiting_room_is_on(h: H
 
 async fn join_again_changes_nothing(h: Harness) {
     let room = h.room(10, true).await;
-    room.join_as(&user(0), Role::Host).await;
+    let host = room.join_as(&user(0), Role::Host).await;
     room.join_as(&user(1), Role::Guest).await;
     let before = room.state().await;
 
@@ -68,8 +77,8 @@ async fn join_again_changes_nothing(h: Harness) {
         .unwrap();
     let guest_again = room.join(&user(1), "Other Name", Role::Host).await.unwrap();
 
-    assert_eq!(host_again, joined(Admission::Admitted, 1, true));
-    assert_eq!(guest_again, joined(Admission::Waiting, 1, true));
+    assert_eq!(host_again, joined(Admission::Admitted, 1, true, host.seat));
+    assert_eq!(guest_again, joined(Admission::Waiting, 1, true, 0));
     assert_eq!(room.state().await, before);
 }
 
@@ -81,10 +90,14 @@ async fn join_seats_everyone_until_full_when_the_waiting_room_is_off(h: Harness)
     let third = room.join_as(&user(3), Role::Guest).await;
     let host = room.join_as(&user(0), Role::Host).await;
 
-    assert_eq!(first, joined(Admission::Admitted, 1, false));
-    assert_eq!(second, joined(Admission::Admitted, 2, false));
-    assert_eq!(third, joined(Admission::Full, 2, false));
-    assert_eq!(host, joined(Admission::Full, 2, false));
+    assert_eq!(first, joined(Admission::Admitted, 1, false, first.seat));
+    assert_eq!(
+        second,
+        joined(Admission::Admitted, 2, false, first.seat + 1),
+        "seats are numbered one after the other"
+    );
+    assert_eq!(third, joined(Admission::Full, 2, false, 0));
+    assert_eq!(host, joined(Admission::Full, 2, false, 0));
     let state = room.state().await;
     assert_eq!(state.participant_count(), 2);
     assert!(
@@ -99,6 +112,15 @@ async fn leave_frees_a_seat_and_clears_the_active_speaker(h: Harness) {
     room.join_as(&user(2), Role::Guest).await;
     room.set_active_speaker(Some(&user(1))).await.unwrap();
 
+    let seat = room
+        .state()
+        .await
+        .participants
+        .into_iter()
+        .find(|p| p.user_id == user(1))
+        .unwrap();
+    let last = room.state().await.last_seat;
+
     let left = room.leave(&user(1)).await.unwrap();
     let again = room.leave(&user(1)).await.unwrap();
     let newcomer = room.join_as(&user(3), Role::Guest).await;
@@ -108,10 +130,19 @@ async fn leave_frees_a_seat_and_clears_the_active_speaker(h: Harness) {
         LeaveOutcome::Left {
             was: Presence::Participant,
             remaining_participants: 1,
-            cleared_active_speaker: true
+            cleared_active_speaker: true,
+            seat: Some(Box::new(seat)),
+            last_seat: last,
         }
     );
-    assert_eq!(again, LeaveOutcome::NotPresent);
+    assert_eq!(
+        again,
+        LeaveOutcome::NotPresent {
+            participant_count: 1,
+            last_seat: last
+        }
+    );
+    assert!(newcomer.seat > last, "a later seat has a higher number");
     assert_eq!(newcomer.admission, Admission::Admitted);
     assert_eq!(room.state().await.active_speaker, None);
 }

@@ -1,7 +1,9 @@
--- assign: ARGV 3 owner, 4 meeting_id, 5 host_id, 6 max_participants, 7 settings JSON.
+-- assign: ARGV 3 owner, 4 meeting_id, 5 host_id, 6 max_participants, 7 settings JSON,
+-- 8 the settings' version (decimal u64, as in update_settings).
 -- Replies: {'created'} | {'refreshed'} | {'took_over', previous_owner, previous_token}
 --        | {'fenced', stored_token}
-local owner, meeting_id, host_id, max, settings = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local owner, meeting_id, host_id, max, settings, version =
+  ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local stored = redis.call('HGET', META, 'fencing_token')
 
 if not stored then
@@ -10,6 +12,9 @@ if not stored then
   redis.call('DEL', PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER, REJECTED)
   redis.call('HSET', META, 'meeting_id', meeting_id, 'host_id', host_id,
     'max_participants', max, 'settings', settings, 'fencing_token', TOKEN, 'owner', owner)
+  if version then
+    redis.call('HSET', META, 'settings_version', version)
+  end
   return done({'created'})
 end
 
@@ -21,9 +26,17 @@ if order < 0 or (order == 0 and previous_owner ~= owner) then
 end
 
 -- GC's database is the source of the settings and the capacity, so they are taken from the
--- request. Seats and the lobby stay as they are: the new owner carries on with them.
-redis.call('HSET', META, 'max_participants', max, 'settings', settings,
-  'fencing_token', TOKEN, 'owner', owner)
+-- request, unless the room holds a newer version of them already (an UpdateSettings that
+-- overtook this assignment). Seats and the lobby stay as they are: the new owner carries on
+-- with them.
+local held = redis.call('HGET', META, 'settings_version')
+if not (held and version) or compare_tokens(version, held) >= 0 then
+  redis.call('HSET', META, 'max_participants', max, 'settings', settings)
+  if version then
+    redis.call('HSET', META, 'settings_version', version)
+  end
+end
+redis.call('HSET', META, 'fencing_token', TOKEN, 'owner', owner)
 if order == 0 then
   return done({'refreshed'})
 end

@@ -1,8 +1,12 @@
 -- leave: ARGV 3 user_id, 4 reason (`left`, `connection_lost`, ...), 5 optional: the
 -- connection the seat must still have (a socket id; '' for none), so that a reconnect grace
 -- that ran out cannot unseat a user who reconnected meanwhile.
--- Replies: {'left', 'participant' | 'lobby', remaining_participants, cleared_speaker (0 | 1)}
---        | {'not_present', participant_count} (also when the seat's connection differs)
+-- Replies: {'left', 'participant' | 'lobby', remaining_participants, cleared_speaker (0 | 1),
+--           last seat number, the seat's record (JSON; nil for the lobby)}
+--        | {'not_present', participant_count, last seat number} (also when the seat's
+--           connection differs)
+-- The last seat number tells GC that every seat numbered up to it, other than one the user
+-- holds now, has ended: a leave recorded late cannot close a visit of a later seat.
 local denied = guard()
 if denied then return denied end
 local user, reason, expected = ARGV[3], ARGV[4], ARGV[5]
@@ -10,8 +14,11 @@ local user, reason, expected = ARGV[3], ARGV[4], ARGV[5]
 local stored = redis.call('HGET', PARTICIPANTS, user)
 if stored then
   if not connection_is(decode_or_empty(stored), expected) then
-    return done({'not_present', redis.call('HLEN', PARTICIPANTS)})
+    return done({'not_present', redis.call('HLEN', PARTICIPANTS), last_seat()})
   end
+  -- A seat given before seats were numbered gets its number as it ends.
+  seat_of(user, stored)
+  stored = redis.call('HGET', PARTICIPANTS, user)
   redis.call('HDEL', PARTICIPANTS, user)
   publish('rs', user, {type = 'participant.left', user_id = user, reason = reason})
   local cleared = 0
@@ -20,11 +27,12 @@ if stored then
     publish('r', nil, {type = 'active_speaker', user_id = cjson.null, previous_user_id = user})
     cleared = 1
   end
-  return done({'left', 'participant', redis.call('HLEN', PARTICIPANTS), cleared})
+  return done({'left', 'participant', redis.call('HLEN', PARTICIPANTS), cleared, last_seat(),
+    stored})
 end
 if expected == nil and redis.call('SREM', LOBBY, user) == 1 then
   redis.call('HDEL', LOBBY_DETAILS, user)
   publish('hs', user, {type = 'lobby.left', user_id = user, reason = reason})
-  return done({'left', 'lobby', redis.call('HLEN', PARTICIPANTS), 0})
+  return done({'left', 'lobby', redis.call('HLEN', PARTICIPANTS), 0, last_seat()})
 end
-return done({'not_present', redis.call('HLEN', PARTICIPANTS)})
+return done({'not_present', redis.call('HLEN', PARTICIPANTS), last_seat()})

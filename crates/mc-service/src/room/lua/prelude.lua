@@ -97,10 +97,29 @@ local function decode_or_empty(json)
   return {}
 end
 
--- Seats a user and tells the room. Records are encoded here, by cjson, whatever bytes a name
--- holds. `from_lobby`: the user waited and was let in, so their first socket is told
--- `admitted` even if it connects after the host acted.
+-- The number of the last seat the room gave (0 before the first). Seats are numbered so that
+-- GC can record the room's decisions in the room's order (docs/redis.md, "Seat numbers").
+local function last_seat()
+  return tonumber(redis.call('HGET', META, 'last_seat')) or 0
+end
+
+-- The next seat's number: one more than the last, which a room seeds from the clock (in
+-- milliseconds) at its first seat, so that a room created again for the same meeting (its keys
+-- expired or Redis lost them) numbers its seats above the ones it gave before. The numbers stay
+-- far below 2^53 (Lua's exact integers) and below 10^14, which cjson writes out exactly.
+local function next_seat()
+  if redis.call('HEXISTS', META, 'last_seat') == 0 then
+    local now = redis.call('TIME')
+    redis.call('HSET', META, 'last_seat', now[1] .. string.format('%03d', math.floor(now[2] / 1000)))
+  end
+  return redis.call('HINCRBY', META, 'last_seat', 1)
+end
+
+-- Seats a user and tells the room; returns the seat's number. Records are encoded here, by
+-- cjson, whatever bytes a name holds. `from_lobby`: the user waited and was let in, so their
+-- first socket is told `admitted` even if it connects after the host acted.
 local function seat(user, display_name, role, now, from_lobby)
+  local number = next_seat()
   redis.call('HDEL', REJECTED, user)
   redis.call('HSET', PARTICIPANTS, user, cjson.encode({
     status = 'admitted',
@@ -111,14 +130,28 @@ local function seat(user, display_name, role, now, from_lobby)
     joined_at = now,
     from_lobby = from_lobby,
     connection = cjson.null,
+    seat = number,
   }))
   publish('r', user, {type = 'participant.joined', user_id = user,
     display_name = display_name, role = role})
+  return number
+end
+
+-- The number of a seated user's seat. A seat given before seats were numbered gets its number
+-- now, once, so that every seat GC hears of has one.
+local function seat_of(user, stored)
+  local record = decode_or_empty(stored)
+  if type(record.seat) == 'number' and record.seat > 0 then
+    return record.seat
+  end
+  record.seat = next_seat()
+  redis.call('HSET', PARTICIPANTS, user, cjson.encode(record))
+  return record.seat
 end
 
 -- Moves a waiting user to a guest seat and tells them, the host and the room (in that order:
 -- the user's socket learns it is seated before the room hears of it); the caller has checked
--- that a seat is free.
+-- that a seat is free. Returns the seat's number.
 local function admit_from_lobby(user, now)
   local details = decode_or_empty(redis.call('HGET', LOBBY_DETAILS, user))
   local name = details.display_name
@@ -129,7 +162,7 @@ local function admit_from_lobby(user, now)
   redis.call('HDEL', LOBBY_DETAILS, user)
   publish('s', user, {type = 'admitted'})
   publish('h', user, {type = 'lobby.left', user_id = user, reason = 'admitted'})
-  seat(user, name, 'guest', now, true)
+  return seat(user, name, 'guest', now, true)
 end
 
 -- The lobby oldest first (waiting_since is fixed-width RFC 3339, so text order is time
@@ -161,19 +194,20 @@ local function lobby_in_order()
   return members
 end
 
--- Admits the lobby in order while seats remain; returns the admitted and the still waiting.
+-- Admits the lobby in order while seats remain; returns the admitted, the still waiting, the
+-- count of seats taken, and the admitted users' seat numbers (in the order of `admitted`).
 local function admit_in_order(now)
-  local admitted, waiting = {}, {}
+  local admitted, waiting, seats = {}, {}, {}
   local count, max = redis.call('HLEN', PARTICIPANTS), max_participants()
   for _, user in ipairs(lobby_in_order()) do
     if count < max then
-      admit_from_lobby(user, now)
+      seats[#seats + 1] = admit_from_lobby(user, now)
       count = count + 1
       admitted[#admitted + 1] = user
     else
       waiting[#waiting + 1] = user
     end
   end
-  return admitted, waiting, count
+  return admitted, waiting, count, seats
 end
 

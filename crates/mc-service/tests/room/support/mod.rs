@@ -119,6 +119,7 @@ impl Harness {
 
     pub fn meta(max_participants: u32, settings: MeetingSettings) -> RoomMeta {
         RoomMeta {
+            settings_version: 0,
             meeting_id: "6d1f3a4e-0000-4000-8000-000000000001".into(),
             host_id: user(0),
             max_participants,
@@ -286,10 +287,10 @@ impl Room<'_> {
         let out = self
             .h
             .store
-            .update_settings(&self.owned, &settings(waiting_room_enabled), max, now())
+            .update_settings(&self.owned, &settings(waiting_room_enabled), max, 0, now())
             .await;
         self.check().await;
-        out
+        out.map(|out| out.moves)
     }
 
     pub async fn end(&self) -> Result<EndOutcome, RoomError> {
