@@ -61,12 +61,17 @@ begin
 
     -- Each meeting is active from its first seat, remembers the highest seat recorded, and
     -- stops its empty clock only for a seat above the one it was last seen empty at: an older
-    -- seat's admission recorded late must not restart a meeting its room left empty.
+    -- seat's admission recorded late must not restart a meeting its room left empty. Such a
+    -- late admission starts the clock instead when the room was seen empty before the meeting
+    -- was active (the leave was recorded first) and no later seat has been recorded since.
     update meetings m
     set status      = 'active',
         started_at  = coalesce(m.started_at, now()),
-        empty_since = case when s.seat > coalesce(m.empty_as_of_seat, 0) then null
-                           else m.empty_since end,
+        empty_since = case
+                          when s.seat > coalesce(m.empty_as_of_seat, 0) then null
+                          when coalesce(m.last_seat, 0) <= m.empty_as_of_seat
+                              then coalesce(m.empty_since, now())
+                          else m.empty_since end,
         last_seat   = greatest(coalesce(m.last_seat, 0), s.seat)
     from (select b.meeting_id, max(b.seat) as seat
           from unnest(p_meeting, p_seat) as b(meeting_id, seat)

@@ -109,6 +109,17 @@ pub struct LifecycleSettings {
     #[arg(long, env = "GC_HOUSEKEEPING_INTERVAL_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub housekeeping_interval_secs: u64,
+
+    /// Joins and leaves one user may make of one meeting at once, on one replica; beyond them
+    /// (and the refill below) a join or leave is answered 429 `RATE_LIMITED`.
+    #[arg(long, env = "GC_JOIN_LEAVE_BURST", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub join_leave_burst: u32,
+
+    /// Milliseconds after which one more join or leave of the same user and meeting is allowed.
+    #[arg(long, env = "GC_JOIN_LEAVE_INTERVAL_MS", default_value_t = 3000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub join_leave_interval_ms: u64,
 }
 
 impl Default for LifecycleSettings {
@@ -121,6 +132,8 @@ impl Default for LifecycleSettings {
             scheduled_meeting_ttl_secs: 86_400,
             meeting_retention_days: 90,
             housekeeping_interval_secs: 30,
+            join_leave_burst: 20,
+            join_leave_interval_ms: 3000,
         }
     }
 }

@@ -23,6 +23,7 @@ pub const MEETING_ASSIGNMENTS_TOTAL: &str = "gc_meeting_assignments_total";
 pub const MEETING_CREATION_DURATION_SECONDS: &str = "gc_meeting_creation_duration_seconds";
 pub const DB_BATCH_ITEMS: &str = "gc_db_batch_items";
 pub const MC_JOIN_BATCH_ITEMS: &str = "gc_mc_join_batch_items";
+pub const JOIN_LEAVE_LIMITED_TOTAL: &str = "gc_join_leave_limited_total";
 
 /// Buckets of `gc_db_batch_items`: powers of two up to the largest batch (256).
 pub const DB_BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
@@ -123,6 +124,16 @@ fn register() {
     for delivery in ["assigned", "redelivered"] {
         metrics::counter!(MEETING_ASSIGNMENTS_TOTAL, "delivery" => delivery).increment(0);
     }
+    metrics::describe_counter!(
+        JOIN_LEAVE_LIMITED_TOTAL,
+        "Joins and leaves refused (429) because one user spent their budget for one meeting"
+    );
+    metrics::counter!(JOIN_LEAVE_LIMITED_TOTAL).increment(0);
+}
+
+/// A join or leave refused: the user spent their budget for the meeting.
+pub fn join_leave_limited() {
+    metrics::counter!(JOIN_LEAVE_LIMITED_TOTAL).increment(1);
 }
 
 /// One statement of a queue that shares statements, holding `items` (creates, admissions or

@@ -99,6 +99,7 @@ impl Application {
             admissions: Admissions::new(batch_pool.clone()),
             lookups: Lookups::new(batch_pool.clone(), config.lifecycle.heartbeat_timeout_secs),
             detached: Default::default(),
+            comings_and_goings: crate::use_cases::room::join_leave_budget(&config.lifecycle),
         };
         let meeting_tokens =
             MeetingTokens::new(&config.ac_url, Arc::clone(&service_tokens), call_timeout)

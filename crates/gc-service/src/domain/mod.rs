@@ -2,6 +2,7 @@
 //! what makes two create requests "the same". Nothing here knows about HTTP or SQL, so every
 //! rule is unit-tested without a server or a database.
 
+pub mod budget;
 pub mod idempotency;
 pub mod meeting;
 pub mod secret;

@@ -191,6 +191,14 @@ pub(super) fn unavailable() -> serde_json::Value {
     common::openapi::example_body(&ApiError::unavailable())
 }
 
+/// An example value: a join or leave beyond the user's budget for the meeting.
+pub(super) fn rate_limited() -> serde_json::Value {
+    common::openapi::example_body(&ApiError::rate_limited(3))
+}
+
+/// What a 429 of a join or leave says.
+pub(super) const JOIN_LEAVE_LIMITED: &str = "The caller joined and left this meeting too often: 20 at once, then one every 3 s (`GC_JOIN_LEAVE_BURST`, `GC_JOIN_LEAVE_INTERVAL_MS`); `Retry-After` says when to try again";
+
 /// An example value: a meeting controller's refusal of a seat, as GC passes it on.
 pub(super) fn meeting_full() -> serde_json::Value {
     common::openapi::example_body(&ApiError::new(

@@ -133,6 +133,9 @@ fn admission_status() -> utoipa::openapi::schema::ObjectBuilder {
          example = json!(super::openapi::example(Error::MeetingNotFound))),
         (status = 409, description = "No free seat for a caller who would be seated; the caller is neither seated nor put in the lobby",
          body = ErrorEnvelope, example = json!(super::openapi::meeting_full())),
+        (status = 429, description = super::openapi::JOIN_LEAVE_LIMITED, body = ErrorEnvelope,
+         headers(("Retry-After" = u64, description = "Seconds until the next join or leave is allowed")),
+         example = json!(super::openapi::rate_limited())),
         (status = 503, description = CONTROLLER_UNAVAILABLE_JOIN, body = ErrorEnvelope,
          examples(
              ("no_controller" = (summary = "No registered meeting controller has a fresh heartbeat and spare capacity",
@@ -355,7 +358,9 @@ const LEFT: &str = "left";
 /// Leave a meeting.
 ///
 /// Removes the caller from their seat or from the lobby. Leaving twice, or leaving a meeting
-/// one never joined, changes nothing and is not an error. No body.
+/// one never joined, changes nothing and is not an error. A caller who came in while the
+/// meeting allowed external participants may still leave it after the host turned that off,
+/// while they hold a visit. No body.
 #[utoipa::path(
     post,
     path = "/api/v1/meetings/{code}/leave",
@@ -367,6 +372,9 @@ const LEFT: &str = "left";
          example = json!({"status": "left"})),
         (status = 404, description = NOT_FOUND_DESCRIPTION, body = ErrorEnvelope,
          example = json!(super::openapi::example(Error::MeetingNotFound))),
+        (status = 429, description = super::openapi::JOIN_LEAVE_LIMITED, body = ErrorEnvelope,
+         headers(("Retry-After" = u64, description = "Seconds until the next join or leave is allowed")),
+         example = json!(super::openapi::rate_limited())),
         (status = 503, description = "The controller failed; the caller may still be in the room: leave again", body = ErrorEnvelope,
          example = json!(super::openapi::unavailable())),
     ),

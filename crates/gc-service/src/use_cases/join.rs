@@ -61,6 +61,7 @@ pub async fn join_meeting(
     actor: Actor<'_>,
 ) -> Result<Joined, Error> {
     let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
+    rooms.come_or_go(caller.sub, meeting.id)?;
     let role = if meeting.host_id == caller.sub {
         MeetingRole::Host
     } else {

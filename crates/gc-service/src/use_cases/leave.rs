@@ -36,6 +36,7 @@ pub async fn leave(
     actor: Actor<'_>,
 ) -> Result<(), Error> {
     let meeting = meeting_to_leave(rooms, caller, code).await?;
+    rooms.come_or_go(caller.sub, meeting.id)?;
     let response = rooms
         .call_if_assigned(&meeting, |room| async move {
             room.client

@@ -142,7 +142,11 @@ async fn reports_close_visits_start_the_empty_clock_and_come_only_from_the_owner
         left_at: None,
         joined_at: None,
         role: ParticipantRole::Guest as i32,
-        seat: if user == host_id { host_seat } else { member_seat },
+        seat: if user == host_id {
+            host_seat
+        } else {
+            member_seat
+        },
         last_seat: member_seat,
     };
 

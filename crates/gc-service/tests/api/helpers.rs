@@ -85,6 +85,9 @@ pub fn test_lifecycle() -> LifecycleSettings {
     LifecycleSettings {
         heartbeat_interval_secs: 1,
         heartbeat_timeout_secs: 3,
+        // The tests race joins and leaves of the same user by the hundred; the budget that
+        // stops that in production is tested on its own (`races`).
+        join_leave_burst: 100_000,
         ..LifecycleSettings::default()
     }
 }

@@ -30,6 +30,7 @@ fn rooms(stack: &TestStack) -> Rooms {
         admissions: Admissions::new(stack.pool.clone()),
         lookups: Lookups::new(stack.pool.clone(), test_lifecycle().heartbeat_timeout_secs),
         detached: Default::default(),
+        comings_and_goings: gc_service::use_cases::room::join_leave_budget(&test_lifecycle()),
     }
 }
 

@@ -44,7 +44,7 @@ fn new_meeting(stack: &TestStack, host: Uuid, code: &str) -> NewMeeting {
 }
 
 /// Stores a meeting of the stack's org hosted by `host`; its id.
-async fn insert_meeting(stack: &TestStack, host: Uuid, code: &str) -> Uuid {
+pub async fn insert_meeting(stack: &TestStack, host: Uuid, code: &str) -> Uuid {
     let new = new_meeting(stack, host, code);
     let id = new.id;
     insert_with_fresh_codes(&creates(stack), new, &AuditContext::default(), || {
@@ -540,9 +540,15 @@ async fn a_seats_admission_and_its_leave_agree_in_either_order(pool: PgPool) {
         // while the other starts and waits for the row.
         let mut first = stack.pool.begin().await.unwrap();
         if admission_first {
-            participants::admit(&mut *first, meeting_id, stack.org_id, &[seat], Actor::System)
-                .await
-                .unwrap();
+            participants::admit(
+                &mut *first,
+                meeting_id,
+                stack.org_id,
+                &[seat],
+                Actor::System,
+            )
+            .await
+            .unwrap();
         } else {
             participants::record_leave_in(&mut first, &leave, Actor::System)
                 .await
@@ -565,7 +571,11 @@ async fn a_seats_admission_and_its_leave_agree_in_either_order(pool: PgPool) {
         let second = second.await.unwrap();
         assert!(second.is_ok(), "{second:?}");
 
-        let order = if admission_first { "admission first" } else { "leave first" };
+        let order = if admission_first {
+            "admission first"
+        } else {
+            "leave first"
+        };
         assert_eq!(open_visits(&stack.pool, meeting_id).await, 0, "{order}");
         assert!(empty_clock_runs(&stack.pool, meeting_id).await, "{order}");
         let rows: i64 = sqlx::query_scalar(
@@ -731,8 +741,14 @@ async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPoo
             let org_id = stack.org_id;
             tokio::spawn(async move {
                 barrier.wait().await;
-                participants::admit(&pool, meeting_id, org_id, &[seated(user, "guest")], Actor::System)
-                    .await
+                participants::admit(
+                    &pool,
+                    meeting_id,
+                    org_id,
+                    &[seated(user, "guest")],
+                    Actor::System,
+                )
+                .await
             })
         });
         for admission in futures::future::join_all(admissions).await {
@@ -928,7 +944,12 @@ async fn a_starved_pool_fails_queued_admissions_together(pool: PgPool) {
 
     let started = Instant::now();
     let results = futures::future::join_all(users[..5].iter().map(|&user| {
-        admissions.record(meeting, stack.org_id, vec![seated(user, "guest")], Actor::System)
+        admissions.record(
+            meeting,
+            stack.org_id,
+            vec![seated(user, "guest")],
+            Actor::System,
+        )
     }))
     .await;
     let took = started.elapsed();
