@@ -1,9 +1,17 @@
 //! The accept loop every listener runs, and the task of each connection it accepts: the
 //! connection bounds of [`ListenerLimits`] are enforced here.
+//!
+//! A connection is admitted when its address holds fewer than `max_connections_per_address`
+//! and the listener fewer than `max_connections`; otherwise it is refused at once. Once
+//! admitted it must complete a request head within `header_read_timeout` of being accepted, or
+//! it is dropped: hyper's own head timeout starts only with the first byte (the protocol
+//! detection of `auto::Builder` waits for bytes with no timeout of its own), and HTTP/2 has none,
+//! so without this a socket that sends nothing, part of a head, or only the HTTP/2 preface
+//! would hold its place until the idle timeout.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -19,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::per_address::ConnectionsPerAddress;
 use super::{ListenerLimits, PendingListener, Protocol};
 
 /// Refused connections answered at once at most; beyond this they are just closed.
@@ -57,10 +66,20 @@ impl AcceptLoop {
         } = listener;
         let builder = Arc::new(connection_builder(protocol, &limits));
         let permits = Arc::new(Semaphore::new(limits.max_connections));
+        let per_address = ConnectionsPerAddress::new(limits.max_connections_per_address);
         let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
         let open = metrics::gauge!(format!("{service}_connections_open"), "listener" => name);
-        let refused =
-            metrics::counter!(format!("{service}_connections_refused_total"), "listener" => name);
+        let refused = |reason: Refusal| {
+            metrics::counter!(
+                format!("{service}_connections_refused_total"),
+                "listener" => name,
+                "reason" => reason.label(),
+            )
+        };
+        let (refused_listener_full, refused_address_full) = (
+            refused(Refusal::ListenerFull),
+            refused(Refusal::AddressFull),
+        );
         loop {
             let accepted = tokio::select! {
                 () = stopping.cancelled() => break,
@@ -75,14 +94,15 @@ impl AcceptLoop {
                     continue;
                 }
             };
+            // The address first: when both are full, the address is the more useful reason.
+            let Some(address_permit) = per_address.try_acquire(peer.ip()) else {
+                refused_address_full.increment(1);
+                turn_away(stream, protocol, &refusals);
+                continue;
+            };
             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                refused.increment(1);
-                if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
-                    tokio::spawn(async move {
-                        refuse(stream, protocol).await;
-                        drop(refusal);
-                    });
-                }
+                refused_listener_full.increment(1);
+                turn_away(stream, protocol, &refusals);
                 continue;
             };
             let _ = stream.set_nodelay(true);
@@ -93,6 +113,8 @@ impl AcceptLoop {
                 builder: Arc::clone(&builder),
                 router: router.clone(),
                 peer,
+                accepted: Instant::now(),
+                first_request_timeout: limits.header_read_timeout,
                 idle_timeout: limits.idle_timeout,
                 stopping: stopping.clone(),
                 close_now: close_now.clone(),
@@ -102,10 +124,40 @@ impl AcceptLoop {
             connections.spawn(async move {
                 connection.serve(stream).await;
                 open.decrement(1.0);
-                drop(permit);
+                drop((permit, address_permit));
             });
         }
         tracing::debug!(service, listener = name, "listener closed");
+    }
+}
+
+/// Why a connection was refused: the `reason` of `{service}_connections_refused_total`.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    /// The listener holds `max_connections`.
+    ListenerFull,
+    /// The connection's address holds `max_connections_per_address`.
+    AddressFull,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::ListenerFull => "listener_full",
+            Refusal::AddressFull => "address_full",
+        }
+    }
+}
+
+/// Refuses a connection ([`refuse`]) on a task of its own, while fewer than
+/// [`MAX_REFUSALS_IN_FLIGHT`] refusals are being written; beyond that it is just closed, so a
+/// flood of connections that never read cannot make the refusals themselves pile up.
+fn turn_away(stream: TcpStream, protocol: Protocol, refusals: &Arc<Semaphore>) {
+    if let Ok(refusal) = Arc::clone(refusals).try_acquire_owned() {
+        tokio::spawn(async move {
+            refuse(stream, protocol).await;
+            drop(refusal);
+        });
     }
 }
 
@@ -159,25 +211,38 @@ async fn refuse(mut stream: TcpStream, protocol: Protocol) {
     }
 }
 
-/// When a connection last finished a request, and how many it has in flight.
+/// Whether a connection has sent a request yet, when it last finished one, and how many it has
+/// in flight.
 struct Activity {
+    /// When the connection was accepted.
     started: Instant,
+    /// Set when the first request head has arrived: the service runs only once hyper has
+    /// parsed one, whatever the protocol.
+    requested: AtomicBool,
     in_flight: AtomicUsize,
     last_done_ms: AtomicU64,
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(started: Instant) -> Self {
         Self {
-            started: Instant::now(),
+            started,
+            requested: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             last_done_ms: AtomicU64::new(0),
         }
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
+        self.requested.store(true, Ordering::Release);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(Arc::clone(self))
+    }
+
+    /// When the connection is dropped unless a request head arrives before; `None` once one
+    /// has.
+    fn first_request_deadline(&self, timeout: Duration) -> Option<Instant> {
+        (!self.requested.load(Ordering::Acquire)).then(|| self.started + timeout)
     }
 
     /// When the connection becomes idle for `timeout`, if nothing happens before.
@@ -204,6 +269,9 @@ struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
     router: Router,
     peer: SocketAddr,
+    accepted: Instant,
+    /// Time from the accept to the first complete request head.
+    first_request_timeout: Duration,
     idle_timeout: Duration,
     stopping: CancellationToken,
     close_now: CancellationToken,
@@ -215,11 +283,13 @@ impl Connection {
             builder,
             router,
             peer,
+            accepted,
+            first_request_timeout,
             idle_timeout,
             stopping,
             close_now,
         } = self;
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(accepted));
         let service = {
             let activity = Arc::clone(&activity);
             hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -238,6 +308,7 @@ impl Connection {
         let mut closing_since: Option<Instant> = None;
         loop {
             let idle_at = activity.idle_deadline(idle_timeout);
+            let first_request_by = activity.first_request_deadline(first_request_timeout);
             let give_up_at = closing_since.map(|since| since + CONNECTION_CLOSE_GRACE);
             tokio::select! {
                 result = connection.as_mut() => {
@@ -255,6 +326,15 @@ impl Connection {
                         tracing::debug!(%peer, "closing an idle connection");
                         connection.as_mut().graceful_shutdown();
                         closing_since = Some(Instant::now());
+                    }
+                }
+                // Dropped, not shut down gracefully: a client that has not sent a request in
+                // this long is not one to wait for, and HTTP/2's goodbye would only give it
+                // more time.
+                () = sleep_until_opt(first_request_by) => {
+                    if activity.first_request_deadline(first_request_timeout).is_some() {
+                        tracing::debug!(%peer, "dropping a connection that sent no request in time");
+                        break;
                     }
                 }
                 () = sleep_until_opt(give_up_at) => break,

@@ -15,13 +15,18 @@
 //!    [`ShutdownTimings::jobs_timeout`].
 //!
 //! Every listener bounds what a client can hold (see [`ListenerLimits`]): the number of open
-//! connections (beyond it a connection is answered at once and closed, before file
-//! descriptors run out), the time to send a request head, and the time a connection may sit
-//! idle with no request in flight. These are the defences against slowloris and idle-socket
-//! floods; they apply to HTTP/1, HTTP/2 and gRPC alike because every listener goes through the
-//! same accept loop.
+//! connections, in all and from one address (beyond either a connection is answered at once
+//! and closed, before file descriptors run out), the time from the accept to the first request
+//! head and to every later one, and the time a connection may sit idle with no request in
+//! flight. These are the defences against slowloris and idle-socket floods; they apply to
+//! HTTP/1, HTTP/2 and gRPC alike because every listener goes through the same accept loop.
+//!
+//! Each service also serves its health probes and metrics on a small listener of their own,
+//! the ops listener ([`Shell::listen_ops`]), so that a flood that fills the public listener
+//! cannot fail the liveness probe and get the pod restarted.
 
 mod accept;
+mod per_address;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -99,8 +104,15 @@ pub struct ListenerLimits {
     /// Open connections at most; the next one is refused at once (HTTP: a 503 envelope with
     /// `Connection: close`; gRPC: closed) until one closes.
     pub max_connections: usize,
-    /// HTTP/1: time to send a complete request head, counted from the connection's start and
-    /// again from the end of each response (so it also ends idle keep-alive connections).
+    /// Open connections one client address may hold at most (an IPv6 client counts by its /64
+    /// prefix); beyond it a connection from that address is refused like one over
+    /// `max_connections`. Behind a proxy that ends TCP (an ingress) every client shares the
+    /// proxy's address: raise it there, and bound each client on the proxy.
+    pub max_connections_per_address: usize,
+    /// Any protocol: time from the accept to a complete first request head; a connection that
+    /// has not sent one by then (nothing, part of a head, only the HTTP/2 preface) is dropped.
+    /// HTTP/1 also: time to send each later request head, counted from the end of the previous
+    /// response (so it also ends idle keep-alive connections).
     pub header_read_timeout: Duration,
     /// Any protocol: a connection with no request in flight for this long is closed
     /// gracefully (it also ends connections that never send a byte, and idle HTTP/2 ones).
@@ -122,6 +134,7 @@ impl ListenerLimits {
     pub fn http() -> Self {
         Self {
             max_connections: 4096,
+            max_connections_per_address: 512,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_head_bytes: 64 * 1024,
@@ -134,10 +147,25 @@ impl ListenerLimits {
     pub fn grpc() -> Self {
         Self {
             max_connections: 512,
+            max_connections_per_address: 128,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             max_head_bytes: 64 * 1024,
             max_concurrent_streams: 256,
+            send_buffer_bytes: None,
+        }
+    }
+
+    /// Defaults for the ops listener ([`Shell::listen_ops`]): health probes and metrics scrapes
+    /// from a handful of clients (the kubelet, Prometheus), each a short request.
+    pub fn ops() -> Self {
+        Self {
+            max_connections: 64,
+            max_connections_per_address: 16,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_head_bytes: 64 * 1024,
+            max_concurrent_streams: 16,
             send_buffer_bytes: None,
         }
     }
@@ -174,12 +202,26 @@ pub struct ShellSettings {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub http_max_connections: u32,
 
+    /// Open connections one client address (an IPv4 address, an IPv6 /64) may hold on the HTTP
+    /// listener; more from it are answered 503 and closed. Behind a proxy that ends TCP every
+    /// client has the proxy's address: raise it there and bound each client on the proxy.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub http_max_connections_per_address: u32,
+
     /// Open connections the gRPC listener accepts; more are closed.
     #[arg(long, env = "GRPC_MAX_CONNECTIONS", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub grpc_max_connections: u32,
 
-    /// Seconds an HTTP/1 client has to send a request head (also the keep-alive idle time).
+    /// Open connections one client address may hold on the gRPC listener; more are closed.
+    #[arg(long, env = "GRPC_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub grpc_max_connections_per_address: u32,
+
+    /// Seconds a client has from connecting to its first complete request head (any
+    /// protocol; then the connection is dropped), and an HTTP/1 client to send each later one
+    /// (also the keep-alive idle time).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub header_read_timeout_secs: u64,
@@ -215,7 +257,9 @@ impl Default for ShellSettings {
     fn default() -> Self {
         Self {
             http_max_connections: 4096,
+            http_max_connections_per_address: 512,
             grpc_max_connections: 512,
+            grpc_max_connections_per_address: 128,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             grpc_idle_timeout_secs: 300,
@@ -230,6 +274,7 @@ impl ShellSettings {
     pub fn http_limits(&self) -> ListenerLimits {
         ListenerLimits {
             max_connections: self.http_max_connections as usize,
+            max_connections_per_address: self.http_max_connections_per_address as usize,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             ..ListenerLimits::http()
@@ -239,9 +284,20 @@ impl ShellSettings {
     pub fn grpc_limits(&self) -> ListenerLimits {
         ListenerLimits {
             max_connections: self.grpc_max_connections as usize,
+            max_connections_per_address: self.grpc_max_connections_per_address as usize,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.grpc_idle_timeout_secs),
             ..ListenerLimits::grpc()
+        }
+    }
+
+    /// The ops listener's own small bounds ([`ListenerLimits::ops`]) with the HTTP listener's
+    /// head and idle timeouts.
+    pub fn ops_limits(&self) -> ListenerLimits {
+        ListenerLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            ..ListenerLimits::ops()
         }
     }
 
@@ -336,6 +392,22 @@ impl Shell {
     ) -> std::io::Result<SocketAddr> {
         let limits = settings.http_limits();
         self.listen("http", addr, router, Protocol::Http, limits)
+            .await
+    }
+
+    /// Binds the service's ops listener on `addr` and serves `router` on it once [`Shell::run`]
+    /// starts; returns the address bound. `router` holds only the health probes and
+    /// `/metrics` (the same handlers the HTTP listener serves), with the small bounds of
+    /// [`ShellSettings::ops_limits`]: the kubelet and Prometheus reach them here whatever
+    /// fills the public listener.
+    pub async fn listen_ops(
+        &mut self,
+        addr: SocketAddr,
+        router: Router,
+        settings: &ShellSettings,
+    ) -> std::io::Result<SocketAddr> {
+        let limits = settings.ops_limits();
+        self.listen("ops", addr, router, Protocol::Http, limits)
             .await
     }
 
