@@ -1,4 +1,4 @@
-//! Building and running GC: its state, its HTTP listener and its background jobs, inside the
+//! Building and running GC: its state, its listeners (HTTP, gRPC, ops) and its background jobs, inside the
 //! common service shell (`common::shell`). Migrations are the caller's job (`main` runs them;
 //! tests get a migrated database from `#[sqlx::test]`), so building never changes the schema.
 //!
@@ -61,6 +61,7 @@ pub struct Application {
     shell: Shell,
     http_addr: SocketAddr,
     grpc_addr: SocketAddr,
+    ops_addr: SocketAddr,
 }
 
 impl Application {
@@ -69,7 +70,8 @@ impl Application {
         Application::build_with(config, pool, Router::new()).await
     }
 
-    /// Binds `config.http_addr` (port 0 picks a free port) and assembles the routes plus
+    /// Binds `config.http_addr`, `config.grpc_addr` and `config.ops_addr` (port 0 picks a free
+    /// port) and assembles the routes plus
     /// `extra_routes` (tests add some). AC is not contacted here: keys are fetched on first use
     /// and by the readiness probe, so GC starts even while AC is still starting.
     pub async fn build_with(
@@ -127,9 +129,14 @@ impl Application {
             state.verifier.clone(),
             config.lifecycle.heartbeat_interval_secs,
         );
-        let router = crate::routes::router_with(state, config.shell.layers("gc"), extra_routes);
+        let layers = config.shell.layers("gc");
+        let ops_router = crate::routes::ops_router(state.clone(), layers);
+        let router = crate::routes::router_with(state, layers, extra_routes);
         let http_addr = shell
             .listen_http(config.http_addr, router, &config.shell)
+            .await?;
+        let ops_addr = shell
+            .listen_ops(config.ops_addr, ops_router, &config.shell)
             .await?;
         let grpc_addr = shell
             .listen(
@@ -156,6 +163,7 @@ impl Application {
             shell,
             http_addr,
             grpc_addr,
+            ops_addr,
         })
     }
 
@@ -167,6 +175,11 @@ impl Application {
     /// The gRPC listener's address actually bound.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// The ops listener's address actually bound (health probes and metrics).
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
     }
 
     /// Serves until `shutdown` resolves, then stops in the shell's order: readiness off,
