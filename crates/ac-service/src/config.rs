@@ -132,7 +132,8 @@ fn parse_origin(value: &str) -> Result<String, String> {
 
 impl Config {
     /// The documented defaults, for tests and tools that embed AC (e.g. GC's integration tests,
-    /// which set `http_addr` and `ops_addr` to `127.0.0.1:0`). Production reads the environment instead.
+    /// which set `http_addr` and `ops_addr` to `127.0.0.1:0`). Production reads the environment
+    /// instead.
     pub fn new(database_url: SecretString, master_key: MasterKey) -> Config {
         Config {
             database_url,

@@ -1,6 +1,7 @@
-//! Building and running AC: state, router, listeners (HTTP, ops) and background maintenance, inside the
-//! common service shell (`common::shell`). Migrations are the caller's job (`main` runs them;
-//! tests get a migrated database from `#[sqlx::test]`), so building never changes the schema.
+//! Building and running AC: state, routers, listeners (HTTP and ops) and background
+//! maintenance, inside the common service shell (`common::shell`). Migrations are the caller's
+//! job (`main` runs them; tests get a migrated database from `#[sqlx::test]`), so building
+//! never changes the schema.
 //!
 //! A new background job: a function taking the shell's cancellation token, registered with
 //! `shell.spawn_job` in [`Application::build_with_routes`].
@@ -75,8 +76,9 @@ impl Application {
     }
 
     /// Checks the configuration, loads (or creates) the signing key, binds `config.http_addr`
-    /// and `config.ops_addr` and assembles the routes plus `extra_routes` (tests add some). Fails if a setting is out
-    /// of bounds or the signing key cannot be decrypted with `config.master_key`.
+    /// and `config.ops_addr` and assembles the routes plus `extra_routes` (tests add some).
+    /// Fails if a setting is out of bounds or the signing key cannot be decrypted with
+    /// `config.master_key`.
     pub async fn build_with_routes(
         config: Config,
         safeguards: Safeguards,

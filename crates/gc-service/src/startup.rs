@@ -1,6 +1,7 @@
-//! Building and running GC: its state, its listeners (HTTP, gRPC, ops) and its background jobs, inside the
-//! common service shell (`common::shell`). Migrations are the caller's job (`main` runs them;
-//! tests get a migrated database from `#[sqlx::test]`), so building never changes the schema.
+//! Building and running GC: its state, its listeners (HTTP, gRPC and ops) and its background
+//! jobs, inside the common service shell (`common::shell`). Migrations are the caller's job
+//! (`main` runs them; tests get a migrated database from `#[sqlx::test]`), so building never
+//! changes the schema.
 //!
 //! A new background job: a function taking the shell's cancellation token, registered with
 //! `shell.spawn_job` in [`Application::build`].
@@ -71,9 +72,9 @@ impl Application {
     }
 
     /// Binds `config.http_addr`, `config.grpc_addr` and `config.ops_addr` (port 0 picks a free
-    /// port) and assembles the routes plus
-    /// `extra_routes` (tests add some). AC is not contacted here: keys are fetched on first use
-    /// and by the readiness probe, so GC starts even while AC is still starting.
+    /// port) and assembles the routes plus `extra_routes` (tests add some). AC is not contacted
+    /// here: keys are fetched on first use and by the readiness probe, so GC starts even while
+    /// AC is still starting.
     pub async fn build_with(
         config: Config,
         pool: PgPool,
