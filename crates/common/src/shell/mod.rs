@@ -115,7 +115,7 @@ pub struct ListenerLimits {
     /// response (so it also ends idle keep-alive connections).
     pub header_read_timeout: Duration,
     /// Any protocol: a connection with no request in flight for this long is closed
-    /// gracefully (it also ends connections that never send a byte, and idle HTTP/2 ones).
+    /// gracefully (it also ends idle HTTP/2 connections, which have no head timeout).
     pub idle_timeout: Duration,
     /// Largest request head hyper buffers (HTTP/1). Heads above the service's own, smaller
     /// limits get an envelope from `common::http`; above this one hyper answers 431 itself.
