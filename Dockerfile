@@ -53,36 +53,39 @@ LABEL org.opencontainers.image.vendor="Convene" \
 USER 65532:65532
 WORKDIR /
 
-# Auth controller: HTTP 8082. Also `ac-service migrate` and `ac-service seed --file PATH`.
+# Auth controller: HTTP 8082, ops 9082 (health and metrics; what HEALTHCHECK probes). Also
+# `ac-service migrate` and `ac-service seed --file PATH`.
 FROM runtime AS ac-service
 LABEL org.opencontainers.image.title="ac-service" \
       org.opencontainers.image.description="Convene auth controller"
 COPY --from=builder /out/ac-service /usr/local/bin/ac-service
-EXPOSE 8082
+EXPOSE 8082 9082
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/ac-service", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/ac-service"]
 CMD ["serve"]
 
-# Global controller: HTTP 8080, gRPC 50051. Also `gc-service migrate`.
+# Global controller: HTTP 8080, gRPC 50051, ops 9080 (health and metrics; what HEALTHCHECK
+# probes). Also `gc-service migrate`.
 FROM runtime AS gc-service
 LABEL org.opencontainers.image.title="gc-service" \
       org.opencontainers.image.description="Convene global controller"
 COPY --from=builder /out/gc-service /usr/local/bin/gc-service
 COPY --from=web /web/dist /usr/share/convene/web
 ENV GC_WEB_DIR=/usr/share/convene/web
-EXPOSE 8080 50051
+EXPOSE 8080 50051 9080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/gc-service", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/gc-service"]
 CMD ["serve"]
 
-# Meeting controller: HTTP 8081 (signaling WebSocket, health, metrics), gRPC 50052.
+# Meeting controller: HTTP 8081 (signaling WebSocket, health, metrics), gRPC 50052, ops 9081
+# (health and metrics; what HEALTHCHECK probes).
 FROM runtime AS mc-service
 LABEL org.opencontainers.image.title="mc-service" \
       org.opencontainers.image.description="Convene meeting controller"
 COPY --from=builder /out/mc-service /usr/local/bin/mc-service
-EXPOSE 8081 50052
+EXPOSE 8081 50052 9081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/mc-service", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/mc-service"]

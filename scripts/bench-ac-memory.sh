@@ -68,7 +68,7 @@ cleanup() {
 trap cleanup EXIT
 
 export DATABASE_URL="$DB_URL"
-export AC_HTTP_ADDR="127.0.0.1:$PORT"
+export AC_HTTP_ADDR="127.0.0.1:$PORT" AC_OPS_ADDR=127.0.0.1:0
 AC_MASTER_KEY="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 export AC_MASTER_KEY
 export JWT_ISSUER="convene-ac"

@@ -137,11 +137,11 @@ wait_ready() {
 start_services() { # db
   local url
   url="$(db_url "$1")"
-  DATABASE_URL="$url" AC_HTTP_ADDR="127.0.0.1:$AC_PORT" "$BIN/ac-service" serve \
+  DATABASE_URL="$url" AC_HTTP_ADDR="127.0.0.1:$AC_PORT" AC_OPS_ADDR=127.0.0.1:0 "$BIN/ac-service" serve \
     >>"$WORK/ac.log" 2>&1 &
   PIDS+=($!)
   wait_ready "$AC_PORT"
-  DATABASE_URL="$url" GC_HTTP_ADDR="127.0.0.1:$GC_PORT" AC_URL="http://127.0.0.1:$AC_PORT" \
+  DATABASE_URL="$url" GC_HTTP_ADDR="127.0.0.1:$GC_PORT" GC_OPS_ADDR=127.0.0.1:0 AC_URL="http://127.0.0.1:$AC_PORT" \
     GC_PUBLIC_BASE_URL="http://127.0.0.1:$GC_PORT" GC_GRPC_ADDR="127.0.0.1:$GC_GRPC_PORT" \
     GC_CLIENT_ID=bench-gc GC_CLIENT_SECRET=bench-gc-secret-0001 "$BIN/gc-service" serve \
     >>"$WORK/gc.log" 2>&1 &

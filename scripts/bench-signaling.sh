@@ -164,17 +164,17 @@ start_services() {
   for svc in "$@"; do
     case "$svc" in
       ac)
-        DATABASE_URL="$DB_URL" AC_HTTP_ADDR="127.0.0.1:$AC_PORT" "$BIN/ac-service" serve \
+        DATABASE_URL="$DB_URL" AC_HTTP_ADDR="127.0.0.1:$AC_PORT" AC_OPS_ADDR=127.0.0.1:0 "$BIN/ac-service" serve \
           >>"$WORK/ac.log" 2>&1 &
         ;;
       gc)
-        DATABASE_URL="$DB_URL" GC_HTTP_ADDR="127.0.0.1:$GC_PORT" \
+        DATABASE_URL="$DB_URL" GC_HTTP_ADDR="127.0.0.1:$GC_PORT" GC_OPS_ADDR=127.0.0.1:0 \
           AC_URL="http://127.0.0.1:$AC_PORT" GC_PUBLIC_BASE_URL="$GC_URL" \
           GC_GRPC_ADDR="127.0.0.1:$GC_GRPC_PORT" GC_CLIENT_ID=bench-gc \
           GC_CLIENT_SECRET=bench-gc-secret-0001 "$BIN/gc-service" serve >>"$WORK/gc.log" 2>&1 &
         ;;
       mc)
-        REDIS_URL="$REDIS_BASE/$REDIS_DB" MC_HTTP_ADDR="127.0.0.1:$MC_PORT" \
+        REDIS_URL="$REDIS_BASE/$REDIS_DB" MC_HTTP_ADDR="127.0.0.1:$MC_PORT" MC_OPS_ADDR=127.0.0.1:0 \
           MC_GRPC_ADDR="127.0.0.1:$MC_GRPC_PORT" GC_GRPC_URL="http://127.0.0.1:$GC_GRPC_PORT" \
           AC_URL="http://127.0.0.1:$AC_PORT" MC_CLIENT_ID=bench-mc \
           MC_CLIENT_SECRET=bench-mc-secret-0001 MC_CAPACITY=1000000 "$BIN/mc-service" \

@@ -139,8 +139,8 @@ def check_service_monitor_shape(report, overlay, sm):
     for ep in endpoints:
         for key in sorted(set(ep) - SM_ENDPOINT_KEYS):
             report.fail(where, f"unknown field endpoints[].{key}")
-        if ep.get("port") != "http" or ep.get("path") != "/metrics":
-            report.fail(where, "an endpoint does not scrape port `http` path /metrics")
+        if ep.get("port") != "ops" or ep.get("path") != "/metrics":
+            report.fail(where, "an endpoint does not scrape port `ops` path /metrics")
         for key in ("interval", "scrapeTimeout"):
             if not DURATION.match(str(ep.get(key, ""))):
                 report.fail(where, f"endpoints[].{key} {ep.get(key)!r} is not a duration")
@@ -175,9 +175,9 @@ def check_inventory(report, overlay, objects):
         report.fail(overlay, "the seed Job (development credentials) must not be here")
 
     ports = {
-        "ac-service": {"http": 8082},
-        "gc-service": {"http": 8080, "grpc": 50051},
-        "mc-service-headless": {"http": 8081, "grpc": 50052},
+        "ac-service": {"http": 8082, "ops": 9082},
+        "gc-service": {"http": 8080, "grpc": 50051, "ops": 9080},
+        "mc-service-headless": {"http": 8081, "grpc": 50052, "ops": 9081},
     }
     for name, wanted in ports.items():
         svc = find(objects, "Service", name)
@@ -301,13 +301,15 @@ def check_container(report, where, pod_sc, c, workload, long_running):
             if probe not in c:
                 report.fail(where, f"no {probe}")
     if workload in SERVICES:
+        # The probes go to the ops listener: a flood that fills `http` must not fail them.
         wanted = {"startupProbe": "/health/live", "livenessProbe": "/health/live", "readinessProbe": "/health/ready"}
         for probe, path in wanted.items():
             get = (c.get(probe) or {}).get("httpGet") or {}
-            if get.get("path") != path or get.get("port") != "http":
-                report.fail(where, f"{probe} is not GET {path} on port http")
-        if "http" not in {p.get("name") for p in c.get("ports") or []}:
-            report.fail(where, "no container port named http")
+            if get.get("path") != path or get.get("port") != "ops":
+                report.fail(where, f"{probe} is not GET {path} on port ops")
+        for port in ("http", "ops"):
+            if port not in {p.get("name") for p in c.get("ports") or []}:
+                report.fail(where, f"no container port named {port}")
 
 
 def check_env(report, where, objects, pod):
@@ -421,8 +423,8 @@ def check_scraping(report, overlay, objects, jobs):
         if job != sm["metadata"]["name"]:
             report.fail(where, f"gives job={job!r}, expected {sm['metadata']['name']!r}")
         produced.add(job)
-        if "http" not in {p.get("name") for p in svc["spec"]["ports"]}:
-            report.fail(where, f"Service {svc['metadata']['name']} has no port named http")
+        if "ops" not in {p.get("name") for p in svc["spec"]["ports"]}:
+            report.fail(where, f"Service {svc['metadata']['name']} has no port named ops")
         pods = [w for w in workloads(objects) if w["metadata"]["name"] == sm["metadata"]["name"]]
         if not pods or not selector_matches({"matchLabels": svc["spec"]["selector"]}, pods[0]["spec"]["template"]["metadata"]["labels"]):
             report.fail(where, f"Service {svc['metadata']['name']} does not select the {sm['metadata']['name']} pods")

@@ -156,6 +156,11 @@ class Policies:
 ONLY_FROM = {
     ("mc-service", 50052): {"gc-service"},
     ("gc-service", 50051): {"mc-service"},
+    # The ops listeners (probes and /metrics); the kubelet's probes come from the pod's own node,
+    # which every policy admits.
+    ("ac-service", 9082): {"prometheus"},
+    ("gc-service", 9080): {"prometheus"},
+    ("mc-service", 9081): {"prometheus"},
     ("postgres", 5432): {"ac-service", "gc-service", "convene-migrate", "convene-seed"},
     ("redis", 6379): {"mc-service"},
 }
@@ -169,9 +174,9 @@ MUST_ALLOW = [
     ("client", "gc-service", 8080, "clients use GC's public API"),
     ("client", "ac-service", 8082, "clients sign in at AC"),
     ("client", "mc-service", 8081, "clients open the signaling WebSocket"),
-    ("prometheus", "ac-service", 8082, "Prometheus scrapes AC"),
-    ("prometheus", "gc-service", 8080, "Prometheus scrapes GC"),
-    ("prometheus", "mc-service", 8081, "Prometheus scrapes MC"),
+    ("prometheus", "ac-service", 9082, "Prometheus scrapes AC's ops port"),
+    ("prometheus", "gc-service", 9080, "Prometheus scrapes GC's ops port"),
+    ("prometheus", "mc-service", 9081, "Prometheus scrapes MC's ops port"),
 ]
 MUST_ALLOW_IN_CLUSTER_STORES = [
     (client, "postgres", 5432, f"{client} uses PostgreSQL")

@@ -14,8 +14,10 @@
 #
 # Environment: see scripts/lib.sh for PostgreSQL/Redis settings; service ports can be moved
 # with CONVENE_AC_PORT (8082), CONVENE_GC_PORT (8080), CONVENE_MC_PORT (8081),
-# CONVENE_GC_GRPC_PORT (50051), CONVENE_MC_GRPC_PORT (50052), and for the second MC
-# CONVENE_MC2_PORT (8083) and CONVENE_MC2_GRPC_PORT (50053);
+# CONVENE_GC_GRPC_PORT (50051), CONVENE_MC_GRPC_PORT (50052), the ops ports (health probes and
+# /metrics alone) CONVENE_GC_OPS_PORT (9080), CONVENE_MC_OPS_PORT (9081), CONVENE_AC_OPS_PORT
+# (9082), and for the second MC CONVENE_MC2_PORT (8083), CONVENE_MC2_GRPC_PORT (50053) and
+# CONVENE_MC2_OPS_PORT (9083);
 # CONVENE_READY_TIMEOUT (60 s);
 # RUST_LOG (info). The services inherit the rest of the environment, so their own settings
 # (AC_KEY_ACTIVATION_DELAY_SECS, say) can be given too. State, logs and pids live in .dev/
@@ -35,6 +37,10 @@ MC2_PORT="${CONVENE_MC2_PORT:-8083}"
 GC_GRPC_PORT="${CONVENE_GC_GRPC_PORT:-50051}"
 MC_GRPC_PORT="${CONVENE_MC_GRPC_PORT:-50052}"
 MC2_GRPC_PORT="${CONVENE_MC2_GRPC_PORT:-50053}"
+GC_OPS_PORT="${CONVENE_GC_OPS_PORT:-9080}"
+MC_OPS_PORT="${CONVENE_MC_OPS_PORT:-9081}"
+AC_OPS_PORT="${CONVENE_AC_OPS_PORT:-9082}"
+MC2_OPS_PORT="${CONVENE_MC2_OPS_PORT:-9083}"
 AC_URL="http://$BIND:$AC_PORT"
 GC_URL="http://$BIND:$GC_PORT"
 MC_URL="http://$BIND:$MC_PORT"
@@ -100,22 +106,22 @@ service_env() {
   SVC_ENV=("RUST_LOG=${RUST_LOG:-info}" "JWT_ISSUER=convene-ac" "AC_URL=$AC_URL")
   case "$1" in
     ac-service)
-      SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "AC_HTTP_ADDR=$BIND:$AC_PORT"
+      SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "AC_HTTP_ADDR=$BIND:$AC_PORT" "AC_OPS_ADDR=$BIND:$AC_OPS_PORT"
         "AC_MASTER_KEY=$AC_MASTER_KEY" "AC_CORS_ALLOWED_ORIGINS=$GC_URL")
       ;;
     gc-service)
-      SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "GC_HTTP_ADDR=$BIND:$GC_PORT"
+      SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "GC_HTTP_ADDR=$BIND:$GC_PORT" "GC_OPS_ADDR=$BIND:$GC_OPS_PORT"
         "GC_GRPC_ADDR=$BIND:$GC_GRPC_PORT" "GC_PUBLIC_BASE_URL=$GC_URL"
         "GC_CLIENT_ID=convene-gc" "GC_CLIENT_SECRET=$(seed_secret convene-gc)")
       web_env
       ;;
     mc-service)
-      SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC_PORT"
+      SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC_PORT" "MC_OPS_ADDR=$BIND:$MC_OPS_PORT"
         "MC_GRPC_ADDR=$BIND:$MC_GRPC_PORT" "GC_GRPC_URL=http://$BIND:$GC_GRPC_PORT"
         "MC_CLIENT_ID=convene-mc" "MC_CLIENT_SECRET=$(seed_secret convene-mc)")
       ;;
     mc-service-2)
-      SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC2_PORT"
+      SVC_ENV+=("REDIS_URL=$REDIS_URL" "MC_HTTP_ADDR=$BIND:$MC2_PORT" "MC_OPS_ADDR=$BIND:$MC2_OPS_PORT"
         "MC_GRPC_ADDR=$BIND:$MC2_GRPC_PORT" "GC_GRPC_URL=http://$BIND:$GC_GRPC_PORT"
         "MC_CLIENT_ID=convene-mc-2" "MC_CLIENT_SECRET=$(seed_secret convene-mc-2)")
       ;;
@@ -143,9 +149,12 @@ stop_services() {
 # Ports must be free once our own services are stopped; anything still there is not ours.
 check_ports_free() {
   local spec name port busy=0
-  local specs=("ac-service:$AC_PORT" "gc-service:$GC_PORT" "gc-service:$GC_GRPC_PORT"
-    "mc-service:$MC_PORT" "mc-service:$MC_GRPC_PORT")
-  if [ "${#SERVICES[@]}" -gt 3 ]; then specs+=("mc-service-2:$MC2_PORT" "mc-service-2:$MC2_GRPC_PORT"); fi
+  local specs=("ac-service:$AC_PORT" "ac-service:$AC_OPS_PORT" "gc-service:$GC_PORT"
+    "gc-service:$GC_GRPC_PORT" "gc-service:$GC_OPS_PORT" "mc-service:$MC_PORT"
+    "mc-service:$MC_GRPC_PORT" "mc-service:$MC_OPS_PORT")
+  if [ "${#SERVICES[@]}" -gt 3 ]; then
+    specs+=("mc-service-2:$MC2_PORT" "mc-service-2:$MC2_GRPC_PORT" "mc-service-2:$MC2_OPS_PORT")
+  fi
   for spec in "${specs[@]}"; do
     name="${spec%:*}"
     port="${spec##*:}"
@@ -338,10 +347,11 @@ cmd_up() {
   cat <<EOF
 
 Convene dev stack is up.
-  AC          $AC_URL
-  GC          $GC_URL
-  MC          $MC_URL (gRPC 127.0.0.1:$MC_GRPC_PORT)$(if [ "${#SERVICES[@]}" -gt 3 ]; then printf '\n  MC 2        http://%s:%s (gRPC %s:%s)' "$BIND" "$MC2_PORT" "$BIND" "$MC2_GRPC_PORT"; fi)
+  AC          $AC_URL (ops http://$BIND:$AC_OPS_PORT)
+  GC          $GC_URL (ops http://$BIND:$GC_OPS_PORT)
+  MC          $MC_URL (gRPC 127.0.0.1:$MC_GRPC_PORT, ops http://$BIND:$MC_OPS_PORT)$(if [ "${#SERVICES[@]}" -gt 3 ]; then printf '\n  MC 2        http://%s:%s (gRPC %s:%s, ops http://%s:%s)' "$BIND" "$MC2_PORT" "$BIND" "$MC2_GRPC_PORT" "$BIND" "$MC2_OPS_PORT"; fi)
   GC gRPC     127.0.0.1:$GC_GRPC_PORT
+  Ops ports   /health/live, /health/ready and /metrics only (what Kubernetes probes and scrapes)
   Web page    $(if [ -f "$WEB_DIR/index.html" ]; then printf '%s/ (sign in as host@demo.test, password %s)' "$GC_URL" "$DEMO_PASSWORD"; else printf 'not built (needs npm)'; fi)
   PostgreSQL  $DATABASE_URL
   Redis       $REDIS_URL

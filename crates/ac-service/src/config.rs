@@ -36,6 +36,12 @@ pub struct Config {
     #[arg(long, env = "AC_HTTP_ADDR", default_value = "0.0.0.0:8082")]
     pub http_addr: SocketAddr,
 
+    /// Address of the ops listener: `/health/live`, `/health/ready` and `/metrics` only, with
+    /// small bounds of its own, for the kubelet's probes and Prometheus. A flood that fills the
+    /// API's listener cannot reach them here.
+    #[arg(long, env = "AC_OPS_ADDR", default_value = "0.0.0.0:9082")]
+    pub ops_addr: SocketAddr,
+
     /// The `iss` claim of every token, which every verifier checks.
     #[arg(long, env = "JWT_ISSUER", default_value = "convene-ac")]
     pub jwt_issuer: String,
@@ -126,12 +132,14 @@ fn parse_origin(value: &str) -> Result<String, String> {
 
 impl Config {
     /// The documented defaults, for tests and tools that embed AC (e.g. GC's integration tests,
-    /// which set `http_addr` to `127.0.0.1:0`). Production reads the environment instead.
+    /// which set `http_addr` and `ops_addr` to `127.0.0.1:0`). Production reads the environment
+    /// instead.
     pub fn new(database_url: SecretString, master_key: MasterKey) -> Config {
         Config {
             database_url,
             db_max_connections: 10,
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8082)),
+            ops_addr: SocketAddr::from(([0, 0, 0, 0], 9082)),
             jwt_issuer: "convene-ac".to_owned(),
             master_key,
             user_token_ttl_secs: 3600,

@@ -33,7 +33,7 @@ enum Command {
         #[arg(long)]
         file: PathBuf,
     },
-    /// Exit 0 if the running service answers `GET /health/live` on its port (AC_HTTP_ADDR):
+    /// Exit 0 if the running service answers `GET /health/live` on its ops port (AC_OPS_ADDR):
     /// the container health check, with no shell needed.
     Healthcheck,
     /// Print the OpenAPI document of the HTTP API (what `GET /api/v1/openapi.json` serves) and
@@ -61,7 +61,7 @@ struct Database {
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let command = match Cli::parse().command {
-        Some(Command::Healthcheck) => return Ok(common::healthcheck::run("AC_HTTP_ADDR", 8082)),
+        Some(Command::Healthcheck) => return Ok(common::healthcheck::run("AC_OPS_ADDR", 9082)),
         Some(Command::Openapi) => {
             print!("{}", ac_service::routes::openapi::rendered()?);
             return Ok(std::process::ExitCode::SUCCESS);

@@ -1,6 +1,7 @@
-//! Building and running AC: state, router, listener and background maintenance, inside the
-//! common service shell (`common::shell`). Migrations are the caller's job (`main` runs them;
-//! tests get a migrated database from `#[sqlx::test]`), so building never changes the schema.
+//! Building and running AC: state, routers, listeners (HTTP and ops) and background
+//! maintenance, inside the common service shell (`common::shell`). Migrations are the caller's
+//! job (`main` runs them; tests get a migrated database from `#[sqlx::test]`), so building
+//! never changes the schema.
 //!
 //! A new background job: a function taking the shell's cancellation token, registered with
 //! `shell.spawn_job` in [`Application::build_with_routes`].
@@ -51,10 +52,11 @@ pub struct AppState {
     pub openapi_document: axum::body::Bytes,
 }
 
-/// A built AC, bound to its port but not yet serving.
+/// A built AC, bound to its ports but not yet serving.
 pub struct Application {
     shell: Shell,
     http_addr: SocketAddr,
+    ops_addr: SocketAddr,
     hasher: Hasher,
 }
 
@@ -74,8 +76,9 @@ impl Application {
     }
 
     /// Checks the configuration, loads (or creates) the signing key, binds `config.http_addr`
-    /// and assembles the routes plus `extra_routes` (tests add some). Fails if a setting is out
-    /// of bounds or the signing key cannot be decrypted with `config.master_key`.
+    /// and `config.ops_addr` and assembles the routes plus `extra_routes` (tests add some).
+    /// Fails if a setting is out of bounds or the signing key cannot be decrypted with
+    /// `config.master_key`.
     pub async fn build_with_routes(
         config: Config,
         safeguards: Safeguards,
@@ -129,9 +132,14 @@ impl Application {
             config.key_refresh_interval(),
             state.credential_limits.window,
         );
-        let router = crate::routes::router_with(state, safeguards.shell.layers("ac"), extra_routes);
+        let layers = safeguards.shell.layers("ac");
+        let ops_router = crate::routes::ops_router(state.clone(), layers);
+        let router = crate::routes::router_with(state, layers, extra_routes);
         let http_addr = shell
             .listen_http(config.http_addr, router, &safeguards.shell)
+            .await?;
+        let ops_addr = shell
+            .listen_ops(config.ops_addr, ops_router, &safeguards.shell)
             .await?;
         shell.spawn_job("key maintenance", move |stop| {
             crate::maintenance::run(keys, pool, every, window, stop)
@@ -139,6 +147,7 @@ impl Application {
         Ok(Application {
             shell,
             http_addr,
+            ops_addr,
             hasher,
         })
     }
@@ -146,6 +155,11 @@ impl Application {
     /// The address actually bound (useful when the config asked for port 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The ops listener's address actually bound (health probes and metrics).
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
     }
 
     /// The hashing capacity the requests share (tests reserve it to see AC turn callers away).

@@ -2,9 +2,10 @@
 //!
 //! Container images carry only the service binary (a distroless runtime), so a container
 //! runtime's health check runs the binary itself: `gc-service healthcheck` asks the running
-//! process for `GET /health/live` on its own HTTP port and exits 0 only on a 200 within the
-//! timeout. It is plain blocking HTTP/1.0 over loopback on purpose: no runtime to start, nothing
-//! to configure, a few milliseconds per probe.
+//! process for `GET /health/live` on its own ops port (the listener of the probes, which a
+//! flood of the public one cannot fill) and exits 0 only on a 200 within the timeout. It is
+//! plain blocking HTTP/1.0 over loopback on purpose: no runtime to start, nothing to configure,
+//! a few milliseconds per probe.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};

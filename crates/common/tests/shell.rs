@@ -254,3 +254,261 @@ async fn a_grpc_listener_closes_connections_that_never_speak_and_over_the_limit(
         }
     }
 }
+
+/// A 1 s head timeout and a 30 s idle timeout: what closes a connection within seconds here
+/// is the first-request deadline, not the idle timeout.
+fn deadline_limits() -> ListenerLimits {
+    ListenerLimits {
+        header_read_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(30),
+        ..ListenerLimits::http()
+    }
+}
+
+/// Opens connections that never complete a request head, each sending one of `starts` and
+/// then nothing, and checks that the server dropped every one within a few seconds: about the
+/// 1 s head timeout of [`deadline_limits`], far before its 30 s idle timeout.
+async fn assert_dropped_without_a_request(addr: SocketAddr, starts: &[&[u8]]) {
+    let mut sockets = Vec::new();
+    for start in starts {
+        sockets.push(attack::sends_then_waits(addr, start, Duration::from_secs(8)).await);
+    }
+    for (start, socket) in starts.iter().zip(sockets) {
+        let fate = socket.await.unwrap();
+        let sent = String::from_utf8_lossy(start);
+        match fate {
+            attack::Fate::ClosedAfter(after) => {
+                assert!(
+                    after <= Duration::from_secs(4),
+                    "{sent:?}: closed after {after:?}"
+                )
+            }
+            attack::Fate::StillOpen => panic!("a connection that sent {sent:?} stayed open"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_that_send_no_complete_request_head_are_dropped_at_the_header_timeout() {
+    let running = start(ShutdownTimings::default(), deadline_limits(), None).await;
+
+    assert_dropped_without_a_request(
+        running.addr,
+        &[
+            b"",
+            b"GET /health/live HTTP/1.1\r\nhost: x\r\n",
+            &attack::H2_PREFACE[..10],
+            attack::H2_PREFACE,
+            &[attack::H2_PREFACE, attack::H2_EMPTY_SETTINGS].concat(),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_grpc_listener_drops_connections_that_send_no_request_at_the_header_timeout() {
+    let mut shell = Shell::new("test", ShutdownTimings::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = Router::new().route("/x", get(|| async { "x" }));
+    let limits = ListenerLimits {
+        idle_timeout: Duration::from_secs(300),
+        ..deadline_limits()
+    };
+    shell.serve("grpc", listener, router, Protocol::Grpc, limits);
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(shell.run(async move {
+        let _ = stopped.await;
+    }));
+
+    assert_dropped_without_a_request(
+        addr,
+        &[
+            b"",
+            &attack::H2_PREFACE[..10],
+            attack::H2_PREFACE,
+            &[attack::H2_PREFACE, attack::H2_EMPTY_SETTINGS].concat(),
+        ],
+    )
+    .await;
+}
+
+/// hyper's own head timeout starts with the first byte; the deadline starts with the accept.
+#[tokio::test]
+async fn the_first_request_deadline_counts_from_the_accept_not_from_the_first_byte() {
+    let running = start(ShutdownTimings::default(), deadline_limits(), None).await;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    let opened = Instant::now();
+
+    // The attacker's pace, not synchronisation: the first bytes come 900 ms after the connect,
+    // so hyper's timeout alone would close the connection no earlier than 1.9 s.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let _ = stream.write_all(b"GET /health/live HTTP/1.1\r\n").await;
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "closed without an answer"
+    );
+    assert!(
+        opened.elapsed() < Duration::from_millis(1800),
+        "closed after {:?}, counted from the first byte",
+        opened.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_made_a_request_is_kept_past_the_first_request_deadline() {
+    let running = start(ShutdownTimings::default(), deadline_limits(), None).await;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    // The client's pace: the next request comes after the first-request deadline (1 s after
+    // the accept) but within the keep-alive time hyper gives after a response (1 s).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = stream.read(&mut buf).await.unwrap();
+
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+/// Connections this test can hold beside the server's side of each, within the process's
+/// limit of open files (`ulimit -n`), at most `wanted`.
+fn connections_within_the_file_limit(wanted: usize) -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let soft: usize = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(1024);
+    // Two descriptors per connection (client and server), and room for everything else.
+    wanted.min(soft.saturating_sub(256) / 2)
+}
+
+/// The value of `metric` with the label `reason="<reason>"` in the Prometheus text.
+fn refused_with(text: &str, metric: &str, reason: &str) -> u64 {
+    text.lines()
+        .find(|line| line.starts_with(metric) && line.contains(&format!("reason=\"{reason}\"")))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {metric} with reason {reason} in:\n{text}"))
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_bound_while_another_address_is_served() {
+    let metrics = common::metrics::install_recorder(&[]).unwrap();
+    let attempts = connections_within_the_file_limit(2000);
+    let per_address = attempts * 3 / 4;
+    let mut shell = Shell::new("flood", ShutdownTimings::default());
+    let router = Router::new().route("/health/live", get(|| async { "live" }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = ListenerLimits {
+        max_connections: 4096,
+        max_connections_per_address: per_address,
+        // Nothing of this test is cut off by time: only the bounds act.
+        header_read_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        ..ListenerLimits::http()
+    };
+    shell.serve("http", listener, router, Protocol::Http, limits);
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(shell.run(async move {
+        let _ = stopped.await;
+    }));
+    let attacker: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+
+    let mut held = Vec::with_capacity(per_address);
+    for _ in 0..per_address {
+        held.push(attack::connect_from(attacker, addr).await.unwrap());
+    }
+    // Each further connection from the attacker's address waits in the accept queue behind
+    // the held ones, so it meets a full address.
+    let overflow = attempts - per_address;
+    for attempt in 0..overflow {
+        let mut refused = attack::connect_from(attacker, addr).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(2), refused.read_to_string(&mut answer))
+            .await
+            .expect("answered at once")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("retry-after: 1"), "{answer}");
+        assert!(answer.contains("connection: close"), "{answer}");
+        assert!(
+            answer.contains(r#""code":"SERVICE_UNAVAILABLE""#),
+            "{answer}"
+        );
+        if attempt % 50 == 0 {
+            assert_eq!(
+                attack::get_status_from(other, addr, "/health/live", Duration::from_secs(2)).await,
+                Some(200),
+                "another address is served while the attacker's is full"
+            );
+        }
+    }
+    for _ in 0..10 {
+        assert_eq!(
+            attack::get_status_from(other, addr, "/health/live", Duration::from_secs(2)).await,
+            Some(200)
+        );
+    }
+
+    let text = metrics.render();
+    let metric = "flood_connections_refused_total{";
+    assert_eq!(refused_with(&text, metric, "address_full"), overflow as u64);
+    assert_eq!(refused_with(&text, metric, "listener_full"), 0);
+    drop(held);
+}
+
+#[tokio::test]
+async fn the_ops_listener_answers_probes_while_the_http_listener_is_full() {
+    let settings = common::shell::ShellSettings {
+        http_max_connections: 8,
+        header_read_timeout_secs: 30,
+        idle_timeout_secs: 30,
+        ..Default::default()
+    };
+    let mut shell = Shell::new("test", ShutdownTimings::default());
+    let router = Router::new().route("/health/live", get(|| async { "live" }));
+    let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let http = shell
+        .listen_http(any_port, router.clone(), &settings)
+        .await
+        .unwrap();
+    let ops = shell.listen_ops(any_port, router, &settings).await.unwrap();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(shell.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let _held = attack::idle_sockets(http, 8, Duration::from_secs(20)).await;
+    // Behind the eight in the accept queue: the listener is full when it is accepted.
+    assert_eq!(
+        attack::get_status(http, "/health/live", Duration::from_secs(2)).await,
+        Some(503)
+    );
+
+    for _ in 0..5 {
+        assert_eq!(
+            attack::get_status(ops, "/health/live", Duration::from_secs(2)).await,
+            Some(200)
+        );
+    }
+}

@@ -26,6 +26,12 @@ pub struct Config {
     #[arg(long, env = "GC_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
 
+    /// Address of the ops listener: `/health/live`, `/health/ready` and `/metrics` only, with
+    /// small bounds of its own, for the kubelet's probes and Prometheus. A flood that fills the
+    /// public HTTP listener cannot reach them here.
+    #[arg(long, env = "GC_OPS_ADDR", default_value = "0.0.0.0:9080")]
+    pub ops_addr: SocketAddr,
+
     /// Address of the internal gRPC API (`GlobalControllerService`), called by meeting
     /// controllers.
     #[arg(long, env = "GC_GRPC_ADDR", default_value = "0.0.0.0:50051")]

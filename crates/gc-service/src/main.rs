@@ -24,7 +24,7 @@ enum Command {
     Serve(Box<Serve>),
     /// Apply the database migrations and exit.
     Migrate(Database),
-    /// Exit 0 if the running service answers `GET /health/live` on its port (GC_HTTP_ADDR):
+    /// Exit 0 if the running service answers `GET /health/live` on its ops port (GC_OPS_ADDR):
     /// the container health check, with no shell needed.
     Healthcheck,
     /// Print the OpenAPI document of the HTTP API (what `GET /api/v1/openapi.json` serves) and
@@ -50,7 +50,7 @@ struct Database {
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let command = match Cli::parse().command {
-        Some(Command::Healthcheck) => return Ok(common::healthcheck::run("GC_HTTP_ADDR", 8080)),
+        Some(Command::Healthcheck) => return Ok(common::healthcheck::run("GC_OPS_ADDR", 9080)),
         Some(Command::Openapi) => {
             print!("{}", gc_service::routes::openapi::rendered()?);
             return Ok(std::process::ExitCode::SUCCESS);

@@ -1,6 +1,7 @@
-//! Building and running GC: its state, its HTTP listener and its background jobs, inside the
-//! common service shell (`common::shell`). Migrations are the caller's job (`main` runs them;
-//! tests get a migrated database from `#[sqlx::test]`), so building never changes the schema.
+//! Building and running GC: its state, its listeners (HTTP, gRPC and ops) and its background
+//! jobs, inside the common service shell (`common::shell`). Migrations are the caller's job
+//! (`main` runs them; tests get a migrated database from `#[sqlx::test]`), so building never
+//! changes the schema.
 //!
 //! A new background job: a function taking the shell's cancellation token, registered with
 //! `shell.spawn_job` in [`Application::build`].
@@ -61,6 +62,7 @@ pub struct Application {
     shell: Shell,
     http_addr: SocketAddr,
     grpc_addr: SocketAddr,
+    ops_addr: SocketAddr,
 }
 
 impl Application {
@@ -69,9 +71,10 @@ impl Application {
         Application::build_with(config, pool, Router::new()).await
     }
 
-    /// Binds `config.http_addr` (port 0 picks a free port) and assembles the routes plus
-    /// `extra_routes` (tests add some). AC is not contacted here: keys are fetched on first use
-    /// and by the readiness probe, so GC starts even while AC is still starting.
+    /// Binds `config.http_addr`, `config.grpc_addr` and `config.ops_addr` (port 0 picks a free
+    /// port) and assembles the routes plus `extra_routes` (tests add some). AC is not contacted
+    /// here: keys are fetched on first use and by the readiness probe, so GC starts even while
+    /// AC is still starting.
     pub async fn build_with(
         config: Config,
         pool: PgPool,
@@ -128,9 +131,14 @@ impl Application {
             state.verifier.clone(),
             config.lifecycle.heartbeat_interval_secs,
         );
-        let router = crate::routes::router_with(state, config.shell.layers("gc"), extra_routes);
+        let layers = config.shell.layers("gc");
+        let ops_router = crate::routes::ops_router(state.clone(), layers);
+        let router = crate::routes::router_with(state, layers, extra_routes);
         let http_addr = shell
             .listen_http(config.http_addr, router, &config.shell)
+            .await?;
+        let ops_addr = shell
+            .listen_ops(config.ops_addr, ops_router, &config.shell)
             .await?;
         let grpc_addr = shell
             .listen(
@@ -157,6 +165,7 @@ impl Application {
             shell,
             http_addr,
             grpc_addr,
+            ops_addr,
         })
     }
 
@@ -168,6 +177,11 @@ impl Application {
     /// The gRPC listener's address actually bound.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// The ops listener's address actually bound (health probes and metrics).
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
     }
 
     /// Serves until `shutdown` resolves, then stops in the shell's order: readiness off,

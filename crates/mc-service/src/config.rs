@@ -21,6 +21,12 @@ pub struct Config {
     #[arg(long, env = "MC_HTTP_ADDR", default_value = "0.0.0.0:8081")]
     pub http_addr: SocketAddr,
 
+    /// Address of the ops listener: `/health/live`, `/health/ready` and `/metrics` only, with
+    /// small bounds of its own, for the kubelet's probes and Prometheus. A flood that fills the
+    /// WebSocket's listener cannot reach them here.
+    #[arg(long, env = "MC_OPS_ADDR", default_value = "0.0.0.0:9081")]
+    pub ops_addr: SocketAddr,
+
     /// Address of the internal gRPC listener (`MeetingControllerService`, called by GC).
     #[arg(long, env = "MC_GRPC_ADDR", default_value = "0.0.0.0:50052")]
     pub grpc_addr: SocketAddr,

@@ -1,5 +1,6 @@
 //! `mc-service` serves; `mc-service healthcheck` exits 0 if the running service answers
-//! `GET /health/live` on its port (MC_HTTP_ADDR): the container health check, no shell needed.
+//! `GET /health/live` on its ops port (MC_OPS_ADDR): the container health check, no shell
+//! needed.
 
 use clap::Parser;
 use mc_service::config::Config;
@@ -10,7 +11,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         .nth(1)
         .is_some_and(|arg| arg == "healthcheck")
     {
-        return Ok(common::healthcheck::run("MC_HTTP_ADDR", 8081));
+        return Ok(common::healthcheck::run("MC_OPS_ADDR", 9081));
     }
     let config = Config::parse();
     tokio::runtime::Runtime::new()?.block_on(serve(config))?;

@@ -1,6 +1,7 @@
 //! Building MC from its configuration and running it inside the common service shell
-//! (`common::shell`) until a shutdown signal: the HTTP listener (health, metrics, later the
-//! signaling WebSocket), the gRPC listener GC calls, and the jobs: registration, room
+//! (`common::shell`) until a shutdown signal: the HTTP listener (health, metrics and the
+//! signaling WebSocket), the gRPC listener GC calls, the ops listener (health and metrics
+//! alone, for the kubelet and Prometheus), and the jobs: registration, room
 //! keep-alive, the room-event subscriber and the reports to GC.
 //!
 //! A new background job: a function taking the shell's cancellation token, registered with
@@ -43,6 +44,7 @@ pub struct Application {
     shell: Shell,
     http_addr: SocketAddr,
     grpc_addr: SocketAddr,
+    ops_addr: SocketAddr,
 }
 
 /// The Redis pool the configuration names: one server or a cluster. `rediss://` URLs connect
@@ -134,7 +136,9 @@ impl Application {
             readiness: shell.readiness(),
             signaling: Arc::clone(&signaling),
         };
-        let router = routes::router_with(state, config.shell.layers("mc"), extra_routes);
+        let layers = config.shell.layers("mc");
+        let ops_router = routes::ops_router(state.clone(), layers);
+        let router = routes::router_with(state, layers, extra_routes);
         let http_limits = ListenerLimits {
             send_buffer_bytes: Some(config.signaling.ws_send_buffer_bytes as usize),
             ..config.shell.http_limits()
@@ -163,6 +167,9 @@ impl Application {
                 Protocol::Grpc,
                 config.shell.grpc_limits(),
             )
+            .await?;
+        let ops_addr = shell
+            .listen_ops(config.ops_addr, ops_router, &config.shell)
             .await?;
 
         let registration = RegisterMeetingControllerRequest {
@@ -199,6 +206,7 @@ impl Application {
             shell,
             http_addr,
             grpc_addr,
+            ops_addr,
         })
     }
 
@@ -208,6 +216,11 @@ impl Application {
 
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// The ops listener's address actually bound (health probes and metrics).
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
     }
 
     /// Serves until `shutdown` resolves, then stops in the shell's order.

@@ -22,6 +22,8 @@ fn redis_url() -> String {
 
 struct TestApp {
     addr: SocketAddr,
+    /// The ops listener (health probes and metrics).
+    ops: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     http: reqwest::Client,
@@ -49,6 +51,7 @@ async fn spawn_app_with(
     let config = Config {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        ops_addr: "127.0.0.1:0".parse().unwrap(),
         redis_url: Some(redis_url),
         redis_cluster_urls: Vec::new(),
         room_ttl_secs: 600,
@@ -68,12 +71,14 @@ async fn spawn_app_with(
         .await
         .unwrap();
     let addr = app.http_addr();
+    let ops = app.ops_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
+        ops,
         stop: Some(stop),
         server,
         http: common::http_client(Duration::from_secs(5)).unwrap(),
@@ -201,8 +206,8 @@ async fn the_healthcheck_subcommand_probes_the_running_service() {
     let app = spawn_app(redis_url()).await;
     healthcheck::assert_probes(
         env!("CARGO_BIN_EXE_mc-service"),
-        "MC_HTTP_ADDR",
-        app.addr.port(),
+        "MC_OPS_ADDR",
+        app.ops.port(),
     )
     .await;
 }

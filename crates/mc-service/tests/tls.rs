@@ -153,6 +153,7 @@ async fn mc_ready(redis_url: &str, ca: Option<&Path>, wait: Duration) -> (Proces
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("MC_HTTP_ADDR", format!("127.0.0.1:{http}"))
         .env("MC_GRPC_ADDR", "127.0.0.1:0")
+        .env("MC_OPS_ADDR", "127.0.0.1:0")
         .env("REDIS_URL", redis_url)
         .env("AC_URL", jwks::jwks_endpoint().await)
         .env("MC_CLIENT_ID", "tls-test-mc")

@@ -1,4 +1,5 @@
-//! Liveness, readiness and Prometheus metrics.
+//! Liveness, readiness and Prometheus metrics, served on the HTTP listener and on the ops
+//! listener.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

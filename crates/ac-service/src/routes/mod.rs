@@ -41,6 +41,12 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
     layers::apply(routes, layers)
 }
 
+/// The ops listener's router (`common::shell::Shell::listen_ops`): the health probes and
+/// `/metrics` of [`health::router`] alone, inside the same middleware stack.
+pub fn ops_router(state: AppState, layers: ServiceLayers) -> Router {
+    layers::apply(health::router().with_state(state), layers)
+}
+
 /// Parses an id from the path. A malformed id names nothing, so it is a 404 like an unknown one.
 fn parse_id(raw: &str) -> Result<Uuid, AcError> {
     Uuid::parse_str(raw).map_err(|_| AcError::NotFound)

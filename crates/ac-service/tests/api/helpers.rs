@@ -25,6 +25,7 @@ pub const PASSWORD: &str = "correct-horse-battery";
 pub fn test_config() -> Config {
     let mut config = Config::new("postgres://unused".into(), MasterKey::generate().unwrap());
     config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.ops_addr = "127.0.0.1:0".parse().unwrap();
     config.db_max_connections = 5;
     config.jwks_cache_ttl_ms = 0;
     config
@@ -43,6 +44,8 @@ pub fn test_safeguards() -> Safeguards {
 
 pub struct TestApp {
     pub base: String,
+    /// The ops listener (health probes and metrics).
+    pub ops: std::net::SocketAddr,
     pub client: Client,
     /// The app's hashing capacity, for tests that exhaust it.
     pub hasher: Hasher,
@@ -75,6 +78,7 @@ pub async fn spawn_app_with_safeguards(
         .await
         .unwrap();
     let addr = app.http_addr();
+    let ops = app.ops_addr();
     let hasher = app.hasher();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
@@ -82,6 +86,7 @@ pub async fn spawn_app_with_safeguards(
     }));
     TestApp {
         base: format!("http://{addr}"),
+        ops,
         client: common::http_client(Duration::from_secs(30)).unwrap(),
         hasher,
         stop: Some(stop),

@@ -65,11 +65,10 @@ mod healthcheck;
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_healthcheck_subcommand_probes_the_running_service(pool: PgPool) {
     let app = crate::helpers::spawn_app(pool).await;
-    let port: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
     healthcheck::assert_probes(
         env!("CARGO_BIN_EXE_ac-service"),
-        "AC_HTTP_ADDR",
-        port.port(),
+        "AC_OPS_ADDR",
+        app.ops.port(),
     )
     .await;
 }

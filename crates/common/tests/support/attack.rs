@@ -1,14 +1,15 @@
 //! A hostile client for tests of every service's listeners: sockets that never send a byte,
-//! sockets that send a request head one byte at a time (slowloris), and a well-behaved client
-//! that must keep getting answers meanwhile. Included by path from each crate's tests.
+//! sockets that send a request head one byte at a time (slowloris) or only part of one, and a
+//! well-behaved client that must keep getting answers meanwhile. Included by path from each
+//! crate's tests.
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -21,6 +22,56 @@ pub enum Fate {
     StillOpen,
 }
 
+/// What an HTTP/2 client sends first (RFC 9113 §3.4), before any frame.
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty SETTINGS frame: length 0, type 4, no flags, stream 0. With [`H2_PREFACE`] it is a
+/// complete HTTP/2 connection start that asks for nothing.
+pub const H2_EMPTY_SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+/// Connects to `addr` from the local address `local` (any of 127/8 on Linux, where the whole
+/// block is routed to the loopback interface), so one test can be several clients.
+pub async fn connect_from(local: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match local {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(addr).await
+}
+
+/// Waits until the server closes `stream` (EOF or reset), reading and dropping whatever it
+/// sends meanwhile; how long that took since `opened`, or [`Fate::StillOpen`] at `give_up`.
+async fn await_close(mut stream: TcpStream, opened: Instant, give_up: Duration) -> Fate {
+    let mut buf = [0u8; 1024];
+    let deadline = opened + give_up;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return Fate::StillOpen,
+            Ok(Ok(0) | Err(_)) => return Fate::ClosedAfter(opened.elapsed()),
+            // An answer (a 503 for a connection over the limit, HTTP/2 settings): wait for
+            // the close.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Opens a connection that sends `bytes` (none, part of a request head, the HTTP/2 preface)
+/// at once and then nothing; the task reports when the server closed it.
+pub async fn sends_then_waits(
+    addr: SocketAddr,
+    bytes: &[u8],
+    give_up: Duration,
+) -> JoinHandle<Fate> {
+    let mut stream = TcpStream::connect(addr).await.expect("connected");
+    let opened = Instant::now();
+    let bytes = bytes.to_vec();
+    tokio::spawn(async move {
+        // A server that already closed is a fate too: the close is read below.
+        let _ = stream.write_all(&bytes).await;
+        await_close(stream, opened, give_up).await
+    })
+}
+
 /// Opens `count` connections that send nothing; each task reports when the server closed it.
 pub async fn idle_sockets(
     addr: SocketAddr,
@@ -29,22 +80,11 @@ pub async fn idle_sockets(
 ) -> Vec<JoinHandle<Fate>> {
     let mut tasks = Vec::with_capacity(count);
     for _ in 0..count {
-        let Ok(mut stream) = TcpStream::connect(addr).await else {
+        let Ok(stream) = TcpStream::connect(addr).await else {
             continue;
         };
-        tasks.push(tokio::spawn(async move {
-            let opened = Instant::now();
-            let mut buf = [0u8; 1024];
-            let deadline = opened + give_up;
-            loop {
-                match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-                    Err(_) => return Fate::StillOpen,
-                    Ok(Ok(0) | Err(_)) => return Fate::ClosedAfter(opened.elapsed()),
-                    // An answer (a 503 for a connection over the limit): wait for the close.
-                    Ok(Ok(_)) => continue,
-                }
-            }
-        }));
+        let opened = Instant::now();
+        tasks.push(tokio::spawn(await_close(stream, opened, give_up)));
     }
     tasks
 }
@@ -93,16 +133,38 @@ pub async fn slowloris(
 /// One plain HTTP/1.1 GET on a fresh connection, with a deadline: the status code, or `None`
 /// when no answer came in time (or the connection failed).
 pub async fn get_status(addr: SocketAddr, path: &str, deadline: Duration) -> Option<u16> {
-    let attempt = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.ok()?;
-        let text = String::from_utf8_lossy(&response);
-        text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
-    };
-    tokio::time::timeout(deadline, attempt).await.ok().flatten()
+    tokio::time::timeout(deadline, get_status_over(TcpStream::connect(addr), path))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// [`get_status`] from the local address `local` ([`connect_from`]).
+pub async fn get_status_from(
+    local: IpAddr,
+    addr: SocketAddr,
+    path: &str,
+    deadline: Duration,
+) -> Option<u16> {
+    let connect = connect_from(local, addr);
+    tokio::time::timeout(deadline, get_status_over(connect, path))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// One GET of `path` with `connection: close` on the stream `connect` opens: its status.
+async fn get_status_over(
+    connect: impl Future<Output = std::io::Result<TcpStream>>,
+    path: &str,
+) -> Option<u16> {
+    let mut stream = connect.await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.ok()?;
+    let text = String::from_utf8_lossy(&response);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
 /// Floods `addr` with `idle` silent sockets and `slow` slowloris sockets while a normal client

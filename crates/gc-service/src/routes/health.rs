@@ -1,13 +1,22 @@
-//! `GET /health/live`, `GET /health/ready` and `GET /metrics`.
+//! `GET /health/live`, `GET /health/ready` and `GET /metrics`, served on the HTTP listener and
+//! on the ops listener.
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use common::error::{ApiError, ErrorEnvelope};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
 
 /// `{"status": "ok"}`.
 #[derive(Debug, Serialize, ToSchema)]

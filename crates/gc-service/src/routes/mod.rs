@@ -75,12 +75,16 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
             "/api/v1/meetings/{code}/config",
             patch(participation::update_config),
         )
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
+        .merge(health::router())
         .route("/api/v1/openapi.json", get(openapi::openapi_document))
         .merge(pages)
         .merge(extra)
         .with_state(state);
     layers::apply(routes, layers)
+}
+
+/// The ops listener's router (`common::shell::Shell::listen_ops`): the health probes and
+/// `/metrics` of [`health::router`] alone, inside the same middleware stack.
+pub fn ops_router(state: AppState, layers: ServiceLayers) -> Router {
+    layers::apply(health::router().with_state(state), layers)
 }

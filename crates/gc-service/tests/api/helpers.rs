@@ -57,6 +57,8 @@ pub struct TestStack {
     pub gc: Server,
     /// GC's gRPC API, `http://127.0.0.1:<port>`.
     pub gc_grpc: String,
+    /// GC's ops listener (health probes and metrics).
+    pub gc_ops: std::net::SocketAddr,
     /// Meeting controllers started with [`TestStack::start_mc`], by index.
     pub mcs: Vec<Option<McServer>>,
     pub client: Client,
@@ -156,6 +158,7 @@ pub async fn spawn_stack_configured(
         .unwrap();
     let gc_base = format!("http://{}", gc_app.http_addr());
     let gc_grpc = format!("http://{}", gc_app.grpc_addr());
+    let gc_ops = gc_app.ops_addr();
     let gc_stop = serve(|stopped| {
         gc_app.run_until_stopped(async move {
             let _ = stopped.await;
@@ -173,6 +176,7 @@ pub async fn spawn_stack_configured(
             _stop: gc_stop,
         },
         gc_grpc,
+        gc_ops,
         mcs: Vec::new(),
         client: common::http_client(Duration::from_secs(30)).unwrap(),
         pool,
@@ -187,6 +191,7 @@ fn ac_config() -> ac_service::config::Config {
         database_url: "postgres://unused".into(),
         db_max_connections: 5,
         http_addr: "127.0.0.1:0".parse().unwrap(),
+        ops_addr: "127.0.0.1:0".parse().unwrap(),
         jwt_issuer: ISSUER.into(),
         master_key: MasterKey::from_bytes(key.to_vec()).unwrap(),
         user_token_ttl_secs: 3600,
@@ -221,6 +226,7 @@ pub fn gc_config(ac_base: &str) -> Config {
         database_url: "postgres://unused".into(),
         db_max_connections: 5,
         http_addr: "127.0.0.1:0".parse().unwrap(),
+        ops_addr: "127.0.0.1:0".parse().unwrap(),
         ac_url: ac_base.to_owned(),
         jwt_issuer: ISSUER.into(),
         public_base_url: PUBLIC_BASE_URL.into(),
@@ -388,6 +394,7 @@ impl TestStack {
         let config = mc_service::config::Config {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            ops_addr: "127.0.0.1:0".parse().unwrap(),
             redis_url,
             redis_cluster_urls,
             room_ttl_secs: 600,
@@ -461,6 +468,7 @@ impl TestStack {
             .env(MC_PROCESS_PREFIX_ENV, prefix)
             .env("MC_HTTP_ADDR", "127.0.0.1:0")
             .env("MC_GRPC_ADDR", "127.0.0.1:0")
+            .env("MC_OPS_ADDR", "127.0.0.1:0")
             .env("REDIS_URL", redis_url())
             .env_remove("REDIS_CLUSTER_URLS")
             .env("ROOM_TTL_SECS", "600")

@@ -116,6 +116,50 @@ async fn oversized_request_heads_get_envelopes_up_to_the_listeners_buffer(pool: 
     );
 }
 
+/// The ops listener serves the probes and `/metrics` (and nothing else) while a flood of
+/// silent connections holds every place of the public HTTP listener.
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_ops_port_answers_probes_and_metrics_while_the_http_listener_is_full(pool: PgPool) {
+    let shell = ShellSettings {
+        http_max_connections: 8,
+        // Long enough that nothing of this test is cut off by time.
+        header_read_timeout_secs: 30,
+        idle_timeout_secs: 30,
+        readiness_grace_secs: 0,
+        ..ShellSettings::default()
+    };
+    let stack = spawn_stack_with(pool, shell, Router::new()).await;
+    let _flood = attack::idle_sockets(addr(&stack), 8, Duration::from_secs(20)).await;
+    // Behind the eight in the accept queue: it meets a full listener.
+    assert_eq!(
+        attack::get_status(addr(&stack), "/health/live", Duration::from_secs(2)).await,
+        Some(503)
+    );
+
+    let ops = format!("http://{}", stack.gc_ops);
+    let get = |path: &str| stack.client.get(format!("{ops}{path}")).send();
+    assert_eq!(get("/health/live").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(get("/health/ready").await.unwrap().status(), StatusCode::OK);
+    let metrics = get("/metrics").await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("gc_connections_refused_total{")
+                && line.contains(r#"listener="http""#)
+                && line.contains(r#"reason="listener_full""#)
+                && !line.ends_with(" 0")),
+        "{text}"
+    );
+    let api = get("/api/v1/meetings/abcdefghijkl").await.unwrap();
+    assert_eq!(
+        api.status(),
+        StatusCode::NOT_FOUND,
+        "only the probes and metrics"
+    );
+    assert_eq!(error_code(api).await, "NOT_FOUND");
+}
+
 #[path = "../../../common/tests/support/healthcheck.rs"]
 mod healthcheck;
 
@@ -125,8 +169,8 @@ async fn the_healthcheck_subcommand_probes_the_running_service(pool: PgPool) {
     let stack = spawn_stack(pool).await;
     healthcheck::assert_probes(
         env!("CARGO_BIN_EXE_gc-service"),
-        "GC_HTTP_ADDR",
-        addr(&stack).port(),
+        "GC_OPS_ADDR",
+        stack.gc_ops.port(),
     )
     .await;
 }
@@ -145,6 +189,7 @@ async fn without_the_migration_job_serve_gives_up_with_a_clear_message(pool: PgP
         .env("MIGRATION_WAIT_SECS", "1")
         .env("GC_HTTP_ADDR", "127.0.0.1:0")
         .env("GC_GRPC_ADDR", "127.0.0.1:0")
+        .env("GC_OPS_ADDR", "127.0.0.1:0")
         .env("GC_CLIENT_ID", "convene-gc")
         .env("GC_CLIENT_SECRET", "unused")
         .env("AC_URL", "http://127.0.0.1:9")

@@ -1,13 +1,22 @@
-//! Liveness, readiness and metrics.
+//! Liveness, readiness and metrics, served on the HTTP listener and on the ops listener.
 
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use common::error::ApiError;
 
 use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
 
 /// The process is up and serving HTTP.
 pub async fn live() -> StatusCode {

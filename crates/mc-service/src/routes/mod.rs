@@ -11,11 +11,15 @@ use crate::startup::AppState;
 /// MC's routes plus `extra` (tests add routes that panic or stall), inside the common stack.
 pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppState>) -> Router {
     let routes = Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
+        .merge(health::router())
         .route("/ws/v1/meetings/{code}", get(crate::signaling::upgrade))
         .merge(extra)
         .with_state(state);
     layers::apply(routes, layers)
+}
+
+/// The ops listener's router (`common::shell::Shell::listen_ops`): the health probes and
+/// `/metrics` of [`health::router`] alone, inside the same middleware stack.
+pub fn ops_router(state: AppState, layers: ServiceLayers) -> Router {
+    layers::apply(health::router().with_state(state), layers)
 }

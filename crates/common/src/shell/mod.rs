@@ -15,31 +15,33 @@
 //!    [`ShutdownTimings::jobs_timeout`].
 //!
 //! Every listener bounds what a client can hold (see [`ListenerLimits`]): the number of open
-//! connections (beyond it a connection is answered at once and closed, before file
-//! descriptors run out), the time to send a request head, and the time a connection may sit
-//! idle with no request in flight. These are the defences against slowloris and idle-socket
-//! floods; they apply to HTTP/1, HTTP/2 and gRPC alike because every listener goes through the
-//! same accept loop.
+//! connections, in all and from one address (beyond either a connection is answered at once
+//! and closed, before file descriptors run out), the time from the accept to the first request
+//! head and to every later one, and the time a connection may sit idle with no request in
+//! flight. These are the defences against slowloris and idle-socket floods; they apply to
+//! HTTP/1, HTTP/2 and gRPC alike because every listener goes through the same accept loop.
+//!
+//! Each service also serves its health probes and metrics on a small listener of their own,
+//! the ops listener ([`Shell::listen_ops`]), so that a flood that fills the public listener
+//! cannot fail the liveness probe and get the pod restarted.
+
+mod accept;
+mod per_address;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
+
+use accept::AcceptLoop;
 
 /// Whether the service wants new work. Starts ready; the shell turns it off first when
 /// stopping. A service's `/health/ready` answers 503 when it is off, whatever its
@@ -102,11 +104,18 @@ pub struct ListenerLimits {
     /// Open connections at most; the next one is refused at once (HTTP: a 503 envelope with
     /// `Connection: close`; gRPC: closed) until one closes.
     pub max_connections: usize,
-    /// HTTP/1: time to send a complete request head, counted from the connection's start and
-    /// again from the end of each response (so it also ends idle keep-alive connections).
+    /// Open connections one client address may hold at most (an IPv6 client counts by its /64
+    /// prefix); beyond it a connection from that address is refused like one over
+    /// `max_connections`. Behind a proxy that ends TCP (an ingress) every client shares the
+    /// proxy's address: raise it there, and bound each client on the proxy.
+    pub max_connections_per_address: usize,
+    /// Any protocol: time from the accept to a complete first request head; a connection that
+    /// has not sent one by then (nothing, part of a head, only the HTTP/2 preface) is dropped.
+    /// HTTP/1 also: time to send each later request head, counted from the end of the previous
+    /// response (so it also ends idle keep-alive connections).
     pub header_read_timeout: Duration,
     /// Any protocol: a connection with no request in flight for this long is closed
-    /// gracefully (it also ends connections that never send a byte, and idle HTTP/2 ones).
+    /// gracefully (it also ends idle HTTP/2 connections, which have no head timeout).
     pub idle_timeout: Duration,
     /// Largest request head hyper buffers (HTTP/1). Heads above the service's own, smaller
     /// limits get an envelope from `common::http`; above this one hyper answers 431 itself.
@@ -125,6 +134,7 @@ impl ListenerLimits {
     pub fn http() -> Self {
         Self {
             max_connections: 4096,
+            max_connections_per_address: 512,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_head_bytes: 64 * 1024,
@@ -137,10 +147,25 @@ impl ListenerLimits {
     pub fn grpc() -> Self {
         Self {
             max_connections: 512,
+            max_connections_per_address: 128,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             max_head_bytes: 64 * 1024,
             max_concurrent_streams: 256,
+            send_buffer_bytes: None,
+        }
+    }
+
+    /// Defaults for the ops listener ([`Shell::listen_ops`]): health probes and metrics scrapes
+    /// from a handful of clients (the kubelet, Prometheus), each a short request.
+    pub fn ops() -> Self {
+        Self {
+            max_connections: 64,
+            max_connections_per_address: 16,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_head_bytes: 64 * 1024,
+            max_concurrent_streams: 16,
             send_buffer_bytes: None,
         }
     }
@@ -177,12 +202,26 @@ pub struct ShellSettings {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub http_max_connections: u32,
 
+    /// Open connections one client address (an IPv4 address, an IPv6 /64) may hold on the HTTP
+    /// listener; more from it are answered 503 and closed. Behind a proxy that ends TCP every
+    /// client has the proxy's address: raise it there and bound each client on the proxy.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub http_max_connections_per_address: u32,
+
     /// Open connections the gRPC listener accepts; more are closed.
     #[arg(long, env = "GRPC_MAX_CONNECTIONS", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub grpc_max_connections: u32,
 
-    /// Seconds an HTTP/1 client has to send a request head (also the keep-alive idle time).
+    /// Open connections one client address may hold on the gRPC listener; more are closed.
+    #[arg(long, env = "GRPC_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub grpc_max_connections_per_address: u32,
+
+    /// Seconds a client has from connecting to its first complete request head (any
+    /// protocol; then the connection is dropped), and an HTTP/1 client to send each later one
+    /// (also the keep-alive idle time).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub header_read_timeout_secs: u64,
@@ -218,7 +257,9 @@ impl Default for ShellSettings {
     fn default() -> Self {
         Self {
             http_max_connections: 4096,
+            http_max_connections_per_address: 512,
             grpc_max_connections: 512,
+            grpc_max_connections_per_address: 128,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             grpc_idle_timeout_secs: 300,
@@ -233,6 +274,7 @@ impl ShellSettings {
     pub fn http_limits(&self) -> ListenerLimits {
         ListenerLimits {
             max_connections: self.http_max_connections as usize,
+            max_connections_per_address: self.http_max_connections_per_address as usize,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             ..ListenerLimits::http()
@@ -242,9 +284,20 @@ impl ShellSettings {
     pub fn grpc_limits(&self) -> ListenerLimits {
         ListenerLimits {
             max_connections: self.grpc_max_connections as usize,
+            max_connections_per_address: self.grpc_max_connections_per_address as usize,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.grpc_idle_timeout_secs),
             ..ListenerLimits::grpc()
+        }
+    }
+
+    /// The ops listener's own small bounds ([`ListenerLimits::ops`]) with the HTTP listener's
+    /// head and idle timeouts.
+    pub fn ops_limits(&self) -> ListenerLimits {
+        ListenerLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            ..ListenerLimits::ops()
         }
     }
 
@@ -339,6 +392,22 @@ impl Shell {
     ) -> std::io::Result<SocketAddr> {
         let limits = settings.http_limits();
         self.listen("http", addr, router, Protocol::Http, limits)
+            .await
+    }
+
+    /// Binds the service's ops listener on `addr` and serves `router` on it once [`Shell::run`]
+    /// starts; returns the address bound. `router` holds only the health probes and
+    /// `/metrics` (the same handlers the HTTP listener serves), with the small bounds of
+    /// [`ShellSettings::ops_limits`]: the kubelet and Prometheus reach them here whatever
+    /// fills the public listener.
+    pub async fn listen_ops(
+        &mut self,
+        addr: SocketAddr,
+        router: Router,
+        settings: &ShellSettings,
+    ) -> std::io::Result<SocketAddr> {
+        let limits = settings.ops_limits();
+        self.listen("ops", addr, router, Protocol::Http, limits)
             .await
     }
 
@@ -457,255 +526,5 @@ where
             () = stop.cancelled() => return,
             _ = ticker.tick() => tick().await,
         }
-    }
-}
-
-/// Refused connections answered at once at most; beyond this they are just closed.
-const MAX_REFUSALS_IN_FLIGHT: usize = 64;
-/// How long writing a refusal may take.
-const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Pause after an accept error that is not about one connection (out of descriptors):
-/// retrying at once would spin.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
-/// How long a connection that was asked to close may take to finish its request.
-const CONNECTION_CLOSE_GRACE: Duration = Duration::from_secs(10);
-
-struct AcceptLoop {
-    service: &'static str,
-    listener: PendingListener,
-    connections: TaskTracker,
-    stopping: CancellationToken,
-    close_now: CancellationToken,
-}
-
-impl AcceptLoop {
-    async fn run(self) {
-        let AcceptLoop {
-            service,
-            listener,
-            connections,
-            stopping,
-            close_now,
-        } = self;
-        let PendingListener {
-            name,
-            listener,
-            router,
-            protocol,
-            limits,
-        } = listener;
-        let builder = Arc::new(connection_builder(protocol, &limits));
-        let permits = Arc::new(Semaphore::new(limits.max_connections));
-        let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
-        let open = metrics::gauge!(format!("{service}_connections_open"), "listener" => name);
-        let refused =
-            metrics::counter!(format!("{service}_connections_refused_total"), "listener" => name);
-        loop {
-            let accepted = tokio::select! {
-                () = stopping.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) if is_per_connection_error(&error) => continue,
-                Err(error) => {
-                    tracing::warn!(service, listener = name, %error, "accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                refused.increment(1);
-                if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
-                    tokio::spawn(async move {
-                        refuse(stream, protocol).await;
-                        drop(refusal);
-                    });
-                }
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            if let Some(bytes) = limits.send_buffer_bytes {
-                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
-            }
-            let connection = Connection {
-                builder: Arc::clone(&builder),
-                router: router.clone(),
-                peer,
-                idle_timeout: limits.idle_timeout,
-                stopping: stopping.clone(),
-                close_now: close_now.clone(),
-            };
-            let open = open.clone();
-            open.increment(1.0);
-            connections.spawn(async move {
-                connection.serve(stream).await;
-                open.decrement(1.0);
-                drop(permit);
-            });
-        }
-        tracing::debug!(service, listener = name, "listener closed");
-    }
-}
-
-/// Errors that concern the one connection being accepted, after which accepting goes on.
-fn is_per_connection_error(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    matches!(
-        error.kind(),
-        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
-    )
-}
-
-fn connection_builder(protocol: Protocol, limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true)
-        .max_buf_size(limits.max_head_bytes.max(8192))
-        .max_headers(128);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX))
-        // Finds peers that vanished without closing (a pulled cable, a killed pod).
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10));
-    match protocol {
-        Protocol::Http => builder,
-        Protocol::Grpc => builder.http2_only(),
-    }
-}
-
-/// Answers a connection over the limit. HTTP clients get a 503 envelope they can act on;
-/// a gRPC client's connection is closed (it sees UNAVAILABLE and retries elsewhere).
-async fn refuse(mut stream: TcpStream, protocol: Protocol) {
-    if protocol == Protocol::Http {
-        let body = r#"{"error":{"code":"SERVICE_UNAVAILABLE","message":"too many connections, retry later"}}"#;
-        let response = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
-            stream.write_all(response.as_bytes()).await?;
-            stream.shutdown().await
-        })
-        .await;
-    }
-}
-
-/// When a connection last finished a request, and how many it has in flight.
-struct Activity {
-    started: Instant,
-    in_flight: AtomicUsize,
-    last_done_ms: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            last_done_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(self))
-    }
-
-    /// When the connection becomes idle for `timeout`, if nothing happens before.
-    fn idle_deadline(&self, timeout: Duration) -> Instant {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return Instant::now() + timeout;
-        }
-        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
-        self.started + last + timeout
-    }
-}
-
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let elapsed = u64::try_from(self.0.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.0.last_done_ms.store(elapsed, Ordering::Release);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-struct Connection {
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    router: Router,
-    peer: SocketAddr,
-    idle_timeout: Duration,
-    stopping: CancellationToken,
-    close_now: CancellationToken,
-}
-
-impl Connection {
-    async fn serve(self, stream: TcpStream) {
-        let Connection {
-            builder,
-            router,
-            peer,
-            idle_timeout,
-            stopping,
-            close_now,
-        } = self;
-        let activity = Arc::new(Activity::new());
-        let service = {
-            let activity = Arc::clone(&activity);
-            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                let in_flight = activity.begin();
-                let response = router.clone().oneshot(request);
-                async move {
-                    let response = response.await;
-                    drop(in_flight);
-                    response
-                }
-            })
-        };
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        tokio::pin!(connection);
-        let mut closing_since: Option<Instant> = None;
-        loop {
-            let idle_at = activity.idle_deadline(idle_timeout);
-            let give_up_at = closing_since.map(|since| since + CONNECTION_CLOSE_GRACE);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, error = %error, "connection ended with an error");
-                    }
-                    break;
-                }
-                () = stopping.cancelled(), if closing_since.is_none() => {
-                    connection.as_mut().graceful_shutdown();
-                    closing_since = Some(Instant::now());
-                }
-                () = tokio::time::sleep_until(idle_at), if closing_since.is_none() => {
-                    if activity.idle_deadline(idle_timeout) <= Instant::now() {
-                        tracing::debug!(%peer, "closing an idle connection");
-                        connection.as_mut().graceful_shutdown();
-                        closing_since = Some(Instant::now());
-                    }
-                }
-                () = sleep_until_opt(give_up_at) => break,
-                () = close_now.cancelled() => break,
-            }
-        }
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
