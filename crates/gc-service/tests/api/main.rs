@@ -17,6 +17,7 @@ mod listener;
 mod meeting_tokens;
 mod observability;
 mod openapi;
+mod refused_service_tokens;
 mod rooms;
 mod signaling;
 mod storage;
