@@ -14,8 +14,8 @@
 #
 # Environment: see scripts/lib.sh for PostgreSQL/Redis settings; service ports can be moved
 # with CONVENE_AC_PORT (8082), CONVENE_GC_PORT (8080), CONVENE_MC_PORT (8081),
-# CONVENE_GC_GRPC_PORT (50051), CONVENE_MC_GRPC_PORT (50052), and for the second MC
-# CONVENE_MC2_PORT (8083) and CONVENE_MC2_GRPC_PORT (50053);
+# CONVENE_GC_GRPC_PORT (8051), CONVENE_MC_GRPC_PORT (8052), and for the second MC
+# CONVENE_MC2_PORT (8083) and CONVENE_MC2_GRPC_PORT (8053);
 # CONVENE_READY_TIMEOUT (60 s);
 # RUST_LOG (info). The services inherit the rest of the environment, so their own settings
 # (AC_KEY_ACTIVATION_DELAY_SECS, say) can be given too. State, logs and pids live in .dev/
@@ -32,9 +32,11 @@ AC_PORT="${CONVENE_AC_PORT:-8082}"
 GC_PORT="${CONVENE_GC_PORT:-8080}"
 MC_PORT="${CONVENE_MC_PORT:-8081}"
 MC2_PORT="${CONVENE_MC2_PORT:-8083}"
-GC_GRPC_PORT="${CONVENE_GC_GRPC_PORT:-50051}"
-MC_GRPC_PORT="${CONVENE_MC_GRPC_PORT:-50052}"
-MC2_GRPC_PORT="${CONVENE_MC2_GRPC_PORT:-50053}"
+# Not the services' own gRPC defaults (50051, 50052): those lie in Linux's ephemeral port
+# range, where a client socket may hold them first (see scripts/lib.sh).
+GC_GRPC_PORT="${CONVENE_GC_GRPC_PORT:-8051}"
+MC_GRPC_PORT="${CONVENE_MC_GRPC_PORT:-8052}"
+MC2_GRPC_PORT="${CONVENE_MC2_GRPC_PORT:-8053}"
 AC_URL="http://$BIND:$AC_PORT"
 GC_URL="http://$BIND:$GC_PORT"
 MC_URL="http://$BIND:$MC_PORT"
