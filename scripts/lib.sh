@@ -87,15 +87,41 @@ convene_py_tools() {
   printf '%s' "$wanted" >"$venv/.pins"
 }
 
+# How long apt-get waits for another package manager (a second test run, unattended-upgrades)
+# to release its locks before giving up.
+CONVENE_APT_LOCK_WAIT_SECS=120
+
+# apt-get ARGS as root, its output appended to the file $1, waiting for the locks of another
+# package manager. DPkg::Lock::Timeout makes apt-get wait for dpkg's lock by itself, but apt
+# 2.6 applies it to nothing else: `update` and downloads fail at once on the lists and archive
+# locks ("Could not get lock"). Such a failure is tried again, every 2 s, within the same wait.
+convene_apt_get() {
+  local log="$1" deadline=$((SECONDS + CONVENE_APT_LOCK_WAIT_SECS)) before
+  shift
+  while :; do
+    before="$(wc -l <"$log")"
+    if convene_as_root env DEBIAN_FRONTEND=noninteractive apt-get \
+      -o DPkg::Lock::Timeout="$CONVENE_APT_LOCK_WAIT_SECS" "$@" >>"$log" 2>&1; then
+      return 0
+    fi
+    if [ "$SECONDS" -ge "$deadline" ] \
+      || ! tail -n "+$((before + 1))" "$log" | grep -q 'Could not get lock'; then
+      return 1
+    fi
+    convene_log "apt-get $1: another package manager holds a lock; trying again in 2 s"
+    sleep 2
+  done
+}
+
 convene_apt_install() {
   convene_have apt-get || convene_die "apt-get not found: install $* with your system's package manager and re-run"
   mkdir -p "$CONVENE_DEV_DIR"
   local log="$CONVENE_DEV_DIR/apt.log"
+  touch "$log"
   convene_log "installing $* with apt-get (output in ${log#"$CONVENE_REPO"/})"
-  if ! convene_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$log" 2>&1 \
-    || ! convene_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-      --no-install-recommends -o Dpkg::Options::=--force-confdef \
-      -o Dpkg::Options::=--force-confold "$@" >>"$log" 2>&1; then
+  if ! convene_apt_get "$log" update -q \
+    || ! convene_apt_get "$log" install -y -q --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"; then
     tail -n 20 "$log" >&2 || true
     convene_die "apt-get install $* failed (see $log)"
   fi
