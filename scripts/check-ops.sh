@@ -12,6 +12,8 @@
 # - the runbooks (docs/runbooks/) name only catalogued metrics, existing alerts, repository
 #   paths and Kubernetes objects, never a shell inside a service's container
 #   (scripts/check_runbooks.py);
+# - no script or workflow starts a server on a fixed port in Linux's ephemeral range
+#   (scripts/check_ports.py);
 # - the Kubernetes manifests render, validate against the Kubernetes schemas and keep the
 #   network, security and identity rules; the Dockerfile and the kind scripts lint clean
 #   (scripts/check-k8s.sh).
@@ -125,6 +127,9 @@ promtool check rules "$exprs/dashboard-exprs.yaml" >/dev/null
 
 convene_log "runbooks name only metrics, alerts, paths and Kubernetes objects that exist"
 python3 scripts/check_runbooks.py
+
+convene_log "scripts start servers only on ports below Linux's ephemeral range"
+python3 scripts/check_ports.py
 
 # The Kubernetes manifests, the Dockerfile and the kind scripts.
 "$CONVENE_REPO/scripts/check-k8s.sh"

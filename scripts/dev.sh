@@ -14,9 +14,9 @@
 #
 # Environment: see scripts/lib.sh for PostgreSQL/Redis settings; service ports can be moved
 # with CONVENE_AC_PORT (8082), CONVENE_GC_PORT (8080), CONVENE_MC_PORT (8081),
-# CONVENE_GC_GRPC_PORT (50051), CONVENE_MC_GRPC_PORT (50052), the ops ports (health probes and
+# CONVENE_GC_GRPC_PORT (8051), CONVENE_MC_GRPC_PORT (8052), the ops ports (health probes and
 # /metrics alone) CONVENE_GC_OPS_PORT (9080), CONVENE_MC_OPS_PORT (9081), CONVENE_AC_OPS_PORT
-# (9082), and for the second MC CONVENE_MC2_PORT (8083), CONVENE_MC2_GRPC_PORT (50053) and
+# (9082), and for the second MC CONVENE_MC2_PORT (8083), CONVENE_MC2_GRPC_PORT (8053) and
 # CONVENE_MC2_OPS_PORT (9083);
 # CONVENE_READY_TIMEOUT (60 s);
 # RUST_LOG (info). The services inherit the rest of the environment, so their own settings
@@ -34,9 +34,11 @@ AC_PORT="${CONVENE_AC_PORT:-8082}"
 GC_PORT="${CONVENE_GC_PORT:-8080}"
 MC_PORT="${CONVENE_MC_PORT:-8081}"
 MC2_PORT="${CONVENE_MC2_PORT:-8083}"
-GC_GRPC_PORT="${CONVENE_GC_GRPC_PORT:-50051}"
-MC_GRPC_PORT="${CONVENE_MC_GRPC_PORT:-50052}"
-MC2_GRPC_PORT="${CONVENE_MC2_GRPC_PORT:-50053}"
+# Not the services' own gRPC defaults (50051, 50052): those lie in Linux's ephemeral port
+# range, where a client socket may hold them first (see scripts/lib.sh).
+GC_GRPC_PORT="${CONVENE_GC_GRPC_PORT:-8051}"
+MC_GRPC_PORT="${CONVENE_MC_GRPC_PORT:-8052}"
+MC2_GRPC_PORT="${CONVENE_MC2_GRPC_PORT:-8053}"
 GC_OPS_PORT="${CONVENE_GC_OPS_PORT:-9080}"
 MC_OPS_PORT="${CONVENE_MC_OPS_PORT:-9081}"
 AC_OPS_PORT="${CONVENE_AC_OPS_PORT:-9082}"

@@ -18,12 +18,12 @@
 # NEXTEST_ARGS go to `cargo nextest run --profile env-tests -p env-tests`, e.g. a test-name
 # filter (the default nextest profile, which scripts/test.sh uses, leaves the env-tests out).
 #
-# The env-test stack: AC http://127.0.0.1:18082, GC http://127.0.0.1:18080 (gRPC 51051), two MCs
-# http://127.0.0.1:18081 (gRPC 51052) and http://127.0.0.1:18083 (gRPC 51053), their ops ports
-# (probes and metrics) GC 19080, MC 19081, AC 19082, MC 2 19083; state, logs and pids in
-# .dev/env-tests; PostgreSQL database convene_env_tests (dropped and created afresh at every
-# start) and Redis database 9, on the servers scripts/lib.sh finds or starts. A failing run
-# prints where the service logs are.
+# The env-test stack: AC http://127.0.0.1:18082, GC http://127.0.0.1:18080 (gRPC 18051), two MCs
+# http://127.0.0.1:18081 (gRPC 18052) and http://127.0.0.1:18083 (gRPC 18053), their ops ports
+# (probes and metrics) GC 19080, MC 19081, AC 19082, MC 2 19083, all below Linux's ephemeral
+# ports (see scripts/lib.sh); state, logs and pids in .dev/env-tests; PostgreSQL database
+# convene_env_tests (dropped and created afresh at every start) and Redis database 9, on the
+# servers scripts/lib.sh finds or starts. A failing run prints where the service logs are.
 # promtool (Debian's `prometheus` package, never started) is installed when missing: the
 # metrics tests parse every /metrics with it.
 set -euo pipefail
@@ -53,10 +53,10 @@ if [ "$MODE" != no-stack ]; then
   CONVENE_AC_PORT=18082
   CONVENE_GC_PORT=18080
   CONVENE_MC_PORT=18081
-  CONVENE_GC_GRPC_PORT=51051
-  CONVENE_MC_GRPC_PORT=51052
+  CONVENE_GC_GRPC_PORT=18051
+  CONVENE_MC_GRPC_PORT=18052
   CONVENE_MC2_PORT=18083
-  CONVENE_MC2_GRPC_PORT=51053
+  CONVENE_MC2_GRPC_PORT=18053
   CONVENE_GC_OPS_PORT=19080
   CONVENE_MC_OPS_PORT=19081
   CONVENE_AC_OPS_PORT=19082

@@ -19,9 +19,9 @@
 #
 # Settings (environment):
 #   CONVENE_PG_HOST (127.0.0.1)  CONVENE_PG_PORT (5432)  CONVENE_PG_USER (postgres)
-#   CONVENE_PG_PASSWORD (empty)  CONVENE_PG_FALLBACK_PORT (55432)  CONVENE_PG_BINDIR (auto)
+#   CONVENE_PG_PASSWORD (empty)  CONVENE_PG_FALLBACK_PORT (15432)  CONVENE_PG_BINDIR (auto)
 #   CONVENE_PG_DATABASE (convene): the database DATABASE_URL names (created when missing)
-#   CONVENE_REDIS_HOST (127.0.0.1)  CONVENE_REDIS_PORT (6379)  CONVENE_REDIS_FALLBACK_PORT (56379)
+#   CONVENE_REDIS_HOST (127.0.0.1)  CONVENE_REDIS_PORT (6379)  CONVENE_REDIS_FALLBACK_PORT (16379)
 #   CONVENE_REDIS_DB (unset: the server's default database 0): the logical database REDIS_URL names
 #   CONVENE_DEV_DIR (.dev in the repository): state, logs and project-local servers. Another
 #     directory gives a second, independent stack (scripts/env-tests.sh uses .dev/env-tests)
@@ -29,6 +29,10 @@
 # When the default port answers but cannot be used (e.g. a PostgreSQL that wants a password,
 # a Redis that wants AUTH) and the port was not set explicitly, a project-local server is
 # started on the fallback port instead.
+#
+# Every port a script starts a server on is below 32768: Linux hands out 32768-60999 to
+# client sockets (/proc/sys/net/ipv4/ip_local_port_range), so on a busy machine a fixed port
+# there may already be held by someone's connection. scripts/check_ports.py keeps it so.
 
 CONVENE_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONVENE_DEV_DIR="${CONVENE_DEV_DIR:-$CONVENE_REPO/.dev}"
@@ -83,15 +87,41 @@ convene_py_tools() {
   printf '%s' "$wanted" >"$venv/.pins"
 }
 
+# How long apt-get waits for another package manager (a second test run, unattended-upgrades)
+# to release its locks before giving up.
+CONVENE_APT_LOCK_WAIT_SECS=120
+
+# apt-get ARGS as root, its output appended to the file $1, waiting for the locks of another
+# package manager. DPkg::Lock::Timeout makes apt-get wait for dpkg's lock by itself, but apt
+# 2.6 applies it to nothing else: `update` and downloads fail at once on the lists and archive
+# locks ("Could not get lock"). Such a failure is tried again, every 2 s, within the same wait.
+convene_apt_get() {
+  local log="$1" deadline=$((SECONDS + CONVENE_APT_LOCK_WAIT_SECS)) before
+  shift
+  while :; do
+    before="$(wc -l <"$log")"
+    if convene_as_root env DEBIAN_FRONTEND=noninteractive apt-get \
+      -o DPkg::Lock::Timeout="$CONVENE_APT_LOCK_WAIT_SECS" "$@" >>"$log" 2>&1; then
+      return 0
+    fi
+    if [ "$SECONDS" -ge "$deadline" ] \
+      || ! tail -n "+$((before + 1))" "$log" | grep -q 'Could not get lock'; then
+      return 1
+    fi
+    convene_log "apt-get $1: another package manager holds a lock; trying again in 2 s"
+    sleep 2
+  done
+}
+
 convene_apt_install() {
   convene_have apt-get || convene_die "apt-get not found: install $* with your system's package manager and re-run"
   mkdir -p "$CONVENE_DEV_DIR"
   local log="$CONVENE_DEV_DIR/apt.log"
+  touch "$log"
   convene_log "installing $* with apt-get (output in ${log#"$CONVENE_REPO"/})"
-  if ! convene_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$log" 2>&1 \
-    || ! convene_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-      --no-install-recommends -o Dpkg::Options::=--force-confdef \
-      -o Dpkg::Options::=--force-confold "$@" >>"$log" 2>&1; then
+  if ! convene_apt_get "$log" update -q \
+    || ! convene_apt_get "$log" install -y -q --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"; then
     tail -n 20 "$log" >&2 || true
     convene_die "apt-get install $* failed (see $log)"
   fi
@@ -404,7 +434,7 @@ _convene_pg_start_local() {
 
 ensure_postgres() {
   local host="${CONVENE_PG_HOST:-127.0.0.1}" port="${CONVENE_PG_PORT:-5432}"
-  local fallback="${CONVENE_PG_FALLBACK_PORT:-55432}" user="${CONVENE_PG_USER:-postgres}"
+  local fallback="${CONVENE_PG_FALLBACK_PORT:-15432}" user="${CONVENE_PG_USER:-postgres}"
   local db="${CONVENE_PG_DATABASE:-convene}"
   local may_fall_back=1 attempt rc how="" userinfo base createdb
 
@@ -566,7 +596,7 @@ _convene_redis_start_local() {
 
 ensure_redis() {
   local host="${CONVENE_REDIS_HOST:-127.0.0.1}" port="${CONVENE_REDIS_PORT:-6379}"
-  local fallback="${CONVENE_REDIS_FALLBACK_PORT:-56379}" may_fall_back=1 attempt how=""
+  local fallback="${CONVENE_REDIS_FALLBACK_PORT:-16379}" may_fall_back=1 attempt how=""
   local db="${CONVENE_REDIS_DB:-}"
 
   case "$db" in '' | [0-9] | [1-9][0-9]) ;; *) convene_die "CONVENE_REDIS_DB must be a database number (0-99), not '$db'" ;; esac

@@ -375,8 +375,13 @@ async fn every_error_code_comes_back_over_the_wire_as_it_was_sent() {
     let ac = FakeAc::start().await;
     let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
     let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
+    // UNAUTHORIZED is the token check's alone (see the next test).
+    let codes: Vec<ErrorCode> = ErrorCode::ALL
+        .into_iter()
+        .filter(|code| *code != ErrorCode::Unauthorized)
+        .collect();
 
-    for code in ErrorCode::ALL {
+    for code in codes.iter().copied() {
         let message = format!("{} happened — «détail» 100%", code.as_str());
         let retry_after = u32::from(code == ErrorCode::RateLimited) * 42;
         let status = client
@@ -401,7 +406,30 @@ async fn every_error_code_comes_back_over_the_wire_as_it_was_sent() {
         let expected_retry = (code == ErrorCode::RateLimited).then_some(42);
         assert_eq!(received.retry_after_secs, expected_retry, "{code:?}");
     }
-    assert_eq!(gc.recorder.callers().len(), ErrorCode::ALL.len());
+    assert_eq!(gc.recorder.callers().len(), codes.len());
+}
+
+#[tokio::test]
+async fn a_method_answering_unauthenticated_answers_internal_and_runs_once() {
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
+
+    // The test GC's method answers UNAUTHORIZED when asked to.
+    let status = client
+        .register_meeting_controller(RegisterMeetingControllerRequest {
+            controller_id: ErrorCode::Unauthorized.as_str().into(),
+            websocket_url: "refused by the method".into(),
+            grpc_address: String::new(),
+            capacity: 0,
+        })
+        .await
+        .unwrap_err();
+
+    // Clients send a call refused UNAUTHENTICATED once more: a method must not answer it.
+    assert_refused(&status, Code::Internal, ErrorCode::Internal, "method");
+    assert_eq!(gc.recorder.callers().len(), 1);
+    assert_eq!(ac.issued(), 1);
 }
 
 #[tokio::test]
@@ -426,29 +454,24 @@ async fn the_client_layer_attaches_one_cached_token_to_every_call() {
 }
 
 #[tokio::test]
-async fn a_refused_token_is_replaced_for_the_next_call() {
+async fn a_refused_token_is_replaced_and_the_call_sent_once_more() {
     let ac = FakeAc::start().await;
     let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
-    // AC's first token is signed by a key GC does not know.
+    // AC's first token is signed by a key GC does not know (AC withdrew it, say).
     ac.queue_token(TestKey::generate("k-gone").sign(&mc_claims()));
     let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
 
-    let status = client.heartbeat(heartbeat()).await.unwrap_err();
-    assert_refused(
-        &status,
-        Code::Unauthenticated,
-        ErrorCode::Unauthorized,
-        "first",
-    );
-    assert_eq!(ac.issued(), 1);
+    client.heartbeat(heartbeat()).await.unwrap();
 
-    client.heartbeat(heartbeat()).await.unwrap();
-    client.heartbeat(heartbeat()).await.unwrap();
     assert_eq!(ac.issued(), 2);
+    assert_eq!(gc.recorder.requests(), 2);
+    assert_eq!(gc.recorder.callers().len(), 1);
+    client.heartbeat(heartbeat()).await.unwrap();
+    assert_eq!((ac.issued(), gc.recorder.requests()), (2, 3));
 }
 
 #[tokio::test]
-async fn a_peer_refusing_every_token_costs_ac_at_most_one_refetch_per_interval() {
+async fn a_peer_refusing_every_token_gets_one_retry_and_costs_ac_one_refetch_per_interval() {
     let ac = FakeAc::start().await;
     let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
     for _ in 0..5 {
@@ -456,13 +479,52 @@ async fn a_peer_refusing_every_token_costs_ac_at_most_one_refetch_per_interval()
     }
     let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
 
-    for _ in 0..5 {
+    let status = client.heartbeat(heartbeat()).await.unwrap_err();
+
+    // Refused, a new token, refused again: an error, after exactly one retry.
+    assert_refused(
+        &status,
+        Code::Unauthenticated,
+        ErrorCode::Unauthorized,
+        "first",
+    );
+    assert_eq!((ac.issued(), gc.recorder.requests()), (2, 2));
+
+    for _ in 0..4 {
         let status = client.heartbeat(heartbeat()).await.unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated);
     }
-    // The first refusal drops the token; the refusals of its replacement within the
-    // interval do not.
-    assert_eq!(ac.issued(), 2);
+    // Within the interval the replacement's refusals are final: one request each, and no
+    // token fetched for them.
+    assert_eq!((ac.issued(), gc.recorder.requests()), (2, 6));
+}
+
+#[tokio::test]
+async fn without_a_refetch_bound_every_refused_call_is_sent_exactly_twice() {
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerService).await;
+    for _ in 0..4 {
+        ac.queue_token(TestKey::generate("k-gone").sign(&mc_claims()));
+    }
+    let tokens = std::sync::Arc::new(
+        common::service_token::ServiceTokenClient::new(
+            &ac.url,
+            MC_CLIENT_ID,
+            "convene-mc-test-secret".into(),
+            None,
+        )
+        .unwrap()
+        .with_min_refetch_interval(Duration::ZERO),
+    );
+    let mut client = gc.client(ServiceTokenLayer::new(tokens));
+
+    for _ in 0..3 {
+        let status = client.heartbeat(heartbeat()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+
+    assert_eq!(gc.recorder.requests(), 6);
+    assert_eq!(ac.issued(), 4);
 }
 
 #[tokio::test]

@@ -1,5 +1,8 @@
 //! `common::service_token::ServiceTokenClient` (what GC and MC use to call each other) against
-//! the real AC: it caches a token while it has long to live and fetches a new one before expiry.
+//! the real AC: it caches a token while it has long to live, fetches a new one before expiry,
+//! and replaces a token a peer refused, at most once per refetch interval.
+
+use std::time::Duration;
 
 use common::jwt::ServiceClaims;
 use common::service_token::{ServiceTokenClient, ServiceTokenError};
@@ -55,16 +58,40 @@ async fn a_token_close_to_expiry_is_replaced_before_it_expires(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
-async fn an_invalidated_token_is_fetched_again(pool: PgPool) {
+async fn a_refused_token_is_replaced_once_for_every_caller_that_saw_it_refused(pool: PgPool) {
     seed_basics(&pool).await;
     let app = spawn_app(pool).await;
     let client = client_for(&app.base, GC, None);
+    let refused = client.token().await.unwrap();
 
-    client.token().await.unwrap();
-    client.invalidate().await;
-    client.token().await.unwrap();
+    let fresh = client.replace_refused(&refused).await.unwrap().unwrap();
+    // A call that was refused the same token meanwhile gets the same replacement.
+    let shared = client.replace_refused(&refused).await.unwrap().unwrap();
+    // The replacement refused too, so soon: the peer refuses fresh tokens, AC is not asked.
+    let none = client.replace_refused(&fresh).await.unwrap();
 
+    assert_ne!(fresh.expose_secret(), refused.expose_secret());
+    assert_eq!(shared.expose_secret(), fresh.expose_secret());
+    assert!(none.is_none());
+    assert_eq!(
+        client.token().await.unwrap().expose_secret(),
+        fresh.expose_secret()
+    );
     assert_eq!(issued(&app).await, 2.0);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn without_a_refetch_bound_every_refused_token_is_replaced(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let client = client_for(&app.base, GC, None).with_min_refetch_interval(Duration::ZERO);
+    let first = client.token().await.unwrap();
+
+    let second = client.replace_refused(&first).await.unwrap().unwrap();
+    let third = client.replace_refused(&second).await.unwrap().unwrap();
+
+    assert_ne!(third.expose_secret(), second.expose_secret());
+    assert_eq!(issued(&app).await, 3.0);
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -1,19 +1,21 @@
 //! The client half: every call leaves with a service token, a trace context and a deadline.
 //!
 //! [`ServiceTokenLayer`] wraps a [`tonic::transport::Channel`] (any tower service over
-//! `http::Request`, in fact); a generated client is built over the result as over the
-//! channel itself: `MeetingControllerServiceClient::new(layer.layer(channel))`.
+//! `http::Request<tonic::body::Body>`, in fact); a generated client is built over the result as
+//! over the channel itself: `MeetingControllerServiceClient::new(layer.layer(channel))`.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::HeaderValue;
 use http::header::{AUTHORIZATION, HeaderName};
-use secrecy::ExposeSecret;
-use tower::{Layer, Service};
+use http_body_util::{BodyExt, Full};
+use secrecy::{ExposeSecret, SecretString};
+use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -21,11 +23,6 @@ use crate::service_token::ServiceTokenClient;
 
 /// The deadline of a call that sets none (`tonic::Request::set_timeout` sets one).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// After the peer refused a token, the cached one is dropped at most this often. A peer that
-/// refuses every token (a misconfigured issuer) would otherwise cost AC a client-secret check
-/// per call.
-pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
@@ -39,18 +36,23 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 ///   kept here: with no response headers by then, the call ends with `DEADLINE_EXCEEDED`.
 ///   (It bounds the wait for the response headers, which for a unary call is the whole
 ///   call; a streaming body is bounded by the server, which reads `grpc-timeout`.)
-/// - A peer answering `UNAUTHENTICATED` (as a trailers-only response, which is how servers
-///   refuse before running a method) makes the next call fetch a new token, at most once per
-///   `min_refetch_interval` ([`DEFAULT_MIN_REFETCH_INTERVAL`]).
+/// - A peer answering `UNAUTHENTICATED` as a trailers-only response (how a server's
+///   `ServiceAuthLayer` refuses a token, before any method runs) gets the call once more with
+///   a new token, within the same deadline ([`ServiceTokenClient::call`]): after AC withdrew
+///   the key that signed the cached token, the call in hand still succeeds. The retry's
+///   answer is final.
 ///
-/// Build one layer per token client and layer every channel with it (GC: one channel per MC):
-/// clones share the refetch bound.
+/// To send a call twice, the layer reads the request body whole before the first attempt and
+/// keeps it. A unary call's body is its one encoded message, so this costs a copy of bytes
+/// already in memory. A client-streaming call would not leave before its stream ended; the
+/// internal protos have none (`proto/`), and one that is added needs a layer that does not
+/// buffer.
+///
+/// Build one layer per token client and layer every channel with it (GC: one channel per MC).
 #[derive(Clone)]
 pub struct ServiceTokenLayer {
     tokens: Arc<ServiceTokenClient>,
     default_timeout: Duration,
-    min_refetch_interval: Duration,
-    last_refetch: Arc<Mutex<Option<Instant>>>,
 }
 
 impl ServiceTokenLayer {
@@ -58,8 +60,6 @@ impl ServiceTokenLayer {
         Self {
             tokens,
             default_timeout: DEFAULT_TIMEOUT,
-            min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
-            last_refetch: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -67,31 +67,6 @@ impl ServiceTokenLayer {
     pub fn with_default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = timeout;
         self
-    }
-
-    /// How often a refused token may be dropped for a new one.
-    pub fn with_min_refetch_interval(mut self, interval: Duration) -> Self {
-        self.min_refetch_interval = interval;
-        self
-    }
-
-    /// Drops the cached token after a refusal, unless one was dropped less than
-    /// `min_refetch_interval` ago: the token fetched then is as good as any other.
-    async fn forget_refused_token(&self) {
-        {
-            let mut last = self
-                .last_refetch
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let now = Instant::now();
-            if last.is_some_and(|at| now.duration_since(at) < self.min_refetch_interval) {
-                tracing::warn!("peer refused a fresh service token");
-                return;
-            }
-            *last = Some(now);
-        }
-        tracing::warn!("peer refused the service token; the next call fetches a new one");
-        self.tokens.invalidate().await;
     }
 }
 
@@ -113,26 +88,31 @@ pub struct WithServiceToken<S> {
     layer: ServiceTokenLayer,
 }
 
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for WithServiceToken<S>
+type ServiceFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<S, ResBody> Service<http::Request<tonic::body::Body>> for WithServiceToken<S>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
     ResBody: Default + Send + 'static,
 {
     type Response = http::Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ServiceFuture<Self::Response, Self::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
         let started = Instant::now();
+        // The service that was polled ready sends the first attempt; a clone sends a retry.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let ready = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
 
         let (name, service, method) = super::rpc_names(request.uri().path());
@@ -152,33 +132,36 @@ where
         let deadline = requested.unwrap_or(layer.default_timeout);
 
         let call = async move {
-            let token = match layer.tokens.token().await {
-                Ok(token) => token,
+            let (parts, body) = request.into_parts();
+            let body = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                // The message could not be encoded; the caller gets the encoder's status.
+                Err(status) => return Ok(status_response(status)),
+            };
+            let mut attempt = Attempt {
+                parts,
+                body,
+                spare: ready.clone(),
+                ready: Some(ready),
+                started,
+                deadline: requested.is_none().then_some(deadline),
+            };
+            let sent = layer
+                .tokens
+                .call(
+                    |token| attempt.send(token),
+                    |sent: &Result<http::Response<ResBody>, S::Error>| {
+                        sent.as_ref().is_ok_and(super::is_unauthenticated)
+                    },
+                )
+                .await;
+            match sent {
+                Ok(sent) => sent,
                 Err(error) => {
                     tracing::warn!(%error, "no service token; the call is not sent");
-                    return Ok(status_response(ApiError::unavailable().into()));
+                    Ok(status_response(ApiError::unavailable().into()))
                 }
-            };
-            let Ok(mut value) = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
-            else {
-                tracing::warn!("AC issued a token that cannot be a header; the call is not sent");
-                return Ok(status_response(ApiError::unavailable().into()));
-            };
-            value.set_sensitive(true);
-            request.headers_mut().insert(AUTHORIZATION, value);
-            if requested.is_none() {
-                // What is left of the deadline once the token is in hand.
-                let left = deadline.saturating_sub(started.elapsed());
-                request
-                    .headers_mut()
-                    .insert(GRPC_TIMEOUT, encode_grpc_timeout(left));
             }
-
-            let response = inner.call(request).await?;
-            if is_unauthenticated(&response) {
-                layer.forget_refused_token().await;
-            }
-            Ok(response)
         };
 
         Box::pin(
@@ -198,15 +181,70 @@ where
     }
 }
 
-fn status_response<B: Default>(status: tonic::Status) -> http::Response<B> {
-    status.into_http()
+/// One call, as many times as the token client sends it (twice at most).
+struct Attempt<S> {
+    parts: http::request::Parts,
+    body: Bytes,
+    /// The inner service polled ready by the caller, for the first attempt.
+    ready: Option<S>,
+    /// A clone of it for a retry.
+    spare: S,
+    started: Instant,
+    /// The layer's deadline, when the call set none: the rest of it goes in `grpc-timeout`.
+    deadline: Option<Duration>,
 }
 
-/// Whether the response is a trailers-only `UNAUTHENTICATED`.
-fn is_unauthenticated<B>(response: &http::Response<B>) -> bool {
-    response.headers().get("grpc-status").is_some_and(|code| {
-        tonic::Code::from_bytes(code.as_bytes()) == tonic::Code::Unauthenticated
-    })
+impl<S, ResBody> Attempt<S>
+where
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    /// The request with `token`, sent on the ready service the first time and on a clone
+    /// driven ready after that.
+    fn send(
+        &mut self,
+        token: SecretString,
+    ) -> impl Future<Output = Result<http::Response<ResBody>, S::Error>> + Send + use<S, ResBody>
+    {
+        let mut request = http::Request::from_parts(
+            self.parts.clone(),
+            tonic::body::Body::new(Full::new(self.body.clone())),
+        );
+        let authorization = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()));
+        if let Some(deadline) = self.deadline {
+            // What is left of the deadline once the token is in hand.
+            let left = deadline.saturating_sub(self.started.elapsed());
+            request
+                .headers_mut()
+                .insert(GRPC_TIMEOUT, encode_grpc_timeout(left));
+        }
+        let (service, polled_ready) = match self.ready.take() {
+            Some(ready) => (ready, true),
+            None => (self.spare.clone(), false),
+        };
+        async move {
+            let Ok(mut authorization) = authorization else {
+                tracing::warn!("AC issued a token that cannot be a header; the call is not sent");
+                return Ok(status_response(ApiError::unavailable().into()));
+            };
+            authorization.set_sensitive(true);
+            request.headers_mut().insert(AUTHORIZATION, authorization);
+            let mut service = service;
+            if !polled_ready {
+                service.ready().await?;
+            }
+            service.call(request).await
+        }
+    }
+}
+
+fn status_response<B: Default>(status: tonic::Status) -> http::Response<B> {
+    status.into_http()
 }
 
 /// Reads a `grpc-timeout` value: at most 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).

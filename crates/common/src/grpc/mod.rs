@@ -6,7 +6,12 @@
 //!   method finds the caller in the request's extensions ([`server::ServiceCaller`]).
 //! - [`client::ServiceTokenLayer`] wraps a [`tonic::transport::Channel`]: every call carries a
 //!   fresh token from [`ServiceTokenClient`](crate::service_token::ServiceTokenClient), the
-//!   caller's W3C trace context and a deadline.
+//!   caller's W3C trace context and a deadline; a call whose token the server refused goes once
+//!   more with a new token.
+//!
+//! `UNAUTHENTICATED` means exactly "the server refused the service token, before any method
+//! ran": the server layer turns a method's own `UNAUTHENTICATED` into `INTERNAL`, so that the
+//! client may send a refused call again without running a method twice.
 //!
 //! Refusals and failures on both sides are [`ApiError`](crate::error::ApiError)s turned into
 //! statuses, so they carry the error-code metadata and convert back with
@@ -104,6 +109,14 @@ pub fn refused(refusal: JoinRefusal) -> tonic::Status {
         refusal.message,
         metadata,
     )
+}
+
+/// Whether the response is a trailers-only `UNAUTHENTICATED`: how [`server::ServiceAuthLayer`]
+/// refuses a service token (the methods behind it never answer that code).
+fn is_unauthenticated<B>(response: &http::Response<B>) -> bool {
+    response.headers().get("grpc-status").is_some_and(|code| {
+        tonic::Code::from_bytes(code.as_bytes()) == tonic::Code::Unauthenticated
+    })
 }
 
 /// The OpenTelemetry name of a call's span, `package.Service/Method` as the gRPC semantic

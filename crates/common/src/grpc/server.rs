@@ -148,7 +148,8 @@ where
                     Ok(caller) => {
                         call_span.record("client_id", caller.client_id.as_str());
                         request.extensions_mut().insert(caller);
-                        inner.call(request).await
+                        let response = inner.call(request).await?;
+                        Ok(never_unauthenticated(response))
                     }
                     Err(error) => Ok(tonic::Status::from(error).into_http()),
                 }
@@ -156,6 +157,18 @@ where
             .instrument(span),
         )
     }
+}
+
+/// A method's answer, with `UNAUTHENTICATED` turned into `INTERNAL`. Clients take
+/// `UNAUTHENTICATED` for the refusal of their service token, which this layer makes before any
+/// method runs, and send the call once more with a new token (`client::ServiceTokenLayer`); a
+/// method answering it would run twice.
+fn never_unauthenticated<B: Default>(response: http::Response<B>) -> http::Response<B> {
+    if super::is_unauthenticated(&response) {
+        tracing::error!("a gRPC method answered UNAUTHENTICATED, which only the token check may");
+        return tonic::Status::from(ApiError::internal()).into_http();
+    }
+    response
 }
 
 impl Policy {

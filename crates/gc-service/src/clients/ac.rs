@@ -15,12 +15,17 @@
 //!
 //! An AC without the batch route (an older AC during a rolling deploy answers 404) is asked
 //! grant by grant on the single route instead.
+//!
+//! A request AC answers 401 goes once more with a new service token
+//! (`ServiceTokenClient::call`): AC refuses the token it issued when it has since withdrawn
+//! the key that signed it, and the joins waiting for this batch should not fail for that.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::jwt::MeetingRole;
 use common::service_token::ServiceTokenClient;
+use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -197,10 +202,10 @@ impl Sender {
     ) -> Result<Option<Vec<IssuedMeetingToken>>, Refused> {
         let count = grants.len();
         let response = self.post(&self.batch_url, &BatchRequest { grants }).await?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
+        if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let response = self.successful(response).await?;
+        let response = successful(response)?;
         let answer: BatchResponse = response
             .json()
             .await
@@ -216,40 +221,43 @@ impl Sender {
 
     async fn issue_one(&self, grant: &MeetingGrant) -> Result<IssuedMeetingToken, Refused> {
         let response = self.post(&self.single_url, grant).await?;
-        self.successful(response)
-            .await?
+        successful(response)?
             .json()
             .await
             .map_err(|e| Refused::new("AC answered a malformed meeting token", e))
     }
 
+    /// POSTs `body` with GC's service token; a 401 (AC withdrew the key that signed the cached
+    /// token) sends it once more with a new token.
     async fn post(&self, url: &str, body: &impl Serialize) -> Result<reqwest::Response, Refused> {
-        let token = self
+        let sent = self
             .tokens
-            .token()
+            .call(
+                |token| {
+                    self.http
+                        .post(url)
+                        .bearer_auth(token.expose_secret())
+                        .json(body)
+                        .send()
+                },
+                |sent: &reqwest::Result<reqwest::Response>| {
+                    sent.as_ref()
+                        .is_ok_and(|response| response.status() == StatusCode::UNAUTHORIZED)
+                },
+            )
             .await
             .map_err(|e| Refused::new("no service token from AC", e))?;
-        self.http
-            .post(url)
-            .bearer_auth(token.expose_secret())
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| Refused::new("AC's meeting-token endpoint is unreachable", e))
+        sent.map_err(|e| Refused::new("AC's meeting-token endpoint is unreachable", e))
     }
+}
 
-    async fn successful(&self, response: reqwest::Response) -> Result<reqwest::Response, Refused> {
-        let status = response.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED {
-            // The cached token may have been signed by a key AC no longer publishes.
-            self.tokens.invalidate().await;
-        }
-        if !status.is_success() {
-            return Err(Refused::new(
-                "AC refused a meeting token",
-                format!("status {status}"),
-            ));
-        }
-        Ok(response)
+fn successful(response: reqwest::Response) -> Result<reqwest::Response, Refused> {
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Refused::new(
+            "AC refused a meeting token",
+            format!("status {status}"),
+        ));
     }
+    Ok(response)
 }

@@ -54,6 +54,8 @@ where
 
 pub struct TestStack {
     pub ac: Server,
+    /// AC's configuration (its master key opens the test database's signing keys).
+    pub ac_config: ac_service::config::Config,
     pub gc: Server,
     /// GC's gRPC API, `http://127.0.0.1:<port>`.
     pub gc_grpc: String,
@@ -140,7 +142,8 @@ pub async fn spawn_stack_configured(
         .await
         .unwrap();
 
-    let ac_app = ac_service::startup::Application::build(ac_config(), pool.clone())
+    let ac_config = ac_config();
+    let ac_app = ac_service::startup::Application::build(ac_config.clone(), pool.clone())
         .await
         .unwrap();
     let ac_base = format!("http://{}", ac_app.http_addr());
@@ -171,6 +174,7 @@ pub async fn spawn_stack_configured(
             base: ac_base,
             _stop: ac_stop,
         },
+        ac_config,
         gc: Server {
             base: gc_base,
             _stop: gc_stop,

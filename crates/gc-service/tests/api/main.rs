@@ -18,6 +18,7 @@ mod meeting_tokens;
 mod observability;
 mod openapi;
 mod races;
+mod refused_service_tokens;
 mod rooms;
 mod signaling;
 mod storage;
