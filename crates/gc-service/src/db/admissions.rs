@@ -16,10 +16,9 @@
 //!
 //! A statement PostgreSQL refuses does not fail its neighbours: each admission of it is then
 //! written alone, as before, and its caller gets its own answer. A statement that found no
-//! connection (or lost it) fails all of its admissions at once, with that error. Several GC replicas each write their
-//! own statements; two of them that lock the same meetings in different orders can deadlock,
-//! which PostgreSQL breaks after `deadlock_timeout` by failing one, whose admissions are then
-//! written alone.
+//! connection (or lost it) fails all of its admissions at once, with that error. Several GC
+//! replicas each write their own statements; each statement locks its meetings in the order of
+//! their ids, so two of them sharing meetings wait for each other rather than deadlock.
 //!
 //! An admission is written even when its caller has gone meanwhile (a client that hung up
 //! after the room seated it): the room and PostgreSQL stay in agreement. The queue is bounded
@@ -95,14 +94,6 @@ impl AdmissionRows {
         self.actor_types.push(actor_type);
         self.ips.push(ip.map(|ip| ip.to_string()));
         self.user_agents.push(user_agent.map(str::to_owned));
-    }
-
-    /// The meetings of the rows, sorted, each once.
-    pub fn meetings(&self) -> Vec<Uuid> {
-        let mut ids = self.meeting_ids.clone();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
     }
 
     pub fn len(&self) -> usize {

@@ -204,7 +204,100 @@ async fn lowering_the_capacity_unseats_nobody_and_admits_nobody_until_below(h: H
     assert_eq!(room.state().await.participant_count(), 2);
 }
 
+/// Settings pushes that arrive out of order: the room keeps the newest version, an older one
+/// changes nothing (and says so), the same one again stores nothing new but still admits the
+/// lobby with the waiting room off, and an assignment carrying an older version keeps the
+/// room's newer settings.
+async fn the_room_keeps_the_newest_settings_version_whatever_order_they_arrive_in(h: Harness) {
+    use mc_service::room::{FencingToken, OwnedRoom};
+    let room = h.room(5, true).await;
+    room.join_as(&user(0), Role::Host).await;
+    let owned = OwnedRoom::new(room.code().clone(), FencingToken(1));
+    let open = crate::support::settings(false);
+    let locked = crate::support::settings(true);
+
+    let newer = h
+        .store
+        .update_settings(&owned, &locked, 9, 3, now())
+        .await
+        .unwrap();
+    let older = h
+        .store
+        .update_settings(&owned, &open, 4, 2, now())
+        .await
+        .unwrap();
+
+    assert!(!newer.stale);
+    assert!(older.stale, "version 2 after 3 is stale");
+    assert_eq!(older.settings_version, 3);
+    let state = room.state().await;
+    assert_eq!(
+        (
+            state.settings,
+            state.max_participants,
+            state.settings_version
+        ),
+        (locked, 9, 3)
+    );
+
+    // The waiting room off with one seat free: one of the two waiting is admitted, the other
+    // is left over. Once a seat is free, the same version again admits them.
+    wait_in_lobby(&room, &[(1, 1), (2, 2)]).await;
+    let turned_off = h
+        .store
+        .update_settings(&owned, &open, 2, 4, now())
+        .await
+        .unwrap();
+    assert_eq!(turned_off.moves.admitted, vec![user(1)]);
+    assert_eq!(turned_off.moves.still_waiting, vec![user(2)]);
+    room.leave(&user(0)).await.unwrap();
+    let again = h
+        .store
+        .update_settings(&owned, &open, 2, 4, now())
+        .await
+        .unwrap();
+    assert!(!again.stale);
+    assert_eq!(
+        again.moves.admitted,
+        vec![user(2)],
+        "the repeat completes it"
+    );
+
+    // An assignment of the meeting with older settings keeps the room's.
+    let mut meta = Harness::meta(2, locked);
+    meta.settings_version = 1;
+    h.store
+        .assign(room.code(), &meta, FencingToken(2), "mc-b")
+        .await
+        .unwrap();
+    let state = room.state().await;
+    assert_eq!(
+        (
+            state.settings,
+            state.max_participants,
+            state.settings_version
+        ),
+        (open, 2, 4)
+    );
+    // A newer one replaces them.
+    meta.settings_version = 5;
+    h.store
+        .assign(room.code(), &meta, FencingToken(3), "mc-b")
+        .await
+        .unwrap();
+    let state = room.state().await;
+    assert_eq!(
+        (
+            state.settings,
+            state.max_participants,
+            state.settings_version
+        ),
+        (locked, 2, 5)
+    );
+}
+
 on_both_backends!(
+    the_room_keeps_the_newest_settings_version_whatever_order_they_arrive_in,
     admit_seats_a_waiting_user_as_a_guest,
     admit_refuses_someone_who_is_not_waiting,
     admit_into_a_full_room_leaves_the_user_waiting,
