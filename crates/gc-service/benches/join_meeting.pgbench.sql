@@ -1,10 +1,10 @@
 -- The writes of an admitted join (`POST /api/v1/meetings/{code}/join`) as a pgbench script, to
 -- measure the database's share of a join without HTTP, JWTs, gRPC, Redis and AC. The statement
--- is GC's `db::participants::admit` for one guest, as `use_cases::record_admissions` runs it:
--- `participants_admit` (migration 20261206000001) locks the meeting's row (so an `end` or a
--- leave in flight is waited for), makes the meeting active and records the seat, opens the
--- seat's visit and writes its `participant_admitted` audit row, in one call with the same
--- parameters (seat numbers p + 1: distinct, as the pairs are). This is one join per transaction, which
+-- is GC's `db::participants::admit` for one guest (`ADMIT_SQL`), as
+-- `use_cases::record_admissions` runs it: the meeting's row updated (so an `end` or a leave in
+-- flight is waited for), made active and its last seat raised, the seat's visit opened and its
+-- `participant_admitted` audit row, in one statement with the same parameters (seat numbers
+-- p + 1: distinct, as the pairs are). Keep it in step with `ADMIT_SQL`. This is one join per transaction, which
 -- is what GC writes when it is idle: a busy GC puts the admissions queued meanwhile in one
 -- statement (`db::participants::admit_batch`), so its joins may commit faster than this.
 --
@@ -30,7 +30,52 @@ select r.meeting_id, u.user_id
 from bench_join_rooms r, bench_join_users u
 where r.i = :room and u.i = :user \gset
 
-select participants_admit(array[:meeting_id::uuid], array[:org_id::uuid],
-                          array[:user_id::uuid], array['guest'], array[:p + 1]::bigint[],
-                          array[:user_id::text], array['user'], array['127.0.0.1'],
-                          array[null]::text[]);
+with b as (
+    select distinct on (b.meeting_id, b.user_id) b.*
+    from unnest(array[:meeting_id::uuid], array[:org_id::uuid], array[:user_id::uuid],
+                array['guest'], array[:p + 1]::bigint[], array[:user_id::text], array['user'],
+                array['127.0.0.1'], array[null]::text[])
+             as b(meeting_id, org_id, user_id, role, seat, actor_id, actor_type, ip, user_agent)
+    order by b.meeting_id, b.user_id, b.seat desc
+),
+live as (
+    update meetings m
+    set status = 'active',
+        started_at = coalesce(m.started_at, now()),
+        empty_since = case
+            when (select max(b.seat) from b where b.meeting_id = m.id)
+                 > coalesce(m.empty_as_of_seat, 0) then null
+            when coalesce(m.last_seat, 0) <= m.empty_as_of_seat
+                then coalesce(m.empty_since, now())
+            else m.empty_since end,
+        last_seat = greatest(coalesce(m.last_seat, 0),
+                             (select max(b.seat) from b where b.meeting_id = m.id))
+    where m.id = any(array[:meeting_id::uuid]) and m.status <> 'ended'
+    returning m.id
+),
+newest as (
+    select b.* from b
+    where b.meeting_id in (select id from live)
+      and not exists (select 1 from participants q
+                      where q.meeting_id = b.meeting_id and q.user_id = b.user_id
+                        and q.seat >= b.seat)
+),
+superseded as (
+    update participants p
+    set left_at = greatest(p.joined_at, now()), leave_reason = 'superseded'
+    from newest n
+    where p.meeting_id = n.meeting_id and p.user_id = n.user_id and p.left_at is null
+      and (p.seat is null or p.seat < n.seat)
+),
+visits as (
+    insert into participants (meeting_id, user_id, role, seat)
+    select n.meeting_id, n.user_id, n.role, n.seat from newest n
+    on conflict do nothing
+    returning meeting_id, user_id, role
+)
+insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
+                        details, ip, user_agent)
+select n.org_id, n.actor_id, n.actor_type, 'participant_admitted', 'meeting', v.meeting_id::text,
+       jsonb_build_object('user_id', v.user_id, 'role', v.role), n.ip::inet, n.user_agent
+from visits v
+join newest n on n.meeting_id = v.meeting_id and n.user_id = v.user_id;

@@ -96,6 +96,14 @@ impl AdmissionRows {
         self.user_agents.push(user_agent.map(str::to_owned));
     }
 
+    /// The meetings of the rows, sorted, each once.
+    pub fn meetings(&self) -> Vec<Uuid> {
+        let mut ids = self.meeting_ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     pub fn len(&self) -> usize {
         self.user_ids.len()
     }

@@ -1,12 +1,11 @@
 //! `participants`: the history of who was in which meeting, with which role and until when.
-//! A user has at most one open visit per meeting (`participants_one_open_visit`), and each visit
-//! records the room's number of the seat it is the history of (`seat`, one row per seat).
+//! Each visit records the room's number of the seat it is the history of (`seat`, one row per
+//! seat: `participants_one_row_per_seat`).
 //!
 //! The room decides who is present and numbers the seats it gives; GC records its decisions
 //! after it made them. An admission and the leave of the same seat may reach PostgreSQL in
 //! either order (a join racing a leave), so both write the seat's row: the admission opens it
-//! unless it exists, the leave closes it or writes it closed. Every writer of a meeting's visits
-//! locks the meeting's row first, so their decisions rest on what the one before committed.
+//! unless it exists, the leave closes it or writes it closed.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -63,11 +62,10 @@ pub struct Seated {
     pub seat: i64,
 }
 
-/// Records seats a room has just given, in one call of `participants_admit` (migration
-/// `20261206000001`): a visit per seat whose row does not exist yet, with its
-/// `participant_admitted` audit row by `actor`; the meeting active from its first seat; its
-/// empty-meeting clock stopped unless the room was seen empty after these seats. Nothing is
-/// recorded for a meeting that has ended. Returns how many visits it opened.
+/// Records seats a room has just given ([`ADMIT_SQL`]): a visit per seat whose row does not
+/// exist yet, with its `participant_admitted` audit row by `actor`; the meeting active from its
+/// first seat; its empty-meeting clock stopped unless the room was seen empty after these seats.
+/// Nothing is recorded for a meeting that has ended. Returns how many visits it opened.
 pub async fn admit<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     meeting_id: Uuid,
@@ -82,27 +80,97 @@ pub async fn admit<'e>(
     admit_batch(executor, &rows).await
 }
 
+/// The admission of seats, one statement: `$1..$9` the columns of the seats (meeting, org,
+/// user, role, seat number, and the actor, address and user agent of their audit rows), `$10`
+/// their meetings, sorted.
+///
+/// - `live` updates each meeting's row (an index scan over the sorted `$10`, so two statements
+///   sharing meetings lock them in the same order): `active` from its first seat, `last_seat`
+///   raised, and the empty clock stopped only for a seat above the one the room was last seen
+///   empty at (`empty_as_of_seat`), or started when the room was seen empty before the meeting
+///   was active and nothing later has been seated. The update re-reads a row another
+///   transaction changed meanwhile, so these hold whatever order the marks and admissions of
+///   a meeting commit in. An ended meeting is not updated, and none of its seats is recorded.
+/// - `superseded` closes a visit still open of an earlier seat of the same user: the room gave
+///   the new seat, so that one had ended (its leave is late or was lost; when it comes, it
+///   replaces this reason with its own).
+/// - `visits` opens the seat's visit unless its row exists (the seat's leave was recorded
+///   first, or this admission was) or a later seat of the user is recorded. The unique index
+///   of one row per seat settles an admission and a leave of the same seat inserting at once.
+///
+/// A seat that this statement's snapshot did not show as replaced may still be opened after a
+/// later seat of the user was recorded by a transaction that committed meanwhile; its own leave,
+/// which the room sent when it ended that seat, closes it (`tests/api/visits.rs` applies every
+/// order of a room's records).
+pub const ADMIT_SQL: &str = "with b as (
+    select distinct on (b.meeting_id, b.user_id) b.*
+    from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[],
+                $7::text[], $8::text[], $9::text[])
+             as b(meeting_id, org_id, user_id, role, seat, actor_id, actor_type, ip, user_agent)
+    order by b.meeting_id, b.user_id, b.seat desc
+),
+live as (
+    update meetings m
+    set status = 'active',
+        started_at = coalesce(m.started_at, now()),
+        empty_since = case
+            when (select max(b.seat) from b where b.meeting_id = m.id)
+                 > coalesce(m.empty_as_of_seat, 0) then null
+            when coalesce(m.last_seat, 0) <= m.empty_as_of_seat
+                then coalesce(m.empty_since, now())
+            else m.empty_since end,
+        last_seat = greatest(coalesce(m.last_seat, 0),
+                             (select max(b.seat) from b where b.meeting_id = m.id))
+    where m.id = any($10) and m.status <> 'ended'
+    returning m.id
+),
+newest as (
+    select b.* from b
+    where b.meeting_id in (select id from live)
+      and not exists (select 1 from participants q
+                      where q.meeting_id = b.meeting_id and q.user_id = b.user_id
+                        and q.seat >= b.seat)
+),
+superseded as (
+    update participants p
+    set left_at = greatest(p.joined_at, now()), leave_reason = 'superseded'
+    from newest n
+    where p.meeting_id = n.meeting_id and p.user_id = n.user_id and p.left_at is null
+      and (p.seat is null or p.seat < n.seat)
+),
+visits as (
+    insert into participants (meeting_id, user_id, role, seat)
+    select n.meeting_id, n.user_id, n.role, n.seat from newest n
+    on conflict do nothing
+    returning meeting_id, user_id, role
+)
+insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
+                        details, ip, user_agent)
+select n.org_id, n.actor_id, n.actor_type, 'participant_admitted', 'meeting', v.meeting_id::text,
+       jsonb_build_object('user_id', v.user_id, 'role', v.role), n.ip::inet, n.user_agent
+from visits v
+join newest n on n.meeting_id = v.meeting_id and n.user_id = v.user_id";
+
 /// [`admit`] for the seats of many meetings at once (row `i` of each column of `rows` is one
-/// seat), in one call and one transaction. The function locks the meetings in the order of
-/// their ids, so two batches sharing meetings wait for each other rather than deadlock.
+/// seat), in one statement and one transaction.
 pub async fn admit_batch<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     rows: &crate::db::admissions::AdmissionRows,
 ) -> Result<u64, sqlx::Error> {
-    let opened: i64 =
-        sqlx::query_scalar("select participants_admit($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(&rows.meeting_ids)
-            .bind(&rows.org_ids)
-            .bind(&rows.user_ids)
-            .bind(&rows.roles)
-            .bind(&rows.seats)
-            .bind(&rows.actor_ids)
-            .bind(&rows.actor_types)
-            .bind(&rows.ips)
-            .bind(&rows.user_agents)
-            .fetch_one(executor)
-            .await?;
-    Ok(u64::try_from(opened).unwrap_or(0))
+    let result = sqlx::query(ADMIT_SQL)
+        .bind(&rows.meeting_ids)
+        .bind(&rows.org_ids)
+        .bind(&rows.user_ids)
+        .bind(&rows.roles)
+        .bind(&rows.seats)
+        .bind(&rows.actor_ids)
+        .bind(&rows.actor_types)
+        .bind(&rows.ips)
+        .bind(&rows.user_agents)
+        .bind(rows.meetings())
+        .execute(executor)
+        .await?;
+    Ok(result.rows_affected())
 }
 
 /// The seat a leave ended, as the room reported it.
