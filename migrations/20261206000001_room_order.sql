@@ -42,3 +42,26 @@ alter table meetings
 -- stays for the lookups of a user's open visits.
 drop index participants_one_open_visit;
 create index participants_open_visits on participants (meeting_id, user_id) where left_at is null;
+
+-- An admission and a leave look a user's visits of a meeting up by both columns (the seat's
+-- row, a later seat, an open visit to supersede). With the meeting alone indexed, the planner,
+-- estimating a visit or two per meeting, read every visit of the meeting for each of them:
+-- hundreds in a large meeting. The end's "every open visit of the meeting" reads the prefix.
+drop index participants_meeting_id_idx;
+create index participants_meeting_user_idx on participants (meeting_id, user_id);
+
+-- Every admission now updates its meeting's row (`last_seat`), naming `status` in the update
+-- (active from the first seat), which fired the slot-release trigger on every join only for it
+-- to find nothing to release. It now runs only when the status or the org really changes (its
+-- checks refuse the org change and the reopening of an ended meeting, as before), and on
+-- deletes.
+drop trigger meetings_release_live_slot on meetings;
+create trigger meetings_release_live_slot
+    after update of status, org_id on meetings
+    for each row
+    when (old.status is distinct from new.status or old.org_id is distinct from new.org_id)
+execute function meetings_release_live_slot();
+create trigger meetings_release_live_slot_on_delete
+    after delete on meetings
+    for each row
+execute function meetings_release_live_slot();

@@ -73,12 +73,13 @@ async fn patch(stack: &TestStack, code: &str, host: &str, body: &Value) -> (Stat
     .await
 }
 
-/// Two PATCHes at once, a hundred times over: changes of different fields are both kept, and
+/// Two PATCHes at once, 200 times over: changes of different fields are both kept, and
 /// the room always holds what PostgreSQL holds (and the API shows). Before the fix, one of two
 /// changes of different fields was lost in 15 of 15 trials, and the room could keep the waiting
 /// room off (or a capacity of 49) that PostgreSQL no longer had.
 #[sqlx::test(migrations = "../../migrations")]
 async fn racing_config_changes_are_merged_and_the_room_holds_what_postgres_holds(pool: PgPool) {
+    const ROUNDS: i64 = 200;
     let (stack, prefix, _people) = stack_with_mc(pool).await;
     let store = room_store(&prefix);
     let host = stack.user_token(HOST).await;
@@ -89,7 +90,7 @@ async fn racing_config_changes_are_merged_and_the_room_holds_what_postgres_holds
     // Every round that went wrong, so that a failure says how often (the figure of issue 22).
     let mut lost = Vec::new();
     let mut disagreed = Vec::new();
-    for round in 0..100_i64 {
+    for round in 0..ROUNDS {
         let flag = round % 2 == 0;
         let (seats_a, seats_b) = (3 + round % 40, 50 + round % 40);
         let (first, second, both_kept) = match round % 4 {
@@ -148,12 +149,12 @@ async fn racing_config_changes_are_merged_and_the_room_holds_what_postgres_holds
             lost.push(round);
         }
     }
-    let merges = (0..100).filter(|round| round % 4 < 2).count();
+    let merges = (0..ROUNDS).filter(|round| round % 4 < 2).count();
     let lost_merges = lost.iter().filter(|round| *round % 4 < 2).count();
     assert!(
         lost.is_empty() && disagreed.is_empty(),
         "{lost_merges} of {merges} merges lost a change (rounds {lost:?}); the room disagreed \
-         with PostgreSQL after {} of 100 races (rounds {disagreed:?})",
+         with PostgreSQL after {} of {ROUNDS} races (rounds {disagreed:?})",
         disagreed.len()
     );
 }
@@ -235,13 +236,14 @@ async fn leave(stack: &TestStack, code: &str, token: &str) -> (StatusCode, Value
     .await
 }
 
-/// A join and a leave of the same user at the same moment, 120 times, from a seat and from
+/// A join and a leave of the same user at the same moment, 200 times, from a seat and from
 /// nowhere, for the host and for a guest: once both have answered, the room seats the user
 /// exactly when PostgreSQL has their visit open, and the empty-meeting clock runs exactly when
 /// nobody is seated. Before the fix, 2 of 20 trials left an open visit with no seat (a ghost
 /// that kept the meeting from ever ending), or a seat with no open visit.
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_join_racing_a_leave_leaves_seats_and_visits_agreeing(pool: PgPool) {
+    const TRIALS: usize = 200;
     let (stack, prefix, people) = stack_with_mc(pool).await;
     let store = room_store(&prefix);
     let host = stack.user_token(HOST).await;
@@ -259,7 +261,7 @@ async fn a_join_racing_a_leave_leaves_seats_and_visits_agreeing(pool: PgPool) {
     let mut ghosts = Vec::new();
     let mut clocks = Vec::new();
 
-    for trial in 0..120 {
+    for trial in 0..TRIALS {
         let (user, token) = racers[trial % 2];
         // From a seat, or from nowhere.
         if trial % 4 < 2 {
@@ -283,7 +285,7 @@ async fn a_join_racing_a_leave_leaves_seats_and_visits_agreeing(pool: PgPool) {
     }
     assert!(
         ghosts.is_empty() && clocks.is_empty(),
-        "{} of 120 races left the room and the visits disagreeing (trial, seated, visit open): \
+        "{} of {TRIALS} races left the room and the visits disagreeing (trial, seated, visit open): \
          {ghosts:?}; {} left the empty clock wrong (trial, clock, seated): {clocks:?}",
         ghosts.len(),
         clocks.len()
