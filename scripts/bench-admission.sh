@@ -11,7 +11,8 @@
 #            crates/gc-service/benches/join_meeting.pgbench.sql): the meeting's row updated
 #            in every admission.
 # Every run starts from the same state (the previous run's visits and audit rows deleted and
-# vacuumed), one transaction per admission, BENCH_CLIENTS clients. The summary gives each
+# vacuumed), one transaction per admission, BENCH_CLIENTS clients, each script with the session
+# settings GC ran it with. The summary gives each
 # script's median tps and its ratio to the floor of the same round.
 #
 # Usage: scripts/bench-admission.sh
@@ -104,10 +105,19 @@ reset_state() { # db
 }
 
 RESULTS="$WORK/results.tsv"
+# The session settings GC's connections of these statements had (crates/gc-service/src/db/
+# mod.rs, batch_pool): at d7940b8 generic plans; now also the planner held to index nested
+# loops. The floor runs with PostgreSQL's defaults.
+declare -A SESSION=(
+  [floor]=""
+  [before]="-c plan_cache_mode=force_generic_plan"
+  [after]="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off"
+)
 run() { # name db script round
   local out tps visits processed
   reset_state "$2"
-  out="$(timeout $((DURATION + 60)) pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" \
+  out="$(PGOPTIONS="${SESSION[$1]}" timeout $((DURATION + 60)) \
+    pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" \
     -D k=0 -D clients="$CLIENTS" -D rooms="$ROOMS" -D users="$USERS" -D org_id="${ORG_ID[$2]}" \
     -f "$3" "$(db_url "$2")" 2>&1)"
   tps="$(awk '/^tps/ {print $3}' <<<"$out")"

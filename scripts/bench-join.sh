@@ -96,6 +96,9 @@ convene_have redis-cli || convene_apt_install redis-tools
 ADMIN_URL="$TEST_DATABASE_URL"
 REDIS_BASE="${REDIS_URL%/}"
 db_url() { printf '%s/convene_benchjoin_%s' "${ADMIN_URL%/*}" "$1"; }
+# What GC's connections of the join's statements set (crates/gc-service/src/db/mod.rs,
+# batch_pool): pgbench runs the join's writes with the same plans.
+GC_BATCH_SESSION="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off"
 
 claim_redis_db "$CLAIM_KEY"
 
@@ -419,7 +422,9 @@ pgbench_run() { # db clients round
        where display_name = 'pgbench join'" \
     "analyze bench_join_rooms"
   cpu_snapshot "$1" "$WORK/cpu-before"
-  out="$(timeout $((DURATION + 120)) pgbench -n -M prepared -c "$2" -j 2 -T "$DURATION" \
+  # The session settings of GC's connections for these statements (db::batch_pool).
+  out="$(PGOPTIONS="$GC_BATCH_SESSION" timeout $((DURATION + 120)) \
+    pgbench -n -M prepared -c "$2" -j 2 -T "$DURATION" \
     -D k=0 -D clients="$2" -D rooms="$ROOMS" -D users="$USERS" -D org_id="${ORG_ID[$1]}" \
     -f crates/gc-service/benches/join_meeting.pgbench.sql "$(db_url "$1")" 2>&1 |
     grep -E '^(number of transactions actually|tps|latency average|number of failed)')"

@@ -46,7 +46,8 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool,
 pub const BATCH_CONNECTIONS: u32 = 3;
 
 /// The pool the join's batching tasks ([`lookups`], [`admissions`]) run their statements on: `pool`'s database and settings, at most [`BATCH_CONNECTIONS`] connections, each with
-/// `plan_cache_mode = force_generic_plan`, and closed when `pool` is closed.
+/// `plan_cache_mode = force_generic_plan` and the planner held to index nested loops (below),
+/// and closed when `pool` is closed.
 ///
 /// Their statements take arrays (`= any($1)`, `unnest($3)`). With PostgreSQL's default plan
 /// cache mode such a statement is planned again on every execution: the generic plan's estimate
@@ -58,14 +59,26 @@ pub const BATCH_CONNECTIONS: u32 = 3;
 /// plans: the history's and the housekeeping's fold a `$n is null or …` or `$2 and …` away
 /// once they know the value.
 ///
+/// A plan made once must stay right as the tables grow. Made while `participants` held a few
+/// dozen rows (a database just created, or analyzed when it was small), the admission's
+/// generic plan hashed the whole table, read from end to end, against the batch's few seats,
+/// and went on doing so every time as the table grew to tens of thousands of rows (808 µs of
+/// PostgreSQL CPU per join against 262 on a larger database, docs/benchmarks.md; seen with
+/// `auto_explain` on GC's sessions). These statements only ever touch the rows their arrays
+/// name, a few hundred at most, which nested loops over the indexes find in a few steps each,
+/// whatever the tables hold; so their sessions turn off sequential scans, hash joins and merge
+/// joins, and the planner takes that shape whatever it estimates. (Sequential scans off alone
+/// made it read a whole index instead.)
+///
 /// Own connections also keep the batching tasks out of the request handlers' queue for a
 /// connection: an exhausted main pool no longer stalls every join's meeting read.
 pub fn batch_pool(pool: &PgPool) -> PgPool {
-    let options = pool
-        .connect_options()
-        .as_ref()
-        .clone()
-        .options([("plan_cache_mode", "force_generic_plan")]);
+    let options = pool.connect_options().as_ref().clone().options([
+        ("plan_cache_mode", "force_generic_plan"),
+        ("enable_seqscan", "off"),
+        ("enable_hashjoin", "off"),
+        ("enable_mergejoin", "off"),
+    ]);
     let batch = PgPoolOptions::new()
         .max_connections(BATCH_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(5))

@@ -93,7 +93,10 @@ pub async fn admit<'e>(
 ///   a meeting commit in. An ended meeting is not updated, and none of its seats is recorded.
 /// - `superseded` closes a visit still open of an earlier seat of the same user: the room gave
 ///   the new seat, so that one had ended (its leave is late or was lost; when it comes, it
-///   replaces this reason with its own).
+///   replaces this reason with its own). It finds them user by user (a lateral subquery, which
+///   the planner cannot turn into a join over the whole table), so a plan made while the table
+///   was small stays a few index steps per seat as it grows; a user has a handful of open visits
+///   at most, 64 per admission are closed.
 /// - `visits` opens the seat's visit unless its row exists (the seat's leave was recorded
 ///   first, or this admission was) or a later seat of the user is recorded. The unique index
 ///   of one row per seat settles an admission and a leave of the same seat inserting at once.
@@ -134,9 +137,14 @@ newest as (
 superseded as (
     update participants p
     set left_at = greatest(p.joined_at, now()), leave_reason = 'superseded'
-    from newest n
-    where p.meeting_id = n.meeting_id and p.user_id = n.user_id and p.left_at is null
-      and (p.seat is null or p.seat < n.seat)
+    where p.id = any (array(
+        select o.id
+        from newest n
+        cross join lateral (
+            select q.id from participants q
+            where q.meeting_id = n.meeting_id and q.user_id = n.user_id and q.left_at is null
+              and (q.seat is null or q.seat < n.seat)
+            limit 64) o))
 ),
 visits as (
     insert into participants (meeting_id, user_id, role, seat)
