@@ -63,9 +63,14 @@ newest as (
 superseded as (
     update participants p
     set left_at = greatest(p.joined_at, now()), leave_reason = 'superseded'
-    from newest n
-    where p.meeting_id = n.meeting_id and p.user_id = n.user_id and p.left_at is null
-      and (p.seat is null or p.seat < n.seat)
+    where p.id = any (array(
+        select o.id
+        from newest n
+        cross join lateral (
+            select q.id from participants q
+            where q.meeting_id = n.meeting_id and q.user_id = n.user_id and q.left_at is null
+              and (q.seat is null or q.seat < n.seat)
+            limit 64) o))
 ),
 visits as (
     insert into participants (meeting_id, user_id, role, seat)

@@ -306,3 +306,35 @@ pub async fn record_leave_in(
     }
     Ok(closed)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The pgbench script of the join's writes runs [`super::ADMIT_SQL`] for one seat: the same
+    /// text with pgbench's variables for the parameters, so the benchmark measures what GC runs.
+    #[test]
+    fn the_join_benchmarks_pgbench_script_runs_the_admission_statement() {
+        let script = include_str!("../../benches/join_meeting.pgbench.sql");
+        let mut expected = super::ADMIT_SQL.to_owned();
+        for (parameter, variable) in [
+            ("$10", "array[:meeting_id::uuid]"),
+            ("$1::uuid[]", "array[:meeting_id::uuid]"),
+            ("$2::uuid[]", "array[:org_id::uuid]"),
+            ("$3::uuid[]", "array[:user_id::uuid]"),
+            ("$4::text[]", "array['guest']"),
+            ("$5::bigint[]", "array[:p + 1]::bigint[]"),
+            ("$6::text[]", "array[:user_id::text]"),
+            ("$7::text[]", "array['user']"),
+            ("$8::text[]", "array['127.0.0.1']"),
+            ("$9::text[]", "array[null]::text[]"),
+        ] {
+            assert!(expected.contains(parameter), "{parameter} is not in ADMIT_SQL");
+            expected = expected.replace(parameter, variable);
+        }
+        let words = |sql: &str| sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        let statement = &script[script.find("with b as (").expect("the statement")..];
+        assert_eq!(
+            words(statement.trim_end().trim_end_matches(';')),
+            words(&expected)
+        );
+    }
+}
