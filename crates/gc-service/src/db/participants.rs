@@ -327,7 +327,10 @@ mod tests {
             ("$8::text[]", "array['127.0.0.1']"),
             ("$9::text[]", "array[null]::text[]"),
         ] {
-            assert!(expected.contains(parameter), "{parameter} is not in ADMIT_SQL");
+            assert!(
+                expected.contains(parameter),
+                "{parameter} is not in ADMIT_SQL"
+            );
             expected = expected.replace(parameter, variable);
         }
         let words = |sql: &str| sql.split_whitespace().collect::<Vec<_>>().join(" ");
