@@ -3,7 +3,7 @@
 -- is GC's `db::participants::admit` for one guest (`ADMIT_SQL`), as
 -- `use_cases::record_admissions` runs it: the meeting's row updated (so an `end` or a leave in
 -- flight is waited for), made active and its last seat raised, the seat's visit opened and its
--- `participant_admitted` audit row, in one statement with the same parameters (seat numbers
+-- events recorded (`meeting_started` for a first seat, `participant_admitted`), in one statement with the same parameters (seat numbers
 -- p + 1: distinct, as the pairs are). Keep it in step with `ADMIT_SQL`. This is one join per transaction, which
 -- is what GC writes when it is idle: a busy GC puts the admissions queued meanwhile in one
 -- statement (`db::participants::admit_batch`), so its joins may commit faster than this.
@@ -32,11 +32,16 @@ where r.i = :room and u.i = :user \gset
 
 with b as (
     select distinct on (b.meeting_id, b.user_id) b.*
-    from unnest(array[:meeting_id::uuid], array[:org_id::uuid], array[:user_id::uuid],
-                array['guest'], array[:p + 1]::bigint[], array[:user_id::text], array['user'],
-                array['127.0.0.1'], array[null]::text[])
+    from unnest(array[:meeting_id::uuid], array[:org_id::uuid], array[:user_id::uuid], array['guest'], array[:p + 1]::bigint[], array[:user_id::text],
+                array['user'], array['127.0.0.1'], array[null]::text[])
              as b(meeting_id, org_id, user_id, role, seat, actor_id, actor_type, ip, user_agent)
     order by b.meeting_id, b.user_id, b.seat desc
+),
+was as (
+    select m.id, m.status from meetings m
+    where m.id = any(array[:meeting_id::uuid]) and m.status <> 'ended'
+    order by m.id
+    for update
 ),
 live as (
     update meetings m
@@ -50,8 +55,9 @@ live as (
             else m.empty_since end,
         last_seat = greatest(coalesce(m.last_seat, 0),
                              (select max(b.seat) from b where b.meeting_id = m.id))
-    where m.id = any(array[:meeting_id::uuid]) and m.status <> 'ended'
-    returning m.id
+    from was
+    where m.id = was.id
+    returning m.id, was.status = 'scheduled' as started
 ),
 newest as (
     select b.* from b
@@ -77,10 +83,22 @@ visits as (
     select n.meeting_id, n.user_id, n.role, n.seat from newest n
     on conflict do nothing
     returning meeting_id, user_id, role
-)
-insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
-                        details, ip, user_agent)
-select n.org_id, n.actor_id, n.actor_type, 'participant_admitted', 'meeting', v.meeting_id::text,
-       jsonb_build_object('user_id', v.user_id, 'role', v.role), n.ip::inet, n.user_agent
-from visits v
-join newest n on n.meeting_id = v.meeting_id and n.user_id = v.user_id;
+),
+events as (
+    select b.org_id, l.id as meeting_id, b.actor_id, b.actor_type, b.ip, b.user_agent,
+           'meeting_started' as action, '{}'::jsonb as details
+    from live l
+    cross join lateral (select * from b where b.meeting_id = l.id order by b.seat limit 1) b
+    where l.started
+    union all
+    select n.org_id, v.meeting_id, n.actor_id, n.actor_type, n.ip, n.user_agent,
+           'participant_admitted', jsonb_build_object('user_id', v.user_id, 'role', v.role)
+    from visits v
+    join newest n on n.meeting_id = v.meeting_id and n.user_id = v.user_id
+),
+recorded as (insert into audit_logs (org_id, actor_id, actor_type, action, resource_type,
+                                 resource_id, details, ip, user_agent)
+         select e.org_id, e.actor_id, e.actor_type, e.action, 'meeting', e.meeting_id::text,
+                e.details, e.ip::inet, e.user_agent
+         from events e)
+select count(*) from visits;

@@ -20,6 +20,16 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
+impl ClientInfo {
+    /// Where the request came from, as the record of its changes says.
+    pub fn origin(&self) -> crate::domain::events::Origin<'_> {
+        crate::domain::events::Origin {
+            ip: self.ip,
+            user_agent: self.user_agent.as_deref(),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = Infallible;
 

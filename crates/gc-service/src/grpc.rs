@@ -108,7 +108,7 @@ impl GlobalControllerService for GlobalController {
                 reason: &r.reason,
                 left_at: time(r.left_at),
                 joined_at: time(r.joined_at),
-                role: crate::use_cases::leave::role_name(r.role),
+                role: crate::use_cases::leave::meeting_role(r.role),
                 seat: r.seat,
                 last_seat: r.last_seat,
             },

@@ -30,8 +30,8 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::audit::{Actor, OwnedActor};
 use super::participants::{self, Seated};
+use crate::domain::events::{Actor, OwnedActor};
 
 /// Visits in one statement, at most (an admission with more users goes alone, whole).
 pub const MAX_ROWS: usize = 256;
@@ -71,7 +71,7 @@ impl AdmissionRows {
                 Some(&row) if self.seats[row] >= seated.seat => {}
                 Some(&row) => {
                     self.seats[row] = seated.seat;
-                    self.roles[row] = seated.role;
+                    self.roles[row] = seated.role.as_str();
                 }
                 None => {
                     seen.insert((pending.meeting_id, seated.user_id), self.len());
@@ -88,7 +88,7 @@ impl AdmissionRows {
         self.meeting_ids.push(meeting_id);
         self.org_ids.push(org_id);
         self.user_ids.push(seated.user_id);
-        self.roles.push(seated.role);
+        self.roles.push(seated.role.as_str());
         self.seats.push(seated.seat);
         self.actor_ids.push(actor_id);
         self.actor_types.push(actor_type);

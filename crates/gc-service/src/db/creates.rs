@@ -31,7 +31,8 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::meetings::{self, AuditContext, CreateRow, InsertOutcome};
+use super::meetings::{self, CreateRow, InsertOutcome};
+use crate::domain::events::Origin;
 use crate::domain::meeting::{Meeting, NewMeeting};
 
 /// Creates in one statement, at most.
@@ -74,16 +75,16 @@ impl Creates {
         &self.pool
     }
 
-    /// Inserts `new`, with its audit row and idempotency key, sharing a statement with the
+    /// Inserts `new`, with its `meeting_created` event and idempotency key, sharing a statement with the
     /// creates queued meanwhile; the outcome is that of [`meetings::insert_meeting`].
     pub async fn insert(
         &self,
         new: &NewMeeting,
-        audit: &AuditContext<'_>,
+        from: Origin<'_>,
     ) -> Result<InsertOutcome, sqlx::Error> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
-            row: CreateRow::new(new, audit),
+            row: CreateRow::new(new, from),
             reply,
         };
         self.queue
@@ -92,7 +93,7 @@ impl Creates {
             .map_err(|_| sqlx::Error::PoolClosed)?;
         match answer.await.map_err(|_| sqlx::Error::PoolClosed)? {
             Answer::Done(outcome) => outcome,
-            Answer::Alone => meetings::insert_meeting(&self.pool, new, audit).await,
+            Answer::Alone => meetings::insert_meeting(&self.pool, new, from).await,
         }
     }
 }

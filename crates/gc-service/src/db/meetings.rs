@@ -11,14 +11,13 @@
 //! A busy GC writes several creates in one statement ([`insert_batch`], fed by
 //! [`super::creates`]); a create the batch leaves out runs this one-create statement alone.
 
-use std::net::IpAddr;
-
 use chrono::{DateTime, Utc};
 use common::meeting_code::MeetingCode;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::controllers::Assignment;
+use crate::domain::events::Origin;
 use crate::domain::meeting::{Meeting, MeetingStatus, NewMeeting};
 use common::settings::MeetingSettings;
 
@@ -30,6 +29,23 @@ pub const SQLSTATE_ORG_NOT_ACTIVE: &str = "CV410";
 pub const MEETING_CODE_CONSTRAINT: &str = "meetings_meeting_code_key";
 /// Primary key of `idempotency_keys`: a concurrent request with the same key won.
 pub const IDEMPOTENCY_KEY_CONSTRAINT: &str = "idempotency_keys_pkey";
+
+/// The `events` of the create statements (see [`crate::db::events`]): a `meeting_created`
+/// event for each meeting of `m`, by its host, from the address and user agent in `b` (one row
+/// per create: `id`, its idempotency `key`, `ip`, `agent`).
+macro_rules! created_events {
+    () => {
+        "events as (
+    select m.org_id, m.id as meeting_id, m.host_id::text as actor_id, 'user' as actor_type,
+           b.ip, b.agent as user_agent, 'meeting_created' as action,
+           jsonb_build_object('meeting_code', m.meeting_code,
+                              'max_participants', m.max_participants,
+                              'idempotency_key', b.key is not null) as details
+    from m
+    join b on b.id = m.id
+)"
+    };
+}
 
 /// The columns every query that returns a meeting selects, in [`MeetingRow`]'s order.
 macro_rules! meeting_columns {
@@ -68,16 +84,13 @@ pub const CREATE_MEETING_SQL: &str = concat!(
     meeting_columns!(),
     "
 ),
-audit as (
-    insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
-                            details, ip, user_agent)
-    select m.org_id, m.host_id::text, 'user', 'meeting_created', 'meeting', m.id::text,
-           jsonb_build_object('meeting_code', m.meeting_code,
-                              'max_participants', m.max_participants,
-                              'idempotency_key', $16::text is not null),
-           $18::inet, $19
-    from m
-),
+b as (select $1::uuid as id, $16::text as key, $18::text as ip, $19::text as agent),
+",
+    created_events!(),
+    ",
+recorded as (",
+    crate::db::events::record_events!(),
+    "),
 idem as (
     insert into idempotency_keys (user_id, key, request_hash, meeting_id)
     select m.host_id, $16, $17, m.id from m where $16::text is not null
@@ -104,13 +117,6 @@ pub enum InsertOutcome {
     Refused(Refusal),
 }
 
-/// Where the request came from, for the audit row.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AuditContext<'a> {
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<&'a str>,
-}
-
 /// The values of one create, as the create statements bind them.
 #[derive(Debug)]
 pub struct CreateRow {
@@ -130,7 +136,8 @@ pub struct CreateRow {
 }
 
 impl CreateRow {
-    pub fn new(new: &NewMeeting, audit: &AuditContext<'_>) -> Self {
+    /// The values of `new`, created by its host from `from`.
+    pub fn new(new: &NewMeeting, from: Origin<'_>) -> Self {
         CreateRow {
             id: new.id,
             org_id: new.org_id,
@@ -146,8 +153,8 @@ impl CreateRow {
                 .idempotency
                 .as_ref()
                 .map(|r| r.request_hash.as_bytes().to_vec()),
-            ip: audit.ip.map(|ip| ip.to_string()),
-            user_agent: audit.user_agent.map(str::to_owned),
+            ip: from.ip.map(|ip| ip.to_string()),
+            user_agent: from.user_agent.map(str::to_owned),
         }
     }
 }
@@ -156,9 +163,9 @@ impl CreateRow {
 pub async fn insert_meeting(
     pool: &PgPool,
     new: &NewMeeting,
-    audit: &AuditContext<'_>,
+    from: Origin<'_>,
 ) -> Result<InsertOutcome, sqlx::Error> {
-    insert_row(pool, &CreateRow::new(new, audit)).await
+    insert_row(pool, &CreateRow::new(new, from)).await
 }
 
 /// Runs the create statement once, for `row`.
@@ -194,8 +201,8 @@ pub async fn insert_row(pool: &PgPool, row: &CreateRow) -> Result<InsertOutcome,
     }
 }
 
-/// Inserts several creates in one statement and one transaction (`meetings_create_batch`,
-/// migration `20261202000001`), each with its audit row and idempotency key. Returns the
+/// Inserts several creates in one statement and one transaction (`meetings_insert_batch`,
+/// migration `20261206000002`), each with its `meeting_created` event and idempotency key. Returns the
 /// meetings inserted: a create that would be refused, or would have to wait for a slot of its
 /// org, is left out (not failed) and must be run alone with [`insert_row`]. Two rows must not
 /// share an idempotency key.
@@ -205,10 +212,21 @@ pub async fn insert_batch(pool: &PgPool, rows: &[&CreateRow]) -> Result<Vec<Meet
         rows.iter().map(|row| f(row)).collect()
     }
     let created: Vec<MeetingRow> = sqlx::query_as(concat!(
-        "select ",
+        "with m as (
+    select * from meetings_insert_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                        $14, $15, $16, $17)
+),
+b as (select * from unnest($1::uuid[], $16::text[], $18::text[], $19::text[])
+          as b(id, key, ip, agent)),
+",
+        created_events!(),
+        ",
+recorded as (",
+        crate::db::events::record_events!(),
+        ")
+select ",
         meeting_columns!(),
-        " from meetings_create_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                                     $14, $15, $16, $17, $18, $19)"
+        " from m"
     ))
     .bind(column(rows, |r| r.id))
     .bind(column(rows, |r| r.org_id))

@@ -11,9 +11,9 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::sync::mpsc;
 
 pub mod admissions;
-pub mod audit;
 pub mod controllers;
 pub mod creates;
+pub mod events;
 pub mod idempotency;
 pub mod lookups;
 pub mod meetings;

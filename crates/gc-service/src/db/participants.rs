@@ -8,8 +8,11 @@
 //! unless it exists, the leave closes it or writes it closed.
 
 use chrono::{DateTime, Utc};
+use common::jwt::MeetingRole;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+
+use crate::domain::events::{Change, LeaveReason, MeetingEvent};
 
 /// Closes every open visit of a meeting (it ended); returns how many.
 pub async fn close_all(
@@ -54,24 +57,24 @@ pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Er
     .await
 }
 
-/// A seat a room gave: the user, their role (`host` or `guest`) and the seat's number.
+/// A seat a room gave: the user, their role and the seat's number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seated {
     pub user_id: Uuid,
-    pub role: &'static str,
+    pub role: MeetingRole,
     pub seat: i64,
 }
 
 /// Records seats a room has just given ([`ADMIT_SQL`]): a visit per seat whose row does not
-/// exist yet, with its `participant_admitted` audit row by `actor`; the meeting active from its
-/// first seat; its empty-meeting clock stopped unless the room was seen empty after these seats.
+/// exist yet, with its `participant_admitted` event by `actor`; the meeting active from its
+/// first seat (with its `meeting_started` event); its empty-meeting clock stopped unless the room was seen empty after these seats.
 /// Nothing is recorded for a meeting that has ended. Returns how many visits it opened.
 pub async fn admit<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     meeting_id: Uuid,
     org_id: Uuid,
     seats: &[Seated],
-    actor: crate::db::audit::Actor<'_>,
+    actor: crate::domain::events::Actor<'_>,
 ) -> Result<u64, sqlx::Error> {
     let mut rows = crate::db::admissions::AdmissionRows::default();
     for seated in seats {
@@ -84,8 +87,10 @@ pub async fn admit<'e>(
 /// user, role, seat number, and the actor, address and user agent of their audit rows), `$10`
 /// their meetings, sorted.
 ///
-/// - `live` updates each meeting's row (an index scan over the sorted `$10`, so two statements
-///   sharing meetings lock them in the same order): `active` from its first seat, `last_seat`
+/// - `was` locks each meeting's row in the order of the sorted `$10` (so two statements sharing
+///   meetings lock them in the same order) and reads its status as it is once locked; `live`
+///   updates it: `active` from its first seat (and a `meeting_started` event when it was
+///   `scheduled`: exactly once, whatever admissions race), `last_seat`
 ///   raised, and the empty clock stopped only for a seat above the one the room was last seen
 ///   empty at (`empty_as_of_seat`), or started when the room was seen empty before the meeting
 ///   was active and nothing later has been seated. The update re-reads a row another
@@ -100,17 +105,27 @@ pub async fn admit<'e>(
 /// - `visits` opens the seat's visit unless its row exists (the seat's leave was recorded
 ///   first, or this admission was) or a later seat of the user is recorded. The unique index
 ///   of one row per seat settles an admission and a leave of the same seat inserting at once.
+/// - `events` are what it changed, recorded by [`crate::db::events::record_events!`]: the
+///   meetings it started, then a `participant_admitted` per visit it opened, by the actor of
+///   the admission.
 ///
 /// A seat that this statement's snapshot did not show as replaced may still be opened after a
 /// later seat of the user was recorded by a transaction that committed meanwhile; its own leave,
 /// which the room sent when it ended that seat, closes it (`tests/api/visits.rs` applies every
 /// order of a room's records).
-pub const ADMIT_SQL: &str = "with b as (
+pub const ADMIT_SQL: &str = concat!(
+    "with b as (
     select distinct on (b.meeting_id, b.user_id) b.*
     from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[],
                 $7::text[], $8::text[], $9::text[])
              as b(meeting_id, org_id, user_id, role, seat, actor_id, actor_type, ip, user_agent)
     order by b.meeting_id, b.user_id, b.seat desc
+),
+was as (
+    select m.id, m.status from meetings m
+    where m.id = any($10) and m.status <> 'ended'
+    order by m.id
+    for update
 ),
 live as (
     update meetings m
@@ -124,8 +139,9 @@ live as (
             else m.empty_since end,
         last_seat = greatest(coalesce(m.last_seat, 0),
                              (select max(b.seat) from b where b.meeting_id = m.id))
-    where m.id = any($10) and m.status <> 'ended'
-    returning m.id
+    from was
+    where m.id = was.id
+    returning m.id, was.status = 'scheduled' as started
 ),
 newest as (
     select b.* from b
@@ -151,13 +167,24 @@ visits as (
     select n.meeting_id, n.user_id, n.role, n.seat from newest n
     on conflict do nothing
     returning meeting_id, user_id, role
-)
-insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
-                        details, ip, user_agent)
-select n.org_id, n.actor_id, n.actor_type, 'participant_admitted', 'meeting', v.meeting_id::text,
-       jsonb_build_object('user_id', v.user_id, 'role', v.role), n.ip::inet, n.user_agent
-from visits v
-join newest n on n.meeting_id = v.meeting_id and n.user_id = v.user_id";
+),
+events as (
+    select b.org_id, l.id as meeting_id, b.actor_id, b.actor_type, b.ip, b.user_agent,
+           'meeting_started' as action, '{}'::jsonb as details
+    from live l
+    cross join lateral (select * from b where b.meeting_id = l.id order by b.seat limit 1) b
+    where l.started
+    union all
+    select n.org_id, v.meeting_id, n.actor_id, n.actor_type, n.ip, n.user_agent,
+           'participant_admitted', jsonb_build_object('user_id', v.user_id, 'role', v.role)
+    from visits v
+    join newest n on n.meeting_id = v.meeting_id and n.user_id = v.user_id
+),
+recorded as (",
+    crate::db::events::record_events!(),
+    ")
+select count(*) from visits"
+);
 
 /// [`admit`] for the seats of many meetings at once (row `i` of each column of `rows` is one
 /// seat), in one statement and one transaction.
@@ -165,7 +192,7 @@ pub async fn admit_batch<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     rows: &crate::db::admissions::AdmissionRows,
 ) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(ADMIT_SQL)
+    let opened: i64 = sqlx::query_scalar(ADMIT_SQL)
         .bind(&rows.meeting_ids)
         .bind(&rows.org_ids)
         .bind(&rows.user_ids)
@@ -176,16 +203,16 @@ pub async fn admit_batch<'e>(
         .bind(&rows.ips)
         .bind(&rows.user_agents)
         .bind(rows.meetings())
-        .execute(executor)
+        .fetch_one(executor)
         .await?;
-    Ok(result.rows_affected())
+    Ok(u64::try_from(opened).unwrap_or(0))
 }
 
 /// The seat a leave ended, as the room reported it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndedSeat {
     pub seat: i64,
-    pub role: &'static str,
+    pub role: MeetingRole,
     pub joined_at: Option<DateTime<Utc>>,
 }
 
@@ -217,7 +244,7 @@ pub struct Leave<'a> {
 pub async fn record_leave(
     pool: &PgPool,
     leave: &Leave<'_>,
-    actor: crate::db::audit::Actor<'_>,
+    actor: crate::domain::events::Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let closed = record_leave_in(&mut tx, leave, actor).await?;
@@ -229,7 +256,7 @@ pub async fn record_leave(
 pub async fn record_leave_in(
     tx: &mut PgConnection,
     leave: &Leave<'_>,
-    actor: crate::db::audit::Actor<'_>,
+    actor: crate::domain::events::Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
     let live = if leave.room_empty {
         crate::db::meetings::mark_empty(&mut *tx, leave.meeting_id, leave.last_seat, None).await?
@@ -241,6 +268,8 @@ pub async fn record_leave_in(
     if !live {
         return Ok(false);
     }
+    let reason = LeaveReason::bounded(leave.reason);
+    let mut changes = Vec::with_capacity(2);
     let mut closed = false;
     if let Some(seat) = &leave.seat {
         // The seat's row: closed if open (or closed as `superseded` by a later seat's
@@ -259,24 +288,24 @@ pub async fn record_leave_in(
         )
         .bind(leave.meeting_id)
         .bind(leave.user_id)
-        .bind(seat.role)
+        .bind(seat.role.as_str())
         .bind(seat.seat)
         .bind(seat.joined_at)
         .bind(leave.left_at)
-        .bind(leave.reason)
+        .bind(reason.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         closed |= inserted.is_some();
         if inserted == Some(true) {
-            crate::db::audit::record(
-                &mut *tx,
-                leave.org_id,
+            changes.push(Change {
+                org_id: leave.org_id,
+                meeting_id: leave.meeting_id,
                 actor,
-                "participant_admitted",
-                leave.meeting_id,
-                serde_json::json!({ "user_id": leave.user_id, "role": seat.role }),
-            )
-            .await?;
+                event: MeetingEvent::ParticipantAdmitted {
+                    user_id: leave.user_id,
+                    role: seat.role,
+                },
+            });
         }
     }
     let others = sqlx::query(
@@ -287,23 +316,24 @@ pub async fn record_leave_in(
     )
     .bind(leave.meeting_id)
     .bind(leave.user_id)
-    .bind(leave.reason)
+    .bind(reason.as_str())
     .bind(leave.left_at)
     .bind(leave.last_seat)
     .execute(&mut *tx)
     .await?;
     closed |= others.rows_affected() > 0;
     if closed {
-        crate::db::audit::record(
-            &mut *tx,
-            leave.org_id,
+        changes.push(Change {
+            org_id: leave.org_id,
+            meeting_id: leave.meeting_id,
             actor,
-            "participant_left",
-            leave.meeting_id,
-            serde_json::json!({ "user_id": leave.user_id, "reason": leave.reason }),
-        )
-        .await?;
+            event: MeetingEvent::ParticipantLeft {
+                user_id: leave.user_id,
+                reason,
+            },
+        });
     }
+    crate::db::events::record(&mut *tx, &changes).await?;
     Ok(closed)
 }
 

@@ -3,6 +3,7 @@
 //! rule is unit-tested without a server or a database.
 
 pub mod budget;
+pub mod events;
 pub mod idempotency;
 pub mod meeting;
 pub mod secret;

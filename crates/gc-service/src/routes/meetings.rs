@@ -13,7 +13,6 @@ use utoipa::ToSchema;
 
 use crate::auth::MeetingCreator;
 use crate::client::ClientInfo;
-use crate::db::meetings::AuditContext;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::meeting::{
     CreateMeeting, MaxParticipants, SettingsChange, ValidationError, check_scheduled_start,
@@ -218,12 +217,15 @@ pub async fn create_meeting(
     let request = body.into_domain(Utc::now())?;
     let key = idempotency_key(&headers)?;
     span.record("idempotency_key", key.is_some());
-    let audit = AuditContext {
-        ip: client.ip,
-        user_agent: client.user_agent.as_deref(),
-    };
-    let created =
-        create::create_meeting(&state.creates, &state.rng, &creator, request, key, &audit).await?;
+    let created = create::create_meeting(
+        &state.creates,
+        &state.rng,
+        &creator,
+        request,
+        key,
+        client.origin(),
+    )
+    .await?;
 
     let (meeting, replayed) = match created {
         Created::New(meeting) => (meeting, false),

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::client::ClientInfo;
-use crate::db::audit::Actor;
+use crate::domain::events::Actor;
 use crate::domain::meeting::{MaxParticipants, ValidationError};
 use crate::error::Error;
 use crate::routes::meeting_response::MeetingResponse;
@@ -49,8 +49,7 @@ async fn to_completion<T: Send + 'static>(
 fn actor<'a>(caller: &UserClaims, client: &'a ClientInfo) -> Actor<'a> {
     Actor::User {
         id: caller.sub,
-        ip: client.ip,
-        user_agent: client.user_agent.as_deref(),
+        from: client.origin(),
     }
 }
 

@@ -15,7 +15,7 @@ use common::proto::internal::v1::UpdateSettingsRequest;
 use common::settings::MeetingSettings;
 
 use crate::db;
-use crate::db::audit::Actor;
+use crate::domain::events::{Actor, Change, MeetingEvent};
 use crate::domain::meeting::{MaxParticipants, Meeting, SettingsChange, ValidationError};
 use crate::error::Error;
 use crate::use_cases::get::{MeetingView, live_counts};
@@ -85,18 +85,16 @@ async fn store_change(
     let updated = db::meetings::update_settings(&mut tx, meeting.id, &settings, max)
         .await?
         .ok_or(Error::MeetingNotFound)?;
-    db::audit::record(
-        &mut tx,
-        meeting.org_id,
+    let change = Change {
+        org_id: meeting.org_id,
+        meeting_id: meeting.id,
         actor,
-        "settings_changed",
-        meeting.id,
-        serde_json::json!({
-            "before": settings_json(&current.settings, current.max_participants),
-            "after": settings_json(&settings, max),
-        }),
-    )
-    .await?;
+        event: MeetingEvent::SettingsChanged {
+            before: settings_json(&current.settings, current.max_participants),
+            after: settings_json(&settings, max),
+        },
+    };
+    db::events::record(&mut *tx, &[change]).await?;
     tx.commit().await?;
     Ok(updated)
 }

@@ -3,11 +3,12 @@
 //! itself (its id is the client id it authenticated with) and reports only on rooms it owns.
 
 use chrono::{DateTime, Utc};
+use common::jwt::MeetingRole;
 use sqlx::PgPool;
 
 use crate::db;
-use crate::db::audit::Actor;
 use crate::db::participants::{EndedSeat, Leave};
+use crate::domain::events::Actor;
 use crate::error::Error;
 use crate::use_cases::{parse_user_id, seat_number};
 
@@ -81,7 +82,7 @@ pub struct LeftReport<'a> {
     pub reason: &'a str,
     pub left_at: Option<DateTime<Utc>>,
     pub joined_at: Option<DateTime<Utc>>,
-    pub role: &'static str,
+    pub role: MeetingRole,
     /// The seat's number; 0 when the controller did not say.
     pub seat: u64,
     /// The room's last seat number when it ended.
@@ -99,7 +100,6 @@ pub async fn participant_left(
     require_self(caller_id, report.controller_id)?;
     let meeting_id = owned(pool, report.controller_id, report.code).await?;
     let user_id = parse_user_id(report.user_id)?;
-    let reason = bounded_reason(report.reason);
     let Some(meeting) = db::meetings::find_meeting(pool, meeting_id).await? else {
         return Err(Error::MeetingNotFound);
     };
@@ -115,7 +115,7 @@ pub async fn participant_left(
         meeting_id,
         org_id: meeting.org_id,
         user_id,
-        reason: &reason,
+        reason: report.reason,
         left_at: report.left_at,
         seat,
         last_seat: seat_number(report.last_seat)?,
@@ -154,18 +154,6 @@ async fn owned(pool: &PgPool, controller_id: &str, code: &str) -> Result<uuid::U
             common::error::ErrorCode::RoomNotAssigned,
             "the room is not assigned to this controller",
         )))
-}
-
-/// A leave reason as stored: a short identifier; anything else becomes `other`.
-fn bounded_reason(reason: &str) -> String {
-    let plain = !reason.is_empty()
-        && reason.len() <= 64
-        && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    if plain {
-        reason.to_owned()
-    } else {
-        "other".to_owned()
-    }
 }
 
 fn check_url(raw: &str, schemes: &[&str]) -> Result<(), Error> {

@@ -8,8 +8,9 @@ use ring::rand::SystemRandom;
 use uuid::Uuid;
 
 use crate::db::creates::Creates;
-use crate::db::meetings::{AuditContext, InsertOutcome, NotInsertedCause, Refusal};
+use crate::db::meetings::{InsertOutcome, NotInsertedCause, Refusal};
 use crate::db::{idempotency, meetings};
+use crate::domain::events::Origin;
 use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord, Replay, RequestHash};
 use crate::domain::meeting::{CreateMeeting, Meeting, NewMeeting, ValidationError};
 use crate::domain::secret::JoinTokenSecret;
@@ -37,7 +38,7 @@ pub async fn create_meeting(
     creator: &UserClaims,
     create: CreateMeeting,
     key: Option<IdempotencyKey>,
-    audit: &AuditContext<'_>,
+    from: Origin<'_>,
 ) -> Result<Created, Error> {
     let idempotency = key.map(|key| IdempotencyRecord {
         request_hash: RequestHash::of_create(&create),
@@ -52,7 +53,7 @@ pub async fn create_meeting(
         join_token_secret: JoinTokenSecret::generate(rng)?,
         idempotency,
     };
-    insert_with_fresh_codes(creates, new, audit, || {
+    insert_with_fresh_codes(creates, new, from, || {
         MeetingCode::generate(rng).map_err(Error::from)
     })
     .await
@@ -64,7 +65,7 @@ pub async fn create_meeting(
 pub async fn insert_with_fresh_codes(
     creates: &Creates,
     mut new: NewMeeting,
-    audit: &AuditContext<'_>,
+    from: Origin<'_>,
     mut next_code: impl FnMut() -> Result<MeetingCode, Error>,
 ) -> Result<Created, Error> {
     let mut code_attempts = 1;
@@ -75,9 +76,9 @@ pub async fn insert_with_fresh_codes(
     let mut first = true;
     loop {
         let outcome = if std::mem::take(&mut first) {
-            creates.insert(&new, audit).await?
+            creates.insert(&new, from).await?
         } else {
-            meetings::insert_meeting(pool, &new, audit).await?
+            meetings::insert_meeting(pool, &new, from).await?
         };
         let refusal = match outcome {
             InsertOutcome::Created(meeting) => return Ok(Created::New(meeting)),

@@ -9,29 +9,12 @@ use common::meeting_code::MeetingCode;
 use common::proto::internal::v1::EndMeetingRequest;
 
 use crate::db;
-use crate::db::audit::Actor;
+pub use crate::domain::events::EndReason;
+use crate::domain::events::{Actor, Change, LeaveReason, MeetingEvent};
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
 use crate::use_cases::{may_see, require_host};
-
-/// Why a meeting ended, as participants are told and the history records it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EndReason {
-    EndedByHost,
-    EmptyTimeout,
-    Expired,
-}
-
-impl EndReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::EndedByHost => "ended_by_host",
-            EndReason::EmptyTimeout => "empty_timeout",
-            EndReason::Expired => "expired",
-        }
-    }
-}
 
 /// The host ends their meeting.
 pub async fn end_by_host(
@@ -69,16 +52,18 @@ pub async fn end(
             .await?
             .unwrap_or(meeting));
     };
-    let closed = db::participants::close_all(&mut tx, meeting.id, "meeting_ended").await?;
-    db::audit::record(
-        &mut tx,
-        meeting.org_id,
+    let closed =
+        db::participants::close_all(&mut tx, meeting.id, LeaveReason::MEETING_ENDED).await?;
+    let change = Change {
+        org_id: meeting.org_id,
+        meeting_id: meeting.id,
         actor,
-        "meeting_ended",
-        meeting.id,
-        serde_json::json!({ "reason": reason.as_str(), "participants_present": closed }),
-    )
-    .await?;
+        event: MeetingEvent::MeetingEnded {
+            reason,
+            participants_present: closed,
+        },
+    };
+    db::events::record(&mut *tx, &[change]).await?;
     tx.commit().await?;
     tracing::info!(meeting_id = %meeting.id, reason = reason.as_str(), "meeting ended");
 

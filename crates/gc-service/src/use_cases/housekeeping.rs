@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::config::LifecycleSettings;
 use crate::db;
-use crate::db::audit::Actor;
+use crate::domain::events::Actor;
 use crate::error::Error;
 use crate::use_cases::end::{EndReason, end};
 use crate::use_cases::room::Rooms;

@@ -13,9 +13,9 @@ use common::proto::internal::v1::{
 use uuid::Uuid;
 
 use crate::clients::ac::{MeetingGrant, MeetingTokens};
-use crate::db::audit::{Actor, OwnedActor};
 use crate::db::controllers::Assignment;
 use crate::db::participants::Seated;
+use crate::domain::events::{Actor, OwnedActor};
 use crate::domain::meeting::Meeting;
 use crate::domain::meeting::MeetingStatus;
 use crate::error::Error;
@@ -193,7 +193,7 @@ async fn seat(
         // closed, and this records nothing.
         let seated = Seated {
             user_id,
-            role: role.as_str(),
+            role,
             seat: seat_number(response.seat)?,
         };
         record_admissions(&rooms, &meeting, vec![seated], actor.as_actor()).await?;

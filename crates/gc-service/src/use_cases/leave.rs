@@ -6,22 +6,22 @@
 //! same user racing this leave, whichever store it reaches first, leaves the visits agreeing with
 //! the seats (issue 22).
 
-use common::jwt::UserClaims;
+use common::jwt::{MeetingRole, UserClaims};
 use common::proto::internal::v1::{
     LeaveParticipantRequest, LeaveParticipantResponse, LeftFrom, ParticipantRole,
 };
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::audit::Actor;
 use crate::db::participants::{EndedSeat, Leave};
+use crate::domain::events::{Actor, LeaveReason};
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
 use crate::use_cases::{seat_number, visible};
 
 /// `participants.leave_reason` of a participant who left on their own.
-pub const LEFT: &str = "left";
+pub const LEFT: &str = LeaveReason::LEFT;
 
 /// Leaves; leaving a meeting one is not in changes nothing and is not an error.
 ///
@@ -97,7 +97,7 @@ pub fn room_leave<'a>(
     let seat = match (&response.seat, from_room) {
         (Some(seat), true) => Some(EndedSeat {
             seat: seat_number(seat.number)?,
-            role: role_name(seat.role),
+            role: meeting_role(seat.role),
             joined_at: seat.joined_at.as_ref().and_then(timestamp),
         }),
         _ => None,
@@ -114,12 +114,12 @@ pub fn room_leave<'a>(
     })
 }
 
-/// A role as `participants.role` stores it; an unknown one is a guest (DESIGN §11: anyone who
-/// is not the host).
-pub fn role_name(role: i32) -> &'static str {
+/// A role as the room reports it; an unknown one is a guest (DESIGN §11: anyone who is not
+/// the host).
+pub fn meeting_role(role: i32) -> MeetingRole {
     match ParticipantRole::try_from(role) {
-        Ok(ParticipantRole::Host) => "host",
-        _ => "guest",
+        Ok(ParticipantRole::Host) => MeetingRole::Host,
+        _ => MeetingRole::Guest,
     }
 }
 

@@ -2,15 +2,15 @@
 //! Seats are taken by the room's atomic scripts, so concurrent admits never fill a room past
 //! `max_participants`; every admission and rejection is audited.
 
-use common::jwt::UserClaims;
+use common::jwt::{MeetingRole, UserClaims};
 use common::proto::internal::v1::{
     AdmitAllRequest, AdmitParticipantRequest, RejectParticipantRequest,
 };
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::audit::Actor;
 use crate::db::participants::Seated;
+use crate::domain::events::{Actor, Change, MeetingEvent};
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
 use crate::use_cases::{
@@ -47,7 +47,7 @@ pub async fn admit(
         .ok_or(Error::MeetingNotFound)?;
     let seated = Seated {
         user_id,
-        role: "guest",
+        role: MeetingRole::Guest,
         seat: seat_number(response.seat)?,
     };
     record_admissions(rooms, &meeting, vec![seated], actor).await?;
@@ -79,17 +79,13 @@ pub async fn reject(
         })
         .await?
         .ok_or(Error::MeetingNotFound)?;
-    let mut tx = rooms.pool.begin().await?;
-    db::audit::record(
-        &mut tx,
-        meeting.org_id,
+    let change = Change {
+        org_id: meeting.org_id,
+        meeting_id: meeting.id,
         actor,
-        "participant_rejected",
-        meeting.id,
-        serde_json::json!({ "user_id": user_id }),
-    )
-    .await?;
-    tx.commit().await?;
+        event: MeetingEvent::ParticipantRejected { user_id },
+    };
+    db::events::record(&rooms.pool, &[change]).await?;
     Ok(user_id)
 }
 
@@ -136,7 +132,7 @@ pub fn guest_seats(admitted: &[Uuid], seats: &[u64]) -> Result<Vec<Seated>, Erro
         .map(|(user_id, seat)| {
             Ok(Seated {
                 user_id: *user_id,
-                role: "guest",
+                role: MeetingRole::Guest,
                 seat: seat_number(*seat)?,
             })
         })

@@ -32,8 +32,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::audit::Actor;
 use crate::db::controllers::Assignment;
+use crate::domain::events::Actor;
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
 

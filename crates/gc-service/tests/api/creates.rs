@@ -11,7 +11,8 @@ use common::display_name::DisplayName;
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
 use gc_service::db::creates::Creates;
-use gc_service::db::meetings::{AuditContext, CreateRow, insert_batch};
+use gc_service::db::meetings::{CreateRow, insert_batch};
+use gc_service::domain::events::Origin;
 use gc_service::domain::idempotency::{IdempotencyKey, IdempotencyRecord, RequestHash};
 use gc_service::domain::meeting::{CreateMeeting, MaxParticipants, NewMeeting, ValidationError};
 use gc_service::domain::secret::JoinTokenSecret;
@@ -57,11 +58,7 @@ type Creating<'a> = Pin<Box<dyn Future<Output = Result<Created, Error>> + Send +
 
 /// Starts a create through `creates` and polls it once: by then it is queued (the queue has
 /// room) and waits for its statement.
-async fn queued<'a>(
-    creates: &'a Creates,
-    new: NewMeeting,
-    audit: &'a AuditContext<'a>,
-) -> Creating<'a> {
+async fn queued<'a>(creates: &'a Creates, new: NewMeeting, audit: Origin<'a>) -> Creating<'a> {
     let mut creating: Creating<'a> = Box::pin(insert_with_fresh_codes(creates, new, audit, || {
         Err(Error::Internal("no second code in these tests"))
     }));
@@ -97,8 +94,8 @@ async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool:
         .unwrap();
     stack.set_org_limits(1000, 50).await;
     let creates = Creates::new(stack.pool.clone());
-    let quiet = AuditContext::default();
-    let browser = AuditContext {
+    let quiet = Origin::default();
+    let browser = Origin {
         ip: Some("203.0.113.9".parse().unwrap()),
         user_agent: Some("Browser/2.0 ☃"),
     };
@@ -111,7 +108,7 @@ async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool:
         .execute(&mut *holder)
         .await
         .unwrap();
-    let ahead = queued(&creates, new_meeting(&stack, host, create("Ahead")), &quiet).await;
+    let ahead = queued(&creates, new_meeting(&stack, host, create("Ahead")), quiet).await;
     until_someone_waits_for_a_lock(&stack.pool).await;
 
     let first = new_meeting(&stack, host, create("From a browser"));
@@ -130,18 +127,18 @@ async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool:
     let last = new_meeting(&stack, host, create("Last"));
     let (first_id, keyed_id, last_id) = (first.id, keyed.id, last.id);
     let behind = vec![
-        queued(&creates, first, &browser).await,
-        queued(&creates, keyed, &quiet).await,
-        queued(&creates, replay, &quiet).await,
-        queued(&creates, reused, &quiet).await,
-        queued(&creates, by_inactive, &quiet).await,
-        queued(&creates, too_big, &quiet).await,
-        queued(&creates, last, &quiet).await,
+        queued(&creates, first, browser).await,
+        queued(&creates, keyed, quiet).await,
+        queued(&creates, replay, quiet).await,
+        queued(&creates, reused, quiet).await,
+        queued(&creates, by_inactive, quiet).await,
+        queued(&creates, too_big, quiet).await,
+        queued(&creates, last, quiet).await,
     ];
     // A client that hangs up while its create waits for a statement: nothing is written for it.
     let gone = new_meeting(&stack, host, create("Hung up"));
     let gone_id = gone.id;
-    drop(queued(&creates, gone, &quiet).await);
+    drop(queued(&creates, gone, quiet).await);
     holder.commit().await.unwrap();
     created(ahead.await);
     let mut results = futures::future::join_all(behind).await.into_iter();
@@ -232,8 +229,8 @@ async fn the_batch_statement_leaves_out_what_it_cannot_decide_without_waiting(po
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
     stack.set_org_limits(2, 100).await;
-    let audit = AuditContext::default();
-    let row = |name: &str| CreateRow::new(&new_meeting(&stack, host, create(name)), &audit);
+    let audit = Origin::default();
+    let row = |name: &str| CreateRow::new(&new_meeting(&stack, host, create(name)), audit);
 
     // Another create holds slot 0 (of two, one place each): the batch takes slot 1 for its
     // first row and leaves the second out instead of waiting for slot 0.
@@ -329,7 +326,7 @@ async fn the_batch_statement_leaves_out_what_it_cannot_decide_without_waiting(po
 async fn batched_creates_keep_the_org_limit_exact(pool: PgPool) {
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
-    let audit = AuditContext::default();
+    let audit = Origin::default();
     let replicas = [
         Creates::new(stack.pool.clone()),
         Creates::new(stack.pool.clone()),
@@ -345,7 +342,6 @@ async fn batched_creates_keep_the_org_limit_exact(pool: PgPool) {
         let creating = (0..attempts).map(|i| {
             let creates = &replicas[i % queues];
             let new = new_meeting(&stack, host, create("Crowded"));
-            let audit = &audit;
             async move {
                 insert_with_fresh_codes(creates, new, audit, || {
                     Err(Error::Internal("no second code in these tests"))
@@ -393,14 +389,14 @@ async fn a_starved_pool_fails_queued_creates_and_writes_nothing(pool: PgPool) {
         .await
         .unwrap();
     let creates = Creates::new(small.clone());
-    let audit = AuditContext::default();
+    let audit = Origin::default();
     let held = small.acquire().await.unwrap();
 
     let creating = (0..6).map(|i| {
         insert_with_fresh_codes(
             &creates,
             new_meeting(&stack, host, create(&format!("Starved {i}"))),
-            &audit,
+            audit,
             || Err(Error::Internal("no second code in these tests")),
         )
     });
@@ -418,7 +414,7 @@ async fn a_starved_pool_fails_queued_creates_and_writes_nothing(pool: PgPool) {
         insert_with_fresh_codes(
             &creates,
             new_meeting(&stack, host, create("After")),
-            &audit,
+            audit,
             || Err(Error::Internal("no second code in these tests")),
         )
         .await,

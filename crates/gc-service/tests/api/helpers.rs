@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::shell::ShellSettings;
 use gc_service::config::{Config, LifecycleSettings};
+use gc_service::domain::events::MeetingEvent;
 use gc_service::startup::{AppState, Application};
 use reqwest::{Client, Response, StatusCode};
 use ring::rand::SystemRandom;
@@ -830,4 +831,26 @@ pub async fn until_someone_waits_for_a_lock(pool: &PgPool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// The audit rows of the meeting with code `code` (every row when `None`), in the order they
+/// were written, each read back as the [`MeetingEvent`] it records. Panics on a row that is not
+/// one: a statement that records another shape than the domain's event type.
+pub async fn recorded_events(pool: &PgPool, code: Option<&str>) -> Vec<MeetingEvent> {
+    let rows: Vec<(String, Value)> = sqlx::query_as(
+        "select action, details from audit_logs
+         where $1::text is null
+            or resource_id = (select id::text from meetings where meeting_code = $1)
+         order by id",
+    )
+    .bind(code)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(action, details)| {
+            MeetingEvent::from_row(&action, details.clone())
+                .unwrap_or_else(|e| panic!("audit row {action} {details} is no event: {e}"))
+        })
+        .collect()
 }

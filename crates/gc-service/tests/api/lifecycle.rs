@@ -115,16 +115,14 @@ pub async fn get(stack: &TestStack, code: &str, token: &str) -> (StatusCode, Val
     .await
 }
 
+/// The actions of the meeting's audit rows, in order; each row read back as the event it
+/// records.
 async fn audit_actions(stack: &TestStack, meeting: &str) -> Vec<String> {
-    sqlx::query_scalar(
-        "select action from audit_logs where resource_id = (select id::text from meetings
-                                                             where meeting_code = $1)
-         order by id",
-    )
-    .bind(meeting)
-    .fetch_all(&stack.pool)
-    .await
-    .unwrap()
+    crate::helpers::recorded_events(&stack.pool, Some(meeting))
+        .await
+        .iter()
+        .map(|event| event.action().to_owned())
+        .collect()
 }
 
 /// Keys of the test's rooms left in Redis.
@@ -327,6 +325,7 @@ async fn a_meeting_goes_from_create_through_the_lobby_to_the_history(pool: PgPoo
         audit_actions(&stack, &code).await,
         [
             "meeting_created",
+            "meeting_started",
             "participant_admitted",
             "participant_admitted",
             "participant_left",

@@ -9,6 +9,7 @@ mod concurrency;
 mod controllers;
 mod create_meeting;
 mod creates;
+mod events;
 mod helpers;
 mod housekeeping;
 mod idempotency;

@@ -3,10 +3,12 @@
 
 use common::display_name::DisplayName;
 use common::error::ServiceError;
+use common::jwt::MeetingRole;
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
 use gc_service::db::creates::Creates;
-use gc_service::db::meetings::{AuditContext, CREATE_MEETING_SQL};
+use gc_service::db::meetings::CREATE_MEETING_SQL;
+use gc_service::domain::events::Origin;
 use gc_service::domain::idempotency::IdempotencyRecord;
 use gc_service::domain::meeting::{CreateMeeting, NewMeeting};
 use gc_service::domain::secret::JoinTokenSecret;
@@ -47,7 +49,7 @@ fn new_meeting(stack: &TestStack, host: Uuid, code: &str) -> NewMeeting {
 pub async fn insert_meeting(stack: &TestStack, host: Uuid, code: &str) -> Uuid {
     let new = new_meeting(stack, host, code);
     let id = new.id;
-    insert_with_fresh_codes(&creates(stack), new, &AuditContext::default(), || {
+    insert_with_fresh_codes(&creates(stack), new, Origin::default(), || {
         Err(Error::Internal("unused"))
     })
     .await
@@ -66,10 +68,10 @@ async fn exec(pool: &PgPool, sql: &'static str) -> Result<u64, sqlx::Error> {
 async fn the_live_counter_follows_ends_and_deletes_of_live_meetings(pool: PgPool) {
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
-    let audit = AuditContext::default();
+    let audit = Origin::default();
     for code in ["AAAAAAAAAAA1", "AAAAAAAAAAA2", "AAAAAAAAAAA3"] {
         let new = new_meeting(&stack, host, code);
-        insert_with_fresh_codes(&creates(&stack), new, &audit, || {
+        insert_with_fresh_codes(&creates(&stack), new, audit, || {
             Err(Error::Internal("unused"))
         })
         .await
@@ -152,9 +154,9 @@ async fn ended_meetings_cannot_be_reopened_nor_moved_to_another_org(pool: PgPool
 async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
-    let audit = AuditContext::default();
+    let audit = Origin::default();
     let taken = new_meeting(&stack, host, "TAKENTAKEN01");
-    insert_with_fresh_codes(&creates(&stack), taken, &audit, || {
+    insert_with_fresh_codes(&creates(&stack), taken, audit, || {
         Err(Error::Internal("unused"))
     })
     .await
@@ -163,7 +165,7 @@ async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
     // The first code and the first replacement collide; the second replacement is free.
     let mut replacements = vec!["FRESHFRESH01", "TAKENTAKEN01"];
     let new = new_meeting(&stack, host, "TAKENTAKEN01");
-    let created = insert_with_fresh_codes(&creates(&stack), new, &audit, || {
+    let created = insert_with_fresh_codes(&creates(&stack), new, audit, || {
         Ok(MeetingCode::parse(replacements.pop().unwrap()).unwrap())
     })
     .await
@@ -179,9 +181,9 @@ async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
 async fn three_collisions_in_a_row_give_up_with_code_collision_and_store_nothing(pool: PgPool) {
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
-    let audit = AuditContext::default();
+    let audit = Origin::default();
     let taken = new_meeting(&stack, host, "TAKENTAKEN01");
-    insert_with_fresh_codes(&creates(&stack), taken, &audit, || {
+    insert_with_fresh_codes(&creates(&stack), taken, audit, || {
         Err(Error::Internal("unused"))
     })
     .await
@@ -189,7 +191,7 @@ async fn three_collisions_in_a_row_give_up_with_code_collision_and_store_nothing
 
     let mut draws = 0;
     let new = new_meeting(&stack, host, "TAKENTAKEN01");
-    let result = insert_with_fresh_codes(&creates(&stack), new, &audit, || {
+    let result = insert_with_fresh_codes(&creates(&stack), new, audit, || {
         draws += 1;
         Ok(MeetingCode::parse("TAKENTAKEN01").unwrap())
     })
@@ -333,10 +335,10 @@ async fn creates_and_ends_leave_an_orgs_updated_at_alone(pool: PgPool) {
 async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPool) {
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
-    let audit = AuditContext::default();
+    let audit = Origin::default();
     for i in 0..6 {
         let new = new_meeting(&stack, host, &format!("SHRINK{i:06}"));
-        insert_with_fresh_codes(&creates(&stack), new, &audit, || {
+        insert_with_fresh_codes(&creates(&stack), new, audit, || {
             Err(Error::Internal("unused"))
         })
         .await
@@ -348,7 +350,7 @@ async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPo
     let refused = insert_with_fresh_codes(
         &creates(&stack),
         new_meeting(&stack, host, "SHRINKREFUSE"),
-        &audit,
+        audit,
         || Err(Error::Internal("unused")),
     )
     .await;
@@ -369,7 +371,7 @@ async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPo
     let refused = insert_with_fresh_codes(
         &creates(&stack),
         new_meeting(&stack, host, "SHRINKREFUSE"),
-        &audit,
+        audit,
         || Err(Error::Internal("unused")),
     )
     .await;
@@ -386,7 +388,7 @@ async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPo
     insert_with_fresh_codes(
         &creates(&stack),
         new_meeting(&stack, host, "SHRINKFITS01"),
-        &audit,
+        audit,
         || Err(Error::Internal("unused")),
     )
     .await
@@ -414,7 +416,11 @@ fn next_seat() -> i64 {
 fn seated(user: Uuid, role: &'static str) -> gc_service::db::participants::Seated {
     gc_service::db::participants::Seated {
         user_id: user,
-        role,
+        role: if role == "host" {
+            MeetingRole::Host
+        } else {
+            MeetingRole::Guest
+        },
         seat: next_seat(),
     }
 }
@@ -468,7 +474,7 @@ async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
 
 /// Records the host's admission, which makes the meeting active.
 async fn seat_host(stack: &TestStack, meeting_id: Uuid, host: Uuid) {
-    use gc_service::db::audit::Actor;
+    use gc_service::domain::events::Actor;
     let opened = gc_service::db::participants::admit(
         &stack.pool,
         meeting_id,
@@ -495,7 +501,7 @@ fn hosts_leave(
         left_at: None,
         seat: Some(gc_service::db::participants::EndedSeat {
             seat,
-            role: "host",
+            role: MeetingRole::Host,
             joined_at: None,
         }),
         last_seat: seat,
@@ -520,8 +526,8 @@ async fn empty_clock_runs(pool: &PgPool, meeting_id: Uuid) -> bool {
 /// after the leave of its own seat used to reopen the visit (a ghost, issue 22).
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_seats_admission_and_its_leave_agree_in_either_order(pool: PgPool) {
-    use gc_service::db::audit::Actor;
     use gc_service::db::{meetings, participants};
+    use gc_service::domain::events::Actor;
 
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
@@ -599,8 +605,8 @@ async fn admission_racing_an_end(
     with: Option<Uuid>,
 ) {
     use gc_service::db::admissions::AdmissionRows;
-    use gc_service::db::audit::Actor;
     use gc_service::db::{meetings, participants};
+    use gc_service::domain::events::Actor;
 
     let host = stack.user_id(HOST).await;
     let guest = stack.user_id(MEMBER).await;
@@ -726,8 +732,8 @@ async fn more_users(stack: &TestStack, like: Uuid, name: &str, count: usize) -> 
 /// with another over the meeting row.
 #[sqlx::test(migrations = "../../migrations")]
 async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPool) {
-    use gc_service::db::audit::Actor;
     use gc_service::db::participants;
+    use gc_service::domain::events::Actor;
 
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
@@ -777,7 +783,7 @@ type AuditRow = (String, Option<String>, Option<String>, Option<String>);
 #[sqlx::test(migrations = "../../migrations")]
 async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
     use gc_service::db::admissions::Admissions;
-    use gc_service::db::audit::Actor;
+    use gc_service::domain::events::Actor;
     use std::future::Future;
     use std::pin::Pin;
     use std::task::Poll;
@@ -797,8 +803,10 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
     let org = stack.org_id;
     let from_a_browser = Actor::User {
         id: guest,
-        ip: Some("203.0.113.7".parse().unwrap()),
-        user_agent: Some("Browser/1.0"),
+        from: Origin {
+            ip: Some("203.0.113.7".parse().unwrap()),
+            user_agent: Some("Browser/1.0"),
+        },
     };
 
     for phase in ["together", "one fails"] {
@@ -924,7 +932,7 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_starved_pool_fails_queued_admissions_together(pool: PgPool) {
     use gc_service::db::admissions::Admissions;
-    use gc_service::db::audit::Actor;
+    use gc_service::domain::events::Actor;
     use sqlx::postgres::PgPoolOptions;
     use std::time::{Duration, Instant};
 
@@ -983,7 +991,7 @@ async fn a_starved_pool_fails_queued_admissions_together(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn two_replicas_admitting_into_the_same_cold_meetings_record_everyone_once(pool: PgPool) {
     use gc_service::db::admissions::Admissions;
-    use gc_service::db::audit::Actor;
+    use gc_service::domain::events::Actor;
 
     let stack = spawn_stack(pool).await;
     let host = stack.user_id(HOST).await;
@@ -1038,6 +1046,54 @@ async fn two_replicas_admitting_into_the_same_cold_meetings_record_everyone_once
         assert_eq!(status, "active");
         assert_eq!(audited, 30, "one audit row per visit");
     }
+}
+
+/// Two GC replicas record the first seats of the same new meeting at the same moment, 200
+/// times: each meeting's start is recorded exactly once, before its admissions.
+#[sqlx::test(migrations = "../../migrations")]
+async fn two_replicas_starting_the_same_meeting_record_its_start_once(pool: PgPool) {
+    use gc_service::db::admissions::Admissions;
+    use gc_service::domain::events::Actor;
+
+    const TRIALS: usize = 200;
+    let stack = spawn_stack(pool).await;
+    let host = stack.user_id(HOST).await;
+    let users = more_users(&stack, host, "starter", 2).await;
+    stack
+        .set_org_limits(i32::try_from(TRIALS).unwrap(), 100)
+        .await;
+    let replicas = [
+        Admissions::new(stack.pool.clone()),
+        Admissions::new(stack.pool.clone()),
+    ];
+    let org = stack.org_id;
+    let mut wrong = Vec::new();
+    for trial in 0..TRIALS {
+        let meeting = insert_meeting(&stack, host, &format!("STARTRACE{trial:03}")).await;
+        let (first, second) = tokio::join!(
+            replicas[0].record(meeting, org, vec![seated(users[0], "guest")], Actor::System),
+            replicas[1].record(meeting, org, vec![seated(users[1], "guest")], Actor::System),
+        );
+        first.unwrap();
+        second.unwrap();
+        let actions: Vec<String> = sqlx::query_scalar(
+            "select action from audit_logs where resource_id = $1::text order by id",
+        )
+        .bind(meeting)
+        .fetch_all(&stack.pool)
+        .await
+        .unwrap();
+        let expected = [
+            "meeting_created",
+            "meeting_started",
+            "participant_admitted",
+            "participant_admitted",
+        ];
+        if actions != expected {
+            wrong.push((trial, actions));
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {TRIALS}: {wrong:?}", wrong.len());
 }
 
 /// Lookups queued while a statement runs are read together, and each caller gets the meeting

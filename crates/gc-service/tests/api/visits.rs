@@ -12,8 +12,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gc_service::db::audit::Actor;
+use common::jwt::MeetingRole;
 use gc_service::db::participants::{self, EndedSeat, Leave, Seated};
+use gc_service::domain::events::Actor;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -111,7 +112,13 @@ fn permutations<T: Copy>(items: &[T]) -> Vec<Vec<T>> {
 }
 
 async fn apply(stack: &TestStack, meeting_id: Uuid, users: &[Uuid; 2], record: Record) {
-    let role = |user: usize| if user == 0 { "host" } else { "guest" };
+    let role = |user: usize| {
+        if user == 0 {
+            MeetingRole::Host
+        } else {
+            MeetingRole::Guest
+        }
+    };
     match record {
         Record::Admit { user, seat } => {
             let seated = Seated {

@@ -1,0 +1,75 @@
+//! The record of every change ([`crate::domain::events`]): one statement text writes it,
+//! [`record_events!`], in the transaction of the change.
+//!
+//! A statement that makes a change and records it ends with a CTE named `events` holding one
+//! row per event, with the columns `(org_id uuid, meeting_id uuid, actor_id text, actor_type
+//! text, ip text, user_agent text, action text, details jsonb)`, and then runs
+//! `record_events!()` (as its last statement or as one more CTE): the create statements, the
+//! admission statement (whose `events` are the seats it opened and the meetings it started) and
+//! [`record`], which every other change (ends, rejections, leaves, settings) calls with the
+//! events its use case built. Today the record is the audit log (`audit_logs`); the webhook
+//! outbox will be written here too, from the same rows, so no change can reach one and miss
+//! the other.
+
+use crate::domain::events::Change;
+
+/// The one writer of the record: inserts the rows of the `events` relation of the statement it
+/// ends (see the module's documentation for its columns).
+macro_rules! record_events {
+    () => {
+        "insert into audit_logs (org_id, actor_id, actor_type, action, resource_type,
+                                 resource_id, details, ip, user_agent)
+         select e.org_id, e.actor_id, e.actor_type, e.action, 'meeting', e.meeting_id::text,
+                e.details, e.ip::inet, e.user_agent
+         from events e"
+    };
+}
+pub(crate) use record_events;
+
+/// Records `changes` (nothing for none), in the caller's transaction: one statement.
+pub async fn record<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    changes: &[Change<'_>],
+) -> Result<(), sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut org_ids = Vec::with_capacity(changes.len());
+    let mut meeting_ids = Vec::with_capacity(changes.len());
+    let mut actor_ids = Vec::with_capacity(changes.len());
+    let mut actor_types = Vec::with_capacity(changes.len());
+    let mut ips = Vec::with_capacity(changes.len());
+    let mut user_agents = Vec::with_capacity(changes.len());
+    let mut actions = Vec::with_capacity(changes.len());
+    let mut details = Vec::with_capacity(changes.len());
+    for change in changes {
+        let (actor_id, actor_type, ip, user_agent) = change.actor.columns();
+        org_ids.push(change.org_id);
+        meeting_ids.push(change.meeting_id);
+        actor_ids.push(actor_id);
+        actor_types.push(actor_type);
+        ips.push(ip.map(|ip| ip.to_string()));
+        user_agents.push(user_agent);
+        actions.push(change.event.action());
+        details.push(change.event.details());
+    }
+    sqlx::query(concat!(
+        "with events as (
+            select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[], $7::text[], $8::jsonb[])
+                as e(org_id, meeting_id, actor_id, actor_type, ip, user_agent, action, details))
+         ",
+        record_events!()
+    ))
+    .bind(org_ids)
+    .bind(meeting_ids)
+    .bind(actor_ids)
+    .bind(actor_types)
+    .bind(ips)
+    .bind(user_agents)
+    .bind(actions)
+    .bind(details)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
