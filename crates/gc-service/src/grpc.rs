@@ -52,7 +52,7 @@ fn status(error: Error) -> Status {
 }
 
 fn time(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.as_ref().and_then(crate::use_cases::leave::timestamp)
+    t.as_ref().and_then(crate::clients::mc::timestamp)
 }
 
 #[tonic::async_trait]
@@ -108,7 +108,7 @@ impl GlobalControllerService for GlobalController {
                 reason: &r.reason,
                 left_at: time(r.left_at),
                 joined_at: time(r.joined_at),
-                role: crate::use_cases::leave::meeting_role(r.role),
+                role: crate::clients::mc::role_from_proto(r.role),
                 seat: r.seat,
                 last_seat: r.last_seat,
             },

@@ -23,6 +23,7 @@ pub const MEETING_ASSIGNMENTS_TOTAL: &str = "gc_meeting_assignments_total";
 pub const MEETING_CREATION_DURATION_SECONDS: &str = "gc_meeting_creation_duration_seconds";
 pub const DB_BATCH_ITEMS: &str = "gc_db_batch_items";
 pub const MC_JOIN_BATCH_ITEMS: &str = "gc_mc_join_batch_items";
+pub const MC_BREAKER_OPENED_TOTAL: &str = "gc_mc_breaker_opened_total";
 pub const JOIN_LEAVE_LIMITED_TOTAL: &str = "gc_join_leave_limited_total";
 
 /// Buckets of `gc_db_batch_items`: powers of two up to the largest batch (256).
@@ -125,6 +126,11 @@ fn register() {
         metrics::counter!(MEETING_ASSIGNMENTS_TOTAL, "delivery" => delivery).increment(0);
     }
     metrics::describe_counter!(
+        MC_BREAKER_OPENED_TOTAL,
+        "Times a meeting controller's circuit breaker opened: calls to it failed at once for a while"
+    );
+    metrics::counter!(MC_BREAKER_OPENED_TOTAL).increment(0);
+    metrics::describe_counter!(
         JOIN_LEAVE_LIMITED_TOTAL,
         "Joins and leaves refused (429) because one user spent their budget for one meeting"
     );
@@ -145,6 +151,11 @@ pub fn db_batch(queue: &'static str, items: usize) {
 /// One call to a meeting controller carrying `joins` joins (`clients::mc`).
 pub fn mc_join_batch(joins: usize) {
     metrics::histogram!(MC_JOIN_BATCH_ITEMS).record(joins as f64);
+}
+
+/// A meeting controller's breaker opened (`clients::mc::breaker`).
+pub fn mc_breaker_opened() {
+    metrics::counter!(MC_BREAKER_OPENED_TOTAL).increment(1);
 }
 
 /// An assignment delivered to its controller: `assigned` when this call chose the owner (a

@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::ac::MeetingTokens;
-use crate::clients::mc::MeetingControllers;
+use crate::clients::mc::{MeetingControllers, Placement};
 use crate::config::Config;
 use crate::db::admissions::Admissions;
 use crate::db::creates::Creates;
@@ -96,9 +96,12 @@ impl Application {
         let batch_pool = crate::db::batch_pool(&pool);
         let rooms = Rooms {
             pool: pool.clone(),
-            controllers: MeetingControllers::new(Arc::clone(&service_tokens), call_timeout),
+            placement: Placement::new(
+                pool.clone(),
+                MeetingControllers::new(Arc::clone(&service_tokens), call_timeout),
+                config.lifecycle.heartbeat_timeout_secs,
+            ),
             settings: config.lifecycle.clone(),
-            assigning: Default::default(),
             admissions: Admissions::new(batch_pool.clone()),
             lookups: Lookups::new(batch_pool.clone(), config.lifecycle.heartbeat_timeout_secs),
             detached: Default::default(),

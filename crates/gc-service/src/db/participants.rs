@@ -8,11 +8,11 @@
 //! unless it exists, the leave closes it or writes it closed.
 
 use chrono::{DateTime, Utc};
-use common::jwt::MeetingRole;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::events::{Change, LeaveReason, MeetingEvent};
+pub use crate::domain::room::{EndedSeat, Seated};
 
 /// Closes every open visit of a meeting (it ended); returns how many.
 pub async fn close_all(
@@ -55,14 +55,6 @@ pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Er
     .bind(meeting_id)
     .fetch_one(pool)
     .await
-}
-
-/// A seat a room gave: the user, their role and the seat's number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Seated {
-    pub user_id: Uuid,
-    pub role: MeetingRole,
-    pub seat: i64,
 }
 
 /// Records seats a room has just given ([`ADMIT_SQL`]): a visit per seat whose row does not
@@ -206,14 +198,6 @@ pub async fn admit_batch<'e>(
         .fetch_one(executor)
         .await?;
     Ok(u64::try_from(opened).unwrap_or(0))
-}
-
-/// The seat a leave ended, as the room reported it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EndedSeat {
-    pub seat: i64,
-    pub role: MeetingRole,
-    pub joined_at: Option<DateTime<Utc>>,
 }
 
 /// A leave as the room decided it, to be recorded.

@@ -6,4 +6,5 @@ pub mod budget;
 pub mod events;
 pub mod idempotency;
 pub mod meeting;
+pub mod room;
 pub mod secret;

@@ -11,7 +11,6 @@
 //! the lobby up to capacity.
 
 use common::jwt::UserClaims;
-use common::proto::internal::v1::UpdateSettingsRequest;
 use common::settings::MeetingSettings;
 
 use crate::db;
@@ -19,8 +18,7 @@ use crate::domain::events::{Actor, Change, MeetingEvent};
 use crate::domain::meeting::{MaxParticipants, Meeting, SettingsChange, ValidationError};
 use crate::error::Error;
 use crate::use_cases::get::{MeetingView, live_counts};
-use crate::use_cases::lobby::{guest_seats, parse_ids};
-use crate::use_cases::room::{Rooms, proto_settings};
+use crate::use_cases::room::Rooms;
 use crate::use_cases::{record_admissions, require_host, visible_meeting};
 
 /// What a PATCH asks to change.
@@ -103,28 +101,8 @@ async fn store_change(
 /// that made (waiting room off). A meeting nobody joined has no room: the room created later
 /// reads its settings from PostgreSQL then.
 async fn push_to_room(rooms: &Rooms, meeting: &Meeting, actor: Actor<'_>) -> Result<(), Error> {
-    let settings = meeting.settings;
-    let max = meeting.max_participants;
-    let version = u64::try_from(meeting.settings_version).unwrap_or(0);
-    let response = rooms
-        .call_if_assigned(meeting, |room| async move {
-            room.client
-                .clone()
-                .update_settings(UpdateSettingsRequest {
-                    meeting_code: room.code.clone(),
-                    settings: Some(proto_settings(&settings)),
-                    max_participants: u32::try_from(max).unwrap_or(2),
-                    fencing_token: room.fencing_token,
-                    settings_version: version,
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        })
-        .await?;
-    if let Some(response) = response {
-        let admitted = parse_ids(&response.admitted)?;
-        let seats = guest_seats(&admitted, &response.admitted_seats)?;
-        record_admissions(rooms, meeting, seats, actor).await?;
+    if let Some(seated) = rooms.placement.update_settings(meeting).await? {
+        record_admissions(rooms, meeting, seated, actor).await?;
     }
     Ok(())
 }

@@ -6,11 +6,12 @@ use chrono::{DateTime, Utc};
 use common::jwt::MeetingRole;
 use sqlx::PgPool;
 
+use crate::clients::mc::seat_number;
 use crate::db;
 use crate::db::participants::{EndedSeat, Leave};
 use crate::domain::events::Actor;
 use crate::error::Error;
-use crate::use_cases::{parse_user_id, seat_number};
+use crate::use_cases::parse_user_id;
 
 /// Longest accepted URL or address a controller registers.
 pub const MAX_ADDRESS_LEN: usize = 512;

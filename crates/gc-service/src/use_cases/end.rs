@@ -6,7 +6,6 @@
 
 use common::jwt::UserClaims;
 use common::meeting_code::MeetingCode;
-use common::proto::internal::v1::EndMeetingRequest;
 
 use crate::db;
 pub use crate::domain::events::EndReason;
@@ -43,7 +42,7 @@ pub async fn end(
         return Ok(meeting);
     }
     // The room's owner, read before the assignment goes with the ending.
-    let room = rooms.current(&meeting).await.unwrap_or(None);
+    let room = rooms.placement.current(&meeting).await.unwrap_or(None);
     let mut tx = rooms.pool.begin().await?;
     let Some(ended) = db::meetings::end(&mut tx, meeting.id).await? else {
         // Another request ended it first.
@@ -69,15 +68,10 @@ pub async fn end(
 
     // PostgreSQL says it ended, whatever the controller answers: an unreachable one loses the
     // room to its safety TTL, and its clients to their next call.
-    if let Some(room) = room {
-        let request = EndMeetingRequest {
-            meeting_code: room.code.clone(),
-            reason: reason.as_str().to_owned(),
-            fencing_token: room.fencing_token,
-        };
-        if let Err(status) = room.client.clone().end_meeting(request).await {
-            tracing::warn!(meeting_id = %meeting.id, status = %status, "the meeting's controller did not end its room");
-        }
+    if let Some(room) = room
+        && let Err(error) = room.end(reason.as_str()).await
+    {
+        tracing::warn!(meeting_id = %meeting.id, %error, "the meeting's controller did not end its room");
     }
     Ok(ended)
 }

@@ -1,19 +1,13 @@
 //! `GET /{code}`: the meeting with its live counts. Only the host learns how many wait.
 
 use common::jwt::UserClaims;
-use common::proto::internal::v1::GetRoomStateRequest;
 
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
-use crate::use_cases::room::{Room, Rooms};
+use crate::use_cases::room::Rooms;
 use crate::use_cases::visible_meeting;
 
-/// How many are seated and how many wait, as the room says now.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub participants: u32,
-    pub lobby: u32,
-}
+pub use crate::domain::room::Counts;
 
 /// A meeting as its caller may see it.
 #[derive(Debug)]
@@ -58,19 +52,8 @@ pub async fn live_counts(rooms: &Rooms, meeting: &Meeting) -> Counts {
 }
 
 async fn room_counts(rooms: &Rooms, meeting: &Meeting) -> Result<Counts, Error> {
-    let Some(Room {
-        mut client, code, ..
-    }) = rooms.current(meeting).await?
-    else {
-        return Ok(Counts::default());
-    };
-    let state = client
-        .get_room_state(GetRoomStateRequest { meeting_code: code })
-        .await
-        .map_err(crate::use_cases::room::room_error)?
-        .into_inner();
-    Ok(Counts {
-        participants: state.participant_count,
-        lobby: u32::try_from(state.lobby.len()).unwrap_or(u32::MAX),
-    })
+    match rooms.placement.current(meeting).await? {
+        Some(room) => room.counts().await,
+        None => Ok(Counts::default()),
+    }
 }

@@ -7,37 +7,20 @@
 
 use common::display_name::DisplayName;
 use common::jwt::{MeetingRole, UserClaims};
-use common::proto::internal::v1::{
-    AdmissionStatus, JoinParticipantRequest, JoinParticipantResponse, ParticipantRole,
-};
 use uuid::Uuid;
 
 use crate::clients::ac::{MeetingGrant, MeetingTokens};
+use crate::clients::mc::Known;
 use crate::db::controllers::Assignment;
-use crate::db::participants::Seated;
 use crate::domain::events::{Actor, OwnedActor};
 use crate::domain::meeting::Meeting;
 use crate::domain::meeting::MeetingStatus;
+pub use crate::domain::room::Admission;
+use crate::domain::room::{RoomJoin, Seated};
 use crate::error::Error;
 use crate::use_cases::get::{Counts, MeetingView};
-use crate::use_cases::room::{Room, Rooms};
-use crate::use_cases::{record_admissions, seat_number, visible_meeting_located};
-
-/// Where the join left the caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
-    Admitted,
-    Waiting,
-}
-
-impl Admission {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Admission::Admitted => "admitted",
-            Admission::Waiting => "waiting",
-        }
-    }
-}
+use crate::use_cases::room::Rooms;
+use crate::use_cases::{record_admissions, visible_meeting_located};
 
 #[derive(Debug)]
 pub struct Joined {
@@ -82,7 +65,7 @@ pub async fn join_meeting(
         role,
         name: name.clone(),
     };
-    let ((response, room, admission), issued) = {
+    let (joined, issued) = {
         // The seat runs as a task of its own, which a client hanging up cannot cancel: once the
         // room may have seated the caller, the visit is recorded too, whether or not anyone is
         // still waiting for the answer (else Redis would hold a seat PostgreSQL never heard of).
@@ -112,7 +95,7 @@ pub async fn join_meeting(
         meeting_id = %meeting.id,
         user_id = %caller.sub,
         role = role.as_str(),
-        admission = admission.as_str(),
+        admission = joined.admission.as_str(),
         "participant joined"
     );
     let for_host = role == MeetingRole::Host;
@@ -120,7 +103,7 @@ pub async fn join_meeting(
         crate::use_cases::get::live_counts(rooms, &meeting).await
     } else {
         Counts {
-            participants: response.participant_count,
+            participants: joined.participant_count,
             lobby: 0,
         }
     };
@@ -134,11 +117,11 @@ pub async fn join_meeting(
         meeting
     };
     Ok(Joined {
-        admission,
+        admission: joined.admission,
         role,
         meeting_token: issued.token,
         expires_in: issued.expires_in,
-        signaling_url: room.signaling_url(),
+        signaling_url: joined.signaling_url,
         view: MeetingView {
             meeting,
             counts,
@@ -147,9 +130,8 @@ pub async fn join_meeting(
     })
 }
 
-/// Seats `user_id` in the meeting's room (JoinParticipant through the owner's join queue) and,
-/// when the room admitted them, records the visit; the room's answer, the room, and where the
-/// caller is.
+/// Seats `user_id` in the meeting's room (or its lobby) and, when the room admitted them,
+/// records the visit; the room's answer.
 async fn seat(
     rooms: Rooms,
     meeting: Meeting,
@@ -158,35 +140,12 @@ async fn seat(
     role: MeetingRole,
     name: String,
     actor: OwnedActor,
-) -> Result<(JoinParticipantResponse, Room, Admission), Error> {
-    let (response, room) = rooms
-        .call_located(&meeting, Some(assignment), |room| {
-            let request = JoinParticipantRequest {
-                meeting_code: room.code.clone(),
-                user_id: user_id.to_string(),
-                display_name: name.clone(),
-                role: match role {
-                    MeetingRole::Host => ParticipantRole::Host,
-                    MeetingRole::Guest => ParticipantRole::Guest,
-                } as i32,
-                fencing_token: room.fencing_token,
-            };
-            async move {
-                let response = room.joins.join(request).await?;
-                Ok((response, room))
-            }
-        })
+) -> Result<RoomJoin, Error> {
+    let joined = rooms
+        .placement
+        .join(&meeting, Known::from(assignment), user_id, role, &name)
         .await?;
-    let admission = match AdmissionStatus::try_from(response.status) {
-        Ok(AdmissionStatus::Admitted) => Admission::Admitted,
-        Ok(AdmissionStatus::Waiting) => Admission::Waiting,
-        _ => {
-            return Err(Error::Internal(
-                "a meeting controller answered an unknown admission",
-            ));
-        }
-    };
-    if admission == Admission::Admitted {
+    if let Some(seat) = joined.seat {
         // Recorded also when the room says the caller was seated already: a visit GC missed (a
         // crash after the room seated them) is recorded now. The seat's number keeps a leave
         // that raced this join from being undone: if it ended the seat first, its row is there
@@ -194,9 +153,9 @@ async fn seat(
         let seated = Seated {
             user_id,
             role,
-            seat: seat_number(response.seat)?,
+            seat,
         };
         record_admissions(&rooms, &meeting, vec![seated], actor.as_actor()).await?;
     }
-    Ok((response, room, admission))
+    Ok(joined)
 }

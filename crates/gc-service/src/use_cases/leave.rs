@@ -6,19 +6,17 @@
 //! same user racing this leave, whichever store it reaches first, leaves the visits agreeing with
 //! the seats (issue 22).
 
-use common::jwt::{MeetingRole, UserClaims};
-use common::proto::internal::v1::{
-    LeaveParticipantRequest, LeaveParticipantResponse, LeftFrom, ParticipantRole,
-};
+use common::jwt::UserClaims;
 use uuid::Uuid;
 
 use crate::db;
-use crate::db::participants::{EndedSeat, Leave};
+use crate::db::participants::Leave;
 use crate::domain::events::{Actor, LeaveReason};
 use crate::domain::meeting::Meeting;
+use crate::domain::room::RoomLeave;
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
-use crate::use_cases::{seat_number, visible};
+use crate::use_cases::visible;
 
 /// `participants.leave_reason` of a participant who left on their own.
 pub const LEFT: &str = LeaveReason::LEFT;
@@ -37,22 +35,9 @@ pub async fn leave(
 ) -> Result<(), Error> {
     let meeting = meeting_to_leave(rooms, caller, code).await?;
     rooms.come_or_go(caller.sub, meeting.id)?;
-    let response = rooms
-        .call_if_assigned(&meeting, |room| async move {
-            room.client
-                .clone()
-                .leave_participant(LeaveParticipantRequest {
-                    meeting_code: room.code.clone(),
-                    user_id: caller.sub.to_string(),
-                    reason: LEFT.to_owned(),
-                    fencing_token: room.fencing_token,
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        })
-        .await?;
-    let leave = match &response {
-        Some(response) => room_leave(&meeting, caller.sub, LEFT, response)?,
+    let left = rooms.placement.leave(&meeting, caller.sub, LEFT).await?;
+    let leave = match left {
+        Some(left) => room_leave(&meeting, caller.sub, LEFT, left),
         // No room: nobody is in it, and every visit still open is stale.
         None => Leave {
             meeting_id: meeting.id,
@@ -91,39 +76,16 @@ pub fn room_leave<'a>(
     meeting: &Meeting,
     user_id: Uuid,
     reason: &'a str,
-    response: &LeaveParticipantResponse,
-) -> Result<Leave<'a>, Error> {
-    let from_room = LeftFrom::try_from(response.left_from) == Ok(LeftFrom::Room);
-    let seat = match (&response.seat, from_room) {
-        (Some(seat), true) => Some(EndedSeat {
-            seat: seat_number(seat.number)?,
-            role: meeting_role(seat.role),
-            joined_at: seat.joined_at.as_ref().and_then(timestamp),
-        }),
-        _ => None,
-    };
-    Ok(Leave {
+    left: RoomLeave,
+) -> Leave<'a> {
+    Leave {
         meeting_id: meeting.id,
         org_id: meeting.org_id,
         user_id,
         reason,
         left_at: None,
-        seat,
-        last_seat: seat_number(response.last_seat)?,
-        room_empty: response.remaining_participants == 0,
-    })
-}
-
-/// A role as the room reports it; an unknown one is a guest (DESIGN §11: anyone who is not
-/// the host).
-pub fn meeting_role(role: i32) -> MeetingRole {
-    match ParticipantRole::try_from(role) {
-        Ok(ParticipantRole::Host) => MeetingRole::Host,
-        _ => MeetingRole::Guest,
+        seat: left.seat,
+        last_seat: left.last_seat,
+        room_empty: left.room_empty,
     }
-}
-
-/// A protobuf timestamp as a time, when it is one.
-pub fn timestamp(t: &prost_types::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
 }

@@ -3,9 +3,6 @@
 //! `max_participants`; every admission and rejection is audited.
 
 use common::jwt::{MeetingRole, UserClaims};
-use common::proto::internal::v1::{
-    AdmitAllRequest, AdmitParticipantRequest, RejectParticipantRequest,
-};
 use uuid::Uuid;
 
 use crate::db;
@@ -13,9 +10,7 @@ use crate::db::participants::Seated;
 use crate::domain::events::{Actor, Change, MeetingEvent};
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
-use crate::use_cases::{
-    parse_user_id, record_admissions, require_host, seat_number, visible_meeting,
-};
+use crate::use_cases::{parse_user_id, record_admissions, require_host, visible_meeting};
 
 /// Why a rejected user is told they were refused.
 pub const REJECTED_BY_HOST: &str = "rejected_by_host";
@@ -31,24 +26,15 @@ pub async fn admit(
     let meeting = visible_meeting(&rooms.pool, caller, code).await?;
     require_host(&meeting, caller)?;
     let user_id = parse_user_id(user_id)?;
-    let response = rooms
-        .call_if_assigned(&meeting, |room| async move {
-            room.client
-                .clone()
-                .admit_participant(AdmitParticipantRequest {
-                    meeting_code: room.code.clone(),
-                    user_id: user_id.to_string(),
-                    fencing_token: room.fencing_token,
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        })
+    let seat = rooms
+        .placement
+        .admit(&meeting, user_id)
         .await?
         .ok_or(Error::MeetingNotFound)?;
     let seated = Seated {
         user_id,
         role: MeetingRole::Guest,
-        seat: seat_number(response.seat)?,
+        seat,
     };
     record_admissions(rooms, &meeting, vec![seated], actor).await?;
     Ok(user_id)
@@ -66,17 +52,8 @@ pub async fn reject(
     require_host(&meeting, caller)?;
     let user_id = parse_user_id(user_id)?;
     rooms
-        .call_if_assigned(&meeting, |room| async move {
-            room.client
-                .clone()
-                .reject_participant(RejectParticipantRequest {
-                    meeting_code: room.code.clone(),
-                    user_id: user_id.to_string(),
-                    reason: REJECTED_BY_HOST.to_owned(),
-                    fencing_token: room.fencing_token,
-                })
-                .await
-        })
+        .placement
+        .reject(&meeting, user_id, REJECTED_BY_HOST)
         .await?
         .ok_or(Error::MeetingNotFound)?;
     let change = Change {
@@ -98,53 +75,9 @@ pub async fn admit_all(
 ) -> Result<(Vec<Uuid>, Vec<Uuid>), Error> {
     let meeting = visible_meeting(&rooms.pool, caller, code).await?;
     require_host(&meeting, caller)?;
-    let response = rooms
-        .call_if_assigned(&meeting, |room| async move {
-            room.client
-                .clone()
-                .admit_all(AdmitAllRequest {
-                    meeting_code: room.code.clone(),
-                    fencing_token: room.fencing_token,
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        })
-        .await?
-        .unwrap_or_default();
-    let admitted = parse_ids(&response.admitted)?;
-    let still_waiting = parse_ids(&response.still_waiting)?;
-    let rows = guest_seats(&admitted, &response.admitted_seats)?;
-    record_admissions(rooms, &meeting, rows, actor).await?;
+    let all = rooms.placement.admit_all(&meeting).await?;
+    let admitted = all.admitted.iter().map(|seated| seated.user_id).collect();
+    record_admissions(rooms, &meeting, all.admitted, actor).await?;
+    let still_waiting = all.still_waiting;
     Ok((admitted, still_waiting))
-}
-
-/// The guests a controller admitted from the lobby, with their seat numbers (`seats` in the
-/// order of `admitted`).
-pub fn guest_seats(admitted: &[Uuid], seats: &[u64]) -> Result<Vec<Seated>, Error> {
-    if admitted.len() != seats.len() {
-        return Err(Error::Internal(
-            "a meeting controller reported admissions without their seats",
-        ));
-    }
-    admitted
-        .iter()
-        .zip(seats)
-        .map(|(user_id, seat)| {
-            Ok(Seated {
-                user_id: *user_id,
-                role: MeetingRole::Guest,
-                seat: seat_number(*seat)?,
-            })
-        })
-        .collect()
-}
-
-/// User ids as a controller reports them.
-pub fn parse_ids(ids: &[String]) -> Result<Vec<Uuid>, Error> {
-    ids.iter()
-        .map(|id| {
-            Uuid::parse_str(id)
-                .map_err(|_| Error::Internal("a meeting controller reported a malformed user id"))
-        })
-        .collect()
 }

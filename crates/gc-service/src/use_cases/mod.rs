@@ -105,11 +105,6 @@ pub async fn record_admissions(
     Ok(())
 }
 
-/// A seat number as a controller reports it (`u64`), as PostgreSQL stores it.
-pub fn seat_number(seat: u64) -> Result<i64, Error> {
-    i64::try_from(seat).map_err(|_| Error::Internal("a meeting controller reported a huge seat"))
-}
-
 /// Parses a user id from a path or a controller's report; a malformed one names nobody (404).
 pub fn parse_user_id(raw: &str) -> Result<Uuid, Error> {
     Uuid::parse_str(raw).map_err(|_| Error::MeetingNotFound)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::service_token::ServiceTokenClient;
-use gc_service::clients::mc::MeetingControllers;
+use gc_service::clients::mc::{MeetingControllers, Placement};
 use gc_service::db::admissions::Admissions;
 use gc_service::db::lookups::Lookups;
 use gc_service::use_cases::housekeeping::{Pass, run_once};
@@ -24,9 +24,12 @@ fn rooms(stack: &TestStack) -> Rooms {
     );
     Rooms {
         pool: stack.pool.clone(),
-        controllers: MeetingControllers::new(tokens, Duration::from_secs(3)),
+        placement: Placement::new(
+            stack.pool.clone(),
+            MeetingControllers::new(tokens, Duration::from_secs(3)),
+            test_lifecycle().heartbeat_timeout_secs,
+        ),
         settings: test_lifecycle(),
-        assigning: Default::default(),
         admissions: Admissions::new(stack.pool.clone()),
         lookups: Lookups::new(stack.pool.clone(), test_lifecycle().heartbeat_timeout_secs),
         detached: Default::default(),

@@ -374,7 +374,7 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
     let grpc = stack.mcs[0].as_ref().unwrap().grpc.clone();
     let controllers =
         MeetingControllers::new(std::sync::Arc::clone(&tokens), Duration::from_secs(5));
-    let joins = controllers.controller(&grpc).unwrap().joins;
+    let joins = controllers.controller(&grpc).unwrap().joins();
     let batches_before = stack.metric("gc_mc_join_batch_items_count", &[]).await;
     let joins_before = stack.metric("gc_mc_join_batch_items_sum", &[]).await;
     // All five are queued before the queue's task runs (the test's runtime has one thread).
@@ -619,5 +619,67 @@ async fn new_meetings_go_to_the_least_loaded_healthy_controller(pool: PgPool) {
     assert_eq!(
         load,
         [("test-mc-1".to_owned(), 2), ("test-mc-2".to_owned(), 2)]
+    );
+}
+
+/// A controller that died while GC still counts it healthy (its heartbeat not late yet): the
+/// first joins each find it unreachable; from the third in a row, its breaker is open and joins
+/// are refused at once with 503 and `Retry-After`, without calling it.
+#[sqlx::test(migrations = "../../migrations")]
+async fn joins_to_a_dead_controller_fail_at_once_once_its_breaker_opens(pool: PgPool) {
+    let lifecycle = gc_service::config::LifecycleSettings {
+        // The dead controller stays the owner for the whole test.
+        heartbeat_timeout_secs: 60,
+        ..test_lifecycle()
+    };
+    let mut stack =
+        spawn_stack_full(pool, test_shell_settings(), lifecycle, axum::Router::new()).await;
+    let people = People::new(&stack).await;
+    let prefix = format!("t{}:", Uuid::new_v4().simple());
+    stack.start_mc(0, &prefix, McRedis::Single).await;
+    let host = stack.user_token(HOST).await;
+    let code = create(&stack, &host, &json!({"display_name": "Breaker"})).await;
+    assert_eq!(join(&stack, &code, &host).await.0, StatusCode::OK);
+    stack.mcs[0].take().unwrap().kill();
+    let opened_before = stack.metric("gc_mc_breaker_opened_total", &[]).await;
+
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        let (_, token) = people
+            .user(&stack, stack.org_id, &format!("Late {i}"))
+            .await;
+        let response = stack
+            .client
+            .post(stack.gc_url(&format!("/api/v1/meetings/{code}/join")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        let body: serde_json::Value = response.json().await.unwrap();
+        answers.push((status, retry_after, body["error"]["message"].clone()));
+    }
+    for (i, (status, retry_after, message)) in answers.iter().enumerate() {
+        assert_eq!(
+            *status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "join {i}: {message}"
+        );
+        let refused_at_once = message == "the meeting's controller is not answering, retry later";
+        assert_eq!(refused_at_once, i >= 3, "join {i}: {answers:?}");
+        if refused_at_once {
+            assert!(
+                matches!(retry_after, Some(1..=5)),
+                "join {i}: {retry_after:?}"
+            );
+        }
+    }
+    assert_eq!(
+        stack.metric("gc_mc_breaker_opened_total", &[]).await - opened_before,
+        1.0
     );
 }

@@ -1,99 +1,16 @@
-//! Clients of meeting controllers: one lazily connected gRPC channel per controller address,
-//! every call with GC's service token, the trace context and a deadline
-//! (`common::grpc::client::ServiceTokenLayer`). Channels are cached, at most
-//! [`MAX_CHANNELS`] of them: a registry larger than that is a misconfiguration, and the cache
-//! then starts over rather than grow.
-//!
-//! Joins, the one call of a busy GC's every request, go through each controller's [`Joins`]
-//! queue instead of a call each: one task per controller sends them, one call at a time, each
-//! call holding the joins queued while the previous one was in flight (JoinParticipant for one,
-//! JoinParticipants for up to [`MAX_JOINS_PER_CALL`]). Nothing waits for more: an idle GC sends
-//! each join at once. Each join is answered on its own (a full room refuses only its own
-//! joins); a call that fails as a whole (the controller unreachable, the deadline passed) fails
-//! every join in it with its status, as each call alone would have. A controller that does not
-//! know JoinParticipants yet (an older MC during a rolling upgrade) gets the calls one by one.
-//! The queue is bounded ([`JOIN_QUEUE`]); a full queue makes callers wait, never grows.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+//! A controller's join queue: the joins queued while the previous call was in flight go as
+//! one call (module documentation of [`super`]).
 
 use common::error::ApiError;
-use common::grpc::client::{ServiceTokenLayer, WithServiceToken};
 use common::grpc::refused;
 use common::proto::internal::v1::join_outcome::Outcome;
-use common::proto::internal::v1::meeting_controller_service_client::MeetingControllerServiceClient;
 use common::proto::internal::v1::{
     JoinParticipantRequest, JoinParticipantResponse, JoinParticipantsRequest,
 };
-use common::service_token::ServiceTokenClient;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
-use tower::Layer;
 
-use crate::error::Error;
-
-/// A client of one meeting controller.
-pub type McClient = MeetingControllerServiceClient<WithServiceToken<Channel>>;
-
-/// Most cached channels.
-pub const MAX_CHANNELS: usize = 1024;
-/// Joins in one call, at most (MC's limit, `proto/`).
-pub const MAX_JOINS_PER_CALL: usize = 256;
-/// Joins waiting for a call, per controller, at most.
-pub const JOIN_QUEUE: usize = 4096;
-
-/// One controller: its client, and the queue its joins are sent through.
-#[derive(Clone)]
-pub struct Controller {
-    pub client: McClient,
-    pub joins: Joins,
-}
-
-#[derive(Clone)]
-pub struct MeetingControllers {
-    layer: ServiceTokenLayer,
-    timeout: Duration,
-    channels: Arc<Mutex<HashMap<String, Controller>>>,
-}
-
-impl MeetingControllers {
-    /// `timeout` bounds each call (and each connection attempt).
-    pub fn new(tokens: Arc<ServiceTokenClient>, timeout: Duration) -> Self {
-        Self {
-            layer: ServiceTokenLayer::new(tokens).with_default_timeout(timeout),
-            timeout,
-            channels: Arc::new(Mutex::new(HashMap::new())),
-        }
-    }
-
-    /// The controller at `grpc_addr` (`http://host:port`, as it registered). Its join queue's
-    /// task starts with it, on the current Tokio runtime.
-    pub fn controller(&self, grpc_addr: &str) -> Result<Controller, Error> {
-        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(controller) = channels.get(grpc_addr) {
-            return Ok(controller.clone());
-        }
-        let endpoint = Endpoint::from_shared(grpc_addr.to_owned())
-            .map_err(|_| Error::Internal("a meeting controller registered a malformed address"))?
-            .connect_timeout(self.timeout)
-            .timeout(self.timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(false);
-        let client = MeetingControllerServiceClient::new(self.layer.layer(endpoint.connect_lazy()));
-        let controller = Controller {
-            joins: Joins::start(client.clone()),
-            client,
-        };
-        if channels.len() >= MAX_CHANNELS {
-            channels.clear();
-        }
-        channels.insert(grpc_addr.to_owned(), controller.clone());
-        Ok(controller)
-    }
-}
+use super::{JOIN_QUEUE, MAX_JOINS_PER_CALL, McClient};
 
 struct PendingJoin {
     request: JoinParticipantRequest,
@@ -108,7 +25,7 @@ pub struct Joins {
 }
 
 impl Joins {
-    fn start(client: McClient) -> Self {
+    pub(super) fn start(client: McClient) -> Self {
         let (queue, pending) = mpsc::channel(JOIN_QUEUE);
         tokio::spawn(send_loop(client, pending));
         Self { queue }
