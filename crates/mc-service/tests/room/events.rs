@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use deadpool_redis::redis;
 use futures::StreamExt;
+use mc_service::room::events::{Audience, RoomEvent};
 use mc_service::room::{LeaveOutcome, ParticipantStatus, ParticipantUpdate, Role};
-use mc_service::signaling::events::{Audience, RoomEvent};
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
