@@ -343,4 +343,59 @@ mod tests {
         assert_eq!(code_of("room:Ab3dE5fG7hJ9:events"), None);
         assert_eq!(code_of("room:{Ab3dE5fG7hJ9:events"), None);
     }
+
+    fn code() -> MeetingCode {
+        MeetingCode::parse("Ab3dE5fG7hJ9").unwrap()
+    }
+
+    /// Subscribes while playing the task's part: the next command must be a subscription,
+    /// answered with `answer`.
+    async fn subscribe(
+        subscriber: &Subscriber,
+        task: &mut SubscriberTask,
+        answer: Result<(), String>,
+    ) -> Result<Subscription, RoomError> {
+        let code = code();
+        let asking = subscriber.subscribe(&code);
+        let answering = async {
+            match task.commands.recv().await {
+                Some(Command::Subscribe { code: asked, done }) => {
+                    assert_eq!(asked, code);
+                    let _ = done.send(answer);
+                }
+                _ => panic!("expected a subscription"),
+            }
+        };
+        let (subscription, ()) = tokio::join!(asking, answering);
+        subscription
+    }
+
+    fn unsubscribed(task: &mut SubscriberTask) -> bool {
+        matches!(task.commands.try_recv(), Ok(Command::Unsubscribe { code: c }) if c == code())
+    }
+
+    #[tokio::test]
+    async fn a_room_stays_followed_until_its_last_subscription_drops() {
+        let (subscriber, mut task) = subscriber(Vec::new(), KeyPrefix::parse("").unwrap());
+        let first = subscribe(&subscriber, &mut task, Ok(())).await.unwrap();
+        let second = subscribe(&subscriber, &mut task, Ok(())).await.unwrap();
+        assert!(wanted(&task.interest, &code()));
+
+        drop(first);
+        assert!(wanted(&task.interest, &code()));
+        assert!(task.commands.try_recv().is_err(), "nothing to leave yet");
+
+        drop(second);
+        assert!(!wanted(&task.interest, &code()));
+        assert!(unsubscribed(&mut task));
+    }
+
+    #[tokio::test]
+    async fn a_refused_subscription_leaves_no_interest_behind() {
+        let (subscriber, mut task) = subscriber(Vec::new(), KeyPrefix::parse("").unwrap());
+        let refused = subscribe(&subscriber, &mut task, Err("no redis".into())).await;
+        assert!(matches!(refused, Err(RoomError::Pool(_))));
+        assert!(!wanted(&task.interest, &code()));
+        assert!(unsubscribed(&mut task));
+    }
 }

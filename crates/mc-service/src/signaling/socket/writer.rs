@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::Sink;
 use super::end::{End, Waiting, closed_metric, sent};
 use crate::room::events::{RoomEvent, RoomMessage};
-use crate::room::{OwnedRoom, Participant, ParticipantStatus, RoomError, RoomState};
+use crate::room::{OwnedRoom, ParticipantStatus, RoomError, RoomState};
 use crate::signaling::Signaling;
 use crate::signaling::hub::{Outbound, SocketShared};
 use crate::signaling::messages::{ServerMessage, Welcome};
@@ -94,16 +94,15 @@ pub(super) fn step(event: &RoomEvent, me: Standing<'_>) -> Step {
 }
 
 pub(super) struct Writer {
-    pub(super) sig: Arc<Signaling>,
-    pub(super) owned: OwnedRoom,
-    pub(super) shared: Arc<SocketShared>,
-    pub(super) sink: Sink,
+    sig: Arc<Signaling>,
+    owned: OwnedRoom,
+    shared: Arc<SocketShared>,
+    sink: Sink,
     /// Events up to this number are already in what the client was sent.
-    pub(super) min_seq: u64,
+    min_seq: u64,
+    /// Seated (else waiting); a seat that ends in trouble waits for a reconnect.
     pub(super) seated: bool,
-    pub(super) waiting: Waiting,
-    /// The user's seat as of the last snapshot.
-    pub(super) seat: Option<Participant>,
+    waiting: Waiting,
 }
 
 impl Writer {
@@ -121,7 +120,6 @@ impl Writer {
             min_seq: 0,
             seated: false,
             waiting: Waiting::default(),
-            seat: None,
         }
     }
 
@@ -195,7 +193,6 @@ impl Writer {
             Err(error) => return Err(self.sig.room_failure(&self.owned, error)),
         };
         let welcome = Welcome::new(&self.owned.code, &state, &seat, self.shared.is_host);
-        self.seat = Some(seat);
         self.send(&ServerMessage::welcome(welcome)).await
     }
 
