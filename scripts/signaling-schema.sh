@@ -4,10 +4,10 @@
 # `signaling-schema` example (the schema of every client and server message of the signaling
 # WebSocket, with the close codes and default timings, generated from
 # crates/mc-service/src/signaling), then web/scripts/generate-types.mjs, which generates
-# web/src/generated/ from that schema and from the OpenAPI documents of GC and AC
+# web/src/generated-*.ts from that schema and from the OpenAPI documents of GC and AC
 # (docs/openapi/, written by scripts/openapi.sh) with the npm tools pinned in web/package.json.
 #
-#   scripts/signaling-schema.sh           write docs/signaling.schema.json and web/src/generated/
+#   scripts/signaling-schema.sh           write docs/signaling.schema.json and web/src/generated-*.ts
 #   scripts/signaling-schema.sh --check   change nothing; exit 1 with a diff when the schema or
 #                                         a generated file is not what the code generates
 #

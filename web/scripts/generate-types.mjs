@@ -1,8 +1,11 @@
-// Generates the page's types from the documents the services publish, into src/generated/:
-//   signaling.ts            from docs/signaling.schema.json (json-schema-to-typescript): every
+// Generates the page's types from the documents the services publish, into src/:
+//   generated-signaling.ts  from docs/signaling.schema.json (json-schema-to-typescript): every
 //                           client and server message of the signaling WebSocket, and the
 //                           constants of its `x-constants` (close codes, default timings)
-//   gc-api.ts, ac-api.ts    from docs/openapi/{gc,ac}-service.json (openapi-typescript)
+//   generated-gc-api.ts,    from docs/openapi/{gc,ac}-service.json (openapi-typescript)
+//   generated-ac-api.ts
+// Beside the hand-written modules, not in a folder: GC serves the page's scripts from one flat
+// directory (/assets/{name}), so an import must name a sibling.
 //
 //   node scripts/generate-types.mjs           write the files
 //   node scripts/generate-types.mjs --check   write nothing; exit 1 naming each file that is
@@ -11,7 +14,7 @@
 // scripts/signaling-schema.sh runs this after writing the schema; its --check runs in
 // scripts/test.sh. The generated files are checked in and never edited by hand.
 
-import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { compile } from "json-schema-to-typescript";
@@ -19,7 +22,7 @@ import openapiTS, { astToString } from "openapi-typescript";
 
 const web = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const repo = path.dirname(web);
-const out = path.join(web, "src", "generated");
+const out = path.join(web, "src");
 
 const banner = (source) =>
   `// Generated from ${source} by web/scripts/generate-types.mjs: do not edit.\n` +
@@ -52,7 +55,7 @@ async function signaling() {
     `export const MAX_FRAME_BYTES = ${constants.max_frame_bytes};`,
     "",
   ];
-  return ["signaling.ts", banner(source) + "\n" + types + lines.join("\n")];
+  return ["generated-signaling.ts", banner(source) + "\n" + types + lines.join("\n")];
 }
 
 async function openapi(service, file) {
@@ -63,20 +66,23 @@ async function openapi(service, file) {
 }
 
 const check = process.argv.includes("--check");
-const files = await Promise.all([signaling(), openapi("gc-service", "gc-api.ts"), openapi("ac-service", "ac-api.ts")]);
+const files = await Promise.all([
+  signaling(),
+  openapi("gc-service", "generated-gc-api.ts"),
+  openapi("ac-service", "generated-ac-api.ts"),
+]);
 let stale = 0;
-await mkdir(out, { recursive: true });
 for (const [name, text] of files) {
   const target = path.join(out, name);
   if (check) {
     const current = await readFile(target, "utf8").catch(() => null);
     if (current !== text) {
-      console.error(`web/src/generated/${name} is not what the documents generate: run scripts/signaling-schema.sh`);
+      console.error(`web/src/${name} is not what the documents generate: run scripts/signaling-schema.sh`);
       stale += 1;
     }
   } else {
     await writeFile(target, text);
-    console.log(`wrote web/src/generated/${name}`);
+    console.log(`wrote web/src/${name}`);
   }
 }
 process.exit(stale === 0 ? 0 : 1);

@@ -1,8 +1,8 @@
 // The public REST APIs: sign-in at AC, meetings at GC (same origin as this page). Tokens go in
 // the Authorization header, never in a URL.
 
-import type { components as AcComponents } from "./generated/ac-api.js";
-import type { components } from "./generated/gc-api.js";
+import type { components as AcComponents } from "./generated-ac-api.js";
+import type { components } from "./generated-gc-api.js";
 
 export class ApiError extends Error {
   constructor(
@@ -14,7 +14,7 @@ export class ApiError extends Error {
   }
 }
 
-// The shapes of both APIs, generated from their OpenAPI documents (src/generated/, by
+// The shapes of both APIs, generated from their OpenAPI documents (generated-*-api.ts, by
 // scripts/signaling-schema.sh): never copied here by hand.
 type Gc = components["schemas"];
 type Ac = AcComponents["schemas"];

@@ -11,7 +11,7 @@ import {
   type ParticipantView,
   RECONNECT_GRACE_DEFAULT_MS,
   IDLE_TIMEOUT_DEFAULT_MS,
-} from "./generated/signaling.js";
+} from "./generated-signaling.js";
 import { type ServerMessage, Signaling, type Ticket } from "./signaling.js";
 import { showUser, signInForm } from "./signin.js";
 

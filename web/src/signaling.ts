@@ -4,10 +4,10 @@
 // follows the meeting to another controller after a failover and renews an expired token.
 
 import { ApiError } from "./api.js";
-import { CLOSE, type ClientMessage, type ServerMessage } from "./generated/signaling.js";
+import { CLOSE, type ClientMessage, type ServerMessage } from "./generated-signaling.js";
 
 // Every message either way, generated from MC's types (docs/signaling.schema.json).
-export type { ClientMessage, ServerMessage } from "./generated/signaling.js";
+export type { ClientMessage, ServerMessage } from "./generated-signaling.js";
 
 export interface Ticket {
   url: string;
