@@ -4,7 +4,8 @@
 # running ones, else starting project-local ones under .dev/, installing the server packages
 # if missing), then runs the doc tests, the operations checks (scripts/check-ops.sh: alert
 # rules and their unit tests, catalogs, dashboards, runbooks, Kubernetes manifests), the
-# OpenAPI documents' check (scripts/openapi.sh --check), the tests of a running stack
+# OpenAPI documents' check (scripts/openapi.sh --check), the signaling schema's and the page's
+# generated types' check (scripts/signaling-schema.sh --check), the tests of a running stack
 # (scripts/stack-tests.sh: env-tests, API fuzzing, the meeting page in Chromium) and every other
 # test with cargo-nextest (installed when missing: the tests need one process each, see
 # ensure_nextest in lib.sh). The exit code is the tests' exit code.
@@ -43,6 +44,10 @@ if [ $# -eq 0 ]; then
   openapi_status=0
   "$CONVENE_REPO/scripts/openapi.sh" --check || openapi_status=$?
   if [ "$status" -eq 0 ]; then status="$openapi_status"; fi
+  # The signaling schema and the page's types generated from it and the OpenAPI documents.
+  schema_status=0
+  "$CONVENE_REPO/scripts/signaling-schema.sh" --check || schema_status=$?
+  if [ "$status" -eq 0 ]; then status="$schema_status"; fi
   # A stack of its own: the env-tests, fuzzing from the OpenAPI documents, the browser tests.
   stack_status=0
   "$CONVENE_REPO/scripts/stack-tests.sh" || stack_status=$?

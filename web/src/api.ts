@@ -1,6 +1,9 @@
 // The public REST APIs: sign-in at AC, meetings at GC (same origin as this page). Tokens go in
 // the Authorization header, never in a URL.
 
+import type { components as AcComponents } from "./generated-ac-api.js";
+import type { components } from "./generated-gc-api.js";
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -11,15 +14,15 @@ export class ApiError extends Error {
   }
 }
 
-export interface Settings {
-  waiting_room_enabled: boolean;
-  enable_transcription: boolean;
-  enable_e2e_encryption: boolean;
-  require_auth: boolean;
-  recording_enabled: boolean;
-  allow_guests: boolean;
-  allow_external_participants: boolean;
-}
+// The shapes of both APIs, generated from their OpenAPI documents (generated-*-api.ts, by
+// scripts/signaling-schema.sh): never copied here by hand.
+type Gc = components["schemas"];
+type Ac = AcComponents["schemas"];
+
+export type Settings = Gc["MeetingSettings"];
+export type Meeting = Gc["Meeting"];
+export type JoinResult = Gc["JoinResponse"];
+export type History = Gc["HistoryResponse"];
 
 /** The secure defaults of DESIGN §3, in the order the forms show them. */
 export const SETTING_LABELS: [keyof Settings, string][] = [
@@ -41,38 +44,6 @@ export const DEFAULT_SETTINGS: Settings = {
   allow_guests: false,
   allow_external_participants: false,
 };
-
-export interface Meeting {
-  meeting_id: string;
-  meeting_code: string;
-  display_name: string;
-  status: "scheduled" | "active" | "ended";
-  host_id: string;
-  max_participants: number;
-  settings: Settings;
-  created_at: string;
-  started_at: string | null;
-  ended_at: string | null;
-  join_url: string;
-  participant_count: number;
-  lobby_count?: number;
-}
-
-export interface JoinResult {
-  status: "admitted" | "waiting";
-  role: "host" | "guest";
-  meeting_token: string;
-  expires_in: number;
-  signaling_url: string;
-  meeting: Meeting;
-}
-
-export interface History {
-  items: Meeting[];
-  page: number;
-  page_size: number;
-  total: number;
-}
 
 /** Where AC is, as GC wrote it into the page. */
 function acUrl(): string {
@@ -101,7 +72,7 @@ async function call<T>(url: string, method: string, token: string | null, body?:
   const parsed = text ? safeJson(text) : null;
   if (!response.ok) {
     // The §7 envelope: {"error": {"code", "message"}}.
-    const error = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
+    const error = (parsed as Partial<Gc["ErrorEnvelope"]> | null)?.error;
     throw new ApiError(
       response.status,
       error?.code ?? `HTTP_${response.status}`,
@@ -124,26 +95,26 @@ const enc = encodeURIComponent;
 
 export const ac = {
   signIn: (email: string, password: string) =>
-    call<{ access_token: string; expires_in: number }>(`${acUrl()}/api/v1/auth/user/token`, "POST", null, {
+    call<Ac["UserTokenResponse"]>(`${acUrl()}/api/v1/auth/user/token`, "POST", null, {
       email,
       password,
     }),
 };
 
 export const gc = {
-  create: (token: string, body: { display_name: string; max_participants?: number; settings: Settings }) =>
+  create: (token: string, body: Gc["CreateMeetingRequest"]) =>
     call<Meeting>(base, "POST", token, body),
   get: (token: string, code: string) => call<Meeting>(`${base}/${enc(code)}`, "GET", token),
   join: (token: string, code: string) => call<JoinResult>(`${base}/${enc(code)}/join`, "POST", token),
   admit: (token: string, code: string, user: string) =>
-    call<unknown>(`${base}/${enc(code)}/admit/${enc(user)}`, "POST", token),
+    call<Gc["LobbyDecision"]>(`${base}/${enc(code)}/admit/${enc(user)}`, "POST", token),
   reject: (token: string, code: string, user: string) =>
-    call<unknown>(`${base}/${enc(code)}/reject/${enc(user)}`, "POST", token),
+    call<Gc["LobbyDecision"]>(`${base}/${enc(code)}/reject/${enc(user)}`, "POST", token),
   admitAll: (token: string, code: string) =>
-    call<{ admitted: string[]; still_waiting: string[] }>(`${base}/${enc(code)}/admit-all`, "POST", token),
-  leave: (token: string, code: string) => call<unknown>(`${base}/${enc(code)}/leave`, "POST", token),
+    call<Gc["AdmitAllResponse"]>(`${base}/${enc(code)}/admit-all`, "POST", token),
+  leave: (token: string, code: string) => call<Gc["LeaveResponse"]>(`${base}/${enc(code)}/leave`, "POST", token),
   end: (token: string, code: string) => call<Meeting>(`${base}/${enc(code)}/end`, "POST", token),
-  config: (token: string, code: string, patch: Partial<Settings> & { max_participants?: number }) =>
+  config: (token: string, code: string, patch: Gc["ConfigRequest"]) =>
     call<Meeting>(`${base}/${enc(code)}/config`, "PATCH", token, patch),
   history: (token: string, page: number) =>
     call<History>(`${base}/history?role=any&page=${page}&page_size=20`, "GET", token),

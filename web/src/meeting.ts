@@ -5,15 +5,22 @@ import { ApiError, gc, SETTING_LABELS, type JoinResult, type Meeting, type Setti
 import { Microphone, MIN_DBFS } from "./audio.js";
 import { el, show, status } from "./dom.js";
 import * as session from "./session.js";
-import { type ServerEvent, Signaling, type Ticket } from "./signaling.js";
+import {
+  CLOSE,
+  type LobbyEntryView,
+  type ParticipantView,
+  RECONNECT_GRACE_DEFAULT_MS,
+  IDLE_TIMEOUT_DEFAULT_MS,
+} from "./generated-signaling.js";
+import { type ServerMessage, Signaling, type Ticket } from "./signaling.js";
 import { showUser, signInForm } from "./signin.js";
 
 /** How often the microphone level goes to MC (DESIGN §4: every 20–100 ms). */
 const LEVEL_INTERVAL_MS = 50;
-/** A keep-alive when no levels are sent (MC closes idle sockets after 60 s). */
-const PING_INTERVAL_MS = 20_000;
-/** Matches MC's RECONNECT_GRACE default: after that the seat is gone anyway. */
-const RECONNECT_GRACE_MS = 30_000;
+/** A keep-alive when no levels are sent (MC closes sockets idle for IDLE_TIMEOUT_DEFAULT_MS). */
+const PING_INTERVAL_MS = IDLE_TIMEOUT_DEFAULT_MS / 3;
+/** MC's RECONNECT_GRACE default: after that the seat is gone anyway. */
+const RECONNECT_GRACE_MS = RECONNECT_GRACE_DEFAULT_MS;
 
 const LANGUAGES: [string, string][] = [
   ["en", "English"],
@@ -25,19 +32,12 @@ const LANGUAGES: [string, string][] = [
   ["pt-BR", "Português (Brasil)"],
 ];
 
-interface Participant {
-  user_id: string;
-  display_name: string;
-  role: string;
-  status?: string;
-  language?: string | null;
-  hardware_ready?: boolean | null;
-}
+/** A seated participant as the page knows them: from `welcome`, or from `participant.joined`
+ * until `participant.updated` tells more. */
+type Participant = Pick<ParticipantView, "user_id" | "display_name" | "role"> &
+  Partial<Pick<ParticipantView, "status" | "language" | "hardware_ready">>;
 
-interface LobbyEntry {
-  user_id: string;
-  display_name: string;
-}
+type LobbyEntry = Pick<LobbyEntryView, "user_id" | "display_name">;
 
 /** Marks this tab as being in the meeting, so that a reload joins again without asking. */
 const joinedKey = (code: string) => `convene.joined.${code}`;
@@ -332,7 +332,7 @@ class MeetingPage {
             { class: "row" },
             el("span", { class: "badge" }, p.role),
             p.language ? el("span", { class: "badge", lang: p.language }, p.language) : null,
-            p.status === "disconnected" ? el("span", { class: "badge" }, "reconnecting") : null,
+            p.status === "reconnecting" ? el("span", { class: "badge" }, "reconnecting") : null,
             speaking ? el("span", { class: "badge speaking" }, "speaking") : null,
           ),
         );
@@ -436,16 +436,18 @@ class MeetingPage {
 
   // ---- events -------------------------------------------------------------------------------
 
-  private onEvent(event: ServerEvent): void {
+  private onEvent(event: ServerMessage): void {
     switch (event.type) {
       case "welcome": {
-        const you = event.you as { user_id: string; role: string };
-        this.me = you;
-        const meeting = event.meeting as { settings: Settings; max_participants: number };
-        this.meeting = { ...this.meeting, settings: meeting.settings, max_participants: meeting.max_participants };
-        this.participants = new Map((event.participants as Participant[]).map((p) => [p.user_id, p]));
-        this.lobby = new Map(((event.lobby as LobbyEntry[] | undefined) ?? []).map((w) => [w.user_id, w]));
-        this.activeSpeaker = (event.active_speaker as string | null) ?? null;
+        this.me = event.you;
+        this.meeting = {
+          ...this.meeting,
+          settings: event.meeting.settings,
+          max_participants: event.meeting.max_participants,
+        };
+        this.participants = new Map(event.participants.map((p) => [p.user_id, p]));
+        this.lobby = new Map((event.lobby ?? []).map((w) => [w.user_id, w]));
+        this.activeSpeaker = event.active_speaker;
         this.renderRoomShell(false);
         this.signaling?.send({ type: "hardware", audio_ready: this.mic !== null, video_ready: false });
         this.signaling?.send({ type: "set_language", language: this.language });
@@ -459,51 +461,50 @@ class MeetingPage {
         status("The host let you in.");
         break;
       case "rejected":
-        this.rejectedReason = typeof event.reason === "string" ? event.reason : "rejected";
+        this.rejectedReason = event.reason;
         break;
       case "lobby.joined": {
-        const entry = { user_id: String(event.user_id), display_name: String(event.display_name ?? "") };
+        const entry = { user_id: event.user_id, display_name: event.display_name };
         this.lobby.set(entry.user_id, entry);
         status(`${entry.display_name} is waiting in the lobby.`);
         this.renderLobby();
         break;
       }
       case "lobby.left":
-        this.lobby.delete(String(event.user_id));
+        this.lobby.delete(event.user_id);
         this.renderLobby();
         break;
       case "participant.joined": {
-        const p = event as unknown as Participant;
+        const { type: _type, ...p } = event;
         this.participants.set(p.user_id, { ...p, status: "connected" });
         this.renderParticipants();
         break;
       }
       case "participant.left": {
-        const id = String(event.user_id);
+        const id = event.user_id;
         this.participants.delete(id);
         if (this.activeSpeaker === id) this.activeSpeaker = null;
         this.renderParticipants();
         break;
       }
       case "participant.updated": {
-        const id = String(event.user_id);
-        const known = this.participants.get(id);
+        const known = this.participants.get(event.user_id);
         if (known) {
           const { type: _type, ...changes } = event;
-          this.participants.set(id, { ...known, ...(changes as Partial<Participant>) });
+          this.participants.set(event.user_id, { ...known, ...changes });
           this.renderParticipants();
         }
         break;
       }
       case "active_speaker":
-        this.activeSpeaker = (event.user_id as string | null) ?? null;
+        this.activeSpeaker = event.user_id;
         this.renderParticipants();
         break;
       case "settings.updated":
         this.meeting = {
           ...this.meeting,
-          settings: event.settings as Settings,
-          max_participants: Number(event.max_participants),
+          settings: event.settings,
+          max_participants: event.max_participants,
         };
         this.renderSettings();
         break;
@@ -512,9 +513,9 @@ class MeetingPage {
         endedScreen(this.meeting.display_name);
         break;
       case "error":
-        status(String(event.message ?? "The meeting service reported an error."));
+        status(event.message || "The meeting service reported an error.");
         break;
-      default:
+      case "pong":
         break;
     }
   }
@@ -523,21 +524,21 @@ class MeetingPage {
     if (this.phase === "over") return;
     const rejected = this.rejectedReason;
     this.finish();
-    if (rejected !== null || (code === 4403 && this.me === null)) {
+    if (rejected !== null || (code === CLOSE.NOT_A_MEMBER && this.me === null)) {
       show(
         el("h1", {}, "You were not admitted"),
         el("p", {}, "The host did not let you into this meeting."),
         el("p", {}, el("a", { href: "/" }, "Back to your meetings")),
       );
-    } else if (code === 4404) {
+    } else if (code === CLOSE.MEETING_GONE) {
       endedScreen(this.meeting.display_name);
-    } else if (code === 4409) {
+    } else if (code === CLOSE.REPLACED) {
       show(
         el("h1", {}, "Opened elsewhere"),
         el("p", {}, "You joined this meeting from another tab or device, so this page stopped."),
         el("button", { type: "button", onclick: () => window.location.reload() }, "Use this page instead"),
       );
-    } else if (code === 1000) {
+    } else if (code === CLOSE.NORMAL) {
       this.leftScreen();
     } else {
       show(

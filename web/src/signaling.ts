@@ -4,11 +4,10 @@
 // follows the meeting to another controller after a failover and renews an expired token.
 
 import { ApiError } from "./api.js";
+import { CLOSE, type ClientMessage, type ServerMessage } from "./generated-signaling.js";
 
-export interface ServerEvent {
-  type: string;
-  [field: string]: unknown;
-}
+// Every message either way, generated from MC's types (docs/signaling.schema.json).
+export type { ClientMessage, ServerMessage } from "./generated-signaling.js";
 
 export interface Ticket {
   url: string;
@@ -16,7 +15,17 @@ export interface Ticket {
 }
 
 /** Closes after which reconnecting makes no sense: ended, left, refused, or replaced. */
-const FINAL = new Set([1000, 1003, 1009, 4403, 4404, 4409]);
+const FINAL = new Set<number>([
+  CLOSE.NORMAL,
+  CLOSE.UNSUPPORTED_DATA,
+  CLOSE.TOO_BIG,
+  CLOSE.NOT_A_MEMBER,
+  CLOSE.MEETING_GONE,
+  CLOSE.REPLACED,
+]);
+
+/** The browser's own close code for a socket that failed without a close frame. */
+const ABNORMAL_CLOSURE = 1006;
 
 export type SocketState = "connecting" | "open" | "reconnecting";
 
@@ -24,7 +33,7 @@ export interface SignalingOptions {
   initial: Ticket;
   /** A fresh ticket (REST join); throws an ApiError when the user may not join any more. */
   renew: () => Promise<Ticket>;
-  onEvent: (event: ServerEvent) => void;
+  onEvent: (event: ServerMessage) => void;
   onState: (state: SocketState) => void;
   /** The socket is gone for good: `code` is the last close code (0 when the grace ran out). */
   onClosed: (code: number, reason: string) => void;
@@ -49,7 +58,7 @@ export class Signaling {
     return this.socket?.readyState === WebSocket.OPEN;
   }
 
-  send(message: Record<string, unknown>): void {
+  send(message: ClientMessage): void {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
 
@@ -68,18 +77,19 @@ export class Signaling {
     try {
       socket = new WebSocket(ticket.url);
     } catch {
-      this.retry(1006);
+      this.retry(ABNORMAL_CLOSURE);
       return;
     }
     this.socket = socket;
     socket.addEventListener("open", () => {
-      socket.send(JSON.stringify({ type: "auth", token: ticket.token }));
+      const auth: ClientMessage = { type: "auth", token: ticket.token };
+      socket.send(JSON.stringify(auth));
     });
     socket.addEventListener("message", (message) => {
       if (this.socket !== socket || typeof message.data !== "string") return;
-      let event: ServerEvent;
+      let event: ServerMessage;
       try {
-        event = JSON.parse(message.data) as ServerEvent;
+        event = JSON.parse(message.data) as ServerMessage;
       } catch {
         return;
       }
@@ -122,7 +132,7 @@ export class Signaling {
           if (this.stopped) return;
           if (error instanceof ApiError && [401, 403, 404].includes(error.status)) {
             this.stopped = true;
-            this.options.onClosed(4404, error.message);
+            this.options.onClosed(CLOSE.MEETING_GONE, error.message);
           } else {
             this.retry(code);
           }

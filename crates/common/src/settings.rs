@@ -10,6 +10,7 @@ use crate::proto::internal::v1::MeetingSettings as ProtoSettings;
 /// A meeting's settings, all seven always present.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct MeetingSettings {
     /// Guests wait in the lobby until the host admits them (default `true`).
     pub waiting_room_enabled: bool,

@@ -3,11 +3,10 @@
 //! scope `internal:mc`). Outcomes the caller acts on travel as error codes
 //! (proto/convene/internal/v1/meeting_controller.proto): `ROOM_NOT_ASSIGNED` when this MC does
 //! not hold the room with the caller's token, `MEETING_FULL`, `NOT_FOUND` for a user who is not
-//! waiting.
+//! waiting. Every refusal is a [`crate::error::Error`], made a status in one place.
 
 use axum::Router;
 use chrono::Utc;
-use common::error::{ApiError, ErrorCode};
 use common::grpc::refusal;
 use common::grpc::server::ServiceAuthLayer;
 use common::jwks::JwksVerifier;
@@ -32,6 +31,7 @@ use tonic::{Request, Response, Status};
 use tower::Layer;
 use uuid::Uuid;
 
+use crate::error::Error;
 use crate::held::HeldRooms;
 use crate::room::{
     Admission, AdmitOutcome, AssignOutcome, FencingToken, LeaveOutcome, OwnedRoom, Participant,
@@ -75,42 +75,22 @@ fn admitted(via: &'static str, count: usize) {
     }
 }
 
-fn bad_request(what: &'static str) -> Status {
-    ApiError::bad_request(what).into()
+fn code(raw: &str) -> Result<MeetingCode, Error> {
+    MeetingCode::parse(raw).ok_or(Error::BadRequest("malformed meeting code"))
 }
 
-fn code(raw: &str) -> Result<MeetingCode, Status> {
-    MeetingCode::parse(raw).ok_or_else(|| bad_request("malformed meeting code"))
-}
-
-fn user(raw: &str) -> Result<String, Status> {
+fn user(raw: &str) -> Result<String, Error> {
     Uuid::parse_str(raw)
         .map(|id| id.to_string())
-        .map_err(|_| bad_request("malformed user id"))
+        .map_err(|_| Error::BadRequest("malformed user id"))
 }
 
-fn owned(raw_code: &str, token: u64) -> Result<OwnedRoom, Status> {
+fn owned(raw_code: &str, token: u64) -> Result<OwnedRoom, Error> {
     Ok(OwnedRoom::new(code(raw_code)?, FencingToken(token)))
 }
 
-/// A store failure as the status GC acts on.
-fn room_status(error: RoomError) -> Status {
-    match error {
-        RoomError::NotFound | RoomError::Fenced { .. } => ApiError::new(
-            ErrorCode::RoomNotAssigned,
-            "the room is not held by this meeting controller",
-        )
-        .into(),
-        RoomError::InvalidInput(what) => bad_request(what),
-        error @ (RoomError::Pool(_) | RoomError::Redis(_) | RoomError::UnexpectedReply(_)) => {
-            tracing::error!(error = %error, cause = %common::error::cause_chain(&error), "room store failed");
-            ApiError::unavailable().into()
-        }
-    }
-}
-
 /// A reason as the room tells it: a short lower-case identifier, `default` when none is given.
-fn reason<'a>(raw: &'a str, default: &'static str) -> Result<&'a str, Status> {
+fn reason<'a>(raw: &'a str, default: &'static str) -> Result<&'a str, Error> {
     if raw.is_empty() {
         return Ok(default);
     }
@@ -119,21 +99,15 @@ fn reason<'a>(raw: &'a str, default: &'static str) -> Result<&'a str, Status> {
     if plain {
         Ok(raw)
     } else {
-        Err(bad_request("a reason is a short lower-case identifier"))
+        Err(Error::BadRequest(
+            "a reason is a short lower-case identifier",
+        ))
     }
 }
 
-fn full() -> Status {
-    ApiError::new(ErrorCode::MeetingFull, "the meeting is full").into()
-}
-
-fn not_waiting() -> Status {
-    ApiError::new(ErrorCode::NotFound, "the user is not waiting in the lobby").into()
-}
-
-fn settings(s: Option<ProtoSettings>) -> Result<MeetingSettings, Status> {
+fn settings(s: Option<ProtoSettings>) -> Result<MeetingSettings, Error> {
     s.map(MeetingSettings::from)
-        .ok_or_else(|| bad_request("settings are required"))
+        .ok_or(Error::BadRequest("settings are required"))
 }
 
 /// A role as the proto names it.
@@ -177,14 +151,13 @@ impl MeetingController {
         let role = match ParticipantRole::try_from(r.role) {
             Ok(ParticipantRole::Host) => Role::Host,
             Ok(ParticipantRole::Guest) => Role::Guest,
-            _ => return Err(bad_request("the role must be host or guest")),
+            _ => return Err(Error::BadRequest("the role must be host or guest").into()),
         };
         let outcome = store
             .join(&room, &user(&r.user_id)?, &r.display_name, role, Utc::now())
-            .await
-            .map_err(room_status)?;
+            .await?;
         if outcome.admission == Admission::Full {
-            return Err(full());
+            return Err(Error::MeetingFull.into());
         }
         if outcome.admission == Admission::Admitted && !outcome.already_present {
             admitted("join", 1);
@@ -207,11 +180,11 @@ impl MeetingControllerService for MeetingController {
         let r = request.into_inner();
         let code = code(&r.meeting_code)?;
         if r.fencing_token == 0 {
-            return Err(bad_request("the fencing token must be positive"));
+            return Err(Error::BadRequest("the fencing token must be positive").into());
         }
         let meta = RoomMeta {
             meeting_id: Uuid::parse_str(&r.meeting_id)
-                .map_err(|_| bad_request("malformed meeting id"))?
+                .map_err(|_| Error::BadRequest("malformed meeting id"))?
                 .to_string(),
             host_id: user(&r.host_id)?,
             max_participants: r.max_participants,
@@ -219,7 +192,7 @@ impl MeetingControllerService for MeetingController {
             settings_version: r.settings_version,
         };
         if self.held.is_full(&code) {
-            return Err(ApiError::unavailable().into());
+            return Err(Error::AtCapacity.into());
         }
         let outcome = self
             .store
@@ -229,8 +202,7 @@ impl MeetingControllerService for MeetingController {
                 FencingToken(r.fencing_token),
                 &self.controller_id,
             )
-            .await
-            .map_err(room_status)?;
+            .await?;
         self.held.hold(&code, FencingToken(r.fencing_token));
         if let AssignOutcome::TookOver { .. } = outcome {
             // The seats that had sockets on the previous owner wait for them here.
@@ -238,7 +210,7 @@ impl MeetingControllerService for MeetingController {
             let signaling = std::sync::Arc::clone(&self.signaling);
             tokio::spawn(async move { signaling.took_over(owned).await });
         }
-        let state = self.store.state(&code).await.map_err(room_status)?;
+        let state = self.store.state(&code).await?;
         tracing::info!(meeting_code = %code, fencing_token = r.fencing_token, ?outcome, "room assigned");
         Ok(Response::new(AssignMeetingResponse {
             accepted: true,
@@ -261,13 +233,13 @@ impl MeetingControllerService for MeetingController {
     ) -> Result<Response<JoinParticipantsResponse>, Status> {
         let joins = request.into_inner().joins;
         if joins.len() > MAX_JOINS_PER_CALL {
-            return Err(bad_request("at most 256 joins in one call"));
+            return Err(Error::BadRequest("at most 256 joins in one call").into());
         }
         // Each join runs as JoinParticipant would, all at once, on one Redis connection (their
         // scripts go to Redis together); each is answered on its own.
         let store = match self.store.on_one_connection().await {
             Ok(store) => store,
-            Err(error) => return Err(room_status(error)),
+            Err(error) => return Err(error.into()),
         };
         let outcomes =
             futures::future::join_all(joins.into_iter().map(|join| self.join_one(&store, join)))
@@ -292,8 +264,7 @@ impl MeetingControllerService for MeetingController {
         match self
             .store
             .admit(&room, &user(&r.user_id)?, Utc::now())
-            .await
-            .map_err(room_status)?
+            .await?
         {
             AdmitOutcome::Admitted {
                 already_admitted,
@@ -307,8 +278,8 @@ impl MeetingControllerService for MeetingController {
                     seat,
                 }))
             }
-            AdmitOutcome::Full => Err(full()),
-            AdmitOutcome::NotInLobby => Err(not_waiting()),
+            AdmitOutcome::Full => Err(Error::MeetingFull.into()),
+            AdmitOutcome::NotInLobby => Err(Error::NotWaiting.into()),
         }
     }
 
@@ -321,11 +292,10 @@ impl MeetingControllerService for MeetingController {
         match self
             .store
             .reject(&room, &user(&r.user_id)?, reason(&r.reason, "rejected")?)
-            .await
-            .map_err(room_status)?
+            .await?
         {
             RejectOutcome::Rejected => Ok(Response::new(RejectParticipantResponse {})),
-            RejectOutcome::NotInLobby => Err(not_waiting()),
+            RejectOutcome::NotInLobby => Err(Error::NotWaiting.into()),
         }
     }
 
@@ -335,11 +305,7 @@ impl MeetingControllerService for MeetingController {
     ) -> Result<Response<AdmitAllResponse>, Status> {
         let r = request.into_inner();
         let room = owned(&r.meeting_code, r.fencing_token)?;
-        let outcome = self
-            .store
-            .admit_all(&room, Utc::now())
-            .await
-            .map_err(room_status)?;
+        let outcome = self.store.admit_all(&room, Utc::now()).await?;
         admitted("admit_all", outcome.admitted.len());
         Ok(Response::new(AdmitAllResponse {
             admitted: outcome.admitted,
@@ -357,8 +323,7 @@ impl MeetingControllerService for MeetingController {
         let outcome = self
             .store
             .leave(&room, &user(&r.user_id)?, reason(&r.reason, "left")?)
-            .await
-            .map_err(room_status)?;
+            .await?;
         let last_seat = outcome.last_seat();
         let (left_from, remaining, seat) = match outcome {
             LeaveOutcome::Left {
@@ -403,8 +368,7 @@ impl MeetingControllerService for MeetingController {
                 r.settings_version,
                 Utc::now(),
             )
-            .await
-            .map_err(room_status)?;
+            .await?;
         admitted("settings", outcome.moves.admitted.len());
         Ok(Response::new(UpdateSettingsResponse {
             admitted: outcome.moves.admitted,
@@ -429,7 +393,7 @@ impl MeetingControllerService for MeetingController {
                 self.held.forget(&room.code);
                 Ok(Response::new(EndMeetingResponse {}))
             }
-            Err(error) => Err(room_status(error)),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -438,11 +402,7 @@ impl MeetingControllerService for MeetingController {
         request: Request<GetRoomStateRequest>,
     ) -> Result<Response<GetRoomStateResponse>, Status> {
         let r = request.into_inner();
-        let state = self
-            .store
-            .state(&code(&r.meeting_code)?)
-            .await
-            .map_err(room_status)?;
+        let state = self.store.state(&code(&r.meeting_code)?).await?;
         Ok(Response::new(GetRoomStateResponse {
             participant_count: state.participant_count(),
             lobby: state

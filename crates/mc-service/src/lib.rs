@@ -8,6 +8,7 @@
 //! WebSocket ([`signaling`]) with the active-speaker detector ([`speaker`]).
 
 pub mod config;
+pub mod error;
 pub mod grpc;
 pub mod held;
 pub mod metrics;

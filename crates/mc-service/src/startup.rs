@@ -24,10 +24,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::{Config, local_url};
 use crate::held::{self, HeldRooms};
+use crate::room::subscriber;
 use crate::room::{KeyPrefix, RedisPool, RoomStore, RoomStoreConfig};
 use crate::routes;
 use crate::signaling::hub::Hub;
-use crate::signaling::{Signaling, reporter, subscriber};
+use crate::signaling::{Signaling, reporter};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -192,7 +193,11 @@ impl Application {
         });
         let weak_hub = Arc::downgrade(&hub);
         shell.spawn_job("room events", move |stop| {
-            subscriber::run(subscriber_task, weak_hub, stop)
+            subscriber::run(subscriber_task, stop, move |feed| {
+                if let Some(hub) = weak_hub.upgrade() {
+                    hub.receive(feed);
+                }
+            })
         });
         let controller_id = config.client_id.clone();
         shell.spawn_job("reports to GC", move |stop| {

@@ -3,7 +3,9 @@
 //! their JSON fields, the TTL policy, the scripts and their outcomes.
 //!
 //! This module is storage only: it never sends events to sockets and never decides who may
-//! call an operation (the gRPC and WebSocket layers do both). What it guarantees, under any
+//! call an operation (the gRPC and WebSocket layers do both). Its scripts publish each change
+//! as a [`events::RoomMessage`] on the room's channel, and its [`subscriber`] reads them back
+//! into typed [`events::RoomEvent`]s for whoever runs it (signaling fans them out). What it guarantees, under any
 //! number of concurrent callers and on a single Redis or a Redis Cluster alike:
 //! - a room never holds more than `max_participants` seats, except that lowering the capacity
 //!   unseats nobody;
@@ -13,6 +15,7 @@
 
 mod connection;
 mod error;
+pub mod events;
 mod keys;
 mod model;
 pub(crate) use model::format_timestamp;
@@ -21,6 +24,7 @@ mod records;
 mod reply;
 mod scripts;
 mod store;
+pub mod subscriber;
 
 pub use connection::RedisPool;
 pub use error::RoomError;

@@ -6,6 +6,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The number GC gives each assignment of a meeting; a later assignment has a larger one.
@@ -40,7 +41,8 @@ pub struct RoomMeta {
     pub settings_version: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A participant's role in the meeting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Host,
@@ -57,7 +59,7 @@ impl Role {
 }
 
 /// Where a seated participant's connection stands. `Admitted`: seated, no live socket yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ParticipantStatus {
     Admitted,
@@ -66,7 +68,7 @@ pub enum ParticipantStatus {
 }
 
 /// The result of a participant's pre-join device test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HardwareReady {
     pub audio_ready: bool,
     pub video_ready: bool,
@@ -152,6 +154,24 @@ pub struct ParticipantUpdate {
     pub connection: Option<Option<String>>,
 }
 
+impl ParticipantUpdate {
+    /// Takes the fields `later` changes, keeping the others: two updates as one.
+    pub fn merge(&mut self, later: ParticipantUpdate) {
+        if later.status.is_some() {
+            self.status = later.status;
+        }
+        if later.language.is_some() {
+            self.language = later.language;
+        }
+        if later.hardware_ready.is_some() {
+            self.hardware_ready = later.hardware_ready;
+        }
+        if later.connection.is_some() {
+            self.connection = later.connection;
+        }
+    }
+}
+
 /// Times in Redis are RFC 3339 in UTC with exactly three fraction digits
 /// (`2026-12-01T10:00:00.123Z`): readable in `redis-cli`, ordered the same as text and as time
 /// (scripts sort the lobby by comparing them), and never numbers, which Redis' Lua JSON
@@ -183,6 +203,29 @@ mod tests {
         assert_eq!(format_timestamp(early), "1970-01-01T00:00:01.000Z");
         assert_eq!(format_timestamp(late), "2026-09-21T14:13:20.007Z");
         assert!(format_timestamp(early) < format_timestamp(late));
+    }
+
+    #[test]
+    fn a_merged_update_takes_the_later_fields_and_keeps_the_others() {
+        let mut update = ParticipantUpdate {
+            language: Some(Some("en".into())),
+            hardware_ready: Some(None),
+            ..ParticipantUpdate::default()
+        };
+        update.merge(ParticipantUpdate {
+            language: Some(Some("de".into())),
+            status: Some(ParticipantStatus::Connected),
+            ..ParticipantUpdate::default()
+        });
+        assert_eq!(
+            update,
+            ParticipantUpdate {
+                status: Some(ParticipantStatus::Connected),
+                language: Some(Some("de".into())),
+                hardware_ready: Some(None),
+                connection: None,
+            }
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The sockets this MC serves, by room: registration (one socket per user, the newer
-//! replacing the older), the fan-out of room events from the subscriber to each socket's
-//! bounded queue, and each room's active-speaker detector.
+//! replacing the older), the fan-out of the typed room events the subscriber feeds
+//! (`room::subscriber`) to each socket's bounded queue, and each room's active-speaker
+//! detector.
 //!
 //! Locks here are plain mutexes held for a map operation or one detector step, never across
 //! an `.await`; the one async lock (`speaker_write`) only orders a room's speaker writes.
@@ -15,8 +16,10 @@ use common::meeting_code::MeetingCode;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::events::{Kind, RoomEvent};
-use super::subscriber::Subscriber;
+use super::messages::ServerMessage;
+use super::protocol::close;
+use crate::room::events::{RoomEvent, RoomMessage};
+use crate::room::subscriber::{Feed, Subscriber, Subscription};
 use crate::room::{OwnedRoom, ParticipantUpdate, RoomError, RoomStore, SpeakerOutcome};
 use crate::speaker::{ActiveSpeakerDetector, SpeakerSettings};
 
@@ -25,7 +28,7 @@ use crate::speaker::{ActiveSpeakerDetector, SpeakerSettings};
 pub enum Outbound {
     /// A room event, filtered and acted on by the writer.
     Event(Arc<RoomEvent>),
-    /// A message of this socket alone (`pong`, `error`).
+    /// A message of this socket alone (`pong`, `error`), serialized.
     Text(Utf8Bytes),
 }
 
@@ -76,8 +79,9 @@ impl SocketShared {
     }
 
     /// Queues a message of this socket alone; a full queue means the client stopped reading.
-    pub fn send_text(&self, text: impl Into<Utf8Bytes>) {
-        self.enqueue(Outbound::Text(text.into()));
+    pub fn send(&self, message: &ServerMessage) {
+        metrics::counter!("mc_ws_messages_sent_total", "type" => message.type_name()).increment(1);
+        self.enqueue(Outbound::Text(message.to_text()));
     }
 
     fn enqueue(&self, item: Outbound) {
@@ -86,7 +90,7 @@ impl SocketShared {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!("mc_ws_slow_consumers_dropped_total").increment(1);
                 self.order_close(CloseOrder {
-                    code: super::protocol::close::POLICY_VIOLATION,
+                    code: close::POLICY_VIOLATION,
                     reason: "too slow: messages were not read",
                     grace: true,
                 });
@@ -104,8 +108,9 @@ pub struct LocalRoom {
     /// Orders this room's speaker writes, so the last write is the detector's latest state.
     speaker_write: tokio::sync::Mutex<()>,
     /// Set once the room's channel is subscribed: the first socket asks, the others that come
-    /// meanwhile wait for the same answer (one subscription per room, not per socket).
-    subscribed: tokio::sync::OnceCell<()>,
+    /// meanwhile wait for the same answer (one subscription per room, not per socket). The
+    /// subscription ends when the room is dropped.
+    subscribed: tokio::sync::OnceCell<Subscription>,
 }
 
 impl LocalRoom {
@@ -116,13 +121,6 @@ impl LocalRoom {
             .values()
             .cloned()
             .collect()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.sockets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
     }
 }
 
@@ -207,7 +205,7 @@ impl Hub {
         };
         if let Some(older) = replaced {
             older.order_close(CloseOrder {
-                code: super::protocol::close::REPLACED,
+                code: close::REPLACED,
                 reason: "replaced by a newer connection",
                 grace: false,
             });
@@ -228,9 +226,10 @@ impl Hub {
     }
 
     /// Removes a socket (unless a newer one of the same user took its place); the last socket
-    /// of a room drops the room and its subscription.
+    /// of a room drops the room, and with it (once its last socket task is done with it) its
+    /// subscription.
     pub async fn unregister(&self, room: &Arc<LocalRoom>, shared: &Arc<SocketShared>) {
-        let room_gone = {
+        {
             let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
             let mut sockets = room.sockets.lock().unwrap_or_else(PoisonError::into_inner);
             if sockets
@@ -247,10 +246,19 @@ impl Hub {
             if gone {
                 rooms.remove(&room.code);
             }
-            gone
-        };
-        if room_gone {
-            self.subscriber.unsubscribe(&room.code).await;
+        }
+    }
+
+    /// Takes what the room subscriber feeds: an event for the sockets of its room, or an
+    /// interruption after which every socket starts again from a fresh `welcome`.
+    pub fn receive(&self, feed: Feed) {
+        match feed {
+            Feed::Event { code, event } => self.dispatch(&code, event),
+            Feed::Interrupted => self.close_all(CloseOrder {
+                code: close::TRY_AGAIN_LATER,
+                reason: "events were interrupted; reconnect",
+                grace: true,
+            }),
         }
     }
 
@@ -266,13 +274,14 @@ impl Hub {
         else {
             return;
         };
-        if event.kind == Kind::ParticipantLeft {
+        if let RoomMessage::ParticipantLeft { user_id, .. } = &event.message {
             room.detector
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .remove(event.subject.as_str());
+                .remove(user_id.as_str());
         }
-        metrics::counter!("mc_room_events_received_total", "type" => event.type_label).increment(1);
+        metrics::counter!("mc_room_events_received_total", "type" => event.message.type_name())
+            .increment(1);
         let event = Arc::new(event);
         let audience = event.audience;
         for socket in room.sockets() {
@@ -384,15 +393,6 @@ impl Hub {
         }
         Ok(())
     }
-
-    /// Whether this MC has sockets in `code`'s room (the subscriber keeps its channel then).
-    pub fn has_room(&self, code: &MeetingCode) -> bool {
-        self.rooms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(code)
-            .is_some_and(|room| !room.is_empty())
-    }
 }
 
 #[cfg(test)]
@@ -418,13 +418,13 @@ mod tests {
     #[test]
     fn a_full_queue_closes_the_socket_as_a_slow_consumer() {
         let (shared, _rx) = socket("u", 2);
-        shared.send_text("a");
-        shared.send_text("b");
+        shared.send(&ServerMessage::pong());
+        shared.send(&ServerMessage::pong());
         assert!(!shared.closed().is_cancelled());
-        shared.send_text("c");
+        shared.send(&ServerMessage::pong());
         assert!(shared.closed().is_cancelled());
         let order = shared.close_order().unwrap();
-        assert_eq!(order.code, super::super::protocol::close::POLICY_VIOLATION);
+        assert_eq!(order.code, close::POLICY_VIOLATION);
         assert!(order.grace);
     }
 

@@ -4,11 +4,14 @@
 //!
 //! How the parts fit (docs/signaling.md tells it at length):
 //! - every change of a room is a Lua script (`room/`), which publishes the room's events in
-//!   the same atomic step on the room's channel; each MC's [`subscriber`] follows the channels
-//!   of the rooms it has sockets in and hands the events to the [`hub`], which queues them for
-//!   the sockets they concern. So a REST admit on GC, run by the owner MC over gRPC, reaches
-//!   the waiting user's socket wherever it is connected;
+//!   the same atomic step on the room's channel; each MC's room subscriber
+//!   ([`crate::room::subscriber`]) follows the channels of the rooms it has sockets in and
+//!   feeds the events, typed, to the [`hub`], which queues them for the sockets they concern.
+//!   So a REST admit on GC, run by the owner MC over gRPC, reaches the waiting user's socket
+//!   wherever it is connected;
 //! - each socket ([`socket`]) is a reader task and a writer task around a bounded queue;
+//! - what the server sends is one type, [`messages::ServerMessage`]; what a client sends is
+//!   [`protocol::ClientMessage`]; [`schema`] publishes both as `docs/signaling.schema.json`;
 //! - `audio_level` samples of seated users feed their room's [`crate::speaker`] detector in
 //!   memory; a change is written (and broadcast) by the room script;
 //! - what started here and GC must record (a `leave` message, a grace that ran out) goes to
@@ -20,12 +23,12 @@
 //! without a frame, messages per second (4429), each socket's outbound queue (a socket that
 //! fills it is closed, 1008), the subscriber's command queue and the report queue.
 
-pub mod events;
 pub mod hub;
+pub mod messages;
 pub mod protocol;
 pub mod reporter;
+pub mod schema;
 pub mod socket;
-pub mod subscriber;
 
 use std::sync::Arc;
 use std::time::Duration;

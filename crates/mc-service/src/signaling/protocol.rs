@@ -1,10 +1,13 @@
-//! The signaling protocol's messages (DESIGN §4): what a client may send, parsed and checked in
-//! one pass, and the messages the server writes itself (the rest come from the room scripts,
-//! see `events.rs`). Parsing never panics and never allocates for the message that dominates
-//! the traffic (`audio_level`); the property tests at the end throw arbitrary text at it.
+//! The signaling protocol (DESIGN §4): what a client may send, parsed and checked in one pass,
+//! and the close codes. Parsing never panics and never allocates for the message that dominates
+//! the traffic (`audio_level`); the property tests at the end throw arbitrary text at it. What
+//! the server sends is `messages.rs`.
+//!
+//! [`ClientMessage`] also derives its JSON Schema (`docs/signaling.schema.json`): a test holds
+//! what the schema describes, serialized, to what [`ClientMessage::parse`] reads back.
 
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::room::MAX_LANGUAGE_BYTES;
 use crate::speaker::{MAX_LEVEL_DBFS, MIN_LEVEL_DBFS};
@@ -38,27 +41,63 @@ pub mod close {
     pub const REPLACED: u16 = 4409;
     /// Too many messages.
     pub const RATE_LIMITED: u16 = 4429;
+
+    /// Every close code by its name, as the signaling schema publishes them for clients.
+    pub const ALL: [(&str, u16); 11] = [
+        ("NORMAL", NORMAL),
+        ("GOING_AWAY", GOING_AWAY),
+        ("UNSUPPORTED_DATA", UNSUPPORTED_DATA),
+        ("POLICY_VIOLATION", POLICY_VIOLATION),
+        ("TOO_BIG", TOO_BIG),
+        ("TRY_AGAIN_LATER", TRY_AGAIN_LATER),
+        ("AUTH_FAILED", AUTH_FAILED),
+        ("NOT_A_MEMBER", NOT_A_MEMBER),
+        ("MEETING_GONE", MEETING_GONE),
+        ("REPLACED", REPLACED),
+        ("RATE_LIMITED", RATE_LIMITED),
+    ];
 }
 
 /// What a client may send.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
+    /// The first message, and only then: the meeting token from GC's join.
+    #[schemars(title = "Auth")]
     Auth {
+        #[schemars(length(min = 1, max = MAX_TOKEN_BYTES))]
         token: String,
     },
+    /// The microphone's level, every 20–100 ms while connected.
+    #[schemars(title = "AudioLevel")]
     AudioLevel {
+        #[schemars(range(min = MIN_LEVEL_DBFS, max = MAX_LEVEL_DBFS))]
         level_dbfs: f64,
     },
+    /// The pre-join device test's result.
+    #[schemars(title = "Hardware")]
     Hardware {
         audio_ready: bool,
         video_ready: bool,
     },
+    /// The participant's language.
+    #[schemars(title = "SetLanguage")]
     SetLanguage {
+        /// A BCP 47 tag (`en`, `pt-BR`): a primary subtag of 2 to 8 letters, then subtags of 1
+        /// to 8 letters or digits.
+        #[schemars(length(min = 2, max = MAX_LANGUAGE_BYTES), regex(pattern = LANGUAGE_PATTERN))]
         language: String,
     },
+    /// Answered by `pong`; keeps a quiet socket from idling out.
+    #[schemars(title = "Ping")]
     Ping,
+    /// Leave the meeting (or the lobby), as REST leave does.
+    #[schemars(title = "Leave")]
     Leave,
 }
+
+/// What [`is_language_tag`] accepts, as a regular expression for the schema.
+const LANGUAGE_PATTERN: &str = "^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$";
 
 /// Why a text frame is not a [`ClientMessage`]; answered with an `error` event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,12 +110,12 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    /// The `error` event's `code` and `message`.
-    pub fn code_and_message(self) -> (&'static str, &'static str) {
+    /// The `error` message's text; its code is `BAD_REQUEST`.
+    pub fn message(self) -> &'static str {
         match self {
-            ParseError::Malformed => ("BAD_REQUEST", "a message is a JSON object with a type"),
-            ParseError::UnknownType => ("BAD_REQUEST", "unknown message type"),
-            ParseError::Invalid(what) => ("BAD_REQUEST", what),
+            ParseError::Malformed => "a message is a JSON object with a type",
+            ParseError::UnknownType => "unknown message type",
+            ParseError::Invalid(what) => what,
         }
     }
 }
@@ -171,27 +210,6 @@ pub fn is_language_tag(tag: &str) -> bool {
         && primary.bytes().all(|b| b.is_ascii_alphabetic())
         && subtags
             .all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// `{"type": "error", "code": ..., "message": ...}`.
-pub fn error_event(code: &str, message: &str) -> String {
-    json!({"type": "error", "code": code, "message": message}).to_string()
-}
-
-pub fn pong() -> &'static str {
-    r#"{"type":"pong"}"#
-}
-
-pub fn lobby_waiting() -> &'static str {
-    r#"{"type":"lobby.waiting"}"#
-}
-
-pub fn admitted() -> &'static str {
-    r#"{"type":"admitted"}"#
-}
-
-pub fn rejected(reason: &str) -> String {
-    json!({"type": "rejected", "reason": reason}).to_string()
 }
 
 #[cfg(test)]
@@ -321,17 +339,38 @@ mod tests {
     }
 
     #[test]
-    fn server_messages_are_json_objects_with_a_type() {
-        for text in [
-            error_event("BAD_REQUEST", "say \"why\"\n"),
-            pong().to_owned(),
-            lobby_waiting().to_owned(),
-            admitted().to_owned(),
-            rejected("rejected_by_host"),
-        ] {
-            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-            assert!(value["type"].is_string(), "{text}");
+    fn what_the_schema_describes_parses_back_as_itself() {
+        let every = [
+            ClientMessage::Auth {
+                token: "a.b.c".into(),
+            },
+            ClientMessage::AudioLevel { level_dbfs: -42.5 },
+            ClientMessage::Hardware {
+                audio_ready: false,
+                video_ready: true,
+            },
+            ClientMessage::SetLanguage {
+                language: "zh-Hant-TW".into(),
+            },
+            ClientMessage::Ping,
+            ClientMessage::Leave,
+        ];
+        for message in every {
+            let text = serde_json::to_string(&message).unwrap();
+            assert_eq!(ClientMessage::parse(&text), Ok(message.clone()), "{text}");
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&text).unwrap()["type"],
+                message.kind()
+            );
         }
+    }
+
+    #[test]
+    fn close_codes_have_one_name_each() {
+        let mut codes: Vec<u16> = close::ALL.iter().map(|(_, code)| *code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), close::ALL.len());
     }
 
     mod properties {
@@ -397,6 +436,15 @@ mod tests {
                     }
                     Ok(_) | Err(_) => {}
                 }
+            }
+
+            #[test]
+            fn what_the_schemas_language_pattern_matches_is_a_language_tag(
+                tag in proptest::string::string_regex(
+                    LANGUAGE_PATTERN.trim_start_matches('^').trim_end_matches('$'),
+                ).unwrap(),
+            ) {
+                prop_assert_eq!(is_language_tag(&tag), tag.len() <= MAX_LANGUAGE_BYTES, "{}", tag);
             }
         }
     }

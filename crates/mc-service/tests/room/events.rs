@@ -1,23 +1,48 @@
 //! Every change of a room publishes its events in the same step (lua/prelude.lua,
 //! `publish`), numbered by the room's `seq`, on the room's channel: what the signaling sockets
-//! of every MC hear.
+//! of every MC hear. Every event the scripts publish must read as a typed
+//! [`RoomMessage`] that holds all of it, and the scenario below runs every publish site of the
+//! scripts (listed in [`PUBLISH_SITES`], which a test holds to the scripts' source).
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use deadpool_redis::redis;
 use futures::StreamExt;
+use mc_service::room::HardwareReady;
+use mc_service::room::events::{Audience, RoomEvent, RoomMessage};
 use mc_service::room::{LeaveOutcome, ParticipantStatus, ParticipantUpdate, Role};
-use mc_service::signaling::events::{Audience, RoomEvent};
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
 use crate::support::{Harness, Room, user};
 
+/// Every `publish` call of the room scripts: the script, the audience letters and the event's
+/// `type`. A publish site added to a script without a line here fails
+/// `every_publish_site_of_the_scripts_is_listed`; one the scenario does not run fails it.
+const PUBLISH_SITES: [(&str, &str, &str); 14] = [
+    ("prelude.lua", "r", "participant.joined"),
+    ("prelude.lua", "s", "admitted"),
+    ("prelude.lua", "h", "lobby.left"),
+    ("join.lua", "h", "lobby.joined"),
+    ("reject.lua", "s", "rejected"),
+    ("reject.lua", "h", "lobby.left"),
+    ("leave.lua", "rs", "participant.left"),
+    ("leave.lua", "r", "active_speaker"),
+    ("leave.lua", "hs", "lobby.left"),
+    ("set_participant_fields.lua", "r", "participant.updated"),
+    ("set_active_speaker.lua", "r", "active_speaker"),
+    ("set_active_speaker.lua", "r", "active_speaker"),
+    ("update_settings.lua", "rl", "settings.updated"),
+    ("end_room.lua", "rl", "meeting.ended"),
+];
+
 /// Follows one room's channel.
 struct Listener {
     stream: redis::aio::PubSubStream,
     _sink: redis::aio::PubSubSink,
+    /// The audience letters and `type` of every event read.
+    seen: Vec<(String, String)>,
 }
 
 impl Listener {
@@ -28,15 +53,35 @@ impl Listener {
         Self {
             stream,
             _sink: sink,
+            seen: Vec::new(),
         }
     }
 
+    /// The next event, which must read as a typed message holding every field the script
+    /// published.
     async fn next(&mut self) -> RoomEvent {
         let message = tokio::time::timeout(Duration::from_secs(5), self.stream.next())
             .await
             .expect("no event in time")
             .expect("the subscription ended");
-        RoomEvent::parse(Bytes::copy_from_slice(message.get_payload_bytes())).unwrap()
+        let event = RoomEvent::parse(Bytes::copy_from_slice(message.get_payload_bytes()))
+            .unwrap_or_else(|error| {
+                panic!(
+                    "{error}: {:?}",
+                    String::from_utf8_lossy(message.get_payload_bytes())
+                )
+            });
+        let published: Value = serde_json::from_str(event.json.as_str()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&event.message).unwrap(),
+            published,
+            "the typed event is all the script published"
+        );
+        self.seen.push((
+            letters(event.audience),
+            event.message.type_name().to_owned(),
+        ));
+        event
     }
 
     /// The next `n` events as (audience letters, subject, JSON), checking they are numbered
@@ -167,6 +212,78 @@ async fn every_change_publishes_its_events_in_order(h: Harness) {
     );
     events.assert_quiet().await;
 
+    // A status, the device test and a language cleared: what changed, null for a cleared field.
+    let update = ParticipantUpdate {
+        status: Some(ParticipantStatus::Reconnecting),
+        hardware_ready: Some(Some(HardwareReady {
+            audio_ready: true,
+            video_ready: false,
+        })),
+        ..ParticipantUpdate::default()
+    };
+    room.set_fields(&host, &update).await.unwrap().unwrap();
+    let cleared = ParticipantUpdate {
+        language: Some(None),
+        ..ParticipantUpdate::default()
+    };
+    room.set_fields(&ann, &cleared).await.unwrap().unwrap();
+    assert_eq!(
+        events.take(2, &mut seq).await,
+        vec![
+            e(
+                "r",
+                &host,
+                json!({"type": "participant.updated", "user_id": host, "status": "reconnecting",
+                       "hardware_ready": {"audio_ready": true, "video_ready": false}})
+            ),
+            e(
+                "r",
+                &ann,
+                json!({"type": "participant.updated", "user_id": ann, "language": null})
+            ),
+        ]
+    );
+
+    // Leaving the lobby tells the host and the user.
+    let carl = user(3);
+    room.join(&carl, "Carl", Role::Guest).await.unwrap();
+    room.leave(&carl).await.unwrap();
+    assert_eq!(
+        events.take(2, &mut seq).await,
+        vec![
+            e(
+                "h",
+                &carl,
+                json!({"type": "lobby.joined", "user_id": carl, "display_name": "Carl"})
+            ),
+            e(
+                "hs",
+                &carl,
+                json!({"type": "lobby.left", "user_id": carl, "reason": "left"})
+            ),
+        ]
+    );
+
+    // The speaker set, then cleared by the detector (clearing it again publishes nothing).
+    room.set_active_speaker(Some(&host)).await.unwrap();
+    room.set_active_speaker(None).await.unwrap();
+    room.set_active_speaker(None).await.unwrap();
+    assert_eq!(
+        events.take(2, &mut seq).await,
+        vec![
+            e(
+                "r",
+                "",
+                json!({"type": "active_speaker", "user_id": host, "previous_user_id": null})
+            ),
+            e(
+                "r",
+                "",
+                json!({"type": "active_speaker", "user_id": null, "previous_user_id": host})
+            ),
+        ]
+    );
+
     room.set_active_speaker(Some(&ann)).await.unwrap();
     room.set_active_speaker(Some(&ann)).await.unwrap();
     room.leave(&ann).await.unwrap();
@@ -199,6 +316,13 @@ async fn every_change_publishes_its_events_in_order(h: Harness) {
     assert_eq!(moved[0].2["settings"]["waiting_room_enabled"], false);
     assert_eq!(moved[0].2["max_participants"], 5);
     assert_eq!(moved[1], e("s", &bob, json!({"type": "admitted"})));
+    assert!(matches!(
+        RoomEvent::parse(Bytes::from(format!("1 rl 0 {}", moved[0].2))).map(|e| e.message),
+        Ok(RoomMessage::SettingsUpdated {
+            max_participants: 5,
+            ..
+        })
+    ));
 
     // The snapshot's number is the last event's.
     assert_eq!(room.state().await.seq, seq);
@@ -211,6 +335,72 @@ async fn every_change_publishes_its_events_in_order(h: Harness) {
             json!({"type": "meeting.ended", "reason": "ended_by_host"})
         )]
     );
+
+    // Every publish site of the scripts ran, and read as its typed message.
+    for (script, audience, kind) in PUBLISH_SITES {
+        assert!(
+            events
+                .seen
+                .iter()
+                .any(|(a, k)| (a.as_str(), k.as_str()) == (audience, kind)),
+            "{script}'s {kind} to {audience} was not published"
+        );
+    }
+}
+
+/// The `publish` calls of the scripts, read from their source: (script, audience, `type`).
+fn publish_sites_in_the_scripts() -> Vec<(String, String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/room/lua");
+    let mut sites = Vec::new();
+    let mut scripts: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    scripts.sort();
+    for path in scripts {
+        let script = path.file_name().unwrap().to_string_lossy().into_owned();
+        let source = std::fs::read_to_string(&path).unwrap();
+        for (at, _) in source.match_indices("publish('") {
+            let call = &source[at + "publish('".len()..];
+            let audience = &call[..call.find('\'').unwrap()];
+            // The event is a table literal in the call, or a local table named there.
+            let statement = &call[..call.find('\n').unwrap()];
+            let kind = match statement.find("type = '") {
+                Some(start) => quoted(&statement[start + "type = '".len()..]),
+                None => {
+                    let name = statement
+                        .rsplit(", ")
+                        .next()
+                        .unwrap()
+                        .trim_end_matches(')')
+                        .trim();
+                    let local = source
+                        .find(&format!("local {name}"))
+                        .unwrap_or_else(|| panic!("{script}: no local {name}"));
+                    let start = source[local..].find("type = '").unwrap() + local;
+                    quoted(&source[start + "type = '".len()..])
+                }
+            };
+            sites.push((script.clone(), audience.to_owned(), kind));
+        }
+    }
+    sites
+}
+
+fn quoted(rest: &str) -> String {
+    rest[..rest.find('\'').unwrap()].to_owned()
+}
+
+#[test]
+fn every_publish_site_of_the_scripts_is_listed() {
+    let mut found = publish_sites_in_the_scripts();
+    let mut listed: Vec<(String, String, String)> = PUBLISH_SITES
+        .iter()
+        .map(|(s, a, k)| ((*s).to_owned(), (*a).to_owned(), (*k).to_owned()))
+        .collect();
+    found.sort();
+    listed.sort();
+    assert_eq!(found, listed);
 }
 
 async fn a_seat_claimed_by_a_newer_connection_is_not_unseated_by_an_older_grace(h: Harness) {

@@ -1,5 +1,6 @@
 //! MC's one Redis pub/sub connection: it subscribes to the event channel of every room that
-//! has a socket here, and hands each message to the hub.
+//! has a socket here, and hands each event, read into a [`RoomEvent`], to whoever runs it
+//! (signaling's hub) as a [`Feed`].
 //!
 //! Why pub/sub and not streams: events are only useful to sockets open now (a socket that
 //! connects later starts from a snapshot, `state.lua`, and the `seq` numbers tell it which
@@ -10,14 +11,15 @@
 //! the event rate times the node count gets large; no audio level ever goes through Redis).
 //!
 //! One task owns the connection. Subscribing waits for Redis' confirmation, so a socket reads
-//! its snapshot only once the room's events reach it. Unsubscribing happens only while no
-//! socket of the room is here, checked when the command is carried out, so a room that comes
-//! back at once keeps its subscription. When the connection drops, messages may have been
-//! lost: the task reconnects, subscribes again, and closes every socket (1013) so clients
-//! reconnect and start again from a fresh `welcome`.
+//! its snapshot only once the room's events reach it. A subscription lasts while a
+//! [`Subscription`] of the room lives; the channel is left only when the last one is dropped,
+//! checked when the command is carried out, so a room that comes back at once keeps its
+//! subscription. When the connection drops, messages may have been lost: the task reconnects,
+//! subscribes again, and feeds [`Feed::Interrupted`] (signaling closes every socket, 1013, so
+//! clients reconnect and start again from a fresh `welcome`).
 
-use std::collections::HashSet;
-use std::sync::{Arc, Weak};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,9 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::events::RoomEvent;
-use super::hub::{CloseOrder, Hub};
-use super::protocol::close;
-use crate::room::{KeyPrefix, RoomError, RoomKeys};
+use super::{KeyPrefix, RoomError, RoomKeys};
 
 /// Commands waiting for the subscriber task at most; a socket that cannot queue its
 /// subscription is refused (1013).
@@ -40,25 +40,38 @@ const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// What the subscriber hands on, in the order Redis delivered it.
+#[derive(Debug)]
+pub enum Feed {
+    /// One event of the room `code`.
+    Event { code: MeetingCode, event: RoomEvent },
+    /// The connection dropped and is back: events of every room may have been lost.
+    Interrupted,
+}
+
 enum Command {
     Subscribe {
         code: MeetingCode,
         done: oneshot::Sender<Result<(), String>>,
     },
-    Unsubscribe {
-        code: MeetingCode,
-    },
+    /// A subscription was dropped; the channel is left if it was the room's last.
+    Unsubscribe { code: MeetingCode },
 }
 
-/// The hub's handle on the subscriber task.
+/// The live [`Subscription`]s of each room, shared by the handles and the task.
+type Interest = Arc<Mutex<HashMap<MeetingCode, usize>>>;
+
+/// The handle on the subscriber task.
 #[derive(Clone)]
 pub struct Subscriber {
     commands: mpsc::Sender<Command>,
+    interest: Interest,
 }
 
 /// The other end of [`Subscriber`], run by [`run`].
 pub struct SubscriberTask {
     commands: mpsc::Receiver<Command>,
+    interest: Interest,
     urls: Vec<String>,
     prefix: KeyPrefix,
 }
@@ -67,19 +80,72 @@ pub struct SubscriberTask {
 /// answers (one server, or any node of a cluster).
 pub fn subscriber(urls: Vec<String>, prefix: KeyPrefix) -> (Subscriber, SubscriberTask) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let interest = Interest::default();
     (
-        Subscriber { commands: tx },
+        Subscriber {
+            commands: tx,
+            interest: Arc::clone(&interest),
+        },
         SubscriberTask {
             commands: rx,
+            interest,
             urls,
             prefix,
         },
     )
 }
 
+/// Keeps a room's events coming while it lives.
+#[derive(Debug)]
+pub struct Subscription {
+    code: MeetingCode,
+    commands: mpsc::Sender<Command>,
+    interest: Interest,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let last = {
+            let mut interest = self.interest.lock().unwrap_or_else(PoisonError::into_inner);
+            match interest.get_mut(&self.code) {
+                Some(count) if *count > 1 => {
+                    *count -= 1;
+                    false
+                }
+                _ => {
+                    interest.remove(&self.code);
+                    true
+                }
+            }
+        };
+        if last {
+            // A full queue keeps the channel: harmless (events of a room without sockets are
+            // dropped) and undone by the next reconnect, which subscribes only to rooms with a
+            // subscription.
+            let _ = self.commands.try_send(Command::Unsubscribe {
+                code: self.code.clone(),
+            });
+        }
+    }
+}
+
 impl Subscriber {
-    /// Returns once `code`'s events reach this MC.
-    pub async fn subscribe(&self, code: &MeetingCode) -> Result<(), RoomError> {
+    /// Returns once `code`'s events reach this MC; they keep coming while the subscription
+    /// lives.
+    pub async fn subscribe(&self, code: &MeetingCode) -> Result<Subscription, RoomError> {
+        // Counted before the command goes, so that an unsubscription queued meanwhile by the
+        // room's previous subscription keeps the channel.
+        *self
+            .interest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(code.clone())
+            .or_default() += 1;
+        let subscription = Subscription {
+            code: code.clone(),
+            commands: self.commands.clone(),
+            interest: Arc::clone(&self.interest),
+        };
         let (done, confirmed) = oneshot::channel();
         let command = Command::Subscribe {
             code: code.clone(),
@@ -90,25 +156,19 @@ impl Subscriber {
             .try_send(command)
             .map_err(|_| unavailable("the subscriber is overloaded or stopped"))?;
         match tokio::time::timeout(SUBSCRIBE_TIMEOUT, confirmed).await {
-            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Ok(()))) => Ok(subscription),
             Ok(Ok(Err(error))) => Err(unavailable(&error)),
             Ok(Err(_)) | Err(_) => Err(unavailable("no subscription confirmed in time")),
         }
     }
-
-    /// Drops `code`'s subscription unless a socket of the room is here again by then.
-    pub async fn unsubscribe(&self, code: &MeetingCode) {
-        let command = Command::Unsubscribe { code: code.clone() };
-        // A full queue keeps the subscription: harmless (events of a room without sockets are
-        // dropped) and undone by the next reconnect.
-        let _ = self.commands.try_send(command);
-    }
 }
 
-/// Serves subscriptions and delivers messages until `stop`.
-pub async fn run(task: SubscriberTask, hub: Weak<Hub>, stop: CancellationToken) {
+/// Serves subscriptions and hands each room event, and each interruption, to `feed`, until
+/// `stop`.
+pub async fn run(task: SubscriberTask, stop: CancellationToken, mut feed: impl FnMut(Feed)) {
     let SubscriberTask {
         mut commands,
+        interest,
         urls,
         prefix,
     } = task;
@@ -134,7 +194,9 @@ pub async fn run(task: SubscriberTask, hub: Weak<Hub>, stop: CancellationToken) 
             }
         };
         backoff = FIRST_BACKOFF;
-        // Subscriptions of the connection that dropped; their sockets are told to reconnect.
+        // Subscriptions of the connection that dropped, but only of rooms still followed;
+        // their sockets are told to reconnect.
+        subscribed.retain(|code| wanted(&interest, code));
         let mut resubscribed = true;
         for code in &subscribed {
             if sink.subscribe(channel(&prefix, code)).await.is_err() {
@@ -147,13 +209,7 @@ pub async fn run(task: SubscriberTask, hub: Weak<Hub>, stop: CancellationToken) 
         }
         if !first {
             tracing::warn!("the room event connection was re-established; sockets reconnect");
-            if let Some(hub) = hub.upgrade() {
-                hub.close_all(CloseOrder {
-                    code: close::TRY_AGAIN_LATER,
-                    reason: "events were interrupted; reconnect",
-                    grace: true,
-                });
-            }
+            feed(Feed::Interrupted);
         }
         first = false;
         loop {
@@ -161,20 +217,28 @@ pub async fn run(task: SubscriberTask, hub: Weak<Hub>, stop: CancellationToken) 
                 () = stop.cancelled() => return,
                 command = commands.recv() => {
                     let Some(command) = command else { return };
-                    let Some(hub) = hub.upgrade() else { return };
-                    if !carry_out(command, &mut sink, &mut subscribed, &hub, &prefix).await {
+                    if !carry_out(command, &mut sink, &mut subscribed, &interest, &prefix).await {
                         break;
                     }
                 }
                 message = messages.next() => {
                     let Some(message) = message else { break };
-                    let Some(hub) = hub.upgrade() else { return };
-                    deliver(&hub, &message);
+                    if let Some(item) = read(&message) {
+                        feed(item);
+                    }
                 }
             }
         }
         tracing::warn!("the room event connection dropped");
     }
+}
+
+/// Whether a subscription of `code` lives.
+fn wanted(interest: &Interest, code: &MeetingCode) -> bool {
+    interest
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains_key(code)
 }
 
 async fn connect(urls: &[String]) -> Result<redis::aio::PubSub, redis::RedisError> {
@@ -210,7 +274,7 @@ async fn carry_out(
     command: Command,
     sink: &mut redis::aio::PubSubSink,
     subscribed: &mut HashSet<MeetingCode>,
-    hub: &Arc<Hub>,
+    interest: &Interest,
     prefix: &KeyPrefix,
 ) -> bool {
     match command {
@@ -232,7 +296,7 @@ async fn carry_out(
             }
         }
         Command::Unsubscribe { code } => {
-            if hub.has_room(&code) || !subscribed.contains(&code) {
+            if wanted(interest, &code) || !subscribed.contains(&code) {
                 return true;
             }
             subscribed.remove(&code);
@@ -245,15 +309,15 @@ fn channel(prefix: &KeyPrefix, code: &MeetingCode) -> String {
     RoomKeys::new(prefix, code).events
 }
 
-fn deliver(hub: &Hub, message: &redis::Msg) {
-    let Some(code) = code_of(message.get_channel_name()) else {
-        return;
-    };
+/// One message of a room's channel, read; `None` (counted and logged) when it is malformed.
+fn read(message: &redis::Msg) -> Option<Feed> {
+    let code = code_of(message.get_channel_name())?;
     match RoomEvent::parse(Bytes::copy_from_slice(message.get_payload_bytes())) {
-        Ok(event) => hub.dispatch(&code, event),
+        Ok(event) => Some(Feed::Event { code, event }),
         Err(error) => {
             metrics::counter!("mc_room_events_received_total", "type" => "malformed").increment(1);
             tracing::warn!(meeting_code = %code, %error, "room event dropped");
+            None
         }
     }
 }
@@ -278,5 +342,60 @@ mod tests {
         assert_eq!(code_of("room:{short}:events"), None);
         assert_eq!(code_of("room:Ab3dE5fG7hJ9:events"), None);
         assert_eq!(code_of("room:{Ab3dE5fG7hJ9:events"), None);
+    }
+
+    fn code() -> MeetingCode {
+        MeetingCode::parse("Ab3dE5fG7hJ9").unwrap()
+    }
+
+    /// Subscribes while playing the task's part: the next command must be a subscription,
+    /// answered with `answer`.
+    async fn subscribe(
+        subscriber: &Subscriber,
+        task: &mut SubscriberTask,
+        answer: Result<(), String>,
+    ) -> Result<Subscription, RoomError> {
+        let code = code();
+        let asking = subscriber.subscribe(&code);
+        let answering = async {
+            match task.commands.recv().await {
+                Some(Command::Subscribe { code: asked, done }) => {
+                    assert_eq!(asked, code);
+                    let _ = done.send(answer);
+                }
+                _ => panic!("expected a subscription"),
+            }
+        };
+        let (subscription, ()) = tokio::join!(asking, answering);
+        subscription
+    }
+
+    fn unsubscribed(task: &mut SubscriberTask) -> bool {
+        matches!(task.commands.try_recv(), Ok(Command::Unsubscribe { code: c }) if c == code())
+    }
+
+    #[tokio::test]
+    async fn a_room_stays_followed_until_its_last_subscription_drops() {
+        let (subscriber, mut task) = subscriber(Vec::new(), KeyPrefix::parse("").unwrap());
+        let first = subscribe(&subscriber, &mut task, Ok(())).await.unwrap();
+        let second = subscribe(&subscriber, &mut task, Ok(())).await.unwrap();
+        assert!(wanted(&task.interest, &code()));
+
+        drop(first);
+        assert!(wanted(&task.interest, &code()));
+        assert!(task.commands.try_recv().is_err(), "nothing to leave yet");
+
+        drop(second);
+        assert!(!wanted(&task.interest, &code()));
+        assert!(unsubscribed(&mut task));
+    }
+
+    #[tokio::test]
+    async fn a_refused_subscription_leaves_no_interest_behind() {
+        let (subscriber, mut task) = subscriber(Vec::new(), KeyPrefix::parse("").unwrap());
+        let refused = subscribe(&subscriber, &mut task, Err("no redis".into())).await;
+        assert!(matches!(refused, Err(RoomError::Pool(_))));
+        assert!(!wanted(&task.interest, &code()));
+        assert!(unsubscribed(&mut task));
     }
 }
