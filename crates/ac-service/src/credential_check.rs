@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use common::backoff::Backoff;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -113,7 +114,7 @@ impl CredentialCheck {
 /// Reserves an attempt in every budget, waiting while one is full of attempts in flight.
 async fn reserve(state: &AppState, budgets: &[Budget]) -> Result<Reservation, AcError> {
     let deadline = Instant::now() + state.hasher.wait();
-    let mut pause = Duration::from_millis(5);
+    let mut pause = Backoff::new(Duration::from_millis(5), MAX_RESERVE_PAUSE);
     loop {
         match login_failures::reserve(&state.pool, budgets, state.credential_limits.window).await? {
             Reserved::Yes(reservation) => return Ok(reservation),
@@ -125,8 +126,7 @@ async fn reserve(state: &AppState, budgets: &[Budget]) -> Result<Reservation, Ac
                 if now >= deadline {
                     return Err(HashError::Busy.into());
                 }
-                tokio::time::sleep(pause.min(deadline - now)).await;
-                pause = (pause * 2).min(MAX_RESERVE_PAUSE);
+                tokio::time::sleep(pause.next_wait().min(deadline - now)).await;
             }
         }
     }

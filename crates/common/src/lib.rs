@@ -24,6 +24,7 @@
 //! - [`proto`]: the generated gRPC types of `proto/`.
 
 pub mod auth;
+pub mod backoff;
 pub mod display_name;
 pub mod error;
 pub mod grpc;

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use common::backoff::Backoff;
 use common::error::{ApiError, ErrorCode};
 use common::grpc::client::{ServiceTokenLayer, WithServiceToken};
 use common::proto::internal::v1::global_controller_service_client::GlobalControllerServiceClient;
@@ -76,8 +77,9 @@ async fn register(
     registration: &RegisterMeetingControllerRequest,
     stop: &CancellationToken,
 ) -> Option<Duration> {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     loop {
+        let wait = backoff.next_wait();
         match gc.register_meeting_controller(registration.clone()).await {
             Ok(response) => {
                 let secs = response
@@ -92,13 +94,12 @@ async fn register(
                 return Some(Duration::from_secs(u64::from(secs)));
             }
             Err(status) => {
-                tracing::warn!(%status, retry_in_ms = backoff.as_millis() as u64, "registration with GC failed");
+                tracing::warn!(%status, retry_in_ms = wait.as_millis() as u64, "registration with GC failed");
             }
         }
         tokio::select! {
             () = stop.cancelled() => return None,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

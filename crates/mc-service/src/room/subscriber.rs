@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::backoff::Backoff;
 use common::meeting_code::MeetingCode;
 use deadpool_redis::redis;
 use futures::StreamExt;
@@ -173,7 +174,7 @@ pub async fn run(task: SubscriberTask, stop: CancellationToken, mut feed: impl F
         prefix,
     } = task;
     let mut subscribed: HashSet<MeetingCode> = HashSet::new();
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut first = true;
     loop {
         let connection = tokio::select! {
@@ -183,17 +184,17 @@ pub async fn run(task: SubscriberTask, stop: CancellationToken, mut feed: impl F
         let (mut sink, mut messages) = match connection {
             Ok(pubsub) => pubsub.split(),
             Err(error) => {
-                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "cannot reach Redis for room events");
+                let wait = backoff.next_wait();
+                tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot reach Redis for room events");
                 fail_pending(&mut commands, "Redis is unreachable");
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
-        backoff = FIRST_BACKOFF;
+        backoff.reset();
         // Subscriptions of the connection that dropped, but only of rooms still followed;
         // their sockets are told to reconnect.
         subscribed.retain(|code| wanted(&interest, code));

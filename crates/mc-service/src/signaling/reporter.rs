@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::backoff::Backoff;
 use common::meeting_code::MeetingCode;
 use common::proto::internal::v1::{MeetingEmptyRequest, ParticipantLeftRequest, ParticipantRole};
 use tokio::sync::mpsc;
@@ -23,6 +24,8 @@ use crate::room::{Participant, Role};
 pub const REPORT_QUEUE: usize = 4096;
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts of a report.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub enum Report {
@@ -129,7 +132,7 @@ pub async fn run(
 }
 
 async fn deliver(gc: &mut GcClient, controller_id: &str, report: Report, stop: &CancellationToken) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     for attempt in 1..=ATTEMPTS {
         match call(gc, controller_id, &report).await {
             Ok(()) => {
@@ -143,9 +146,8 @@ async fn deliver(gc: &mut GcClient, controller_id: &str, report: Report, stop: &
         if attempt < ATTEMPTS {
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(backoff.next_wait()) => {}
             }
-            backoff *= 2;
         }
     }
     metrics::counter!("mc_gc_reports_total", "outcome" => "failed").increment(1);
