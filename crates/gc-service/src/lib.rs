@@ -14,6 +14,7 @@
 //! [`db`] (SQL), with the rules in [`domain`] and the one error type in [`error`].
 
 pub mod auth;
+pub mod batch;
 pub mod client;
 pub mod clients;
 pub mod config;

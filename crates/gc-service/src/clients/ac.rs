@@ -28,9 +28,9 @@ use common::service_token::ServiceTokenClient;
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::batch::{Batcher, Item, Shape};
 use crate::error::Error;
 
 /// The most grants in one batch (AC accepts up to 100).
@@ -87,14 +87,11 @@ impl Refused {
     }
 }
 
-struct Pending {
-    grant: MeetingGrant,
-    reply: oneshot::Sender<Result<IssuedMeetingToken, Refused>>,
-}
+type Pending = Item<MeetingGrant, Result<IssuedMeetingToken, Refused>>;
 
 #[derive(Clone)]
 pub struct MeetingTokens {
-    queue: mpsc::Sender<Pending>,
+    batcher: Batcher<MeetingGrant, Result<IssuedMeetingToken, Refused>>,
 }
 
 impl MeetingTokens {
@@ -112,49 +109,38 @@ impl MeetingTokens {
             single_url: format!("{base}/api/v1/auth/internal/meeting-token"),
             tokens,
         };
-        let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(batch_loop(sender, pending));
-        Ok(Self { queue })
+        let shape = Shape {
+            name: "meeting tokens",
+            capacity: QUEUE,
+            max_weight: MAX_BATCH,
+            linger: Some(LINGER),
+        };
+        let sender = Arc::new(sender);
+        let batcher = Batcher::start(
+            shape,
+            |_| 1,
+            move |mut batch: Vec<Pending>| {
+                let sender = Arc::clone(&sender);
+                async move {
+                    // Grants whose join has failed meanwhile are left out.
+                    batch.retain(|pending| !pending.is_abandoned());
+                    if !batch.is_empty() {
+                        sender.send(batch).await;
+                    }
+                }
+            },
+        );
+        Ok(Self { batcher })
     }
 
     /// A meeting token for `grant`. AC unreachable, or refusing GC's credential, is a 503 to
     /// the caller (the cause is logged).
     #[tracing::instrument(name = "gc.ac.meeting_token", skip_all)]
     pub async fn issue(&self, grant: MeetingGrant) -> Result<IssuedMeetingToken, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Pending { grant, reply })
-            .await
-            .map_err(|_| Error::Internal("the meeting-token queue has stopped"))?;
-        match answer.await {
+        match self.batcher.submit(grant).await {
             Ok(Ok(issued)) => Ok(issued),
             Ok(Err(refused)) => Err(refused.into_error()),
-            Err(_) => Err(Error::Internal("the meeting-token queue dropped a grant")),
-        }
-    }
-}
-
-/// Gathers batches from the queue and sends them, one at a time.
-async fn batch_loop(sender: Sender, mut pending: mpsc::Receiver<Pending>) {
-    while let Some(first) = pending.recv().await {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        batch.push(first);
-        let linger = tokio::time::sleep(LINGER);
-        tokio::pin!(linger);
-        while batch.len() < MAX_BATCH {
-            tokio::select! {
-                // What is queued already goes first; then more until the linger is over.
-                biased;
-                next = pending.recv() => match next {
-                    Some(next) => batch.push(next),
-                    None => break,
-                },
-                () = &mut linger => break,
-            }
-        }
-        batch.retain(|pending| !pending.reply.is_closed());
-        if !batch.is_empty() {
-            sender.send(batch).await;
+            Err(stopped) => Err(Error::unavailable("meeting tokens", stopped)),
         }
     }
 }
@@ -169,17 +155,17 @@ struct Sender {
 impl Sender {
     async fn send(&self, batch: Vec<Pending>) {
         tracing::debug!(grants = batch.len(), "meeting-token batch");
-        let grants: Vec<&MeetingGrant> = batch.iter().map(|pending| &pending.grant).collect();
+        let grants: Vec<&MeetingGrant> = batch.iter().map(|pending| &pending.request).collect();
         match self.issue_batch(grants).await {
             Ok(Some(issued)) => {
                 for (pending, issued) in batch.into_iter().zip(issued) {
-                    let _ = pending.reply.send(Ok(issued));
+                    pending.answer(Ok(issued));
                 }
             }
             Ok(None) => {
                 for pending in batch {
-                    let issued = self.issue_one(&pending.grant).await;
-                    let _ = pending.reply.send(issued);
+                    let issued = self.issue_one(&pending.request).await;
+                    pending.answer(issued);
                 }
             }
             Err(refused) => {
@@ -189,7 +175,7 @@ impl Sender {
                     "{}", refused.what
                 );
                 for pending in batch {
-                    let _ = pending.reply.send(Err(refused.clone()));
+                    pending.answer(Err(refused.clone()));
                 }
             }
         }

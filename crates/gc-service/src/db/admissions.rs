@@ -27,8 +27,9 @@
 use std::collections::HashMap;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
+
+use crate::batch::{Batcher, Item, Shape};
 
 use super::participants::{self, Seated};
 use crate::domain::events::{Actor, OwnedActor};
@@ -39,13 +40,14 @@ pub const MAX_ROWS: usize = 256;
 pub const QUEUE: usize = 4096;
 
 /// One room's admission of one or more users, by one actor.
-struct Pending {
+struct Admission {
     meeting_id: Uuid,
     org_id: Uuid,
     users: Vec<Seated>,
     actor: OwnedActor,
-    reply: oneshot::Sender<Result<(), sqlx::Error>>,
 }
+
+type Pending = Item<Admission, Result<(), sqlx::Error>>;
 
 /// The columns of a statement's visits, one entry per visit.
 #[derive(Default)]
@@ -65,7 +67,7 @@ impl AdmissionRows {
     /// Adds the seats of `pending`. The same user twice in one meeting's statement keeps only
     /// their latest seat (the one the room holds, or held last): an earlier one ended before
     /// it was given, and its leave records it.
-    fn push(&mut self, pending: &Pending, seen: &mut HashMap<(Uuid, Uuid), usize>) {
+    fn push(&mut self, pending: &Admission, seen: &mut HashMap<(Uuid, Uuid), usize>) {
         for seated in &pending.users {
             match seen.get(&(pending.meeting_id, seated.user_id)) {
                 Some(&row) if self.seats[row] >= seated.seat => {}
@@ -116,16 +118,25 @@ impl AdmissionRows {
 /// The handle the use cases record admissions through; clones share the queue.
 #[derive(Clone)]
 pub struct Admissions {
-    queue: mpsc::Sender<Pending>,
+    batcher: Batcher<Admission, Result<(), sqlx::Error>>,
 }
 
 impl Admissions {
     /// Starts the writing task (on the current Tokio runtime); it writes what is queued and
     /// ends when the last clone of the handle is dropped.
     pub fn new(pool: PgPool) -> Self {
-        let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(pool, pending));
-        Self { queue }
+        let shape = Shape {
+            name: "admissions",
+            capacity: QUEUE,
+            max_weight: MAX_ROWS,
+            linger: None,
+        };
+        let batcher = Batcher::start(
+            shape,
+            |admission: &Admission| admission.users.len(),
+            move |batch| write(pool.clone(), batch),
+        );
+        Self { batcher }
     }
 
     /// Records that the room of `meeting_id` gave these seats: their visits, audit rows, and
@@ -141,42 +152,31 @@ impl Admissions {
         if users.is_empty() {
             return Ok(());
         }
-        let (reply, answer) = oneshot::channel();
-        let pending = Pending {
+        let admission = Admission {
             meeting_id,
             org_id,
             users,
             actor: actor.into(),
-            reply,
         };
-        self.queue
-            .send(pending)
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
-    }
-}
-
-async fn write_loop(pool: PgPool, mut queue: mpsc::Receiver<Pending>) {
-    while let Some(batch) = super::next_batch(&mut queue, MAX_ROWS, |p| p.users.len()).await {
-        write(&pool, batch).await;
+        self.batcher.submit(admission).await?
     }
 }
 
 /// Writes a batch in one statement; if that fails, each admission alone.
-async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
+async fn write(pool: PgPool, mut batch: Vec<Pending>) {
+    let pool = &pool;
     crate::metrics::db_batch(crate::metrics::queue::ADMISSIONS, batch.len());
     if batch.len() == 1
         && let Some(pending) = batch.pop()
     {
-        let result = write_alone(pool, &pending).await;
-        let _ = pending.reply.send(result);
+        let result = write_alone(pool, &pending.request).await;
+        pending.answer(result);
         return;
     }
     let mut rows = AdmissionRows::default();
     let mut seen = HashMap::new();
     for pending in &batch {
-        rows.push(pending, &mut seen);
+        rows.push(&pending.request, &mut seen);
     }
     match participants::admit_batch(pool, &rows).await {
         Ok(_) => {
@@ -186,7 +186,7 @@ async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
                 "admissions recorded together"
             );
             for pending in batch {
-                let _ = pending.reply.send(Ok(()));
+                pending.answer(Ok(()));
             }
         }
         // PostgreSQL refused the statement (a visit whose user was deleted meanwhile, a
@@ -198,8 +198,8 @@ async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
                 "admissions recorded together failed, recording each alone"
             );
             for pending in batch {
-                let result = write_alone(pool, &pending).await;
-                let _ = pending.reply.send(result);
+                let result = write_alone(pool, &pending.request).await;
+                pending.answer(result);
             }
         }
         // No connection, or it broke: each admission alone would only wait as long again, one
@@ -211,13 +211,13 @@ async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
                 "admissions could not be recorded"
             );
             for pending in batch {
-                let _ = pending.reply.send(Err(super::copy_error(&error)));
+                pending.answer(Err(super::copy_error(&error)));
             }
         }
     }
 }
 
-async fn write_alone(pool: &PgPool, pending: &Pending) -> Result<(), sqlx::Error> {
+async fn write_alone(pool: &PgPool, pending: &Admission) -> Result<(), sqlx::Error> {
     participants::admit(
         pool,
         pending.meeting_id,

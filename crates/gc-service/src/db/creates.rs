@@ -27,8 +27,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::batch::{Batcher, Item, Shape};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::meetings::{self, CreateRow, InsertOutcome};
@@ -49,25 +49,28 @@ enum Answer {
 }
 
 /// One queued create.
-struct Pending {
-    row: CreateRow,
-    reply: oneshot::Sender<Answer>,
-}
+type Pending = Item<CreateRow, Answer>;
 
 /// The handle the create use case inserts through; clones share the queue.
 #[derive(Clone)]
 pub struct Creates {
     pool: PgPool,
-    queue: mpsc::Sender<Pending>,
+    batcher: Batcher<CreateRow, Answer>,
 }
 
 impl Creates {
     /// Starts the writing task (on the current Tokio runtime); it writes what is queued and
     /// ends when the last clone of the handle is dropped.
     pub fn new(pool: PgPool) -> Self {
-        let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(pool.clone(), pending));
-        Self { pool, queue }
+        let shape = Shape {
+            name: "creates",
+            capacity: QUEUE,
+            max_weight: MAX_ROWS,
+            linger: None,
+        };
+        let writer = pool.clone();
+        let batcher = Batcher::start(shape, |_| 1, move |batch| write(writer.clone(), batch));
+        Self { pool, batcher }
     }
 
     /// The pool the creates are written through.
@@ -82,30 +85,16 @@ impl Creates {
         new: &NewMeeting,
         from: Origin<'_>,
     ) -> Result<InsertOutcome, sqlx::Error> {
-        let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            row: CreateRow::new(new, from),
-            reply,
-        };
-        self.queue
-            .send(pending)
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        match answer.await.map_err(|_| sqlx::Error::PoolClosed)? {
+        match self.batcher.submit(CreateRow::new(new, from)).await? {
             Answer::Done(outcome) => outcome,
             Answer::Alone => meetings::insert_meeting(&self.pool, new, from).await,
         }
     }
 }
 
-async fn write_loop(pool: PgPool, mut queue: mpsc::Receiver<Pending>) {
-    while let Some(batch) = super::next_batch(&mut queue, MAX_ROWS, |_| 1).await {
-        write(&pool, batch).await;
-    }
-}
-
 /// Writes a batch in one statement (a lone create with the one-create statement).
-async fn write(pool: &PgPool, batch: Vec<Pending>) {
+async fn write(pool: PgPool, batch: Vec<Pending>) {
+    let pool = &pool;
     // Callers that gave up (their client left) are not written for. Two creates with the same
     // idempotency key would fail the whole statement on the key's primary key: the later ones
     // go alone once the statement is done (not meanwhile, where they would wait for the key the
@@ -113,9 +102,9 @@ async fn write(pool: &PgPool, batch: Vec<Pending>) {
     let mut keys = HashSet::new();
     let (batch, repeated): (Vec<Pending>, Vec<Pending>) = batch
         .into_iter()
-        .filter(|pending| !pending.reply.is_closed())
+        .filter(|pending| !pending.is_abandoned())
         .partition(|pending| {
-            let row = &pending.row;
+            let row = &pending.request;
             match &row.idempotency_key {
                 Some(key) => keys.insert((row.host_id, key.clone())),
                 None => true,
@@ -123,7 +112,7 @@ async fn write(pool: &PgPool, batch: Vec<Pending>) {
         });
     write_distinct(pool, batch).await;
     for pending in repeated {
-        let _ = pending.reply.send(Answer::Alone);
+        pending.answer(Answer::Alone);
     }
 }
 
@@ -136,11 +125,11 @@ async fn write_distinct(pool: &PgPool, mut batch: Vec<Pending>) {
     if batch.len() == 1
         && let Some(pending) = batch.pop()
     {
-        let outcome = meetings::insert_row(pool, &pending.row).await;
-        let _ = pending.reply.send(Answer::Done(outcome));
+        let outcome = meetings::insert_row(pool, &pending.request).await;
+        pending.answer(Answer::Done(outcome));
         return;
     }
-    let rows: Vec<&CreateRow> = batch.iter().map(|pending| &pending.row).collect();
+    let rows: Vec<&CreateRow> = batch.iter().map(|pending| &pending.request).collect();
     match meetings::insert_batch(pool, &rows).await {
         Ok(created) => {
             tracing::debug!(
@@ -153,11 +142,11 @@ async fn write_distinct(pool: &PgPool, mut batch: Vec<Pending>) {
                 .map(|meeting| (meeting.id, meeting))
                 .collect();
             for pending in batch {
-                let answer = match created.remove(&pending.row.id) {
+                let answer = match created.remove(&pending.request.id) {
                     Some(meeting) => Answer::Done(Ok(InsertOutcome::Created(meeting))),
                     None => Answer::Alone,
                 };
-                let _ = pending.reply.send(answer);
+                pending.answer(answer);
             }
         }
         // PostgreSQL refused the statement (a code or key collision with another transaction,
@@ -169,7 +158,7 @@ async fn write_distinct(pool: &PgPool, mut batch: Vec<Pending>) {
                 "creates written together failed, writing each alone"
             );
             for pending in batch {
-                let _ = pending.reply.send(Answer::Alone);
+                pending.answer(Answer::Alone);
             }
         }
         // No connection, or it broke: each create alone would only wait as long again.
@@ -180,9 +169,7 @@ async fn write_distinct(pool: &PgPool, mut batch: Vec<Pending>) {
                 "creates could not be written"
             );
             for pending in batch {
-                let _ = pending
-                    .reply
-                    .send(Answer::Done(Err(super::copy_error(&error))));
+                pending.answer(Answer::Done(Err(super::copy_error(&error))));
             }
         }
     }

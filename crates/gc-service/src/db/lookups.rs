@@ -17,75 +17,74 @@ use std::collections::HashMap;
 
 use common::meeting_code::MeetingCode;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
 
 use super::meetings::{self, Located};
+use crate::batch::{Batcher, Item, Shape};
 
 /// Distinct codes in one statement, at most.
 pub const MAX_CODES: usize = 256;
 /// Codes waiting for a statement, at most.
 pub const QUEUE: usize = 4096;
 
-struct Pending {
-    code: MeetingCode,
-    reply: oneshot::Sender<Result<Option<Located>, sqlx::Error>>,
-}
-
 /// The handle joins read meetings through; clones share the queue.
 #[derive(Clone)]
 pub struct Lookups {
-    queue: mpsc::Sender<Pending>,
+    batcher: Batcher<MeetingCode, Result<Option<Located>, sqlx::Error>>,
 }
 
 impl Lookups {
     /// Starts the reading task (on the current Tokio runtime); it ends when the last clone of
     /// the handle is dropped.
     pub fn new(pool: PgPool, heartbeat_timeout_secs: u32) -> Self {
-        let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(read_loop(pool, heartbeat_timeout_secs, pending));
-        Self { queue }
+        let shape = Shape {
+            name: "meeting lookups",
+            capacity: QUEUE,
+            max_weight: MAX_CODES,
+            linger: None,
+        };
+        // Weighs every lookup 1: a batch has at most MAX_CODES lookups, so at most as many codes.
+        let batcher = Batcher::start(
+            shape,
+            |_| 1,
+            move |batch| read(pool.clone(), heartbeat_timeout_secs, batch),
+        );
+        Self { batcher }
     }
 
     /// The meeting of `code`, whatever its status, with its assignment; `None` for no meeting.
     pub async fn find(&self, code: MeetingCode) -> Result<Option<Located>, sqlx::Error> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Pending { code, reply })
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+        self.batcher.submit(code).await?
     }
 }
 
-async fn read_loop(pool: PgPool, timeout: u32, mut queue: mpsc::Receiver<Pending>) {
-    // Weighs every lookup 1: a batch has at most MAX_CODES lookups, so at most as many codes.
-    while let Some(batch) = super::next_batch(&mut queue, MAX_CODES, |_| 1).await {
-        // Callers that gave up (their client left) are not read for.
-        let batch: Vec<Pending> = batch.into_iter().filter(|p| !p.reply.is_closed()).collect();
-        if batch.is_empty() {
-            continue;
-        }
-        let mut codes: Vec<&str> = batch.iter().map(|p| p.code.as_str()).collect();
-        codes.sort_unstable();
-        codes.dedup();
-        crate::metrics::db_batch(crate::metrics::queue::LOOKUPS, codes.len());
-        match meetings::find_by_codes_with_assignment(&pool, &codes, timeout).await {
-            Ok(found) => {
-                let by_code: HashMap<String, Located> = found
-                    .into_iter()
-                    .map(|(meeting, assignment)| {
-                        (meeting.code.as_str().to_owned(), (meeting, assignment))
-                    })
-                    .collect();
-                for pending in batch {
-                    let row = by_code.get(pending.code.as_str()).cloned();
-                    let _ = pending.reply.send(Ok(row));
-                }
+type Lookup = Item<MeetingCode, Result<Option<Located>, sqlx::Error>>;
+
+async fn read(pool: PgPool, timeout: u32, batch: Vec<Lookup>) {
+    // Callers that gave up (their client left) are not read for.
+    let batch: Vec<Lookup> = batch.into_iter().filter(|p| !p.is_abandoned()).collect();
+    if batch.is_empty() {
+        return;
+    }
+    let mut codes: Vec<&str> = batch.iter().map(|p| p.request.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    crate::metrics::db_batch(crate::metrics::queue::LOOKUPS, codes.len());
+    match meetings::find_by_codes_with_assignment(&pool, &codes, timeout).await {
+        Ok(found) => {
+            let by_code: HashMap<String, Located> = found
+                .into_iter()
+                .map(|(meeting, assignment)| {
+                    (meeting.code.as_str().to_owned(), (meeting, assignment))
+                })
+                .collect();
+            for pending in batch {
+                let row = by_code.get(pending.request.as_str()).cloned();
+                pending.answer(Ok(row));
             }
-            Err(error) => {
-                for pending in batch {
-                    let _ = pending.reply.send(Err(super::copy_error(&error)));
-                }
+        }
+        Err(error) => {
+            for pending in batch {
+                pending.answer(Err(super::copy_error(&error)));
             }
         }
     }

@@ -8,7 +8,6 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tokio::sync::mpsc;
 
 pub mod admissions;
 pub mod controllers;
@@ -99,31 +98,6 @@ pub fn batch_pool(pool: &PgPool) -> PgPool {
 /// Readiness: the database answers a trivial query.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("select 1").execute(pool).await.map(|_| ())
-}
-
-/// The next batch of a queue read by one task ([`admissions`], [`creates`], [`lookups`], and
-/// the joins of each meeting controller in `crate::clients::mc`): waits for one
-/// item, then takes what is queued already, without waiting for more, until the items' total
-/// `weight` reaches `max` (an item heavier than that goes alone). `None` once the queue is
-/// closed and empty.
-pub(crate) async fn next_batch<T>(
-    queue: &mut mpsc::Receiver<T>,
-    max: usize,
-    weight: impl Fn(&T) -> usize,
-) -> Option<Vec<T>> {
-    let first = queue.recv().await?;
-    let mut total = weight(&first);
-    let mut batch = vec![first];
-    while total < max {
-        match queue.try_recv() {
-            Ok(next) => {
-                total += weight(&next);
-                batch.push(next);
-            }
-            Err(_) => break,
-        }
-    }
-    Some(batch)
 }
 
 /// The error of a statement shared by several callers, for each of them (sqlx errors cannot be

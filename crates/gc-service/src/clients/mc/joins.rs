@@ -7,28 +7,32 @@ use common::proto::internal::v1::join_outcome::Outcome;
 use common::proto::internal::v1::{
     JoinParticipantRequest, JoinParticipantResponse, JoinParticipantsRequest,
 };
-use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use super::{JOIN_QUEUE, MAX_JOINS_PER_CALL, McClient};
+use crate::batch::{Batcher, Item, Shape};
 
-struct PendingJoin {
-    request: JoinParticipantRequest,
-    reply: oneshot::Sender<Result<JoinParticipantResponse, Status>>,
-}
+type PendingJoin = Item<JoinParticipantRequest, Result<JoinParticipantResponse, Status>>;
 
 /// A controller's join queue (module documentation); clones share it. Its task ends when the
 /// last clone is dropped.
 #[derive(Clone)]
 pub struct Joins {
-    queue: mpsc::Sender<PendingJoin>,
+    batcher: Batcher<JoinParticipantRequest, Result<JoinParticipantResponse, Status>>,
 }
 
 impl Joins {
     pub(super) fn start(client: McClient) -> Self {
-        let (queue, pending) = mpsc::channel(JOIN_QUEUE);
-        tokio::spawn(send_loop(client, pending));
-        Self { queue }
+        let shape = Shape {
+            name: "meeting controller joins",
+            capacity: JOIN_QUEUE,
+            max_weight: MAX_JOINS_PER_CALL,
+            linger: None,
+        };
+        // Every join is sent, even one nobody waits for any more: the join use case seats and
+        // records in a task of its own, so a waiting seat always has someone to record it.
+        let batcher = Batcher::start(shape, |_| 1, move |batch| send(client.clone(), batch));
+        Self { batcher }
     }
 
     /// What JoinParticipant answers for `request`, refusals included, sharing a call with the
@@ -37,38 +41,32 @@ impl Joins {
         &self,
         request: JoinParticipantRequest,
     ) -> Result<JoinParticipantResponse, Status> {
-        let (reply, answer) = oneshot::channel();
-        let gone = || Status::from(ApiError::unavailable());
-        self.queue
-            .send(PendingJoin { request, reply })
+        self.batcher
+            .submit(request)
             .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-}
-
-async fn send_loop(client: McClient, mut queue: mpsc::Receiver<PendingJoin>) {
-    // Every join is sent, even one nobody waits for any more: the join use case seats and
-    // records in a task of its own, so a waiting seat always has someone to record it.
-    while let Some(batch) = crate::db::next_batch(&mut queue, MAX_JOINS_PER_CALL, |_| 1).await {
-        send(&client, batch).await;
+            .map_err(|_| Status::from(ApiError::unavailable()))?
     }
 }
 
 /// Sends a batch in one call and answers each join of it.
-async fn send(client: &McClient, mut batch: Vec<PendingJoin>) {
+async fn send(client: McClient, mut batch: Vec<PendingJoin>) {
+    let client = &client;
     crate::metrics::mc_join_batch(batch.len());
     if batch.len() == 1
         && let Some(pending) = batch.pop()
     {
-        let result = client.clone().join_participant(pending.request).await;
-        let _ = pending.reply.send(result.map(tonic::Response::into_inner));
+        let result = client
+            .clone()
+            .join_participant(pending.request.clone())
+            .await;
+        pending.answer(result.map(tonic::Response::into_inner));
         return;
     }
-    let (joins, replies): (Vec<_>, Vec<_>) = batch
-        .into_iter()
-        .map(|pending| (pending.request, pending.reply))
-        .unzip();
+    let joins: Vec<JoinParticipantRequest> = batch
+        .iter()
+        .map(|pending| pending.request.clone())
+        .collect();
+    let replies = batch;
     let request = JoinParticipantsRequest {
         joins: joins.clone(),
     };
@@ -82,7 +80,7 @@ async fn send(client: &McClient, mut batch: Vec<PendingJoin>) {
                     "a meeting controller answered a different number of joins"
                 );
                 for reply in replies {
-                    let _ = reply.send(Err(Status::internal("a join went unanswered")));
+                    reply.answer(Err(Status::internal("a join went unanswered")));
                 }
                 return;
             }
@@ -92,7 +90,7 @@ async fn send(client: &McClient, mut batch: Vec<PendingJoin>) {
                     Some(Outcome::Refused(refusal)) => Err(refused(refusal)),
                     None => Err(Status::internal("a join was answered with nothing")),
                 };
-                let _ = reply.send(result);
+                reply.answer(result);
             }
         }
         // An older controller: each join alone, all at once, as before the batches.
@@ -103,12 +101,12 @@ async fn send(client: &McClient, mut batch: Vec<PendingJoin>) {
             });
             let results = futures::future::join_all(calls).await;
             for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(result.map(tonic::Response::into_inner));
+                reply.answer(result.map(tonic::Response::into_inner));
             }
         }
         Err(status) => {
             for reply in replies {
-                let _ = reply.send(Err(status.clone()));
+                reply.answer(Err(status.clone()));
             }
         }
     }
