@@ -140,9 +140,6 @@ mod tests {
             ops_addr_env: "TEST_SERVICE_OPS_ADDR_NEVER_SET",
             ..BINARY
         };
-        assert_eq!(
-            binary.answer(SharedCommand::Healthcheck),
-            ExitCode::FAILURE
-        );
+        assert_eq!(binary.answer(SharedCommand::Healthcheck), ExitCode::FAILURE);
     }
 }

@@ -675,7 +675,9 @@ async fn the_trace_of_the_caller_continues_in_the_method() {
 /// The spans named `grpc.server` and the fields recorded on them, as a test subscriber sees
 /// them.
 #[derive(Clone, Default)]
-struct ServerSpans(std::sync::Arc<std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>>);
+struct ServerSpans(
+    std::sync::Arc<std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>>,
+);
 
 impl ServerSpans {
     fn all(&self) -> Vec<std::collections::BTreeMap<String, String>> {
@@ -763,9 +765,8 @@ async fn a_panicking_method_answers_internal_and_calls_are_traced_and_counted() 
     let metrics = common::metrics::install_recorder(&[]).unwrap();
     let spans = ServerSpans::default();
     // Current-thread runtime: the server's tasks run on this thread, under this subscriber.
-    let _subscriber = tracing::subscriber::set_default(
-        tracing_subscriber::registry().with(spans.clone()),
-    );
+    let _subscriber =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
     let ac = FakeAc::start().await;
     let gc = GcServer::start(ac.verifier(), Wiring::PerServiceAs("stack")).await;
     let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
@@ -800,8 +801,16 @@ async fn a_panicking_method_answers_internal_and_calls_are_traced_and_counted() 
         )
     };
     let service = "convene.internal.v1.GlobalControllerService";
-    assert_eq!(count(&format!("{service}/MeetingEmpty"), "INTERNAL"), Some(1.0), "{text}");
-    assert_eq!(count(&format!("{service}/Heartbeat"), "OK"), Some(2.0), "{text}");
+    assert_eq!(
+        count(&format!("{service}/MeetingEmpty"), "INTERNAL"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        count(&format!("{service}/Heartbeat"), "OK"),
+        Some(2.0),
+        "{text}"
+    );
     assert_eq!(count("unmatched", "UNAUTHENTICATED"), Some(1.0), "{text}");
     assert_eq!(
         series(
@@ -825,7 +834,10 @@ async fn a_panicking_method_answers_internal_and_calls_are_traced_and_counted() 
         ]
     );
     assert_eq!(spans[0]["client_id"], MC_CLIENT_ID);
-    assert_eq!(spans[0]["rpc.grpc.status_code"], (Code::Internal as i32).to_string());
+    assert_eq!(
+        spans[0]["rpc.grpc.status_code"],
+        (Code::Internal as i32).to_string()
+    );
     assert_eq!(spans[1]["rpc.grpc.status_code"], "0");
     assert!(!spans[3].contains_key("client_id"), "{:?}", spans[3]);
     assert_eq!(

@@ -58,12 +58,18 @@ async fn the_schema_snapshot_sees_a_reapplied_migration_and_a_changed_schema(poo
         .map(|m| m.version)
         .max()
         .unwrap();
-    sqlx::query("update _sqlx_migrations set installed_on = now() + interval '1 day' where version = $1")
-        .bind(newest)
-        .execute(&pool)
-        .await
-        .unwrap();
-    assert_ne!(schema_and_history(&pool).await, before, "a migration applied again");
+    sqlx::query(
+        "update _sqlx_migrations set installed_on = now() + interval '1 day' where version = $1",
+    )
+    .bind(newest)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_ne!(
+        schema_and_history(&pool).await,
+        before,
+        "a migration applied again"
+    );
 
     let before = schema_and_history(&pool).await;
     sqlx::query("create index snapshot_probe on meetings (created_at)")
