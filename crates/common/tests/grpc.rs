@@ -770,6 +770,10 @@ async fn a_panicking_method_answers_internal_and_calls_are_traced_and_counted() 
     let ac = FakeAc::start().await;
     let gc = GcServer::start(ac.verifier(), Wiring::PerServiceAs("stack")).await;
     let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
+    // Another test's thread, with no subscriber, may have registered the span's callsite as
+    // of no interest just as this subscriber was set (`cargo test` runs tests as threads of
+    // one process): ask every callsite again now that this one exists.
+    tracing::callsite::rebuild_interest_cache();
 
     let panicked = client
         .meeting_empty(common::proto::internal::v1::MeetingEmptyRequest {
