@@ -7,6 +7,7 @@ use ac_service::config::{Config, Safeguards};
 use ac_service::startup::Application;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use common::cli::{Binary, SharedCommand};
 use common::migrations::MigrationArgs;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
@@ -33,13 +34,18 @@ enum Command {
         #[arg(long)]
         file: PathBuf,
     },
-    /// Exit 0 if the running service answers `GET /health/live` on its ops port (AC_OPS_ADDR):
-    /// the container health check, with no shell needed.
-    Healthcheck,
     /// Print the OpenAPI document of the HTTP API (what `GET /api/v1/openapi.json` serves) and
     /// exit; needs no configuration.
     Openapi,
+    #[command(flatten)]
+    Shared(SharedCommand),
 }
+
+const BINARY: Binary = Binary {
+    name: "ac-service",
+    ops_addr_env: "AC_OPS_ADDR",
+    ops_default_port: 9082,
+};
 
 /// `Config` and `Safeguards` together are the settings of `serve`.
 #[derive(Parser)]
@@ -61,20 +67,19 @@ struct Database {
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let command = match Cli::parse().command {
-        Some(Command::Healthcheck) => return Ok(common::healthcheck::run("AC_OPS_ADDR", 9082)),
+        Some(Command::Shared(shared)) => return Ok(BINARY.answer(shared)),
         Some(Command::Openapi) => {
             print!("{}", ac_service::routes::openapi::rendered()?);
             return Ok(std::process::ExitCode::SUCCESS);
         }
         Some(command) => command,
-        None => Command::Serve(Box::new(Serve::parse_from(["ac-service"]))),
+        None => Command::Serve(Box::new(BINARY.serve_settings())),
     };
-    tokio::runtime::Runtime::new()?.block_on(run(command))?;
+    BINARY.run(|| run(command))?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
-    let _telemetry = common::telemetry::init("ac-service")?;
     match command {
         Command::Serve(serve_args) => serve(*serve_args).await,
         Command::Migrate(database) => {
@@ -88,7 +93,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!("seed applied");
             Ok(())
         }
-        Command::Healthcheck | Command::Openapi => {
+        Command::Shared(_) | Command::Openapi => {
             unreachable!("answered before the runtime starts")
         }
     }

@@ -3,28 +3,35 @@
 //! - [`shell`]: the process shell of every service: listeners with connection, header-time and
 //!   idle bounds, background jobs, readiness, and an orderly stop on SIGTERM.
 //! - [`http`]: axum pieces every HTTP service needs (strict JSON, client address, bearer
-//!   token) and [`http::layers`], the one middleware stack every router wears.
+//!   token), [`http::layers`], the middleware stack every HTTP router wears, and
+//!   [`http::health`], the one `/health/live` answer.
 //! - [`auth`]: the [`auth::Authenticated`] extractor every service authenticates callers with.
 //! - [`error`]: the error envelope and the shared error codes, with their HTTP and gRPC mapping
 //!   (the code itself travels in a gRPC status, so it survives a hop between services).
-//! - [`grpc`]: the tower layers of the internal gRPC APIs: servers admit only service tokens of
-//!   the right type and scope; clients attach a fresh token, the trace context and a deadline.
+//! - [`grpc`]: the tower layers of the internal gRPC APIs: [`grpc::layers`], the stack every
+//!   gRPC router wears (a span per call, call metrics, a panic catch); servers admit only
+//!   service tokens of the right type and scope; clients attach a fresh token, the trace
+//!   context and a deadline.
 //! - [`jwt`]: the claim types of the three token kinds (user, service, meeting). AC signs them,
 //!   GC and MC verify them; this crate never signs.
 //! - [`jwks`]: the verifier every service uses: it fetches AC's JWKS, caches it, and checks
 //!   signature, algorithm, expiry, issuer, audience and token type.
 //! - [`service_token`]: the OAuth2 client-credentials client a service uses to call another.
 //! - [`meeting_code`], [`display_name`] and [`settings`]: the shared vocabulary of meetings.
-//! - `migrations` (feature `db`): waiting for a migration job instead of migrating at start-up.
+//! - `migrations` (feature `db`): waiting for a migration job instead of migrating at start-up;
+//!   the crate's only PostgreSQL code, and it only reads which migrations are applied.
 //! - [`json`]: refuses a JSON array where an object is expected.
 //! - `openapi` (feature `openapi`, AC and GC): the schemas of the shared types and what AC's and
 //!   GC's OpenAPI documents share (the answers of the common middleware stack).
-//! - [`healthcheck`]: the `healthcheck` subcommand of every binary (no shell in the images).
+//! - [`cli`]: how every binary starts (its shared commands, the default `serve`, the order of
+//!   configuration, telemetry and runtime); [`healthcheck`]: the probe behind the
+//!   `healthcheck` command (no shell in the images).
 //! - [`telemetry`] and [`metrics`]: logs, traces and the Prometheus recorder.
 //! - [`proto`]: the generated gRPC types of `proto/`.
 
 pub mod auth;
 pub mod backoff;
+pub mod cli;
 pub mod display_name;
 pub mod error;
 pub mod grpc;

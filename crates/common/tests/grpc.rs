@@ -14,8 +14,8 @@ use common::grpc::server::{ServiceAuthLayer, ServiceCaller};
 use common::jwt::{AUDIENCE_USER, ServiceClaims, scope, service_type};
 use common::proto::internal::v1::RegisterMeetingControllerRequest;
 use support::{
-    FakeAc, GcServer, HANG, MC_CLIENT_ID, TestKey, Wiring, closed_url, heartbeat, heartbeat_with,
-    mc_claims, meeting_claims, now, user_claims,
+    FakeAc, GcServer, HANG, MC_CLIENT_ID, PANIC, TestKey, Wiring, closed_url, heartbeat,
+    heartbeat_with, mc_claims, meeting_claims, now, user_claims,
 };
 use tonic::Code;
 
@@ -670,4 +670,182 @@ async fn the_trace_of_the_caller_continues_in_the_method() {
     let traceparent = traceparent.get("traceparent").unwrap().to_str().unwrap();
     assert!(traceparent.contains(&trace_id.to_string()), "{traceparent}");
     assert_eq!(gc.recorder.last_trace_id(), trace_id);
+}
+
+/// The spans named `grpc.server` and the fields recorded on them, as a test subscriber sees
+/// them.
+#[derive(Clone, Default)]
+struct ServerSpans(
+    std::sync::Arc<std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>>,
+);
+
+impl ServerSpans {
+    fn all(&self) -> Vec<std::collections::BTreeMap<String, String>> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+struct Fields<'a>(&'a mut std::collections::BTreeMap<String, String>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+/// Which span of [`ServerSpans`] a span id is.
+struct Index(usize);
+
+impl<S> tracing_subscriber::Layer<S> for ServerSpans
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() != "grpc.server" {
+            return;
+        }
+        let mut fields = std::collections::BTreeMap::new();
+        attrs.record(&mut Fields(&mut fields));
+        let mut spans = self.0.lock().unwrap();
+        spans.push(fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Index(spans.len() - 1));
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else { return };
+        let Some(Index(index)) = span.extensions().get::<Index>().map(|i| Index(i.0)) else {
+            return;
+        };
+        values.record(&mut Fields(&mut self.0.lock().unwrap()[index]));
+    }
+}
+
+/// The value of the series of `metric` with exactly these labels in the Prometheus text.
+fn series(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{metric}{{")))
+        .find(|line| {
+            let inside = line.split_once('{').unwrap().1.rsplit_once('}').unwrap().0;
+            let mut found: Vec<&str> = inside.split(',').collect();
+            let mut wanted: Vec<String> = labels
+                .iter()
+                .map(|(name, value)| format!("{name}=\"{value}\""))
+                .collect();
+            found.sort_unstable();
+            wanted.sort_unstable();
+            found == wanted
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// The stack of `common::grpc::layers`: a method that panics answers `INTERNAL` with the
+/// error code, the connection serves the next call, and every call gets its span (with the
+/// caller and the status code) and its metrics, with a bounded `method` label.
+#[tokio::test]
+async fn a_panicking_method_answers_internal_and_calls_are_traced_and_counted() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let metrics = common::metrics::install_recorder(&[]).unwrap();
+    let spans = ServerSpans::default();
+    // Current-thread runtime: the server's tasks run on this thread, under this subscriber.
+    let _subscriber =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
+    let ac = FakeAc::start().await;
+    let gc = GcServer::start(ac.verifier(), Wiring::PerServiceAs("stack")).await;
+    let mut client = gc.client(ServiceTokenLayer::new(ac.token_client()));
+    // Another test's thread, with no subscriber, may have registered the span's callsite as
+    // of no interest just as this subscriber was set (`cargo test` runs tests as threads of
+    // one process): ask every callsite again now that this one exists.
+    tracing::callsite::rebuild_interest_cache();
+
+    let panicked = client
+        .meeting_empty(common::proto::internal::v1::MeetingEmptyRequest {
+            controller_id: MC_CLIENT_ID.into(),
+            meeting_code: PANIC.into(),
+            empty_since: None,
+            last_seat: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_refused(&panicked, Code::Internal, ErrorCode::Internal, "a panic");
+    // The same channel, the same connection: still served.
+    client.heartbeat(heartbeat()).await.unwrap();
+    client.heartbeat(heartbeat()).await.unwrap();
+    // Refused before any method, on a path that names none: no series of its own.
+    let refused = gc
+        .raw_client()
+        .heartbeat(heartbeat_with(&["Bearer not-a-token"]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+
+    let text = metrics.render();
+    let count = |method: &str, code: &str| {
+        series(
+            &text,
+            "stack_grpc_requests_total",
+            &[("method", method), ("code", code)],
+        )
+    };
+    let service = "convene.internal.v1.GlobalControllerService";
+    assert_eq!(
+        count(&format!("{service}/MeetingEmpty"), "INTERNAL"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        count(&format!("{service}/Heartbeat"), "OK"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(count("unmatched", "UNAUTHENTICATED"), Some(1.0), "{text}");
+    assert_eq!(
+        series(
+            &text,
+            "stack_grpc_request_duration_seconds_count",
+            &[("method", &format!("{service}/Heartbeat")), ("code", "OK")],
+        ),
+        Some(2.0),
+        "{text}"
+    );
+
+    let spans = spans.all();
+    let names: Vec<&str> = spans.iter().map(|s| s["otel.name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("{service}/MeetingEmpty"),
+            format!("{service}/Heartbeat"),
+            format!("{service}/Heartbeat"),
+            format!("{service}/Heartbeat"),
+        ]
+    );
+    assert_eq!(spans[0]["client_id"], MC_CLIENT_ID);
+    assert_eq!(
+        spans[0]["rpc.grpc.status_code"],
+        (Code::Internal as i32).to_string()
+    );
+    assert_eq!(spans[1]["rpc.grpc.status_code"], "0");
+    assert!(!spans[3].contains_key("client_id"), "{:?}", spans[3]);
+    assert_eq!(
+        spans[3]["rpc.grpc.status_code"],
+        (Code::Unauthenticated as i32).to_string()
+    );
 }

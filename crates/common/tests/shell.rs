@@ -1,5 +1,10 @@
 //! The service shell over real sockets: the order of a stop, the connection limit, and the
 //! bounds that cut off idle and half-sent connections.
+//!
+//! A test waits for what it needs on a signal: the shell's occupancy
+//! ([`ShellHandle::occupancy`]: a connection accepted, the listeners closed) or a handler's
+//! notice that a request has arrived, never for a guessed time. The sleeps left are a pace a
+//! test measures the bounds against (a client that sends late, a handler that answers late).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,18 +19,39 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use common::shell::{ListenerLimits, Protocol, Readiness, Shell, ShutdownTimings};
+use common::shell::{
+    ListenerLimits, Occupancy, Protocol, Readiness, Shell, ShellHandle, ShutdownTimings,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-async fn ready(State(readiness): State<Readiness>) -> StatusCode {
-    if readiness.is_ready() {
+/// What the test routes see of the shell.
+#[derive(Clone)]
+struct Routes {
+    readiness: Readiness,
+    /// Told when a `/held` request has reached its handler.
+    held: Arc<Notify>,
+    /// Lets `/held` requests answer.
+    release: CancellationToken,
+}
+
+async fn ready(State(routes): State<Routes>) -> StatusCode {
+    if routes.readiness.is_ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
+}
+
+/// Says it has arrived, then answers only once the test releases it: a request that is
+/// certainly in flight for as long as the test needs.
+async fn held(State(routes): State<Routes>) -> &'static str {
+    routes.held.notify_one();
+    routes.release.cancelled().await;
+    "held"
 }
 
 fn limits(max_connections: usize) -> ListenerLimits {
@@ -37,37 +63,62 @@ fn limits(max_connections: usize) -> ListenerLimits {
     }
 }
 
+/// Waits until the shell's occupancy satisfies `condition` (at most 10 s).
+async fn wait_for(handle: &ShellHandle, condition: impl FnMut(&Occupancy) -> bool) {
+    let mut occupancy = handle.occupancy();
+    tokio::time::timeout(Duration::from_secs(10), occupancy.wait_for(condition))
+        .await
+        .expect("the shell reached the expected occupancy")
+        .unwrap();
+}
+
 struct Running {
     addr: SocketAddr,
+    handle: ShellHandle,
+    held: Arc<Notify>,
+    release: CancellationToken,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
 }
 
-/// A shell serving `/ready` (from its readiness), `/slow` (500 ms) and `/health/live`.
+/// A shell serving `/ready` (from its readiness), `/held` (see [`held`]), `/slow` (500 ms)
+/// and `/health/live`; with `job`, a background job that stores there the shell's occupancy
+/// at the moment it is cancelled.
 async fn start(
     timings: ShutdownTimings,
     limits: ListenerLimits,
-    job: Option<Arc<Mutex<Option<Instant>>>>,
+    job: Option<Arc<Mutex<Option<Occupancy>>>>,
 ) -> Running {
     let mut shell = Shell::new("test", timings);
+    let handle = shell.handle();
+    let routes = Routes {
+        readiness: shell.readiness(),
+        held: Arc::new(Notify::new()),
+        release: CancellationToken::new(),
+    };
+    let held_signal = Arc::clone(&routes.held);
+    let release = routes.release.clone();
     let router = Router::new()
         .route("/ready", get(ready))
+        .route("/held", get(held))
         .route(
             "/slow",
             get(|| async {
+                // The server's pace, part of what a test measures, not synchronisation.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 "slow"
             }),
         )
         .route("/health/live", get(|| async { "live" }))
-        .with_state(shell.readiness());
+        .with_state(routes);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     shell.serve("http", listener, router, Protocol::Http, limits);
-    if let Some(cancelled_at) = job {
+    if let Some(seen) = job {
+        let occupancy = handle.occupancy();
         shell.spawn_job("test job", move |stop| async move {
             stop.cancelled().await;
-            *cancelled_at.lock().unwrap() = Some(Instant::now());
+            *seen.lock().unwrap() = Some(*occupancy.borrow());
         });
     }
     let (stop, stopped) = oneshot::channel::<()>();
@@ -76,6 +127,9 @@ async fn start(
     }));
     Running {
         addr,
+        handle,
+        held: held_signal,
+        release,
         stop: Some(stop),
         done,
     }
@@ -83,18 +137,22 @@ async fn start(
 
 #[tokio::test]
 async fn a_stop_turns_readiness_off_then_closes_listeners_then_cancels_jobs() {
-    let cancelled_at = Arc::new(Mutex::new(None));
+    let seen_by_job = Arc::new(Mutex::new(None));
     let timings = ShutdownTimings {
         readiness_grace: Duration::from_millis(500),
         drain_timeout: Duration::from_secs(5),
         jobs_timeout: Duration::from_secs(5),
     };
-    let mut running = start(timings, limits(64), Some(Arc::clone(&cancelled_at))).await;
+    let mut running = start(timings, limits(64), Some(Arc::clone(&seen_by_job))).await;
     let addr = running.addr;
     assert_eq!(
         attack::get_status(addr, "/ready", Duration::from_secs(2)).await,
         Some(200)
     );
+    let in_flight = tokio::spawn(attack::get_status(addr, "/held", Duration::from_secs(10)));
+    tokio::time::timeout(Duration::from_secs(5), running.held.notified())
+        .await
+        .expect("the request reached its handler");
 
     running.stop.take().unwrap().send(()).unwrap();
 
@@ -111,30 +169,33 @@ async fn a_stop_turns_readiness_off_then_closes_listeners_then_cancels_jobs() {
         saw_not_ready,
         "readiness must fail while the listener still accepts"
     );
+
+    // Then the listener closes, and a connection is refused; the request in flight holds its
+    // connection open, and the job runs on while it drains.
+    wait_for(&running.handle, |o| o.listening == 0 && o.connections == 1).await;
+    assert!(TcpStream::connect(addr).await.is_err());
     assert!(
-        cancelled_at.lock().unwrap().is_none(),
-        "jobs run on while listeners drain"
+        seen_by_job.lock().unwrap().is_none(),
+        "jobs run on while connections drain"
     );
 
-    // Then the listener closes.
-    let closed_at = loop {
-        if TcpStream::connect(addr).await.is_err() {
-            break Instant::now();
-        }
-        assert!(!running.done.is_finished());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    running.release.cancel();
+    assert_eq!(in_flight.await.unwrap(), Some(200));
     tokio::time::timeout(Duration::from_secs(10), &mut running.done)
         .await
         .expect("the shell stops")
         .unwrap();
-    let cancelled = cancelled_at
+    let seen = seen_by_job
         .lock()
         .unwrap()
         .expect("the job saw the cancellation");
-    assert!(
-        cancelled + Duration::from_millis(50) >= closed_at,
-        "jobs stop after listeners"
+    assert_eq!(
+        seen,
+        Occupancy {
+            listening: 0,
+            connections: 0
+        },
+        "jobs are cancelled only once listeners and connections are closed"
     );
 }
 
@@ -146,12 +207,17 @@ async fn a_request_in_flight_finishes_while_the_listener_drains() {
     };
     let mut running = start(timings, limits(64), None).await;
     let addr = running.addr;
-    let slow = tokio::spawn(attack::get_status(addr, "/slow", Duration::from_secs(5)));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let in_flight = tokio::spawn(attack::get_status(addr, "/held", Duration::from_secs(5)));
+    tokio::time::timeout(Duration::from_secs(5), running.held.notified())
+        .await
+        .expect("the request reached its handler");
 
     running.stop.take().unwrap().send(()).unwrap();
+    // The listener has closed: the shell is draining, and the request is still in flight.
+    wait_for(&running.handle, |o| o.listening == 0).await;
+    running.release.cancel();
 
-    assert_eq!(slow.await.unwrap(), Some(200));
+    assert_eq!(in_flight.await.unwrap(), Some(200));
     tokio::time::timeout(Duration::from_secs(10), running.done)
         .await
         .expect("the shell stops")
@@ -165,8 +231,8 @@ async fn connections_over_the_limit_are_answered_503_with_the_envelope_and_close
         TcpStream::connect(running.addr).await.unwrap(),
         TcpStream::connect(running.addr).await.unwrap(),
     ];
-    // Give the accept loop time to hand both out before the third knocks.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Both accepted and counted before the third knocks.
+    wait_for(&running.handle, |o| o.connections == 2).await;
 
     let mut third = TcpStream::connect(running.addr).await.unwrap();
     let mut answer = String::new();
@@ -231,13 +297,14 @@ async fn a_grpc_listener_closes_connections_that_never_speak_and_over_the_limit(
     let addr = listener.local_addr().unwrap();
     let router = Router::new().route("/x", get(|| async { "x" }));
     shell.serve("grpc", listener, router, Protocol::Grpc, limits(4));
+    let handle = shell.handle();
     let (_stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(shell.run(async move {
         let _ = stopped.await;
     }));
 
     let silent = attack::idle_sockets(addr, 4, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_for(&handle, |o| o.connections == 4).await;
     // Over the limit: closed at once, without an HTTP/1 answer a gRPC client could not read.
     let mut fifth = TcpStream::connect(addr).await.unwrap();
     let mut answer = Vec::new();

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use common::cli::{Binary, SharedCommand};
 use common::migrations::MigrationArgs;
 use gc_service::config::Config;
 use gc_service::db;
@@ -24,13 +25,18 @@ enum Command {
     Serve(Box<Serve>),
     /// Apply the database migrations and exit.
     Migrate(Database),
-    /// Exit 0 if the running service answers `GET /health/live` on its ops port (GC_OPS_ADDR):
-    /// the container health check, with no shell needed.
-    Healthcheck,
     /// Print the OpenAPI document of the HTTP API (what `GET /api/v1/openapi.json` serves) and
     /// exit; needs no configuration.
     Openapi,
+    #[command(flatten)]
+    Shared(SharedCommand),
 }
+
+const BINARY: Binary = Binary {
+    name: "gc-service",
+    ops_addr_env: "GC_OPS_ADDR",
+    ops_default_port: 9080,
+};
 
 /// `Config` and the migration flags together are the settings of `serve`.
 #[derive(Parser)]
@@ -50,24 +56,23 @@ struct Database {
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let command = match Cli::parse().command {
-        Some(Command::Healthcheck) => return Ok(common::healthcheck::run("GC_OPS_ADDR", 9080)),
+        Some(Command::Shared(shared)) => return Ok(BINARY.answer(shared)),
         Some(Command::Openapi) => {
             print!("{}", gc_service::routes::openapi::rendered()?);
             return Ok(std::process::ExitCode::SUCCESS);
         }
         Some(command) => command,
-        None => Command::Serve(Box::new(Serve::parse_from(["gc-service"]))),
+        None => Command::Serve(Box::new(BINARY.serve_settings())),
     };
-    tokio::runtime::Runtime::new()?.block_on(run(command))?;
+    BINARY.run(|| run(command))?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
-    let _telemetry = common::telemetry::init("gc-service")?;
     let (url, max_connections) = match &command {
         Command::Serve(serve) => (&serve.config.database_url, serve.config.db_max_connections),
         Command::Migrate(database) => (&database.database_url, 2),
-        Command::Healthcheck | Command::Openapi => {
+        Command::Shared(_) | Command::Openapi => {
             unreachable!("answered before the runtime starts")
         }
     };

@@ -129,10 +129,13 @@ impl Application {
                 .into(),
             web,
         };
-        let grpc_router = crate::grpc::router(
-            pool.clone(),
-            state.verifier.clone(),
-            config.lifecycle.heartbeat_interval_secs,
+        let grpc_router = common::grpc::layers::apply(
+            crate::grpc::router(
+                pool.clone(),
+                state.verifier.clone(),
+                config.lifecycle.heartbeat_interval_secs,
+            ),
+            "gc",
         );
         let layers = config.shell.layers("gc");
         let ops_router = crate::routes::ops_router(state.clone(), layers);

@@ -14,7 +14,9 @@ use crate::signaling::SignalingSettings;
 use crate::speaker::SpeakerSettings;
 
 #[derive(Clone, Debug, Parser)]
-#[command(name = "mc-service", about = "Convene meeting controller")]
+#[command(
+    about = "Run the meeting controller: the signaling WebSocket, its gRPC API and the ops listener"
+)]
 #[command(group(clap::ArgGroup::new("secret").required(true).args(["client_secret", "client_secret_file"])))]
 pub struct Config {
     /// Address of the HTTP listener (WebSocket, health, metrics).

@@ -1,25 +1,42 @@
-//! `mc-service` serves; `mc-service healthcheck` exits 0 if the running service answers
-//! `GET /health/live` on its ops port (MC_OPS_ADDR): the container health check, no shell
-//! needed.
+//! `mc-service [serve|healthcheck]`; `serve` is the default.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use common::cli::{Binary, SharedCommand};
 use mc_service::config::Config;
 use mc_service::startup::Application;
 
+#[derive(Parser)]
+#[command(name = "mc-service", about = "Convene meeting controller")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the signaling WebSocket, the gRPC API GC calls and the ops listener (the default).
+    Serve(Box<Config>),
+    #[command(flatten)]
+    Shared(SharedCommand),
+}
+
+const BINARY: Binary = Binary {
+    name: "mc-service",
+    ops_addr_env: "MC_OPS_ADDR",
+    ops_default_port: 9081,
+};
+
 fn main() -> anyhow::Result<std::process::ExitCode> {
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|arg| arg == "healthcheck")
-    {
-        return Ok(common::healthcheck::run("MC_OPS_ADDR", 9081));
-    }
-    let config = Config::parse();
-    tokio::runtime::Runtime::new()?.block_on(serve(config))?;
+    let config = match Cli::parse().command {
+        Some(Command::Shared(shared)) => return Ok(BINARY.answer(shared)),
+        Some(Command::Serve(config)) => *config,
+        None => BINARY.serve_settings(),
+    };
+    BINARY.run(|| serve(config))?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let _telemetry = common::telemetry::init("mc-service")?;
     let app = Application::build(config).await?;
     app.run_until_stopped(common::http::shutdown_signal()).await;
     Ok(())

@@ -153,12 +153,15 @@ impl Application {
                 http_limits,
             )
             .await?;
-        let grpc_router = crate::grpc::router(
-            store.clone(),
-            config.client_id.clone(),
-            held.clone(),
-            verifier,
-            Arc::clone(&signaling),
+        let grpc_router = common::grpc::layers::apply(
+            crate::grpc::router(
+                store.clone(),
+                config.client_id.clone(),
+                held.clone(),
+                verifier,
+                Arc::clone(&signaling),
+            ),
+            "mc",
         );
         let grpc_addr = shell
             .listen(

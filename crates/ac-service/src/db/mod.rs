@@ -7,6 +7,11 @@ pub mod service_credentials;
 pub mod signing_keys;
 pub mod users;
 
+/// One round trip to PostgreSQL: what readiness asks of the database.
+pub async fn ping(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("select 1").execute(pool).await.map(|_| ())
+}
+
 /// Whether `error` is a unique-constraint violation (SQLSTATE 23505): a duplicate slug,
 /// e-mail or client id, which the API answers with 409.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {

@@ -1,5 +1,5 @@
-//! Liveness, readiness and Prometheus metrics, served on the HTTP listener and on the ops
-//! listener.
+//! Liveness (`common::http::health`, the same in every service), readiness and Prometheus
+//! metrics, served on the HTTP listener and on the ops listener.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -14,20 +14,9 @@ use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/health/live", get(live))
+        .route("/health/live", get(common::http::health::live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-}
-
-/// `{"status": "live"}`.
-#[derive(Serialize, ToSchema)]
-pub(super) struct Live {
-    #[schema(schema_with = live_status)]
-    status: &'static str,
-}
-
-fn live_status() -> utoipa::openapi::schema::ObjectBuilder {
-    common::openapi::string_enum(["live"])
 }
 
 /// `{"status": "ready", "kid": ...}`.
@@ -41,21 +30,6 @@ pub(super) struct Ready {
 
 fn ready_status() -> utoipa::openapi::schema::ObjectBuilder {
     common::openapi::string_enum(["ready"])
-}
-
-/// Liveness probe.
-///
-/// The process is up and serving HTTP; nothing else is checked, so a database outage does not
-/// get every replica restarted.
-#[utoipa::path(
-    get,
-    path = "/health/live",
-    tag = "operations",
-    security(()),
-    responses((status = 200, description = "Alive", body = Live, example = json!({"status": "live"}))),
-)]
-pub(super) async fn live() -> Json<Live> {
-    Json(Live { status: "live" })
 }
 
 /// Readiness probe.
@@ -78,8 +52,7 @@ pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, 
     if !state.readiness.is_ready() {
         return Err(AcError::Unavailable(anyhow::anyhow!("stopping")));
     }
-    sqlx::query("select 1")
-        .execute(&state.pool)
+    crate::db::ping(&state.pool)
         .await
         .map_err(|e| AcError::Unavailable(e.into()))?;
     let kid = state.keys.active().kid.clone();

@@ -77,7 +77,7 @@ The full behaviour: `docs/auth.md` in the repository.";
         admin_clients::create_service_client,
         admin_clients::rotate_keys,
         admin_clients::withdraw_key,
-        health::live,
+        common::http::health::live,
         health::ready,
         health::metrics,
         openapi_document,

@@ -1,5 +1,7 @@
 //! Authenticated internal gRPC: GC and MC call each other with service tokens (DESIGN §5).
 //!
+//! - [`layers::apply`] wraps a whole gRPC router in the stack every service's gRPC listener
+//!   wears: a span per call, call metrics and a panic catch.
 //! - [`server::ServiceAuthLayer`] wraps a tonic service (a generated `*Server`, a whole
 //!   [`tonic::service::Routes`], or any tower service over `http::Request`) and lets a call
 //!   through only with a valid service token of the required `service_type` and scope. The
@@ -43,6 +45,11 @@
 //!     tonic::service::Routes::new(auth.layer(GlobalControllerServiceServer::new(gc)))
 //! }
 //!
+//! // What a service serves on its gRPC listener: those routes inside the common stack.
+//! fn router(routes: tonic::service::Routes) -> axum::Router {
+//!     common::grpc::layers::apply(routes.into_axum_router(), "gc")
+//! }
+//!
 //! // In a method: who called, as the token says.
 //! fn check<T>(request: &tonic::Request<T>, controller_id: &str) -> Result<(), tonic::Status> {
 //!     let caller = ServiceCaller::from_request(request)?;
@@ -76,6 +83,7 @@
 //! ```
 
 pub mod client;
+pub mod layers;
 pub mod server;
 
 use crate::error::GRPC_ERROR_CODE_METADATA;

@@ -13,9 +13,8 @@ use std::task::{Context, Poll};
 use http::header::AUTHORIZATION;
 use tonic::server::NamedService;
 use tower::{Layer, Service};
-use tracing::Instrument;
-use tracing::field::Empty;
 
+use super::layers::RefusedBeforeAnyMethod;
 use crate::error::ApiError;
 use crate::jwks::{JwksVerifier, VerifyError};
 use crate::jwt::ServiceClaims;
@@ -130,32 +129,22 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let policy = self.policy.clone();
-        let (name, service, method) = super::rpc_names(request.uri().path());
-        let span = tracing::info_span!(
-            "grpc.server",
-            otel.name = name,
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = service,
-            rpc.method = method,
-            client_id = Empty,
-        );
-        crate::telemetry::adopt_trace_context(&span, request.headers());
-        let call_span = span.clone();
-        Box::pin(
-            async move {
-                match policy.authenticate(request.headers()).await {
-                    Ok(caller) => {
-                        call_span.record("client_id", caller.client_id.as_str());
-                        request.extensions_mut().insert(caller);
-                        let response = inner.call(request).await?;
-                        Ok(never_unauthenticated(response))
-                    }
-                    Err(error) => Ok(tonic::Status::from(error).into_http()),
+        Box::pin(async move {
+            match policy.authenticate(request.headers()).await {
+                Ok(caller) => {
+                    // The call's span, when the router wears `grpc::layers`.
+                    tracing::Span::current().record("client_id", caller.client_id.as_str());
+                    request.extensions_mut().insert(caller);
+                    let response = inner.call(request).await?;
+                    Ok(never_unauthenticated(response))
+                }
+                Err(error) => {
+                    let mut refusal = tonic::Status::from(error).into_http();
+                    refusal.extensions_mut().insert(RefusedBeforeAnyMethod);
+                    Ok(refusal)
                 }
             }
-            .instrument(span),
-        )
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! axum pieces every Convene HTTP service uses: strict JSON bodies, the client's address and
 //! bearer token, the `/metrics` response and the shutdown signal; [`layers`] is the middleware
-//! stack every router wears.
+//! stack every HTTP router wears, and [`health`] the liveness answer every service gives.
 
+pub mod health;
 pub mod layers;
 
 use axum::body::Bytes;

@@ -21,14 +21,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::per_address::ConnectionsPerAddress;
-use super::{ListenerLimits, PendingListener, Protocol};
+use super::{ListenerLimits, Occupancy, PendingListener, Protocol};
 
 /// Refused connections answered at once at most; beyond this they are just closed.
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
@@ -46,6 +46,7 @@ pub(super) struct AcceptLoop {
     pub(super) connections: TaskTracker,
     pub(super) stopping: CancellationToken,
     pub(super) close_now: CancellationToken,
+    pub(super) occupancy: Arc<watch::Sender<Occupancy>>,
 }
 
 impl AcceptLoop {
@@ -56,6 +57,7 @@ impl AcceptLoop {
             connections,
             stopping,
             close_now,
+            occupancy,
         } = self;
         let PendingListener {
             name,
@@ -121,12 +123,18 @@ impl AcceptLoop {
             };
             let open = open.clone();
             open.increment(1.0);
+            occupancy.send_modify(|o| o.connections += 1);
+            let occupancy = Arc::clone(&occupancy);
             connections.spawn(async move {
                 connection.serve(stream).await;
                 open.decrement(1.0);
+                occupancy.send_modify(|o| o.connections -= 1);
                 drop((permit, address_permit));
             });
         }
+        // Closed before it is reported closed: whoever waits for the report may rely on it.
+        drop(listener);
+        occupancy.send_modify(|o| o.listening -= 1);
         tracing::debug!(service, listener = name, "listener closed");
     }
 }

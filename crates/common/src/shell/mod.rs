@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -63,6 +64,18 @@ impl Readiness {
     }
 }
 
+/// What the shell's listeners hold right now, as [`ShellHandle::occupancy`] reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Occupancy {
+    /// Listeners bound and not yet closed: counted from [`Shell::serve`] (the socket is bound
+    /// and queues connections from then on) until its accept loop has ended and the socket is
+    /// closed, so a connection attempted once this reads 0 is refused by the kernel.
+    pub listening: usize,
+    /// Connections accepted and admitted (within the bounds) that have not ended yet, on every
+    /// listener. A connection refused over a bound is never counted.
+    pub connections: usize,
+}
+
 /// What tasks outside the accept loops need from the shell: WebSocket tasks watch
 /// [`ShellHandle::stopping`] to close with "going away" and are spawned on
 /// [`ShellHandle::tracker`] so the shell waits for them while draining.
@@ -71,6 +84,7 @@ pub struct ShellHandle {
     stopping: CancellationToken,
     tracker: TaskTracker,
     readiness: Readiness,
+    occupancy: Arc<watch::Sender<Occupancy>>,
 }
 
 impl ShellHandle {
@@ -86,6 +100,13 @@ impl ShellHandle {
 
     pub fn readiness(&self) -> &Readiness {
         &self.readiness
+    }
+
+    /// The listeners and connections the shell holds, updated as they open and close: a
+    /// signal to wait on (`wait_for`) for whoever must know that a connection has been
+    /// accepted or that the listeners have closed, instead of guessing how long that takes.
+    pub fn occupancy(&self) -> watch::Receiver<Occupancy> {
+        self.occupancy.subscribe()
     }
 }
 
@@ -349,6 +370,7 @@ impl Shell {
                 stopping: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 readiness: Readiness::new(),
+                occupancy: Arc::new(watch::Sender::new(Occupancy::default())),
             },
             close_now: CancellationToken::new(),
             stop_jobs: CancellationToken::new(),
@@ -421,6 +443,9 @@ impl Shell {
         protocol: Protocol,
         limits: ListenerLimits,
     ) {
+        self.handle
+            .occupancy
+            .send_modify(|occupancy| occupancy.listening += 1);
         self.listeners.push(PendingListener {
             name,
             listener,
@@ -468,6 +493,7 @@ impl Shell {
                 connections: handle.tracker.clone(),
                 stopping: handle.stopping.clone(),
                 close_now: close_now.clone(),
+                occupancy: Arc::clone(&handle.occupancy),
             };
             handle.tracker.spawn(accept.run());
         }

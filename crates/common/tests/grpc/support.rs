@@ -209,6 +209,9 @@ pub async fn closed_url() -> String {
 /// `Heartbeat` with this many active meetings never answers.
 pub const HANG: u32 = 999_999;
 
+/// `MeetingEmpty` for this meeting code panics.
+pub const PANIC: &str = "panic";
+
 /// What the test GC saw.
 #[derive(Clone, Default)]
 pub struct Recorder {
@@ -309,6 +312,9 @@ impl GlobalControllerService for TestGc {
         request: Request<MeetingEmptyRequest>,
     ) -> Result<Response<MeetingEmptyResponse>, Status> {
         self.recorder.record(&request)?;
+        if request.get_ref().meeting_code == PANIC {
+            panic!("a bug in a gRPC method");
+        }
         Ok(Response::new(MeetingEmptyResponse {}))
     }
 }
@@ -316,8 +322,12 @@ impl GlobalControllerService for TestGc {
 /// How the test server applies [`ServiceAuthLayer`].
 #[derive(Clone, Copy)]
 pub enum Wiring {
-    /// Around the generated `GlobalControllerServiceServer` only.
+    /// Around the generated `GlobalControllerServiceServer` only, inside the stack of
+    /// `common::grpc::layers` (metrics prefix `test`), as the services serve it.
     PerService,
+    /// As `PerService`, with this metrics prefix: a test that reads the metrics gives its
+    /// server a prefix of its own, so that other tests of the process do not add to them.
+    PerServiceAs(&'static str),
     /// Around the whole server, with `Server::builder().layer(..)`.
     WholeServer,
 }
@@ -351,8 +361,14 @@ impl GcServer {
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
         let mut builder = tonic::transport::Server::builder().layer(count);
         match wiring {
-            Wiring::PerService => {
-                let router = builder.add_service(auth.layer(gc));
+            Wiring::PerService | Wiring::PerServiceAs(_) => {
+                let prefix = match wiring {
+                    Wiring::PerServiceAs(prefix) => prefix,
+                    _ => "test",
+                };
+                let routes = tonic::service::Routes::new(auth.layer(gc)).into_axum_router();
+                let stack = common::grpc::layers::apply(routes, prefix);
+                let router = builder.add_routes(tonic::service::Routes::from(stack));
                 tokio::spawn(async move { router.serve_with_incoming(incoming).await.unwrap() });
             }
             Wiring::WholeServer => {

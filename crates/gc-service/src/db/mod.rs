@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod lookups;
 pub mod meetings;
 pub mod participants;
+pub mod web;
 
 /// The migrations of the whole platform (AC's and GC's share one database), embedded at compile
 /// time; `build.rs` makes a new file trigger a rebuild.

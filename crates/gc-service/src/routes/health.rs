@@ -1,5 +1,5 @@
-//! `GET /health/live`, `GET /health/ready` and `GET /metrics`, served on the HTTP listener and
-//! on the ops listener.
+//! `GET /health/live` (`common::http::health`, the same in every service), `GET /health/ready`
+//! and `GET /metrics`, served on the HTTP listener and on the ops listener.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -13,20 +13,9 @@ use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/health/live", get(live))
+        .route("/health/live", get(common::http::health::live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-}
-
-/// `{"status": "ok"}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Live {
-    #[schema(schema_with = live_status)]
-    status: &'static str,
-}
-
-fn live_status() -> utoipa::openapi::schema::ObjectBuilder {
-    common::openapi::string_enum(["ok"])
 }
 
 /// `{"status": "ready"}`.
@@ -38,20 +27,6 @@ pub struct Ready {
 
 fn ready_status() -> utoipa::openapi::schema::ObjectBuilder {
     common::openapi::string_enum(["ready"])
-}
-
-/// Liveness probe.
-///
-/// The process is up and serving HTTP.
-#[utoipa::path(
-    get,
-    path = "/health/live",
-    tag = "operations",
-    security(()),
-    responses((status = 200, description = "Alive", body = Live, example = json!({"status": "ok"}))),
-)]
-pub async fn live() -> Json<Live> {
-    Json(Live { status: "ok" })
 }
 
 /// Readiness probe.

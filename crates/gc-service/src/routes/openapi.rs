@@ -74,7 +74,7 @@ repository.";
         participation::leave_meeting,
         participation::end_meeting,
         participation::update_config,
-        health::live,
+        common::http::health::live,
         health::ready,
         health::metrics,
         openapi_document,

@@ -147,10 +147,7 @@ impl WebClient {
             }
         }
         let mut sources = vec![self.fixed_connect_src.clone()];
-        match sqlx::query_scalar::<_, String>("select distinct ws_url from meeting_controllers")
-            .fetch_all(pool)
-            .await
-        {
+        match crate::db::web::controller_websocket_urls(pool).await {
             Ok(urls) => {
                 let mut origins: Vec<String> = urls.iter().filter_map(|url| origin(url)).collect();
                 origins.sort();

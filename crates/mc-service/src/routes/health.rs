@@ -1,4 +1,5 @@
-//! Liveness, readiness and metrics, served on the HTTP listener and on the ops listener.
+//! Liveness (`common::http::health`, the same in every service), readiness and metrics, served
+//! on the HTTP listener and on the ops listener.
 
 use std::time::{Duration, Instant};
 
@@ -13,14 +14,9 @@ use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/health/live", get(live))
+        .route("/health/live", get(common::http::health::live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-}
-
-/// The process is up and serving HTTP.
-pub async fn live() -> StatusCode {
-    StatusCode::OK
 }
 
 /// Ready when MC is not stopping, Redis answers PING and AC's signing keys are known.
