@@ -271,8 +271,8 @@ export interface paths {
         };
         /**
          * Liveness probe.
-         * @description The process is up and serving HTTP; nothing else is checked, so a database outage does not
-         *     get every replica restarted.
+         * @description The process is up and serving HTTP. Nothing else is checked, so an outage of a dependency
+         *     (PostgreSQL, Redis, AC) does not get every replica restarted; `/health/ready` checks them.
          */
         get: operations["live"];
         put?: never;
@@ -461,7 +461,7 @@ export interface components {
             signing_kid: string;
             withdrawn_kid: string;
         };
-        /** @description `{"status": "live"}`. */
+        /** @description The body of `GET /health/live`: `{"status": "live"}`. */
         Live: {
             /** @enum {string} */
             status: "live";

@@ -261,7 +261,8 @@ export interface paths {
         };
         /**
          * Liveness probe.
-         * @description The process is up and serving HTTP.
+         * @description The process is up and serving HTTP. Nothing else is checked, so an outage of a dependency
+         *     (PostgreSQL, Redis, AC) does not get every replica restarted; `/health/ready` checks them.
          */
         get: operations["live"];
         put?: never;
@@ -457,10 +458,10 @@ export interface components {
             /** @enum {string} */
             status: "left";
         };
-        /** @description `{"status": "ok"}`. */
+        /** @description The body of `GET /health/live`: `{"status": "live"}`. */
         Live: {
             /** @enum {string} */
-            status: "ok";
+            status: "live";
         };
         /** @description What the host decided for one user in the lobby. */
         LobbyDecision: {
@@ -2044,7 +2045,7 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "status": "ok"
+                     *       "status": "live"
                      *     }
                      */
                     "application/json": components["schemas"]["Live"];
