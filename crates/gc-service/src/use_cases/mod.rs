@@ -5,9 +5,12 @@
 //!
 //! Which store is the truth for what: PostgreSQL for the meeting itself (status, settings,
 //! times), the history of visits and the audit log; the meeting controller's Redis room for
-//! who is present right now (seats and lobby). A change that touches both writes the room
-//! first (its scripts enforce capacity atomically), then PostgreSQL in one transaction with the
-//! audit row. A crash between the two is repaired by a later step: a seat GC never recorded is
+//! who is present right now (seats and lobby). A change that touches both writes first the
+//! store that decides: join, admit, reject and leave change the room first (its scripts enforce
+//! capacity and the lobby atomically), then PostgreSQL in one transaction with the change's
+//! events (`db::events`); a settings change and the end of a meeting change PostgreSQL first
+//! (settings merged under the row's lock with a new version; the end in one transaction) and
+//! reach the room after the commit. A crash between the two is repaired by a later step: a seat GC never recorded is
 //! recorded when the same user joins or is admitted again (the room answers "admitted", and
 //! the visit is opened if none is), or when MC reports the participant gone (its report
 //! carries `joined_at` and the role); a meeting GC ended whose room survived loses the room to
