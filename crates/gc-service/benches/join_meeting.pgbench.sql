@@ -38,10 +38,10 @@ with b as (
     order by b.meeting_id, b.user_id, b.seat desc
 ),
 was as (
-    select m.id, m.status from meetings m
-    where m.id = any(array[:meeting_id::uuid]) and m.status <> 'ended'
+    select m.id from meetings m
+    where m.id = any(array[:meeting_id::uuid]) and m.status = 'scheduled'
     order by m.id
-    for update
+    for no key update
 ),
 live as (
     update meetings m
@@ -55,9 +55,9 @@ live as (
             else m.empty_since end,
         last_seat = greatest(coalesce(m.last_seat, 0),
                              (select max(b.seat) from b where b.meeting_id = m.id))
-    from was
-    where m.id = was.id
-    returning m.id, was.status = 'scheduled' as started
+    where m.id = any(array[:meeting_id::uuid]) and m.status <> 'ended'
+      and cardinality(array(select id from was)) >= 0
+    returning m.id, m.id = any(array(select id from was)) as started
 ),
 newest as (
     select b.* from b

