@@ -10,3 +10,7 @@ pub mod internal {
         tonic::include_proto!("convene.internal.v1");
     }
 }
+
+/// Joins in one `JoinParticipants` call, at most: MC refuses more, GC never sends more
+/// (`meeting_controller.proto`).
+pub const MAX_JOINS_PER_CALL: usize = 256;

@@ -137,8 +137,7 @@ fn admission(a: Admission) -> i32 {
     }
 }
 
-/// Joins in one JoinParticipants call, at most (as the proto says).
-pub const MAX_JOINS_PER_CALL: usize = 256;
+pub use common::proto::MAX_JOINS_PER_CALL;
 
 impl MeetingController {
     /// One join, of JoinParticipant or of JoinParticipants.

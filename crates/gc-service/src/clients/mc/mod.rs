@@ -45,8 +45,7 @@ pub type McClient = MeetingControllerServiceClient<WithServiceToken<Channel>>;
 
 /// Most cached channels.
 pub const MAX_CHANNELS: usize = 1024;
-/// Joins in one call, at most (MC's limit, `proto/`).
-pub const MAX_JOINS_PER_CALL: usize = 256;
+pub use common::proto::MAX_JOINS_PER_CALL;
 /// Joins waiting for a call, per controller, at most.
 pub const JOIN_QUEUE: usize = 4096;
 
