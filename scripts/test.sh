@@ -5,7 +5,8 @@
 # if missing), then runs the doc tests, the operations checks (scripts/check-ops.sh: alert
 # rules and their unit tests, catalogs, dashboards, runbooks, Kubernetes manifests), the
 # OpenAPI documents' check (scripts/openapi.sh --check), the signaling schema's and the page's
-# generated types' check (scripts/signaling-schema.sh --check), the tests of a running stack
+# generated types' check (scripts/signaling-schema.sh --check), the check that no two modules of
+# a crate import each other in a loop (scripts/check_module_cycles.py), the tests of a running stack
 # (scripts/stack-tests.sh: env-tests, API fuzzing, the meeting page in Chromium) and every other
 # test with cargo-nextest (installed when missing: the tests need one process each, see
 # ensure_nextest in lib.sh). The exit code is the tests' exit code.
@@ -48,6 +49,11 @@ if [ $# -eq 0 ]; then
   schema_status=0
   "$CONVENE_REPO/scripts/signaling-schema.sh" --check || schema_status=$?
   if [ "$status" -eq 0 ]; then status="$schema_status"; fi
+  # No two modules of a crate import each other in a loop (state.rs keeps routes off startup).
+  cycles_status=0
+  convene_log "no import loops between a crate's modules"
+  python3 scripts/check_module_cycles.py || cycles_status=$?
+  if [ "$status" -eq 0 ]; then status="$cycles_status"; fi
   # A stack of its own: the env-tests, fuzzing from the OpenAPI documents, the browser tests.
   stack_status=0
   "$CONVENE_REPO/scripts/stack-tests.sh" || stack_status=$?

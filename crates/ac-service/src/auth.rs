@@ -13,7 +13,7 @@ use common::jwt::{ServiceClaims, UserClaims, scope};
 
 use crate::error::AcError;
 use crate::keys::KeyStore;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 impl AuthState for AppState {
     type Verifier = KeyStore;

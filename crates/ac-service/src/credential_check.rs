@@ -33,7 +33,7 @@ use tracing::Instrument;
 use crate::db::login_failures::{self, Budget, Reservation, Reserved, Settlement};
 use crate::domain::password::HashError;
 use crate::error::AcError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The outcome of a checked credential: accepted with its value, or refused for a reason. A
 /// refusal is a verified failure and counts against the budgets.

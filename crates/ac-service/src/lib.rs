@@ -24,6 +24,7 @@ pub mod oauth;
 pub mod routes;
 pub mod seed;
 pub mod startup;
+pub mod state;
 pub mod tokens;
 
 /// The migrations shared by AC and GC, embedded at compile time (see `build.rs`).

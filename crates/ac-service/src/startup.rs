@@ -1,4 +1,4 @@
-//! Building and running AC: state, routers, listeners (HTTP and ops) and background
+//! Building and running AC: its state (`crate::state`), routers, listeners (HTTP and ops) and background
 //! maintenance, inside the common service shell (`common::shell`). Migrations are the caller's
 //! job (`main` runs them; tests get a migrated database from `#[sqlx::test]`), so building
 //! never changes the schema.
@@ -8,49 +8,19 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use common::shell::{Readiness, Shell};
-use metrics_exporter_prometheus::PrometheusHandle;
+use common::shell::Shell;
 use sqlx::PgPool;
 
 use crate::config::{Config, Safeguards};
 use crate::domain::password::{DummyHash, Hasher};
 use crate::keys::KeyStore;
 use crate::keys::store::KeySettings;
+use crate::state::{AppState, CredentialLimits};
 use crate::tokens::TokenIssuer;
-
-/// The failure budgets of sign-ins and client authentications (see `credential_check`).
-#[derive(Clone, Debug)]
-pub struct CredentialLimits {
-    pub per_account: u32,
-    pub per_client: u32,
-    /// Shared by sign-ins and client authentications from one address.
-    pub per_ip: u32,
-    pub window: Duration,
-    pub trust_forwarded_for: bool,
-}
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub keys: KeyStore,
-    pub tokens: TokenIssuer,
-    pub dummy_hash: DummyHash,
-    /// Every Argon2id computation a request causes goes through this.
-    pub hasher: Hasher,
-    pub credential_limits: CredentialLimits,
-    /// `AC_CORS_ALLOWED_ORIGINS`: pages that may sign in from a browser.
-    pub browser_origins: Arc<[String]>,
-    pub metrics: PrometheusHandle,
-    pub readiness: Readiness,
-    /// The OpenAPI document (`routes::openapi`), rendered once.
-    pub openapi_document: axum::body::Bytes,
-}
 
 /// A built AC, bound to its ports but not yet serving.
 pub struct Application {
@@ -122,9 +92,9 @@ impl Application {
             browser_origins: config.cors_allowed_origins.clone().into(),
             metrics,
             readiness: shell.readiness(),
-            openapi_document: crate::routes::openapi::rendered()
-                .context("cannot render the OpenAPI document")?
-                .into(),
+            openapi_document: common::openapi::Document::new(
+                crate::routes::openapi::rendered().context("cannot render the OpenAPI document")?,
+            ),
         };
         let hasher = state.hasher.clone();
         let (keys, pool) = (state.keys.clone(), state.pool.clone());

@@ -212,7 +212,7 @@ pub struct ErrorEnvelope {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::error_code_schema))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = error_code_schema))]
     pub code: String,
     /// A human sentence, lowercase, without a trailing period. Never parse it.
     #[cfg_attr(feature = "openapi", schema(examples("the resource does not exist")))]
@@ -413,6 +413,22 @@ pub fn cause_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     chain.join(": ")
+}
+
+/// The schema of `ErrorBody.code`: every code a client can receive, from [`ErrorCode::ALL`].
+#[cfg(feature = "openapi")]
+pub fn error_code_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    let codes: Vec<&str> = ErrorCode::ALL
+        .into_iter()
+        .filter(|code| code.reaches_clients())
+        .map(ErrorCode::as_str)
+        .collect();
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(
+            "What went wrong, for programs: UPPER_SNAKE, stable. Each code has one HTTP status.",
+        ))
+        .enum_values(Some(codes))
 }
 
 #[cfg(test)]

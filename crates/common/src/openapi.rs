@@ -25,7 +25,7 @@ use utoipa::openapi::{Content, OpenApi, RefOr, ResponseBuilder};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::display_name::{DisplayName, MAX_DISPLAY_NAME_CHARS};
-use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::http::{self, layers};
 use crate::meeting_code::{CODE_LEN, MeetingCode};
 
@@ -40,36 +40,33 @@ pub fn render(doc: &OpenApi) -> Result<String, serde_json::Error> {
     Ok(json)
 }
 
-/// The response of `GET /api/v1/openapi.json`: `rendered` as `application/json`, cacheable.
-pub fn document_response(rendered: Bytes) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, DOCUMENT_CACHE_CONTROL),
-        ],
-        rendered,
-    )
-        .into_response()
+/// A service's document rendered once at start-up: the router's sub-state that
+/// `GET /api/v1/openapi.json` answers with (`State<Document>`).
+#[derive(Clone, Debug)]
+pub struct Document(Bytes);
+
+impl Document {
+    pub fn new(rendered: impl Into<Bytes>) -> Document {
+        Document(rendered.into())
+    }
+
+    /// The response of `GET /api/v1/openapi.json`: the document as `application/json`,
+    /// cacheable.
+    pub fn response(&self) -> Response {
+        (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, DOCUMENT_CACHE_CONTROL),
+            ],
+            self.0.clone(),
+        )
+            .into_response()
+    }
 }
 
 /// An example value: the body `error` is answered with.
 pub fn example_body(error: &ApiError) -> serde_json::Value {
     serde_json::to_value(error.envelope()).unwrap_or_default()
-}
-
-/// The schema of `ErrorBody.code`: every code a client can receive, from [`ErrorCode::ALL`].
-pub fn error_code_schema() -> ObjectBuilder {
-    let codes: Vec<&str> = ErrorCode::ALL
-        .into_iter()
-        .filter(|code| code.reaches_clients())
-        .map(ErrorCode::as_str)
-        .collect();
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some(
-            "What went wrong, for programs: UPPER_SNAKE, stable. Each code has one HTTP status.",
-        ))
-        .enum_values(Some(codes))
 }
 
 /// A string schema whose value is one of `values` (for fields typed `&'static str` that hold
@@ -428,9 +425,9 @@ mod tests {
 
     #[test]
     fn the_code_schema_lists_every_code_a_client_can_see() {
-        let schema = serde_json::to_value(error_code_schema().build()).unwrap();
+        let schema = serde_json::to_value(crate::error::error_code_schema().build()).unwrap();
         let codes = schema["enum"].as_array().unwrap();
-        assert_eq!(codes.len(), ErrorCode::ALL.len() - 1);
+        assert_eq!(codes.len(), crate::error::ErrorCode::ALL.len() - 1);
         assert!(codes.contains(&serde_json::json!("MEETING_FULL")));
         assert!(!codes.contains(&serde_json::json!("ROOM_NOT_ASSIGNED")));
     }

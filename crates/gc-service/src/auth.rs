@@ -10,31 +10,21 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use common::auth::{AuthState, Authenticated};
-use common::jwks::JwksVerifier;
 use common::jwt::{Role, UserClaims};
 
 use crate::error::{Error, forbidden};
-use crate::startup::AppState;
 
 /// Roles that may create meetings.
 pub const MEETING_CREATOR_ROLES: [Role; 3] = [Role::User, Role::OrgAdmin, Role::Admin];
-
-impl AuthState for AppState {
-    type Verifier = JwksVerifier;
-
-    fn token_verifier(&self) -> &JwksVerifier {
-        &self.verifier
-    }
-}
 
 /// A signed-in user with one of [`MEETING_CREATOR_ROLES`] (403 otherwise).
 #[derive(Clone, Debug)]
 pub struct MeetingCreator(pub UserClaims);
 
-impl FromRequestParts<AppState> for MeetingCreator {
+impl<S: AuthState> FromRequestParts<S> for MeetingCreator {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
         let Authenticated(claims) =
             Authenticated::<UserClaims>::from_request_parts(parts, state).await?;
         if !claims.has_any_role(&MEETING_CREATOR_ROLES) {

@@ -4,12 +4,10 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
-
-use crate::startup::AppState;
 
 /// Longest user agent stored, in characters (the audit column's limit).
 pub const MAX_USER_AGENT_CHARS: usize = 512;
@@ -30,19 +28,31 @@ impl ClientInfo {
     }
 }
 
-impl FromRequestParts<AppState> for ClientInfo {
+/// `GC_TRUST_FORWARDED_FOR`: whether the client address is the last `X-Forwarded-For` entry
+/// (behind a proxy that sets it) or the peer's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForwardedFor {
+    pub trusted: bool,
+}
+
+impl<S> FromRequestParts<S> for ClientInfo
+where
+    ForwardedFor: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
         Ok(ClientInfo {
-            ip: common::http::client_ip(&parts.headers, peer, state.trust_forwarded_for),
+            ip: common::http::client_ip(
+                &parts.headers,
+                peer,
+                ForwardedFor::from_ref(state).trusted,
+            ),
             user_agent: user_agent(&parts.headers),
         })
     }

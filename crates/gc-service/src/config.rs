@@ -4,6 +4,7 @@
 //! a request hours later. Secrets are `SecretString`s: they never show in `Debug` or logs.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 use common::shell::ShellSettings;
@@ -72,7 +73,7 @@ pub struct Config {
 
     /// The web client (the meeting page at `join_url`).
     #[command(flatten)]
-    pub web: crate::routes::web::WebSettings,
+    pub web: WebSettings,
 }
 
 /// How GC runs the meeting lifecycle.
@@ -159,6 +160,25 @@ pub fn parse_base_url(raw: &str) -> Result<String, String> {
         return Err(format!("{raw:?} must not have a query or fragment"));
     }
     Ok(trimmed.to_owned())
+}
+
+/// How GC serves the web client.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct WebSettings {
+    /// Directory of the built web client (`web/dist`: `index.html` and `assets/`). Unset: GC
+    /// serves no pages, only its API.
+    #[arg(long, env = "GC_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    /// AC's base URL as browsers reach it, for sign-in (default: `AC_URL`). AC must allow this
+    /// page's origin (`AC_CORS_ALLOWED_ORIGINS`).
+    #[arg(long, env = "GC_WEB_AC_URL")]
+    pub web_ac_url: Option<String>,
+
+    /// Further sources the pages may connect to (comma-separated CSP sources, such as
+    /// `wss://*.mc.example.com` when controllers come and go behind wildcard names).
+    #[arg(long, env = "GC_WEB_CONNECT_SRC", value_delimiter = ',')]
+    pub connect_src: Vec<String>,
 }
 
 #[cfg(test)]

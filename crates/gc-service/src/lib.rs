@@ -25,4 +25,6 @@ pub mod grpc;
 pub mod metrics;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod use_cases;
+pub mod web;

@@ -1,4 +1,4 @@
-//! Building and running GC: its state, its listeners (HTTP, gRPC and ops) and its background
+//! Building and running GC: its state (`crate::state`), its listeners (HTTP, gRPC and ops) and its background
 //! jobs, inside the common service shell (`common::shell`). Migrations are the caller's job
 //! (`main` runs them; tests get a migrated database from `#[sqlx::test]`), so building never
 //! changes the schema.
@@ -13,49 +13,25 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use common::jwks::JwksVerifier;
 use common::service_token::AcClients;
-use common::shell::{Protocol, Readiness, Shell};
-use metrics_exporter_prometheus::PrometheusHandle;
+use common::shell::{Protocol, Shell};
 use ring::rand::SystemRandom;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::client::ForwardedFor;
 use crate::clients::ac::MeetingTokens;
 use crate::clients::mc::{MeetingControllers, Placement};
 use crate::config::Config;
 use crate::db::admissions::Admissions;
 use crate::db::creates::Creates;
 use crate::db::lookups::Lookups;
+use crate::state::{AppState, PublicBaseUrl};
 use crate::use_cases::room::Rooms;
 
 /// How often a replica deletes expired idempotency keys, and how many per statement.
 const JANITOR_EVERY: Duration = Duration::from_secs(600);
 const JANITOR_BATCH: i64 = 1000;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    /// The queue creates share their statements through.
-    pub creates: Creates,
-    pub verifier: JwksVerifier,
-    /// The OS CSPRNG, for meeting codes and join-token secrets.
-    pub rng: SystemRandom,
-    /// `GC_PUBLIC_BASE_URL` without a trailing slash.
-    pub public_base_url: Arc<str>,
-    pub trust_forwarded_for: bool,
-    pub metrics: PrometheusHandle,
-    pub readiness: Readiness,
-    /// Meeting controllers and the room assignments (the lifecycle's use cases).
-    pub rooms: Rooms,
-    /// AC's meeting-token endpoint.
-    pub meeting_tokens: MeetingTokens,
-    /// The OpenAPI document (`routes::openapi`), rendered once.
-    pub openapi_document: axum::body::Bytes,
-    /// The web client, when `GC_WEB_DIR` is set.
-    pub web: Option<Arc<crate::routes::web::WebClient>>,
-}
 
 /// A built GC, bound to its port but not yet serving.
 pub struct Application {
@@ -110,7 +86,7 @@ impl Application {
         let meeting_tokens =
             MeetingTokens::new(&config.ac_url, Arc::clone(&service_tokens), call_timeout)
                 .context("cannot build AC's meeting-token client")?;
-        let web = crate::routes::web::WebClient::load(&config.web, &config.ac_url)
+        let web = crate::web::WebClient::load(&config.web, &config.ac_url)
             .context("cannot load the web client (GC_WEB_DIR)")?;
         let mut shell = Shell::new("gc", config.shell.timings());
         let state = AppState {
@@ -118,15 +94,17 @@ impl Application {
             creates: Creates::new(pool.clone()),
             verifier,
             rng: SystemRandom::new(),
-            public_base_url: Arc::from(config.public_base_url),
-            trust_forwarded_for: config.trust_forwarded_for,
+            public_base_url: PublicBaseUrl(Arc::from(config.public_base_url)),
+            forwarded_for: ForwardedFor {
+                trusted: config.trust_forwarded_for,
+            },
             metrics,
             readiness: shell.readiness(),
             rooms: rooms.clone(),
             meeting_tokens,
-            openapi_document: crate::routes::openapi::rendered()
-                .context("cannot render the OpenAPI document")?
-                .into(),
+            openapi_document: common::openapi::Document::new(
+                crate::routes::openapi::rendered().context("cannot render the OpenAPI document")?,
+            ),
             web,
         };
         let grpc_router = common::grpc::layers::apply(

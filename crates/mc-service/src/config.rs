@@ -10,7 +10,6 @@ use clap::Parser;
 use common::shell::ShellSettings;
 use secrecy::SecretString;
 
-use crate::signaling::SignalingSettings;
 use crate::speaker::SpeakerSettings;
 
 #[derive(Clone, Debug, Parser)]
@@ -275,6 +274,42 @@ pub fn local_url(scheme: &str, addr: SocketAddr) -> String {
         addr.ip().to_string()
     };
     format!("{scheme}://{ip}:{}", addr.port())
+}
+
+/// The signaling bounds and timings, as [`SignalingArgs::settings`] makes them from the
+/// environment.
+#[derive(Clone, Debug)]
+pub struct SignalingSettings {
+    /// Sockets open at once at most.
+    pub max_connections: usize,
+    /// Time from the upgrade to a valid `auth`.
+    pub auth_timeout: Duration,
+    /// Time a socket may go without sending a frame (`audio_level` flows every 20–100 ms and
+    /// `ping` exists for quiet clients).
+    pub idle_timeout: Duration,
+    /// How long a dropped connection keeps its seat.
+    pub reconnect_grace: Duration,
+    /// Messages a client may send per second on average, and at once.
+    pub messages_per_second: u32,
+    pub message_burst: u32,
+    /// Messages queued for one socket at most before it counts as too slow.
+    pub outbound_queue: usize,
+    pub speaker: SpeakerSettings,
+}
+
+impl Default for SignalingSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            auth_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            reconnect_grace: Duration::from_secs(30),
+            messages_per_second: 100,
+            message_burst: 200,
+            outbound_queue: 256,
+            speaker: SpeakerSettings::default(),
+        }
+    }
 }
 
 #[cfg(test)]

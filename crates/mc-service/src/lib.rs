@@ -18,3 +18,4 @@ pub mod routes;
 pub mod signaling;
 pub mod speaker;
 pub mod startup;
+pub mod state;

@@ -1,4 +1,4 @@
-//! Building MC from its configuration and running it inside the common service shell
+//! Building MC (its state is `crate::state`) from its configuration and running it inside the common service shell
 //! (`common::shell`) until a shutdown signal: the HTTP listener (health, metrics and the
 //! signaling WebSocket), the gRPC listener GC calls, the ops listener (health and metrics
 //! alone, for the kubelet and Prometheus), and the jobs: registration, room
@@ -15,12 +15,10 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use common::grpc::client::ServiceTokenLayer;
-use common::jwks::JwksVerifier;
 use common::proto::internal::v1::RegisterMeetingControllerRequest;
 use common::service_token::AcClients;
-use common::shell::{ListenerLimits, Protocol, Readiness, Shell};
+use common::shell::{ListenerLimits, Protocol, Shell};
 use deadpool_redis::Runtime;
-use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::{Config, local_url};
 use crate::held::{self, HeldRooms};
@@ -29,17 +27,7 @@ use crate::room::{KeyPrefix, RedisPool, RoomStore, RoomStoreConfig};
 use crate::routes;
 use crate::signaling::hub::Hub;
 use crate::signaling::{Signaling, reporter};
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub redis: RedisPool,
-    pub store: RoomStore,
-    pub verifier: JwksVerifier,
-    pub metrics: PrometheusHandle,
-    pub readiness: Readiness,
-    pub signaling: Arc<Signaling>,
-}
+use crate::state::AppState;
 
 pub struct Application {
     shell: Shell,

@@ -13,7 +13,8 @@ use std::time::Duration;
 use common::shell::ShellSettings;
 use mc_service::config::Config;
 use mc_service::room::KeyPrefix;
-use mc_service::startup::{AppState, Application};
+use mc_service::startup::Application;
+use mc_service::state::AppState;
 use tokio::sync::oneshot;
 
 fn redis_url() -> String {

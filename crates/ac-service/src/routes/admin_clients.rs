@@ -20,7 +20,7 @@ use crate::domain::validation::{
     ClientId, KNOWN_SCOPES, KNOWN_SERVICE_TYPES, Scopes, parse_service_type,
 };
 use crate::error::AcError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const DUPLICATE_CLIENT: &str = "a service client with this client_id already exists";
 

@@ -20,7 +20,7 @@ use crate::auth::{AdminService, MISSING_SCOPE, NOT_AN_ADMIN_SERVICE};
 use crate::db::{self, orgs};
 use crate::domain::validation::{MaxConcurrentMeetings, MaxParticipants, OrgName, Slug};
 use crate::error::AcError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const DUPLICATE_SLUG: &str = "an org with this slug already exists";
 

@@ -24,7 +24,7 @@ use crate::auth::{Caller, require_scope};
 use crate::db::{self, orgs, users};
 use crate::domain::validation::{Email, NewPassword, Roles, parse_display_name};
 use crate::error::AcError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const GRANTS_ADMIN: &str = "an org_admin cannot grant the admin role";
 const NOT_ORG_ADMIN: &str = "creating users needs the org_admin role";

@@ -6,11 +6,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use common::error::ErrorEnvelope;
+use common::shell::Readiness;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use crate::error::AcError;
-use crate::startup::AppState;
+use crate::keys::KeyStore;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,14 +52,18 @@ fn ready_status() -> utoipa::openapi::schema::ObjectBuilder {
          example = json!(super::openapi::example(AcError::Unavailable(anyhow::anyhow!("example"))))),
     ),
 )]
-pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, AcError> {
-    if !state.readiness.is_ready() {
+pub(super) async fn ready(
+    State(readiness): State<Readiness>,
+    State(pool): State<PgPool>,
+    State(keys): State<KeyStore>,
+) -> Result<Json<Ready>, AcError> {
+    if !readiness.is_ready() {
         return Err(AcError::Unavailable(anyhow::anyhow!("stopping")));
     }
-    crate::db::ping(&state.pool)
+    crate::db::ping(&pool)
         .await
         .map_err(|e| AcError::Unavailable(e.into()))?;
-    let kid = state.keys.active().kid.clone();
+    let kid = keys.active().kid.clone();
     Ok(Json(Ready {
         status: "ready",
         kid,
@@ -75,7 +83,7 @@ pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, 
          example = "# TYPE ac_http_requests_total counter\nac_http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 3\n"),
     ),
 )]
-pub(super) async fn metrics(State(state): State<AppState>) -> Response {
-    state.metrics.run_upkeep();
-    common::http::metrics_response(&state.metrics).into_response()
+pub(super) async fn metrics(State(metrics): State<PrometheusHandle>) -> Response {
+    metrics.run_upkeep();
+    common::http::metrics_response(&metrics).into_response()
 }

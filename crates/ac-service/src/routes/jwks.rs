@@ -11,7 +11,8 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::AcError;
-use crate::startup::AppState;
+use crate::keys::KeyStore;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/.well-known/jwks.json", get(jwks))
@@ -42,9 +43,8 @@ pub fn router() -> Router<AppState> {
     ),
 )]
 #[tracing::instrument(skip_all, name = "ac.jwks")]
-pub(super) async fn jwks(State(state): State<AppState>) -> Result<Response, AcError> {
-    let jwks = state
-        .keys
+pub(super) async fn jwks(State(keys): State<KeyStore>) -> Result<Response, AcError> {
+    let jwks = keys
         .published_jwks()
         .await
         .map_err(|e| AcError::Unavailable(e.into()))?;

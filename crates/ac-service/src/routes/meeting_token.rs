@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::auth::MeetingTokenRequester;
 use crate::domain::validation::{parse_display_name, parse_meeting_code};
 use crate::error::AcError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tokens::MeetingGrant;
 
 const ZERO_TTL: &str = "ttl_secs must be positive";

@@ -21,7 +21,7 @@ use common::http::layers::{self, ServiceLayers};
 use uuid::Uuid;
 
 use crate::error::AcError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// AC's routes plus `extra` (tests add routes that panic or stall), inside the common
 /// middleware stack (`common::http::layers`).

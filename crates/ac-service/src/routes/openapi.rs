@@ -21,7 +21,6 @@ use super::{
     admin_clients, admin_orgs, admin_users, health, jwks, meeting_token, service_token, user_token,
 };
 use crate::error::AcError;
-use crate::startup::AppState;
 
 /// Security scheme of user tokens (`POST /api/v1/auth/user/token`).
 pub const USER_TOKEN: &str = "userToken";
@@ -187,6 +186,8 @@ pub(super) fn refusal<T, E: Into<AcError>>(parsed: Result<T, E>) -> serde_json::
          headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
     ),
 )]
-pub(super) async fn openapi_document(State(state): State<AppState>) -> Response {
-    common::openapi::document_response(state.openapi_document.clone())
+pub(super) async fn openapi_document(
+    State(document): State<common::openapi::Document>,
+) -> Response {
+    document.response()
 }

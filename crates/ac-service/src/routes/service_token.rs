@@ -26,7 +26,7 @@ use crate::domain::validation::{ClientId, has_control_characters};
 use crate::error::AcError;
 use crate::metrics::{self, ClientAuthFailure};
 use crate::oauth::{ErrorBody as OAuthErrorBody, OAuthError};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/auth/service/token", post(issue_service_token))

@@ -25,7 +25,7 @@ use crate::db::{login_failures, users};
 use crate::domain::validation::has_control_characters;
 use crate::error::AcError;
 use crate::metrics::{self, LoginFailure};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The route, answering browsers' CORS requests from `origins` (and no other): the meeting page
 /// GC serves signs in here. No credentials (cookies) are involved; the token comes back in the

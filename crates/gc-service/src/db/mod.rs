@@ -13,6 +13,7 @@ pub mod admissions;
 pub mod controllers;
 pub mod creates;
 pub mod events;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod lookups;
 pub mod meetings;

@@ -7,10 +7,9 @@
 //! its retry with other whitespace or key order is still recognised, while any change to what
 //! would be created is not.
 
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::meeting::{CreateMeeting, ValidationError};
+use crate::domain::validation::ValidationError;
 
 /// How long a key is honoured. After that, the same key creates a new meeting.
 pub const KEY_TTL_HOURS: i32 = 24;
@@ -45,40 +44,9 @@ impl IdempotencyKey {
 pub struct RequestHash([u8; 32]);
 
 impl RequestHash {
-    /// Hashes the operation and every field of the request, each length-prefixed or tagged so
-    /// that no two different requests share an encoding.
-    pub fn of_create(request: &CreateMeeting) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(b"convene.create_meeting.v1\0POST /api/v1/meetings\0");
-        let name = request.display_name.as_str().as_bytes();
-        hasher.update((name.len() as u64).to_be_bytes());
-        hasher.update(name);
-        match request.max_participants {
-            Some(n) => {
-                hasher.update([1]);
-                hasher.update(n.get().to_be_bytes());
-            }
-            None => hasher.update([0]),
-        }
-        match request.scheduled_start_time {
-            Some(at) => {
-                hasher.update([1]);
-                hasher.update(at.timestamp().to_be_bytes());
-                hasher.update(at.timestamp_subsec_nanos().to_be_bytes());
-            }
-            None => hasher.update([0]),
-        }
-        let s = request.settings;
-        hasher.update([
-            u8::from(s.waiting_room_enabled),
-            u8::from(s.enable_transcription),
-            u8::from(s.enable_e2e_encryption),
-            u8::from(s.require_auth),
-            u8::from(s.recording_enabled),
-            u8::from(s.allow_guests),
-            u8::from(s.allow_external_participants),
-        ]);
-        Self(hasher.finalize().into())
+    /// A hash of 32 bytes made by its owner (see `CreateMeeting::request_hash`).
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(bytes)
     }
 
     /// A hash read back from storage; `None` if it is not 32 bytes.
@@ -126,7 +94,7 @@ mod tests {
     use super::*;
     use common::display_name::DisplayName;
 
-    use crate::domain::meeting::MaxParticipants;
+    use crate::domain::meeting::{CreateMeeting, MaxParticipants};
     use common::settings::MeetingSettings;
 
     fn request() -> CreateMeeting {
@@ -156,21 +124,15 @@ mod tests {
 
     #[test]
     fn equal_requests_hash_equal() {
-        assert_eq!(
-            RequestHash::of_create(&request()),
-            RequestHash::of_create(&request())
-        );
+        assert_eq!(request().request_hash(), request().request_hash());
         let mut untrimmed = request();
         untrimmed.display_name = DisplayName::parse("  Standup ").unwrap();
-        assert_eq!(
-            RequestHash::of_create(&untrimmed),
-            RequestHash::of_create(&request())
-        );
+        assert_eq!(untrimmed.request_hash(), request().request_hash());
     }
 
     #[test]
     fn any_change_to_the_request_changes_the_hash() {
-        let base = RequestHash::of_create(&request());
+        let base = request().request_hash();
         let mut renamed = request();
         renamed.display_name = DisplayName::parse("Standup2").unwrap();
         let mut limited = request();
@@ -183,7 +145,7 @@ mod tests {
         open.settings.waiting_room_enabled = false;
         let hashes = [renamed, limited, scheduled, recorded, open]
             .iter()
-            .map(RequestHash::of_create)
+            .map(|r| r.request_hash())
             .collect::<Vec<_>>();
         for (i, h) in hashes.iter().enumerate() {
             assert_ne!(*h, base, "variant {i}");
@@ -196,7 +158,7 @@ mod tests {
     #[test]
     fn a_stored_key_replays_only_the_same_request() {
         let meeting_id = Uuid::new_v4();
-        let hash = RequestHash::of_create(&request());
+        let hash = request().request_hash();
         assert_eq!(
             Replay::decide(hash, meeting_id, hash),
             Replay::SameRequest { meeting_id }
@@ -204,14 +166,14 @@ mod tests {
         let mut other = request();
         other.settings.allow_guests = true;
         assert_eq!(
-            Replay::decide(hash, meeting_id, RequestHash::of_create(&other)),
+            Replay::decide(hash, meeting_id, other.request_hash()),
             Replay::DifferentRequest
         );
     }
 
     #[test]
     fn hashes_read_back_from_storage_must_be_32_bytes() {
-        let hash = RequestHash::of_create(&request());
+        let hash = request().request_hash();
         assert_eq!(RequestHash::from_slice(hash.as_bytes()), Some(hash));
         assert_eq!(RequestHash::from_slice(&[0; 31]), None);
     }

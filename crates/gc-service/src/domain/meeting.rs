@@ -2,41 +2,18 @@
 //! defaults, and the stored state the API shows.
 
 use chrono::{DateTime, Utc};
-use common::display_name::{DisplayName, DisplayNameError};
+use common::display_name::DisplayName;
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::idempotency::IdempotencyRecord;
+use crate::domain::idempotency::{IdempotencyRecord, RequestHash};
 use crate::domain::secret::JoinTokenSecret;
+pub use crate::domain::validation::ValidationError;
 
 /// Fewest participants a meeting may be limited to.
 pub const MIN_PARTICIPANTS: i32 = 2;
-
-/// Why a request is not acceptable. Every variant is a 400; the message is safe to show.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ValidationError {
-    #[error("display_name {0}")]
-    DisplayName(#[from] DisplayNameError),
-    #[error("max_participants must be between 2 and the organization limit")]
-    MaxParticipantsTooSmall,
-    #[error("max_participants must be between 2 and {max} for this organization")]
-    MaxParticipantsAboveOrgLimit { max: i32 },
-    #[error("lock_room and waiting_room_enabled are the same setting and must agree")]
-    ConflictingWaitingRoom,
-    #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
-    InvalidIdempotencyKey,
-    #[error("scheduled_start_time must not be in the past")]
-    ScheduledStartInPast,
-    #[error("scheduled_start_time must be within a year from now")]
-    ScheduledStartTooFar,
-    #[error("page must be between 1 and 10000")]
-    InvalidPage,
-    #[error("page_size must be between 1 and 100")]
-    InvalidPageSize,
-    #[error("role must be host, guest or any")]
-    InvalidHistoryRole,
-}
 
 /// How far in the past a start time may lie: clients' clocks drift, and "now" written by a
 /// client arrives a little late.
@@ -188,6 +165,44 @@ pub struct Meeting {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl CreateMeeting {
+    /// The request's [`RequestHash`] (for `Idempotency-Key`): the operation and every field,
+    /// each length-prefixed or tagged so that no two different requests share an encoding.
+    pub fn request_hash(&self) -> RequestHash {
+        let mut hasher = Sha256::new();
+        hasher.update(b"convene.create_meeting.v1\0POST /api/v1/meetings\0");
+        let name = self.display_name.as_str().as_bytes();
+        hasher.update((name.len() as u64).to_be_bytes());
+        hasher.update(name);
+        match self.max_participants {
+            Some(n) => {
+                hasher.update([1]);
+                hasher.update(n.get().to_be_bytes());
+            }
+            None => hasher.update([0]),
+        }
+        match self.scheduled_start_time {
+            Some(at) => {
+                hasher.update([1]);
+                hasher.update(at.timestamp().to_be_bytes());
+                hasher.update(at.timestamp_subsec_nanos().to_be_bytes());
+            }
+            None => hasher.update([0]),
+        }
+        let s = self.settings;
+        hasher.update([
+            u8::from(s.waiting_room_enabled),
+            u8::from(s.enable_transcription),
+            u8::from(s.enable_e2e_encryption),
+            u8::from(s.require_auth),
+            u8::from(s.recording_enabled),
+            u8::from(s.allow_guests),
+            u8::from(s.allow_external_participants),
+        ]);
+        RequestHash::new(hasher.finalize().into())
+    }
 }
 
 #[cfg(test)]

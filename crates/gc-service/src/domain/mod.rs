@@ -8,3 +8,4 @@ pub mod idempotency;
 pub mod meeting;
 pub mod room;
 pub mod secret;
+pub mod validation;

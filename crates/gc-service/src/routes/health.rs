@@ -6,10 +6,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use common::error::{ApiError, ErrorEnvelope};
+use common::jwks::JwksVerifier;
+use common::shell::Readiness;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,15 +50,19 @@ fn ready_status() -> utoipa::openapi::schema::ObjectBuilder {
     ),
 )]
 #[tracing::instrument(name = "gc.health.ready", skip_all)]
-pub async fn ready(State(state): State<AppState>) -> Response {
-    if !state.readiness.is_ready() {
+pub async fn ready(
+    State(readiness): State<Readiness>,
+    State(pool): State<PgPool>,
+    State(verifier): State<JwksVerifier>,
+) -> Response {
+    if !readiness.is_ready() {
         return ApiError::unavailable().into_response();
     }
-    if let Err(error) = crate::db::ping(&state.pool).await {
+    if let Err(error) = crate::db::ping(&pool).await {
         tracing::warn!(%error, "not ready: database unreachable");
         return ApiError::unavailable().into_response();
     }
-    if !state.verifier.ensure_keys().await {
+    if !verifier.ensure_keys().await {
         tracing::warn!("not ready: no token signing keys from AC");
         return ApiError::unavailable().into_response();
     }
@@ -74,6 +82,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
          example = "# TYPE gc_http_requests_total counter\ngc_http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 3\n"),
     ),
 )]
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    common::http::metrics_response(&state.metrics)
+pub async fn metrics(State(metrics): State<PrometheusHandle>) -> Response {
+    common::http::metrics_response(&metrics)
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use common::display_name::DisplayName;
 use common::error::ErrorEnvelope;
 use common::http::StrictJson;
+use ring::rand::SystemRandom;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -19,8 +20,8 @@ use crate::domain::meeting::{
 };
 use crate::error::{Error, forbidden};
 use crate::routes::meeting_response::MeetingResponse;
-use crate::startup::AppState;
-use crate::use_cases::create::{self, Created};
+use crate::state::PublicBaseUrl;
+use crate::use_cases::create::{self, Created, Creates};
 use common::settings::MeetingSettings;
 
 /// Header a client sets to make a create safe to retry.
@@ -205,7 +206,9 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Va
     fields(user_id, org_id, meeting_id, meeting_code, idempotency_key, replayed)
 )]
 pub async fn create_meeting(
-    State(state): State<AppState>,
+    State(creates): State<Creates>,
+    State(rng): State<SystemRandom>,
+    State(base_url): State<PublicBaseUrl>,
     MeetingCreator(creator): MeetingCreator,
     client: ClientInfo,
     headers: HeaderMap,
@@ -217,15 +220,8 @@ pub async fn create_meeting(
     let request = body.into_domain(Utc::now())?;
     let key = idempotency_key(&headers)?;
     span.record("idempotency_key", key.is_some());
-    let created = create::create_meeting(
-        &state.creates,
-        &state.rng,
-        &creator,
-        request,
-        key,
-        client.origin(),
-    )
-    .await?;
+    let created =
+        create::create_meeting(&creates, &rng, &creator, request, key, client.origin()).await?;
 
     let (meeting, replayed) = match created {
         Created::New(meeting) => (meeting, false),
@@ -243,7 +239,7 @@ pub async fn create_meeting(
         "meeting created"
     );
 
-    let body = MeetingResponse::for_host_at_creation(meeting, &state.public_base_url);
+    let body = MeetingResponse::for_host_at_creation(meeting, base_url.as_str());
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if replayed {
         response

@@ -11,7 +11,7 @@ use axum::middleware::from_fn;
 use axum::routing::{get, patch, post};
 use common::http::layers::{self, ServiceLayers};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub mod health;
 pub mod meeting_response;

@@ -16,7 +16,6 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{health, meetings, participation};
 use crate::error::Error;
-use crate::startup::AppState;
 
 /// Security scheme of user tokens, the only tokens GC's REST API takes.
 pub const USER_TOKEN: &str = "userToken";
@@ -266,6 +265,6 @@ pub(super) fn meeting_example(status: &str) -> serde_json::Value {
          content_type = "application/json", body = Object),
     ),
 )]
-pub async fn openapi_document(State(state): State<AppState>) -> Response {
-    common::openapi::document_response(state.openapi_document.clone())
+pub async fn openapi_document(State(document): State<common::openapi::Document>) -> Response {
+    document.response()
 }

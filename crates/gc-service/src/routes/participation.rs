@@ -13,16 +13,18 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::client::ClientInfo;
+use crate::clients::ac::MeetingTokens;
 use crate::domain::events::Actor;
 use crate::domain::meeting::{MaxParticipants, ValidationError};
 use crate::error::Error;
 use crate::routes::meeting_response::MeetingResponse;
 use crate::routes::meetings::SettingsRequest;
-use crate::startup::AppState;
+use crate::state::PublicBaseUrl;
 use crate::use_cases::config::ConfigChange;
 use crate::use_cases::detached::Detached;
-use crate::use_cases::history::{DEFAULT_PAGE_SIZE, HistoryRole, MAX_PAGE, MAX_PAGE_SIZE};
+use crate::use_cases::history::HistoryRequest;
 use crate::use_cases::join::Admission;
+use crate::use_cases::room::Rooms;
 use crate::use_cases::{config, end, get, history, join, leave, lobby};
 
 /// The `{code}` path parameter.
@@ -73,12 +75,13 @@ fn actor<'a>(caller: &UserClaims, client: &'a ClientInfo) -> Actor<'a> {
 )]
 #[tracing::instrument(name = "gc.meeting.get", skip_all)]
 pub async fn get_meeting(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
+    State(base_url): State<PublicBaseUrl>,
     Authenticated(caller): Authenticated<UserClaims>,
     Path(code): Path<String>,
 ) -> Result<Json<MeetingResponse>, Error> {
-    let view = get::get_meeting(&state.rooms, &caller, &code).await?;
-    Ok(Json(MeetingResponse::of_view(view, &state.public_base_url)))
+    let view = get::get_meeting(&rooms, &caller, &code).await?;
+    Ok(Json(MeetingResponse::of_view(view, base_url.as_str())))
 }
 
 /// Where a join left the caller, and how to reach the room.
@@ -146,14 +149,16 @@ fn admission_status() -> utoipa::openapi::schema::ObjectBuilder {
 )]
 #[tracing::instrument(name = "gc.meeting.join", skip_all)]
 pub async fn join_meeting(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
+    State(meeting_tokens): State<MeetingTokens>,
+    State(base_url): State<PublicBaseUrl>,
     Authenticated(caller): Authenticated<UserClaims>,
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<JoinResponse>, Error> {
     let joined = join::join_meeting(
-        &state.rooms,
-        &state.meeting_tokens,
+        &rooms,
+        &meeting_tokens,
         &caller,
         &code,
         actor(&caller, &client),
@@ -165,7 +170,7 @@ pub async fn join_meeting(
         meeting_token: joined.meeting_token,
         expires_in: joined.expires_in,
         signaling_url: joined.signaling_url,
-        meeting: MeetingResponse::of_view(joined.view, &state.public_base_url),
+        meeting: MeetingResponse::of_view(joined.view, base_url.as_str()),
     }))
 }
 
@@ -218,20 +223,13 @@ const REJECTED: &str = "rejected";
 )]
 #[tracing::instrument(name = "gc.meeting.admit", skip_all)]
 pub async fn admit(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
     Authenticated(caller): Authenticated<UserClaims>,
     client: ClientInfo,
     Path((code, user_id)): Path<(String, String)>,
 ) -> Result<Json<LobbyDecision>, Error> {
-    let user_id = to_completion(state.rooms.detached.clone(), async move {
-        lobby::admit(
-            &state.rooms,
-            &caller,
-            &code,
-            &user_id,
-            actor(&caller, &client),
-        )
-        .await
+    let user_id = to_completion(rooms.detached.clone(), async move {
+        lobby::admit(&rooms, &caller, &code, &user_id, actor(&caller, &client)).await
     })
     .await?;
     Ok(Json(LobbyDecision {
@@ -270,20 +268,13 @@ pub async fn admit(
 )]
 #[tracing::instrument(name = "gc.meeting.reject", skip_all)]
 pub async fn reject(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
     Authenticated(caller): Authenticated<UserClaims>,
     client: ClientInfo,
     Path((code, user_id)): Path<(String, String)>,
 ) -> Result<Json<LobbyDecision>, Error> {
-    let user_id = to_completion(state.rooms.detached.clone(), async move {
-        lobby::reject(
-            &state.rooms,
-            &caller,
-            &code,
-            &user_id,
-            actor(&caller, &client),
-        )
-        .await
+    let user_id = to_completion(rooms.detached.clone(), async move {
+        lobby::reject(&rooms, &caller, &code, &user_id, actor(&caller, &client)).await
     })
     .await?;
     Ok(Json(LobbyDecision {
@@ -326,13 +317,13 @@ pub struct AdmitAllResponse {
 )]
 #[tracing::instrument(name = "gc.meeting.admit_all", skip_all)]
 pub async fn admit_all(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
     Authenticated(caller): Authenticated<UserClaims>,
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<AdmitAllResponse>, Error> {
-    let (admitted, still_waiting) = to_completion(state.rooms.detached.clone(), async move {
-        lobby::admit_all(&state.rooms, &caller, &code, actor(&caller, &client)).await
+    let (admitted, still_waiting) = to_completion(rooms.detached.clone(), async move {
+        lobby::admit_all(&rooms, &caller, &code, actor(&caller, &client)).await
     })
     .await?;
     Ok(Json(AdmitAllResponse {
@@ -380,13 +371,13 @@ const LEFT: &str = "left";
 )]
 #[tracing::instrument(name = "gc.meeting.leave", skip_all)]
 pub async fn leave_meeting(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
     Authenticated(caller): Authenticated<UserClaims>,
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<LeaveResponse>, Error> {
-    to_completion(state.rooms.detached.clone(), async move {
-        leave::leave(&state.rooms, &caller, &code, actor(&caller, &client)).await
+    to_completion(rooms.detached.clone(), async move {
+        leave::leave(&rooms, &caller, &code, actor(&caller, &client)).await
     })
     .await?;
     Ok(Json(LeaveResponse { status: LEFT }))
@@ -415,19 +406,19 @@ pub async fn leave_meeting(
 )]
 #[tracing::instrument(name = "gc.meeting.end", skip_all)]
 pub async fn end_meeting(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
+    State(base_url): State<PublicBaseUrl>,
     Authenticated(caller): Authenticated<UserClaims>,
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<MeetingResponse>, Error> {
-    let rooms = state.rooms.clone();
-    let meeting = to_completion(state.rooms.detached.clone(), async move {
+    let meeting = to_completion(rooms.detached.clone(), async move {
         end::end_by_host(&rooms, &caller, &code, actor(&caller, &client)).await
     })
     .await?;
     Ok(Json(MeetingResponse::ended(
         meeting,
-        &state.public_base_url,
+        base_url.as_str(),
         true,
     )))
 }
@@ -519,7 +510,8 @@ impl ConfigRequest {
 )]
 #[tracing::instrument(name = "gc.meeting.config", skip_all)]
 pub async fn update_config(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
+    State(base_url): State<PublicBaseUrl>,
     Authenticated(caller): Authenticated<UserClaims>,
     client: ClientInfo,
     Path(code): Path<String>,
@@ -528,12 +520,11 @@ pub async fn update_config(
     let change = body
         .map_err(Error::from)
         .and_then(|StrictJson(body)| body.into_change().map_err(Error::from));
-    let rooms = state.rooms.clone();
-    let view = to_completion(state.rooms.detached.clone(), async move {
+    let view = to_completion(rooms.detached.clone(), async move {
         config::update_config(&rooms, &caller, &code, change, actor(&caller, &client)).await
     })
     .await?;
-    Ok(Json(MeetingResponse::of_view(view, &state.public_base_url)))
+    Ok(Json(MeetingResponse::of_view(view, base_url.as_str())))
 }
 
 /// Query of `GET /history`; unknown parameters are refused.
@@ -624,32 +615,20 @@ pub struct HistoryResponse {
 )]
 #[tracing::instrument(name = "gc.meeting.history", skip_all)]
 pub async fn history(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
+    State(base_url): State<PublicBaseUrl>,
     Authenticated(caller): Authenticated<UserClaims>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<HistoryResponse>, Error> {
     let Query(query) = query.map_err(invalid_query)?;
-    let page = query.page.unwrap_or(1);
-    let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE).contains(&page) {
-        return Err(ValidationError::InvalidPage.into());
-    }
-    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        return Err(ValidationError::InvalidPageSize.into());
-    }
-    let role = match query.role.as_deref() {
-        None | Some("host") => HistoryRole::Host,
-        Some("guest") => HistoryRole::Guest,
-        Some("any") => HistoryRole::Any,
-        Some(_) => return Err(ValidationError::InvalidHistoryRole.into()),
-    };
-    let found = history::history(&state.rooms.pool, &caller, role, page, page_size).await?;
+    let request = HistoryRequest::parse(query.page, query.page_size, query.role.as_deref())?;
+    let found = history::history(&rooms.pool, &caller, request).await?;
     let items = found
         .items
         .into_iter()
         .map(|m| {
             let for_host = m.host_id == caller.sub;
-            MeetingResponse::ended(m, &state.public_base_url, for_host)
+            MeetingResponse::ended(m, base_url.as_str(), for_host)
         })
         .collect();
     Ok(Json(HistoryResponse {

@@ -7,11 +7,11 @@ use common::meeting_code::MeetingCode;
 use ring::rand::SystemRandom;
 use uuid::Uuid;
 
-use crate::db::creates::Creates;
+pub use crate::db::creates::Creates;
 use crate::db::meetings::{InsertOutcome, NotInsertedCause, Refusal};
 use crate::db::{idempotency, meetings};
 use crate::domain::events::Origin;
-use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord, Replay, RequestHash};
+use crate::domain::idempotency::{IdempotencyKey, IdempotencyRecord, Replay};
 use crate::domain::meeting::{CreateMeeting, Meeting, NewMeeting, ValidationError};
 use crate::domain::secret::JoinTokenSecret;
 use crate::error::{Error, forbidden};
@@ -41,7 +41,7 @@ pub async fn create_meeting(
     from: Origin<'_>,
 ) -> Result<Created, Error> {
     let idempotency = key.map(|key| IdempotencyRecord {
-        request_hash: RequestHash::of_create(&create),
+        request_hash: create.request_hash(),
         key,
     });
     let new = NewMeeting {

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::config::LifecycleSettings;
 use crate::db;
+use crate::db::housekeeping::{self, Due};
 use crate::domain::events::Actor;
 use crate::error::Error;
 use crate::use_cases::end::{EndReason, end};
@@ -65,57 +66,28 @@ pub async fn run_once(rooms: &Rooms) -> Result<Pass, Error> {
             Err(error) => tracing::warn!(meeting_id = %id, %error, "cannot expire a meeting"),
         }
     }
-    pass.deleted = delete_retired(&rooms.pool, settings.meeting_retention_days).await?;
+    pass.deleted =
+        housekeeping::delete_retired(&rooms.pool, settings.meeting_retention_days, BATCH).await?;
     Ok(pass)
 }
 
-#[derive(Clone, Copy)]
-enum Due {
-    Empty,
-    Expired,
+/// Meetings due, oldest first, at most [`BATCH`].
+async fn due(pool: &PgPool, due: Due, settings: &LifecycleSettings) -> Result<Vec<Uuid>, Error> {
+    Ok(housekeeping::due(pool, due, after(due, settings), BATCH, None).await?)
 }
 
-/// Meetings due, oldest first, at most [`BATCH`]; with `only` set, whether that one is still due.
-async fn due_ids(
-    pool: &PgPool,
-    due: Due,
-    settings: &LifecycleSettings,
-    only: Option<Uuid>,
-) -> Result<Vec<Uuid>, Error> {
-    let sql = match due {
-        Due::Empty => {
-            "select id from meetings
-             where status = 'active' and empty_since < now() - make_interval(secs => $1)
-               and ($3::uuid is null or id = $3)
-             order by empty_since limit $2"
-        }
-        Due::Expired => {
-            "select id from meetings
-             where status = 'scheduled'
-               and coalesce(scheduled_start_time, created_at) < now() - make_interval(secs => $1)
-               and ($3::uuid is null or id = $3)
-             order by coalesce(scheduled_start_time, created_at) limit $2"
-        }
-    };
-    let secs = match due {
+/// How long after its reference time (`empty_since`, the scheduled start) a meeting is due.
+fn after(due: Due, settings: &LifecycleSettings) -> Duration {
+    Duration::from_secs(match due {
         Due::Empty => settings.empty_meeting_timeout_secs,
         Due::Expired => settings.scheduled_meeting_ttl_secs,
-    };
-    Ok(sqlx::query_scalar(sql)
-        .bind(secs as f64)
-        .bind(BATCH)
-        .bind(only)
-        .fetch_all(pool)
-        .await?)
-}
-
-async fn due(pool: &PgPool, due: Due, settings: &LifecycleSettings) -> Result<Vec<Uuid>, Error> {
-    due_ids(pool, due, settings, None).await
+    })
 }
 
 /// Ends `id` if it is still due; whether this call ended it.
 async fn end_one(rooms: &Rooms, id: Uuid, why: Due) -> Result<bool, Error> {
-    if due_ids(&rooms.pool, why, &rooms.settings, Some(id))
+    let after = after(why, &rooms.settings);
+    if housekeeping::due(&rooms.pool, why, after, 1, Some(id))
         .await?
         .is_empty()
     {
@@ -130,22 +102,4 @@ async fn end_one(rooms: &Rooms, id: Uuid, why: Due) -> Result<bool, Error> {
     };
     let ended = end(rooms, meeting, reason, Actor::System).await?;
     Ok(ended.ended_at.is_some())
-}
-
-/// Deletes up to [`BATCH`] meetings ended more than `days` ago, with their visits and
-/// assignments (cascades); their audit rows stay. `skip locked`, so replicas share the work.
-async fn delete_retired(pool: &PgPool, days: u32) -> Result<u64, Error> {
-    let result = sqlx::query(
-        "delete from meetings m
-         using (select id from meetings
-                where status = 'ended' and ended_at < now() - make_interval(days => $1)
-                order by ended_at limit $2
-                for update skip locked) old
-         where m.id = old.id",
-    )
-    .bind(i32::try_from(days).unwrap_or(i32::MAX))
-    .bind(BATCH)
-    .execute(pool)
-    .await?;
-    Ok(result.rows_affected())
 }

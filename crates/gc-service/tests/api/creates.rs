@@ -13,7 +13,7 @@ use common::settings::MeetingSettings;
 use gc_service::db::creates::Creates;
 use gc_service::db::meetings::{CreateRow, insert_batch};
 use gc_service::domain::events::Origin;
-use gc_service::domain::idempotency::{IdempotencyKey, IdempotencyRecord, RequestHash};
+use gc_service::domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use gc_service::domain::meeting::{CreateMeeting, MaxParticipants, NewMeeting, ValidationError};
 use gc_service::domain::secret::JoinTokenSecret;
 use gc_service::error::Error;
@@ -49,7 +49,7 @@ fn new_meeting(stack: &TestStack, host: Uuid, create: CreateMeeting) -> NewMeeti
 fn with_key(mut new: NewMeeting, key: &str) -> NewMeeting {
     new.idempotency = Some(IdempotencyRecord {
         key: IdempotencyKey::parse(key).unwrap(),
-        request_hash: RequestHash::of_create(&new.create),
+        request_hash: new.create.request_hash(),
     });
     new
 }

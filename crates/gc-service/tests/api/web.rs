@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use axum::Router;
-use gc_service::routes::web::{WebClient, WebSettings};
+use gc_service::config::WebSettings;
+use gc_service::web::WebClient;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 

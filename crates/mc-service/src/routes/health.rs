@@ -9,8 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::error::ApiError;
+use common::jwks::JwksVerifier;
+use common::shell::Readiness;
+use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::startup::AppState;
+use crate::room::RedisPool;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -20,14 +24,18 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Ready when MC is not stopping, Redis answers PING and AC's signing keys are known.
-pub async fn ready(State(state): State<AppState>) -> Response {
-    if !state.readiness.is_ready() {
+pub async fn ready(
+    State(readiness): State<Readiness>,
+    State(redis): State<RedisPool>,
+    State(verifier): State<JwksVerifier>,
+) -> Response {
+    if !readiness.is_ready() {
         return ApiError::unavailable().into_response();
     }
-    let redis_ok = tokio::time::timeout(Duration::from_secs(2), ping(&state))
+    let redis_ok = tokio::time::timeout(Duration::from_secs(2), ping(&redis))
         .await
         .unwrap_or(false);
-    let keys_ok = state.verifier.ensure_keys().await;
+    let keys_ok = verifier.ensure_keys().await;
     if redis_ok && keys_ok {
         StatusCode::OK.into_response()
     } else {
@@ -36,14 +44,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn ping(state: &AppState) -> bool {
+async fn ping(redis: &RedisPool) -> bool {
     let started = Instant::now();
-    let pong: Result<String, _> = state.redis.query(&deadpool_redis::redis::cmd("PING")).await;
+    let pong: Result<String, _> = redis.query(&deadpool_redis::redis::cmd("PING")).await;
     metrics::histogram!("mc_redis_command_duration_seconds", "command" => "ping")
         .record(started.elapsed().as_secs_f64());
     pong.is_ok()
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    common::http::metrics_response(&state.metrics)
+pub async fn metrics(State(metrics): State<PrometheusHandle>) -> Response {
+    common::http::metrics_response(&metrics)
 }

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::get;
 use common::http::layers::{self, ServiceLayers};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// MC's routes plus `extra` (tests add routes that panic or stall), inside the common stack.
 pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppState>) -> Router {

@@ -31,7 +31,6 @@ pub mod schema;
 pub mod socket;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
@@ -46,45 +45,9 @@ use self::hub::{CloseOrder, Hub};
 use self::protocol::close;
 use self::reporter::Reporter;
 use self::socket::End;
+use crate::config::SignalingSettings;
 use crate::held::HeldRooms;
 use crate::room::{OwnedRoom, ParticipantStatus, ParticipantUpdate, RoomError, RoomStore};
-use crate::speaker::SpeakerSettings;
-use crate::startup::AppState;
-
-/// The signaling bounds and timings (MC's configuration, `config.rs`).
-#[derive(Clone, Debug)]
-pub struct SignalingSettings {
-    /// Sockets open at once at most.
-    pub max_connections: usize,
-    /// Time from the upgrade to a valid `auth`.
-    pub auth_timeout: Duration,
-    /// Time a socket may go without sending a frame (`audio_level` flows every 20–100 ms and
-    /// `ping` exists for quiet clients).
-    pub idle_timeout: Duration,
-    /// How long a dropped connection keeps its seat.
-    pub reconnect_grace: Duration,
-    /// Messages a client may send per second on average, and at once.
-    pub messages_per_second: u32,
-    pub message_burst: u32,
-    /// Messages queued for one socket at most before it counts as too slow.
-    pub outbound_queue: usize,
-    pub speaker: SpeakerSettings,
-}
-
-impl Default for SignalingSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 10_000,
-            auth_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(60),
-            reconnect_grace: Duration::from_secs(30),
-            messages_per_second: 100,
-            message_burst: 200,
-            outbound_queue: 256,
-            speaker: SpeakerSettings::default(),
-        }
-    }
-}
 
 /// Everything a socket needs.
 pub struct Signaling {
@@ -251,14 +214,13 @@ impl Signaling {
 /// `GET /ws/v1/meetings/{code}`: the upgrade, refused with an envelope when the code is
 /// malformed (404), MC is stopping or at its socket limit (503).
 pub async fn upgrade(
-    State(state): State<AppState>,
+    State(sig): State<Arc<Signaling>>,
     Path(raw_code): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let Some(code) = MeetingCode::parse(&raw_code) else {
         return ApiError::not_found().into_response();
     };
-    let sig = Arc::clone(&state.signaling);
     if sig.shell.stopping().is_cancelled() {
         metrics::counter!("mc_ws_connections_refused_total", "reason" => "stopping").increment(1);
         return ApiError::unavailable().into_response();
