@@ -799,7 +799,7 @@ export interface operations {
             /** @description The cache has expired and the keys cannot be read from the database */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -923,7 +923,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1024,7 +1024,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1152,7 +1152,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1291,7 +1291,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1691,7 +1691,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1809,7 +1809,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2161,7 +2161,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2233,7 +2233,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2306,7 +2306,7 @@ export interface operations {
             /** @description Stopping, or PostgreSQL does not answer */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2377,7 +2377,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };

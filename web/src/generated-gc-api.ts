@@ -745,7 +745,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -869,7 +869,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -995,7 +995,7 @@ export interface operations {
             /** @description The meeting's controller failed or is unreachable (or AC, for GC's own service token); safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1127,7 +1127,7 @@ export interface operations {
             /** @description The meeting's controller failed or is unreachable (or AC, for GC's own service token); safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1287,7 +1287,7 @@ export interface operations {
             /** @description The controller failed; the change is stored: send it again */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1428,7 +1428,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1595,7 +1595,7 @@ export interface operations {
             /** @description No controller can take the meeting; its controller failed; AC did not issue the meeting token. If AC failed after the seat was taken, the seat stands: join again to get the token */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1717,7 +1717,7 @@ export interface operations {
             /** @description The controller failed; the caller may still be in the room: leave again */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1832,7 +1832,7 @@ export interface operations {
             /** @description The meeting's controller failed or is unreachable (or AC, for GC's own service token); safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1949,7 +1949,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2018,7 +2018,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2090,7 +2090,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2162,7 +2162,7 @@ export interface operations {
             /** @description Stopping, PostgreSQL does not answer, or no signing keys from AC */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2233,7 +2233,7 @@ export interface operations {
             /** @description Temporarily unavailable; safe to retry */
             503: {
                 headers: {
-                    /** @description Seconds to wait before retrying, when the service says (a full connection cap, a full hashing capacity). */
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };

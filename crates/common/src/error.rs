@@ -198,6 +198,11 @@ const UNAUTHORIZED_MESSAGE: &str = "a valid bearer token is required";
 const NOT_FOUND_MESSAGE: &str = "the resource does not exist";
 const RATE_LIMITED_MESSAGE: &str = "too many requests, retry later";
 const UNAVAILABLE_MESSAGE: &str = "service temporarily unavailable";
+
+/// `Retry-After` of a 503 that names no wait of its own (a dependency down or hung, a request
+/// that took too long): every `SERVICE_UNAVAILABLE` tells the client when to come back, so that
+/// clients retry at a pace rather than at once (RFC 9110 §10.2.3).
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 const INTERNAL_MESSAGE: &str = "internal error";
 
 /// The JSON body of every error response.
@@ -220,7 +225,8 @@ pub struct ErrorBody {
 }
 
 /// An error ready to go to a client: a code, a message safe to show, and the headers some
-/// codes need (`WWW-Authenticate` on 401, `Retry-After` on 429).
+/// codes need (`WWW-Authenticate` on 401, `Retry-After` on 429 and on every 503: its own wait,
+/// or [`UNAVAILABLE_RETRY_AFTER_SECS`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
     pub code: ErrorCode,
@@ -374,7 +380,11 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"convene\""),
             );
         }
-        if let Some(secs) = self.retry_after_secs
+        let retry_after =
+            self.retry_after_secs
+                .or((status == StatusCode::SERVICE_UNAVAILABLE)
+                    .then_some(UNAVAILABLE_RETRY_AFTER_SECS));
+        if let Some(secs) = retry_after
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {
             headers.insert(header::RETRY_AFTER, value);
@@ -469,6 +479,28 @@ mod tests {
         let response = ApiError::rate_limited(42).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+    }
+
+    #[tokio::test]
+    async fn every_503_says_when_to_retry() {
+        let response = ApiError::unavailable().into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()[header::RETRY_AFTER],
+            UNAVAILABLE_RETRY_AFTER_SECS.to_string().as_str()
+        );
+        let mut own = ApiError::unavailable();
+        own.retry_after_secs = Some(7);
+        assert_eq!(own.into_response().headers()[header::RETRY_AFTER], "7");
+        for code in ErrorCode::ALL {
+            let response = ApiError::new(code, "x").into_response();
+            let has = response.headers().contains_key(header::RETRY_AFTER);
+            assert_eq!(
+                has,
+                code.http_status() == StatusCode::SERVICE_UNAVAILABLE,
+                "{code:?}"
+            );
+        }
     }
 
     #[test]

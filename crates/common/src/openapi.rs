@@ -172,8 +172,8 @@ fn add_to_operation(operation: &mut Operation, shared: SharedResponses) {
             "Retry-After",
             header_of(
                 Type::Integer,
-                "Seconds to wait before retrying, when the service says (a full connection \
-                 cap, a full hashing capacity).",
+                "Seconds to wait before retrying: on every 503, and on a 429 (a full hashing \
+                 capacity, a rate limit).",
             ),
         )
     };
@@ -233,6 +233,16 @@ fn add_to_operation(operation: &mut Operation, shared: SharedResponses) {
                 &[],
             );
         }
+    }
+
+    // Every 503, whoever documents it, says when to retry (`ApiError`'s response adds it).
+    if let Some(RefOr::T(response)) = operation
+        .responses
+        .responses
+        .get_mut(StatusCode::SERVICE_UNAVAILABLE.as_str())
+    {
+        let (name, header) = retry_after();
+        response.headers.entry(name.to_owned()).or_insert(header);
     }
 
     if has_json_body(operation) {
