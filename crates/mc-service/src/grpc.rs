@@ -164,7 +164,6 @@ impl MeetingController {
         Ok(JoinParticipantResponse {
             status: admission(outcome.admission),
             participant_count: outcome.participant_count,
-            newly_admitted: outcome.admission == Admission::Admitted && !outcome.already_present,
             seat: outcome.seat,
         })
     }
@@ -273,7 +272,6 @@ impl MeetingControllerService for MeetingController {
                 admitted("admit", usize::from(!already_admitted));
                 Ok(Response::new(AdmitParticipantResponse {
                     status: AdmissionStatus::Admitted as i32,
-                    newly_admitted: !already_admitted,
                     seat,
                 }))
             }
