@@ -165,6 +165,7 @@ impl MeetingController {
             status: admission(outcome.admission),
             participant_count: outcome.participant_count,
             seat: outcome.seat,
+            lobby_count: Some(outcome.lobby_count),
         })
     }
 }
