@@ -4,6 +4,9 @@
 //! The host, and everyone when the waiting room is off, is admitted (if a seat is free: else
 //! 409 MEETING_FULL); others wait in the lobby. Joining again while present answers the same
 //! again: the room's script is idempotent, and the visit is recorded once.
+//!
+//! The answer's counts (the lobby too, for the host) are the room's answer to the join: the
+//! room is not read a second time.
 
 use common::display_name::DisplayName;
 use common::jwt::{MeetingRole, UserClaims};
@@ -99,13 +102,19 @@ pub async fn join_meeting(
         "participant joined"
     );
     let for_host = role == MeetingRole::Host;
-    let counts = if for_host {
-        crate::use_cases::get::live_counts(rooms, &meeting).await
-    } else {
-        Counts {
+    // The room counted its seats and its lobby in the step that seated the caller; only the
+    // host is shown the lobby.
+    let counts = match (for_host, joined.lobby_count) {
+        (false, _) => Counts {
             participants: joined.participant_count,
             lobby: 0,
-        }
+        },
+        (true, Some(lobby)) => Counts {
+            participants: joined.participant_count,
+            lobby,
+        },
+        // A controller older than `lobby_count` (a rolling update): the room is asked.
+        (true, None) => crate::use_cases::get::live_counts(rooms, &meeting).await,
     };
     // The meeting as it is now, when this join may have changed it (the first admission makes a
     // scheduled meeting active).

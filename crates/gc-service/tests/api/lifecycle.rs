@@ -534,6 +534,66 @@ async fn with_the_waiting_room_off_joins_are_seated_at_once_until_full(pool: PgP
     assert_eq!(third["error"]["code"], "MEETING_FULL");
 }
 
+/// Calls MC answered for GetRoomState (in-process controllers record into GC's registry).
+async fn room_state_calls(stack: &TestStack) -> f64 {
+    stack
+        .metric(
+            "mc_grpc_requests_total",
+            &[(
+                "method",
+                "convene.internal.v1.MeetingControllerService/GetRoomState",
+            )],
+        )
+        .await
+}
+
+/// The host's join shows the lobby as the room's join script counted it, with no second call
+/// to the room: it used to ask GetRoomState after every host's join.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_hosts_join_counts_the_lobby_without_asking_the_room_again(pool: PgPool) {
+    let (stack, _prefix, people) = stack_with_mc(pool).await;
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        &stack,
+        &host,
+        &json!({"display_name": "Waiting", "settings": {"waiting_room_enabled": true}}),
+    )
+    .await;
+    for name in ["Early", "Earlier"] {
+        let (_, waiting) = join(
+            &stack,
+            &code,
+            &people.user(&stack, stack.org_id, name).await.1,
+        )
+        .await;
+        assert_eq!(waiting["status"], "waiting", "{waiting}");
+    }
+    let asked_before = room_state_calls(&stack).await;
+
+    let (status, first) = join(&stack, &code, &host).await;
+    let (_, again) = join(&stack, &code, &host).await;
+
+    assert_eq!(status, StatusCode::OK, "{first}");
+    for joined in [&first, &again] {
+        assert_eq!(joined["status"], "admitted");
+        assert_eq!(
+            (
+                joined["meeting"]["participant_count"].as_u64(),
+                joined["meeting"]["lobby_count"].as_u64()
+            ),
+            (Some(1), Some(2)),
+            "{joined}"
+        );
+    }
+    assert_eq!(
+        room_state_calls(&stack).await,
+        asked_before,
+        "no GetRoomState for a host's join"
+    );
+    let (_, seen) = get(&stack, &code, &host).await;
+    assert_eq!(seen["lobby_count"], 2, "as GetRoomState counts it");
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_user_of_another_org_gets_404_unless_external_participants_are_allowed(pool: PgPool) {
     let (stack, _prefix, people) = stack_with_mc(pool).await;
