@@ -232,7 +232,7 @@ impl MeetingControllerService for MeetingController {
     ) -> Result<Response<JoinParticipantsResponse>, Status> {
         let joins = request.into_inner().joins;
         if joins.len() > MAX_JOINS_PER_CALL {
-            return Err(Error::BadRequest("at most 256 joins in one call").into());
+            return Err(Error::BadRequest("too many joins in one call").into());
         }
         // Each join runs as JoinParticipant would, all at once, on one Redis connection (their
         // scripts go to Redis together); each is answered on its own.
