@@ -4,7 +4,8 @@
 -- `use_cases::record_admissions` runs it: the meeting's row updated (so an `end` or a leave in
 -- flight is waited for), made active and its last seat raised, the seat's visit opened and its
 -- events recorded (`meeting_started` for a first seat, `participant_admitted`), in one statement with the same parameters (seat numbers
--- p + 1: distinct, as the pairs are). Keep it in step with `ADMIT_SQL`. This is one join per transaction, which
+-- p + 1: distinct, as the pairs are), answering the meeting's status and start as the join shows
+-- them. Keep it in step with `ADMIT_SQL`. This is one join per transaction, which
 -- is what GC writes when it is idle: a busy GC puts the admissions queued meanwhile in one
 -- statement (`db::participants::admit_batch`), so its joins may commit faster than this.
 --
@@ -57,7 +58,7 @@ live as (
                              (select max(b.seat) from b where b.meeting_id = m.id))
     where m.id = any(array[:meeting_id::uuid]) and m.status <> 'ended'
       and cardinality(array(select id from was)) >= 0
-    returning m.id, m.id = any(array(select id from was)) as started
+    returning m.id, m.status, m.started_at, m.id = any(array(select id from was)) as started
 ),
 newest as (
     select b.* from b
@@ -101,4 +102,6 @@ recorded as (insert into audit_logs (org_id, actor_id, actor_type, action, resou
          select e.org_id, e.actor_id, e.actor_type, e.action, 'meeting', e.meeting_id::text,
                 e.details, e.ip::inet, e.user_agent
          from events e)
-select count(*) from visits;
+select l.id, l.status, l.started_at,
+       (select count(*) from visits v where v.meeting_id = l.id) as opened
+from live l;

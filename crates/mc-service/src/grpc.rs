@@ -164,8 +164,8 @@ impl MeetingController {
         Ok(JoinParticipantResponse {
             status: admission(outcome.admission),
             participant_count: outcome.participant_count,
-            newly_admitted: outcome.admission == Admission::Admitted && !outcome.already_present,
             seat: outcome.seat,
+            lobby_count: Some(outcome.lobby_count),
         })
     }
 }
@@ -232,7 +232,7 @@ impl MeetingControllerService for MeetingController {
     ) -> Result<Response<JoinParticipantsResponse>, Status> {
         let joins = request.into_inner().joins;
         if joins.len() > MAX_JOINS_PER_CALL {
-            return Err(Error::BadRequest("at most 256 joins in one call").into());
+            return Err(Error::BadRequest("too many joins in one call").into());
         }
         // Each join runs as JoinParticipant would, all at once, on one Redis connection (their
         // scripts go to Redis together); each is answered on its own.
@@ -273,7 +273,6 @@ impl MeetingControllerService for MeetingController {
                 admitted("admit", usize::from(!already_admitted));
                 Ok(Response::new(AdmitParticipantResponse {
                     status: AdmissionStatus::Admitted as i32,
-                    newly_admitted: !already_admitted,
                     seat,
                 }))
             }

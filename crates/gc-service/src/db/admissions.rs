@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::batch::{Batcher, Item, Shape};
 
-use super::participants::{self, Seated};
+use super::participants::{self, AdmittedMeeting, Seated};
 use crate::domain::events::{Actor, OwnedActor};
 
 /// Visits in one statement, at most (an admission with more users goes alone, whole).
@@ -47,7 +47,11 @@ struct Admission {
     actor: OwnedActor,
 }
 
-type Pending = Item<Admission, Result<(), sqlx::Error>>;
+/// What an admission's caller is told: its meeting as the statement left it, `None` when the
+/// meeting had ended (nothing was recorded).
+type Answer = Result<Option<AdmittedMeeting>, sqlx::Error>;
+
+type Pending = Item<Admission, Answer>;
 
 /// The columns of a statement's visits, one entry per visit.
 #[derive(Default)]
@@ -118,7 +122,7 @@ impl AdmissionRows {
 /// The handle the use cases record admissions through; clones share the queue.
 #[derive(Clone)]
 pub struct Admissions {
-    batcher: Batcher<Admission, Result<(), sqlx::Error>>,
+    batcher: Batcher<Admission, Answer>,
 }
 
 impl Admissions {
@@ -140,17 +144,18 @@ impl Admissions {
     }
 
     /// Records that the room of `meeting_id` gave these seats: their visits, audit rows, and
-    /// the meeting active. Returns once it is committed. Nothing is recorded for a meeting that
-    /// has ended.
+    /// the meeting active. Returns once it is committed, with the meeting's status and start as
+    /// the statement left them. Nothing is recorded for a meeting that has ended (`None`), nor
+    /// for no seats (`None`, and no statement).
     pub async fn record(
         &self,
         meeting_id: Uuid,
         org_id: Uuid,
         users: Vec<Seated>,
         actor: Actor<'_>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Answer {
         if users.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let admission = Admission {
             meeting_id,
@@ -179,14 +184,17 @@ async fn write(pool: PgPool, mut batch: Vec<Pending>) {
         rows.push(&pending.request, &mut seen);
     }
     match participants::admit_batch(pool, &rows).await {
-        Ok(_) => {
+        Ok(admitted) => {
             tracing::debug!(
                 admissions = batch.len(),
                 visits = rows.len(),
                 "admissions recorded together"
             );
+            let meetings: HashMap<Uuid, AdmittedMeeting> =
+                admitted.into_iter().map(|m| (m.meeting_id, m)).collect();
             for pending in batch {
-                pending.answer(Ok(()));
+                let meeting = meetings.get(&pending.request.meeting_id).copied();
+                pending.answer(Ok(meeting));
             }
         }
         // PostgreSQL refused the statement (a visit whose user was deleted meanwhile, a
@@ -217,7 +225,7 @@ async fn write(pool: PgPool, mut batch: Vec<Pending>) {
     }
 }
 
-async fn write_alone(pool: &PgPool, pending: &Admission) -> Result<(), sqlx::Error> {
+async fn write_alone(pool: &PgPool, pending: &Admission) -> Answer {
     participants::admit(
         pool,
         pending.meeting_id,
@@ -226,5 +234,4 @@ async fn write_alone(pool: &PgPool, pending: &Admission) -> Result<(), sqlx::Err
         pending.actor.as_actor(),
     )
     .await
-    .map(|_| ())
 }

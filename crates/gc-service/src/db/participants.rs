@@ -12,6 +12,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::events::{Change, LeaveReason, MeetingEvent};
+use crate::domain::meeting::{MeetingStart, MeetingStatus};
 pub use crate::domain::room::{EndedSeat, Seated};
 
 /// Closes every open visit of a meeting (it ended); returns how many.
@@ -57,22 +58,34 @@ pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Er
     .await
 }
 
+/// A meeting whose seats an admission statement recorded, as the statement left its row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdmittedMeeting {
+    pub meeting_id: Uuid,
+    /// Its status and start: `active` from its first seat, with the time of that seat.
+    pub start: MeetingStart,
+    /// Visits the statement opened in the meeting (for all the admissions it held).
+    pub opened: u64,
+}
+
 /// Records seats a room has just given ([`ADMIT_SQL`]): a visit per seat whose row does not
 /// exist yet, with its `participant_admitted` event by `actor`; the meeting active from its
-/// first seat (with its `meeting_started` event); its empty-meeting clock stopped unless the room was seen empty after these seats.
-/// Nothing is recorded for a meeting that has ended. Returns how many visits it opened.
+/// first seat (with its `meeting_started` event); its empty-meeting clock stopped unless the
+/// room was seen empty after these seats. Nothing is recorded for a meeting that has ended
+/// (`None`). Returns the meeting as the admission left it.
 pub async fn admit<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     meeting_id: Uuid,
     org_id: Uuid,
     seats: &[Seated],
     actor: crate::domain::events::Actor<'_>,
-) -> Result<u64, sqlx::Error> {
+) -> Result<Option<AdmittedMeeting>, sqlx::Error> {
     let mut rows = crate::db::admissions::AdmissionRows::default();
     for seated in seats {
         rows.add(meeting_id, org_id, *seated, actor);
     }
-    admit_batch(executor, &rows).await
+    let admitted = admit_batch(executor, &rows).await?;
+    Ok(admitted.into_iter().find(|m| m.meeting_id == meeting_id))
 }
 
 /// The admission of seats, one statement: `$1..$9` the columns of the seats (meeting, org,
@@ -104,6 +117,9 @@ pub async fn admit<'e>(
 /// - `events` are what it changed, recorded by [`crate::db::events::record_events!`]: the
 ///   meetings it started, then a `participant_admitted` per visit it opened, by the actor of
 ///   the admission.
+/// - The statement answers a row per meeting it updated (none for an ended one): its status
+///   and `started_at` as `live` left them, and the visits it opened there. A join shows the
+///   meeting from this row, without reading it again.
 ///
 /// A seat that this statement's snapshot did not show as replaced may still be opened after a
 /// later seat of the user was recorded by a transaction that committed meanwhile; its own leave,
@@ -137,7 +153,7 @@ live as (
                              (select max(b.seat) from b where b.meeting_id = m.id))
     where m.id = any($10) and m.status <> 'ended'
       and cardinality(array(select id from was)) >= 0
-    returning m.id, m.id = any(array(select id from was)) as started
+    returning m.id, m.status, m.started_at, m.id = any(array(select id from was)) as started
 ),
 newest as (
     select b.* from b
@@ -179,16 +195,19 @@ events as (
 recorded as (",
     crate::db::events::record_events!(),
     ")
-select count(*) from visits"
+select l.id, l.status, l.started_at,
+       (select count(*) from visits v where v.meeting_id = l.id) as opened
+from live l"
 );
 
 /// [`admit`] for the seats of many meetings at once (row `i` of each column of `rows` is one
-/// seat), in one statement and one transaction.
+/// seat), in one statement and one transaction: each meeting it recorded seats of, as it left
+/// it (an ended meeting is not among them).
 pub async fn admit_batch<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     rows: &crate::db::admissions::AdmissionRows,
-) -> Result<u64, sqlx::Error> {
-    let opened: i64 = sqlx::query_scalar(ADMIT_SQL)
+) -> Result<Vec<AdmittedMeeting>, sqlx::Error> {
+    let admitted: Vec<(Uuid, String, Option<DateTime<Utc>>, i64)> = sqlx::query_as(ADMIT_SQL)
         .bind(&rows.meeting_ids)
         .bind(&rows.org_ids)
         .bind(&rows.user_ids)
@@ -199,9 +218,21 @@ pub async fn admit_batch<'e>(
         .bind(&rows.ips)
         .bind(&rows.user_agents)
         .bind(rows.meetings())
-        .fetch_one(executor)
+        .fetch_all(executor)
         .await?;
-    Ok(u64::try_from(opened).unwrap_or(0))
+    admitted
+        .into_iter()
+        .map(|(meeting_id, status, started_at, opened)| {
+            let status = MeetingStatus::parse(&status).ok_or_else(|| {
+                sqlx::Error::Decode("meetings.status is not a known status".into())
+            })?;
+            Ok(AdmittedMeeting {
+                meeting_id,
+                start: MeetingStart { status, started_at },
+                opened: u64::try_from(opened).unwrap_or(0),
+            })
+        })
+        .collect()
 }
 
 /// A leave as the room decided it, to be recorded.

@@ -205,6 +205,25 @@ impl CreateMeeting {
     }
 }
 
+/// The fields of a meeting that an admission changes (its first seat starts it), as the
+/// admission left them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MeetingStart {
+    pub status: MeetingStatus,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+impl Meeting {
+    /// The meeting as an admission of its seats left it.
+    pub fn admitted(self, start: MeetingStart) -> Meeting {
+        Meeting {
+            status: start.status,
+            started_at: start.started_at,
+            ..self
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,10 @@ pub struct RoomJoin {
     pub seat: Option<i64>,
     /// People seated after the join.
     pub participant_count: u32,
+    /// People waiting in the lobby after the join, counted with `participant_count` in one
+    /// atomic step. `None` from a controller older than the field (a rolling update): the
+    /// lobby must then be read from the room.
+    pub lobby_count: Option<u32>,
     /// The URL the caller's client opens its signaling WebSocket at, on the room's owner.
     pub signaling_url: String,
 }

@@ -4,6 +4,10 @@
 //! The host, and everyone when the waiting room is off, is admitted (if a seat is free: else
 //! 409 MEETING_FULL); others wait in the lobby. Joining again while present answers the same
 //! again: the room's script is idempotent, and the visit is recorded once.
+//!
+//! The answer's meeting is built from what the join's own steps said: the room's counts (the
+//! lobby too, for the host) from its join script, the meeting's status and start from the
+//! admission statement. Neither the room nor the meeting is read a second time.
 
 use common::display_name::DisplayName;
 use common::jwt::{MeetingRole, UserClaims};
@@ -13,8 +17,7 @@ use crate::clients::ac::{MeetingGrant, MeetingTokens};
 use crate::clients::mc::Known;
 use crate::db::controllers::Assignment;
 use crate::domain::events::{Actor, OwnedActor};
-use crate::domain::meeting::Meeting;
-use crate::domain::meeting::MeetingStatus;
+use crate::domain::meeting::{Meeting, MeetingStart};
 pub use crate::domain::room::Admission;
 use crate::domain::room::{RoomJoin, Seated};
 use crate::error::Error;
@@ -65,7 +68,7 @@ pub async fn join_meeting(
         role,
         name: name.clone(),
     };
-    let (joined, issued) = {
+    let (Seating { joined, started }, issued) = {
         // The seat runs as a task of its own, which a client hanging up cannot cancel: once the
         // room may have seated the caller, the visit is recorded too, whether or not anyone is
         // still waiting for the answer (else Redis would hold a seat PostgreSQL never heard of).
@@ -99,22 +102,30 @@ pub async fn join_meeting(
         "participant joined"
     );
     let for_host = role == MeetingRole::Host;
-    let counts = if for_host {
-        crate::use_cases::get::live_counts(rooms, &meeting).await
-    } else {
-        Counts {
+    // The room counted its seats and its lobby in the step that seated the caller; only the
+    // host is shown the lobby.
+    let counts = match (for_host, joined.lobby_count) {
+        (false, _) => Counts {
             participants: joined.participant_count,
             lobby: 0,
-        }
+        },
+        (true, Some(lobby)) => Counts {
+            participants: joined.participant_count,
+            lobby,
+        },
+        // A controller older than `lobby_count` (a rolling update): the room is asked.
+        (true, None) => crate::use_cases::get::live_counts(rooms, &meeting).await,
     };
-    // The meeting as it is now, when this join may have changed it (the first admission makes a
-    // scheduled meeting active).
-    let meeting = if meeting.status == MeetingStatus::Scheduled {
-        crate::db::meetings::find_meeting(&rooms.pool, meeting.id)
+    // The meeting as this join left it. The admission answers the status and start it recorded
+    // (the first makes a scheduled meeting active); a caller left waiting changed nothing and
+    // sees the meeting as it was read. An admission that recorded nothing found the meeting
+    // ended (an end raced this join): it is read again, to show it as it is.
+    let meeting = match (joined.admission, started) {
+        (_, Some(start)) => meeting.admitted(start),
+        (Admission::Waiting, None) => meeting,
+        (Admission::Admitted, None) => crate::db::meetings::find_meeting(&rooms.pool, meeting.id)
             .await?
-            .unwrap_or(meeting)
-    } else {
-        meeting
+            .unwrap_or(meeting),
     };
     Ok(Joined {
         admission: joined.admission,
@@ -130,8 +141,15 @@ pub async fn join_meeting(
     })
 }
 
+/// What [`seat`] did: the room's answer, and the meeting's status and start as the admission
+/// recorded them (`None` when the caller waits, or the meeting had ended).
+struct Seating {
+    joined: RoomJoin,
+    started: Option<MeetingStart>,
+}
+
 /// Seats `user_id` in the meeting's room (or its lobby) and, when the room admitted them,
-/// records the visit; the room's answer.
+/// records the visit.
 async fn seat(
     rooms: Rooms,
     meeting: Meeting,
@@ -140,11 +158,12 @@ async fn seat(
     role: MeetingRole,
     name: String,
     actor: OwnedActor,
-) -> Result<RoomJoin, Error> {
+) -> Result<Seating, Error> {
     let joined = rooms
         .placement
         .join(&meeting, Known::from(assignment), user_id, role, &name)
         .await?;
+    let mut started = None;
     if let Some(seat) = joined.seat {
         // Recorded also when the room says the caller was seated already: a visit GC missed (a
         // crash after the room seated them) is recorded now. The seat's number keeps a leave
@@ -155,7 +174,7 @@ async fn seat(
             role,
             seat,
         };
-        record_admissions(&rooms, &meeting, vec![seated], actor.as_actor()).await?;
+        started = record_admissions(&rooms, &meeting, vec![seated], actor.as_actor()).await?;
     }
-    Ok(joined)
+    Ok(Seating { joined, started })
 }

@@ -37,7 +37,7 @@ use uuid::Uuid;
 use crate::db;
 use crate::db::controllers::Assignment;
 use crate::domain::events::Actor;
-use crate::domain::meeting::Meeting;
+use crate::domain::meeting::{Meeting, MeetingStart};
 use crate::error::Error;
 
 /// The live meeting `code` names, if `caller` may see it: a member of its org, or anyone when
@@ -94,18 +94,20 @@ pub fn require_host(meeting: &Meeting, caller: &UserClaims) -> Result<(), Error>
 /// Records seats the room has just given: a visit each (unless the seat's row exists: its
 /// leave came first), the meeting `active` from its first admission, the empty-meeting clock
 /// stopped, and one `participant_admitted` audit row per new visit; all in one call, which other
-/// admissions may share ([`db::admissions`]). Returns once it is committed.
+/// admissions may share ([`db::admissions`]). Returns once it is committed, with the meeting's
+/// status and start as the admission left them (`None` when nothing was recorded: no seats, or
+/// the meeting has ended).
 pub async fn record_admissions(
     rooms: &room::Rooms,
     meeting: &Meeting,
     admitted: Vec<db::participants::Seated>,
     actor: Actor<'_>,
-) -> Result<(), Error> {
-    rooms
+) -> Result<Option<MeetingStart>, Error> {
+    let recorded = rooms
         .admissions
         .record(meeting.id, meeting.org_id, admitted, actor)
         .await?;
-    Ok(())
+    Ok(recorded.map(|m| m.start))
 }
 
 /// Parses a user id from a path or a controller's report; a malformed one names nobody (404).

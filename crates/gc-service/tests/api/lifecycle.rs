@@ -1,6 +1,7 @@
 //! The meeting lifecycle end to end, with a real AC, GC, meeting controllers and Redis:
 //! create, join, the lobby, leave, end, config and history.
 
+use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -532,6 +533,119 @@ async fn with_the_waiting_room_off_joins_are_seated_at_once_until_full(pool: PgP
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{third}");
     assert_eq!(third["error"]["code"], "MEETING_FULL");
+}
+
+/// Calls MC answered for GetRoomState (in-process controllers record into GC's registry).
+async fn room_state_calls(stack: &TestStack) -> f64 {
+    stack
+        .metric(
+            "mc_grpc_requests_total",
+            &[(
+                "method",
+                "convene.internal.v1.MeetingControllerService/GetRoomState",
+            )],
+        )
+        .await
+}
+
+/// The meeting's `started_at` as PostgreSQL holds it.
+async fn stored_start(stack: &TestStack, code: &str) -> Option<DateTime<Utc>> {
+    sqlx::query_scalar("select started_at from meetings where meeting_code = $1")
+        .bind(code)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap()
+}
+
+/// A meeting object's `started_at`.
+fn started_at(meeting: &Value) -> Option<DateTime<Utc>> {
+    meeting["started_at"]
+        .as_str()
+        .map(|at| DateTime::parse_from_rfc3339(at).unwrap().to_utc())
+}
+
+/// The host's join shows the lobby as the room's join script counted it, with no second call
+/// to the room: it used to ask GetRoomState after every host's join.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_hosts_join_counts_the_lobby_without_asking_the_room_again(pool: PgPool) {
+    let (stack, _prefix, people) = stack_with_mc(pool).await;
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        &stack,
+        &host,
+        &json!({"display_name": "Waiting", "settings": {"waiting_room_enabled": true}}),
+    )
+    .await;
+    for name in ["Early", "Earlier"] {
+        let (_, waiting) = join(
+            &stack,
+            &code,
+            &people.user(&stack, stack.org_id, name).await.1,
+        )
+        .await;
+        assert_eq!(waiting["status"], "waiting", "{waiting}");
+    }
+    let asked_before = room_state_calls(&stack).await;
+
+    let (status, first) = join(&stack, &code, &host).await;
+    let (_, again) = join(&stack, &code, &host).await;
+
+    assert_eq!(status, StatusCode::OK, "{first}");
+    for joined in [&first, &again] {
+        assert_eq!(joined["status"], "admitted");
+        assert_eq!(
+            (
+                joined["meeting"]["participant_count"].as_u64(),
+                joined["meeting"]["lobby_count"].as_u64()
+            ),
+            (Some(1), Some(2)),
+            "{joined}"
+        );
+    }
+    assert_eq!(
+        room_state_calls(&stack).await,
+        asked_before,
+        "no GetRoomState for a host's join"
+    );
+    let (_, seen) = get(&stack, &code, &host).await;
+    assert_eq!(seen["lobby_count"], 2, "as GetRoomState counts it");
+}
+
+/// The join that starts a meeting answers it `active` since the time PostgreSQL stored, taken
+/// from its admission (the meeting is not read again); a join left waiting in a meeting not
+/// yet started shows it `scheduled`.
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_join_that_starts_a_meeting_answers_it_active_since_the_stored_time(pool: PgPool) {
+    let (stack, _prefix, people) = stack_with_mc(pool).await;
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        &stack,
+        &host,
+        &json!({"display_name": "Starting", "settings": {"waiting_room_enabled": true}}),
+    )
+    .await;
+    let guest = people.user(&stack, stack.org_id, "Guest").await.1;
+
+    let (_, waiting) = join(&stack, &code, &guest).await;
+    let (status, first) = join(&stack, &code, &host).await;
+    let (_, later) = join(&stack, &code, &host).await;
+
+    assert_eq!(waiting["status"], "waiting", "{waiting}");
+    assert_eq!(waiting["meeting"]["status"], "scheduled");
+    assert!(waiting["meeting"]["started_at"].is_null());
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["status"], "admitted");
+    assert_eq!(first["meeting"]["status"], "active");
+    let stored = stored_start(&stack, &code).await;
+    assert!(stored.is_some());
+    assert_eq!(started_at(&first["meeting"]), stored);
+    assert_eq!(
+        started_at(&later["meeting"]),
+        stored,
+        "a later join keeps the start"
+    );
+    let (_, seen) = get(&stack, &code, &host).await;
+    assert_eq!(started_at(&seen), stored);
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -408,7 +408,7 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
     assert_eq!(seated.len(), 1, "{answers:?}");
     let joined = seated[0].as_ref().unwrap();
     assert_eq!(joined.status, AdmissionStatus::Admitted as i32);
-    assert!(joined.newly_admitted);
+    assert_eq!(joined.lobby_count, Some(0), "nobody waits");
     assert_eq!(joined.participant_count, 2);
     assert_eq!(
         answers[..2].iter().filter_map(code_of).collect::<Vec<_>>(),
@@ -446,6 +446,62 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
     assert_eq!(ApiError::from(refused).code, ErrorCode::Unauthorized);
     let (_, meeting) = get(stack, &code, &host).await;
     assert_eq!(meeting["participant_count"].as_u64(), Some(2));
+}
+
+/// MC's answer to a join counts the lobby as the join left it, whoever joins and whatever
+/// became of them: GC shows it to the host without asking GetRoomState.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_controllers_join_answer_counts_the_lobby(pool: PgPool) {
+    use common::proto::internal::v1::AdmissionStatus;
+
+    let (stack, _people) = stack(pool, McRedis::Single).await;
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        &stack,
+        &host,
+        &json!({"display_name": "Lobby", "settings": {"waiting_room_enabled": true}}),
+    )
+    .await;
+    // The host's join assigns the room (fencing token 1) and seats the host.
+    let (status, _) = join(&stack, &code, &host).await;
+    assert_eq!(status, StatusCode::OK);
+    let host_id = stack.user_id(HOST).await;
+    let mut mc = mc_client(gc_tokens(&stack), &stack.mcs[0].as_ref().unwrap().grpc);
+    let request = |user: Uuid, role: ParticipantRole| JoinParticipantRequest {
+        meeting_code: code.clone(),
+        user_id: user.to_string(),
+        display_name: "Someone".into(),
+        role: role as i32,
+        fencing_token: 1,
+    };
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+
+    let mut answers = Vec::new();
+    for (user, role) in [
+        (first, ParticipantRole::Guest),
+        (second, ParticipantRole::Guest),
+        (first, ParticipantRole::Guest),
+        (host_id, ParticipantRole::Host),
+    ] {
+        let answer = mc.join_participant(request(user, role)).await.unwrap();
+        let answer = answer.into_inner();
+        answers.push((
+            AdmissionStatus::try_from(answer.status).unwrap(),
+            answer.participant_count,
+            answer.lobby_count,
+        ));
+    }
+
+    let waiting = AdmissionStatus::Waiting;
+    assert_eq!(
+        answers,
+        [
+            (waiting, 1, Some(1)),
+            (waiting, 1, Some(2)),
+            (waiting, 1, Some(2)),
+            (AdmissionStatus::Admitted, 1, Some(2)),
+        ]
+    );
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -484,7 +484,11 @@ async fn seat_host(stack: &TestStack, meeting_id: Uuid, host: Uuid) {
     )
     .await
     .unwrap();
-    assert_eq!(opened, 1, "the host is seated in the live meeting");
+    assert_eq!(
+        opened.map(|m| m.opened),
+        Some(1),
+        "the host is seated in the live meeting"
+    );
 }
 
 /// The leave of the host's seat, as the room answered it when the host left an empty room.
@@ -660,7 +664,7 @@ async fn admission_racing_an_end(
                 // Only the other meeting's visit opens.
                 participants::admit_batch(&pool, &rows)
                     .await
-                    .map(|n| n.saturating_sub(1))
+                    .map(|all| all.into_iter().find(|m| m.meeting_id == meeting_id))
             }
         }
     });
@@ -676,9 +680,9 @@ async fn admission_racing_an_end(
     }
     ending.commit().await.unwrap();
 
-    let opened = admitting.await.unwrap().unwrap();
+    let admitted = admitting.await.unwrap().unwrap();
     assert_eq!(
-        opened, 0,
+        admitted, None,
         "{before:?}: nothing is recorded for an ended meeting"
     );
     assert_eq!(open_visits(&stack.pool, meeting_id).await, 0, "{before:?}");
@@ -758,7 +762,8 @@ async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPoo
             })
         });
         for admission in futures::future::join_all(admissions).await {
-            assert_eq!(admission.unwrap().unwrap(), 1, "round {round}");
+            let admitted = admission.unwrap().unwrap();
+            assert_eq!(admitted.map(|m| m.opened), Some(1), "round {round}");
         }
         assert_eq!(
             open_visits(&stack.pool, meeting_id).await,
@@ -784,11 +789,13 @@ type AuditRow = (String, Option<String>, Option<String>, Option<String>);
 async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
     use gc_service::db::admissions::Admissions;
     use gc_service::domain::events::Actor;
+    use gc_service::domain::meeting::{MeetingStart, MeetingStatus};
     use std::future::Future;
     use std::pin::Pin;
     use std::task::Poll;
 
-    type Recording<'a> = Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>>;
+    type Recording<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
+    type Answer = Result<Option<gc_service::db::participants::AdmittedMeeting>, sqlx::Error>;
     /// Polls once: by then the admission is queued (the queue has room) and waits for its
     /// statement.
     async fn queued(mut recording: Recording<'_>) -> Recording<'_> {
@@ -876,6 +883,28 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
             assert!(last.is_err(), "the admission of nobody fails");
         } else {
             last.as_ref().unwrap();
+        }
+        // Each is answered with its own meeting as the statement left it: active, since the
+        // time its row holds.
+        let answered = results.iter().filter_map(|result| result.as_ref().ok());
+        for (answer, meeting) in answered.zip([first, second, second]) {
+            let admitted = answer.expect("a live meeting's admission is recorded");
+            let started_at: Option<chrono::DateTime<chrono::Utc>> =
+                sqlx::query_scalar("select started_at from meetings where id = $1")
+                    .bind(meeting)
+                    .fetch_one(&stack.pool)
+                    .await
+                    .unwrap();
+            assert_eq!(admitted.meeting_id, meeting, "{phase}");
+            assert_eq!(
+                admitted.start,
+                MeetingStart {
+                    status: MeetingStatus::Active,
+                    started_at
+                },
+                "{phase}"
+            );
+            assert!(started_at.is_some());
         }
 
         assert_eq!(open_visits(&stack.pool, first).await, 2, "{phase}");

@@ -28,6 +28,9 @@ pub struct JoinOutcome {
     pub already_present: bool,
     /// The number of the user's seat when admitted, else 0.
     pub seat: u64,
+    /// Users waiting in the lobby after the join, counted in the same atomic step as
+    /// `participant_count`.
+    pub lobby_count: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -149,7 +149,7 @@ impl RoomStore {
 
     /// Seats the user (a host, or anyone when the waiting room is off) if a seat is free, else
     /// answers Full; otherwise puts the user in the lobby. Someone already seated or waiting
-    /// stays as they are.
+    /// stays as they are. The outcome counts the seats and the lobby as the join left them.
     #[instrument(name = "mc.room.join", skip_all, fields(meeting_code = %room.code))]
     pub async fn join(
         &self,
@@ -178,6 +178,7 @@ impl RoomStore {
             participant_count: reply.next()?,
             already_present: reply.next_flag()?,
             seat: reply.next::<Option<u64>>()?.unwrap_or(0),
+            lobby_count: reply.next()?,
         })
     }
 

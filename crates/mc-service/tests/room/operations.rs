@@ -9,18 +9,21 @@ use mc_service::room::{
 use crate::on_both_backends;
 use crate::support::{Harness, TTL, random_code, settings, user};
 
-/// The outcome expected, with the seat number the room gave (`seat`, 0 for none).
+/// The outcome expected, with the seat number the room gave (`seat`, 0 for none) and the users
+/// waiting after the join (`lobby_count`).
 fn joined(
     admission: Admission,
     participant_count: u32,
     already_present: bool,
     seat: u64,
+    lobby_count: u32,
 ) -> JoinOutcome {
     JoinOutcome {
         admission,
         participant_count,
         already_present,
         seat,
+        lobby_count,
     }
 }
 
@@ -50,8 +53,8 @@ async fn join_seats_the_host_and_queues_a_guest_when_the_waiting_room_is_on(h: H
     let guest = room.join_as(&user(1), Role::Guest).await;
 
     assert!(host.seat > 0, "a seat has a number");
-    assert_eq!(host, joined(Admission::Admitted, 1, false, host.seat));
-    assert_eq!(guest, joined(Admission::Waiting, 1, false, 0));
+    assert_eq!(host, joined(Admission::Admitted, 1, false, host.seat, 0));
+    assert_eq!(guest, joined(Admission::Waiting, 1, false, 0, 1));
     let state = room.state().await;
     assert_eq!(state.participants.len(), 1);
     let seat = &state.participants[0];
@@ -77,9 +80,43 @@ async fn join_again_changes_nothing(h: Harness) {
         .unwrap();
     let guest_again = room.join(&user(1), "Other Name", Role::Host).await.unwrap();
 
-    assert_eq!(host_again, joined(Admission::Admitted, 1, true, host.seat));
-    assert_eq!(guest_again, joined(Admission::Waiting, 1, true, 0));
+    assert_eq!(
+        host_again,
+        joined(Admission::Admitted, 1, true, host.seat, 1)
+    );
+    assert_eq!(guest_again, joined(Admission::Waiting, 1, true, 0, 1));
     assert_eq!(room.state().await, before);
+}
+
+async fn join_counts_the_lobby_as_the_join_leaves_it(h: Harness) {
+    let room = h.room(2, true).await;
+    room.join_as(&user(1), Role::Guest).await;
+    room.join_as(&user(2), Role::Guest).await;
+
+    let host = room.join_as(&user(0), Role::Host).await;
+    let third = room.join_as(&user(3), Role::Guest).await;
+    let first_again = room.join_as(&user(1), Role::Guest).await;
+    room.admit(&user(1)).await.unwrap();
+    let second_host = room.join_as(&user(4), Role::Host).await;
+    let host_again = room.join_as(&user(0), Role::Host).await;
+
+    assert_eq!(host, joined(Admission::Admitted, 1, false, host.seat, 2));
+    assert_eq!(third, joined(Admission::Waiting, 1, false, 0, 3));
+    assert_eq!(first_again, joined(Admission::Waiting, 1, true, 0, 3));
+    assert_eq!(
+        second_host,
+        joined(Admission::Full, 2, false, 0, 2),
+        "a full room"
+    );
+    assert_eq!(
+        host_again,
+        joined(Admission::Admitted, 2, true, host.seat, 2)
+    );
+    assert_eq!(
+        room.state().await.lobby.len(),
+        2,
+        "as the room's state counts it"
+    );
 }
 
 async fn join_seats_everyone_until_full_when_the_waiting_room_is_off(h: Harness) {
@@ -90,14 +127,14 @@ async fn join_seats_everyone_until_full_when_the_waiting_room_is_off(h: Harness)
     let third = room.join_as(&user(3), Role::Guest).await;
     let host = room.join_as(&user(0), Role::Host).await;
 
-    assert_eq!(first, joined(Admission::Admitted, 1, false, first.seat));
+    assert_eq!(first, joined(Admission::Admitted, 1, false, first.seat, 0));
     assert_eq!(
         second,
-        joined(Admission::Admitted, 2, false, first.seat + 1),
+        joined(Admission::Admitted, 2, false, first.seat + 1, 0),
         "seats are numbered one after the other"
     );
-    assert_eq!(third, joined(Admission::Full, 2, false, 0));
-    assert_eq!(host, joined(Admission::Full, 2, false, 0));
+    assert_eq!(third, joined(Admission::Full, 2, false, 0, 0));
+    assert_eq!(host, joined(Admission::Full, 2, false, 0, 0));
     let state = room.state().await;
     assert_eq!(state.participant_count(), 2);
     assert!(
@@ -332,6 +369,7 @@ on_both_backends!(
     assign_creates_a_room_with_its_meta,
     join_seats_the_host_and_queues_a_guest_when_the_waiting_room_is_on,
     join_again_changes_nothing,
+    join_counts_the_lobby_as_the_join_leaves_it,
     join_seats_everyone_until_full_when_the_waiting_room_is_off,
     leave_frees_a_seat_and_clears_the_active_speaker,
     leave_keeps_the_active_speaker_when_someone_else_leaves,

@@ -1,18 +1,18 @@
 //! The wire forms of the room's domain types (`domain::room`), each written once: roles,
-//! admissions, seat numbers, user ids, times, settings, a leave's answer, and a controller's
-//! error as GC's.
+//! admissions, seat numbers, user ids, times, settings, a join's and a leave's answers, and a
+//! controller's error as GC's.
 
 use chrono::{DateTime, Utc};
 use common::error::ApiError;
 use common::jwt::MeetingRole;
 use common::proto::internal::v1::{
-    AdmissionStatus, LeaveParticipantResponse, LeftFrom, MeetingSettings as ProtoSettings,
-    ParticipantRole,
+    AdmissionStatus, JoinParticipantResponse, LeaveParticipantResponse, LeftFrom,
+    MeetingSettings as ProtoSettings, ParticipantRole,
 };
 use common::settings::MeetingSettings;
 use uuid::Uuid;
 
-use crate::domain::room::{Admission, EndedSeat, RoomLeave, Seated};
+use crate::domain::room::{Admission, EndedSeat, RoomJoin, RoomLeave, Seated};
 use crate::error::Error;
 
 /// A role as the room's messages carry it.
@@ -90,6 +90,26 @@ pub fn settings(s: &MeetingSettings) -> ProtoSettings {
     (*s).into()
 }
 
+/// What the room's answer to a join says, with the signaling URL of the room's owner. An
+/// answer without `lobby_count` (from a controller older than the field) leaves it unknown.
+pub fn room_join(
+    response: &JoinParticipantResponse,
+    signaling_url: String,
+) -> Result<RoomJoin, Error> {
+    let admission = admission(response.status)?;
+    let seat = match admission {
+        Admission::Admitted => Some(seat_number(response.seat)?),
+        Admission::Waiting => None,
+    };
+    Ok(RoomJoin {
+        admission,
+        seat,
+        participant_count: response.participant_count,
+        lobby_count: response.lobby_count,
+        signaling_url,
+    })
+}
+
 /// What the room's answer to a leave says about the seat and the room.
 pub fn room_leave(response: &LeaveParticipantResponse) -> Result<RoomLeave, Error> {
     let from_room = LeftFrom::try_from(response.left_from) == Ok(LeftFrom::Room);
@@ -158,6 +178,27 @@ mod tests {
         let seats = guest_seats(&[id], &[7]).unwrap();
         assert_eq!(seats[0].seat, 7);
         assert_eq!(seats[0].role, MeetingRole::Guest);
+    }
+
+    #[test]
+    fn a_join_carries_the_lobby_count_and_an_older_controllers_answer_leaves_it_unknown() {
+        let mut response = JoinParticipantResponse {
+            status: AdmissionStatus::Admitted as i32,
+            participant_count: 2,
+            seat: 9,
+            lobby_count: Some(3),
+        };
+        let joined = room_join(&response, "ws://mc/ws/v1/meetings/x".into()).unwrap();
+        assert_eq!(
+            (joined.seat, joined.participant_count, joined.lobby_count),
+            (Some(9), 2, Some(3))
+        );
+        // An MC that does not know field 5 sends nothing for it.
+        response.lobby_count = None;
+        let older = room_join(&response, String::new()).unwrap();
+        assert_eq!(older.lobby_count, None);
+        response.status = AdmissionStatus::Waiting as i32;
+        assert_eq!(room_join(&response, String::new()).unwrap().seat, None);
     }
 
     #[test]

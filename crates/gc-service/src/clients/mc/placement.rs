@@ -329,17 +329,7 @@ impl Placement {
                 }
             })
             .await?;
-        let admission = convert::admission(response.status)?;
-        let seat = match admission {
-            crate::domain::room::Admission::Admitted => Some(convert::seat_number(response.seat)?),
-            crate::domain::room::Admission::Waiting => None,
-        };
-        Ok(RoomJoin {
-            admission,
-            seat,
-            participant_count: response.participant_count,
-            signaling_url: room.signaling_url(),
-        })
+        convert::room_join(&response, room.signaling_url())
     }
 
     /// Seats a waiting user; their seat's number. `None` when no controller holds the meeting
