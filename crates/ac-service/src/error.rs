@@ -97,10 +97,10 @@ impl ServiceError for AcError {
             AcError::NotFound => ApiError::not_found(),
             AcError::Conflict(message) => ApiError::conflict(*message),
             AcError::RateLimited { retry_after_secs } => ApiError::rate_limited(*retry_after_secs),
-            // Out of connections: the request may succeed when retried.
-            AcError::Unavailable(_) | AcError::Database(sqlx::Error::PoolTimedOut) => {
-                ApiError::unavailable()
-            }
+            // Out of connections, or PostgreSQL down, hung or restarting: the request may
+            // succeed when retried.
+            AcError::Unavailable(_) => ApiError::unavailable(),
+            AcError::Database(e) if common::db::is_unavailable(e) => ApiError::unavailable(),
             AcError::Busy { retry_after_secs } => ApiError {
                 retry_after_secs: Some(*retry_after_secs),
                 ..ApiError::unavailable()
@@ -135,6 +135,9 @@ mod tests {
         let error = AcError::Database(sqlx::Error::Protocol("disk on fire".into())).api_error();
         assert_eq!(error.message, "internal error");
         let error = AcError::Database(sqlx::Error::PoolTimedOut).api_error();
+        assert_eq!(error.code, ErrorCode::ServiceUnavailable);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let error = AcError::Database(sqlx::Error::Io(refused)).api_error();
         assert_eq!(error.code, ErrorCode::ServiceUnavailable);
     }
 

@@ -32,6 +32,8 @@
 pub mod auth;
 pub mod backoff;
 pub mod cli;
+#[cfg(feature = "db")]
+pub mod db;
 pub mod display_name;
 pub mod error;
 pub mod grpc;

@@ -140,8 +140,9 @@ impl ServiceError for Error {
             Error::IdempotencyKeyReused => {
                 ApiError::conflict("this Idempotency-Key was already used with a different request")
             }
-            // Out of connections: the request may succeed when retried.
-            Error::Database(sqlx::Error::PoolTimedOut) => ApiError::unavailable(),
+            // Out of connections, or PostgreSQL down, hung or restarting: the request may
+            // succeed when retried.
+            Error::Database(e) if common::db::is_unavailable(e) => ApiError::unavailable(),
             Error::CodeCollision(_) | Error::Database(_) | Error::Random | Error::Internal(_) => {
                 ApiError::internal()
             }

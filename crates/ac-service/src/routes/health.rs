@@ -60,7 +60,7 @@ pub(super) async fn ready(
     if !readiness.is_ready() {
         return Err(AcError::Unavailable(anyhow::anyhow!("stopping")));
     }
-    crate::db::ping(&pool)
+    common::db::within(common::db::PING_DEADLINE, crate::db::ping(&pool))
         .await
         .map_err(|e| AcError::Unavailable(e.into()))?;
     let kid = keys.active().kid.clone();

@@ -58,7 +58,8 @@ pub async fn ready(
     if !readiness.is_ready() {
         return ApiError::unavailable().into_response();
     }
-    if let Err(error) = crate::db::ping(&pool).await {
+    if let Err(error) = common::db::within(common::db::PING_DEADLINE, crate::db::ping(&pool)).await
+    {
         tracing::warn!(%error, "not ready: database unreachable");
         return ApiError::unavailable().into_response();
     }
