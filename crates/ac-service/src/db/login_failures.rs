@@ -14,6 +14,7 @@
 //! on, so an account key matches exactly the accounts the sign-in lookup can find, however the
 //! address is cased. Rust's lowercasing differs for some characters (`İ`) and is not used.
 
+use common::db::Bounded;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
@@ -112,6 +113,7 @@ pub async fn reserve(
     .bind(&keys)
     .bind(window_secs)
     .execute(pool)
+    .bounded()
     .await?;
 
     // `for update` in key order: concurrent reservations and settlements of the same counters
@@ -153,6 +155,7 @@ pub async fn reserve(
     .bind(&limits)
     .bind(window_secs)
     .fetch_one(pool)
+    .bounded()
     .await?;
 
     Ok(match decided {
@@ -203,6 +206,7 @@ pub async fn settle(
     .bind(&reservation.windows)
     .bind(&actions)
     .execute(pool)
+    .bounded()
     .await?;
     Ok(())
 }
@@ -214,6 +218,7 @@ pub async fn purge_expired(pool: &PgPool, window: Duration) -> Result<u64, sqlx:
     )
     .bind(window.as_secs_f64() * 2.0)
     .execute(pool)
+    .bounded()
     .await?;
     Ok(result.rows_affected())
 }

@@ -1,6 +1,7 @@
 //! The `organizations` table.
 
 use chrono::{DateTime, Utc};
+use common::db::Bounded;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -37,6 +38,7 @@ pub async fn insert(pool: &PgPool, org: &NewOrg<'_>) -> Result<OrgRow, sqlx::Err
     .bind(org.max_concurrent_meetings)
     .bind(org.max_participants_per_meeting)
     .fetch_one(pool)
+    .bounded()
     .await
 }
 
@@ -63,6 +65,7 @@ pub async fn upsert(conn: &mut PgConnection, org: &NewOrg<'_>) -> Result<OrgRow,
     .bind(org.max_concurrent_meetings)
     .bind(org.max_participants_per_meeting)
     .fetch_optional(&mut *conn)
+    .bounded()
     .await?;
     match written {
         Some(row) => Ok(row),
@@ -81,6 +84,7 @@ pub async fn find_by_slug(
     )))
     .bind(slug)
     .fetch_optional(conn)
+    .bounded()
     .await
 }
 
@@ -90,6 +94,7 @@ pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<OrgRow>, sqlx::Error
     )))
     .bind(id)
     .fetch_optional(pool)
+    .bounded()
     .await
 }
 
@@ -123,5 +128,6 @@ pub async fn update(
     .bind(changes.max_participants_per_meeting)
     .bind(changes.is_active)
     .fetch_optional(pool)
+    .bounded()
     .await
 }

@@ -1,6 +1,7 @@
 //! The `service_credentials` table.
 
 use chrono::{DateTime, Utc};
+use common::db::Bounded;
 use sqlx::{PgConnection, PgPool};
 
 #[derive(Clone, sqlx::FromRow)]
@@ -28,6 +29,7 @@ pub async fn find(pool: &PgPool, client_id: &str) -> Result<Option<CredentialRow
     )))
     .bind(client_id)
     .fetch_optional(pool)
+    .bounded()
     .await
 }
 
@@ -46,6 +48,7 @@ pub async fn insert(
     .bind(credential.service_type)
     .bind(credential.scopes)
     .fetch_one(pool)
+    .bounded()
     .await
 }
 
@@ -58,6 +61,7 @@ pub async fn find_for_seed(
     )))
     .bind(client_id)
     .fetch_optional(conn)
+    .bounded()
     .await
 }
 
@@ -80,6 +84,7 @@ pub async fn upsert(
     .bind(credential.service_type)
     .bind(credential.scopes)
     .execute(conn)
+    .bounded()
     .await?;
     Ok(())
 }

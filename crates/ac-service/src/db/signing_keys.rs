@@ -4,6 +4,7 @@
 //! those intervals from overlapping. Every "now" here is the database's `now()`, so replicas
 //! with skewed clocks still agree on which key signs.
 
+use common::db::Bounded;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -57,6 +58,7 @@ pub async fn lock(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("select pg_advisory_xact_lock($1)")
         .bind(KEY_LOCK_ID)
         .execute(conn)
+        .bounded()
         .await?;
     Ok(())
 }
@@ -67,6 +69,7 @@ pub async fn try_lock(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
         .bind(KEY_LOCK_ID)
         .fetch_one(conn)
+        .bounded()
         .await
 }
 
@@ -81,6 +84,7 @@ pub async fn signing(conn: &mut PgConnection) -> Result<Option<SigningKeyRow>, s
           limit 1"
     )))
     .fetch_optional(conn)
+    .bounded()
     .await
 }
 
@@ -99,6 +103,7 @@ pub async fn newest(
     )
     .bind(age.as_secs_f64())
     .fetch_optional(conn)
+    .bounded()
     .await
 }
 
@@ -121,6 +126,7 @@ pub async fn insert(
     .bind(&key.private_key_nonce)
     .bind(activate_in.as_secs_f64())
     .fetch_one(conn)
+    .bounded()
     .await
 }
 
@@ -141,6 +147,7 @@ pub async fn retire_newest(
     .bind(retire_in.as_secs_f64())
     .bind(publish_for.as_secs_f64())
     .execute(conn)
+    .bounded()
     .await?;
     Ok(())
 }
@@ -153,6 +160,7 @@ pub async fn activate_newest_now(conn: &mut PgConnection) -> Result<(), sqlx::Er
           where retired_at is null and activates_at > now()",
     )
     .execute(conn)
+    .bounded()
     .await?;
     Ok(())
 }
@@ -166,6 +174,7 @@ pub async fn published(pool: &PgPool) -> Result<Vec<PublishedKey>, sqlx::Error> 
           order by activates_at desc, created_at desc",
     )
     .fetch_all(pool)
+    .bounded()
     .await
 }
 
@@ -174,6 +183,7 @@ pub async fn published(pool: &PgPool) -> Result<Vec<PublishedKey>, sqlx::Error> 
 pub async fn delete_unpublished(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar("delete from signing_keys where publish_until <= now() returning kid")
         .fetch_all(pool)
+        .bounded()
         .await
 }
 
@@ -196,6 +206,7 @@ pub async fn delete(
     )
     .bind(kid)
     .fetch_optional(conn)
+    .bounded()
     .await
 }
 
@@ -208,6 +219,7 @@ pub async fn retire_all_now(
 ) -> Result<(), sqlx::Error> {
     sqlx::query("delete from signing_keys where activates_at > now()")
         .execute(&mut *conn)
+        .bounded()
         .await?;
     sqlx::query(
         "update signing_keys
@@ -217,6 +229,7 @@ pub async fn retire_all_now(
     )
     .bind(publish_for.as_secs_f64())
     .execute(conn)
+    .bounded()
     .await?;
     Ok(())
 }

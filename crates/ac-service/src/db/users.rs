@@ -5,6 +5,7 @@
 //! (`İ`), and an account would then be unreachable.
 
 use chrono::{DateTime, Utc};
+use common::db::Bounded;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -51,6 +52,7 @@ pub async fn find_for_login(pool: &PgPool, email: &str) -> Result<Option<LoginRo
     )
     .bind(email)
     .fetch_optional(pool)
+    .bounded()
     .await
 }
 
@@ -67,6 +69,7 @@ pub async fn insert(pool: &PgPool, user: &NewUser<'_>) -> Result<UserRow, sqlx::
     .bind(user.display_name)
     .bind(user.roles)
     .fetch_one(pool)
+    .bounded()
     .await
 }
 
@@ -93,6 +96,7 @@ pub async fn find_for_seed(
     )
     .bind(email)
     .fetch_optional(conn)
+    .bounded()
     .await
 }
 
@@ -110,6 +114,7 @@ pub async fn insert_for_seed(
     .bind(user.display_name)
     .bind(user.roles)
     .execute(conn)
+    .bounded()
     .await?;
     Ok(())
 }
@@ -133,6 +138,7 @@ pub async fn update_for_seed(
     .bind(user.display_name)
     .bind(user.roles)
     .execute(conn)
+    .bounded()
     .await?;
     Ok(())
 }
@@ -153,5 +159,6 @@ pub async fn is_active_org_admin(
     .bind(user_id)
     .bind(org_id)
     .fetch_one(pool)
+    .bounded()
     .await
 }

@@ -12,6 +12,7 @@
 //! enough for every token it signed, including tokens signed by replicas that have not yet
 //! switched, to expire.
 
+use common::db::Bounded;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -71,7 +72,7 @@ pub async fn ensure_signing_key(
     }
     drop(conn);
 
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().bounded().await?;
     signing_keys::lock(&mut tx).await?;
     // Another replica may have created the key while this one waited for the lock.
     if signing_keys::signing(&mut tx).await?.is_none() {
@@ -92,7 +93,7 @@ pub async fn ensure_signing_key(
     let row = signing_keys::signing(&mut tx)
         .await?
         .context("no signing key after creating one")?;
-    tx.commit().await?;
+    tx.commit().bounded().await?;
     Ok(row)
 }
 
@@ -111,7 +112,7 @@ pub async fn rotate(
     timing: RotationTiming,
     only_if_older_than: Option<Duration>,
 ) -> anyhow::Result<Option<Rotation>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().bounded().await?;
     match only_if_older_than {
         Some(age) => {
             if !signing_keys::try_lock(&mut tx).await? {
@@ -141,7 +142,7 @@ pub async fn rotate(
     // Retire first: the next key's interval may only begin where the current one ends.
     signing_keys::retire_newest(&mut tx, timing.activation_delay, timing.publish_for).await?;
     let activates_at = signing_keys::insert(&mut tx, &key, timing.activation_delay).await?;
-    tx.commit().await?;
+    tx.commit().bounded().await?;
     Ok(Some(Rotation {
         kid: key.kid,
         activates_at,
@@ -170,7 +171,7 @@ pub async fn withdraw(
     timing: RotationTiming,
     kid: &str,
 ) -> anyhow::Result<Option<Withdrawal>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().bounded().await?;
     signing_keys::lock(&mut tx).await?;
     let Some(withdrawn) = signing_keys::delete(&mut tx, kid).await? else {
         return Ok(None);
@@ -184,7 +185,7 @@ pub async fn withdraw(
     let signing = signing_keys::signing(&mut tx)
         .await?
         .context("no signing key after withdrawing one")?;
-    tx.commit().await?;
+    tx.commit().bounded().await?;
     Ok(Some(Withdrawal {
         withdrawn_kid: kid.to_owned(),
         signing_kid: signing.kid,
