@@ -5,6 +5,7 @@
 //! configured with; health is decided in each query from `now()`, so nothing has to mark
 //! controllers down and every GC replica agrees.
 
+use common::db::Bounded;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -48,6 +49,7 @@ pub async fn register(
     .bind(grpc_addr)
     .bind(capacity)
     .execute(pool)
+    .bounded()
     .await?;
     Ok(())
 }
@@ -61,6 +63,7 @@ pub async fn heartbeat(pool: &PgPool, id: &str, load: i32) -> Result<bool, sqlx:
     .bind(id)
     .bind(load)
     .execute(pool)
+    .bounded()
     .await?;
     Ok(result.rows_affected() == 1)
 }
@@ -78,6 +81,7 @@ pub async fn health_counts(
     )
     .bind(f64::from(heartbeat_timeout_secs))
     .fetch_one(pool)
+    .bounded()
     .await
 }
 
@@ -96,6 +100,7 @@ pub async fn assignment(
     .bind(meeting_id)
     .bind(f64::from(heartbeat_timeout_secs))
     .fetch_optional(pool)
+    .bounded()
     .await
 }
 
@@ -125,6 +130,7 @@ pub async fn assign(
     )
     .bind(timeout)
     .fetch_optional(pool)
+    .bounded()
     .await?;
     let Some(controller) = picked else {
         return Ok(None);
@@ -138,6 +144,7 @@ pub async fn assign(
         .bind(meeting_id)
         .bind(&controller.id)
         .execute(pool)
+        .bounded()
         .await?
         .rows_affected(),
         Some(stale) => sqlx::query(
@@ -149,6 +156,7 @@ pub async fn assign(
         .bind(&controller.id)
         .bind(stale.fencing_token)
         .execute(pool)
+        .bounded()
         .await?
         .rows_affected(),
     };
@@ -172,5 +180,6 @@ pub async fn owned_meeting(
     .bind(code)
     .bind(controller_id)
     .fetch_optional(pool)
+    .bounded()
     .await
 }

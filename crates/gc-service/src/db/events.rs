@@ -12,6 +12,7 @@
 //! the other.
 
 use crate::domain::events::Change;
+use common::db::Bounded;
 
 /// The one writer of the record: inserts the rows of the `events` relation of the statement it
 /// ends (see the module's documentation for its columns).
@@ -70,6 +71,7 @@ pub async fn record<'e>(
     .bind(actions)
     .bind(details)
     .execute(executor)
+    .bounded()
     .await?;
     Ok(())
 }

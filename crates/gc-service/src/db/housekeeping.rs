@@ -1,6 +1,7 @@
 //! The housekeeping's reads and deletes (`use_cases::housekeeping`): which meetings are due to
 //! be ended, and the retention's delete. Time is PostgreSQL's `now()`.
 
+use common::db::Bounded;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -44,6 +45,7 @@ pub async fn due(
         .bind(limit)
         .bind(only)
         .fetch_all(pool)
+        .bounded()
         .await
 }
 
@@ -61,6 +63,7 @@ pub async fn delete_retired(pool: &PgPool, days: u32, limit: i64) -> Result<u64,
     .bind(i32::try_from(days).unwrap_or(i32::MAX))
     .bind(limit)
     .execute(pool)
+    .bounded()
     .await?;
     Ok(result.rows_affected())
 }

@@ -2,6 +2,7 @@
 //!
 //! Keys are written by the create statement itself (see [`super::meetings`]), never here.
 
+use common::db::Bounded;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -38,6 +39,7 @@ pub async fn find_key(
     .bind(key.as_str())
     .bind(KEY_TTL_HOURS)
     .fetch_optional(pool)
+    .bounded()
     .await?;
     row.map(|row| {
         let request_hash = RequestHash::from_slice(&row.request_hash).ok_or_else(|| {
@@ -68,6 +70,7 @@ pub async fn delete_expired_key(
     .bind(key.as_str())
     .bind(KEY_TTL_HOURS)
     .execute(pool)
+    .bounded()
     .await?;
     Ok(result.rows_affected() > 0)
 }
@@ -87,6 +90,7 @@ pub async fn purge_expired(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error
     .bind(KEY_TTL_HOURS)
     .bind(batch)
     .execute(pool)
+    .bounded()
     .await?;
     Ok(result.rows_affected())
 }

@@ -12,6 +12,7 @@
 //! [`super::creates`]); a create the batch leaves out runs this one-create statement alone.
 
 use chrono::{DateTime, Utc};
+use common::db::Bounded;
 use common::meeting_code::MeetingCode;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -193,6 +194,7 @@ pub async fn insert_row(pool: &PgPool, row: &CreateRow) -> Result<InsertOutcome,
         .bind(&row.ip)
         .bind(&row.user_agent)
         .fetch_optional(pool)
+        .bounded()
         .await;
     match result {
         Ok(Some(row)) => Ok(InsertOutcome::Created(row.try_into()?)),
@@ -248,6 +250,7 @@ select ",
     .bind(column(rows, |r| r.ip.as_deref()))
     .bind(column(rows, |r| r.user_agent.as_deref()))
     .fetch_all(pool)
+    .bounded()
     .await?;
     created.into_iter().map(Meeting::try_from).collect()
 }
@@ -301,6 +304,7 @@ pub async fn explain_not_inserted(
     .bind(new.org_id)
     .bind(new.host_id)
     .fetch_one(pool)
+    .bounded()
     .await?;
     if row.org_active != Some(true) {
         return Ok(NotInsertedCause::OrgNotActive);
@@ -327,6 +331,7 @@ pub async fn find_meeting(pool: &PgPool, id: Uuid) -> Result<Option<Meeting>, sq
     ))
     .bind(id)
     .fetch_optional(pool)
+    .bounded()
     .await?;
     row.map(Meeting::try_from).transpose()
 }
@@ -433,6 +438,7 @@ pub async fn find_by_codes_with_assignment<'e>(
     .bind(codes)
     .bind(f64::from(heartbeat_timeout_secs))
     .fetch_all(executor)
+    .bounded()
     .await?;
     rows.into_iter().map(located).collect()
 }
@@ -475,6 +481,7 @@ pub async fn find_by_code(
     ))
     .bind(code.as_str())
     .fetch_optional(pool)
+    .bounded()
     .await?;
     row.map(Meeting::try_from).transpose()
 }
@@ -507,6 +514,7 @@ pub async fn mark_empty(
     .bind(last_seat)
     .bind(since)
     .fetch_optional(conn)
+    .bounded()
     .await?;
     Ok(live.is_some())
 }
@@ -522,6 +530,7 @@ pub async fn lock_live(conn: &mut PgConnection, id: Uuid) -> Result<Option<Meeti
     ))
     .bind(id)
     .fetch_optional(conn)
+    .bounded()
     .await?;
     row.map(Meeting::try_from).transpose()
 }
@@ -536,11 +545,13 @@ pub async fn end(conn: &mut PgConnection, id: Uuid) -> Result<Option<Meeting>, s
     ))
     .bind(id)
     .fetch_optional(&mut *conn)
+    .bounded()
     .await?;
     if row.is_some() {
         sqlx::query("delete from meeting_assignments where meeting_id = $1")
             .bind(id)
             .execute(&mut *conn)
+            .bounded()
             .await?;
     }
     row.map(Meeting::try_from).transpose()
@@ -574,6 +585,7 @@ pub async fn update_settings(
     .bind(settings.allow_external_participants)
     .bind(max_participants)
     .fetch_optional(conn)
+    .bounded()
     .await?;
     row.map(Meeting::try_from).transpose()
 }
@@ -583,6 +595,7 @@ pub async fn org_max_participants(pool: &PgPool, org_id: Uuid) -> Result<i32, sq
     sqlx::query_scalar("select max_participants_per_meeting from organizations where id = $1")
         .bind(org_id)
         .fetch_one(pool)
+        .bounded()
         .await
 }
 
@@ -623,6 +636,7 @@ pub async fn history(
             .bind(hosted)
             .bind(attended)
             .fetch_one(pool)
+            .bounded()
             .await?;
     let rows: Vec<MeetingRow> = sqlx::query_as(concat!(
         "select ",
@@ -637,6 +651,7 @@ pub async fn history(
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
+    .bounded()
     .await?;
     let meetings = rows
         .into_iter()

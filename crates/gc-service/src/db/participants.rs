@@ -8,6 +8,7 @@
 //! unless it exists, the leave closes it or writes it closed.
 
 use chrono::{DateTime, Utc};
+use common::db::Bounded;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -28,6 +29,7 @@ pub async fn close_all(
     .bind(meeting_id)
     .bind(reason)
     .execute(conn)
+    .bounded()
     .await?;
     Ok(result.rows_affected())
 }
@@ -45,6 +47,7 @@ pub async fn has_open_visit(
     .bind(meeting_id)
     .bind(user_id)
     .fetch_one(pool)
+    .bounded()
     .await
 }
 
@@ -55,6 +58,7 @@ pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Er
     )
     .bind(meeting_id)
     .fetch_one(pool)
+    .bounded()
     .await
 }
 
@@ -219,6 +223,7 @@ pub async fn admit_batch<'e>(
         .bind(&rows.user_agents)
         .bind(rows.meetings())
         .fetch_all(executor)
+        .bounded()
         .await?;
     admitted
         .into_iter()
@@ -265,9 +270,9 @@ pub async fn record_leave(
     leave: &Leave<'_>,
     actor: crate::domain::events::Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().bounded().await?;
     let closed = record_leave_in(&mut tx, leave, actor).await?;
-    tx.commit().await?;
+    tx.commit().bounded().await?;
     Ok(closed)
 }
 
@@ -313,6 +318,7 @@ pub async fn record_leave_in(
         .bind(leave.left_at)
         .bind(reason.as_str())
         .fetch_optional(&mut *tx)
+        .bounded()
         .await?;
         closed |= inserted.is_some();
         if inserted == Some(true) {
@@ -339,6 +345,7 @@ pub async fn record_leave_in(
     .bind(leave.left_at)
     .bind(leave.last_seat)
     .execute(&mut *tx)
+    .bounded()
     .await?;
     closed |= others.rows_affected() > 0;
     if closed {

@@ -10,6 +10,7 @@
 //! change stands in PostgreSQL) brings the room in line. Turning the waiting room off admits
 //! the lobby up to capacity.
 
+use common::db::Bounded;
 use common::jwt::UserClaims;
 use common::settings::MeetingSettings;
 
@@ -68,7 +69,7 @@ async fn store_change(
     change: ConfigChange,
     actor: Actor<'_>,
 ) -> Result<Meeting, Error> {
-    let mut tx = rooms.pool.begin().await?;
+    let mut tx = rooms.pool.begin().bounded().await?;
     let current = db::meetings::lock_live(&mut tx, meeting.id)
         .await?
         .ok_or(Error::MeetingNotFound)?;
@@ -77,7 +78,7 @@ async fn store_change(
         .max_participants
         .map_or(current.max_participants, MaxParticipants::get);
     if settings == current.settings && max == current.max_participants {
-        tx.commit().await?;
+        tx.commit().bounded().await?;
         return Ok(current);
     }
     let updated = db::meetings::update_settings(&mut tx, meeting.id, &settings, max)
@@ -93,7 +94,7 @@ async fn store_change(
         },
     };
     db::events::record(&mut *tx, &[change]).await?;
-    tx.commit().await?;
+    tx.commit().bounded().await?;
     Ok(updated)
 }
 

@@ -3,6 +3,7 @@
 //! itself (its id is the client id it authenticated with) and reports only on rooms it owns.
 
 use chrono::{DateTime, Utc};
+use common::db::Bounded;
 use common::jwt::MeetingRole;
 use sqlx::PgPool;
 
@@ -142,9 +143,9 @@ pub async fn meeting_empty(
 ) -> Result<(), Error> {
     require_self(caller_id, controller_id)?;
     let meeting_id = owned(pool, controller_id, code).await?;
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().bounded().await?;
     db::meetings::mark_empty(&mut tx, meeting_id, seat_number(last_seat)?, since).await?;
-    tx.commit().await?;
+    tx.commit().bounded().await?;
     Ok(())
 }
 

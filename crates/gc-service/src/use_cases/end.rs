@@ -4,6 +4,7 @@
 //! all in one transaction; then the room is ended on its controller, which tells everyone and
 //! deletes its live state. Ending an ended meeting changes nothing and returns it as it is.
 
+use common::db::Bounded;
 use common::jwt::UserClaims;
 use common::meeting_code::MeetingCode;
 
@@ -43,7 +44,7 @@ pub async fn end(
     }
     // The room's owner, read before the assignment goes with the ending.
     let room = rooms.placement.current(&meeting).await.unwrap_or(None);
-    let mut tx = rooms.pool.begin().await?;
+    let mut tx = rooms.pool.begin().bounded().await?;
     let Some(ended) = db::meetings::end(&mut tx, meeting.id).await? else {
         // Another request ended it first.
         tx.rollback().await?;
@@ -63,7 +64,7 @@ pub async fn end(
         },
     };
     db::events::record(&mut *tx, &[change]).await?;
-    tx.commit().await?;
+    tx.commit().bounded().await?;
     tracing::info!(meeting_id = %meeting.id, reason = reason.as_str(), "meeting ended");
 
     // PostgreSQL says it ended, whatever the controller answers: an unreachable one loses the
