@@ -22,7 +22,9 @@ use ring::rand::SystemRandom;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{HOST, MEMBER, TestStack, spawn_stack, until_someone_waits_for_a_lock};
+use crate::helpers::{
+    HOST, MEMBER, StackOptions, TestStack, spawn_stack, until_someone_waits_for_a_lock,
+};
 
 fn create(name: &str) -> CreateMeeting {
     CreateMeeting {
@@ -84,7 +86,7 @@ fn created(result: Result<Created, Error>) -> gc_service::domain::meeting::Meeti
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let inactive = stack.user_id(MEMBER).await;
     sqlx::query("update users set is_active = false where id = $1")
@@ -226,7 +228,7 @@ async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool:
 /// it cannot decide at once, and writes the others.
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_batch_statement_leaves_out_what_it_cannot_decide_without_waiting(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     stack.set_org_limits(2, 100).await;
     let audit = Origin::default();
@@ -324,7 +326,7 @@ async fn the_batch_statement_leaves_out_what_it_cannot_decide_without_waiting(po
 /// limit, and the slots agree.
 #[sqlx::test(migrations = "../../migrations")]
 async fn batched_creates_keep_the_org_limit_exact(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     let replicas = [
@@ -379,7 +381,7 @@ async fn batched_creates_keep_the_org_limit_exact(pool: PgPool) {
 async fn a_starved_pool_fails_queued_creates_and_writes_nothing(pool: PgPool) {
     use sqlx::postgres::PgPoolOptions;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     stack.set_org_limits(100, 100).await;
     let small = PgPoolOptions::new()

@@ -7,14 +7,15 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{
-    HOST, MEMBER, McRedis, TestSigner, TestStack, meeting_body, redis_url, spawn_stack, user_claims,
+    HOST, MEMBER, McRedis, StackOptions, TestSigner, TestStack, meeting_body, redis_url,
+    spawn_stack, user_claims,
 };
 
 /// A stack with one meeting controller, its room keys under a prefix of this test, and a
 /// signer for tokens of users the test makes. The signer's key is published before anything
 /// verifies a token, so GC and MC know it from their first fetch of AC's keys.
 pub async fn stack_with_mc(pool: PgPool) -> (TestStack, String, People) {
-    let mut stack = spawn_stack(pool).await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc(0, &prefix, McRedis::Single).await;

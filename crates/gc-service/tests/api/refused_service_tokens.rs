@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{GC_CLIENT, ISSUER, MC_CLIENTS, TestStack, spawn_stack};
+use crate::helpers::{GC_CLIENT, ISSUER, MC_CLIENTS, StackOptions, TestStack, spawn_stack};
 use crate::lifecycle::{create, join, stack_with_mc};
 
 const ADMIN_CLIENT: (&str, &str) = ("test-admin", "test-admin-secret-0001");
@@ -111,7 +111,7 @@ async fn controller_tokens(stack: &TestStack) -> Arc<ServiceTokenClient> {
 async fn a_controller_registers_and_heartbeats_on_the_first_try_after_its_key_was_withdrawn(
     pool: PgPool,
 ) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     // Two clients as MC builds them (a replica restarting, say), each holding a token signed
     // by the key about to be withdrawn.
     let layer = ServiceTokenLayer::new(controller_tokens(&stack).await);
@@ -201,7 +201,7 @@ fn grant() -> MeetingGrant {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_ac_that_keeps_refusing_is_asked_once_more_and_no_more(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let (refusing, requests) = refusing_ac(&stack).await;
     let tokens = Arc::new(
         ServiceTokenClient::new(

@@ -21,20 +21,14 @@ use common::proto::internal::v1::meeting_controller_service_client::MeetingContr
 use common::proto::internal::v1::{EndMeetingRequest, JoinParticipantRequest, ParticipantRole};
 
 use crate::helpers::{
-    GC_CLIENT, HOST, ISSUER, MC_CLIENTS, McRedis, TestStack, spawn_stack_full, test_lifecycle,
-    test_shell_settings,
+    GC_CLIENT, HOST, ISSUER, MC_CLIENTS, McRedis, StackOptions, TestStack, spawn_stack,
+    test_lifecycle,
 };
 use crate::lifecycle::{People, call, create, get, join};
 
 /// A stack with one controller on `redis`, and people the test can make.
 async fn stack(pool: PgPool, redis: McRedis) -> (TestStack, People) {
-    let mut stack = spawn_stack_full(
-        pool,
-        test_shell_settings(),
-        test_lifecycle(),
-        axum::Router::new(),
-    )
-    .await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let people = People::new(&stack).await;
     stack.set_org_limits(10, 100).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
@@ -450,13 +444,7 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) {
-    let mut stack = spawn_stack_full(
-        pool,
-        test_shell_settings(),
-        test_lifecycle(),
-        axum::Router::new(),
-    )
-    .await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc_process(0, &prefix).await;
@@ -587,13 +575,7 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn new_meetings_go_to_the_least_loaded_healthy_controller(pool: PgPool) {
-    let mut stack = spawn_stack_full(
-        pool,
-        test_shell_settings(),
-        test_lifecycle(),
-        axum::Router::new(),
-    )
-    .await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc(0, &prefix, McRedis::Single).await;
     stack.start_mc(1, &prefix, McRedis::Single).await;
@@ -632,8 +614,7 @@ async fn joins_to_a_dead_controller_fail_at_once_once_its_breaker_opens(pool: Pg
         heartbeat_timeout_secs: 60,
         ..test_lifecycle()
     };
-    let mut stack =
-        spawn_stack_full(pool, test_shell_settings(), lifecycle, axum::Router::new()).await;
+    let mut stack = spawn_stack(pool, StackOptions::default().with_lifecycle(lifecycle)).await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc(0, &prefix, McRedis::Single).await;

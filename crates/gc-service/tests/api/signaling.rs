@@ -11,14 +11,14 @@ use sqlx::PgPool;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use crate::helpers::{McRedis, TestStack, meeting_body, spawn_stack};
+use crate::helpers::{McRedis, StackOptions, TestStack, meeting_body, spawn_stack};
 use crate::lifecycle::{People, call, create, join};
 use crate::ws::Ws;
 
 /// A stack with one controller whose signaling settings the test chooses, the prefix of its
 /// room keys, and a way to make users.
 async fn stack(pool: PgPool, signaling: SignalingArgs) -> (TestStack, String, People) {
-    let mut stack = spawn_stack(pool).await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack
@@ -831,7 +831,7 @@ async fn rejoin_elsewhere(stack: &TestStack, code: &str, who: &Member) -> Member
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn after_a_controller_dies_clients_reconnect_to_the_new_owner_and_go_on(pool: PgPool) {
-    let mut stack = spawn_stack(pool).await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc_process(0, &prefix).await;

@@ -20,7 +20,8 @@ use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
 use crate::helpers::{
-    HOST, MEMBER, TestStack, lock_waiters, spawn_stack, until_someone_waits_for_a_lock,
+    HOST, MEMBER, StackOptions, TestStack, lock_waiters, spawn_stack,
+    until_someone_waits_for_a_lock,
 };
 
 /// A create queue of the stack's pool (each starts its own writing task).
@@ -66,7 +67,7 @@ async fn exec(pool: &PgPool, sql: &'static str) -> Result<u64, sqlx::Error> {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_live_counter_follows_ends_and_deletes_of_live_meetings(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     for code in ["AAAAAAAAAAA1", "AAAAAAAAAAA2", "AAAAAAAAAAA3"] {
@@ -119,7 +120,7 @@ async fn the_live_counter_follows_ends_and_deletes_of_live_meetings(pool: PgPool
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn ended_meetings_cannot_be_reopened_nor_moved_to_another_org(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     insert_meeting(&stack, host, "BBBBBBBBBBB1").await;
     exec(
@@ -152,7 +153,7 @@ async fn ended_meetings_cannot_be_reopened_nor_moved_to_another_org(pool: PgPool
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     let taken = new_meeting(&stack, host, "TAKENTAKEN01");
@@ -179,7 +180,7 @@ async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn three_collisions_in_a_row_give_up_with_code_collision_and_store_nothing(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     let taken = new_meeting(&stack, host, "TAKENTAKEN01");
@@ -257,7 +258,7 @@ fn scans_meetings(node: &Value) -> bool {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_create_statement_costs_the_same_with_20000_meetings_in_the_org(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     stack.set_org_limits(100_000, 100).await;
     let (empty, _) = create_statement_buffers(&stack, host, "emptyprobe0").await;
@@ -299,7 +300,7 @@ async fn the_create_statement_costs_the_same_with_20000_meetings_in_the_org(pool
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn creates_and_ends_leave_an_orgs_updated_at_alone(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let long_ago: chrono::DateTime<chrono::Utc> = "2000-01-01T00:00:00Z".parse().unwrap();
     sqlx::query("update organizations set updated_at = $2 where id = $1")
@@ -333,7 +334,7 @@ async fn creates_and_ends_leave_an_orgs_updated_at_alone(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     for i in 0..6 {
@@ -453,7 +454,7 @@ enum BeforeTheRace {
 /// meeting row or not.
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     for (i, before) in [
         BeforeTheRace::Scheduled,
         BeforeTheRace::Active,
@@ -529,7 +530,7 @@ async fn a_seats_admission_and_its_leave_agree_in_either_order(pool: PgPool) {
     use gc_service::db::{meetings, participants};
     use gc_service::domain::events::Actor;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     for (i, admission_first) in [true, false].into_iter().enumerate() {
         let meeting_id = insert_meeting(&stack, host, &format!("RACELEAVEJN{i}")).await;
@@ -735,7 +736,7 @@ async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPoo
     use gc_service::db::participants;
     use gc_service::domain::events::Actor;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let users = more_users(&stack, host, "storm", 24).await;
     for round in 0..5 {
@@ -796,7 +797,7 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
         recording
     }
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let guest = stack.user_id(MEMBER).await;
     let admissions = Admissions::new(stack.pool.clone());
@@ -936,7 +937,7 @@ async fn a_starved_pool_fails_queued_admissions_together(pool: PgPool) {
     use sqlx::postgres::PgPoolOptions;
     use std::time::{Duration, Instant};
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let users = more_users(&stack, host, "starved", 6).await;
     let meeting = insert_meeting(&stack, host, "STARVEDPOOL0").await;
@@ -993,7 +994,7 @@ async fn two_replicas_admitting_into_the_same_cold_meetings_record_everyone_once
     use gc_service::db::admissions::Admissions;
     use gc_service::domain::events::Actor;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let users = more_users(&stack, host, "crowd", 30).await;
     let mut meetings = Vec::new();
@@ -1056,7 +1057,7 @@ async fn two_replicas_starting_the_same_meeting_record_its_start_once(pool: PgPo
     use gc_service::domain::events::Actor;
 
     const TRIALS: usize = 200;
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let users = more_users(&stack, host, "starter", 2).await;
     stack
@@ -1104,7 +1105,7 @@ async fn queued_lookups_each_get_their_own_meeting(pool: PgPool) {
     use gc_service::db::lookups::Lookups;
     use std::task::Poll;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let lookups = Lookups::new(stack.pool.clone(), 30);
     let first = insert_meeting(&stack, host, "LOOKUPFIRST0").await;
@@ -1206,7 +1207,7 @@ async fn assigned_meetings(
 async fn the_meeting_read_of_a_join_does_not_scan_every_assignment(pool: PgPool) {
     use gc_service::db::meetings::find_by_codes_with_assignment;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     // 400 meetings (ended ones: they need no slot), all assigned to one controller.
     assigned_meetings(&stack, host, "SCAN", 400, "mc-scan").await;
@@ -1246,7 +1247,7 @@ async fn the_meeting_read_of_a_join_does_not_scan_every_assignment(pool: PgPool)
 async fn the_batched_join_statements_are_planned_once_per_connection(pool: PgPool) {
     use gc_service::db::meetings::find_by_codes_with_assignment;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     assigned_meetings(&stack, host, "PLAN", 2000, "mc-plan").await;
 
