@@ -16,7 +16,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::helpers::{GC_CLIENT, HOST, TestStack, meeting_body, test_lifecycle};
-use crate::lifecycle::{call, create, join, redis_keys, stack_with_mc};
+use crate::meetings::{call, create, join, redis_keys, stack_with_mc};
 
 fn rooms(stack: &TestStack) -> Rooms {
     let tokens = Arc::new(

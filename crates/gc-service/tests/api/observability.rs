@@ -145,7 +145,7 @@ async fn the_controller_gauge_follows_the_registry(pool: PgPool) {
 /// reads and the admissions of a join each count once, whatever statement they shared.
 #[sqlx::test(migrations = "../../migrations")]
 async fn shared_statements_report_how_many_items_they_held(pool: PgPool) {
-    use crate::lifecycle::{create, join, stack_with_mc};
+    use crate::meetings::{create, join, stack_with_mc};
 
     let (stack, _prefix, _people) = stack_with_mc(pool).await;
     let token = stack.user_token(HOST).await;

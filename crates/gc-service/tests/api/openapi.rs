@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::helpers::{HOST, MEMBER, NO_ROLE, StackOptions, TestStack, meeting_body, spawn_stack};
-use crate::lifecycle::stack_with_mc;
+use crate::meetings::stack_with_mc;
 
 const SERVICE: &str = "gc-service";
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::helpers::{
     HOST, McRedis, StackOptions, TestStack, redis_url, spawn_stack, test_lifecycle,
 };
-use crate::lifecycle::{People, call, create, join, stack_with_mc};
+use crate::meetings::{People, call, create, join, stack_with_mc};
 
 /// The test's rooms as MC stores them (keys under the test's prefix).
 fn room_store(prefix: &str) -> RoomStore {

@@ -26,7 +26,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{GC_CLIENT, ISSUER, MC_CLIENTS, StackOptions, TestStack, spawn_stack};
-use crate::lifecycle::{create, join, stack_with_mc};
+use crate::meetings::{create, join, stack_with_mc};
 
 const ADMIN_CLIENT: (&str, &str) = ("test-admin", "test-admin-secret-0001");
 

@@ -24,7 +24,7 @@ use crate::helpers::{
     GC_CLIENT, HOST, ISSUER, MC_CLIENTS, McRedis, StackOptions, TestStack, spawn_stack,
     test_lifecycle,
 };
-use crate::lifecycle::{People, call, create, get, join};
+use crate::meetings::{People, call, create, get, join};
 
 /// A stack with one controller on `redis`, and people the test can make.
 async fn stack(pool: PgPool, redis: McRedis) -> (TestStack, People) {
