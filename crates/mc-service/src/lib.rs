@@ -18,3 +18,5 @@ pub mod routes;
 pub mod signaling;
 pub mod speaker;
 pub mod startup;
+#[cfg(test)]
+mod test_gc;

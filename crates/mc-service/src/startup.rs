@@ -191,8 +191,9 @@ impl Application {
         let beating = held.clone();
         let registration_gc = gc.clone();
         let counted = Arc::clone(&hub);
+        let load = move || crate::registration::Load::of(&beating, &counted);
         shell.spawn_job("registration", move |stop| {
-            crate::registration::run(registration_gc, registration, beating, counted, stop)
+            crate::registration::run(registration_gc, registration, load, stop)
         });
         let weak_hub = Arc::downgrade(&hub);
         shell.spawn_job("room events", move |stop| {
