@@ -82,6 +82,8 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let metrics =
             crate::metrics::install().context("cannot install the Prometheus recorder")?;
+        // First, so that every task below runs under it (a refresh of AC's keys on its tracker).
+        let mut shell = Shell::new("gc", config.shell.timings());
         let AcClients {
             verifier,
             tokens: service_tokens,
@@ -90,6 +92,7 @@ impl Application {
             &config.jwt_issuer,
             &config.client_id,
             config.client_secret.clone(),
+            shell.handle().tracker(),
         )
         .context("cannot build the clients of AC")?;
         let call_timeout = Duration::from_millis(config.lifecycle.mc_call_timeout_ms);
@@ -112,7 +115,6 @@ impl Application {
                 .context("cannot build AC's meeting-token client")?;
         let web = crate::routes::web::WebClient::load(&config.web, &config.ac_url)
             .context("cannot load the web client (GC_WEB_DIR)")?;
-        let mut shell = Shell::new("gc", config.shell.timings());
         let state = AppState {
             pool: pool.clone(),
             creates: Creates::new(pool.clone()),
