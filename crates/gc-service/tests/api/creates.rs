@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::display_name::DisplayName;
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
+use common::shell::Background;
 use gc_service::db::creates::Creates;
 use gc_service::db::meetings::{CreateRow, insert_batch};
 use gc_service::domain::events::Origin;
@@ -95,7 +96,7 @@ async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool:
         .await
         .unwrap();
     stack.set_org_limits(1000, 50).await;
-    let creates = Creates::new(stack.pool.clone());
+    let creates = Creates::new(stack.pool.clone(), &Background::default());
     let quiet = Origin::default();
     let browser = Origin {
         ip: Some("203.0.113.9".parse().unwrap()),
@@ -330,8 +331,8 @@ async fn batched_creates_keep_the_org_limit_exact(pool: PgPool) {
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     let replicas = [
-        Creates::new(stack.pool.clone()),
-        Creates::new(stack.pool.clone()),
+        Creates::new(stack.pool.clone(), &Background::default()),
+        Creates::new(stack.pool.clone(), &Background::default()),
     ];
     for (limit, attempts, queues) in [(5, 50, 1), (1, 30, 1), (2, 30, 2), (7, 60, 2)] {
         sqlx::query(
@@ -390,7 +391,7 @@ async fn a_starved_pool_fails_queued_creates_and_writes_nothing(pool: PgPool) {
         .connect_with((*stack.pool.connect_options()).clone())
         .await
         .unwrap();
-    let creates = Creates::new(small.clone());
+    let creates = Creates::new(small.clone(), &Background::default());
     let audit = Origin::default();
     let held = small.acquire().await.unwrap();
 

@@ -14,6 +14,7 @@ use axum::routing::post;
 use common::jwks::{JwksVerifier, VerifierConfig};
 use common::jwt::{MeetingClaims, MeetingRole};
 use common::service_token::ServiceTokenClient;
+use common::shell::Background;
 use gc_service::clients::ac::{MeetingGrant, MeetingTokens};
 use gc_service::error::Error;
 use secrecy::SecretString;
@@ -30,7 +31,13 @@ fn client(ac_base: &str, stack: &TestStack) -> MeetingTokens {
         None,
     )
     .unwrap();
-    MeetingTokens::new(ac_base, Arc::new(tokens), Duration::from_secs(10)).unwrap()
+    MeetingTokens::new(
+        ac_base,
+        Arc::new(tokens),
+        Duration::from_secs(10),
+        &Background::default(),
+    )
+    .unwrap()
 }
 
 fn grant(i: usize) -> MeetingGrant {

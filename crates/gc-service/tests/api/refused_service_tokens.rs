@@ -18,6 +18,7 @@ use common::jwks::{JwksVerifier, VerifierConfig};
 use common::jwt::{MeetingClaims, MeetingRole};
 use common::proto::internal::v1::{HeartbeatRequest, RegisterMeetingControllerRequest};
 use common::service_token::ServiceTokenClient;
+use common::shell::Background;
 use gc_service::clients::ac::{MeetingGrant, MeetingTokens};
 use gc_service::error::Error;
 use secrecy::{ExposeSecret, SecretString};
@@ -213,8 +214,13 @@ async fn an_ac_that_keeps_refusing_is_asked_once_more_and_no_more(pool: PgPool) 
         .unwrap(),
     );
     let first = tokens.token().await.unwrap();
-    let meeting_tokens =
-        MeetingTokens::new(&refusing, Arc::clone(&tokens), Duration::from_secs(10)).unwrap();
+    let meeting_tokens = MeetingTokens::new(
+        &refusing,
+        Arc::clone(&tokens),
+        Duration::from_secs(10),
+        &Background::default(),
+    )
+    .unwrap();
 
     let answer = meeting_tokens.issue(grant()).await;
 

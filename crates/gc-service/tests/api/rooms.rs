@@ -19,6 +19,7 @@ use common::jwks::{JwksVerifier, VerifierConfig};
 use common::jwt::{MeetingClaims, MeetingRole};
 use common::proto::internal::v1::meeting_controller_service_client::MeetingControllerServiceClient;
 use common::proto::internal::v1::{EndMeetingRequest, JoinParticipantRequest, ParticipantRole};
+use common::shell::Background;
 
 use crate::helpers::{
     GC_CLIENT, HOST, ISSUER, MC_CLIENTS, McRedis, StackOptions, TestStack, spawn_stack,
@@ -366,8 +367,11 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
 
     let tokens = gc_tokens(stack);
     let grpc = stack.mcs[0].as_ref().unwrap().grpc.clone();
-    let controllers =
-        MeetingControllers::new(std::sync::Arc::clone(&tokens), Duration::from_secs(5));
+    let controllers = MeetingControllers::new(
+        std::sync::Arc::clone(&tokens),
+        Duration::from_secs(5),
+        &Background::default(),
+    );
     let joins = controllers.controller(&grpc).unwrap().joins();
     let batches_before = stack.metric("gc_mc_join_batch_items_count", &[]).await;
     let joins_before = stack.metric("gc_mc_join_batch_items_sum", &[]).await;

@@ -6,6 +6,7 @@ use common::error::ServiceError;
 use common::jwt::MeetingRole;
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
+use common::shell::{Background, Shell, ShutdownTimings};
 use gc_service::db::creates::Creates;
 use gc_service::db::meetings::CREATE_MEETING_SQL;
 use gc_service::domain::events::Origin;
@@ -26,7 +27,7 @@ use crate::helpers::{
 
 /// A create queue of the stack's pool (each starts its own writing task).
 fn creates(stack: &TestStack) -> Creates {
-    Creates::new(stack.pool.clone())
+    Creates::new(stack.pool.clone(), &Background::default())
 }
 
 fn new_meeting(stack: &TestStack, host: Uuid, code: &str) -> NewMeeting {
@@ -800,7 +801,7 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
     let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let guest = stack.user_id(MEMBER).await;
-    let admissions = Admissions::new(stack.pool.clone());
+    let admissions = Admissions::new(stack.pool.clone(), &Background::default());
     let org = stack.org_id;
     let from_a_browser = Actor::User {
         id: guest,
@@ -948,7 +949,7 @@ async fn a_starved_pool_fails_queued_admissions_together(pool: PgPool) {
         .connect_with((*stack.pool.connect_options()).clone())
         .await
         .unwrap();
-    let admissions = Admissions::new(small.clone());
+    let admissions = Admissions::new(small.clone(), &Background::default());
     let held = small.acquire().await.unwrap();
 
     let started = Instant::now();
@@ -1002,8 +1003,8 @@ async fn two_replicas_admitting_into_the_same_cold_meetings_record_everyone_once
         meetings.push(insert_meeting(&stack, host, &format!("CROWDROOM{m:03}")).await);
     }
     let replicas = [
-        Admissions::new(stack.pool.clone()),
-        Admissions::new(stack.pool.clone()),
+        Admissions::new(stack.pool.clone(), &Background::default()),
+        Admissions::new(stack.pool.clone(), &Background::default()),
     ];
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(users.len() * meetings.len()));
     let mut tasks = Vec::new();
@@ -1064,8 +1065,8 @@ async fn two_replicas_starting_the_same_meeting_record_its_start_once(pool: PgPo
         .set_org_limits(i32::try_from(TRIALS).unwrap(), 100)
         .await;
     let replicas = [
-        Admissions::new(stack.pool.clone()),
-        Admissions::new(stack.pool.clone()),
+        Admissions::new(stack.pool.clone(), &Background::default()),
+        Admissions::new(stack.pool.clone(), &Background::default()),
     ];
     let org = stack.org_id;
     let mut wrong = Vec::new();
@@ -1107,7 +1108,7 @@ async fn queued_lookups_each_get_their_own_meeting(pool: PgPool) {
 
     let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
-    let lookups = Lookups::new(stack.pool.clone(), 30);
+    let lookups = Lookups::new(stack.pool.clone(), 30, &Background::default());
     let first = insert_meeting(&stack, host, "LOOKUPFIRST0").await;
     let second = insert_meeting(&stack, host, "LOOKUPSECND0").await;
     let code = |c: &str| MeetingCode::parse(c).unwrap();
@@ -1276,7 +1277,7 @@ async fn the_batched_join_statements_are_planned_once_per_connection(pool: PgPoo
         (mode, generic, custom)
     }
 
-    let batch = gc_service::db::batch_pool(&stack.pool);
+    let batch = gc_service::db::batch_pool(&stack.pool, &Background::default());
     let (mode, generic, custom) = plans(&mut batch.acquire().await.unwrap()).await;
     assert_eq!(mode, "force_generic_plan");
     assert_eq!(
@@ -1303,6 +1304,28 @@ async fn the_batched_join_statements_are_planned_once_per_connection(pool: PgPoo
 /// wants. Against a server with TLS on, GC's pool then talks TLS, and `verify-full` checks the
 /// server's certificate (the local server's is self-signed, so it is refused); against one with
 /// TLS off, asking for it fails instead of falling back to plain text.
+/// The batch pool closes at the end of a stop, once the queues that use it are done, without
+/// waiting for the main pool (which the process closes after the stop).
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_batch_pool_closes_at_the_end_of_a_stop(pool: PgPool) {
+    let shell = Shell::new(
+        "test",
+        ShutdownTimings {
+            readiness_grace: std::time::Duration::ZERO,
+            ..ShutdownTimings::default()
+        },
+    );
+    let batch = gc_service::db::batch_pool(&pool, shell.handle().background());
+    drop(batch.acquire().await.unwrap());
+
+    tokio::time::timeout(std::time::Duration::from_secs(3), shell.run(async {}))
+        .await
+        .expect("the stop waited for the main pool");
+
+    assert!(batch.is_closed());
+    assert!(!pool.is_closed());
+}
+
 #[sqlx::test(migrations = false)]
 async fn the_database_url_can_ask_for_tls(pool: PgPool) {
     use secrecy::SecretString;
