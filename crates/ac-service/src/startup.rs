@@ -16,6 +16,7 @@ use axum::Router;
 use common::shell::{Readiness, Shell};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Safeguards};
 use crate::domain::password::{DummyHash, Hasher};
@@ -48,6 +49,9 @@ pub struct AppState {
     pub browser_origins: Arc<[String]>,
     pub metrics: PrometheusHandle,
     pub readiness: Readiness,
+    /// The shell's tracker: work a request starts that must run to its end even if the client
+    /// hangs up (a credential check) runs there, so a stop waits for it.
+    pub tasks: TaskTracker,
     /// The OpenAPI document (`routes::openapi`), rendered once.
     pub openapi_document: axum::body::Bytes,
 }
@@ -122,6 +126,7 @@ impl Application {
             browser_origins: config.cors_allowed_origins.clone().into(),
             metrics,
             readiness: shell.readiness(),
+            tasks: shell.handle().tracker().clone(),
             openapi_document: crate::routes::openapi::rendered()
                 .context("cannot render the OpenAPI document")?
                 .into(),
