@@ -18,7 +18,7 @@
 //!
 //! The reservation, the check and the settlement run in a task of their own, so a client that
 //! hangs up mid-check cannot leave a reservation behind, or take back a wrong guess that was
-//! already checked.
+//! already checked. The task runs on the shell's tracker: a stop waits for it to settle.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -92,7 +92,7 @@ impl CredentialCheck {
         R: Send + 'static,
     {
         let state = state.clone();
-        let task = tokio::spawn(
+        let task = state.tasks.clone().spawn(
             async move {
                 let reservation = reserve(&state, &self.budgets).await?;
                 let verdict = check(state.clone()).await;

@@ -92,6 +92,7 @@ impl Application {
             browser_origins: config.cors_allowed_origins.clone().into(),
             metrics,
             readiness: shell.readiness(),
+            tasks: shell.handle().tracker().clone(),
             openapi_document: common::openapi::Document::new(
                 crate::routes::openapi::rendered().context("cannot render the OpenAPI document")?,
             ),

@@ -12,6 +12,7 @@ use axum::extract::FromRef;
 use common::shell::Readiness;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
+use tokio_util::task::TaskTracker;
 
 use crate::domain::password::{DummyHash, Hasher};
 use crate::keys::KeyStore;
@@ -42,6 +43,9 @@ pub struct AppState {
     pub browser_origins: Arc<[String]>,
     pub metrics: PrometheusHandle,
     pub readiness: Readiness,
+    /// The shell's tracker: work a request starts that must run to its end even if the client
+    /// hangs up (a credential check) runs there, so a stop waits for it.
+    pub tasks: TaskTracker,
     /// The OpenAPI document (`routes::openapi`), rendered once.
     pub openapi_document: common::openapi::Document,
 }

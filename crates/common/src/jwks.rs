@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, errors::ErrorKind};
 use tokio::sync::{Mutex, RwLock};
+use tokio_util::task::TaskTracker;
 
 use crate::jwt::{ALGORITHM, MAX_TOKEN_BYTES, TokenClaims};
 
@@ -95,6 +96,10 @@ pub struct VerifierConfig {
     pub min_refetch_interval: Duration,
     /// Timeout of one JWKS request.
     pub http_timeout: Duration,
+    /// Where a refresh in the background runs: a service passes its shell's tracker
+    /// (`ShellHandle::tracker`), so a stop waits for a refresh a request started. By default a
+    /// tracker nobody waits for (tests, tools).
+    pub tasks: TaskTracker,
 }
 
 impl VerifierConfig {
@@ -112,6 +117,7 @@ impl VerifierConfig {
             refresh_interval: Duration::from_secs(60),
             min_refetch_interval: Duration::from_secs(10),
             http_timeout: Duration::from_secs(5),
+            tasks: TaskTracker::new(),
         }
     }
 }
@@ -197,6 +203,8 @@ struct Inner {
     last_fetch_attempt: Mutex<Option<Instant>>,
     /// Set while a background refresh runs, so a busy service starts only one.
     background_refresh: AtomicBool,
+    /// Where that refresh runs.
+    tasks: TaskTracker,
     verified: SyncMutex<VerifiedTokens>,
     signature_checks: AtomicU64,
 }
@@ -220,6 +228,7 @@ impl JwksVerifier {
             config.max_clock_skew,
             config.refresh_interval,
             config.min_refetch_interval,
+            config.tasks,
         ))
     }
 
@@ -232,6 +241,7 @@ impl JwksVerifier {
             max_clock_skew,
             Duration::MAX,
             Duration::MAX,
+            TaskTracker::new(),
         );
         if let Ok(mut cache) = verifier.inner.cache.try_write() {
             verifier.replace_keys(&mut cache, jwks);
@@ -245,6 +255,7 @@ impl JwksVerifier {
         max_clock_skew: Duration,
         refresh_interval: Duration,
         min_refetch_interval: Duration,
+        tasks: TaskTracker,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -256,6 +267,7 @@ impl JwksVerifier {
                 cache: RwLock::new(KeyCache::default()),
                 last_fetch_attempt: Mutex::new(None),
                 background_refresh: AtomicBool::new(false),
+                tasks,
                 verified: SyncMutex::new(VerifiedTokens::default()),
                 signature_checks: AtomicU64::new(0),
             }),
@@ -397,7 +409,7 @@ impl JwksVerifier {
                     // A known key stays good while the set is refreshed in the background:
                     // requests never wait for AC because a minute has passed.
                     let verifier = self.clone();
-                    tokio::spawn(async move {
+                    self.inner.tasks.spawn(async move {
                         verifier.refetch().await;
                         verifier
                             .inner

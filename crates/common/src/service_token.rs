@@ -213,18 +213,20 @@ pub struct AcClients {
 
 impl AcClients {
     /// Both clients of AC at `ac_base_url`, for tokens issued by `issuer`, authenticating as
-    /// `client_id`.
+    /// `client_id`; the verifier refreshes AC's keys in the background on `tasks` (the
+    /// service's `ShellHandle::tracker`).
     pub fn new(
         ac_base_url: &str,
         issuer: &str,
         client_id: &str,
         client_secret: SecretString,
+        tasks: &tokio_util::task::TaskTracker,
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            verifier: crate::jwks::JwksVerifier::new(crate::jwks::VerifierConfig::new(
-                ac_base_url,
-                issuer,
-            ))?,
+            verifier: crate::jwks::JwksVerifier::new(crate::jwks::VerifierConfig {
+                tasks: tasks.clone(),
+                ..crate::jwks::VerifierConfig::new(ac_base_url, issuer)
+            })?,
             tokens: std::sync::Arc::new(ServiceTokenClient::new(
                 ac_base_url,
                 client_id,

@@ -400,6 +400,52 @@ async fn a_grpc_listener_drops_connections_that_send_no_request_at_the_header_ti
     .await;
 }
 
+/// The last step of a stop: once the jobs have stopped, the background tasks are told
+/// ([`Background::finishing`](common::shell::Background::finishing)), and the stop ends only
+/// when they have ended.
+#[tokio::test]
+async fn a_stop_ends_with_the_background_tasks_after_the_jobs() {
+    let mut shell = Shell::new(
+        "test",
+        ShutdownTimings {
+            readiness_grace: Duration::ZERO,
+            ..ShutdownTimings::default()
+        },
+    );
+    let background = shell.handle().background().clone();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&order);
+    shell.spawn_job("test job", move |stop| async move {
+        stop.cancelled().await;
+        seen.lock().unwrap().push("job stopped");
+    });
+    let (release, gate) = oneshot::channel::<()>();
+    let (seen, finishing) = (Arc::clone(&order), background.finishing().clone());
+    background.spawn("test task", async move {
+        finishing.cancelled().await;
+        seen.lock().unwrap().push("task told");
+        let _ = gate.await;
+        seen.lock().unwrap().push("task ended");
+    });
+
+    let stop = tokio::spawn(shell.run(async {}));
+    background.finishing().cancelled().await;
+    assert!(
+        !stop.is_finished(),
+        "the stop ended before its background task"
+    );
+    release.send(()).unwrap();
+
+    tokio::time::timeout(Duration::from_secs(10), stop)
+        .await
+        .expect("the stop did not end with its background task")
+        .unwrap();
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["job stopped", "task told", "task ended"]
+    );
+}
+
 /// hyper's own head timeout starts with the first byte; the deadline starts with the accept.
 #[tokio::test]
 async fn the_first_request_deadline_counts_from_the_accept_not_from_the_first_byte() {

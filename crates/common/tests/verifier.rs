@@ -16,6 +16,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use tokio::sync::RwLock;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 const ISSUER: &str = "convene-ac";
@@ -496,10 +497,12 @@ async fn a_stale_key_set_is_refreshed_in_the_background_while_known_keys_keep_wo
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let tasks = TaskTracker::new();
     let config = VerifierConfig {
         refresh_interval: Duration::ZERO, // always stale after the first fetch
         min_refetch_interval: Duration::ZERO,
         http_timeout: Duration::from_secs(3600),
+        tasks: tasks.clone(),
         ..VerifierConfig::new(&format!("http://{addr}"), ISSUER)
     };
     let verifier = JwksVerifier::new(config).unwrap();
@@ -513,9 +516,15 @@ async fn a_stale_key_set_is_refreshed_in_the_background_while_known_keys_keep_wo
     .await
     .expect("verification waited for the refresh");
     assert!(verified.is_ok());
-    // And the refresh did start.
+    // And the refresh did start, on the tracker the service gave (its shell's, which a stop
+    // waits for), where it still waits for AC.
     tokio::time::timeout(Duration::from_secs(30), requests.recv())
         .await
         .expect("no background refresh")
         .unwrap();
+    assert_eq!(
+        tasks.len(),
+        1,
+        "the refresh runs on the tracker of the config"
+    );
 }

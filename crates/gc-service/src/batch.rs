@@ -16,6 +16,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use common::shell::Background;
 use tokio::sync::{mpsc, oneshot};
 
 /// The one error of every batch queue: its task has stopped (GC is shutting down), or it
@@ -80,9 +81,15 @@ impl<T, R> Clone for Batcher<T, R> {
 }
 
 impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
-    /// Starts the queue's task on the current Tokio runtime. `weight` weighs a request against
+    /// Starts the queue's task on `background` (the shell's, so a stop waits for it to serve
+    /// what is queued once the last handle is gone). `weight` weighs a request against
     /// [`Shape::max_weight`]; `serve` answers every item of a batch.
-    pub fn start<F, Fut>(shape: Shape, weight: fn(&T) -> usize, mut serve: F) -> Self
+    pub fn start<F, Fut>(
+        shape: Shape,
+        weight: fn(&T) -> usize,
+        mut serve: F,
+        background: &Background,
+    ) -> Self
     where
         F: FnMut(Vec<Item<T, R>>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send,
@@ -94,7 +101,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             weight,
             carried: None,
         };
-        tokio::spawn(async move {
+        background.spawn(shape.name, async move {
             while let Some(batch) = gatherer.next().await {
                 serve(batch).await;
             }
@@ -213,6 +220,7 @@ mod tests {
                     }
                 }
             },
+            &Background::default(),
         );
         (batcher, batches)
     }
@@ -261,6 +269,57 @@ mod tests {
         assert_eq!(*batches.lock().unwrap(), [vec![1, 2], vec![3]]);
     }
 
+    /// The queue's task runs under the shell: a stop's last step waits for the batch being
+    /// served, and the caller gets its answer.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stop_waits_for_the_queue_to_answer_what_it_holds() {
+        use common::shell::{Shell, ShutdownTimings};
+
+        let shell = Shell::new(
+            "test",
+            ShutdownTimings {
+                readiness_grace: Duration::ZERO,
+                ..ShutdownTimings::default()
+            },
+        );
+        let background = shell.handle().background().clone();
+        let (started, serving) = oneshot::channel::<()>();
+        let (release, gate) = oneshot::channel::<()>();
+        let mut hooks = Some((started, gate));
+        let batcher: Batcher<u8, u8> = Batcher::start(
+            shape(10, None),
+            |_| 1,
+            move |items: Vec<Item<u8, u8>>| {
+                let hooks = hooks.take();
+                async move {
+                    if let Some((started, gate)) = hooks {
+                        let _ = started.send(());
+                        let _ = gate.await;
+                    }
+                    for item in items {
+                        let doubled = item.request * 2;
+                        item.answer(doubled);
+                    }
+                }
+            },
+            &background,
+        );
+        // The caller holds the last handle until it is answered.
+        let answer = tokio::spawn(async move { batcher.submit(21).await });
+        serving.await.unwrap();
+
+        let stop = tokio::spawn(shell.run(async {}));
+        background.finishing().cancelled().await;
+        assert!(
+            !stop.is_finished(),
+            "the stop ended with a batch unanswered"
+        );
+        release.send(()).unwrap();
+
+        stop.await.unwrap();
+        assert_eq!(answer.await.unwrap(), Ok(42));
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn an_unanswered_request_is_the_one_error() {
         let batcher: Batcher<u8, u8> = Batcher::start(
@@ -270,6 +329,7 @@ mod tests {
                 drop(items);
                 async {}
             },
+            &Background::default(),
         );
         assert_eq!(batcher.submit(1).await, Err(Stopped { queue: "test" }));
         assert_eq!(

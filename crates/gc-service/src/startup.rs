@@ -4,7 +4,8 @@
 //! changes the schema.
 //!
 //! A new background job: a function taking the shell's cancellation token, registered with
-//! `shell.spawn_job` in [`Application::build`].
+//! `shell.spawn_job` in [`Application::build`]. Every other task GC starts runs under the same
+//! shell: work a request starts on its tracker, the queues on its background.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use crate::db::admissions::Admissions;
 use crate::db::creates::Creates;
 use crate::db::lookups::Lookups;
 use crate::state::{AppState, PublicBaseUrl};
+use crate::use_cases::detached::{Detached, MAX_DETACHED};
 use crate::use_cases::room::Rooms;
 
 /// How often a replica deletes expired idempotency keys, and how many per statement.
@@ -58,6 +60,11 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let metrics =
             crate::metrics::install().context("cannot install the Prometheus recorder")?;
+        // First, so that every task below runs under it: the work requests start on its
+        // tracker, the statement and call queues on its background.
+        let mut shell = Shell::new("gc", config.shell.timings());
+        let handle = shell.handle();
+        let (tasks, background) = (handle.tracker(), handle.background());
         let AcClients {
             verifier,
             tokens: service_tokens,
@@ -66,32 +73,40 @@ impl Application {
             &config.jwt_issuer,
             &config.client_id,
             config.client_secret.clone(),
+            tasks,
         )
         .context("cannot build the clients of AC")?;
         let call_timeout = Duration::from_millis(config.lifecycle.mc_call_timeout_ms);
-        let batch_pool = crate::db::batch_pool(&pool);
+        let batch_pool = crate::db::batch_pool(&pool, background);
         let rooms = Rooms {
             pool: pool.clone(),
             placement: Placement::new(
                 pool.clone(),
-                MeetingControllers::new(Arc::clone(&service_tokens), call_timeout),
+                MeetingControllers::new(Arc::clone(&service_tokens), call_timeout, background),
                 config.lifecycle.heartbeat_timeout_secs,
             ),
             settings: config.lifecycle.clone(),
-            admissions: Admissions::new(batch_pool.clone()),
-            lookups: Lookups::new(batch_pool.clone(), config.lifecycle.heartbeat_timeout_secs),
-            detached: Default::default(),
+            admissions: Admissions::new(batch_pool.clone(), background),
+            lookups: Lookups::new(
+                batch_pool.clone(),
+                config.lifecycle.heartbeat_timeout_secs,
+                background,
+            ),
+            detached: Detached::new(MAX_DETACHED, tasks.clone()),
             comings_and_goings: crate::use_cases::room::join_leave_budget(&config.lifecycle),
         };
-        let meeting_tokens =
-            MeetingTokens::new(&config.ac_url, Arc::clone(&service_tokens), call_timeout)
-                .context("cannot build AC's meeting-token client")?;
+        let meeting_tokens = MeetingTokens::new(
+            &config.ac_url,
+            Arc::clone(&service_tokens),
+            call_timeout,
+            background,
+        )
+        .context("cannot build AC's meeting-token client")?;
         let web = crate::web::WebClient::load(&config.web, &config.ac_url)
             .context("cannot load the web client (GC_WEB_DIR)")?;
-        let mut shell = Shell::new("gc", config.shell.timings());
         let state = AppState {
             pool: pool.clone(),
-            creates: Creates::new(pool.clone()),
+            creates: Creates::new(pool.clone(), background),
             verifier,
             rng: SystemRandom::new(),
             public_base_url: PublicBaseUrl(Arc::from(config.public_base_url)),

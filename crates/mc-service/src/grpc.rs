@@ -204,10 +204,12 @@ impl MeetingControllerService for MeetingController {
             .await?;
         self.held.hold(&code, FencingToken(r.fencing_token));
         if let AssignOutcome::TookOver { .. } = outcome {
-            // The seats that had sockets on the previous owner wait for them here.
+            // The seats that had sockets on the previous owner wait for them here: work this
+            // call starts and does not wait for, on the shell's tracker so a stop waits for it.
             let owned = OwnedRoom::new(code.clone(), FencingToken(r.fencing_token));
             let signaling = std::sync::Arc::clone(&self.signaling);
-            tokio::spawn(async move { signaling.took_over(owned).await });
+            let tasks = signaling.shell.tracker().clone();
+            tasks.spawn(async move { signaling.took_over(owned).await });
         }
         let state = self.store.state(&code).await?;
         tracing::info!(meeting_code = %code, fencing_token = r.fencing_token, ?outcome, "room assigned");
@@ -418,5 +420,159 @@ impl MeetingControllerService for MeetingController {
                 .collect(),
             active_speaker_user_id: state.active_speaker.unwrap_or_default(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use common::proto::internal::v1::MeetingSettings as ProtoSettings;
+    use common::shell::{Shell, ShellHandle, ShutdownTimings};
+
+    use super::*;
+    use crate::config::SignalingArgs;
+    use crate::room::subscriber;
+    use crate::room::{
+        KeyPrefix, OwnedRoom, ParticipantStatus, ParticipantUpdate, RedisPool, RoomStoreConfig,
+    };
+    use crate::signaling::hub::Hub;
+    use crate::signaling::reporter;
+
+    /// A store on the Redis of `REDIS_URL`, under keys of this test's own.
+    fn store() -> RoomStore {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let pool = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .unwrap();
+        let prefix = KeyPrefix::parse(&format!("unit:{}:", Uuid::new_v4().simple())).unwrap();
+        RoomStore::new(
+            RedisPool::Single(pool),
+            RoomStoreConfig {
+                key_prefix: prefix.clone(),
+                ttl: Duration::from_secs(600),
+            },
+        )
+        .unwrap()
+    }
+
+    /// MC's gRPC service over `store`, its tasks under `shell`.
+    fn controller(store: &RoomStore, shell: ShellHandle) -> MeetingController {
+        let settings = SignalingArgs::default().settings();
+        let (subscriber, _task) = subscriber::subscriber(Vec::new(), KeyPrefix::default());
+        let hub = Arc::new(Hub::new(
+            store.clone(),
+            subscriber,
+            settings.speaker,
+            settings.outbound_queue,
+        ));
+        let held = HeldRooms::default();
+        let signaling = Signaling::new(
+            hub,
+            store.clone(),
+            held.clone(),
+            JwksVerifier::from_jwks(&Default::default(), "convene-ac", Duration::ZERO),
+            reporter::reporter().0,
+            settings,
+            "new-mc".into(),
+            shell,
+        );
+        MeetingController {
+            store: store.clone(),
+            controller_id: "new-mc".into(),
+            held,
+            signaling: Arc::new(signaling),
+        }
+    }
+
+    /// Seats in the test's room: enough that marking them all takes far longer than a stop
+    /// that waits for nothing.
+    const SEATS: usize = 100;
+
+    fn user(n: usize) -> String {
+        format!("00000000-0000-4000-8000-{n:012}")
+    }
+
+    fn open_room() -> MeetingSettings {
+        MeetingSettings {
+            waiting_room_enabled: false,
+            ..MeetingSettings::default()
+        }
+    }
+
+    fn assignment(code: &MeetingCode, fencing_token: u64) -> AssignMeetingRequest {
+        AssignMeetingRequest {
+            meeting_id: "00000000-0000-4000-8000-0000000000aa".into(),
+            meeting_code: code.to_string(),
+            host_id: user(0),
+            max_participants: SEATS as u32,
+            settings: Some(ProtoSettings::from(open_room())),
+            fencing_token,
+            settings_version: 0,
+        }
+    }
+
+    /// A controller that takes a room over marks the seats whose sockets were open on the
+    /// previous owner as reconnecting, in a task the assignment does not wait for: a stop waits
+    /// for that task, so no seat is left marked as connected to a controller that is gone.
+    #[tokio::test]
+    async fn a_stop_waits_for_the_takeover_of_the_seats_of_a_room() {
+        let store = store();
+        let code = MeetingCode::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let meta = RoomMeta {
+            meeting_id: "00000000-0000-4000-8000-0000000000aa".into(),
+            host_id: user(0),
+            max_participants: SEATS as u32,
+            settings: open_room(),
+            settings_version: 0,
+        };
+        // The room on its first owner, every seat taken by someone whose socket is open there.
+        let first = OwnedRoom::new(code.clone(), FencingToken(1));
+        store
+            .assign(&code, &meta, FencingToken(1), "old-mc")
+            .await
+            .unwrap();
+        for n in 0..SEATS {
+            let role = if n == 0 { Role::Host } else { Role::Guest };
+            store
+                .join(&first, &user(n), "Someone", role, Utc::now())
+                .await
+                .unwrap();
+            let connected = ParticipantUpdate {
+                connection: Some(Some(format!("old-socket-{n}"))),
+                ..ParticipantUpdate::default()
+            };
+            store
+                .set_participant_fields(&first, &user(n), &connected, None)
+                .await
+                .unwrap();
+        }
+        let shell = Shell::new(
+            "test",
+            ShutdownTimings {
+                readiness_grace: Duration::ZERO,
+                ..ShutdownTimings::default()
+            },
+        );
+        let controller = controller(&store, shell.handle());
+
+        controller
+            .assign_meeting(Request::new(assignment(&code, 2)))
+            .await
+            .unwrap();
+        shell.run(async {}).await;
+
+        let state = store.state(&code).await.unwrap();
+        assert_eq!(state.participants.len(), SEATS);
+        let reconnecting = state
+            .participants
+            .iter()
+            .filter(|seat| seat.status == ParticipantStatus::Reconnecting)
+            .count();
+        assert_eq!(
+            reconnecting, SEATS,
+            "seats still marked connected after the stop"
+        );
     }
 }

@@ -19,3 +19,5 @@ pub mod signaling;
 pub mod speaker;
 pub mod startup;
 pub mod state;
+#[cfg(test)]
+mod test_gc;

@@ -79,16 +79,18 @@ impl Application {
             },
         )
         .context("invalid room store settings")?;
+        // First, so that every task below runs under it (a refresh of AC's keys on its tracker).
+        let mut shell = Shell::new("mc", config.shell.timings());
         let AcClients { verifier, tokens } = AcClients::new(
             &config.ac_url,
             &config.jwt_issuer,
             &config.client_id,
             config.client_secret()?,
+            shell.handle().tracker(),
         )
         .context("cannot build the clients of AC")?;
         let metrics = common::metrics::install_recorder(&[])?;
         crate::metrics::register();
-        let mut shell = Shell::new("mc", config.shell.timings());
         let held = HeldRooms::default();
         let gc =
             crate::registration::gc_client(&config.gc_grpc_url, ServiceTokenLayer::new(tokens))
@@ -179,8 +181,9 @@ impl Application {
         let beating = held.clone();
         let registration_gc = gc.clone();
         let counted = Arc::clone(&hub);
+        let load = move || crate::registration::Load::of(&beating, &counted);
         shell.spawn_job("registration", move |stop| {
-            crate::registration::run(registration_gc, registration, beating, counted, stop)
+            crate::registration::run(registration_gc, registration, load, stop)
         });
         let weak_hub = Arc::downgrade(&hub);
         shell.spawn_job("room events", move |stop| {

@@ -422,3 +422,52 @@ async fn an_attempt_reserved_before_its_window_restarted_does_not_count_in_the_n
         .unwrap();
     assert_eq!(counter(&pool, "acct:late@acme.test").await, Some((1, 0)));
 }
+
+/// A check goes on in a task of its own when its client hangs up; the task is the shell's, so a
+/// stop waits for it to settle the attempt rather than end with the reservation in flight.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_stop_waits_for_a_check_whose_client_hung_up_to_settle(pool: PgPool) {
+    seed_basics(&pool).await;
+    let safeguards = Safeguards {
+        max_concurrent_hashes: 1,
+        hash_wait_ms: 30_000,
+        shell: common::shell::ShellSettings {
+            readiness_grace_secs: 0,
+            ..common::shell::ShellSettings::default()
+        },
+        ..test_safeguards()
+    };
+    let app = spawn_app_with_safeguards(pool.clone(), test_config(), safeguards).await;
+    let slot = app.hasher.reserve().await.unwrap();
+    let key = format!("acct:{HOST_EMAIL}");
+    let hung_up = app
+        .client
+        .post(app.url(USER_TOKEN))
+        .timeout(Duration::from_millis(300))
+        .json(&json!({"email": HOST_EMAIL, "password": "wrong-password"}))
+        .send()
+        .await;
+    assert!(hung_up.unwrap_err().is_timeout());
+    assert_eq!(
+        counter(&pool, &key).await,
+        Some((0, 1)),
+        "reserved, waiting to hash"
+    );
+
+    let mut stopping = tokio::spawn(app.stop());
+    // What is checked is that the stop does not end while the check waits for the hasher (with
+    // nothing else open it would end at once): a bound on a wait, not a synchronisation.
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut stopping).await;
+    assert!(early.is_err(), "the stop ended with a check in flight");
+    drop(slot);
+
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the stop did not end once the check settled")
+        .unwrap();
+    assert_eq!(
+        counter(&pool, &key).await,
+        Some((1, 0)),
+        "the checked guess is counted and nothing is left in flight"
+    );
+}

@@ -86,17 +86,51 @@ async fn the_schema_snapshot_sees_a_reapplied_migration_and_a_changed_schema(poo
     assert_ne!(schema_and_history(&pool).await, before, "a row added");
 }
 
+/// A replica of the previous release starting (or rolling back) after a newer release migrated
+/// the database: both ways of starting, migrating (`MIGRATE_ON_START=true`) and waiting for the
+/// migration job, go on to serve, and the newer release's record is left as it is.
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_migration_applied_by_a_newer_release_does_not_stop_start_up(pool: PgPool) {
+    use common::migrations::{pending, wait_until_applied};
+    use std::time::Duration;
+
+    const NEWER: i64 = 99991231000001;
     sqlx::query(
         "insert into _sqlx_migrations (version, description, success, checksum, execution_time)
-         values (99991231000001, 'from a newer release', true, '\\x00', 0)",
+         values ($1, 'from a newer release', true, '\\x00', 0)",
     )
+    .bind(NEWER)
     .execute(&pool)
     .await
     .unwrap();
+    let before = schema_and_history(&pool).await;
 
-    ac_service::migrate(&pool).await.unwrap();
+    let migrated = ac_service::migrate(&pool).await;
+    let waited = wait_until_applied(&pool, &ac_service::MIGRATOR, Duration::from_millis(10)).await;
+
+    assert!(migrated.is_ok(), "migrating at start-up: {migrated:?}");
+    assert!(
+        waited.is_ok(),
+        "waiting for the job at start-up: {waited:?}"
+    );
+    assert!(
+        pending(&pool, &ac_service::MIGRATOR)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        schema_and_history(&pool).await,
+        before,
+        "nothing applied, nothing removed"
+    );
+    let kept: bool =
+        sqlx::query_scalar("select exists (select 1 from _sqlx_migrations where version = $1)")
+            .bind(NEWER)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(kept, "the newer release's migration is still recorded");
 }
 
 /// A replica started with MIGRATE_ON_START=false before the migration job: it sees every

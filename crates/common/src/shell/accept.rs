@@ -99,12 +99,12 @@ impl AcceptLoop {
             // The address first: when both are full, the address is the more useful reason.
             let Some(address_permit) = per_address.try_acquire(peer.ip()) else {
                 refused_address_full.increment(1);
-                turn_away(stream, protocol, &refusals);
+                turn_away(stream, protocol, &refusals, &connections);
                 continue;
             };
             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                 refused_listener_full.increment(1);
-                turn_away(stream, protocol, &refusals);
+                turn_away(stream, protocol, &refusals, &connections);
                 continue;
             };
             let _ = stream.set_nodelay(true);
@@ -159,10 +159,17 @@ impl Refusal {
 
 /// Refuses a connection ([`refuse`]) on a task of its own, while fewer than
 /// [`MAX_REFUSALS_IN_FLIGHT`] refusals are being written; beyond that it is just closed, so a
-/// flood of connections that never read cannot make the refusals themselves pile up.
-fn turn_away(stream: TcpStream, protocol: Protocol, refusals: &Arc<Semaphore>) {
+/// flood of connections that never read cannot make the refusals themselves pile up. The task
+/// is one of the listener's `connections`: a stop waits for a refusal being written (at most
+/// [`REFUSAL_WRITE_TIMEOUT`]) as for any connection.
+fn turn_away(
+    stream: TcpStream,
+    protocol: Protocol,
+    refusals: &Arc<Semaphore>,
+    connections: &TaskTracker,
+) {
     if let Ok(refusal) = Arc::clone(refusals).try_acquire_owned() {
-        tokio::spawn(async move {
+        connections.spawn(async move {
             refuse(stream, protocol).await;
             drop(refusal);
         });

@@ -12,7 +12,17 @@
 //!    [`ShellHandle::stopping`] (WebSockets) says goodbye; whatever is still open after
 //!    [`ShutdownTimings::drain_timeout`] is closed;
 //! 3. background jobs are cancelled through their [`CancellationToken`] and awaited for at most
-//!    [`ShutdownTimings::jobs_timeout`].
+//!    [`ShutdownTimings::jobs_timeout`];
+//! 4. the background tasks ([`Background`]: what serves requests and jobs from behind, such as
+//!    GC's batch queues) are told so ([`Background::finishing`]) and awaited for what is left of
+//!    [`ShutdownTimings::jobs_timeout`]. Their users are gone by now, so they finish what was
+//!    handed to them and end.
+//!
+//! Every task a service starts runs under one of these: a connection or a task that outlives
+//! its request (a WebSocket, a check that must not stop halfway) on [`ShellHandle::tracker`],
+//! a periodic job through [`Shell::spawn_job`], a task that serves the others on
+//! [`ShellHandle::background`]. A plain `tokio::spawn` is for a child a tracked task owns and
+//! awaits, and for tests.
 //!
 //! Every listener bounds what a client can hold (see [`ListenerLimits`]): the number of open
 //! connections, in all and from one address (beyond either a connection is answered at once
@@ -76,6 +86,37 @@ pub struct Occupancy {
     pub connections: usize,
 }
 
+/// Where a service runs the tasks that serve its requests and jobs from behind, for as long as
+/// they are used (GC's batch queues, which end once their last handle is dropped, and the
+/// closing of their pool): the last step of a stop, once listeners and jobs are done, cancels
+/// [`Background::finishing`] and waits for them. The default is a `Background` no shell waits
+/// for, for tests and tools that run a part of a service on its own.
+#[derive(Clone, Debug, Default)]
+pub struct Background {
+    tracker: TaskTracker,
+    finishing: CancellationToken,
+}
+
+impl Background {
+    /// Runs `task` until it ends; a stop waits for it in its last step.
+    pub fn spawn<F>(&self, name: &'static str, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(async move {
+            task.await;
+            tracing::debug!(task = name, "background task finished");
+        });
+    }
+
+    /// Cancelled at the last step of a stop, when nothing but the background tasks runs any
+    /// more: a task that waits for something other than its users (the batch pool waits for
+    /// the main pool to close) stops waiting then.
+    pub fn finishing(&self) -> &CancellationToken {
+        &self.finishing
+    }
+}
+
 /// What tasks outside the accept loops need from the shell: WebSocket tasks watch
 /// [`ShellHandle::stopping`] to close with "going away" and are spawned on
 /// [`ShellHandle::tracker`] so the shell waits for them while draining.
@@ -83,6 +124,7 @@ pub struct Occupancy {
 pub struct ShellHandle {
     stopping: CancellationToken,
     tracker: TaskTracker,
+    background: Background,
     readiness: Readiness,
     occupancy: Arc<watch::Sender<Occupancy>>,
 }
@@ -93,9 +135,15 @@ impl ShellHandle {
         &self.stopping
     }
 
-    /// Tasks the drain step waits for (connections and sockets).
+    /// Tasks the drain step waits for: connections, sockets, and the work a request starts
+    /// that must outlive it (its client may hang up, the work must not stop halfway).
     pub fn tracker(&self) -> &TaskTracker {
         &self.tracker
+    }
+
+    /// The tasks the last step of a stop waits for (see [`Background`]).
+    pub fn background(&self) -> &Background {
+        &self.background
     }
 
     pub fn readiness(&self) -> &Readiness {
@@ -199,7 +247,8 @@ pub struct ShutdownTimings {
     pub readiness_grace: Duration,
     /// For connections to finish their requests in flight; then they are closed.
     pub drain_timeout: Duration,
-    /// For background jobs to stop once cancelled.
+    /// For background jobs to stop once cancelled and, in what is left of it, for the background
+    /// tasks ([`Background`]) to end.
     pub jobs_timeout: Duration,
 }
 
@@ -369,6 +418,7 @@ impl Shell {
             handle: ShellHandle {
                 stopping: CancellationToken::new(),
                 tracker: TaskTracker::new(),
+                background: Background::default(),
                 readiness: Readiness::new(),
                 occupancy: Arc::new(watch::Sender::new(Occupancy::default())),
             },
@@ -520,9 +570,11 @@ impl Shell {
         }
 
         tracing::info!(service, "stopping: background jobs");
+        // The jobs and then the background tasks share one deadline.
+        let deadline = Instant::now() + timings.jobs_timeout;
         stop_jobs.cancel();
         job_tracker.close();
-        if tokio::time::timeout(timings.jobs_timeout, job_tracker.wait())
+        if tokio::time::timeout_at(deadline, job_tracker.wait())
             .await
             .is_err()
         {
@@ -530,6 +582,21 @@ impl Shell {
                 service,
                 running = job_tracker.len(),
                 "background jobs did not stop in time"
+            );
+        }
+
+        tracing::info!(service, "stopping: background tasks");
+        let background = &handle.background;
+        background.finishing.cancel();
+        background.tracker.close();
+        if tokio::time::timeout_at(deadline, background.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                service,
+                running = background.tracker.len(),
+                "background tasks did not end in time"
             );
         }
         tracing::info!(service, "stopped");

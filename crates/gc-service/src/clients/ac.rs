@@ -20,6 +20,7 @@
 //! (`ServiceTokenClient::call`): AC refuses the token it issued when it has since withdrawn
 //! the key that signed it, and the joins waiting for this batch should not fail for that.
 
+use common::shell::Background;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,6 +102,7 @@ impl MeetingTokens {
         ac_base_url: &str,
         tokens: Arc<ServiceTokenClient>,
         timeout: Duration,
+        background: &Background,
     ) -> Result<Self, reqwest::Error> {
         let base = ac_base_url.trim_end_matches('/');
         let sender = Sender {
@@ -129,6 +131,7 @@ impl MeetingTokens {
                     }
                 }
             },
+            background,
         );
         Ok(Self { batcher })
     }

@@ -24,6 +24,7 @@
 //! after the room seated it): the room and PostgreSQL stay in agreement. The queue is bounded
 //! ([`QUEUE`]); a full queue makes callers wait, never grows.
 
+use common::shell::Background;
 use std::collections::HashMap;
 
 use sqlx::PgPool;
@@ -126,9 +127,9 @@ pub struct Admissions {
 }
 
 impl Admissions {
-    /// Starts the writing task (on the current Tokio runtime); it writes what is queued and
-    /// ends when the last clone of the handle is dropped.
-    pub fn new(pool: PgPool) -> Self {
+    /// Starts the writing task on `background`; it writes what is queued and ends when the
+    /// last clone of the handle is dropped.
+    pub fn new(pool: PgPool, background: &Background) -> Self {
         let shape = Shape {
             name: "admissions",
             capacity: QUEUE,
@@ -139,6 +140,7 @@ impl Admissions {
             shape,
             |admission: &Admission| admission.users.len(),
             move |batch| write(pool.clone(), batch),
+            background,
         );
         Self { batcher }
     }

@@ -25,6 +25,7 @@
 //!
 //! The queue is bounded ([`QUEUE`]); a full queue makes callers wait, never grows.
 
+use common::shell::Background;
 use std::collections::{HashMap, HashSet};
 
 use crate::batch::{Batcher, Item, Shape};
@@ -59,9 +60,9 @@ pub struct Creates {
 }
 
 impl Creates {
-    /// Starts the writing task (on the current Tokio runtime); it writes what is queued and
-    /// ends when the last clone of the handle is dropped.
-    pub fn new(pool: PgPool) -> Self {
+    /// Starts the writing task on `background`; it writes what is queued and ends when the
+    /// last clone of the handle is dropped.
+    pub fn new(pool: PgPool, background: &Background) -> Self {
         let shape = Shape {
             name: "creates",
             capacity: QUEUE,
@@ -69,7 +70,12 @@ impl Creates {
             linger: None,
         };
         let writer = pool.clone();
-        let batcher = Batcher::start(shape, |_| 1, move |batch| write(writer.clone(), batch));
+        let batcher = Batcher::start(
+            shape,
+            |_| 1,
+            move |batch| write(writer.clone(), batch),
+            background,
+        );
         Self { pool, batcher }
     }
 

@@ -13,6 +13,7 @@
 //! fails gives its error to every caller in it. The queue is bounded ([`QUEUE`]); a full queue
 //! makes callers wait, never grows.
 
+use common::shell::Background;
 use std::collections::HashMap;
 
 use common::meeting_code::MeetingCode;
@@ -35,7 +36,7 @@ pub struct Lookups {
 impl Lookups {
     /// Starts the reading task (on the current Tokio runtime); it ends when the last clone of
     /// the handle is dropped.
-    pub fn new(pool: PgPool, heartbeat_timeout_secs: u32) -> Self {
+    pub fn new(pool: PgPool, heartbeat_timeout_secs: u32, background: &Background) -> Self {
         let shape = Shape {
             name: "meeting lookups",
             capacity: QUEUE,
@@ -47,6 +48,7 @@ impl Lookups {
             shape,
             |_| 1,
             move |batch| read(pool.clone(), heartbeat_timeout_secs, batch),
+            background,
         );
         Self { batcher }
     }

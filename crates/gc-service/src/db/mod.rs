@@ -3,6 +3,7 @@
 //! Queries use sqlx's runtime API (`query_as` with [`sqlx::FromRow`] rows), so building needs no
 //! database; sqlx prepares each statement once per connection and reuses it.
 
+use common::shell::Background;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -73,7 +74,7 @@ pub const BATCH_CONNECTIONS: u32 = 3;
 ///
 /// Own connections also keep the batching tasks out of the request handlers' queue for a
 /// connection: an exhausted main pool no longer stalls every join's meeting read.
-pub fn batch_pool(pool: &PgPool) -> PgPool {
+pub fn batch_pool(pool: &PgPool, background: &Background) -> PgPool {
     let options = pool.connect_options().as_ref().clone().options([
         ("plan_cache_mode", "force_generic_plan"),
         ("enable_seqscan", "off"),
@@ -86,12 +87,17 @@ pub fn batch_pool(pool: &PgPool) -> PgPool {
         .test_before_acquire(false)
         .idle_timeout(Duration::from_secs(60))
         .connect_lazy_with(options);
-    // Closed with the main pool (at shutdown, and when a test's database is about to be
-    // dropped, which waits for these sessions to end).
+    // Closed with the main pool (when a test's database is about to be dropped, which waits
+    // for these sessions to end), or at the last step of a stop, once the queues that use it
+    // have nothing left to do.
     let closed = pool.close_event();
+    let finishing = background.finishing().clone();
     let closing = batch.clone();
-    tokio::spawn(async move {
-        closed.await;
+    background.spawn("batch pool closer", async move {
+        tokio::select! {
+            () = closed => {}
+            () = finishing.cancelled() => {}
+        }
         closing.close().await;
     });
     batch

@@ -8,12 +8,15 @@
 //! keeps every task waiting, could pile up tasks without end. [`Detached`] holds one permit per
 //! running task, at most [`MAX_DETACHED`]: a request waits for a permit before its task starts
 //! (waiting is part of the request, cancelled with it and bounded by its timeout, and starts
-//! nothing), and the task gives the permit back when it ends.
+//! nothing), and the task gives the permit back when it ends. The tasks run on the shell's
+//! tracker (`ShellHandle::tracker`), so a stop waits for them as for the requests that
+//! started them.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::error::Error;
@@ -22,23 +25,27 @@ use crate::error::Error;
 /// connections by default).
 pub const MAX_DETACHED: usize = 4096;
 
-/// The limit on tasks that outlive their request; clones share it.
+/// The limit on tasks that outlive their request, and where they run; clones share both.
 #[derive(Clone)]
 pub struct Detached {
     permits: Arc<Semaphore>,
+    tasks: TaskTracker,
 }
 
 impl Default for Detached {
+    /// At most [`MAX_DETACHED`], on a tracker nobody waits for (tests that build the use
+    /// cases' context themselves).
     fn default() -> Self {
-        Self::new(MAX_DETACHED)
+        Self::new(MAX_DETACHED, TaskTracker::new())
     }
 }
 
 impl Detached {
-    /// At most `max` tasks at once.
-    pub fn new(max: usize) -> Self {
+    /// At most `max` tasks at once, run on `tasks` (the shell's tracker).
+    pub fn new(max: usize, tasks: TaskTracker) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max)),
+            tasks,
         }
     }
 
@@ -53,16 +60,17 @@ impl Detached {
             .acquire_owned()
             .await
             .map_err(|_| Error::Internal("the limit on detached tasks was closed"))?;
-        tokio::spawn(
-            async move {
-                let result = work.await;
-                drop(permit);
-                result
-            }
-            .in_current_span(),
-        )
-        .await
-        .map_err(|_| Error::Internal("a request's task failed"))?
+        self.tasks
+            .spawn(
+                async move {
+                    let result = work.await;
+                    drop(permit);
+                    result
+                }
+                .in_current_span(),
+            )
+            .await
+            .map_err(|_| Error::Internal("a request's task failed"))?
     }
 }
 
@@ -77,7 +85,7 @@ mod tests {
 
     #[tokio::test]
     async fn work_runs_to_its_end_when_its_caller_is_dropped() {
-        let detached = Detached::new(1);
+        let detached = Detached::new(1, TaskTracker::new());
         let (release, gate) = oneshot::channel::<()>();
         let (finished, done) = oneshot::channel();
         let caller = detached.run(async move {
@@ -97,7 +105,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_more_tasks_run_at_once_than_the_limit() {
-        let detached = Detached::new(2);
+        let detached = Detached::new(2, TaskTracker::new());
         let mut gates = Vec::new();
         let mut callers = Vec::new();
         for _ in 0..2 {
@@ -135,6 +143,31 @@ mod tests {
         detached.run(async { Ok(()) }).await.unwrap();
         assert!(!started.load(Ordering::SeqCst));
         assert_eq!(detached.running(2), 0);
+    }
+
+    #[tokio::test]
+    async fn the_work_runs_on_the_tracker_a_stop_waits_for() {
+        let tracker = TaskTracker::new();
+        let detached = Detached::new(1, tracker.clone());
+        let (release, gate) = oneshot::channel::<()>();
+        let caller = detached.run(async move {
+            let _ = gate.await;
+            Ok(())
+        });
+        // Started, and its caller gone.
+        assert!(caller.now_or_never().is_none());
+
+        // What the shell's drain step does.
+        tracker.close();
+        let mut drained = std::pin::pin!(tracker.wait());
+        assert!(
+            (&mut drained).now_or_never().is_none(),
+            "the stop waits for the work"
+        );
+        release.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), drained)
+            .await
+            .expect("the stop waited on after the work ended");
     }
 
     impl Detached {

@@ -5,13 +5,13 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::helpers::{
-    GC_CLIENT, HOST, NO_ROLE, ORG_ADMIN, error_code, meeting_body, spawn_stack, tampered,
-    user_claims,
+    GC_CLIENT, HOST, NO_ROLE, ORG_ADMIN, StackOptions, error_code, meeting_body, spawn_stack,
+    tampered, user_claims,
 };
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_returns_401_with_www_authenticate_without_a_token(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let response = stack
         .client
         .post(stack.gc_url("/api/v1/meetings"))
@@ -27,7 +27,7 @@ async fn create_returns_401_with_www_authenticate_without_a_token(pool: PgPool) 
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_returns_401_for_a_malformed_or_non_bearer_authorization(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     for authorization in ["Bearer not-a-jwt", "Basic dXNlcjpwYXNz", "Bearer "] {
         let response = stack
             .client
@@ -48,7 +48,7 @@ async fn create_returns_401_for_a_malformed_or_non_bearer_authorization(pool: Pg
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_returns_401_for_an_expired_token_signed_by_a_published_key(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let signer = stack.published_test_signer().await;
     let host = stack.user_id(HOST).await;
 
@@ -71,7 +71,7 @@ async fn create_returns_401_for_an_expired_token_signed_by_a_published_key(pool:
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_returns_401_for_a_token_whose_signature_does_not_match(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(NO_ROLE).await;
     // A user without a role grants themselves `admin`: the signature no longer matches.
     let forged = tampered(&token, |claims| claims["roles"] = json!(["admin"]));
@@ -83,7 +83,7 @@ async fn create_returns_401_for_a_token_whose_signature_does_not_match(pool: PgP
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_returns_401_for_a_token_signed_by_an_unpublished_key_with_acs_kid(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let real = stack.user_token(HOST).await;
     let ac_kid = jsonwebtoken::decode_header(&real).unwrap().kid.unwrap();
     let rng = ring::rand::SystemRandom::new();
@@ -103,7 +103,7 @@ async fn create_returns_401_for_a_token_signed_by_an_unpublished_key_with_acs_ki
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_refuses_a_service_token_with_401(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.service_token(GC_CLIENT).await;
     let response = stack.create(&token, &meeting_body("Service")).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -113,7 +113,7 @@ async fn create_refuses_a_service_token_with_401(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_refuses_a_meeting_token_with_401(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let service = stack.service_token(GC_CLIENT).await;
     let host = stack.user_id(HOST).await;
     let response = stack
@@ -140,7 +140,7 @@ async fn create_refuses_a_meeting_token_with_401(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_returns_403_for_a_user_without_a_role(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(NO_ROLE).await;
     let response = stack.create(&token, &meeting_body("No role")).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -150,7 +150,7 @@ async fn create_returns_403_for_a_user_without_a_role(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_role_check_comes_before_the_body_is_read(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(NO_ROLE).await;
     let response = stack.create(&token, &json!({"nonsense": true})).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -158,7 +158,7 @@ async fn the_role_check_comes_before_the_body_is_read(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_org_admin_may_create_a_meeting(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(ORG_ADMIN).await;
     let response = stack.create(&token, &meeting_body("Admin's")).await;
     assert_eq!(response.status(), StatusCode::CREATED);

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{HOST, MEMBER, meeting_body, spawn_stack};
+use crate::helpers::{HOST, MEMBER, StackOptions, meeting_body, spawn_stack};
 
 /// Twenty connections, so that many creates really are inside PostgreSQL at the same time
 /// (`#[sqlx::test]`'s default pool has five).
@@ -48,7 +48,7 @@ async fn fifty_simultaneous_creates_against_a_limit_of_5_let_exactly_5_through(
     options: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let stack = spawn_stack(wide_pool(options, connect).await).await;
+    let stack = spawn_stack(wide_pool(options, connect).await, StackOptions::default()).await;
 
     assert_eq!(rush(&stack, 50, 5).await, (5, 45));
 
@@ -65,7 +65,7 @@ async fn limits_of_1_and_2_stay_exact_under_simultaneous_creates(
     options: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let stack = spawn_stack(wide_pool(options, connect).await).await;
+    let stack = spawn_stack(wide_pool(options, connect).await, StackOptions::default()).await;
 
     assert_eq!(rush(&stack, 30, 1).await, (1, 29));
     assert_eq!(stack.check_slots().await, (1, 1));
@@ -79,7 +79,7 @@ async fn a_limit_changed_during_a_rush_is_never_exceeded(
     options: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let stack = spawn_stack(wide_pool(options, connect).await).await;
+    let stack = spawn_stack(wide_pool(options, connect).await, StackOptions::default()).await;
     stack.set_org_limits(40, 100).await;
     let token = stack.user_token(HOST).await;
     let body = meeting_body("Moving target");
@@ -116,7 +116,7 @@ async fn ten_thousand_created_meetings_have_distinct_well_formed_codes(
     options: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let stack = spawn_stack(wide_pool(options, connect).await).await;
+    let stack = spawn_stack(wide_pool(options, connect).await, StackOptions::default()).await;
     stack.set_org_limits(20_000, 100).await;
     let token = stack.user_token(HOST).await;
     let body = meeting_body("Volume");

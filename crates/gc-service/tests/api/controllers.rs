@@ -18,7 +18,7 @@ use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 
 use crate::helpers::{GC_CLIENT, HOST, MC_CLIENTS, MEMBER, TestStack, meeting_body};
-use crate::lifecycle::{call, create, join, stack_with_mc};
+use crate::meetings::{call, create, join, stack_with_mc};
 
 type GcClient = GlobalControllerServiceClient<WithServiceToken<Channel>>;
 

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{HOST, PUBLIC_BASE_URL, error_code, meeting_body, spawn_stack};
+use crate::helpers::{HOST, PUBLIC_BASE_URL, StackOptions, error_code, meeting_body, spawn_stack};
 
 #[derive(sqlx::FromRow)]
 struct AuditRow {
@@ -27,7 +27,7 @@ fn is_code(s: &str) -> bool {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_returns_201_with_the_meeting_and_stores_it(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let host = stack.user_id(HOST).await;
 
@@ -74,7 +74,7 @@ async fn create_returns_201_with_the_meeting_and_stores_it(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_response_never_contains_the_join_token_secret(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let text = stack
         .create(&token, &meeting_body("Secret"))
@@ -104,7 +104,7 @@ fn hex_of(bytes: &[u8]) -> String {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_path_with_a_trailing_slash_creates_too_without_a_redirect(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let response = stack
         .client
@@ -119,7 +119,7 @@ async fn the_path_with_a_trailing_slash_creates_too_without_a_redirect(pool: PgP
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_applies_requested_settings_limit_start_time_and_the_lock_room_alias(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let start = (chrono::Utc::now() + chrono::TimeDelta::days(30))
         .with_nanosecond(0)
@@ -152,7 +152,7 @@ async fn create_applies_requested_settings_limit_start_time_and_the_lock_room_al
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn max_participants_defaults_to_the_smaller_of_100_and_the_org_limit(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     stack.set_org_limits(10, 40).await;
     let body: Value = stack
@@ -177,7 +177,7 @@ async fn max_participants_defaults_to_the_smaller_of_100_and_the_org_limit(pool:
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_writes_the_meeting_created_audit_row_with_client_ip_and_user_agent(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let host = stack.user_id(HOST).await;
     let response = stack
@@ -225,7 +225,7 @@ async fn create_writes_the_meeting_created_audit_row_with_client_ip_and_user_age
 async fn create_returns_403_org_meeting_limit_reached_and_a_slot_frees_when_a_meeting_ends(
     pool: PgPool,
 ) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     stack.set_org_limits(2, 100).await;
     for name in ["One", "Two"] {
@@ -257,7 +257,7 @@ async fn create_returns_403_org_meeting_limit_reached_and_a_slot_frees_when_a_me
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_returns_403_forbidden_when_the_org_is_not_active(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     sqlx::query("update organizations set is_active = false")
         .execute(&stack.pool)
@@ -286,7 +286,7 @@ async fn create_returns_403_forbidden_when_the_org_is_not_active(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_deactivated_user_with_a_still_valid_token_cannot_create(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     sqlx::query("update users set is_active = false where email = $1")
         .bind(HOST)

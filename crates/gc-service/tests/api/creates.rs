@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::display_name::DisplayName;
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
+use common::shell::Background;
 use gc_service::db::creates::Creates;
 use gc_service::db::meetings::{CreateRow, insert_batch};
 use gc_service::domain::events::Origin;
@@ -22,7 +23,9 @@ use ring::rand::SystemRandom;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{HOST, MEMBER, TestStack, spawn_stack, until_someone_waits_for_a_lock};
+use crate::helpers::{
+    HOST, MEMBER, StackOptions, TestStack, spawn_stack, until_someone_waits_for_a_lock,
+};
 
 fn create(name: &str) -> CreateMeeting {
     CreateMeeting {
@@ -84,7 +87,7 @@ fn created(result: Result<Created, Error>) -> gc_service::domain::meeting::Meeti
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let inactive = stack.user_id(MEMBER).await;
     sqlx::query("update users set is_active = false where id = $1")
@@ -93,7 +96,7 @@ async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool:
         .await
         .unwrap();
     stack.set_org_limits(1000, 50).await;
-    let creates = Creates::new(stack.pool.clone());
+    let creates = Creates::new(stack.pool.clone(), &Background::default());
     let quiet = Origin::default();
     let browser = Origin {
         ip: Some("203.0.113.9".parse().unwrap()),
@@ -226,7 +229,7 @@ async fn queued_creates_share_a_transaction_and_refusals_are_decided_alone(pool:
 /// it cannot decide at once, and writes the others.
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_batch_statement_leaves_out_what_it_cannot_decide_without_waiting(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     stack.set_org_limits(2, 100).await;
     let audit = Origin::default();
@@ -324,12 +327,12 @@ async fn the_batch_statement_leaves_out_what_it_cannot_decide_without_waiting(po
 /// limit, and the slots agree.
 #[sqlx::test(migrations = "../../migrations")]
 async fn batched_creates_keep_the_org_limit_exact(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     let replicas = [
-        Creates::new(stack.pool.clone()),
-        Creates::new(stack.pool.clone()),
+        Creates::new(stack.pool.clone(), &Background::default()),
+        Creates::new(stack.pool.clone(), &Background::default()),
     ];
     for (limit, attempts, queues) in [(5, 50, 1), (1, 30, 1), (2, 30, 2), (7, 60, 2)] {
         sqlx::query(
@@ -379,7 +382,7 @@ async fn batched_creates_keep_the_org_limit_exact(pool: PgPool) {
 async fn a_starved_pool_fails_queued_creates_and_writes_nothing(pool: PgPool) {
     use sqlx::postgres::PgPoolOptions;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     stack.set_org_limits(100, 100).await;
     let small = PgPoolOptions::new()
@@ -388,7 +391,7 @@ async fn a_starved_pool_fails_queued_creates_and_writes_nothing(pool: PgPool) {
         .connect_with((*stack.pool.connect_options()).clone())
         .await
         .unwrap();
-    let creates = Creates::new(small.clone());
+    let creates = Creates::new(small.clone(), &Background::default());
     let audit = Origin::default();
     let held = small.acquire().await.unwrap();
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::helpers::{HOST, recorded_events};
-use crate::lifecycle::{call, create, join, stack_with_mc};
+use crate::meetings::{call, create, join, stack_with_mc};
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn every_change_of_a_meeting_is_recorded_once_in_the_order_it_happened(pool: PgPool) {

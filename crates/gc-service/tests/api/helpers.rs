@@ -9,6 +9,7 @@ use axum::Router;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::shell::ShellSettings;
+use gc_service::config::WebSettings;
 use gc_service::config::{Config, LifecycleSettings};
 use gc_service::domain::events::MeetingEvent;
 use gc_service::startup::Application;
@@ -70,19 +71,51 @@ pub struct TestStack {
     pub org_id: Uuid,
 }
 
-/// Seeds an org (`acme`, default limits) with the users above and GC's service client, then
-/// starts AC and a GC that trusts it.
-pub async fn spawn_stack(pool: PgPool) -> TestStack {
-    spawn_stack_with(pool, test_shell_settings(), Router::new()).await
+/// How [`spawn_stack`] sets GC up: the test defaults ([`test_shell_settings`],
+/// [`test_lifecycle`], no web client, GC's routes alone) with what a test changes, e.g.
+/// `StackOptions::default().with_lifecycle(..)`.
+pub struct StackOptions {
+    shell: ShellSettings,
+    lifecycle: LifecycleSettings,
+    web: WebSettings,
+    extra_routes: Router<AppState>,
 }
 
-/// [`spawn_stack`] with GC's shell settings and extra routes chosen by the test.
-pub async fn spawn_stack_with(
-    pool: PgPool,
-    shell: ShellSettings,
-    extra_routes: Router<AppState>,
-) -> TestStack {
-    spawn_stack_full(pool, shell, test_lifecycle(), extra_routes).await
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            shell: test_shell_settings(),
+            lifecycle: test_lifecycle(),
+            web: WebSettings::default(),
+            extra_routes: Router::new(),
+        }
+    }
+}
+
+impl StackOptions {
+    /// GC's shell settings (listener bounds, timeouts, the stop's grace).
+    pub fn with_shell(mut self, shell: ShellSettings) -> Self {
+        self.shell = shell;
+        self
+    }
+
+    /// GC's lifecycle settings (heartbeats, timeouts, budgets).
+    pub fn with_lifecycle(mut self, lifecycle: LifecycleSettings) -> Self {
+        self.lifecycle = lifecycle;
+        self
+    }
+
+    /// The web client GC serves (`GC_WEB_DIR` and the rest).
+    pub fn with_web(mut self, web: WebSettings) -> Self {
+        self.web = web;
+        self
+    }
+
+    /// Routes GC serves beside its own.
+    pub fn with_routes(mut self, extra_routes: Router<AppState>) -> Self {
+        self.extra_routes = extra_routes;
+        self
+    }
 }
 
 /// Lifecycle settings for tests: controllers heartbeat every second and are unhealthy after
@@ -98,27 +131,16 @@ pub fn test_lifecycle() -> LifecycleSettings {
     }
 }
 
-/// [`spawn_stack`] with every setting chosen by the test.
-pub async fn spawn_stack_full(
-    pool: PgPool,
-    shell: ShellSettings,
-    lifecycle: LifecycleSettings,
-    extra_routes: Router<AppState>,
-) -> TestStack {
-    spawn_stack_configured(pool, extra_routes, |config| {
-        config.shell = shell;
-        config.lifecycle = lifecycle;
-    })
-    .await
-}
-
-/// [`spawn_stack`] with GC's configuration changed by `configure` (the test defaults
-/// otherwise).
-pub async fn spawn_stack_configured(
-    pool: PgPool,
-    extra_routes: Router<AppState>,
-    configure: impl FnOnce(&mut Config),
-) -> TestStack {
+/// Seeds an org (`acme`, default limits) with the users above and the services' clients, then
+/// starts AC and a GC that trusts it, set up as `options` say. Meeting controllers are started
+/// on demand ([`TestStack::start_mc`]).
+pub async fn spawn_stack(pool: PgPool, options: StackOptions) -> TestStack {
+    let StackOptions {
+        shell,
+        lifecycle,
+        web,
+        extra_routes,
+    } = options;
     // The process's one recorder gets GC's buckets only if GC installs it before AC does.
     gc_service::metrics::install().unwrap();
     let user = |email: &str, roles: Value| json!({"email": email, "password": PASSWORD, "display_name": "Someone", "roles": roles});
@@ -156,8 +178,12 @@ pub async fn spawn_stack_configured(
     })
     .await;
 
-    let mut config = gc_config(&ac_base);
-    configure(&mut config);
+    let config = Config {
+        shell,
+        lifecycle,
+        web,
+        ..gc_config(&ac_base)
+    };
     let gc_app = Application::build_with(config, pool.clone(), extra_routes)
         .await
         .unwrap();
@@ -227,7 +253,7 @@ pub fn test_shell_settings() -> ShellSettings {
     }
 }
 
-pub fn gc_config(ac_base: &str) -> Config {
+fn gc_config(ac_base: &str) -> Config {
     Config {
         database_url: "postgres://unused".into(),
         db_max_connections: 5,
@@ -272,7 +298,9 @@ enum Running {
 
 impl McServer {
     /// Stops an in-process controller as SIGTERM does (readiness off, sockets closed with
-    /// "going away", jobs stopped); whether it stopped within 20 s.
+    /// "going away", jobs stopped); whether it stopped within 20 s. (The system tests use it;
+    /// GC's tests do not, hence the allowance.)
+    #[allow(dead_code)]
     pub async fn stop(mut self) -> bool {
         let Running::InProcess { stop, stopped, .. } = &mut self.running else {
             panic!("only an in-process controller stops gracefully here");

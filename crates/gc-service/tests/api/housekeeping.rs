@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::service_token::ServiceTokenClient;
+use common::shell::Background;
 use gc_service::clients::mc::{MeetingControllers, Placement};
 use gc_service::db::admissions::Admissions;
 use gc_service::db::lookups::Lookups;
@@ -16,7 +17,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::helpers::{GC_CLIENT, HOST, TestStack, meeting_body, test_lifecycle};
-use crate::lifecycle::{call, create, join, redis_keys, stack_with_mc};
+use crate::meetings::{call, create, join, redis_keys, stack_with_mc};
 
 fn rooms(stack: &TestStack) -> Rooms {
     let tokens = Arc::new(
@@ -26,12 +27,16 @@ fn rooms(stack: &TestStack) -> Rooms {
         pool: stack.pool.clone(),
         placement: Placement::new(
             stack.pool.clone(),
-            MeetingControllers::new(tokens, Duration::from_secs(3)),
+            MeetingControllers::new(tokens, Duration::from_secs(3), &Background::default()),
             test_lifecycle().heartbeat_timeout_secs,
         ),
         settings: test_lifecycle(),
-        admissions: Admissions::new(stack.pool.clone()),
-        lookups: Lookups::new(stack.pool.clone(), test_lifecycle().heartbeat_timeout_secs),
+        admissions: Admissions::new(stack.pool.clone(), &Background::default()),
+        lookups: Lookups::new(
+            stack.pool.clone(),
+            test_lifecycle().heartbeat_timeout_secs,
+            &Background::default(),
+        ),
         detached: Default::default(),
         comings_and_goings: gc_service::use_cases::room::join_leave_budget(&test_lifecycle()),
     }

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{HOST, MEMBER, error_code, meeting_body, spawn_stack};
+use crate::helpers::{HOST, MEMBER, StackOptions, error_code, meeting_body, spawn_stack};
 
 const CREATED: &str = "gc_meetings_created_total";
 const SUCCESS: &[(&str, &str)] = &[("status", "success"), ("error_type", "none")];
@@ -18,7 +18,7 @@ async fn count(pool: &PgPool, table: &str) -> i64 {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_same_key_and_body_return_the_first_meeting_and_create_nothing(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let body = json!({"display_name": "Retry me", "settings": {"recording_enabled": true}});
     let successes_before = stack.metric(CREATED, SUCCESS).await;
@@ -51,7 +51,7 @@ async fn the_same_key_and_body_return_the_first_meeting_and_create_nothing(pool:
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_same_key_with_another_body_is_a_409_conflict(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let first = stack
         .create_with_key(&token, &meeting_body("One"), Some("key-1"))
@@ -68,7 +68,7 @@ async fn the_same_key_with_another_body_is_a_409_conflict(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn keys_are_scoped_to_the_user_who_sent_them(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_token(HOST).await;
     let member = stack.user_token(MEMBER).await;
     let a: Value = stack
@@ -89,7 +89,7 @@ async fn keys_are_scoped_to_the_user_who_sent_them(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_malformed_key_is_a_400(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let long = "k".repeat(256);
     for key in ["", "has space", long.as_str()] {
@@ -104,7 +104,7 @@ async fn a_malformed_key_is_a_400(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_replay_succeeds_even_when_the_org_has_reached_its_limit_since(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     stack.set_org_limits(1, 100).await;
     let first: Value = stack
@@ -127,7 +127,7 @@ async fn a_replay_succeeds_even_when_the_org_has_reached_its_limit_since(pool: P
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_failed_create_stores_no_key_so_its_retry_runs_again(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     stack.set_org_limits(10, 50).await;
     let too_big = json!({"display_name": "Big", "max_participants": 80});
@@ -143,7 +143,7 @@ async fn a_failed_create_stores_no_key_so_its_retry_runs_again(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_key_older_than_24_hours_creates_a_new_meeting(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let first: Value = stack
         .create_with_key(&token, &meeting_body("Day 1"), Some("daily"))
@@ -171,7 +171,7 @@ async fn a_key_older_than_24_hours_creates_a_new_meeting(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn concurrent_retries_with_one_key_create_exactly_one_meeting(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let body = meeting_body("Racing retries");
     let responses = futures::future::join_all(
@@ -192,7 +192,7 @@ async fn concurrent_retries_with_one_key_create_exactly_one_meeting(pool: PgPool
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_janitor_deletes_only_expired_keys(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     for key in ["old-1", "old-2", "fresh"] {
         stack

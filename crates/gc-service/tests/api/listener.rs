@@ -12,7 +12,7 @@ use common::shell::ShellSettings;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{HOST, TestStack, error_code, spawn_stack, spawn_stack_with};
+use crate::helpers::{HOST, StackOptions, TestStack, error_code, spawn_stack};
 
 /// GC with small bounds (1 s timeouts, 32 connections) and the routes of `attack`.
 async fn spawn(pool: PgPool) -> TestStack {
@@ -27,7 +27,11 @@ async fn spawn(pool: PgPool) -> TestStack {
     let extra = Router::new()
         .route("/test/panic", get(attack::panics))
         .route("/test/slow", get(attack::stalls));
-    spawn_stack_with(pool, shell, extra).await
+    spawn_stack(
+        pool,
+        StackOptions::default().with_shell(shell).with_routes(extra),
+    )
+    .await
 }
 
 fn addr(stack: &TestStack) -> std::net::SocketAddr {
@@ -52,7 +56,7 @@ async fn gc_cuts_off_idle_and_slowloris_floods_and_keeps_answering(pool: PgPool)
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_second_content_type_is_refused_before_the_body_is_read(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let response = stack
         .client
@@ -71,7 +75,7 @@ async fn a_second_content_type_is_refused_before_the_body_is_read(pool: PgPool) 
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn oversized_request_heads_get_envelopes_up_to_the_listeners_buffer(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let addr = addr(&stack);
     let request = |target: &str, header: &str| {
         format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{header}\r\n\r\n")
@@ -128,7 +132,7 @@ async fn the_ops_port_answers_probes_and_metrics_while_the_http_listener_is_full
         readiness_grace_secs: 0,
         ..ShellSettings::default()
     };
-    let stack = spawn_stack_with(pool, shell, Router::new()).await;
+    let stack = spawn_stack(pool, StackOptions::default().with_shell(shell)).await;
     let _flood = attack::idle_sockets(addr(&stack), 8, Duration::from_secs(20)).await;
     // Behind the eight in the accept queue: it meets a full listener.
     assert_eq!(
@@ -166,7 +170,7 @@ mod healthcheck;
 /// The image's health check (`gc-service healthcheck`) against the real service.
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_healthcheck_subcommand_probes_the_running_service(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     healthcheck::assert_probes(
         env!("CARGO_BIN_EXE_gc-service"),
         "GC_OPS_ADDR",

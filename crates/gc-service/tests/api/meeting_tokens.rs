@@ -14,13 +14,14 @@ use axum::routing::post;
 use common::jwks::{JwksVerifier, VerifierConfig};
 use common::jwt::{MeetingClaims, MeetingRole};
 use common::service_token::ServiceTokenClient;
+use common::shell::Background;
 use gc_service::clients::ac::{MeetingGrant, MeetingTokens};
 use gc_service::error::Error;
 use secrecy::SecretString;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{GC_CLIENT, ISSUER, TestStack, spawn_stack};
+use crate::helpers::{GC_CLIENT, ISSUER, StackOptions, TestStack, spawn_stack};
 
 fn client(ac_base: &str, stack: &TestStack) -> MeetingTokens {
     let tokens = ServiceTokenClient::new(
@@ -30,7 +31,13 @@ fn client(ac_base: &str, stack: &TestStack) -> MeetingTokens {
         None,
     )
     .unwrap();
-    MeetingTokens::new(ac_base, Arc::new(tokens), Duration::from_secs(10)).unwrap()
+    MeetingTokens::new(
+        ac_base,
+        Arc::new(tokens),
+        Duration::from_secs(10),
+        &Background::default(),
+    )
+    .unwrap()
 }
 
 fn grant(i: usize) -> MeetingGrant {
@@ -79,7 +86,7 @@ async fn ac_requests(stack: &TestStack, route: &str) -> f64 {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn simultaneous_grants_are_signed_in_batches_each_token_its_own(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let tokens = client(&stack.ac.base, &stack);
 
     issue_many(&stack, &tokens, 150).await;
@@ -124,7 +131,7 @@ async fn forward_single(
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_ac_without_the_batch_route_is_asked_grant_by_grant(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let older = OlderAc {
         real: stack.ac.base.clone(),
         http: common::http_client(Duration::from_secs(10)).unwrap(),
@@ -146,7 +153,7 @@ async fn an_ac_without_the_batch_route_is_asked_grant_by_grant(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_unreachable_ac_is_a_503_for_every_caller(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     // A port that was free a moment ago: nothing listens there now.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed_base = format!("http://{}", closed.local_addr().unwrap());

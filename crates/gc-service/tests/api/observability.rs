@@ -4,11 +4,11 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::{HOST, error_code, meeting_body, spawn_stack};
+use crate::helpers::{HOST, StackOptions, error_code, meeting_body, spawn_stack};
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn create_metrics_count_every_outcome_with_its_labels(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let created = [("status", "success"), ("error_type", "none")];
     let unauthorized = [("status", "error"), ("error_type", "unauthorized")];
@@ -66,7 +66,7 @@ async fn create_metrics_count_every_outcome_with_its_labels(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn unknown_routes_and_wrong_methods_answer_with_the_envelope(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let response = stack
         .client
         .get(stack.gc_url("/api/v1/nope"))
@@ -87,7 +87,7 @@ async fn unknown_routes_and_wrong_methods_answer_with_the_envelope(pool: PgPool)
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn health_probes_report_live_and_ready_with_database_and_keys(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let live = stack
         .client
         .get(stack.gc_url("/health/live"))
@@ -129,7 +129,7 @@ async fn wait_for_controllers(stack: &crate::helpers::TestStack, expected: (f64,
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_controller_gauge_follows_the_registry(pool: PgPool) {
-    let mut stack = spawn_stack(pool).await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     wait_for_controllers(&stack, (0.0, 0.0)).await;
     let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
     stack
@@ -145,7 +145,7 @@ async fn the_controller_gauge_follows_the_registry(pool: PgPool) {
 /// reads and the admissions of a join each count once, whatever statement they shared.
 #[sqlx::test(migrations = "../../migrations")]
 async fn shared_statements_report_how_many_items_they_held(pool: PgPool) {
-    use crate::lifecycle::{create, join, stack_with_mc};
+    use crate::meetings::{create, join, stack_with_mc};
 
     let (stack, _prefix, _people) = stack_with_mc(pool).await;
     let token = stack.user_token(HOST).await;

@@ -11,8 +11,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{HOST, MEMBER, NO_ROLE, TestStack, meeting_body, spawn_stack};
-use crate::lifecycle::stack_with_mc;
+use crate::helpers::{HOST, MEMBER, NO_ROLE, StackOptions, TestStack, meeting_body, spawn_stack};
+use crate::meetings::stack_with_mc;
 
 const SERVICE: &str = "gc-service";
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -25,7 +25,7 @@ const ALIASES: [(&str, &str, &str); 1] = [("POST", "/api/v1/meetings/", "/api/v1
 /// A change to a handler, a type or an annotation without `scripts/openapi.sh` fails here.
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_served_document_is_the_checked_in_one_and_what_the_subcommand_prints(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
 
     let response = stack
         .client
@@ -65,7 +65,7 @@ async fn the_served_document_is_the_checked_in_one_and_what_the_subcommand_print
 async fn every_api_route_gc_serves_is_documented_and_every_documented_route_is_served(
     pool: PgPool,
 ) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let document = checks::checked_in(MANIFEST_DIR, SERVICE);
 
     // The web client's pages (`routes::web`) are HTML for browsers, not part of the API.

@@ -2,7 +2,6 @@
 //! meeting controller on Redis; after each race, every store is compared: what the API answers,
 //! what PostgreSQL holds and what the room in Redis holds (issue 22, items 2–4).
 
-use axum::Router;
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
 use mc_service::room::{KeyPrefix, RedisPool, RoomStore, RoomStoreConfig};
@@ -12,9 +11,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{
-    HOST, McRedis, TestStack, redis_url, spawn_stack_full, test_lifecycle, test_shell_settings,
+    HOST, McRedis, StackOptions, TestStack, redis_url, spawn_stack, test_lifecycle,
 };
-use crate::lifecycle::{People, call, create, join, stack_with_mc};
+use crate::meetings::{People, call, create, join, stack_with_mc};
 
 /// The test's rooms as MC stores them (keys under the test's prefix).
 fn room_store(prefix: &str) -> RoomStore {
@@ -375,7 +374,7 @@ async fn a_user_cycling_join_and_leave_is_refused_after_the_burst(pool: PgPool) 
         join_leave_interval_ms: 3000,
         ..test_lifecycle()
     };
-    let mut stack = spawn_stack_full(pool, test_shell_settings(), lifecycle, Router::new()).await;
+    let mut stack = spawn_stack(pool, StackOptions::default().with_lifecycle(lifecycle)).await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc(0, &prefix, McRedis::Single).await;

@@ -18,6 +18,7 @@ use common::jwks::{JwksVerifier, VerifierConfig};
 use common::jwt::{MeetingClaims, MeetingRole};
 use common::proto::internal::v1::{HeartbeatRequest, RegisterMeetingControllerRequest};
 use common::service_token::ServiceTokenClient;
+use common::shell::Background;
 use gc_service::clients::ac::{MeetingGrant, MeetingTokens};
 use gc_service::error::Error;
 use secrecy::{ExposeSecret, SecretString};
@@ -25,8 +26,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{GC_CLIENT, ISSUER, MC_CLIENTS, TestStack, spawn_stack};
-use crate::lifecycle::{create, join, stack_with_mc};
+use crate::helpers::{GC_CLIENT, ISSUER, MC_CLIENTS, StackOptions, TestStack, spawn_stack};
+use crate::meetings::{create, join, stack_with_mc};
 
 const ADMIN_CLIENT: (&str, &str) = ("test-admin", "test-admin-secret-0001");
 
@@ -111,7 +112,7 @@ async fn controller_tokens(stack: &TestStack) -> Arc<ServiceTokenClient> {
 async fn a_controller_registers_and_heartbeats_on_the_first_try_after_its_key_was_withdrawn(
     pool: PgPool,
 ) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     // Two clients as MC builds them (a replica restarting, say), each holding a token signed
     // by the key about to be withdrawn.
     let layer = ServiceTokenLayer::new(controller_tokens(&stack).await);
@@ -201,7 +202,7 @@ fn grant() -> MeetingGrant {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_ac_that_keeps_refusing_is_asked_once_more_and_no_more(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let (refusing, requests) = refusing_ac(&stack).await;
     let tokens = Arc::new(
         ServiceTokenClient::new(
@@ -213,8 +214,13 @@ async fn an_ac_that_keeps_refusing_is_asked_once_more_and_no_more(pool: PgPool) 
         .unwrap(),
     );
     let first = tokens.token().await.unwrap();
-    let meeting_tokens =
-        MeetingTokens::new(&refusing, Arc::clone(&tokens), Duration::from_secs(10)).unwrap();
+    let meeting_tokens = MeetingTokens::new(
+        &refusing,
+        Arc::clone(&tokens),
+        Duration::from_secs(10),
+        &Background::default(),
+    )
+    .unwrap();
 
     let answer = meeting_tokens.issue(grant()).await;
 

@@ -19,22 +19,17 @@ use common::jwks::{JwksVerifier, VerifierConfig};
 use common::jwt::{MeetingClaims, MeetingRole};
 use common::proto::internal::v1::meeting_controller_service_client::MeetingControllerServiceClient;
 use common::proto::internal::v1::{EndMeetingRequest, JoinParticipantRequest, ParticipantRole};
+use common::shell::Background;
 
 use crate::helpers::{
-    GC_CLIENT, HOST, ISSUER, MC_CLIENTS, McRedis, TestStack, spawn_stack_full, test_lifecycle,
-    test_shell_settings,
+    GC_CLIENT, HOST, ISSUER, MC_CLIENTS, McRedis, StackOptions, TestStack, spawn_stack,
+    test_lifecycle,
 };
-use crate::lifecycle::{People, call, create, get, join};
+use crate::meetings::{People, call, create, get, join};
 
 /// A stack with one controller on `redis`, and people the test can make.
 async fn stack(pool: PgPool, redis: McRedis) -> (TestStack, People) {
-    let mut stack = spawn_stack_full(
-        pool,
-        test_shell_settings(),
-        test_lifecycle(),
-        axum::Router::new(),
-    )
-    .await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let people = People::new(&stack).await;
     stack.set_org_limits(10, 100).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
@@ -372,8 +367,11 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
 
     let tokens = gc_tokens(stack);
     let grpc = stack.mcs[0].as_ref().unwrap().grpc.clone();
-    let controllers =
-        MeetingControllers::new(std::sync::Arc::clone(&tokens), Duration::from_secs(5));
+    let controllers = MeetingControllers::new(
+        std::sync::Arc::clone(&tokens),
+        Duration::from_secs(5),
+        &Background::default(),
+    );
     let joins = controllers.controller(&grpc).unwrap().joins();
     let batches_before = stack.metric("gc_mc_join_batch_items_count", &[]).await;
     let joins_before = stack.metric("gc_mc_join_batch_items_sum", &[]).await;
@@ -506,13 +504,7 @@ async fn a_controllers_join_answer_counts_the_lobby(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) {
-    let mut stack = spawn_stack_full(
-        pool,
-        test_shell_settings(),
-        test_lifecycle(),
-        axum::Router::new(),
-    )
-    .await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc_process(0, &prefix).await;
@@ -643,13 +635,7 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn new_meetings_go_to_the_least_loaded_healthy_controller(pool: PgPool) {
-    let mut stack = spawn_stack_full(
-        pool,
-        test_shell_settings(),
-        test_lifecycle(),
-        axum::Router::new(),
-    )
-    .await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc(0, &prefix, McRedis::Single).await;
     stack.start_mc(1, &prefix, McRedis::Single).await;
@@ -688,8 +674,7 @@ async fn joins_to_a_dead_controller_fail_at_once_once_its_breaker_opens(pool: Pg
         heartbeat_timeout_secs: 60,
         ..test_lifecycle()
     };
-    let mut stack =
-        spawn_stack_full(pool, test_shell_settings(), lifecycle, axum::Router::new()).await;
+    let mut stack = spawn_stack(pool, StackOptions::default().with_lifecycle(lifecycle)).await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc(0, &prefix, McRedis::Single).await;

@@ -6,6 +6,7 @@ use common::error::ServiceError;
 use common::jwt::MeetingRole;
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
+use common::shell::{Background, Shell, ShutdownTimings};
 use gc_service::db::creates::Creates;
 use gc_service::db::meetings::CREATE_MEETING_SQL;
 use gc_service::domain::events::Origin;
@@ -20,12 +21,13 @@ use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
 use crate::helpers::{
-    HOST, MEMBER, TestStack, lock_waiters, spawn_stack, until_someone_waits_for_a_lock,
+    HOST, MEMBER, StackOptions, TestStack, lock_waiters, spawn_stack,
+    until_someone_waits_for_a_lock,
 };
 
 /// A create queue of the stack's pool (each starts its own writing task).
 fn creates(stack: &TestStack) -> Creates {
-    Creates::new(stack.pool.clone())
+    Creates::new(stack.pool.clone(), &Background::default())
 }
 
 fn new_meeting(stack: &TestStack, host: Uuid, code: &str) -> NewMeeting {
@@ -66,7 +68,7 @@ async fn exec(pool: &PgPool, sql: &'static str) -> Result<u64, sqlx::Error> {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_live_counter_follows_ends_and_deletes_of_live_meetings(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     for code in ["AAAAAAAAAAA1", "AAAAAAAAAAA2", "AAAAAAAAAAA3"] {
@@ -119,7 +121,7 @@ async fn the_live_counter_follows_ends_and_deletes_of_live_meetings(pool: PgPool
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn ended_meetings_cannot_be_reopened_nor_moved_to_another_org(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     insert_meeting(&stack, host, "BBBBBBBBBBB1").await;
     exec(
@@ -152,7 +154,7 @@ async fn ended_meetings_cannot_be_reopened_nor_moved_to_another_org(pool: PgPool
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     let taken = new_meeting(&stack, host, "TAKENTAKEN01");
@@ -179,7 +181,7 @@ async fn a_code_collision_is_retried_with_a_fresh_code(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn three_collisions_in_a_row_give_up_with_code_collision_and_store_nothing(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     let taken = new_meeting(&stack, host, "TAKENTAKEN01");
@@ -257,7 +259,7 @@ fn scans_meetings(node: &Value) -> bool {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_create_statement_costs_the_same_with_20000_meetings_in_the_org(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     stack.set_org_limits(100_000, 100).await;
     let (empty, _) = create_statement_buffers(&stack, host, "emptyprobe0").await;
@@ -299,7 +301,7 @@ async fn the_create_statement_costs_the_same_with_20000_meetings_in_the_org(pool
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn creates_and_ends_leave_an_orgs_updated_at_alone(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let long_ago: chrono::DateTime<chrono::Utc> = "2000-01-01T00:00:00Z".parse().unwrap();
     sqlx::query("update organizations set updated_at = $2 where id = $1")
@@ -333,7 +335,7 @@ async fn creates_and_ends_leave_an_orgs_updated_at_alone(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_org_over_a_lowered_limit_shrinks_back_as_its_meetings_end(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let audit = Origin::default();
     for i in 0..6 {
@@ -453,7 +455,7 @@ enum BeforeTheRace {
 /// meeting row or not.
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_admission_racing_an_end_leaves_no_visit_open(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     for (i, before) in [
         BeforeTheRace::Scheduled,
         BeforeTheRace::Active,
@@ -533,7 +535,7 @@ async fn a_seats_admission_and_its_leave_agree_in_either_order(pool: PgPool) {
     use gc_service::db::{meetings, participants};
     use gc_service::domain::events::Actor;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     for (i, admission_first) in [true, false].into_iter().enumerate() {
         let meeting_id = insert_meeting(&stack, host, &format!("RACELEAVEJN{i}")).await;
@@ -739,7 +741,7 @@ async fn simultaneous_first_admissions_all_record_and_none_deadlocks(pool: PgPoo
     use gc_service::db::participants;
     use gc_service::domain::events::Actor;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let users = more_users(&stack, host, "storm", 24).await;
     for round in 0..5 {
@@ -803,10 +805,10 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
         recording
     }
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let guest = stack.user_id(MEMBER).await;
-    let admissions = Admissions::new(stack.pool.clone());
+    let admissions = Admissions::new(stack.pool.clone(), &Background::default());
     let org = stack.org_id;
     let from_a_browser = Actor::User {
         id: guest,
@@ -965,7 +967,7 @@ async fn a_starved_pool_fails_queued_admissions_together(pool: PgPool) {
     use sqlx::postgres::PgPoolOptions;
     use std::time::{Duration, Instant};
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let users = more_users(&stack, host, "starved", 6).await;
     let meeting = insert_meeting(&stack, host, "STARVEDPOOL0").await;
@@ -976,7 +978,7 @@ async fn a_starved_pool_fails_queued_admissions_together(pool: PgPool) {
         .connect_with((*stack.pool.connect_options()).clone())
         .await
         .unwrap();
-    let admissions = Admissions::new(small.clone());
+    let admissions = Admissions::new(small.clone(), &Background::default());
     let held = small.acquire().await.unwrap();
 
     let started = Instant::now();
@@ -1022,7 +1024,7 @@ async fn two_replicas_admitting_into_the_same_cold_meetings_record_everyone_once
     use gc_service::db::admissions::Admissions;
     use gc_service::domain::events::Actor;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let users = more_users(&stack, host, "crowd", 30).await;
     let mut meetings = Vec::new();
@@ -1030,8 +1032,8 @@ async fn two_replicas_admitting_into_the_same_cold_meetings_record_everyone_once
         meetings.push(insert_meeting(&stack, host, &format!("CROWDROOM{m:03}")).await);
     }
     let replicas = [
-        Admissions::new(stack.pool.clone()),
-        Admissions::new(stack.pool.clone()),
+        Admissions::new(stack.pool.clone(), &Background::default()),
+        Admissions::new(stack.pool.clone(), &Background::default()),
     ];
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(users.len() * meetings.len()));
     let mut tasks = Vec::new();
@@ -1085,15 +1087,15 @@ async fn two_replicas_starting_the_same_meeting_record_its_start_once(pool: PgPo
     use gc_service::domain::events::Actor;
 
     const TRIALS: usize = 200;
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     let users = more_users(&stack, host, "starter", 2).await;
     stack
         .set_org_limits(i32::try_from(TRIALS).unwrap(), 100)
         .await;
     let replicas = [
-        Admissions::new(stack.pool.clone()),
-        Admissions::new(stack.pool.clone()),
+        Admissions::new(stack.pool.clone(), &Background::default()),
+        Admissions::new(stack.pool.clone(), &Background::default()),
     ];
     let org = stack.org_id;
     let mut wrong = Vec::new();
@@ -1133,9 +1135,9 @@ async fn queued_lookups_each_get_their_own_meeting(pool: PgPool) {
     use gc_service::db::lookups::Lookups;
     use std::task::Poll;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
-    let lookups = Lookups::new(stack.pool.clone(), 30);
+    let lookups = Lookups::new(stack.pool.clone(), 30, &Background::default());
     let first = insert_meeting(&stack, host, "LOOKUPFIRST0").await;
     let second = insert_meeting(&stack, host, "LOOKUPSECND0").await;
     let code = |c: &str| MeetingCode::parse(c).unwrap();
@@ -1235,7 +1237,7 @@ async fn assigned_meetings(
 async fn the_meeting_read_of_a_join_does_not_scan_every_assignment(pool: PgPool) {
     use gc_service::db::meetings::find_by_codes_with_assignment;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     // 400 meetings (ended ones: they need no slot), all assigned to one controller.
     assigned_meetings(&stack, host, "SCAN", 400, "mc-scan").await;
@@ -1275,7 +1277,7 @@ async fn the_meeting_read_of_a_join_does_not_scan_every_assignment(pool: PgPool)
 async fn the_batched_join_statements_are_planned_once_per_connection(pool: PgPool) {
     use gc_service::db::meetings::find_by_codes_with_assignment;
 
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let host = stack.user_id(HOST).await;
     assigned_meetings(&stack, host, "PLAN", 2000, "mc-plan").await;
 
@@ -1304,7 +1306,7 @@ async fn the_batched_join_statements_are_planned_once_per_connection(pool: PgPoo
         (mode, generic, custom)
     }
 
-    let batch = gc_service::db::batch_pool(&stack.pool);
+    let batch = gc_service::db::batch_pool(&stack.pool, &Background::default());
     let (mode, generic, custom) = plans(&mut batch.acquire().await.unwrap()).await;
     assert_eq!(mode, "force_generic_plan");
     assert_eq!(
@@ -1331,6 +1333,28 @@ async fn the_batched_join_statements_are_planned_once_per_connection(pool: PgPoo
 /// wants. Against a server with TLS on, GC's pool then talks TLS, and `verify-full` checks the
 /// server's certificate (the local server's is self-signed, so it is refused); against one with
 /// TLS off, asking for it fails instead of falling back to plain text.
+/// The batch pool closes at the end of a stop, once the queues that use it are done, without
+/// waiting for the main pool (which the process closes after the stop).
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_batch_pool_closes_at_the_end_of_a_stop(pool: PgPool) {
+    let shell = Shell::new(
+        "test",
+        ShutdownTimings {
+            readiness_grace: std::time::Duration::ZERO,
+            ..ShutdownTimings::default()
+        },
+    );
+    let batch = gc_service::db::batch_pool(&pool, shell.handle().background());
+    drop(batch.acquire().await.unwrap());
+
+    tokio::time::timeout(std::time::Duration::from_secs(3), shell.run(async {}))
+        .await
+        .expect("the stop waited for the main pool");
+
+    assert!(batch.is_closed());
+    assert!(!pool.is_closed());
+}
+
 #[sqlx::test(migrations = false)]
 async fn the_database_url_can_ask_for_tls(pool: PgPool) {
     use secrecy::SecretString;

@@ -5,11 +5,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{HOST, error_code, spawn_stack};
+use crate::helpers::{HOST, StackOptions, error_code, spawn_stack};
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn max_participants_outside_2_to_the_org_limit_is_a_400_not_a_cap(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     stack.set_org_limits(10, 50).await;
     for n in [51, 1, 0, -3] {
@@ -38,7 +38,7 @@ async fn max_participants_outside_2_to_the_org_limit_is_a_400_not_a_cap(pool: Pg
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn bad_bodies_get_a_400_envelope_never_a_plain_text_rejection(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let cases: [(Option<&str>, &str); 10] = [
         (
@@ -87,7 +87,7 @@ async fn bad_bodies_get_a_400_envelope_never_a_plain_text_rejection(pool: PgPool
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_oversized_body_gets_a_413_envelope(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let big = json!({"display_name": "x".repeat(100 * 1024)});
     let response = stack.create(&token, &big).await;
@@ -97,7 +97,7 @@ async fn an_oversized_body_gets_a_413_envelope(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn scheduled_start_times_in_the_past_or_beyond_a_year_are_refused(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let now = chrono::Utc::now();
     for start in [
@@ -118,7 +118,7 @@ async fn scheduled_start_times_in_the_past_or_beyond_a_year_are_refused(pool: Pg
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn nul_bytes_odd_unicode_and_overlong_text_in_any_field_get_a_400_envelope(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let token = stack.user_token(HOST).await;
     let long = "x".repeat(60_000);
     let raw_bodies = [

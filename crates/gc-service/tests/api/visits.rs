@@ -18,7 +18,7 @@ use gc_service::domain::events::Actor;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{HOST, MEMBER, TestStack, spawn_stack};
+use crate::helpers::{HOST, MEMBER, StackOptions, TestStack, spawn_stack};
 use crate::storage::insert_meeting;
 
 /// What happens in the room, in its order.
@@ -199,7 +199,7 @@ async fn stored(pool: &PgPool, meeting_id: Uuid) -> (BTreeSet<(Uuid, i64)>, i64,
 #[sqlx::test(migrations = "../../migrations")]
 async fn every_order_of_a_rooms_records_leaves_postgres_as_the_room_ends(pool: PgPool) {
     use Event::{EmptyReport, Leave as Out, Seat};
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     stack.set_org_limits(1000, 100).await;
     let users = [stack.user_id(HOST).await, stack.user_id(MEMBER).await];
     let scenarios: [&[Event]; 7] = [

@@ -4,15 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use axum::Router;
 use gc_service::config::WebSettings;
 use gc_service::web::WebClient;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{
-    McRedis, TestStack, WEB_ORIGIN, error_code, spawn_stack, spawn_stack_configured,
-};
+use crate::helpers::{McRedis, StackOptions, TestStack, WEB_ORIGIN, error_code, spawn_stack};
 
 /// A built client: the page with its placeholder, a script, a style sheet, and a file that is
 /// neither and must never be served.
@@ -38,7 +35,7 @@ async fn spawn_with_web(pool: PgPool, dir: &Path, ac_url: Option<&str>) -> TestS
         web_ac_url: ac_url.map(str::to_owned),
         connect_src: vec!["wss://*.mc.example.com".into()],
     };
-    spawn_stack_configured(pool, Router::new(), move |config| config.web = settings).await
+    spawn_stack(pool, StackOptions::default().with_web(settings)).await
 }
 
 async fn get(stack: &TestStack, path: &str) -> reqwest::Response {
@@ -152,7 +149,7 @@ async fn only_the_clients_scripts_and_styles_are_served_with_validators(pool: Pg
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn without_a_web_directory_there_are_no_pages(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     for path in ["/", "/m/Ab3dE5fG7hJ9", "/assets/main.js"] {
         let response = get(&stack, path).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
@@ -219,7 +216,7 @@ fn a_bad_web_directory_stops_start_up_with_a_reason() {
 /// no other route.
 #[sqlx::test(migrations = "../../migrations")]
 async fn ac_lets_the_page_sign_in_from_its_origin_only(pool: PgPool) {
-    let stack = spawn_stack(pool).await;
+    let stack = spawn_stack(pool, StackOptions::default()).await;
     let preflight = |origin: &'static str, path: &'static str| {
         stack
             .client

@@ -199,3 +199,203 @@ async fn call(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use tokio::task::JoinHandle;
+    use tonic::Status;
+
+    use super::*;
+    use crate::test_gc::{Call, Method, TestGc};
+
+    fn code() -> MeetingCode {
+        MeetingCode::parse("Ab3dE5fG7hJ9").unwrap()
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + seconds, 250_000_000)
+            .unwrap()
+    }
+
+    /// A host's leave (`seat` given) or a leave MC knew nothing of (no seat).
+    fn left(user_id: &str, seat: Option<(Role, u64)>) -> Report {
+        Report::ParticipantLeft {
+            code: code(),
+            user_id: user_id.into(),
+            reason: "connection_lost",
+            left_at: at(60),
+            joined_at: seat.map(|_| at(0)),
+            role: seat.map(|(role, _)| role),
+            seat: seat.map_or(0, |(_, number)| number),
+            last_seat: 9,
+        }
+    }
+
+    fn empty() -> Report {
+        Report::MeetingEmpty {
+            code: code(),
+            since: at(61),
+            last_seat: 9,
+        }
+    }
+
+    fn timestamp_of(seconds: i64) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp {
+            seconds: 1_800_000_000 + seconds,
+            nanos: 250_000_000,
+        })
+    }
+
+    /// The call GC must receive for `report`.
+    fn sent(report: &Report) -> Call {
+        match report {
+            Report::ParticipantLeft {
+                user_id,
+                role,
+                seat,
+                joined_at,
+                ..
+            } => Call::ParticipantLeft(ParticipantLeftRequest {
+                controller_id: "test-mc".into(),
+                meeting_code: "Ab3dE5fG7hJ9".into(),
+                user_id: user_id.clone(),
+                reason: "connection_lost".into(),
+                left_at: timestamp_of(60),
+                joined_at: joined_at.and(timestamp_of(0)),
+                role: match role {
+                    Some(Role::Host) => ParticipantRole::Host,
+                    Some(Role::Guest) => ParticipantRole::Guest,
+                    None => ParticipantRole::Unspecified,
+                } as i32,
+                seat: *seat,
+                last_seat: 9,
+            }),
+            Report::MeetingEmpty { .. } => Call::MeetingEmpty(MeetingEmptyRequest {
+                controller_id: "test-mc".into(),
+                meeting_code: "Ab3dE5fG7hJ9".into(),
+                empty_since: timestamp_of(61),
+                last_seat: 9,
+            }),
+        }
+    }
+
+    /// The reporter's task against `gc`: the queue, the stop token and the task.
+    fn start(gc: &TestGc) -> (Reporter, CancellationToken, JoinHandle<()>) {
+        let (reports, task) = reporter();
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(run(task, gc.client(), "test-mc".into(), stop.clone()));
+        (reports, stop, running)
+    }
+
+    fn unavailable() -> Status {
+        Status::unavailable("GC is restarting")
+    }
+
+    #[tokio::test]
+    async fn reports_reach_gc_in_the_order_they_were_queued_with_every_field() {
+        let mut gc = TestGc::start().await;
+        let (reports, _stop, _task) = start(&gc);
+        let queued = [
+            left("host", Some((Role::Host, 1))),
+            left("guest", Some((Role::Guest, 2))),
+            left("unknown", None),
+            empty(),
+        ];
+
+        for report in &queued {
+            reports.send(report.clone());
+        }
+
+        for report in &queued {
+            assert_eq!(gc.next().await.call, sent(report));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_report_is_sent_again_unchanged_after_growing_waits() {
+        let mut gc = TestGc::start().await;
+        gc.fail_next(Method::ParticipantLeft, [unavailable(), unavailable()]);
+        let (reports, _stop, _task) = start(&gc);
+        let report = left("host", Some((Role::Host, 1)));
+
+        reports.send(report.clone());
+        reports.send(empty());
+
+        let attempts = [gc.next().await, gc.next().await, gc.next().await];
+        for attempt in &attempts {
+            assert_eq!(attempt.call, sent(&report));
+        }
+        // The steps double from 200 ms; each wait is between half and all of its step.
+        for (pair, step) in attempts
+            .windows(2)
+            .zip([200, 400].map(Duration::from_millis))
+        {
+            let waited = pair[1].at - pair[0].at;
+            assert!(
+                waited >= step / 2,
+                "waited {waited:?} after a step of {step:?}"
+            );
+        }
+        assert_eq!(gc.next().await.call, sent(&empty()), "then the next report");
+    }
+
+    #[tokio::test]
+    async fn a_report_gc_refuses_four_times_is_given_up_and_the_next_one_goes() {
+        let mut gc = TestGc::start().await;
+        gc.fail_next(
+            Method::ParticipantLeft,
+            (0..ATTEMPTS).map(|_| unavailable()),
+        );
+        let (reports, _stop, _task) = start(&gc);
+        let refused = left("host", Some((Role::Host, 1)));
+
+        reports.send(refused.clone());
+        reports.send(empty());
+
+        for _ in 0..ATTEMPTS {
+            assert_eq!(gc.next().await.call, sent(&refused));
+        }
+        assert_eq!(gc.next().await.call, sent(&empty()), "no fifth attempt");
+    }
+
+    /// On a stop, the report being retried is not tried again, and each report still queued
+    /// gets one attempt, delivered or not, before the task returns.
+    #[tokio::test]
+    async fn a_stop_gives_what_is_queued_one_attempt_each_and_returns() {
+        let mut gc = TestGc::start().await;
+        gc.fail_always(Method::ParticipantLeft, unavailable());
+        let (reports, stop, task) = start(&gc);
+        let retried = left("host", Some((Role::Host, 1)));
+        reports.send(retried.clone());
+        assert_eq!(gc.next().await.call, sent(&retried));
+
+        let queued = [empty(), left("guest", Some((Role::Guest, 2)))];
+        for report in &queued {
+            reports.send(report.clone());
+        }
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the task did not return after its stop")
+            .unwrap();
+
+        let calls = gc.received();
+        assert_eq!(calls, queued.iter().map(sent).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn the_task_returns_once_every_reporter_is_gone() {
+        let mut gc = TestGc::start().await;
+        let (reports, _stop, task) = start(&gc);
+        reports.send(empty());
+        assert_eq!(gc.next().await.call, sent(&empty()));
+
+        drop(reports);
+
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the task outlived its queue")
+            .unwrap();
+    }
+}

@@ -7,6 +7,7 @@ use common::proto::internal::v1::join_outcome::Outcome;
 use common::proto::internal::v1::{
     JoinParticipantRequest, JoinParticipantResponse, JoinParticipantsRequest,
 };
+use common::shell::Background;
 use tonic::Status;
 
 use super::{JOIN_QUEUE, MAX_JOINS_PER_CALL, McClient};
@@ -22,7 +23,7 @@ pub struct Joins {
 }
 
 impl Joins {
-    pub(super) fn start(client: McClient) -> Self {
+    pub(super) fn start(client: McClient, background: &Background) -> Self {
         let shape = Shape {
             name: "meeting controller joins",
             capacity: JOIN_QUEUE,
@@ -31,7 +32,12 @@ impl Joins {
         };
         // Every join is sent, even one nobody waits for any more: the join use case seats and
         // records in a task of its own, so a waiting seat always has someone to record it.
-        let batcher = Batcher::start(shape, |_| 1, move |batch| send(client.clone(), batch));
+        let batcher = Batcher::start(
+            shape,
+            |_| 1,
+            move |batch| send(client.clone(), batch),
+            background,
+        );
         Self { batcher }
     }
 

@@ -18,6 +18,7 @@
 //! owner and offers the room operations with domain outcomes (`domain::room`); the proto
 //! messages and their conversions ([`convert`]) stay in this module.
 
+use common::shell::Background;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -69,20 +70,28 @@ pub struct MeetingControllers {
     layer: ServiceTokenLayer,
     timeout: Duration,
     channels: Arc<Mutex<HashMap<String, Controller>>>,
+    /// Where each controller's join queue runs.
+    background: Background,
 }
 
 impl MeetingControllers {
-    /// `timeout` bounds each call (and each connection attempt).
-    pub fn new(tokens: Arc<ServiceTokenClient>, timeout: Duration) -> Self {
+    /// `timeout` bounds each call (and each connection attempt); the controllers' join queues
+    /// run on `background`.
+    pub fn new(
+        tokens: Arc<ServiceTokenClient>,
+        timeout: Duration,
+        background: &Background,
+    ) -> Self {
         Self {
             layer: ServiceTokenLayer::new(tokens).with_default_timeout(timeout),
             timeout,
             channels: Arc::new(Mutex::new(HashMap::new())),
+            background: background.clone(),
         }
     }
 
     /// The controller at `grpc_addr` (`http://host:port`, as it registered). Its join queue's
-    /// task starts with it, on the current Tokio runtime.
+    /// task starts with it.
     pub fn controller(&self, grpc_addr: &str) -> Result<Controller, Error> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(controller) = channels.get(grpc_addr) {
@@ -97,7 +106,7 @@ impl MeetingControllers {
             .keep_alive_while_idle(false);
         let client = MeetingControllerServiceClient::new(self.layer.layer(endpoint.connect_lazy()));
         let controller = Controller {
-            joins: Joins::start(client.clone()),
+            joins: Joins::start(client.clone(), &self.background),
             client,
             breaker: Arc::default(),
         };

@@ -61,7 +61,9 @@ pub async fn serve(socket: WebSocket, code: MeetingCode, sig: Arc<Signaling>) {
     let end = match writer.start().await {
         Err(end) => end,
         Ok(()) => {
-            let reader = tokio::spawn(reader::read(
+            // On the shell's tracker like the socket's own task, which awaits it below: were
+            // that task aborted, a stop would still wait for the reader.
+            let reader = sig.shell.tracker().spawn(reader::read(
                 stream,
                 Arc::clone(&sig),
                 Arc::clone(&room),

@@ -11,14 +11,14 @@ use sqlx::PgPool;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use crate::helpers::{McRedis, TestStack, meeting_body, spawn_stack};
-use crate::lifecycle::{People, call, create, join};
+use crate::helpers::{McRedis, StackOptions, TestStack, meeting_body, spawn_stack};
+use crate::meetings::{People, call, create, join};
 use crate::ws::Ws;
 
 /// A stack with one controller whose signaling settings the test chooses, the prefix of its
 /// room keys, and a way to make users.
-async fn stack(pool: PgPool, signaling: SignalingArgs) -> (TestStack, String, People) {
-    let mut stack = spawn_stack(pool).await;
+pub(crate) async fn stack(pool: PgPool, signaling: SignalingArgs) -> (TestStack, String, People) {
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack
@@ -27,7 +27,7 @@ async fn stack(pool: PgPool, signaling: SignalingArgs) -> (TestStack, String, Pe
     (stack, prefix, people)
 }
 
-fn quick() -> SignalingArgs {
+pub(crate) fn quick() -> SignalingArgs {
     SignalingArgs {
         reconnect_grace: Duration::from_secs(5),
         ws_auth_timeout_ms: 1_000,
@@ -36,10 +36,10 @@ fn quick() -> SignalingArgs {
 }
 
 /// A user who joined over REST: id, user token, and the join's answer.
-struct Member {
-    id: Uuid,
-    token: String,
-    joined: Value,
+pub(crate) struct Member {
+    pub(crate) id: Uuid,
+    pub(crate) token: String,
+    pub(crate) joined: Value,
 }
 
 impl Member {
@@ -51,12 +51,12 @@ impl Member {
         self.joined["meeting_token"].as_str().unwrap()
     }
 
-    async fn socket(&self) -> Ws {
+    pub(crate) async fn socket(&self) -> Ws {
         Ws::join(self.url(), self.meeting_token()).await
     }
 }
 
-async fn member(stack: &TestStack, people: &People, code: &str, name: &str) -> Member {
+pub(crate) async fn member(stack: &TestStack, people: &People, code: &str, name: &str) -> Member {
     let (id, token) = people.user(stack, stack.org_id, name).await;
     let (status, joined) = join(stack, code, &token).await;
     assert_eq!(status, StatusCode::OK, "{joined}");
@@ -64,7 +64,7 @@ async fn member(stack: &TestStack, people: &People, code: &str, name: &str) -> M
 }
 
 /// A meeting with the waiting room on, and its host joined and connected.
-async fn meeting(stack: &TestStack, people: &People) -> (String, Member, Ws) {
+pub(crate) async fn meeting(stack: &TestStack, people: &People) -> (String, Member, Ws) {
     let (host_id, host_token) = people.user(stack, stack.org_id, "Host").await;
     let code = create(stack, &host_token, &meeting_body("Signaling")).await;
     let (status, joined) = join(stack, &code, &host_token).await;
@@ -94,7 +94,7 @@ async fn admit(stack: &TestStack, code: &str, host: &Member, who: &Member) {
 }
 
 /// A member the host seated, with a socket past its `welcome`.
-async fn seated(
+pub(crate) async fn seated(
     stack: &TestStack,
     people: &People,
     code: &str,
@@ -108,7 +108,12 @@ async fn seated(
     (who, ws)
 }
 
-async fn rest(stack: &TestStack, method: Method, path: &str, token: &str) -> (StatusCode, Value) {
+pub(crate) async fn rest(
+    stack: &TestStack,
+    method: Method,
+    path: &str,
+    token: &str,
+) -> (StatusCode, Value) {
     call(stack, method, path, token, None).await
 }
 
@@ -249,7 +254,7 @@ async fn ending_the_meeting_closes_every_socket_with_meeting_ended(pool: PgPool)
         assert_eq!(ws.expect_close().await.0, 1000);
     }
     // Nothing of the room is left, and a late socket hears the meeting is gone.
-    assert!(crate::lifecycle::redis_keys(&prefix).await.is_empty());
+    assert!(crate::meetings::redis_keys(&prefix).await.is_empty());
     let mut late = sitting.socket().await;
     assert_eq!(late.expect_close().await.0, 4404);
 }
@@ -831,7 +836,7 @@ async fn rejoin_elsewhere(stack: &TestStack, code: &str, who: &Member) -> Member
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn after_a_controller_dies_clients_reconnect_to_the_new_owner_and_go_on(pool: PgPool) {
-    let mut stack = spawn_stack(pool).await;
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
     let people = People::new(&stack).await;
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     stack.start_mc_process(0, &prefix).await;
@@ -915,89 +920,4 @@ async fn turning_the_waiting_room_off_over_rest_reaches_the_room_and_the_lobby(p
     );
     let joined = host_ws.expect("participant.joined").await;
     assert_eq!(joined["user_id"], guest.id.to_string());
-}
-
-/// Metric names in a Prometheus text exposition, `_bucket`, `_sum` and `_count` folded into
-/// their histogram.
-fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .filter_map(|line| line.split(['{', ' ']).next())
-        .map(|name| {
-            ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|suffix| name.strip_suffix(suffix))
-                .unwrap_or(name)
-                .to_owned()
-        })
-        .collect()
-}
-
-/// The metric names a catalog lists (the first cell of its table rows).
-fn catalogued(service: &str) -> std::collections::BTreeSet<String> {
-    let path = format!(
-        "{}/../../docs/observability/metrics/{service}-service.md",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .filter_map(|line| line.strip_prefix("| `"))
-        .filter_map(|rest| rest.split('`').next())
-        .filter(|name| name.starts_with(&format!("{service}_")))
-        .map(str::to_owned)
-        .collect()
-}
-
-#[sqlx::test(migrations = "../../migrations")]
-async fn the_metric_catalogs_list_exactly_what_the_services_export(pool: PgPool) {
-    let (stack, _prefix, people) = stack(pool, quick()).await;
-    // Exercise the three services: sign-ins and tokens (AC), create, join, lobby, end (GC),
-    // sockets, events, the active speaker, a rate limit and a leave (MC).
-    let (code, host, mut host_ws) = meeting(&stack, &people).await;
-    let (_guest, mut guest_ws) = seated(&stack, &people, &code, &host, "Metered").await;
-    let waiting = member(&stack, &people, &code, "Waiting").await;
-    let mut waiting_ws = waiting.socket().await;
-    waiting_ws.expect_next("lobby.waiting").await;
-    for _ in 0..20 {
-        guest_ws
-            .send(json!({"type": "audio_level", "level_dbfs": -10}))
-            .await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    host_ws.expect("active_speaker").await;
-    guest_ws.send_text("not json").await;
-    guest_ws.expect("error").await;
-    let _ = stack.user_token(crate::helpers::HOST).await;
-    rest(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/end"),
-        &host.token,
-    )
-    .await;
-    host_ws.expect_close().await;
-
-    // In-process services share one metrics registry: GC's /metrics shows all three.
-    let exported = exported_names(&stack.metrics_text().await);
-    assert!(
-        exported.contains("mc_ws_messages_received_total"),
-        "{exported:?}"
-    );
-    let mut unexported = Vec::new();
-    for service in ["ac", "gc", "mc"] {
-        let catalog = catalogued(service);
-        let missing: Vec<_> = exported
-            .iter()
-            .filter(|name| name.starts_with(&format!("{service}_")) && !catalog.contains(*name))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "exported but not in docs/observability/metrics/{service}-service.md: {missing:?}"
-        );
-        unexported.extend(catalog.into_iter().filter(|name| !exported.contains(name)));
-    }
-    assert!(
-        unexported.is_empty(),
-        "catalogued but not exported after a whole session: {unexported:?}"
-    );
 }
