@@ -11,7 +11,6 @@ use common::cli::{Binary, SharedCommand};
 use common::migrations::MigrationArgs;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 #[derive(Parser)]
 #[command(name = "ac-service", about = "Convene auth controller")]
@@ -119,14 +118,8 @@ async fn serve(
 }
 
 async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
+    common::db::pool_options()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        // No ping before every checkout (sqlx's default): it doubled the round trips of short
-        // statements. A connection that died is found by the statement that uses it, which
-        // fails and drops it from the pool, and idle connections are recycled.
-        .test_before_acquire(false)
-        .idle_timeout(Duration::from_secs(60))
         .connect(url.expose_secret())
         .await
         .context("cannot connect to PostgreSQL (DATABASE_URL)")

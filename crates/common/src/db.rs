@@ -10,12 +10,26 @@
 //!   connections) from those of the statement itself; the services answer the first with 503
 //!   and `Retry-After`, the second with 500.
 //!
+//! - [`pool_options`] is the pool both services open: a bounded wait for a connection, no ping
+//!   before each use (it doubled the round trips of short statements), except for connections
+//!   that sat idle through an outage: after a statement failed for want of the database, a
+//!   connection idle since before that failure is pinged before it is used, and dropped if it
+//!   does not answer. A PostgreSQL restart or failover therefore costs the one request that
+//!   finds it, not one request per connection that died idle in the pool.
+//!
 //! Dropping a statement's future at its deadline is safe with sqlx: the connection's pending
 //! replies are drained (or the connection closed) before it serves anyone else, and a
 //! transaction dropped unfinished is rolled back.
 
 use std::future::Future;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use sqlx::pool::PoolConnectionMetadata;
+use sqlx::postgres::{PgConnection, PgPoolOptions};
 
 /// The longest a statement (with the wait for its connection) may take before its caller is
 /// told the database is unavailable. A statement of ours takes milliseconds; five seconds is a
@@ -36,15 +50,68 @@ pub trait Bounded<T>: Future<Output = Result<T, sqlx::Error>> + Sized {
 
 impl<T, F: Future<Output = Result<T, sqlx::Error>>> Bounded<T> for F {}
 
-/// `statement`, failing with an I/O `TimedOut` after `deadline`.
+/// `statement`, failing with an I/O `TimedOut` after `deadline`. A failure that means the
+/// database is unavailable is noted, for [`pool_options`]' check of idle connections.
 pub async fn within<T>(
     deadline: Duration,
     statement: impl Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, sqlx::Error> {
-    match tokio::time::timeout(deadline, statement).await {
+    let result = match tokio::time::timeout(deadline, statement).await {
         Ok(result) => result,
         Err(_) => Err(deadline_passed(deadline)),
+    };
+    if let Err(error) = &result
+        && is_unavailable(error)
+    {
+        LAST_OUTAGE_MS.store(clock_ms(), Ordering::Relaxed);
     }
+    result
+}
+
+/// How long a request waits for a connection before it is answered 503.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle connections are closed after this (and the pool reopens them when needed).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// When a statement last failed for want of the database, in [`clock_ms`]; 0: never.
+static LAST_OUTAGE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Milliseconds since the process first asked, from 1.
+fn clock_ms() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let elapsed = ORIGIN.get_or_init(Instant::now).elapsed().as_millis();
+    u64::try_from(elapsed).unwrap_or(u64::MAX).saturating_add(1)
+}
+
+/// Whether a connection idle for `idle_for` was already idle when the database last failed a
+/// statement (it may have died meanwhile without anyone noticing).
+fn idle_through_an_outage(idle_for: Duration) -> bool {
+    let last = LAST_OUTAGE_MS.load(Ordering::Relaxed);
+    let idle_ms = u64::try_from(idle_for.as_millis()).unwrap_or(u64::MAX);
+    last != 0 && clock_ms().saturating_sub(last) < idle_ms
+}
+
+/// The pool options of AC and GC (see the module documentation); callers add their size and
+/// session settings.
+pub fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .idle_timeout(IDLE_TIMEOUT)
+        .before_acquire(check_after_an_outage)
+}
+
+type Check<'c> = Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + 'c>>;
+
+/// A connection idle through an outage answers a ping within [`PING_DEADLINE`] or is closed
+/// (an error closes it without the goodbye a dead peer would never read).
+fn check_after_an_outage(connection: &mut PgConnection, meta: PoolConnectionMetadata) -> Check<'_> {
+    Box::pin(async move {
+        if idle_through_an_outage(meta.idle_for) {
+            within(PING_DEADLINE, connection.ping()).await?;
+        }
+        Ok(true)
+    })
 }
 
 fn deadline_passed(deadline: Duration) -> sqlx::Error {
@@ -93,6 +160,21 @@ mod tests {
 
         let answered = async { Ok::<_, sqlx::Error>(7) }.bounded().await.unwrap();
         assert_eq!(answered, 7);
+    }
+
+    #[tokio::test]
+    async fn connections_idle_through_an_outage_are_the_ones_checked() {
+        let idle_for_a_minute = Duration::from_secs(60);
+        let outage = std::future::ready(Err::<(), _>(sqlx::Error::PoolTimedOut));
+        assert!(within(STATEMENT_DEADLINE, outage).await.is_err());
+        assert!(idle_through_an_outage(idle_for_a_minute));
+        // A connection that went idle after the failure was in use, so it was fine then.
+        assert!(!idle_through_an_outage(Duration::ZERO));
+        // A statement's own error is not an outage.
+        LAST_OUTAGE_MS.store(0, Ordering::Relaxed);
+        let refused = std::future::ready(Err::<(), _>(sqlx::Error::RowNotFound));
+        assert!(within(STATEMENT_DEADLINE, refused).await.is_err());
+        assert!(!idle_through_an_outage(idle_for_a_minute));
     }
 
     #[test]

@@ -4,11 +4,9 @@
 //! database; sqlx prepares each statement once per connection and reuses it.
 
 use common::shell::Background;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 pub mod admissions;
 pub mod controllers;
@@ -27,17 +25,12 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("../../migrations")
 }
 
-/// Opens the pool. Waiting for a connection is bounded so an exhausted pool answers 503 quickly
-/// instead of piling requests up.
+/// Opens the pool (`common::db::pool_options`): waiting for a connection is bounded so an
+/// exhausted pool answers 503 quickly instead of piling requests up, and connections that sat
+/// idle through an outage are checked before use.
 pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
+    common::db::pool_options()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        // No ping before every checkout (sqlx's default): it doubled the round trips of short
-        // statements. A connection that died is found by the statement that uses it, which
-        // fails and drops it from the pool, and idle connections are recycled.
-        .test_before_acquire(false)
-        .idle_timeout(Duration::from_secs(60))
         .connect(url.expose_secret())
         .await
 }
@@ -81,11 +74,8 @@ pub fn batch_pool(pool: &PgPool, background: &Background) -> PgPool {
         ("enable_hashjoin", "off"),
         ("enable_mergejoin", "off"),
     ]);
-    let batch = PgPoolOptions::new()
+    let batch = common::db::pool_options()
         .max_connections(BATCH_CONNECTIONS)
-        .acquire_timeout(Duration::from_secs(5))
-        .test_before_acquire(false)
-        .idle_timeout(Duration::from_secs(60))
         .connect_lazy_with(options);
     // Closed with the main pool (when a test's database is about to be dropped, which waits
     // for these sessions to end), or at the last step of a stop, once the queues that use it

@@ -79,6 +79,7 @@ pub struct StackOptions {
     lifecycle: LifecycleSettings,
     web: WebSettings,
     extra_routes: Router<AppState>,
+    gc_pool: Option<PgPool>,
 }
 
 impl Default for StackOptions {
@@ -88,6 +89,7 @@ impl Default for StackOptions {
             lifecycle: test_lifecycle(),
             web: WebSettings::default(),
             extra_routes: Router::new(),
+            gc_pool: None,
         }
     }
 }
@@ -108,6 +110,13 @@ impl StackOptions {
     /// The web client GC serves (`GC_WEB_DIR` and the rest).
     pub fn with_web(mut self, web: WebSettings) -> Self {
         self.web = web;
+        self
+    }
+
+    /// The pool GC runs on, instead of the test's (one through a fault proxy); AC and the
+    /// test's own reads keep the test's pool.
+    pub fn with_gc_pool(mut self, pool: PgPool) -> Self {
+        self.gc_pool = Some(pool);
         self
     }
 
@@ -140,6 +149,7 @@ pub async fn spawn_stack(pool: PgPool, options: StackOptions) -> TestStack {
         lifecycle,
         web,
         extra_routes,
+        gc_pool,
     } = options;
     // The process's one recorder gets GC's buckets only if GC installs it before AC does.
     gc_service::metrics::install().unwrap();
@@ -184,7 +194,8 @@ pub async fn spawn_stack(pool: PgPool, options: StackOptions) -> TestStack {
         web,
         ..gc_config(&ac_base)
     };
-    let gc_app = Application::build_with(config, pool.clone(), extra_routes)
+    let gc_pool = gc_pool.unwrap_or_else(|| pool.clone());
+    let gc_app = Application::build_with(config, gc_pool, extra_routes)
         .await
         .unwrap();
     let gc_base = format!("http://{}", gc_app.http_addr());

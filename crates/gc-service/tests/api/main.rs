@@ -12,6 +12,7 @@ mod controllers;
 mod create_meeting;
 mod creates;
 mod events;
+mod faults;
 mod helpers;
 mod housekeeping;
 mod idempotency;
