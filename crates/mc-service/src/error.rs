@@ -38,9 +38,10 @@ impl From<RoomError> for Error {
         match error {
             RoomError::NotFound | RoomError::Fenced { .. } => Error::RoomNotAssigned,
             RoomError::InvalidInput(what) => Error::BadRequest(what),
-            error @ (RoomError::Pool(_) | RoomError::Redis(_) | RoomError::UnexpectedReply(_)) => {
-                Error::Store(error)
-            }
+            error @ (RoomError::Pool(_)
+            | RoomError::Redis(_)
+            | RoomError::Timeout(_)
+            | RoomError::UnexpectedReply(_)) => Error::Store(error),
         }
     }
 }
@@ -93,6 +94,10 @@ mod tests {
             (Error::MeetingFull, ErrorCode::MeetingFull),
             (Error::NotWaiting, ErrorCode::NotFound),
             (Error::AtCapacity, ErrorCode::ServiceUnavailable),
+            (
+                RoomError::Timeout(std::time::Duration::from_secs(2)).into(),
+                ErrorCode::ServiceUnavailable,
+            ),
         ];
         for (error, code) in cases {
             let status = tonic::Status::from(error);

@@ -1,7 +1,8 @@
-//! GC when PostgreSQL fails under it (issue 24): stopped (every connection reset and new ones
-//! refused), hung (nothing answers), and its sessions terminated (a restart, a failover). GC
-//! runs on a pool through a fault proxy (`crates/fault-proxy`); AC and the test's own reads use
-//! the database directly. After each fault the stores are compared with what GC answered.
+//! GC when PostgreSQL or AC fails under it (issue 24): PostgreSQL stopped (every connection
+//! reset and new ones refused), hung (nothing answers), and its sessions terminated (a restart,
+//! a failover); AC stopped or hung. GC reaches the broken peer through a fault proxy
+//! (`crates/fault-proxy`); AC, the test's own reads and the controllers reach theirs directly.
+//! After each fault the stores are compared with what GC answered.
 //!
 //! The time bounds asserted here are far from any speed target: they say that a request is
 //! refused by the statement deadline (5 s) rather than held to the request timeout (30 s).
@@ -13,7 +14,10 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::helpers::{HOST, StackOptions, TestStack, error_code, meeting_body, spawn_stack};
+use crate::helpers::{
+    HOST, McRedis, StackOptions, TestStack, error_code, meeting_body, spawn_stack,
+};
+use crate::meetings::People;
 
 /// Well under the 30 s request timeout, well over the 5 s statement deadline.
 const REFUSED_WITHIN: Duration = Duration::from_secs(15);
@@ -247,4 +251,73 @@ async fn terminated_sessions_cost_at_most_one_503_and_never_a_500(pool: PgPool) 
     }
     answered.sort();
     assert_eq!(stored_meetings(&pool).await, answered);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn with_ac_stopped_or_hung_gc_reads_and_creates_and_refuses_joins_with_retry_after(
+    pool: PgPool,
+) {
+    let mut stack = spawn_stack(pool.clone(), StackOptions::default().with_ac_proxy()).await;
+    let people = People::new(&stack).await;
+    let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
+    stack.start_mc(0, &prefix, McRedis::Single).await;
+    let token = stack.user_token(HOST).await;
+    let (status, code, _) = create(&stack, &token, "first").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let code = code.unwrap();
+    let join = |token: String| {
+        let request = stack
+            .client
+            .post(format!("{}/api/v1/meetings/{code}/join", stack.gc.base))
+            .bearer_auth(token);
+        async move {
+            let started = Instant::now();
+            let response = request.send().await.unwrap();
+            (response, started.elapsed())
+        }
+    };
+    let (joined, _) = join(token.clone()).await;
+    assert_eq!(joined.status(), StatusCode::OK);
+    let proxy = stack.ac_proxy.as_ref().unwrap();
+
+    for (round, fault) in [Fault::Reset, Fault::Stall].into_iter().enumerate() {
+        proxy.set(fault);
+        // GC holds AC's keys and its own service token: tokens still verify, so what needs
+        // no new token from AC goes on, and GC stays ready.
+        let (status, _, _) = create(&stack, &token, &format!("during-{round}")).await;
+        assert_eq!(status, StatusCode::CREATED, "{fault:?}");
+        let read = stack
+            .client
+            .get(format!("{}/api/v1/meetings/{code}", stack.gc.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), StatusCode::OK, "{fault:?}");
+        assert_eq!(ready(&stack).await, StatusCode::OK, "{fault:?}");
+
+        // A join needs a meeting token from AC: refused at AC's deadline, with Retry-After.
+        let (_, newcomer) = people
+            .user(&stack, stack.org_id, &format!("newcomer-{round}"))
+            .await;
+        let (refused, took) = join(newcomer.clone()).await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{fault:?}"
+        );
+        assert!(refused.headers().contains_key("retry-after"));
+        assert!(took < REFUSED_WITHIN, "{fault:?}: a join held for {took:?}");
+
+        // Back: the same join succeeds, with nothing restarted.
+        proxy.set(Fault::Pass);
+        let (joined, _) = join(newcomer).await;
+        assert_eq!(joined.status(), StatusCode::OK, "{fault:?}");
+        let body: Value = joined.json().await.unwrap();
+        assert!(
+            body["meeting_token"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        );
+    }
 }

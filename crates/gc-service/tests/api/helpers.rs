@@ -69,6 +69,10 @@ pub struct TestStack {
     pub client: Client,
     pub pool: PgPool,
     pub org_id: Uuid,
+    /// Between GC and AC, with [`StackOptions::with_ac_proxy`]: the test breaks GC's calls to
+    /// AC through it (meeting tokens, service tokens, the keys). Tests and controllers reach
+    /// AC directly.
+    pub ac_proxy: Option<fault_proxy::FaultProxy>,
 }
 
 /// How [`spawn_stack`] sets GC up: the test defaults ([`test_shell_settings`],
@@ -80,6 +84,7 @@ pub struct StackOptions {
     web: WebSettings,
     extra_routes: Router<AppState>,
     gc_pool: Option<PgPool>,
+    ac_proxy: bool,
 }
 
 impl Default for StackOptions {
@@ -90,6 +95,7 @@ impl Default for StackOptions {
             web: WebSettings::default(),
             extra_routes: Router::new(),
             gc_pool: None,
+            ac_proxy: false,
         }
     }
 }
@@ -117,6 +123,12 @@ impl StackOptions {
     /// test's own reads keep the test's pool.
     pub fn with_gc_pool(mut self, pool: PgPool) -> Self {
         self.gc_pool = Some(pool);
+        self
+    }
+
+    /// GC reaches AC through a fault proxy ([`TestStack::ac_proxy`]).
+    pub fn with_ac_proxy(mut self) -> Self {
+        self.ac_proxy = true;
         self
     }
 
@@ -150,6 +162,7 @@ pub async fn spawn_stack(pool: PgPool, options: StackOptions) -> TestStack {
         web,
         extra_routes,
         gc_pool,
+        ac_proxy,
     } = options;
     // The process's one recorder gets GC's buckets only if GC installs it before AC does.
     gc_service::metrics::install().unwrap();
@@ -180,7 +193,8 @@ pub async fn spawn_stack(pool: PgPool, options: StackOptions) -> TestStack {
     let ac_app = ac_service::startup::Application::build(ac_config.clone(), pool.clone())
         .await
         .unwrap();
-    let ac_base = format!("http://{}", ac_app.http_addr());
+    let ac_app_addr = ac_app.http_addr();
+    let ac_base = format!("http://{ac_app_addr}");
     let ac_stop = serve(|stopped| {
         ac_app.run_until_stopped(async move {
             let _ = stopped.await;
@@ -188,11 +202,19 @@ pub async fn spawn_stack(pool: PgPool, options: StackOptions) -> TestStack {
     })
     .await;
 
+    let ac_proxy = match ac_proxy {
+        true => Some(fault_proxy::FaultProxy::start(ac_app_addr).await.unwrap()),
+        false => None,
+    };
+    let gc_sees_ac = match &ac_proxy {
+        Some(proxy) => format!("http://{}", proxy.addr()),
+        None => ac_base.clone(),
+    };
     let config = Config {
         shell,
         lifecycle,
         web,
-        ..gc_config(&ac_base)
+        ..gc_config(&gc_sees_ac)
     };
     let gc_pool = gc_pool.unwrap_or_else(|| pool.clone());
     let gc_app = Application::build_with(config, gc_pool, extra_routes)
@@ -224,6 +246,7 @@ pub async fn spawn_stack(pool: PgPool, options: StackOptions) -> TestStack {
         client: common::http_client(Duration::from_secs(30)).unwrap(),
         pool,
         org_id,
+        ac_proxy,
     }
 }
 

@@ -1,11 +1,32 @@
 //! The two ways MC reaches Redis: one server (or a primary behind a proxy) or a Redis Cluster.
 //! The room scripts run the same on both because every key of a room shares one hash slot.
 
+use std::future::Future;
+use std::time::Duration;
+
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::{Cmd, FromRedisValue, ScriptInvocation};
+use futures::FutureExt;
 
 use super::error::RoomError;
+
+/// The longest a room command may take, with the wait for its connection: under GC's 3 s
+/// deadline on its calls to MC, so that a Redis that stopped answering (a stalled host, a
+/// SIGSTOP, a partition) is told to GC as `SERVICE_UNAVAILABLE` by MC itself, and a socket's
+/// command fails rather than waits. A room script takes well under a millisecond.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(2);
+
+/// `command`, failing with [`RoomError::Timeout`] after [`COMMAND_DEADLINE`]. A combinator,
+/// not an `async fn`: an `async fn` would keep its argument and the timeout holding it side by
+/// side, doubling the size of every room command's future, and with it the memory of every
+/// socket task that awaits one (docs/benchmarks.md).
+fn bounded<T>(
+    command: impl Future<Output = Result<T, RoomError>>,
+) -> impl Future<Output = Result<T, RoomError>> {
+    tokio::time::timeout(COMMAND_DEADLINE, command)
+        .map(|answered| answered.unwrap_or(Err(RoomError::Timeout(COMMAND_DEADLINE))))
+}
 
 #[derive(Clone)]
 pub enum RedisPool {
@@ -29,6 +50,10 @@ impl RedisPool {
     /// where calls on connections of their own each cost Redis and this process a read and a
     /// write. The connection stays in the pool for others meanwhile.
     pub async fn one_connection(&self) -> Result<RedisPool, RoomError> {
+        bounded(self.take_one()).await
+    }
+
+    async fn take_one(&self) -> Result<RedisPool, RoomError> {
         let shared = match self {
             RedisPool::Single(pool) => {
                 let conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
@@ -43,47 +68,53 @@ impl RedisPool {
         Ok(RedisPool::Shared(shared))
     }
 
-    /// Runs a script by its SHA1, loading it first where the server does not know it yet (on a
-    /// cluster, `SCRIPT LOAD` goes to every primary).
+    /// Runs a script by its SHA1 (within [`COMMAND_DEADLINE`]), loading it first where the
+    /// server does not know it yet (on a cluster, `SCRIPT LOAD` goes to every primary).
     pub(crate) async fn invoke<T: FromRedisValue>(
         &self,
         script: &ScriptInvocation<'_>,
     ) -> Result<T, RoomError> {
-        match self {
-            RedisPool::Single(pool) => {
-                let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
-                Ok(script.invoke_async(&mut conn).await?)
+        bounded(async {
+            match self {
+                RedisPool::Single(pool) => {
+                    let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
+                    Ok(script.invoke_async(&mut conn).await?)
+                }
+                RedisPool::Cluster(pool) => {
+                    let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
+                    Ok(script.invoke_async(&mut conn).await?)
+                }
+                RedisPool::Shared(SharedConnection::Single(conn)) => {
+                    Ok(script.invoke_async(&mut conn.clone()).await?)
+                }
+                RedisPool::Shared(SharedConnection::Cluster(conn)) => {
+                    Ok(script.invoke_async(&mut conn.clone()).await?)
+                }
             }
-            RedisPool::Cluster(pool) => {
-                let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
-                Ok(script.invoke_async(&mut conn).await?)
-            }
-            RedisPool::Shared(SharedConnection::Single(conn)) => {
-                Ok(script.invoke_async(&mut conn.clone()).await?)
-            }
-            RedisPool::Shared(SharedConnection::Cluster(conn)) => {
-                Ok(script.invoke_async(&mut conn.clone()).await?)
-            }
-        }
+        })
+        .await
     }
 
-    /// Runs one command (routed by its first key on a cluster).
+    /// Runs one command (routed by its first key on a cluster), within [`COMMAND_DEADLINE`].
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RoomError> {
-        match self {
-            RedisPool::Single(pool) => {
-                let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
-                Ok(cmd.query_async(&mut conn).await?)
+        bounded(async {
+            match self {
+                RedisPool::Single(pool) => {
+                    let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
+                    Ok(cmd.query_async(&mut conn).await?)
+                }
+                RedisPool::Cluster(pool) => {
+                    let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
+                    Ok(cmd.query_async(&mut conn).await?)
+                }
+                RedisPool::Shared(SharedConnection::Single(conn)) => {
+                    Ok(cmd.query_async(&mut conn.clone()).await?)
+                }
+                RedisPool::Shared(SharedConnection::Cluster(conn)) => {
+                    Ok(cmd.query_async(&mut conn.clone()).await?)
+                }
             }
-            RedisPool::Cluster(pool) => {
-                let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
-                Ok(cmd.query_async(&mut conn).await?)
-            }
-            RedisPool::Shared(SharedConnection::Single(conn)) => {
-                Ok(cmd.query_async(&mut conn.clone()).await?)
-            }
-            RedisPool::Shared(SharedConnection::Cluster(conn)) => {
-                Ok(cmd.query_async(&mut conn.clone()).await?)
-            }
-        }
+        })
+        .await
     }
 }

@@ -20,6 +20,9 @@ pub enum RoomError {
     Pool(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("redis command failed")]
     Redis(#[from] RedisError),
+    /// Redis did not answer within the deadline (`connection::COMMAND_DEADLINE`).
+    #[error("redis did not answer within {} ms", .0.as_millis())]
+    Timeout(std::time::Duration),
     /// A script answered something this build does not understand (a newer or damaged value).
     #[error("unexpected reply from redis: {0}")]
     UnexpectedReply(String),

@@ -11,6 +11,7 @@ mod support;
 
 mod concurrency;
 mod events;
+mod faults;
 mod fencing;
 mod held;
 mod hostile;

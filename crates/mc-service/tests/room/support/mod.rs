@@ -90,6 +90,22 @@ impl Harness {
         Self::with(RedisPool::Single(pool), vec![url_of_env()], None)
     }
 
+    /// A store that reaches Redis at `url` (a fault proxy in front of REDIS_URL's server),
+    /// while the harness's own checks read REDIS_URL directly.
+    pub async fn single_at(url: &str) -> Self {
+        let mut config = deadpool_redis::Config::from_url(url);
+        config.pool = Some(deadpool_redis::PoolConfig::new(POOL_SIZE));
+        let pool = config
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .unwrap();
+        Self::with(RedisPool::Single(pool), vec![url_of_env()], None)
+    }
+
+    /// REDIS_URL, for a proxy in front of it.
+    pub fn url() -> String {
+        url_of_env()
+    }
+
     pub async fn cluster() -> Self {
         let cluster = tokio::task::spawn_blocking(RedisCluster::start)
             .await
