@@ -56,24 +56,23 @@ async fn stack_on(pool: PgPool) -> (TestStack, FaultProxy) {
     (stack, proxy)
 }
 
-async fn ready(stack: &TestStack) -> StatusCode {
+/// The status of `path` on GC's ops listener.
+async fn ops(stack: &TestStack, path: &str) -> StatusCode {
     stack
         .client
-        .get(format!("http://{}/health/ready", stack.gc_ops))
+        .get(format!("http://{}{path}", stack.gc_ops))
         .send()
         .await
         .unwrap()
         .status()
 }
 
+async fn ready(stack: &TestStack) -> StatusCode {
+    ops(stack, "/health/ready").await
+}
+
 async fn live(stack: &TestStack) -> StatusCode {
-    stack
-        .client
-        .get(format!("http://{}/health/live", stack.gc_ops))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    ops(stack, "/health/live").await
 }
 
 /// A create with `key` as its Idempotency-Key: the status, the meeting code when one came
