@@ -75,6 +75,17 @@ async fn live(stack: &TestStack) -> StatusCode {
     ops(stack, "/health/live").await
 }
 
+/// `GET /api/v1/meetings/{code}`, the whole response (the tests read its headers).
+async fn read_meeting(stack: &TestStack, token: &str, code: &str) -> reqwest::Response {
+    stack
+        .client
+        .get(format!("{}/api/v1/meetings/{code}", stack.gc.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A create with `key` as its Idempotency-Key: the status, the meeting code when one came
 /// back, and how long it took.
 async fn create(
@@ -183,13 +194,7 @@ async fn a_hung_postgres_is_refused_at_the_statement_deadline_not_the_request_ti
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(took < REFUSED_WITHIN, "a create held for {took:?}");
     let started = Instant::now();
-    let read = stack
-        .client
-        .get(format!("{}/api/v1/meetings/{before}", stack.gc.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let read = read_meeting(&stack, &token, &before).await;
     assert_eq!(read.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(read.headers().contains_key("retry-after"));
     assert!(
@@ -285,13 +290,7 @@ async fn with_ac_stopped_or_hung_gc_reads_and_creates_and_refuses_joins_with_ret
         // no new token from AC goes on, and GC stays ready.
         let (status, _, _) = create(&stack, &token, &format!("during-{round}")).await;
         assert_eq!(status, StatusCode::CREATED, "{fault:?}");
-        let read = stack
-            .client
-            .get(format!("{}/api/v1/meetings/{code}", stack.gc.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let read = read_meeting(&stack, &token, &code).await;
         assert_eq!(read.status(), StatusCode::OK, "{fault:?}");
         assert_eq!(ready(&stack).await, StatusCode::OK, "{fault:?}");
 
