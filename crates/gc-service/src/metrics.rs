@@ -25,6 +25,10 @@ pub const DB_BATCH_ITEMS: &str = "gc_db_batch_items";
 pub const MC_JOIN_BATCH_ITEMS: &str = "gc_mc_join_batch_items";
 pub const MC_BREAKER_OPENED_TOTAL: &str = "gc_mc_breaker_opened_total";
 pub const JOIN_LEAVE_LIMITED_TOTAL: &str = "gc_join_leave_limited_total";
+pub const AC_MEETING_TOKEN_BATCHES_TOTAL: &str = "gc_ac_meeting_token_batches_total";
+
+/// The values of `gc_ac_meeting_token_batches_total`'s `outcome` label.
+pub const AC_OUTCOMES: [&str; 3] = ["issued", "unreachable", "refused"];
 
 /// Buckets of `gc_db_batch_items`: powers of two up to the largest batch (256).
 pub const DB_BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
@@ -135,6 +139,20 @@ fn register() {
         "Joins and leaves refused (429) because one user spent their budget for one meeting"
     );
     metrics::counter!(JOIN_LEAVE_LIMITED_TOTAL).increment(0);
+    metrics::describe_counter!(
+        AC_MEETING_TOKEN_BATCHES_TOTAL,
+        "Requests to AC for meeting tokens (one per batch of joins), by outcome"
+    );
+    for outcome in AC_OUTCOMES {
+        metrics::counter!(AC_MEETING_TOKEN_BATCHES_TOTAL, "outcome" => outcome).increment(0);
+    }
+}
+
+/// A request for meeting tokens answered (`issued`), not answered (`unreachable`: no
+/// connection, no answer within the call timeout) or refused (`refused`: an error status, a
+/// malformed answer, no service token to send).
+pub fn ac_meeting_token_batch(outcome: &'static str) {
+    metrics::counter!(AC_MEETING_TOKEN_BATCHES_TOTAL, "outcome" => outcome).increment(1);
 }
 
 /// A join or leave refused: the user spent their budget for the meeting.

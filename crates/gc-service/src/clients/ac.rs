@@ -11,7 +11,8 @@
 //! there) for many joins. A caller that gave up (its join failed, its client left) before its
 //! grant was sent is left out of the batch. The queue is bounded ([`QUEUE`]); a full queue
 //! makes callers wait, never grow it. One batch at a time means a slow AC slows every join's
-//! token, as it did with one request per join; each batch has the client's timeout.
+//! token, as it did with one request per join; each batch has the client's timeout, so a
+//! join queued behind a batch that waits out its timeout waits two timeouts at most.
 //!
 //! An AC without the batch route (an older AC during a rolling deploy answers 404) is asked
 //! grant by grant on the single route instead.
@@ -73,6 +74,8 @@ struct BatchResponse {
 struct Refused {
     what: &'static str,
     cause: String,
+    /// AC did not answer at all (`gc_ac_meeting_token_batches_total{outcome="unreachable"}`).
+    unreachable: bool,
 }
 
 impl Refused {
@@ -80,6 +83,22 @@ impl Refused {
         Self {
             what,
             cause: cause.to_string(),
+            unreachable: false,
+        }
+    }
+
+    fn unreachable(what: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self {
+            unreachable: true,
+            ..Self::new(what, cause)
+        }
+    }
+
+    fn outcome(&self) -> &'static str {
+        if self.unreachable {
+            "unreachable"
+        } else {
+            "refused"
         }
     }
 
@@ -159,7 +178,12 @@ impl Sender {
     async fn send(&self, batch: Vec<Pending>) {
         tracing::debug!(grants = batch.len(), "meeting-token batch");
         let grants: Vec<&MeetingGrant> = batch.iter().map(|pending| &pending.request).collect();
-        match self.issue_batch(grants).await {
+        let sent = self.issue_batch(grants).await;
+        crate::metrics::ac_meeting_token_batch(match &sent {
+            Ok(_) => "issued",
+            Err(refused) => refused.outcome(),
+        });
+        match sent {
             Ok(Some(issued)) => {
                 for (pending, issued) in batch.into_iter().zip(issued) {
                     pending.answer(Ok(issued));
@@ -236,7 +260,7 @@ impl Sender {
             )
             .await
             .map_err(|e| Refused::new("no service token from AC", e))?;
-        sent.map_err(|e| Refused::new("AC's meeting-token endpoint is unreachable", e))
+        sent.map_err(|e| Refused::unreachable("AC's meeting-token endpoint is unreachable", e))
     }
 }
 
