@@ -7,13 +7,15 @@
 # OpenAPI documents' check (scripts/openapi.sh --check), the signaling schema's and the page's
 # generated types' check (scripts/signaling-schema.sh --check), the check that no two modules of
 # a crate import each other in a loop (scripts/check_module_cycles.py), the tests of a running stack
-# (scripts/stack-tests.sh: env-tests, API fuzzing, the meeting page in Chromium) and every other
+# (scripts/stack-tests.sh: env-tests, API fuzzing, the meeting page in Chromium), the fault suite
+# (scripts/fault-tests.sh: PostgreSQL, Redis, AC and controllers broken under load) and every other
 # test with cargo-nextest (installed when missing: the tests need one process each, see
 # ensure_nextest in lib.sh). The exit code is the tests' exit code.
 #
 # Usage: scripts/test.sh [ARGS...]
 #   ARGS are passed to `cargo nextest run`, e.g. a test-name filter or `-p gc-service`. Doc
-#   tests, the operations checks and the stack tests run only when no ARGS are given.
+#   tests, the operations checks, the stack tests and the fault suite run only when no ARGS are
+#   given.
 #
 # Tests see DATABASE_URL (the `postgres` database of a server where the role may CREATEDB:
 # #[sqlx::test] creates one database per test) and REDIS_URL. CARGO_TARGET_DIR is honoured.
@@ -58,6 +60,10 @@ if [ $# -eq 0 ]; then
   stack_status=0
   "$CONVENE_REPO/scripts/stack-tests.sh" || stack_status=$?
   if [ "$status" -eq 0 ]; then status="$stack_status"; fi
+  # The fault suite: a stack of processes of its own, broken on purpose under load.
+  fault_status=0
+  "$CONVENE_REPO/scripts/fault-tests.sh" || fault_status=$?
+  if [ "$status" -eq 0 ]; then status="$fault_status"; fi
 fi
 # With arguments (`-p gc-service`, a filter) they choose what runs; without, everything does.
 scope=(--workspace)

@@ -53,7 +53,13 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free port of 127.0.0.1 and forwards to `upstream`.
     pub async fn start(upstream: SocketAddr) -> io::Result<FaultProxy> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        FaultProxy::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), upstream).await
+    }
+
+    /// Listens on `listen` (a fixed port, for a stack whose services are other processes
+    /// configured before the proxy starts) and forwards to `upstream`.
+    pub async fn start_on(listen: SocketAddr, upstream: SocketAddr) -> io::Result<FaultProxy> {
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (fault, watching) = watch::channel(Fault::Pass);
         let mut tasks = JoinSet::new();

@@ -1,0 +1,868 @@
+//! The scenarios: each breaks one thing under the load, measures how long the stack takes to
+//! recover, checks its own promises, and ends with the shared checker (`check.rs`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use fault_proxy::Fault;
+use reqwest::Method;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::api::{Answer, Api, lock};
+use crate::check::{Report, check};
+use crate::load::{Load, Shape, join};
+use crate::process::wait_for;
+use crate::stack::{Stack, User};
+
+/// MC's `RECONNECT_GRACE` (its default, which the stack keeps).
+const RECONNECT_GRACE: Duration = Duration::from_secs(30);
+/// A refusal that the docs promise "within a few seconds" must come within this.
+const PROMPT: Duration = Duration::from_secs(6);
+/// GC's deadline on its calls to AC and to a controller (`MC_CALL_TIMEOUT_MS`, 3 s).
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// What a refusal may take over its deadline on this machine (a debug build, a busy CPU).
+const SLACK: Duration = Duration::from_secs(1);
+
+pub struct Outcome {
+    pub name: &'static str,
+    /// What was measured, in the order it happened: `(what, how long)`.
+    pub timings: Vec<(String, Duration)>,
+    pub notes: Vec<String>,
+    pub report: Report,
+    /// The scenario's own failed promises (the checker's are in `report.failures`).
+    pub failures: Vec<String>,
+}
+
+impl Outcome {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            timings: Vec::new(),
+            notes: Vec::new(),
+            report: Report::default(),
+            failures: Vec::new(),
+        }
+    }
+
+    fn time(&mut self, what: &str, took: Duration) {
+        self.timings.push((what.to_owned(), took));
+    }
+
+    fn expect(&mut self, holds: bool, promise: String) {
+        if !holds {
+            self.failures.push(promise);
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty() && self.report.failures.is_empty()
+    }
+}
+
+pub const ALL: [&str; 7] = [
+    "postgres-stopped",
+    "redis-restarted-empty",
+    "ac-stopped",
+    "hung",
+    "slow",
+    "mc-killed",
+    "gc-replicas",
+];
+
+pub async fn run(name: &str, stack: &mut Stack) -> Result<Outcome> {
+    match name {
+        "postgres-stopped" => postgres_stopped(stack).await,
+        "redis-restarted-empty" => redis_restarted_empty(stack).await,
+        "ac-stopped" => ac_stopped(stack).await,
+        "hung" => hung(stack).await,
+        "slow" => slow(stack).await,
+        "mc-killed" => mc_killed(stack).await,
+        "gc-replicas" => gc_replicas(stack).await,
+        other => bail!("no scenario {other}; there are {ALL:?}"),
+    }
+}
+
+fn api(stack: &Stack) -> Arc<Api> {
+    Arc::new(Api::new(
+        stack.http.clone(),
+        stack.gcs.iter().map(|gc| gc.url()).collect(),
+    ))
+}
+
+/// The load's usual shape: 20 rooms of 5 (a host, three seated, one waiting), each held 3–8 s.
+fn churn() -> Shape {
+    Shape {
+        rooms: 20,
+        per_room: 5,
+        hold: Some((Duration::from_secs(3), Duration::from_secs(8))),
+    }
+}
+
+async fn finish(mut outcome: Outcome, stack: &mut Stack, load: Load) -> Result<Outcome> {
+    load.pause();
+    // In-flight calls and the reports they cause settle first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    outcome.report = check(stack, &load.api).await?;
+    load.finish().await;
+    Ok(outcome)
+}
+
+/// A user of the org that the load does not use, for the scenario's own probes.
+fn prober(stack: &Stack, i: usize) -> User {
+    stack.users[stack.users.len() - 1 - i].clone()
+}
+
+/// A meeting of the prober's, joined by its host (so assigned to a controller).
+async fn probe_meeting(api: &Api, host: &User) -> Result<String> {
+    let never = CancellationToken::new();
+    let answer = api
+        .retrying(
+            "probe create",
+            Method::POST,
+            "",
+            &host.token,
+            Some(&serde_json::json!({"display_name": "Fault probe"})),
+            Some(&Uuid::new_v4().to_string()),
+            &never,
+        )
+        .await?;
+    let code = answer.text("meeting_code")?;
+    join(api, &code, host, &never).await?;
+    Ok(code)
+}
+
+/// One call, timed.
+async fn timed(
+    api: &Api,
+    op: &'static str,
+    method: Method,
+    path: &str,
+    token: &str,
+) -> Result<(Answer, Duration)> {
+    let start = Instant::now();
+    let answer = api.call(op, method, path, token, None, None).await?;
+    Ok((answer, start.elapsed()))
+}
+
+fn is_unavailable(answer: &Answer) -> bool {
+    answer.status == 503 && answer.retry_after.is_some() && answer.code() == "SERVICE_UNAVAILABLE"
+}
+
+/// 1. PostgreSQL stopped for 15 s under load, then started again.
+async fn postgres_stopped(stack: &mut Stack) -> Result<Outcome> {
+    let mut outcome = Outcome::new("postgres-stopped");
+    let api = api(stack);
+    let load = Load::start(Arc::clone(&api), &stack.users, churn())?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let host = prober(stack, 0);
+
+    let stopped = Instant::now();
+    stack.pg.stop("fast").await?;
+    let http = stack.http.clone();
+    let watched: Vec<_> = stack.gcs.iter().chain([&stack.ac]).collect();
+    let mut not_ready = Duration::ZERO;
+    for service in &watched {
+        let took = wait_for(Duration::from_secs(10), "readiness false", || {
+            service_down(service, &http)
+        })
+        .await;
+        match took {
+            Ok(_) => not_ready = stopped.elapsed(),
+            Err(error) => outcome.failures.push(format!("{}: {error}", service.name)),
+        }
+    }
+    outcome.time("GC and AC not ready after the stop", not_ready);
+    let (answer, took) = {
+        let start = Instant::now();
+        let answer = api
+            .call(
+                "probe create",
+                Method::POST,
+                "",
+                &host.token,
+                Some(&serde_json::json!({"display_name": "During the outage"})),
+                Some(&Uuid::new_v4().to_string()),
+            )
+            .await?;
+        (answer, start.elapsed())
+    };
+    outcome.time("a create during the outage answered", took);
+    outcome.expect(
+        is_unavailable(&answer) && took < PROMPT,
+        format!(
+            "a create during the outage: {} {} after {took:?}",
+            answer.status, answer.body
+        ),
+    );
+    let sign_in = stack
+        .http
+        .post(format!("{}/api/v1/auth/user/token", stack.ac.url()))
+        .json(&serde_json::json!({"email": "f0@faults.test", "password": "wrong-but-irrelevant"}))
+        .send()
+        .await?;
+    outcome.expect(
+        sign_in.status() == 503 && sign_in.headers().contains_key("retry-after"),
+        format!("a sign-in during the outage: {}", sign_in.status()),
+    );
+    let rest = Duration::from_secs(15).saturating_sub(stopped.elapsed());
+    tokio::time::sleep(rest).await;
+
+    stack.pg.start().await?;
+    let started = Instant::now();
+    for service in &watched {
+        if let Err(error) = wait_for(Duration::from_secs(30), "ready again", || {
+            service.ready(&http)
+        })
+        .await
+        {
+            outcome.failures.push(format!("{}: {error}", service.name));
+        }
+    }
+    outcome.time(
+        "GC and AC ready after PostgreSQL is back",
+        started.elapsed(),
+    );
+    let never = CancellationToken::new();
+    let created = api
+        .retrying(
+            "probe create",
+            Method::POST,
+            "",
+            &host.token,
+            Some(&serde_json::json!({"display_name": "After the outage"})),
+            Some(&Uuid::new_v4().to_string()),
+            &never,
+        )
+        .await?;
+    outcome.expect(
+        created.status == 201,
+        format!("a create after the outage: {}", created.status),
+    );
+    outcome.time(
+        "first create answered 201 after PostgreSQL is back",
+        started.elapsed(),
+    );
+    if let Ok(code) = created.text("meeting_code") {
+        let _ = api
+            .call(
+                "probe end",
+                Method::POST,
+                &format!("/{code}/end"),
+                &host.token,
+                None,
+                None,
+            )
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    finish(outcome, stack, load).await
+}
+
+/// 3. Redis restarted empty (no persistence) under live rooms.
+async fn redis_restarted_empty(stack: &mut Stack) -> Result<Outcome> {
+    let mut outcome = Outcome::new("redis-restarted-empty");
+    let api = api(stack);
+    let load = Load::start(Arc::clone(&api), &stack.users, churn())?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let sockets = Arc::clone(&load.sockets);
+    let before = lock(&sockets.returns).len();
+    stack.redis.restart_empty().await?;
+    let restarted = Instant::now();
+    let http = stack.http.clone();
+    let mcs_ready = wait_for(Duration::from_secs(30), "every MC ready again", || {
+        let checks = stack
+            .mcs
+            .iter()
+            .map(|mc| mc.ready(&http))
+            .collect::<Vec<_>>();
+        async move {
+            futures::future::join_all(checks)
+                .await
+                .into_iter()
+                .all(|r| r)
+        }
+    })
+    .await?;
+    outcome.time("every MC ready again", mcs_ready);
+    // Sockets of rooms that lived through it are told to reconnect, join again and are back.
+    let back = wait_for(Duration::from_secs(60), "every lost socket back", || {
+        let sockets = Arc::clone(&sockets);
+        async move { lock(&sockets.returns).len() > before && lock(&sockets.away).is_empty() }
+    })
+    .await;
+    match back {
+        Ok(_) => outcome.time("every lost socket back in its room", restarted.elapsed()),
+        Err(error) => outcome
+            .failures
+            .push(format!("{error}: {} away", lock(&sockets.away).len())),
+    }
+    let returns = lock(&sockets.returns)[before..].to_vec();
+    let mut took: Vec<Duration> = returns.iter().map(|r| r.took).collect();
+    took.sort_unstable();
+    if let Some(p99) = took.get((took.len() * 99).div_ceil(100).saturating_sub(1)) {
+        outcome.time("back in the room, p99", *p99);
+        outcome.expect(
+            *p99 < RECONNECT_GRACE,
+            format!("p99 back {p99:?}, over the reconnect grace"),
+        );
+    }
+    outcome
+        .notes
+        .push(format!("{} sockets came back", returns.len()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    finish(outcome, stack, load).await
+}
+
+/// 5. AC stopped for 2 minutes under load, then started again.
+async fn ac_stopped(stack: &mut Stack) -> Result<Outcome> {
+    let mut outcome = Outcome::new("ac-stopped");
+    let api = api(stack);
+    let load = Load::start(Arc::clone(&api), &stack.users, churn())?;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let host = prober(stack, 0);
+    let code = probe_meeting(&api, &host).await?;
+    let sockets = Arc::clone(&load.sockets);
+
+    stack.ac.stop().await?;
+    let stopped = Instant::now();
+    let mut first = true;
+    while stopped.elapsed() < Duration::from_secs(120) {
+        // Verifying user tokens needs only the keys GC holds: reads and creates go on.
+        let (read, read_took) = timed(
+            &api,
+            "probe get",
+            Method::GET,
+            &format!("/{code}"),
+            &host.token,
+        )
+        .await?;
+        outcome.expect(
+            read.status == 200 && read_took < PROMPT,
+            format!(
+                "AC stopped: a read answered {} after {read_took:?}",
+                read.status
+            ),
+        );
+        // A join needs a meeting token: refused at once, with Retry-After.
+        let (joined, join_took) = timed(
+            &api,
+            "probe join",
+            Method::POST,
+            &format!("/{code}/join"),
+            &host.token,
+        )
+        .await?;
+        outcome.expect(
+            is_unavailable(&joined) && join_took < PROMPT,
+            format!(
+                "AC stopped: a join answered {} {} after {join_took:?}",
+                joined.status, joined.body
+            ),
+        );
+        let gcs_ready =
+            futures::future::join_all(stack.gcs.iter().map(|gc| gc.ready(&stack.http))).await;
+        let mcs_ready =
+            futures::future::join_all(stack.mcs.iter().map(|mc| mc.ready(&stack.http))).await;
+        outcome.expect(
+            gcs_ready.iter().chain(&mcs_ready).all(|r| *r),
+            format!("AC stopped: GC ready {gcs_ready:?}, MC ready {mcs_ready:?}"),
+        );
+        if first {
+            outcome.time("AC stopped: a read answered", read_took);
+            outcome.time("AC stopped: a join refused", join_took);
+            first = false;
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    // What GCMeetingTokensUnavailable reads: batches that got no tokens, and none that did.
+    let failed = counter_sum(
+        stack,
+        "gc_ac_meeting_token_batches_total",
+        "outcome=\"unreachable\"",
+    )
+    .await;
+    outcome.notes.push(format!(
+        "gc_ac_meeting_token_batches_total{{outcome=\"unreachable\"}} {failed} over both GCs"
+    ));
+    outcome.expect(
+        failed > 0.0,
+        "AC stopped: no unreachable meeting-token batch counted".to_owned(),
+    );
+    // Sockets opened before the stop were never asked for anything AC gives: they stayed.
+    let greetings = sockets.greetings.load(std::sync::atomic::Ordering::Relaxed);
+    outcome.notes.push(format!(
+        "{greetings} socket greetings so far, {} away at the end of the outage",
+        lock(&sockets.away).len()
+    ));
+
+    stack.ac.start()?;
+    let http = stack.http.clone();
+    let started = Instant::now();
+    stack.ac.wait_ready(&http, Duration::from_secs(60)).await?;
+    outcome.time("AC ready after its start", started.elapsed());
+    let back = wait_for(Duration::from_secs(30), "a join after AC is back", || {
+        let api = Arc::clone(&api);
+        let (code, token) = (code.clone(), host.token.clone());
+        async move {
+            api.call(
+                "probe join",
+                Method::POST,
+                &format!("/{code}/join"),
+                &token,
+                None,
+                None,
+            )
+            .await
+            .is_ok_and(|a| a.status == 200)
+        }
+    })
+    .await;
+    match back {
+        Ok(_) => outcome.time(
+            "first join answered 200 after AC's start",
+            started.elapsed(),
+        ),
+        Err(error) => outcome.failures.push(error.to_string()),
+    }
+    let _ = api
+        .call(
+            "probe end",
+            Method::POST,
+            &format!("/{code}/end"),
+            &host.token,
+            None,
+            None,
+        )
+        .await;
+    // The rooms the load fills next need joins, admits and sockets: all of it works again.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    finish(outcome, stack, load).await
+}
+
+/// The sum over the GC replicas of the samples of `metric` whose labels contain `label`.
+async fn counter_sum(stack: &Stack, metric: &str, label: &str) -> f64 {
+    let mut sum = 0.0;
+    for gc in &stack.gcs {
+        let url = format!("http://127.0.0.1:{}/metrics", gc.ops_port);
+        let Ok(response) = stack.http.get(url).send().await else {
+            continue;
+        };
+        let Ok(text) = response.text().await else {
+            continue;
+        };
+        sum += text
+            .lines()
+            .filter(|l| l.starts_with(metric) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    sum
+}
+
+async fn service_down(service: &crate::process::Service, http: &reqwest::Client) -> bool {
+    !service.ready(http).await
+}
+
+/// 11. A dependency that hangs (SIGSTOP for 10 s, then SIGCONT): AC, Redis, one MC.
+async fn hung(stack: &mut Stack) -> Result<Outcome> {
+    let mut outcome = Outcome::new("hung");
+    let api = api(stack);
+    let load = Load::start(Arc::clone(&api), &stack.users, churn())?;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let host = prober(stack, 0);
+    let code = probe_meeting(&api, &host).await?;
+    let owner = stack.mc_index(&stack.owner_of(&code).await?)?;
+
+    for target in ["ac", "redis", "mc"] {
+        let pid = match target {
+            "ac" => stack.ac.pid(),
+            "redis" => stack.redis.pid(),
+            _ => stack.mcs[owner].pid(),
+        };
+        let Some(pid) = pid else {
+            bail!("{target} is not running")
+        };
+        crate::process::signal(pid, "STOP").await?;
+        let stopped = Instant::now();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // A join needs a meeting token (AC) and the room (its MC, and that MC's Redis).
+        let (answer, took) = timed(
+            &api,
+            "probe join",
+            Method::POST,
+            &format!("/{code}/join"),
+            &host.token,
+        )
+        .await?;
+        outcome.time(&format!("{target} hung: a join refused"), took);
+        // GC sends a controller's joins, and AC's meeting tokens, one call at a time: a join
+        // queued behind a call that waits out its timeout waits two timeouts at most (a join
+        // sent to a controller is always waited for, so that a seat it gets is recorded).
+        // Redis under the controller: its command deadline (2 s) within GC's call.
+        let within = if target == "redis" {
+            CALL_TIMEOUT
+        } else {
+            2 * CALL_TIMEOUT
+        } + SLACK;
+        outcome.expect(
+            is_unavailable(&answer) && took < within,
+            format!(
+                "{target} hung: a join answered {} {} after {took:?}",
+                answer.status, answer.body
+            ),
+        );
+        // Reading a meeting needs neither AC nor the room (its counts fall back to PostgreSQL).
+        let (answer, took) = timed(
+            &api,
+            "probe get",
+            Method::GET,
+            &format!("/{code}"),
+            &host.token,
+        )
+        .await?;
+        outcome.time(&format!("{target} hung: a read answered"), took);
+        outcome.expect(
+            answer.status == 200 && took < PROMPT,
+            format!(
+                "{target} hung: a read answered {} after {took:?}",
+                answer.status
+            ),
+        );
+        if target == "redis" {
+            let ready = stack.mcs[owner].ready(&stack.http).await;
+            outcome.expect(
+                !ready,
+                "Redis hung: the controller still says it is ready".to_owned(),
+            );
+        }
+        let gcs_ready =
+            futures::future::join_all(stack.gcs.iter().map(|gc| gc.ready(&stack.http))).await;
+        outcome.expect(
+            gcs_ready.iter().all(|r| *r),
+            format!(
+                "{target} hung: GC not ready ({gcs_ready:?}), though it needs no {target} to serve"
+            ),
+        );
+        tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
+        crate::process::signal(pid, "CONT").await?;
+        let resumed = Instant::now();
+        let back = wait_for(Duration::from_secs(30), "a join after SIGCONT", || {
+            let api = Arc::clone(&api);
+            let (code, token) = (code.clone(), host.token.clone());
+            async move {
+                api.call(
+                    "probe join",
+                    Method::POST,
+                    &format!("/{code}/join"),
+                    &token,
+                    None,
+                    None,
+                )
+                .await
+                .is_ok_and(|a| a.status == 200)
+            }
+        })
+        .await;
+        match back {
+            Ok(_) => outcome.time(
+                &format!("{target} resumed: first join answered 200"),
+                resumed.elapsed(),
+            ),
+            Err(error) => outcome.failures.push(format!("{target}: {error}")),
+        }
+    }
+    let _ = api
+        .call(
+            "probe end",
+            Method::POST,
+            &format!("/{code}/end"),
+            &host.token,
+            None,
+            None,
+        )
+        .await;
+    finish(outcome, stack, load).await
+}
+
+/// 10. 200 ms more per round trip to PostgreSQL and to Redis, under load.
+async fn slow(stack: &mut Stack) -> Result<Outcome> {
+    let mut outcome = Outcome::new("slow");
+    let api = api(stack);
+    let load = Load::start(Arc::clone(&api), &stack.users, churn())?;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let before = latencies(&api);
+    let refused_before = unavailable(&api);
+    api.stats.reset_latencies();
+    let delay = Fault::Delay(Duration::from_millis(100));
+    stack.pg_proxy.set(delay);
+    for proxy in &stack.redis_proxies {
+        proxy.set(delay);
+    }
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let during = latencies(&api);
+    let refused = unavailable(&api) - refused_before;
+    stack.pg_proxy.set(Fault::Pass);
+    for proxy in &stack.redis_proxies {
+        proxy.set(Fault::Pass);
+    }
+    for ((op, p50, p99), (_, slow50, slow99)) in before.iter().zip(&during) {
+        outcome.notes.push(format!(
+            "{op}: p50 {} → {} ms, p99 {} → {} ms",
+            p50.as_millis(),
+            slow50.as_millis(),
+            p99.as_millis(),
+            slow99.as_millis()
+        ));
+        outcome.time(&format!("{op} p99 with 200 ms added"), *slow99);
+    }
+    outcome.expect(
+        refused == 0,
+        format!("{refused} calls refused with 503 while only slow"),
+    );
+    finish(outcome, stack, load).await
+}
+
+fn latencies(api: &Api) -> Vec<(&'static str, Duration, Duration)> {
+    ["create", "join", "admit", "leave", "end"]
+        .into_iter()
+        .map(|op| {
+            (
+                op,
+                api.stats.percentile(op, 0.5).unwrap_or_default(),
+                api.stats.percentile(op, 0.99).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn unavailable(api: &Api) -> u64 {
+    lock(&api.stats.answers)
+        .iter()
+        .filter(|(k, _)| k.ends_with(" 503"))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+/// 6. An MC killed (SIGKILL) with 200 sockets in 20 rooms.
+async fn mc_killed(stack: &mut Stack) -> Result<Outcome> {
+    let mut outcome = Outcome::new("mc-killed");
+    let api = api(stack);
+    let shape = Shape {
+        rooms: 20,
+        per_room: 10,
+        hold: None,
+    };
+    let load = Load::start(Arc::clone(&api), &stack.users, shape)?;
+    let sockets = Arc::clone(&load.sockets);
+    let all = (shape.rooms * shape.per_room) as u64;
+    let greeted = wait_for(Duration::from_secs(120), "every socket greeted", || {
+        let sockets = Arc::clone(&sockets);
+        async move { sockets.greetings.load(std::sync::atomic::Ordering::Relaxed) >= all }
+    })
+    .await?;
+    outcome.time("200 sockets in 20 rooms greeted", greeted);
+    // The speakers' runs complete (300 ms) and every room has its active speaker.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let rooms = lock(&load.live).clone();
+    let mut owners = vec![Vec::new(); stack.mcs.len()];
+    for room in &rooms {
+        owners[stack.mc_index(&stack.owner_of(&room.code).await?)?].push(room.clone());
+    }
+    let victim = (0..owners.len())
+        .max_by_key(|i| owners[*i].len())
+        .unwrap_or(0);
+    let moved = owners[victim].clone();
+    outcome.notes.push(format!(
+        "rooms per controller {:?}; mc-{victim} killed with {} rooms",
+        owners.iter().map(Vec::len).collect::<Vec<_>>(),
+        moved.len()
+    ));
+    stack.mcs[victim].kill().await?;
+    let killed = Instant::now();
+    let expected = moved.len() * shape.per_room;
+    let back = wait_for(Duration::from_secs(90), "every socket of the dead controller back", || {
+        let sockets = Arc::clone(&sockets);
+        async move { lock(&sockets.returns).len() >= expected && lock(&sockets.away).is_empty() }
+    })
+    .await;
+    if let Err(error) = back {
+        outcome.failures.push(format!(
+            "{error}: {} of {expected} back",
+            lock(&sockets.returns).len()
+        ));
+    }
+    outcome.time("last socket back", killed.elapsed());
+    let returns = lock(&sockets.returns).clone();
+    let mut took: Vec<Duration> = returns.iter().map(|r| r.took).collect();
+    took.sort_unstable();
+    if let (Some(p50), Some(p99)) = (
+        took.get(took.len() / 2),
+        took.get((took.len() * 99).div_ceil(100).saturating_sub(1)),
+    ) {
+        outcome.time("back in the room, p50", *p50);
+        outcome.time("back in the room, p99", *p99);
+        outcome.expect(
+            *p99 < RECONNECT_GRACE,
+            format!("p99 back {p99:?}, over the reconnect grace"),
+        );
+    }
+    for room in &moved {
+        let speaker = room.members[1].id.to_string();
+        for r in returns.iter().filter(|r| r.code == room.code) {
+            let last = r.user == room.members[shape.per_room - 1].id;
+            if last {
+                continue; // waiting in the lobby: greeted with lobby.waiting
+            }
+            outcome.expect(
+                r.participants == shape.per_room - 1,
+                format!(
+                    "{}: {} back with {} participants, not {}",
+                    room.code,
+                    r.user,
+                    r.participants,
+                    shape.per_room - 1
+                ),
+            );
+            outcome.expect(
+                r.active_speaker.as_deref() == Some(speaker.as_str()),
+                format!(
+                    "{}: {} back with speaker {:?}, not {speaker}",
+                    room.code, r.user, r.active_speaker
+                ),
+            );
+            if r.user == room.host.id {
+                outcome.expect(
+                    r.lobby == Some(1),
+                    format!("{}: the host back with lobby {:?}", room.code, r.lobby),
+                );
+            }
+        }
+    }
+    // The killed controller is started again, as its Deployment would.
+    stack.mcs[victim].start()?;
+    let http = stack.http.clone();
+    stack.mcs[victim]
+        .wait_ready(&http, Duration::from_secs(60))
+        .await?;
+    finish(outcome, stack, load).await
+}
+
+/// Scenario 8, two GC replicas: 500 parallel creates over both for an org with a limit of 50,
+/// every key sent twice; then housekeeping expires them, once each.
+async fn gc_replicas(stack: &mut Stack) -> Result<Outcome> {
+    let mut outcome = Outcome::new("gc-replicas");
+    let api = api(stack);
+    let users = stack.limit_users.clone();
+    let start = Instant::now();
+    let calls = (0..500).map(|i| {
+        let api = Arc::clone(&api);
+        let user = users[(i / 2) % users.len()].clone();
+        // Requests 2k and 2k+1 share a key and a body, and go to different replicas.
+        let key = format!("fault-suite-{}", i / 2);
+        async move {
+            let body = serde_json::json!({"display_name": format!("Limit {}", i / 2)});
+            let answer = api
+                .call(
+                    "create",
+                    Method::POST,
+                    "",
+                    &user.token,
+                    Some(&body),
+                    Some(&key),
+                )
+                .await;
+            (i / 2, answer)
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    outcome.time("500 creates answered", start.elapsed());
+    let mut by_key: std::collections::HashMap<usize, Vec<String>> =
+        std::collections::HashMap::new();
+    let mut statuses = std::collections::BTreeMap::new();
+    for (key, answer) in answers {
+        let answer = answer?;
+        *statuses.entry(answer.status).or_insert(0_u32) += 1;
+        if answer.status == 201 {
+            by_key
+                .entry(key)
+                .or_default()
+                .push(answer.text("meeting_code")?);
+        } else if !(answer.status == 403 && answer.code() == "ORG_MEETING_LIMIT_REACHED"
+            || answer.status == 409)
+        {
+            outcome.failures.push(format!(
+                "a create answered {} {}",
+                answer.status, answer.body
+            ));
+        }
+    }
+    outcome.notes.push(format!("statuses {statuses:?}"));
+    for (key, codes) in &by_key {
+        outcome.expect(
+            codes.windows(2).all(|w| w[0] == w[1]),
+            format!("key {key} answered two meetings: {codes:?}"),
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("select count(*) from meetings where org_id = $1")
+        .bind(stack.limit_org_id)
+        .fetch_one(&stack.db)
+        .await?;
+    outcome.expect(
+        stored == crate::stack::LIMIT_MEETINGS && by_key.len() as i64 == stored,
+        format!(
+            "{stored} meetings stored and {} keys answered 201, for a limit of {}",
+            by_key.len(),
+            crate::stack::LIMIT_MEETINGS
+        ),
+    );
+
+    // Nobody joins them: both replicas' housekeeping expires them, and only one records it.
+    let expired = wait_for(
+        Duration::from_secs(crate::stack::SCHEDULED_TTL_SECS + 30),
+        "every scheduled meeting expired",
+        || {
+            let db = stack.db.clone();
+            let org = stack.limit_org_id;
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "select count(*) from meetings where org_id = $1 and status <> 'ended'",
+                )
+                .bind(org)
+                .fetch_one(&db)
+                .await
+                .is_ok_and(|n| n == 0)
+            }
+        },
+    )
+    .await;
+    if let Err(error) = expired {
+        outcome.failures.push(error.to_string());
+    }
+    outcome.time("all expired by housekeeping", start.elapsed());
+    let twice: Vec<(String, i64)> = sqlx::query_as(
+        "select a.resource_id, count(*) from audit_logs a
+          where a.org_id = $1 and a.action = 'meeting_ended' group by 1 having count(*) <> 1",
+    )
+    .bind(stack.limit_org_id)
+    .fetch_all(&stack.db)
+    .await?;
+    outcome.expect(
+        twice.is_empty(),
+        format!("meetings ended more or less than once: {twice:?}"),
+    );
+    let ended: i64 = sqlx::query_scalar(
+        "select count(distinct resource_id) from audit_logs where org_id = $1 and action = 'meeting_ended'",
+    )
+    .bind(stack.limit_org_id)
+    .fetch_one(&stack.db)
+    .await?;
+    outcome.expect(
+        ended == stored,
+        format!("{ended} meeting_ended rows for {stored} meetings"),
+    );
+    outcome.report = check(stack, &api).await?;
+    Ok(outcome)
+}

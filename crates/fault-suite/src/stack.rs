@@ -1,0 +1,399 @@
+//! The fault stack: PostgreSQL and Redis of the suite's own, AC, two GC replicas and three MCs
+//! as processes of the real binaries, and a fault proxy between each service and each of its
+//! data stores. Every port is fixed, below Linux's ephemeral range (32768), and on loopback.
+//!
+//! | what | ports |
+//! |---|---|
+//! | AC | 17010 (HTTP), 17011 (ops) |
+//! | GC *i* (0, 1) | 17020 + 10 *i* (HTTP), + 1 (gRPC), + 2 (ops) |
+//! | MC *i* (0, 1, 2) | 17040 + 10 *i* (HTTP), + 1 (gRPC), + 2 (ops) |
+//! | PostgreSQL, its proxy | 17100, 17101 |
+//! | Redis, its proxy for MC *i* | 17110, 17111 + *i* |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use fault_proxy::FaultProxy;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::process::Command;
+use uuid::Uuid;
+
+use crate::process::{Service, run};
+use crate::servers::{Postgres, Redis};
+
+pub const AC_PORT: u16 = 17010;
+const GC_BASE: u16 = 17020;
+const MC_BASE: u16 = 17040;
+const PG_PORT: u16 = 17100;
+const PG_PROXY_PORT: u16 = 17101;
+const REDIS_PORT: u16 = 17110;
+const REDIS_PROXY_BASE: u16 = 17111;
+
+pub const GCS: usize = 2;
+pub const MCS: usize = 3;
+/// Users of the load's org, and its limits.
+pub const USERS: usize = 220;
+pub const ORG_MEETINGS: i64 = 60;
+pub const ORG_SEATS: i64 = 12;
+/// The org of the limit scenario: few users, a limit of its own.
+pub const LIMIT_USERS: usize = 10;
+pub const LIMIT_MEETINGS: i64 = 50;
+const PASSWORD: &str = "fault-suite-password";
+/// What the services' settings are in this stack, where they are not the defaults.
+pub const SCHEDULED_TTL_SECS: u64 = 60;
+pub const HOUSEKEEPING_SECS: u64 = 2;
+
+/// A signed-in user of the suite's orgs.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: Uuid,
+    pub token: String,
+}
+
+pub struct Stack {
+    pub http: reqwest::Client,
+    pub pg: Postgres,
+    /// Straight to PostgreSQL, not through the proxy: the checker's view.
+    pub db: PgPool,
+    pub pg_proxy: FaultProxy,
+    pub redis: Redis,
+    pub redis_proxies: Vec<FaultProxy>,
+    pub ac: Service,
+    pub gcs: Vec<Service>,
+    pub mcs: Vec<Service>,
+    pub users: Vec<User>,
+    pub org_id: Uuid,
+    pub limit_users: Vec<User>,
+    pub limit_org_id: Uuid,
+}
+
+/// Where the suite keeps its state, and the binaries it runs.
+pub struct Paths {
+    pub dir: PathBuf,
+    pub bins: PathBuf,
+    pub pg_bindir: PathBuf,
+    pub pg_data: PathBuf,
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+impl Stack {
+    pub async fn start(paths: &Paths) -> Result<Stack> {
+        let logs = paths.dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(40))
+            .build()?;
+
+        let pg = Postgres::init(&paths.pg_bindir, &paths.pg_data, PG_PORT).await?;
+        pg.start().await?;
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&pg.url("postgres"))
+            .await?;
+        sqlx::query("create database convene")
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        let db = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&pg.url("convene"))
+            .await?;
+        let pg_proxy = FaultProxy::start_on(addr(PG_PROXY_PORT), addr(PG_PORT)).await?;
+        let database_url = format!("postgres://postgres@127.0.0.1:{PG_PROXY_PORT}/convene");
+
+        let redis = Redis::start(&paths.dir.join("redis"), REDIS_PORT).await?;
+        let mut redis_proxies = Vec::new();
+        for i in 0..MCS {
+            redis_proxies.push(
+                FaultProxy::start_on(addr(REDIS_PROXY_BASE + i as u16), addr(REDIS_PORT)).await?,
+            );
+        }
+
+        let ac_url = format!("http://127.0.0.1:{AC_PORT}");
+        let common = [
+            ("JWT_ISSUER", "convene-ac".to_owned()),
+            ("AC_URL", ac_url.clone()),
+        ];
+        let master_key = base64::engine::general_purpose::STANDARD
+            .encode((0..32).map(|_| fastrand::u8(..)).collect::<Vec<u8>>());
+        let mut ac_env = env(&common);
+        ac_env.extend(env(&[
+            ("DATABASE_URL", database_url.clone()),
+            ("AC_HTTP_ADDR", format!("127.0.0.1:{AC_PORT}")),
+            ("AC_OPS_ADDR", format!("127.0.0.1:{}", AC_PORT + 1)),
+            ("AC_MASTER_KEY", master_key),
+        ]));
+        let mut ac = Service::new(
+            "ac",
+            paths.bins.join("ac-service"),
+            ac_env.clone(),
+            AC_PORT,
+            AC_PORT + 1,
+            &logs,
+        );
+
+        // Migrations and the seed, with AC's environment but straight to PostgreSQL.
+        let seed = paths.dir.join("seed.json");
+        std::fs::write(&seed, seed_document().to_string())?;
+        for args in [
+            vec!["migrate".to_owned()],
+            vec![
+                "seed".to_owned(),
+                "--file".to_owned(),
+                seed.display().to_string(),
+            ],
+        ] {
+            run(Command::new(paths.bins.join("ac-service"))
+                .env_clear()
+                .envs(ac_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("DATABASE_URL", pg.url("convene"))
+                .args(&args))
+            .await?;
+        }
+
+        let mut gcs = Vec::new();
+        for i in 0..GCS {
+            let port = GC_BASE + 10 * i as u16;
+            let mut gc_env = env(&common);
+            gc_env.extend(env(&[
+                ("DATABASE_URL", database_url.clone()),
+                ("GC_HTTP_ADDR", format!("127.0.0.1:{port}")),
+                ("GC_GRPC_ADDR", format!("127.0.0.1:{}", port + 1)),
+                ("GC_OPS_ADDR", format!("127.0.0.1:{}", port + 2)),
+                ("GC_PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}")),
+                ("GC_CLIENT_ID", "convene-gc".to_owned()),
+                ("GC_CLIENT_SECRET", secret("convene-gc")),
+                ("SCHEDULED_MEETING_TTL", SCHEDULED_TTL_SECS.to_string()),
+                (
+                    "GC_HOUSEKEEPING_INTERVAL_SECS",
+                    HOUSEKEEPING_SECS.to_string(),
+                ),
+            ]));
+            gcs.push(Service::new(
+                &format!("gc-{i}"),
+                paths.bins.join("gc-service"),
+                gc_env,
+                port,
+                port + 2,
+                &logs,
+            ));
+        }
+        let mut mcs = Vec::new();
+        for i in 0..MCS {
+            let port = MC_BASE + 10 * i as u16;
+            let client = format!("convene-mc-{i}");
+            let mut mc_env = env(&common);
+            mc_env.extend(env(&[
+                (
+                    "REDIS_URL",
+                    format!("redis://127.0.0.1:{}", REDIS_PROXY_BASE + i as u16),
+                ),
+                ("MC_HTTP_ADDR", format!("127.0.0.1:{port}")),
+                ("MC_GRPC_ADDR", format!("127.0.0.1:{}", port + 1)),
+                ("MC_OPS_ADDR", format!("127.0.0.1:{}", port + 2)),
+                // Each controller registers with one of the GCs; the registry is shared.
+                (
+                    "GC_GRPC_URL",
+                    format!("http://127.0.0.1:{}", GC_BASE + 10 * (i % GCS) as u16 + 1),
+                ),
+                ("MC_CLIENT_ID", client.clone()),
+                ("MC_CLIENT_SECRET", secret(&client)),
+            ]));
+            mcs.push(Service::new(
+                &format!("mc-{i}"),
+                paths.bins.join("mc-service"),
+                mc_env,
+                port,
+                port + 2,
+                &logs,
+            ));
+        }
+
+        let limit = Duration::from_secs(90);
+        ac.start()?;
+        ac.wait_ready(&http, limit).await?;
+        for gc in &mut gcs {
+            gc.start()?;
+        }
+        for gc in &mut gcs {
+            gc.wait_ready(&http, limit).await?;
+        }
+        for mc in &mut mcs {
+            mc.start()?;
+        }
+        for mc in &mut mcs {
+            mc.wait_ready(&http, limit).await?;
+        }
+
+        let users = sign_in_all(&http, "f", USERS).await?;
+        let limit_users = sign_in_all(&http, "l", LIMIT_USERS).await?;
+        let org_id = org_of(&db, "faults").await?;
+        let limit_org_id = org_of(&db, "limits").await?;
+        Ok(Stack {
+            http,
+            pg,
+            db,
+            pg_proxy,
+            redis,
+            redis_proxies,
+            ac,
+            gcs,
+            mcs,
+            users,
+            org_id,
+            limit_users,
+            limit_org_id,
+        })
+    }
+
+    /// Every service answers ready; the time it took.
+    pub async fn wait_all_ready(&mut self, limit: Duration) -> Result<Duration> {
+        let start = std::time::Instant::now();
+        let http = self.http.clone();
+        self.ac.wait_ready(&http, limit).await?;
+        for service in self.gcs.iter_mut().chain(self.mcs.iter_mut()) {
+            service.wait_ready(&http, limit).await?;
+        }
+        Ok(start.elapsed())
+    }
+
+    /// The controllers that hold rooms in PostgreSQL's registry, by meeting code.
+    pub async fn owner_of(&self, code: &str) -> Result<String> {
+        let owner: Option<String> = sqlx::query_scalar(
+            "select a.controller_id from meeting_assignments a join meetings m on m.id = a.meeting_id
+              where m.meeting_code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&self.db)
+        .await?;
+        owner.context("no assignment")
+    }
+
+    pub fn mc_index(&self, client_id: &str) -> Result<usize> {
+        match client_id.strip_prefix("convene-mc-").map(str::parse) {
+            Some(Ok(i)) if i < MCS => Ok(i),
+            _ => bail!("unknown controller {client_id}"),
+        }
+    }
+
+    /// Every service stopped gracefully, all at once (each waits out its drain delay).
+    pub async fn stop(mut self) {
+        let services = self
+            .mcs
+            .iter_mut()
+            .chain(self.gcs.iter_mut())
+            .chain([&mut self.ac]);
+        futures::future::join_all(services.map(Service::stop)).await;
+        self.db.close().await;
+    }
+}
+
+fn secret(client_id: &str) -> String {
+    format!("{client_id}-fault-suite-secret")
+}
+
+fn seed_document() -> serde_json::Value {
+    let client = |id: &str, kind: &str, scopes: &[&str]| {
+        serde_json::json!({"client_id": id, "client_secret": secret(id),
+                           "service_type": kind, "scopes": scopes})
+    };
+    let mut clients = vec![
+        client("convene-admin", "admin", &["admin"]),
+        client(
+            "convene-gc",
+            "global-controller",
+            &["internal:meeting-token", "internal:mc"],
+        ),
+    ];
+    for i in 0..MCS {
+        clients.push(client(
+            &format!("convene-mc-{i}"),
+            "meeting-controller",
+            &["internal:gc"],
+        ));
+    }
+    let users = |prefix: &str, count: usize| {
+        (0..count)
+            .map(|i| {
+                serde_json::json!({"email": format!("{prefix}{i}@faults.test"), "password": PASSWORD,
+                                   "display_name": format!("Fault {prefix}{i}"), "roles": ["user"]})
+            })
+            .collect::<Vec<_>>()
+    };
+    serde_json::json!({
+        "service_clients": clients,
+        "orgs": [
+            {"slug": "faults", "name": "Fault suite", "max_concurrent_meetings": ORG_MEETINGS,
+             "max_participants_per_meeting": ORG_SEATS, "users": users("f", USERS)},
+            {"slug": "limits", "name": "Fault suite limits", "max_concurrent_meetings": LIMIT_MEETINGS,
+             "max_participants_per_meeting": 10, "users": users("l", LIMIT_USERS)},
+        ]
+    })
+}
+
+async fn org_of(db: &PgPool, slug: &str) -> Result<Uuid> {
+    Ok(
+        sqlx::query_scalar("select id from organizations where slug = $1")
+            .bind(slug)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// Signs in `{prefix}0..count@faults.test`, eight at a time (AC hashes off its runtime).
+async fn sign_in_all(http: &reqwest::Client, prefix: &str, count: usize) -> Result<Vec<User>> {
+    use futures::StreamExt as _;
+    let results: Vec<Result<User>> = futures::stream::iter(0..count)
+        .map(|i| sign_in(http, format!("{prefix}{i}@faults.test")))
+        .buffered(8)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn sign_in(http: &reqwest::Client, email: String) -> Result<User> {
+    let response = http
+        .post(format!("http://127.0.0.1:{AC_PORT}/api/v1/auth/user/token"))
+        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await?;
+    if response.status() != 200 {
+        bail!("sign-in of {email}: {}", response.status());
+    }
+    let body: serde_json::Value = response.json().await?;
+    let token = body["access_token"]
+        .as_str()
+        .context("no access_token")?
+        .to_owned();
+    Ok(User {
+        id: subject(&token)?,
+        token,
+    })
+}
+
+/// The `sub` of a token (read, not verified: the suite holds tokens AC just gave it).
+fn subject(token: &str) -> Result<Uuid> {
+    let payload = token.split('.').nth(1).context("not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes)?;
+    Ok(claims["sub"].as_str().context("no sub")?.parse()?)
+}
+
+pub fn logs_dir(dir: &Path) -> PathBuf {
+    dir.join("logs")
+}
