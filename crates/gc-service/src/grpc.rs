@@ -45,7 +45,10 @@ struct GlobalController {
 
 fn status(error: Error) -> Status {
     let api: ApiError = error.api_error();
-    if api.code.http_status().is_server_error() {
+    // A dependency away (503) is a warning, as on the HTTP side; anything else is an error.
+    if api.code == common::error::ErrorCode::ServiceUnavailable {
+        tracing::warn!(error = %error, cause = %common::error::cause_chain(&error), "gRPC call failed");
+    } else if api.code.http_status().is_server_error() {
         tracing::error!(error = %error, cause = %common::error::cause_chain(&error), "gRPC call failed");
     }
     api.into()

@@ -99,12 +99,49 @@ pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
 }
 
 /// The error of a statement shared by several callers, for each of them (sqlx errors cannot be
-/// cloned): the pool's own errors keep their kind (a timeout is still a 503), others become a
-/// protocol error with the message.
+/// cloned): the pool's own errors keep their kind (a timeout is still a 503), a database that
+/// is away (`common::db::is_unavailable`: a reset connection, a terminated session, …) stays
+/// a 503 as an I/O error with the message, others become a protocol error with the message.
 fn copy_error(error: &sqlx::Error) -> sqlx::Error {
     match error {
         sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
         sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        away if common::db::is_unavailable(away) => sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            format!("a shared statement failed: {away}"),
+        )),
         other => sqlx::Error::Protocol(format!("a shared statement failed: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    /// A session PostgreSQL terminates (a restart, a failover: SQLSTATE 57P01) under a shared
+    /// statement is a 503 for every caller of it, as it is for a statement of one's own. The
+    /// fault suite's `postgres-stopped` scenario met it as a 500 on a join.
+    #[tokio::test]
+    async fn a_shared_statement_whose_database_went_away_is_unavailable_for_every_caller() {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+        let terminated = sqlx::query("select pg_terminate_backend(pg_backend_pid())")
+            .execute(&mut connection)
+            .await
+            .unwrap_err();
+        assert!(common::db::is_unavailable(&terminated), "{terminated}");
+        assert!(common::db::is_unavailable(&copy_error(&terminated)));
+
+        let reset = sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into());
+        assert!(common::db::is_unavailable(&copy_error(&reset)));
+        assert!(common::db::is_unavailable(&copy_error(
+            &sqlx::Error::PoolTimedOut
+        )));
+        // A refusal is not an outage: still a 500 for every caller.
+        let refused = sqlx::Error::Protocol("a row failed a check".to_owned());
+        assert!(!common::db::is_unavailable(&copy_error(&refused)));
     }
 }
