@@ -14,9 +14,10 @@
 //! its snapshot only once the room's events reach it. A subscription lasts while a
 //! [`Subscription`] of the room lives; the channel is left only when the last one is dropped,
 //! checked when the command is carried out, so a room that comes back at once keeps its
-//! subscription. When the connection drops, messages may have been lost: the task reconnects,
-//! subscribes again, and feeds [`Feed::Interrupted`] (signaling closes every socket, 1013, so
-//! clients reconnect and start again from a fresh `welcome`).
+//! subscription. When the connection drops, or stops answering the PING it is sent every
+//! [`PING_EVERY`], messages may have been lost: the task reconnects, subscribes again, and
+//! feeds [`Feed::Interrupted`] (signaling closes every socket, 1013, so clients reconnect and
+//! start again from a fresh `welcome`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,13 +41,21 @@ const COMMAND_QUEUE: usize = 1024;
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the event connection is asked for a PING, and how long its answer may take.
+/// A connection that stopped answering (Redis hung, a partition: nothing is reset, events just
+/// stop) looks like a quiet one; without this, when it answered again, the sockets of its rooms
+/// would be served the events of rooms another controller took meanwhile, and never learn they
+/// had missed some.
+pub const PING_EVERY: Duration = Duration::from_secs(3);
+pub const PING_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What the subscriber hands on, in the order Redis delivered it.
 #[derive(Debug)]
 pub enum Feed {
     /// One event of the room `code`.
     Event { code: MeetingCode, event: RoomEvent },
-    /// The connection dropped and is back: events of every room may have been lost.
+    /// The connection dropped, or stopped answering its PING, and is back: events of every
+    /// room may have been lost.
     Interrupted,
 }
 
@@ -213,9 +222,19 @@ pub async fn run(task: SubscriberTask, stop: CancellationToken, mut feed: impl F
             feed(Feed::Interrupted);
         }
         first = false;
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.reset();
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
+                _ = ping.tick() => {
+                    let answered = tokio::time::timeout(PING_DEADLINE, sink.ping::<String>()).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        tracing::warn!("the room event connection stopped answering");
+                        break;
+                    }
+                }
                 command = commands.recv() => {
                     let Some(command) = command else { return };
                     if !carry_out(command, &mut sink, &mut subscribed, &interest, &prefix).await {

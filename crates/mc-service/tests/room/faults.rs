@@ -26,6 +26,12 @@ fn unavailable<T>(result: &Result<T, RoomError>) -> bool {
 
 /// A store through a proxy to REDIS_URL's server, and the proxy.
 async fn through_a_proxy() -> (Harness, FaultProxy) {
+    let (proxy, proxied) = proxy_to_redis().await;
+    (Harness::single_at(&proxied).await, proxy)
+}
+
+/// A proxy to REDIS_URL's server, and the URL that goes through it.
+async fn proxy_to_redis() -> (FaultProxy, String) {
     let url = Harness::url();
     let (scheme, rest) = url.split_once("://").unwrap();
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -41,7 +47,7 @@ async fn through_a_proxy() -> (Harness, FaultProxy) {
         .unwrap();
     let proxy = FaultProxy::start(upstream).await.unwrap();
     let proxied = format!("{scheme}://127.0.0.1:{}/{path}", proxy.port());
-    (Harness::single_at(&proxied).await, proxy)
+    (proxy, proxied)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,4 +107,39 @@ async fn a_redis_that_drops_its_connections_fails_commands_at_once_and_the_pool_
         }
     };
     assert_eq!(state.participant_count(), 1);
+}
+
+/// The room-event connection of a controller whose Redis stops answering (hung, or cut off by a
+/// partition: nothing is reset, events just stop) is noticed by its PING and made again, and
+/// the sockets are told (`Feed::Interrupted`: 1013, they join again through GC) rather than
+/// served, once Redis answers, the events of rooms another controller took meanwhile, with a
+/// gap they never learn of. Without the PING the connection that stalled simply resumes: no
+/// interruption at all. The fault suite's `mc-partitioned` scenario found it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_connection_that_stops_answering_is_made_again_and_its_sockets_are_told() {
+    use mc_service::room::KeyPrefix;
+    use mc_service::room::subscriber::{Feed, PING_DEADLINE, PING_EVERY, run, subscriber};
+
+    let (proxy, proxied) = proxy_to_redis().await;
+    let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
+    let (subscriber, task) = subscriber(vec![proxied], KeyPrefix::parse(&prefix).unwrap());
+    let (fed, mut feeds) = tokio::sync::mpsc::unbounded_channel();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(run(task, stop.clone(), move |feed| {
+        let _ = fed.send(matches!(feed, Feed::Interrupted));
+    }));
+    let code = common::meeting_code::MeetingCode::parse("Ab3dE5fG7hJ9").unwrap();
+    let subscription = subscriber.subscribe(&code).await.unwrap();
+
+    // Long enough for a PING to go unanswered; then the network is back.
+    proxy.set(Fault::Stall);
+    tokio::time::sleep(PING_EVERY + PING_DEADLINE + Duration::from_secs(1)).await;
+    proxy.set(Fault::Pass);
+    let interrupted = tokio::time::timeout(Duration::from_secs(15), feeds.recv())
+        .await
+        .expect("the stalled event connection resumed as if nothing had been lost");
+    assert_eq!(interrupted, Some(true));
+    drop(subscription);
+    stop.cancel();
+    running.await.unwrap();
 }
