@@ -90,6 +90,15 @@ where
             tracing::debug!(token_type, reason = error.kind(), "bearer token refused");
             Err(ApiError::unauthorized())
         }
+        // Every token of a signer whose clock runs ahead fails so: say where to look.
+        Err(error @ VerifyError::IssuedInFuture) => {
+            tracing::warn!(
+                token_type,
+                reason = error.kind(),
+                "bearer token refused: issued in the future beyond the allowed clock skew (is the signer's clock, or ours, off?)"
+            );
+            Err(ApiError::unauthorized())
+        }
         Err(error) => {
             tracing::warn!(token_type, reason = error.kind(), "bearer token refused");
             Err(ApiError::unauthorized())
