@@ -15,7 +15,7 @@
 //!   dependency that died: the peer's kernel answers RST).
 //!
 //! Every task of the proxy ends when it is dropped. Bounded: at most [`MAX_CONNECTIONS`]
-//! connections at once (more are reset), chunks of at most 64 KiB, one chunk held per
+//! connections at once (more are reset), chunks of at most 64 KiB, at most 64 chunks held per
 //! direction.
 
 use std::io;
@@ -32,6 +32,9 @@ use tokio::task::JoinSet;
 /// Connections the proxy holds at once, at most.
 pub const MAX_CONNECTIONS: usize = 1024;
 const CHUNK: usize = 64 * 1024;
+/// Chunks read and not yet written, per direction of a connection, at most (a delay holds
+/// them); the reader waits beyond that.
+const IN_FLIGHT: usize = 64;
 
 /// What the network between the two sides does now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +50,7 @@ pub enum Fault {
 pub struct FaultProxy {
     addr: SocketAddr,
     fault: watch::Sender<Fault>,
+    upstream: watch::Sender<SocketAddr>,
     _tasks: JoinSet<()>,
 }
 
@@ -62,11 +66,13 @@ impl FaultProxy {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (fault, watching) = watch::channel(Fault::Pass);
+        let (upstream, following) = watch::channel(upstream);
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept(listener, upstream, watching));
+        tasks.spawn(accept(listener, following, watching));
         Ok(FaultProxy {
             addr,
             fault,
+            upstream,
             _tasks: tasks,
         })
     }
@@ -89,9 +95,19 @@ impl FaultProxy {
     pub fn fault(&self) -> Fault {
         *self.fault.borrow()
     }
+
+    /// From now on, new connections go to `upstream`, and the open ones are reset: what a
+    /// virtual address moved to a promoted replica does (no session of the old server lives on).
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        self.upstream.send_replace(upstream);
+    }
 }
 
-async fn accept(listener: TcpListener, upstream: SocketAddr, fault: watch::Receiver<Fault>) {
+async fn accept(
+    listener: TcpListener,
+    upstream: watch::Receiver<SocketAddr>,
+    fault: watch::Receiver<Fault>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {
@@ -103,6 +119,7 @@ async fn accept(listener: TcpListener, upstream: SocketAddr, fault: watch::Recei
                     continue;
                 };
                 let fault = fault.clone();
+                let upstream = upstream.clone();
                 connections.spawn(async move {
                     relay(client, upstream, fault).await;
                     drop(slot);
@@ -119,7 +136,11 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-async fn relay(client: TcpStream, upstream: SocketAddr, mut fault: watch::Receiver<Fault>) {
+async fn relay(
+    client: TcpStream,
+    mut upstream: watch::Receiver<SocketAddr>,
+    mut fault: watch::Receiver<Fault>,
+) {
     let _ = client.set_nodelay(true);
     // A reset dependency refuses new connections too; a stalled or blackholed one accepts
     // them (the kernel does) and never answers, so the upstream connection waits with them.
@@ -127,7 +148,8 @@ async fn relay(client: TcpStream, upstream: SocketAddr, mut fault: watch::Receiv
         reset(client);
         return;
     }
-    let Ok(server) = TcpStream::connect(upstream).await else {
+    let to = *upstream.borrow_and_update();
+    let Ok(server) = TcpStream::connect(to).await else {
         reset(client);
         return;
     };
@@ -141,6 +163,10 @@ async fn relay(client: TcpStream, upstream: SocketAddr, mut fault: watch::Receiv
         tokio::select! {
             // Either side closing (or failing) ends the connection.
             _ = pumps.join_next() => return,
+            _ = upstream.changed() => {
+                pumps.abort_all();
+                return;
+            }
             changed = fault.changed() => {
                 if changed.is_err() || *fault.borrow_and_update() == Fault::Reset {
                     // Aborting the pumps drops both halves of both sockets; the reset is
@@ -154,44 +180,62 @@ async fn relay(client: TcpStream, upstream: SocketAddr, mut fault: watch::Receiv
 }
 
 /// Copies `from` to `to` a chunk at a time, as the current fault says.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut fault: watch::Receiver<Fault>) {
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, fault: watch::Receiver<Fault>) {
     let _ = from.as_ref().set_zero_linger();
     let _ = to.as_ref().set_zero_linger();
-    let mut buffer = vec![0u8; CHUNK];
-    loop {
-        let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => {
-                let _ = to.shutdown().await;
+    // The reader stamps each chunk with its arrival and queues it; the writer sends it when the
+    // fault allows. A delay is latency, not a bandwidth limit: chunks in flight are delayed
+    // together, each by the delay from its own arrival, in order.
+    let (queue, mut queued) =
+        tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(IN_FLIGHT);
+    let reader = async move {
+        let mut buffer = vec![0u8; CHUNK];
+        loop {
+            let read = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => read,
+            };
+            let arrived = tokio::time::Instant::now();
+            if queue
+                .send((arrived, buffer[..read].to_vec()))
+                .await
+                .is_err()
+            {
                 return;
             }
-            Ok(read) => read,
-        };
-        // What to do with this chunk depends on the fault when it arrived, and a stall
-        // holds it until the fault changes.
-        loop {
-            let now = *fault.borrow_and_update();
-            match now {
-                Fault::Pass => break,
-                Fault::Delay(by) => {
-                    tokio::time::sleep(by).await;
-                    break;
-                }
-                Fault::Stall => {
-                    if fault.changed().await.is_err() {
-                        return;
+        }
+    };
+    let writer = async move {
+        let mut fault = fault;
+        while let Some((arrived, chunk)) = queued.recv().await {
+            // What to do with this chunk depends on the fault when it is due, and a stall holds
+            // it until the fault changes.
+            loop {
+                let now = *fault.borrow_and_update();
+                match now {
+                    Fault::Pass | Fault::Blackhole => break,
+                    Fault::Delay(by) => {
+                        tokio::time::sleep_until(arrived + by).await;
+                        break;
                     }
+                    Fault::Stall => {
+                        if fault.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                    Fault::Reset => return,
                 }
-                Fault::Blackhole => break,
-                Fault::Reset => return,
+            }
+            if *fault.borrow() == Fault::Blackhole {
+                continue;
+            }
+            if to.write_all(&chunk).await.is_err() {
+                return;
             }
         }
-        if *fault.borrow() == Fault::Blackhole {
-            continue;
-        }
-        if to.write_all(&buffer[..read]).await.is_err() {
-            return;
-        }
-    }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
 }
 
 #[cfg(test)]
@@ -268,5 +312,55 @@ mod tests {
         proxy.set(Fault::Pass);
         let mut again = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(round_trip(&mut again, second).await.unwrap(), b"ping");
+    }
+
+    /// A server that answers every connection with `tag` and then echoes: which server a
+    /// connection reached.
+    async fn tagged(tag: &'static [u8; 1]) -> SocketAddr {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let _ = socket.write_all(tag).await;
+                    let (mut r, mut w) = socket.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn greeting(stream: &mut TcpStream) -> u8 {
+        let mut tag = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut tag))
+            .await
+            .unwrap()
+            .unwrap();
+        tag[0]
+    }
+
+    #[tokio::test]
+    async fn a_moved_upstream_takes_new_connections_and_resets_the_open_ones() {
+        let proxy = FaultProxy::start(tagged(b"a").await).await.unwrap();
+        let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(greeting(&mut open).await, b'a');
+
+        proxy.set_upstream(tagged(b"b").await);
+        // The session with the old server does not live on.
+        let mut byte = [0u8; 1];
+        let ended = tokio::time::timeout(Duration::from_secs(1), open.read(&mut byte))
+            .await
+            .unwrap();
+        assert!(matches!(ended, Ok(0) | Err(_)), "{ended:?}");
+        let mut moved = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(greeting(&mut moved).await, b'b');
+        assert_eq!(
+            round_trip(&mut moved, Duration::from_secs(1))
+                .await
+                .unwrap(),
+            b"ping"
+        );
     }
 }
