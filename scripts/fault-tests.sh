@@ -6,7 +6,8 @@
 # which starts, on loopback ports 17010-17113 (below the ephemeral range; the table is in
 # crates/fault-suite/src/stack.rs):
 #   - its own PostgreSQL cluster (initdb into a fresh directory, .dev/faults/pg, or
-#     /var/tmp/convene-faults-pg-<n> as root), and its own Redis server without persistence;
+#     /var/tmp/convene-faults-pg-<n> as root; a streaming replica beside it, <dir>.replica,
+#     for the promotion scenario), and its own Redis server without persistence;
 #   - AC, two GC replicas and three MCs from the binaries just built, each MC and GC talking
 #     to its data store through a fault proxy (crates/fault-proxy) in the suite's process;
 # and runs each scenario in turn, printing what it measured and the checker's counts.
@@ -33,6 +34,8 @@ fi
 if [ -z "$(convene_redis_server_bin)" ] || ! convene_have redis-cli; then
   convene_apt_install redis-server
 fi
+# The clock-skew scenario runs AC under libfaketime.
+convene_have faketime || convene_apt_install faketime
 
 FAULT_DIR="$CONVENE_DEV_DIR/faults"
 FAULT_PG_DATA="$FAULT_DIR/pg"
@@ -58,14 +61,17 @@ export FAULT_BINS="$target/debug"
 
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
+  local data
   if [ -n "${suite_pid:-}" ]; then kill -KILL -- "-$suite_pid" 2>/dev/null || true; fi
-  if [ -f "$FAULT_PG_DATA/postmaster.pid" ]; then
+  # The cluster and the replica the promotion scenario makes beside it.
+  for data in "$FAULT_PG_DATA" "$FAULT_PG_DATA.replica"; do
+    [ -f "$data/postmaster.pid" ] || continue
     if convene_is_root; then
-      (cd / && runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$FAULT_PG_DATA" -m immediate stop) >/dev/null 2>&1 || true
+      (cd / && runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$data" -m immediate stop) >/dev/null 2>&1 || true
     else
-      "$PG_BINDIR/pg_ctl" -D "$FAULT_PG_DATA" -m immediate stop >/dev/null 2>&1 || true
+      "$PG_BINDIR/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
     fi
-  fi
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT

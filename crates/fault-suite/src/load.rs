@@ -47,6 +47,10 @@ pub struct Sockets {
     /// Sockets lost and not greeted again (yet).
     pub away: Mutex<std::collections::HashMap<Uuid, Instant>>,
     pub greetings: std::sync::atomic::AtomicU64,
+    /// Where each greeted socket is now: user → (meeting code, signaling URL).
+    pub on: Mutex<std::collections::HashMap<Uuid, (String, String)>>,
+    /// Close codes the sockets were sent, and how often.
+    pub closes: Mutex<std::collections::BTreeMap<u16, u64>>,
 }
 
 /// A room the load holds when it stops: the checker's and the scenario's view of it.
@@ -377,6 +381,12 @@ impl Socket {
     }
 
     async fn connect(&self, joined: &Joined) -> Result<End> {
+        let end = self.connected(joined).await;
+        lock(&self.sockets.on).remove(&self.user.id);
+        end
+    }
+
+    async fn connected(&self, joined: &Joined) -> Result<End> {
         let (ws, _) = tokio::time::timeout(
             Duration::from_secs(10),
             tokio_tungstenite::connect_async(joined.url.as_str()),
@@ -410,15 +420,18 @@ impl Socket {
                             match event["type"].as_str() {
                                 Some("welcome") => {
                                     seated = true;
-                                    self.greeted(Some(&event));
+                                    self.greeted(Some(&event), &joined.url);
                                 }
-                                Some("lobby.waiting") => self.greeted(None),
+                                Some("lobby.waiting") => self.greeted(None, &joined.url),
                                 Some("meeting.ended") => return Ok(End::Done),
                                 _ => {}
                             }
                         }
                         Message::Close(frame) => {
                             let code = frame.map(|f| f.code);
+                            if let Some(code) = code {
+                                *lock(&self.sockets.closes).entry(u16::from(code)).or_default() += 1;
+                            }
                             return Ok(match code {
                                 Some(CloseCode::Normal) => End::Done,
                                 // Rejected or not a member: settled, nothing to come back to.
@@ -434,10 +447,11 @@ impl Socket {
         }
     }
 
-    fn greeted(&self, welcome: Option<&serde_json::Value>) {
+    fn greeted(&self, welcome: Option<&serde_json::Value>, url: &str) {
         self.sockets
             .greetings
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&self.sockets.on).insert(self.user.id, (self.code.clone(), url.to_owned()));
         let Some(lost) = lock(&self.sockets.away).remove(&self.user.id) else {
             return;
         };

@@ -3,7 +3,8 @@
 //! must have survived. Run by `scripts/fault-tests.sh`, which builds the binaries, finds
 //! PostgreSQL's and Redis' server programs and cleans up whatever happens.
 //!
-//! Usage: fault-suite [SCENARIO...] (default: all, in the order of `scenarios::ALL`).
+//! Usage: fault-suite [SCENARIO...] (default: `scenarios::ALL`, in order; those of
+//! `scenarios::NAMED_ONLY` run when named).
 //! Environment: FAULT_DIR (state and logs, emptied first), FAULT_BINS (the directory of the
 //! ac-service, gc-service and mc-service binaries), FAULT_PG_BINDIR (initdb and pg_ctl),
 //! FAULT_PG_DATA (the cluster's directory, emptied first).
@@ -47,9 +48,11 @@ async fn run() -> Result<bool> {
     }
     for name in &chosen {
         anyhow::ensure!(
-            scenarios::ALL.contains(&name.as_str()),
-            "no scenario {name}; there are {:?}",
-            scenarios::ALL
+            scenarios::ALL.contains(&name.as_str())
+                || scenarios::NAMED_ONLY.contains(&name.as_str()),
+            "no scenario {name}; there are {:?} and, by name only, {:?}",
+            scenarios::ALL,
+            scenarios::NAMED_ONLY
         );
     }
     let paths = stack::Paths {
@@ -57,6 +60,7 @@ async fn run() -> Result<bool> {
         bins: path_var("FAULT_BINS")?,
         pg_bindir: path_var("FAULT_PG_BINDIR")?,
         pg_data: path_var("FAULT_PG_DATA")?,
+        pg_replica_data: path_var("FAULT_PG_DATA")?.with_extension("replica"),
     };
     let begun = Instant::now();
     println!("fault suite: starting the stack in {}", paths.dir.display());

@@ -68,6 +68,10 @@ pub struct Service {
 }
 
 impl Service {
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
     pub fn new(
         name: &str,
         binary: PathBuf,
@@ -97,22 +101,37 @@ impl Service {
 
     /// Starts the process, its output appended to its log (a restart keeps the earlier lines).
     pub fn start(&mut self) -> Result<()> {
+        self.start_under(&[], &[])
+    }
+
+    /// Starts the process as the argument of `wrapper` (`faketime -f +90s`, say), with `env`
+    /// added to its environment.
+    pub fn start_under(&mut self, wrapper: &[&str], env: &[(&str, &str)]) -> Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .with_context(|| format!("open {}", self.log.display()))?;
-        let child = Command::new(&self.binary)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
+        let child = command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("start {}", self.binary.display()))?;
+            .with_context(|| format!("start {} under {wrapper:?}", self.binary.display()))?;
         self.child = Some(child);
         Ok(())
     }

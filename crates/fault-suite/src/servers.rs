@@ -79,6 +79,50 @@ impl Postgres {
         Ok(())
     }
 
+    /// A streaming replica of this cluster in `data` (emptied first), on `port`, started:
+    /// `pg_basebackup -R` (it writes the replica's `primary_conninfo` and `standby.signal`).
+    pub async fn replica(&self, data: &Path, port: u16) -> Result<Postgres> {
+        if data.exists() {
+            std::fs::remove_dir_all(data).with_context(|| format!("rm -r {}", data.display()))?;
+        }
+        std::fs::create_dir_all(data)?;
+        // PostgreSQL refuses a data directory others may read.
+        std::fs::set_permissions(data, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        if is_root() {
+            run(Command::new("chown").arg("postgres:postgres").arg(data)).await?;
+        }
+        run(as_owner(&self.bindir.join("pg_basebackup"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg("-D")
+            .arg(data)
+            .args(["-R", "-X", "stream", "-c", "fast"]))
+        .await?;
+        let replica = Postgres {
+            bindir: self.bindir.clone(),
+            data: data.to_owned(),
+            port,
+        };
+        replica.start().await?;
+        Ok(replica)
+    }
+
+    /// A replica becomes a primary (`pg_ctl promote`, waiting until it accepts writes).
+    pub async fn promote(&self) -> Result<()> {
+        run(as_owner(&self.bindir.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-t", "60", "promote"]))
+        .await?;
+        Ok(())
+    }
+
     /// `mode`: `fast` (sessions terminated, a clean shutdown) or `immediate` (a crash).
     pub async fn stop(&self, mode: &str) -> Result<()> {
         run(as_owner(&self.bindir.join("pg_ctl"))

@@ -8,7 +8,9 @@
 //! | GC *i* (0, 1) | 17020 + 10 *i* (HTTP), + 1 (gRPC), + 2 (ops) |
 //! | MC *i* (0, 1, 2) | 17040 + 10 *i* (HTTP), + 1 (gRPC), + 2 (ops) |
 //! | PostgreSQL, its proxy | 17100, 17101 |
+//! | PostgreSQL's streaming replica (the promotion scenario) | 17102 |
 //! | Redis, its proxy for MC *i* | 17110, 17111 + *i* |
+//! | proxies of GC's calls to MC *i*, and of MC *i*'s calls to its GC | 17120 + *i*, 17130 + *i* |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,8 +32,12 @@ const GC_BASE: u16 = 17020;
 const MC_BASE: u16 = 17040;
 const PG_PORT: u16 = 17100;
 const PG_PROXY_PORT: u16 = 17101;
+pub const PG_REPLICA_PORT: u16 = 17102;
 const REDIS_PORT: u16 = 17110;
 const REDIS_PROXY_BASE: u16 = 17111;
+/// GC's calls to MC *i* go through 17120 + *i*, MC *i*'s to its GC through 17130 + *i*.
+const MC_GRPC_PROXY_BASE: u16 = 17120;
+const GC_GRPC_PROXY_BASE: u16 = 17130;
 
 pub const GCS: usize = 2;
 pub const MCS: usize = 3;
@@ -47,6 +53,19 @@ const PASSWORD: &str = "fault-suite-password";
 pub const SCHEDULED_TTL_SECS: u64 = 60;
 pub const HOUSEKEEPING_SECS: u64 = 2;
 
+/// The checker's pool: straight to the cluster on `port`, not through the proxy.
+pub async fn direct_pool(port: u16) -> Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&format!("postgres://postgres@127.0.0.1:{port}/convene"))
+        .await?)
+}
+
+pub fn addr_of(port: u16) -> SocketAddr {
+    addr(port)
+}
+
 /// A signed-in user of the suite's orgs.
 #[derive(Clone, Debug)]
 pub struct User {
@@ -57,11 +76,15 @@ pub struct User {
 pub struct Stack {
     pub http: reqwest::Client,
     pub pg: Postgres,
+    pub pg_replica_data: PathBuf,
     /// Straight to PostgreSQL, not through the proxy: the checker's view.
     pub db: PgPool,
     pub pg_proxy: FaultProxy,
     pub redis: Redis,
     pub redis_proxies: Vec<FaultProxy>,
+    /// Between GC and MC *i*, one way each: GC's calls to it, its calls to GC.
+    pub mc_grpc_proxies: Vec<FaultProxy>,
+    pub gc_grpc_proxies: Vec<FaultProxy>,
     pub ac: Service,
     pub gcs: Vec<Service>,
     pub mcs: Vec<Service>,
@@ -77,6 +100,8 @@ pub struct Paths {
     pub bins: PathBuf,
     pub pg_bindir: PathBuf,
     pub pg_data: PathBuf,
+    /// Where the promotion scenario makes its streaming replica.
+    pub pg_replica_data: PathBuf,
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -108,11 +133,7 @@ impl Stack {
             .execute(&admin)
             .await?;
         admin.close().await;
-        let db = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(&pg.url("convene"))
-            .await?;
+        let db = direct_pool(PG_PORT).await?;
         let pg_proxy = FaultProxy::start_on(addr(PG_PROXY_PORT), addr(PG_PORT)).await?;
         let database_url = format!("postgres://postgres@127.0.0.1:{PG_PROXY_PORT}/convene");
 
@@ -194,8 +215,17 @@ impl Stack {
             ));
         }
         let mut mcs = Vec::new();
+        let mut mc_grpc_proxies = Vec::new();
+        let mut gc_grpc_proxies = Vec::new();
         for i in 0..MCS {
             let port = MC_BASE + 10 * i as u16;
+            let gc_grpc = GC_BASE + 10 * (i % GCS) as u16 + 1;
+            mc_grpc_proxies.push(
+                FaultProxy::start_on(addr(MC_GRPC_PROXY_BASE + i as u16), addr(port + 1)).await?,
+            );
+            gc_grpc_proxies.push(
+                FaultProxy::start_on(addr(GC_GRPC_PROXY_BASE + i as u16), addr(gc_grpc)).await?,
+            );
             let client = format!("convene-mc-{i}");
             let mut mc_env = env(&common);
             mc_env.extend(env(&[
@@ -205,11 +235,15 @@ impl Stack {
                 ),
                 ("MC_HTTP_ADDR", format!("127.0.0.1:{port}")),
                 ("MC_GRPC_ADDR", format!("127.0.0.1:{}", port + 1)),
+                (
+                    "MC_GRPC_ADVERTISE_URL",
+                    format!("http://127.0.0.1:{}", MC_GRPC_PROXY_BASE + i as u16),
+                ),
                 ("MC_OPS_ADDR", format!("127.0.0.1:{}", port + 2)),
                 // Each controller registers with one of the GCs; the registry is shared.
                 (
                     "GC_GRPC_URL",
-                    format!("http://127.0.0.1:{}", GC_BASE + 10 * (i % GCS) as u16 + 1),
+                    format!("http://127.0.0.1:{}", GC_GRPC_PROXY_BASE + i as u16),
                 ),
                 ("MC_CLIENT_ID", client.clone()),
                 ("MC_CLIENT_SECRET", secret(&client)),
@@ -247,10 +281,13 @@ impl Stack {
         Ok(Stack {
             http,
             pg,
+            pg_replica_data: paths.pg_replica_data.clone(),
             db,
             pg_proxy,
             redis,
             redis_proxies,
+            mc_grpc_proxies,
+            gc_grpc_proxies,
             ac,
             gcs,
             mcs,
@@ -366,7 +403,7 @@ async fn sign_in_all(http: &reqwest::Client, prefix: &str, count: usize) -> Resu
     results.into_iter().collect()
 }
 
-async fn sign_in(http: &reqwest::Client, email: String) -> Result<User> {
+pub async fn sign_in(http: &reqwest::Client, email: String) -> Result<User> {
     let response = http
         .post(format!("http://127.0.0.1:{AC_PORT}/api/v1/auth/user/token"))
         .json(&serde_json::json!({"email": email, "password": PASSWORD}))
