@@ -229,7 +229,8 @@ pub async fn run(task: SubscriberTask, stop: CancellationToken, mut feed: impl F
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = ping.tick() => {
-                    let answered = tokio::time::timeout(PING_DEADLINE, sink.ping::<String>()).await;
+                    // Any reply will do: subscribed, Redis answers an array, not `PONG`.
+                    let answered = tokio::time::timeout(PING_DEADLINE, sink.ping::<redis::Value>()).await;
                     if !matches!(answered, Ok(Ok(_))) {
                         tracing::warn!("the room event connection stopped answering");
                         break;

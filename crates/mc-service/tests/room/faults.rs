@@ -131,6 +131,10 @@ async fn an_event_connection_that_stops_answering_is_made_again_and_its_sockets_
     let code = common::meeting_code::MeetingCode::parse("Ab3dE5fG7hJ9").unwrap();
     let subscription = subscriber.subscribe(&code).await.unwrap();
 
+    // A connection that answers is left alone, however long it stays quiet.
+    let quiet = tokio::time::timeout(2 * (PING_EVERY + PING_DEADLINE), feeds.recv()).await;
+    assert!(quiet.is_err(), "a healthy event connection was interrupted");
+
     // Long enough for a PING to go unanswered; then the network is back.
     proxy.set(Fault::Stall);
     tokio::time::sleep(PING_EVERY + PING_DEADLINE + Duration::from_secs(1)).await;
