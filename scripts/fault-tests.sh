@@ -34,8 +34,10 @@ fi
 if [ -z "$(convene_redis_server_bin)" ] || ! convene_have redis-cli; then
   convene_apt_install redis-server
 fi
-# The clock-skew scenario runs AC under libfaketime.
+# The clock-skew scenario runs AC with libfaketime preloaded.
 convene_have faketime || convene_apt_install faketime
+FAULT_LIBFAKETIME="$(find /usr/lib /usr/lib64 -name libfaketime.so.1 2>/dev/null | head -n 1 || true)"
+export FAULT_LIBFAKETIME
 
 FAULT_DIR="$CONVENE_DEV_DIR/faults"
 FAULT_PG_DATA="$FAULT_DIR/pg"

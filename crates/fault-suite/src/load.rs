@@ -65,7 +65,12 @@ pub struct Load {
     pub api: Arc<Api>,
     pub sockets: Arc<Sockets>,
     pub live: Arc<Mutex<Vec<Room>>>,
+    /// No new step begins (the rooms' workers finish the one they are in).
     stop: CancellationToken,
+    /// Every retry gives up (the load is finished).
+    abandon: CancellationToken,
+    /// Workers still in a step.
+    busy: Arc<std::sync::atomic::AtomicUsize>,
     tasks: JoinSet<()>,
 }
 
@@ -75,6 +80,8 @@ impl Load {
             bail!("{} users cannot fill {shape:?}", users.len());
         }
         let stop = CancellationToken::new();
+        let abandon = CancellationToken::new();
+        let busy = Arc::new(std::sync::atomic::AtomicUsize::new(shape.rooms));
         let sockets = Arc::new(Sockets::default());
         let live = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = JoinSet::new();
@@ -85,29 +92,49 @@ impl Load {
                 sockets: Arc::clone(&sockets),
                 live: Arc::clone(&live),
                 stop: stop.clone(),
+                abandon: abandon.clone(),
                 shape,
                 index: r,
             };
-            tasks.spawn(async move { worker.run(members).await });
+            let busy = Arc::clone(&busy);
+            tasks.spawn(async move {
+                worker.run(members).await;
+                busy.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            });
         }
         Ok(Load {
             api,
             sockets,
             live,
             stop,
+            abandon,
+            busy,
             tasks,
         })
     }
 
-    /// Stops creating, joining and leaving; sockets stay open, rooms stay live (for the
-    /// checker). [`Load::finish`] ends them.
-    pub fn pause(&self) {
+    /// Stops creating, joining and leaving once the step each room is in has been answered
+    /// (a call refused with 503 is retried until it is, within [`crate::api::GIVE_UP`]): what
+    /// the checker then reads is what the load's users were told. Sockets stay open, rooms
+    /// stay live; [`Load::finish`] ends them.
+    pub async fn pause(&self) {
         self.stop.cancel();
+        let limit = crate::api::GIVE_UP + Duration::from_secs(10);
+        let busy = Arc::clone(&self.busy);
+        let parked = crate::process::wait_for(limit, "every room's step answered", || {
+            let busy = Arc::clone(&busy);
+            async move { busy.load(std::sync::atomic::Ordering::Relaxed) == 0 }
+        })
+        .await;
+        if let Err(error) = parked {
+            self.api.stats.violation(format!("{error:#}"));
+        }
     }
 
     /// Ends every room the load still holds, and closes its sockets.
     pub async fn finish(mut self) {
         self.stop.cancel();
+        self.abandon.cancel();
         let rooms = lock(&self.live).clone();
         let never = CancellationToken::new();
         for room in rooms {
@@ -138,6 +165,7 @@ struct Worker {
     sockets: Arc<Sockets>,
     live: Arc<Mutex<Vec<Room>>>,
     stop: CancellationToken,
+    abandon: CancellationToken,
     shape: Shape,
     index: usize,
 }
@@ -148,7 +176,7 @@ impl Worker {
         while !self.stop.is_cancelled() {
             round += 1;
             if let Err(error) = self.one_room(&members, round).await
-                && !self.stop.is_cancelled()
+                && !self.abandon.is_cancelled()
             {
                 // A room given up (a fault outlasted GIVE_UP): noted, and the next one begins.
                 self.api
@@ -176,12 +204,17 @@ impl Worker {
                     &host.token,
                     Some(&body),
                     Some(&key),
-                    &self.stop,
+                    &self.abandon,
                 )
                 .await?;
             match answer.status {
                 201 => break answer,
+                // The org is full for now (its meetings end as others' holds pass): no room
+                // this round if the load is stopping.
                 403 if answer.code() == "ORG_MEETING_LIMIT_REACHED" => {
+                    if self.stop.is_cancelled() {
+                        return Ok(());
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 status => bail!("create: {status} {}", answer.body),
@@ -226,7 +259,7 @@ impl Worker {
                     &member.token,
                     None,
                     None,
-                    &self.stop,
+                    &self.abandon,
                 )
                 .await?;
             if answer.status != 200 {
@@ -242,7 +275,7 @@ impl Worker {
                 &host.token,
                 None,
                 None,
-                &self.stop,
+                &self.abandon,
             )
             .await?;
         if answer.status != 200 {
@@ -267,7 +300,7 @@ impl Worker {
         sockets: &mut JoinSet<()>,
     ) -> Result<()> {
         for (i, member) in members.iter().enumerate() {
-            let joined = join(&self.api, code, member, &self.stop).await?;
+            let joined = join(&self.api, code, member, &self.abandon).await?;
             let expected = if i == 0 { "admitted" } else { "waiting" };
             if joined.status != expected {
                 bail!(
@@ -294,7 +327,7 @@ impl Worker {
                         &members[0].token,
                         None,
                         None,
-                        &self.stop,
+                        &self.abandon,
                     )
                     .await?;
                 if answer.status != 200 {

@@ -101,26 +101,18 @@ impl Service {
 
     /// Starts the process, its output appended to its log (a restart keeps the earlier lines).
     pub fn start(&mut self) -> Result<()> {
-        self.start_under(&[], &[])
+        self.start_with(&[])
     }
 
-    /// Starts the process as the argument of `wrapper` (`faketime -f +90s`, say), with `env`
-    /// added to its environment.
-    pub fn start_under(&mut self, wrapper: &[&str], env: &[(&str, &str)]) -> Result<()> {
+    /// Starts the process with `env` added to its environment (`LD_PRELOAD` of libfaketime,
+    /// say).
+    pub fn start_with(&mut self, env: &[(&str, &str)]) -> Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .with_context(|| format!("open {}", self.log.display()))?;
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg(&self.binary);
-                command
-            }
-            None => Command::new(&self.binary),
-        };
-        let child = command
+        let child = Command::new(&self.binary)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
@@ -131,7 +123,7 @@ impl Service {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("start {} under {wrapper:?}", self.binary.display()))?;
+            .with_context(|| format!("start {}", self.binary.display()))?;
         self.child = Some(child);
         Ok(())
     }
