@@ -3,7 +3,7 @@
 # The fault suite (docs/reliability.md, "The fault suite"): a stack of its own, broken on
 # purpose under a running load, with the checker of what must survive after each scenario.
 # It builds the services and crates/fault-suite (dev profile), then runs the suite binary,
-# which starts, on loopback ports 17010-17113 (below the ephemeral range; the table is in
+# which starts, on loopback ports 17010-17133 (below the ephemeral range; the table is in
 # crates/fault-suite/src/stack.rs):
 #   - its own PostgreSQL cluster (initdb into a fresh directory, .dev/faults/pg, or
 #     /var/tmp/convene-faults-pg-<n> as root; a streaming replica beside it, <dir>.replica,
