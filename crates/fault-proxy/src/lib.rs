@@ -246,12 +246,18 @@ mod tests {
 
     /// An echo server on a free port.
     async fn echo() -> SocketAddr {
+        serve(b"").await
+    }
+
+    /// A server on a free port that sends `greeting` to every connection, then echoes.
+    async fn serve(greeting: &'static [u8]) -> SocketAddr {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
                 let (mut socket, _) = listener.accept().await.unwrap();
                 tokio::spawn(async move {
+                    let _ = socket.write_all(greeting).await;
                     let (mut r, mut w) = socket.split();
                     let _ = tokio::io::copy(&mut r, &mut w).await;
                 });
@@ -314,24 +320,6 @@ mod tests {
         assert_eq!(round_trip(&mut again, second).await.unwrap(), b"ping");
     }
 
-    /// A server that answers every connection with `tag` and then echoes: which server a
-    /// connection reached.
-    async fn tagged(tag: &'static [u8; 1]) -> SocketAddr {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let _ = socket.write_all(tag).await;
-                    let (mut r, mut w) = socket.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
-        addr
-    }
-
     async fn greeting(stream: &mut TcpStream) -> u8 {
         let mut tag = [0u8; 1];
         tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut tag))
@@ -343,11 +331,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_moved_upstream_takes_new_connections_and_resets_the_open_ones() {
-        let proxy = FaultProxy::start(tagged(b"a").await).await.unwrap();
+        let proxy = FaultProxy::start(serve(b"a").await).await.unwrap();
         let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(greeting(&mut open).await, b'a');
 
-        proxy.set_upstream(tagged(b"b").await);
+        proxy.set_upstream(serve(b"b").await);
         // The session with the old server does not live on.
         let mut byte = [0u8; 1];
         let ended = tokio::time::timeout(Duration::from_secs(1), open.read(&mut byte))

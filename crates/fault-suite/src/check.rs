@@ -103,9 +103,12 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
 
     // 2 and 5. Seats and visits, lobby and seats, until they agree or the limit passes.
     let start = Instant::now();
-    let mut last = Vec::new();
+    let mut redis = redis::Client::open(stack.redis.url())?
+        .get_multiplexed_async_connection()
+        .await
+        .context("redis")?;
     loop {
-        let (disagreements, live, seats, waiting) = compare_stores(stack).await?;
+        let (disagreements, live, seats, waiting) = compare_stores(stack, &mut redis).await?;
         report.live = live;
         report.seats = seats;
         report.waiting = waiting;
@@ -117,10 +120,8 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
             report.failures.extend(disagreements);
             break;
         }
-        last = disagreements;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    drop(last);
 
     // 3. Capacity, over the visits' whole history.
     let over: Vec<(String, i32, i64)> = sqlx::query_as(
@@ -201,12 +202,10 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
 
 /// Disagreements between Redis and PostgreSQL now, and the live meetings, seats and waiting
 /// people counted.
-async fn compare_stores(stack: &Stack) -> Result<(Vec<String>, usize, usize, usize)> {
-    let client = redis::Client::open(stack.redis.url())?;
-    let mut redis = client
-        .get_multiplexed_async_connection()
-        .await
-        .context("redis")?;
+async fn compare_stores(
+    stack: &Stack,
+    redis: &mut redis::aio::MultiplexedConnection,
+) -> Result<(Vec<String>, usize, usize, usize)> {
     let rows: Vec<(String, String, Option<Uuid>)> = sqlx::query_as(
         "select m.meeting_code, m.status, p.user_id
            from meetings m left join participants p on p.meeting_id = m.id and p.left_at is null

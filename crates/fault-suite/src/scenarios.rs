@@ -221,8 +221,8 @@ async fn postgres_stopped(stack: &mut Stack) -> Result<Outcome> {
     let watched: Vec<_> = stack.gcs.iter().chain([&stack.ac]).collect();
     let mut not_ready = Duration::ZERO;
     for service in &watched {
-        let took = wait_for(Duration::from_secs(10), "readiness false", || {
-            service_down(service, &http)
+        let took = wait_for(Duration::from_secs(10), "readiness false", || async {
+            !service.ready(&http).await
         })
         .await;
         match took {
@@ -542,10 +542,6 @@ async fn counter_sum(stack: &Stack, metric: &str, label: &str) -> f64 {
             .sum::<f64>();
     }
     sum
-}
-
-async fn service_down(service: &crate::process::Service, http: &reqwest::Client) -> bool {
-    !service.ready(http).await
 }
 
 /// Scenario 11: A dependency that hangs (SIGSTOP for 10 s, then SIGCONT): AC, Redis, one MC.

@@ -20,12 +20,16 @@ pub struct Postgres {
 
 /// `initdb` and `pg_ctl` refuse to run as root: as root they run as the `postgres` user.
 fn as_owner(program: &Path) -> Command {
+    Command::from(owner_command(program))
+}
+
+fn owner_command(program: &Path) -> std::process::Command {
     if is_root() {
-        let mut command = Command::new("runuser");
+        let mut command = std::process::Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(program);
         command
     } else {
-        Command::new(program)
+        std::process::Command::new(program)
     }
 }
 
@@ -136,15 +140,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let pg_ctl = self.bindir.join("pg_ctl");
-        let mut command = if is_root() {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-            c
-        } else {
-            std::process::Command::new(&pg_ctl)
-        };
-        let _ = command
+        let _ = owner_command(&self.bindir.join("pg_ctl"))
             .arg("-D")
             .arg(&self.data)
             .args(["-m", "immediate", "stop"])

@@ -117,7 +117,7 @@ fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
 
 impl Stack {
     pub async fn start(paths: &Paths) -> Result<Stack> {
-        let logs = paths.dir.join("logs");
+        let logs = logs_dir(&paths.dir);
         std::fs::create_dir_all(&logs)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(40))
