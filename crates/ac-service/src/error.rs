@@ -132,7 +132,7 @@ mod tests {
     fn internal_errors_answer_generically() {
         let response = AcError::Internal(anyhow::anyhow!("secret detail")).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let error = AcError::Database(sqlx::Error::Protocol("disk on fire".into())).api_error();
+        let error = AcError::Database(sqlx::Error::Decode("disk on fire".into())).api_error();
         assert_eq!(error.message, "internal error");
         let error = AcError::Database(sqlx::Error::PoolTimedOut).api_error();
         assert_eq!(error.code, ErrorCode::ServiceUnavailable);

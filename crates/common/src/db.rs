@@ -128,14 +128,19 @@ fn deadline_passed(deadline: Duration) -> sqlx::Error {
 
 /// Whether `error` means the database cannot serve now and the same request may succeed
 /// later: no connection within the pool's wait, a connection that could not be made or was
-/// lost, a statement past its deadline, or the server saying it is shutting down, starting up,
-/// or out of connections (SQLSTATE class 08, 57P01–57P03, 53300).
+/// lost, a statement past its deadline, the server saying it is shutting down, starting up,
+/// or out of connections (SQLSTATE class 08, 57P01–57P03, 53300), or a stream that is not
+/// PostgreSQL speaking (a protocol error: what sqlx reports when a proxy or load balancer in
+/// front of a server that went away accepts the connection and then resets it, for example
+/// "unexpected response from SSLRequest: 0x00"). None of these is the statement's own fault;
+/// the next connection may well work.
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
@@ -186,8 +191,45 @@ mod tests {
         assert!(is_unavailable(&sqlx::Error::Io(std::io::Error::from(
             std::io::ErrorKind::ConnectionRefused
         ))));
+        assert!(is_unavailable(&sqlx::Error::Protocol("unexpected".into())));
         assert!(!is_unavailable(&sqlx::Error::RowNotFound));
-        assert!(!is_unavailable(&sqlx::Error::Protocol("unexpected".into())));
         assert!(!is_unavailable(&sqlx::Error::ColumnNotFound("x".into())));
+        assert!(!is_unavailable(&sqlx::Error::Decode("not a status".into())));
+    }
+
+    /// A proxy in front of a stopped PostgreSQL (PgBouncer, HAProxy, a Kubernetes Service, the
+    /// fault suite's proxy) accepts the connection, then resets or closes it. Whichever error
+    /// sqlx makes of that, with TLS offered or not, is "unavailable": the fault suite's
+    /// `postgres-stopped` met it as a 500 on a leave and on an admit: a closed connection after TLS was offered is
+    /// "unexpected response from SSLRequest: 0x00", a protocol error.
+    #[tokio::test]
+    async fn a_connection_accepted_then_cut_by_a_proxy_is_unavailable() {
+        use tokio::io::AsyncReadExt as _;
+        for reset in [true, false] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = tokio::spawn(async move {
+                for _ in 0..2 {
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    // The client's first message (SSLRequest or StartupMessage), unanswered.
+                    let mut first = [0u8; 8];
+                    let _ = stream.read_exact(&mut first).await;
+                    if reset {
+                        let socket = socket2::SockRef::from(&stream);
+                        socket.set_linger(Some(Duration::ZERO)).unwrap();
+                    }
+                    drop(stream);
+                }
+            });
+            for ssl in ["prefer", "disable"] {
+                let url = format!("postgres://convene@127.0.0.1:{port}/convene?sslmode={ssl}");
+                let error = PgConnection::connect(&url).await.unwrap_err();
+                assert!(
+                    is_unavailable(&error),
+                    "reset {reset}, sslmode {ssl}: {error:?}"
+                );
+            }
+            server.await.unwrap();
+        }
     }
 }

@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn internal_failures_answer_with_a_generic_message() {
-        let error = Error::Database(sqlx::Error::Protocol("relation meetings is on fire".into()));
+        let error = Error::Database(sqlx::Error::Decode("relation meetings is on fire".into()));
         assert_eq!(error.api_error().message, "internal error");
         assert!(
             !Error::CodeCollision(3)

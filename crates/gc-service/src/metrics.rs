@@ -26,6 +26,14 @@ pub const MC_JOIN_BATCH_ITEMS: &str = "gc_mc_join_batch_items";
 pub const MC_BREAKER_OPENED_TOTAL: &str = "gc_mc_breaker_opened_total";
 pub const JOIN_LEAVE_LIMITED_TOTAL: &str = "gc_join_leave_limited_total";
 pub const AC_MEETING_TOKEN_BATCHES_TOTAL: &str = "gc_ac_meeting_token_batches_total";
+pub const LOST_SEATS_TOTAL: &str = "gc_lost_seats_total";
+
+/// What became of a seat the room lost while PostgreSQL held its visit open
+/// (`use_cases::join`): given back, or its visit closed (the room was full).
+pub mod lost_seat {
+    pub const RESTORED: &str = "restored";
+    pub const CLOSED: &str = "closed";
+}
 
 /// The values of `gc_ac_meeting_token_batches_total`'s `outcome` label.
 pub const AC_OUTCOMES: [&str; 3] = ["issued", "unreachable", "refused"];
@@ -146,6 +154,18 @@ fn register() {
     for outcome in AC_OUTCOMES {
         metrics::counter!(AC_MEETING_TOKEN_BATCHES_TOTAL, "outcome" => outcome).increment(0);
     }
+    metrics::describe_counter!(
+        LOST_SEATS_TOTAL,
+        "Seats a room had lost (Redis lost them) found when their person joined again, by outcome"
+    );
+    for outcome in [lost_seat::RESTORED, lost_seat::CLOSED] {
+        metrics::counter!(LOST_SEATS_TOTAL, "outcome" => outcome).increment(0);
+    }
+}
+
+/// A seat the room had lost, found at its person's join: given back or closed.
+pub fn lost_seat(outcome: &'static str) {
+    metrics::counter!(LOST_SEATS_TOTAL, "outcome" => outcome).increment(1);
 }
 
 /// A request for meeting tokens answered (`issued`), not answered (`unreachable`: no

@@ -101,7 +101,8 @@ pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
 /// The error of a statement shared by several callers, for each of them (sqlx errors cannot be
 /// cloned): the pool's own errors keep their kind (a timeout is still a 503), a database that
 /// is away (`common::db::is_unavailable`: a reset connection, a terminated session, …) stays
-/// a 503 as an I/O error with the message, others become a protocol error with the message.
+/// a 503 as an I/O error with the message, others become a driver error with the message (a
+/// 500).
 fn copy_error(error: &sqlx::Error) -> sqlx::Error {
     match error {
         sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
@@ -110,7 +111,7 @@ fn copy_error(error: &sqlx::Error) -> sqlx::Error {
             std::io::ErrorKind::ConnectionAborted,
             format!("a shared statement failed: {away}"),
         )),
-        other => sqlx::Error::Protocol(format!("a shared statement failed: {other}")),
+        other => sqlx::Error::AnyDriverError(format!("a shared statement failed: {other}").into()),
     }
 }
 
@@ -141,7 +142,7 @@ mod tests {
             &sqlx::Error::PoolTimedOut
         )));
         // A refusal is not an outage: still a 500 for every caller.
-        let refused = sqlx::Error::Protocol("a row failed a check".to_owned());
+        let refused = sqlx::Error::Decode("a row failed a check".into());
         assert!(!common::db::is_unavailable(&copy_error(&refused)));
     }
 }

@@ -51,6 +51,25 @@ pub async fn has_open_visit(
     .await
 }
 
+/// The seat of the user's open visit of the meeting, if one is open: `Some(None)` for a visit
+/// recorded before seats were numbered, `Some(Some(seat))` for the latest numbered one.
+pub async fn open_seat(
+    pool: &PgPool,
+    meeting_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Option<i64>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select seat from participants
+         where meeting_id = $1 and user_id = $2 and left_at is null
+         order by seat desc nulls last limit 1",
+    )
+    .bind(meeting_id)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .bounded()
+    .await
+}
+
 /// Open visits of a meeting (people GC believes are present).
 pub async fn open_count(pool: &PgPool, meeting_id: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(

@@ -10,6 +10,7 @@
 //! admission statement. Neither the room nor the meeting is read a second time.
 
 use common::display_name::DisplayName;
+use common::error::ErrorCode;
 use common::jwt::{MeetingRole, UserClaims};
 use uuid::Uuid;
 
@@ -159,10 +160,13 @@ async fn seat(
     name: String,
     actor: OwnedActor,
 ) -> Result<Seating, Error> {
-    let joined = rooms
+    let mut joined = rooms
         .placement
         .join(&meeting, Known::from(assignment), user_id, role, &name)
         .await?;
+    if joined.seat.is_none() {
+        restore_lost_seat(&rooms, &meeting, user_id, &mut joined, &actor).await?;
+    }
     let mut started = None;
     if let Some(seat) = joined.seat {
         // Recorded also when the room says the caller was seated already: a visit GC missed (a
@@ -178,3 +182,73 @@ async fn seat(
     }
     Ok(Seating { joined, started })
 }
+
+/// A caller the room put in its lobby while PostgreSQL holds a visit of theirs open had their
+/// seat lost by the room, not ended by a leave (a leave closes the visit): Redis restarted
+/// empty, or a failover lost the write that seated them. The host admitted them already, so
+/// they are seated again at once, and the admission of the new seat closes the old visit
+/// (`superseded`). When the room has no seat left for them now, the old visit is closed
+/// (`seat_lost`) and they wait like anyone else. One read of PostgreSQL, only for a join that
+/// waits.
+///
+/// A leave whose record has not reached PostgreSQL yet (a socket's grace that just ran out,
+/// reported a moment later) looks the same: someone who left by losing their connection and
+/// joins again in that moment is seated without waiting, as they were before.
+async fn restore_lost_seat(
+    rooms: &Rooms,
+    meeting: &Meeting,
+    user_id: Uuid,
+    joined: &mut RoomJoin,
+    actor: &OwnedActor,
+) -> Result<(), Error> {
+    let Some(lost) = crate::db::participants::open_seat(&rooms.pool, meeting.id, user_id).await?
+    else {
+        return Ok(());
+    };
+    match rooms.placement.admit(meeting, user_id).await {
+        Ok(Some(seat)) => {
+            tracing::warn!(
+                meeting_id = %meeting.id,
+                user_id = %user_id,
+                lost_seat = lost,
+                seat,
+                "a seat the room had lost was given back"
+            );
+            crate::metrics::lost_seat(crate::metrics::lost_seat::RESTORED);
+            joined.admission = Admission::Admitted;
+            joined.seat = Some(seat);
+            joined.participant_count = joined.participant_count.saturating_add(1);
+            if let Some(lobby) = joined.lobby_count.as_mut() {
+                *lobby = lobby.saturating_sub(1);
+            }
+            Ok(())
+        }
+        // No controller holds the meeting any more (it ended meanwhile): nothing to restore.
+        Ok(None) => Ok(()),
+        Err(Error::Api(refused)) if refused.code == ErrorCode::MeetingFull => {
+            tracing::warn!(
+                meeting_id = %meeting.id,
+                user_id = %user_id,
+                lost_seat = lost,
+                "a seat the room had lost could not be given back (the room is full): its visit is closed"
+            );
+            crate::metrics::lost_seat(crate::metrics::lost_seat::CLOSED);
+            let leave = crate::db::participants::Leave {
+                meeting_id: meeting.id,
+                org_id: meeting.org_id,
+                user_id,
+                reason: LOST_SEAT,
+                left_at: None,
+                seat: None,
+                last_seat: lost.unwrap_or(0),
+                room_empty: false,
+            };
+            crate::db::participants::record_leave(&rooms.pool, &leave, actor.as_actor()).await?;
+            Ok(())
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// The leave reason of a visit whose seat the room lost and could not give back.
+pub const LOST_SEAT: &str = "seat_lost";

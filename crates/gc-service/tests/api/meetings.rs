@@ -127,6 +127,19 @@ pub async fn redis_keys(prefix: &str) -> Vec<String> {
         .unwrap()
 }
 
+/// Deletes every key of the test's rooms, as a Redis restarted without persistence would.
+pub async fn lose_rooms(prefix: &str) {
+    let client = redis_client();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for key in redis_keys(prefix).await {
+        let () = redis_cmd("DEL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
 fn redis_client() -> deadpool_redis::redis::Client {
     deadpool_redis::redis::Client::open(redis_url()).unwrap()
 }

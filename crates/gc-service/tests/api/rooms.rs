@@ -502,6 +502,115 @@ async fn a_controllers_join_answer_counts_the_lobby(pool: PgPool) {
     );
 }
 
+/// The visits of a user in a meeting: `(seat, left_at is null, leave_reason)`, by seat.
+async fn visits_of(stack: &TestStack, code: &str, user: Uuid) -> Vec<(i64, bool, Option<String>)> {
+    sqlx::query_as(
+        "select p.seat, p.left_at is null, p.leave_reason from participants p
+         join meetings m on m.id = p.meeting_id
+         where m.meeting_code = $1 and p.user_id = $2 order by p.seat",
+    )
+    .bind(code)
+    .bind(user)
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap()
+}
+
+/// Redis loses a live room (a restart without persistence). Whoever the host had admitted gets
+/// their seat back when their page joins again, rather than waiting in the lobby while
+/// PostgreSQL still holds their visit open; someone who only waited waits again. When the room
+/// has filled meanwhile, the lost seat's visit is closed (`seat_lost`) and its person waits:
+/// every seat has its open visit and every open visit its seat, whatever the order of returns.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_seat_redis_lost_is_given_back_at_the_next_join_or_its_visit_closed(pool: PgPool) {
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
+    let people = People::new(&stack).await;
+    let prefix = format!("t{}:", Uuid::new_v4().simple());
+    stack.start_mc(0, &prefix, McRedis::Single).await;
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        &stack,
+        &host,
+        &json!({"display_name": "Amnesia", "max_participants": 3}),
+    )
+    .await;
+    join(&stack, &code, &host).await;
+    let mut admitted = Vec::new();
+    for name in ["Ada", "Bea"] {
+        let (id, token) = people.user(&stack, stack.org_id, name).await;
+        let (_, joined) = join(&stack, &code, &token).await;
+        assert_eq!(joined["status"], "waiting");
+        let (status, body) = call(
+            &stack,
+            Method::POST,
+            &format!("/api/v1/meetings/{code}/admit/{id}"),
+            &host,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        admitted.push((id, token));
+    }
+    let (waiter_id, waiter) = people.user(&stack, stack.org_id, "Cy").await;
+    join(&stack, &code, &waiter).await;
+    stores_agree(&stack, &code, &host, 3).await;
+    let (ada, bea) = (&admitted[0], &admitted[1]);
+    let ada_seat = visits_of(&stack, &code, ada.0).await[0].0;
+
+    crate::meetings::lose_rooms(&prefix).await;
+
+    // Ada comes back first: seated again at once, in a new seat, the old visit superseded.
+    let (status, joined) = join(&stack, &code, &ada.1).await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(joined["status"], "admitted", "{joined}");
+    let ada_visits = visits_of(&stack, &code, ada.0).await;
+    assert_eq!(ada_visits.len(), 2, "{ada_visits:?}");
+    assert_eq!(
+        (ada_visits[0].0, ada_visits[0].1, ada_visits[0].2.as_deref()),
+        (ada_seat, false, Some("superseded"))
+    );
+    assert!(
+        ada_visits[1].0 > ada_seat && ada_visits[1].1,
+        "{ada_visits:?}"
+    );
+    // The waiter waits again, and gets no seat for having waited.
+    let (_, joined) = join(&stack, &code, &waiter).await;
+    assert_eq!(joined["status"], "waiting", "{joined}");
+    assert!(visits_of(&stack, &code, waiter_id).await.is_empty());
+    // The host comes back, and admits the waiter into the last seat: the room is full.
+    let (_, joined) = join(&stack, &code, &host).await;
+    assert_eq!(joined["status"], "admitted", "{joined}");
+    let (status, body) = call(
+        &stack,
+        Method::POST,
+        &format!("/api/v1/meetings/{code}/admit/{waiter_id}"),
+        &host,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Bea comes back to a full room: she waits, and her lost seat's visit is closed.
+    let (status, joined) = join(&stack, &code, &bea.1).await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(joined["status"], "waiting", "{joined}");
+    let bea_visits = visits_of(&stack, &code, bea.0).await;
+    assert_eq!(bea_visits.len(), 1, "{bea_visits:?}");
+    assert_eq!(
+        (bea_visits[0].1, bea_visits[0].2.as_deref()),
+        (false, Some("seat_lost"))
+    );
+    stores_agree(&stack, &code, &host, 3).await;
+    let (_, meeting) = get(&stack, &code, &host).await;
+    assert_eq!(meeting["lobby_count"], 1, "{meeting}");
+    let restored = stack
+        .metric("gc_lost_seats_total", &[("outcome", "restored")])
+        .await;
+    let closed = stack
+        .metric("gc_lost_seats_total", &[("outcome", "closed")])
+        .await;
+    assert_eq!((restored, closed), (1.0, 1.0));
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) {
     let mut stack = spawn_stack(pool, StackOptions::default()).await;

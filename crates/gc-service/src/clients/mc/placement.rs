@@ -146,7 +146,8 @@ impl Placement {
         F: Fn(Room) -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
-        let room = self.ensure(meeting, false, known).await?;
+        let room = self.ensure(meeting, None, known).await?;
+        let sent = Instant::now();
         match room.attempt(&call).await? {
             Ok(value) => Ok(value),
             Err(status) => {
@@ -157,7 +158,7 @@ impl Placement {
                 // Common and harmless when many join a meeting at its very first moment: they
                 // reach the controller before the assignment does.
                 tracing::debug!("room not held by its controller, assigning it again");
-                let room = self.ensure(meeting, true, Known::NotRead).await?;
+                let room = self.ensure(meeting, Some(sent), Known::NotRead).await?;
                 room.attempt(&call).await?.map_err(convert::room_error)
             }
         }
@@ -198,12 +199,13 @@ impl Placement {
     }
 
     /// The meeting's room on a healthy owner, assigning (and delivering the assignment) when
-    /// needed; `redeliver` sends AssignMeeting to a current owner too. `known` is the
-    /// assignment as the caller read it, if it did.
+    /// needed; `redeliver` (the moment a call the owner refused with ROOM_NOT_ASSIGNED was
+    /// sent) sends AssignMeeting to a current owner too. `known` is the assignment as the
+    /// caller read it, if it did.
     async fn ensure(
         &self,
         meeting: &Meeting,
-        redeliver: bool,
+        redeliver: Option<Instant>,
         known: Known,
     ) -> Result<Room, Error> {
         let current = match known {
@@ -215,21 +217,25 @@ impl Placement {
             }
         };
         match current {
-            Some(a) if a.healthy && !redeliver => self.room(meeting, &a),
+            Some(a) if a.healthy && redeliver.is_none() => self.room(meeting, &a),
             _ => self.settle(meeting, redeliver).await,
         }
     }
 
     /// Under the meeting's stripe: gives the meeting to a healthy controller when it has
-    /// none, or delivers its assignment again when `redeliver` (its owner said it does not hold
-    /// the room), and delivers it. A call that waited while another did this for the same
-    /// meeting takes its result instead of doing it again.
-    async fn settle(&self, meeting: &Meeting, redeliver: bool) -> Result<Room, Error> {
+    /// none, or delivers its assignment again when `redeliver` (its owner refused a call sent
+    /// then: it does not hold the room), and delivers it. A call that waited while another did
+    /// this for the same meeting takes its result instead of doing it again; after a refusal,
+    /// only a delivery that ended after the refused call was sent (the call may have overtaken
+    /// it). One that ended before it did not stop the refusal: the owner lost the room since
+    /// (Redis restarted empty), and it is delivered again.
+    async fn settle(&self, meeting: &Meeting, redeliver: Option<Instant>) -> Result<Room, Error> {
         let timeout = self.heartbeat_timeout_secs;
         let mut last = self.assigning.stripe(meeting.id).lock().await;
         if let Some(settled) = last.as_ref()
             && settled.meeting_id == meeting.id
             && settled.at.elapsed() < ASSIGNED_JUST_NOW
+            && redeliver.is_none_or(|sent| settled.at > sent)
         {
             return self.room(meeting, &settled.assignment);
         }
@@ -237,7 +243,7 @@ impl Placement {
         let (assignment, delivery) = match controllers::assignment(&self.pool, meeting.id, timeout)
             .await?
         {
-            Some(a) if a.healthy => (a, redeliver.then_some("redelivered")),
+            Some(a) if a.healthy => (a, redeliver.map(|_| "redelivered")),
             stale => {
                 let assigned = controllers::assign(&self.pool, meeting.id, stale.as_ref(), timeout)
                     .await?
