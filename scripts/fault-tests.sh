@@ -3,11 +3,12 @@
 # The fault suite (docs/reliability.md, "The fault suite"): a stack of its own, broken on
 # purpose under a running load, with the checker of what must survive after each scenario.
 # It builds the services and crates/fault-suite (dev profile), then runs the suite binary,
-# which starts, on loopback ports 17010-17133 (below the ephemeral range; the table is in
+# which starts, on loopback ports 17010-17155 (below the ephemeral range; the table is in
 # crates/fault-suite/src/stack.rs):
 #   - its own PostgreSQL cluster (initdb into a fresh directory, .dev/faults/pg, or
 #     /var/tmp/convene-faults-pg-<n> as root; a streaming replica beside it, <dir>.replica,
-#     for the promotion scenario), and its own Redis server without persistence;
+#     for the promotion scenario), its own Redis server without persistence, and for the
+#     failover scenario a Redis Cluster of three primaries with a replica each;
 #   - AC, two GC replicas and three MCs from the binaries just built, each MC and GC talking
 #     to its data store through a fault proxy (crates/fault-proxy) in the suite's process;
 # and runs each scenario in turn, printing what it measured and the checker's counts.

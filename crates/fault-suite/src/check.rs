@@ -21,7 +21,7 @@ use deadpool_redis::redis::{self, AsyncCommands as _};
 use uuid::Uuid;
 
 use crate::api::{Api, lock};
-use crate::stack::Stack;
+use crate::stack::{RoomStore, Stack};
 
 /// What the checker counted; `failures` empty when every promise held.
 #[derive(Debug, Default)]
@@ -103,10 +103,7 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
 
     // 2 and 5. Seats and visits, lobby and seats, until they agree or the limit passes.
     let start = Instant::now();
-    let mut redis = redis::Client::open(stack.redis.url())?
-        .get_multiplexed_async_connection()
-        .await
-        .context("redis")?;
+    let mut redis = Rooms::connect(&stack.room_store).await?;
     loop {
         let (disagreements, live, seats, waiting) = compare_stores(stack, &mut redis).await?;
         report.live = live;
@@ -200,11 +197,48 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
     Ok(report)
 }
 
+/// The checker's connection to the controllers' Redis: one server, or a cluster (each key read
+/// from the node serving its slot).
+enum Rooms {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Rooms {
+    async fn connect(store: &RoomStore) -> Result<Self> {
+        Ok(match store {
+            RoomStore::Single(url) => Rooms::Single(
+                redis::Client::open(url.as_str())?
+                    .get_multiplexed_async_connection()
+                    .await
+                    .context("redis")?,
+            ),
+            RoomStore::Cluster(urls) => Rooms::Cluster(
+                redis::cluster::ClusterClient::new(urls.clone())?
+                    .get_async_connection()
+                    .await
+                    .context("redis cluster")?,
+            ),
+        })
+    }
+
+    /// The users seated in the room `code`, and those waiting in its lobby.
+    async fn people(&mut self, code: &str) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
+        let seats = format!("room:{{{code}}}:participants");
+        let lobby = format!("room:{{{code}}}:lobby");
+        let (seated, waiting): (Vec<String>, Vec<String>) = match self {
+            Rooms::Single(conn) => (conn.hkeys(&seats).await?, conn.smembers(&lobby).await?),
+            Rooms::Cluster(conn) => (conn.hkeys(&seats).await?, conn.smembers(&lobby).await?),
+        };
+        Ok((seated.into_iter().collect(), waiting.into_iter().collect()))
+    }
+}
+
 /// Disagreements between Redis and PostgreSQL now, and the live meetings, seats and waiting
 /// people counted.
 async fn compare_stores(
     stack: &Stack,
-    redis: &mut redis::aio::MultiplexedConnection,
+    redis: &mut Rooms,
 ) -> Result<(Vec<String>, usize, usize, usize)> {
     let rows: Vec<(String, String, Option<Uuid>)> = sqlx::query_as(
         "select m.meeting_code, m.status, p.user_id
@@ -226,16 +260,7 @@ async fn compare_stores(
     let mut disagreements = Vec::new();
     let (mut live, mut seats, mut waiting) = (0, 0, 0);
     for (code, (status, open)) in &visits {
-        let seated: BTreeSet<String> = redis
-            .hkeys::<_, Vec<String>>(format!("room:{{{code}}}:participants"))
-            .await?
-            .into_iter()
-            .collect();
-        let lobby: BTreeSet<String> = redis
-            .smembers::<_, Vec<String>>(format!("room:{{{code}}}:lobby"))
-            .await?
-            .into_iter()
-            .collect();
+        let (seated, lobby) = redis.people(code).await?;
         if status == "ended" {
             disagreements.push(format!("ended meeting {code} has open visits {open:?}"));
             continue;

@@ -11,6 +11,7 @@
 //! | PostgreSQL's streaming replica (the promotion scenario) | 17102 |
 //! | Redis, its proxy for MC *i* | 17110, 17111 + *i* |
 //! | proxies of GC's calls to MC *i*, and of MC *i*'s calls to its GC | 17120 + *i*, 17130 + *i* |
+//! | the Redis Cluster's six nodes (the failover scenario), their cluster bus | 17140–17145, 17150–17155 |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ const REDIS_PROXY_BASE: u16 = 17111;
 /// GC's calls to MC *i* go through 17120 + *i*, MC *i*'s to its GC through 17130 + *i*.
 const MC_GRPC_PROXY_BASE: u16 = 17120;
 const GC_GRPC_PROXY_BASE: u16 = 17130;
+pub const CLUSTER_PORT: u16 = 17140;
+pub const CLUSTER_BUS_PORT: u16 = 17150;
 
 pub const GCS: usize = 2;
 pub const MCS: usize = 3;
@@ -73,8 +76,20 @@ pub struct User {
     pub token: String,
 }
 
+/// Where the controllers keep their rooms, which the checker reads.
+#[derive(Clone, Debug)]
+pub enum RoomStore {
+    /// The suite's Redis server (its URL, not a proxy's).
+    Single(String),
+    /// A Redis Cluster: every node's URL.
+    Cluster(Vec<String>),
+}
+
 pub struct Stack {
+    /// The suite's directory (its servers' data and the logs).
+    pub dir: PathBuf,
     pub http: reqwest::Client,
+    pub room_store: RoomStore,
     pub pg: Postgres,
     pub pg_replica_data: PathBuf,
     /// Straight to PostgreSQL, not through the proxy: the checker's view.
@@ -279,6 +294,8 @@ impl Stack {
         let org_id = org_of(&db, "faults").await?;
         let limit_org_id = org_of(&db, "limits").await?;
         Ok(Stack {
+            dir: paths.dir.clone(),
+            room_store: RoomStore::Single(redis.url()),
             http,
             pg,
             pg_replica_data: paths.pg_replica_data.clone(),
@@ -307,6 +324,61 @@ impl Stack {
             service.wait_ready(&http, limit).await?;
         }
         Ok(start.elapsed())
+    }
+
+    /// Every controller stopped gracefully and started again with `extra` environment
+    /// (`REDIS_CLUSTER_URLS` moves them onto a cluster; nothing, back onto the suite's Redis),
+    /// and ready.
+    pub async fn restart_mcs(&mut self, extra: &[(&str, &str)]) -> Result<()> {
+        futures::future::try_join_all(self.mcs.iter_mut().map(Service::stop)).await?;
+        for mc in &mut self.mcs {
+            mc.start_with(extra)?;
+        }
+        let http = self.http.clone();
+        for mc in &mut self.mcs {
+            mc.wait_ready(&http, Duration::from_secs(60)).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends every meeting of the suite's orgs that has not ended, as its host (`POST /end`):
+    /// before the controllers move to another Redis, whose rooms would otherwise disagree with
+    /// PostgreSQL's open visits. Returns how many it ended.
+    pub async fn end_live_meetings(&self) -> Result<usize> {
+        let live: Vec<(String, Uuid)> =
+            sqlx::query_as("select meeting_code, host_id from meetings where status <> 'ended'")
+                .fetch_all(&self.db)
+                .await?;
+        let gc = self.gcs.first().context("no GC")?.url();
+        for (code, host) in &live {
+            let token = self
+                .users
+                .iter()
+                .chain(&self.limit_users)
+                .find(|u| u.id == *host)
+                .map(|u| u.token.clone())
+                .context("a meeting's host is not one of the suite's users")?;
+            let mut ended = false;
+            for _ in 0..20 {
+                let answer = self
+                    .http
+                    .post(format!("{gc}/api/v1/meetings/{code}/end"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                match answer.map(|a| a.status().as_u16()) {
+                    Ok(200 | 404) => {
+                        ended = true;
+                        break;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+            if !ended {
+                bail!("could not end {code}");
+            }
+        }
+        Ok(live.len())
     }
 
     /// The controllers that hold rooms in PostgreSQL's registry, by meeting code.
