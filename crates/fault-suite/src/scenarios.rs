@@ -590,14 +590,15 @@ async fn hung(stack: &mut Stack) -> Result<Outcome> {
         )
         .await?;
         outcome.time(&format!("{target} hung: a join refused"), took);
-        // GC sends a controller's joins, and AC's meeting tokens, one call at a time: a join
-        // queued behind a call that waits out its timeout waits two timeouts at most (a join
-        // sent to a controller is always waited for, so that a seat it gets is recorded).
-        // Redis under the controller: its command deadline (2 s) within GC's call.
-        let within = if target == "redis" {
-            CALL_TIMEOUT
-        } else {
+        // GC sends a controller's joins one call at a time: a join queued behind a call that
+        // waits out its timeout waits two timeouts at most (a join sent to a controller is
+        // always waited for, so that a seat it gets is recorded). AC's meeting tokens are
+        // batched one call at a time too, but each grant has the timeout from when it was
+        // queued. Redis under the controller: its command deadline (2 s) within GC's call.
+        let within = if target == "mc" {
             2 * CALL_TIMEOUT
+        } else {
+            CALL_TIMEOUT
         } + SLACK;
         outcome.expect(
             is_unavailable(&answer) && took < within,

@@ -11,8 +11,9 @@
 //! there) for many joins. A caller that gave up (its join failed, its client left) before its
 //! grant was sent is left out of the batch. The queue is bounded ([`QUEUE`]); a full queue
 //! makes callers wait, never grow it. One batch at a time means a slow AC slows every join's
-//! token, as it did with one request per join; each batch has the client's timeout, so a
-//! join queued behind a batch that waits out its timeout waits two timeouts at most.
+//! token, as it did with one request per join. Each batch has the client's timeout, and so has
+//! each grant, queue included: a join queued behind a batch that waits out its timeout (a hung
+//! AC) is refused when its own timeout passes, not after that batch and then its own.
 //!
 //! An AC without the batch route (an older AC during a rolling deploy answers 404) is asked
 //! grant by grant on the single route instead.
@@ -112,6 +113,9 @@ type Pending = Item<MeetingGrant, Result<IssuedMeetingToken, Refused>>;
 #[derive(Clone)]
 pub struct MeetingTokens {
     batcher: Batcher<MeetingGrant, Result<IssuedMeetingToken, Refused>>,
+    /// The longest a grant waits for its token, from the moment it is queued: the client's
+    /// timeout on one request to AC.
+    deadline: Duration,
 }
 
 impl MeetingTokens {
@@ -152,17 +156,27 @@ impl MeetingTokens {
             },
             background,
         );
-        Ok(Self { batcher })
+        Ok(Self {
+            batcher,
+            deadline: timeout,
+        })
     }
 
     /// A meeting token for `grant`. AC unreachable, or refusing GC's credential, is a 503 to
     /// the caller (the cause is logged).
     #[tracing::instrument(name = "gc.ac.meeting_token", skip_all)]
+    ///
+    /// A grant waits at most the client's timeout in all, queue included: queued behind a batch
+    /// that waits out its own timeout (a hung AC), it would otherwise wait for that batch and
+    /// then for its own, two timeouts. A grant given up before it was sent is left out of its
+    /// batch; one given up on the way is signed and dropped (a token never shown to anyone).
     pub async fn issue(&self, grant: MeetingGrant) -> Result<IssuedMeetingToken, Error> {
-        match self.batcher.submit(grant).await {
-            Ok(Ok(issued)) => Ok(issued),
-            Ok(Err(refused)) => Err(refused.into_error()),
-            Err(stopped) => Err(Error::unavailable("meeting tokens", stopped)),
+        match tokio::time::timeout(self.deadline, self.batcher.submit(grant)).await {
+            Ok(Ok(Ok(issued))) => Ok(issued),
+            Ok(Ok(Err(refused))) => Err(refused.into_error()),
+            Ok(Err(stopped)) => Err(Error::unavailable("meeting tokens", stopped)),
+            // The batch ahead of it counts as `unreachable` in gc_ac_meeting_token_batches_total.
+            Err(elapsed) => Err(Error::unavailable("meeting tokens", elapsed)),
         }
     }
 }

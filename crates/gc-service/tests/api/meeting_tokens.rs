@@ -24,6 +24,10 @@ use uuid::Uuid;
 use crate::helpers::{GC_CLIENT, ISSUER, StackOptions, TestStack, spawn_stack};
 
 fn client(ac_base: &str, stack: &TestStack) -> MeetingTokens {
+    client_with_timeout(ac_base, stack, Duration::from_secs(10))
+}
+
+fn client_with_timeout(ac_base: &str, stack: &TestStack, timeout: Duration) -> MeetingTokens {
     let tokens = ServiceTokenClient::new(
         &stack.ac.base,
         GC_CLIENT.0,
@@ -31,13 +35,7 @@ fn client(ac_base: &str, stack: &TestStack) -> MeetingTokens {
         None,
     )
     .unwrap();
-    MeetingTokens::new(
-        ac_base,
-        Arc::new(tokens),
-        Duration::from_secs(10),
-        &Background::default(),
-    )
-    .unwrap()
+    MeetingTokens::new(ac_base, Arc::new(tokens), timeout, &Background::default()).unwrap()
 }
 
 fn grant(i: usize) -> MeetingGrant {
@@ -168,4 +166,46 @@ async fn an_unreachable_ac_is_a_503_for_every_caller(pool: PgPool) {
             "{answer:?}"
         );
     }
+}
+
+/// AC hangs (every byte to it held). A grant queued while the batch before it waits out its
+/// timeout is refused when its own timeout passes, counted from when it was queued: not after
+/// that batch and then its own (two timeouts, which the fault suite's `hung` scenario met as a
+/// join refused after 5.2 s).
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_grant_queued_behind_a_hung_batch_waits_one_timeout_not_two(pool: PgPool) {
+    let stack = spawn_stack(pool, StackOptions::default()).await;
+    let ac_addr: std::net::SocketAddr =
+        stack.ac.base.trim_start_matches("http://").parse().unwrap();
+    let proxy = fault_proxy::FaultProxy::start(ac_addr).await.unwrap();
+    let timeout = Duration::from_secs(2);
+    let tokens = client_with_timeout(&format!("http://{}", proxy.addr()), &stack, timeout);
+    // The service token is fetched (straight from AC) before AC hangs, so only the batch hangs.
+    issue_many(&stack, &tokens, 1).await;
+    proxy.set(fault_proxy::Fault::Stall);
+
+    let first = {
+        let tokens = tokens.clone();
+        tokio::spawn(async move { tokens.issue(grant(0)).await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let queued_at = tokio::time::Instant::now();
+    let second = tokens.issue(grant(1)).await;
+    let waited = queued_at.elapsed();
+
+    assert!(
+        matches!(second, Err(Error::Unavailable { .. })),
+        "{second:?}"
+    );
+    assert!(
+        matches!(first.await.unwrap(), Err(Error::Unavailable { .. })),
+        "the hung batch fails at its timeout"
+    );
+    // One timeout (2 s) and slack; two would be 3 s here (1 s behind the first, then its own).
+    assert!(
+        waited < timeout + Duration::from_millis(600),
+        "the queued grant waited {waited:?}"
+    );
+    proxy.set(fault_proxy::Fault::Pass);
+    issue_many(&stack, &tokens, 3).await;
 }
