@@ -516,6 +516,13 @@ async fn visits_of(stack: &TestStack, code: &str, user: Uuid) -> Vec<(i64, bool,
     .unwrap()
 }
 
+/// The host admits `user`: 200.
+async fn admitted_by_host(stack: &TestStack, code: &str, user: Uuid, host: &str) {
+    let path = format!("/api/v1/meetings/{code}/admit/{user}");
+    let (status, body) = call(stack, Method::POST, &path, host, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// Redis loses a live room (a restart without persistence). Whoever the host had admitted gets
 /// their seat back when their page joins again, rather than waiting in the lobby while
 /// PostgreSQL still holds their visit open; someone who only waited waits again. When the room
@@ -540,15 +547,7 @@ async fn a_seat_redis_lost_is_given_back_at_the_next_join_or_its_visit_closed(po
         let (id, token) = people.user(&stack, stack.org_id, name).await;
         let (_, joined) = join(&stack, &code, &token).await;
         assert_eq!(joined["status"], "waiting");
-        let (status, body) = call(
-            &stack,
-            Method::POST,
-            &format!("/api/v1/meetings/{code}/admit/{id}"),
-            &host,
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        admitted_by_host(&stack, &code, id, &host).await;
         admitted.push((id, token));
     }
     let (waiter_id, waiter) = people.user(&stack, stack.org_id, "Cy").await;
@@ -580,15 +579,7 @@ async fn a_seat_redis_lost_is_given_back_at_the_next_join_or_its_visit_closed(po
     // The host comes back, and admits the waiter into the last seat: the room is full.
     let (_, joined) = join(&stack, &code, &host).await;
     assert_eq!(joined["status"], "admitted", "{joined}");
-    let (status, body) = call(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/admit/{waiter_id}"),
-        &host,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    admitted_by_host(&stack, &code, waiter_id, &host).await;
     // Bea comes back to a full room: she waits, and her lost seat's visit is closed.
     let (status, joined) = join(&stack, &code, &bea.1).await;
     assert_eq!(status, StatusCode::OK, "{joined}");
