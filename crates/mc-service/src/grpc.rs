@@ -443,12 +443,10 @@ mod tests {
     /// A store on the Redis of `REDIS_URL`, under keys of this test's own.
     fn store() -> RoomStore {
         let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let pool = deadpool_redis::Config::from_url(url)
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .unwrap();
+        let pool = RedisPool::single(&url, None).unwrap();
         let prefix = KeyPrefix::parse(&format!("unit:{}:", Uuid::new_v4().simple())).unwrap();
         RoomStore::new(
-            RedisPool::Single(pool),
+            pool,
             RoomStoreConfig {
                 key_prefix: prefix.clone(),
                 ttl: Duration::from_secs(600),

@@ -18,7 +18,6 @@ use common::grpc::client::ServiceTokenLayer;
 use common::proto::internal::v1::RegisterMeetingControllerRequest;
 use common::service_token::AcClients;
 use common::shell::{ListenerLimits, Protocol, Shell};
-use deadpool_redis::Runtime;
 
 use crate::config::{Config, local_url};
 use crate::held::{self, HeldRooms};
@@ -42,19 +41,14 @@ pub struct Application {
 pub fn redis_pool(config: &Config) -> anyhow::Result<RedisPool> {
     common::install_crypto_provider();
     if !config.redis_cluster_urls.is_empty() {
-        let pool = deadpool_redis::cluster::Config::from_urls(config.redis_cluster_urls.clone())
-            .create_pool(Some(Runtime::Tokio1))
-            .context("invalid REDIS_CLUSTER_URLS")?;
-        return Ok(RedisPool::Cluster(pool));
+        return RedisPool::cluster(config.redis_cluster_urls.clone(), None)
+            .context("invalid REDIS_CLUSTER_URLS");
     }
     let url = config
         .redis_url
         .as_deref()
         .context("REDIS_URL or REDIS_CLUSTER_URLS is required")?;
-    let pool = deadpool_redis::Config::from_url(url)
-        .create_pool(Some(Runtime::Tokio1))
-        .context("invalid REDIS_URL")?;
-    Ok(RedisPool::Single(pool))
+    RedisPool::single(url, None).context("invalid REDIS_URL")
 }
 
 impl Application {

@@ -17,11 +17,8 @@ use crate::meetings::{People, call, create, join, stack_with_mc};
 
 /// The test's rooms as MC stores them (keys under the test's prefix).
 fn room_store(prefix: &str) -> RoomStore {
-    let pool = deadpool_redis::Config::from_url(redis_url())
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .unwrap();
     RoomStore::new(
-        RedisPool::Single(pool),
+        RedisPool::single(&redis_url(), None).unwrap(),
         RoomStoreConfig {
             key_prefix: KeyPrefix::parse(prefix).unwrap(),
             ..RoomStoreConfig::default()

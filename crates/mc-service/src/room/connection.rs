@@ -1,12 +1,24 @@
 //! The two ways MC reaches Redis: one server (or a primary behind a proxy) or a Redis Cluster.
 //! The room scripts run the same on both because every key of a room shares one hash slot.
+//!
+//! Both pools hand out their connections without a check (deadpool-redis' own managers send
+//! `UNWATCH` and `PING` each time, a round trip before every room command), except after an
+//! outage: once a command failed, a connection last handed out before that failure is pinged
+//! before it is used again, and dropped for a new one if it does not answer ([`Checked`]). A
+//! Redis that restarted or failed over costs the command that finds it, not one command per
+//! connection that died idle in the pool; the same rule as PostgreSQL's pools
+//! (`common::db::pool_options`).
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use deadpool::managed;
+use deadpool_redis::Runtime;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
-use deadpool_redis::redis::{Cmd, FromRedisValue, ScriptInvocation};
+use deadpool_redis::redis::{Cmd, FromRedisValue, RedisError, ScriptInvocation};
 use futures::FutureExt;
 
 use super::error::RoomError;
@@ -21,17 +33,85 @@ pub const COMMAND_DEADLINE: Duration = Duration::from_secs(2);
 /// not an `async fn`: an `async fn` would keep its argument and the timeout holding it side by
 /// side, doubling the size of every room command's future, and with it the memory of every
 /// socket task that awaits one (docs/benchmarks.md).
+/// A failure is noted as an outage (see the module documentation): any error, since a
+/// command's own refusal (a script's error) only costs a few PINGs more.
 fn bounded<T>(
     command: impl Future<Output = Result<T, RoomError>>,
 ) -> impl Future<Output = Result<T, RoomError>> {
-    tokio::time::timeout(COMMAND_DEADLINE, command)
-        .map(|answered| answered.unwrap_or(Err(RoomError::Timeout(COMMAND_DEADLINE))))
+    tokio::time::timeout(COMMAND_DEADLINE, command).map(|answered| {
+        let result = answered.unwrap_or(Err(RoomError::Timeout(COMMAND_DEADLINE)));
+        if result.is_err() {
+            LAST_OUTAGE_MS.store(clock_ms(), Ordering::Relaxed);
+        }
+        result
+    })
+}
+
+/// When a command last failed, in [`clock_ms`]; 0: never.
+static LAST_OUTAGE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Milliseconds since the process first asked, from 1.
+fn clock_ms() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let elapsed = ORIGIN.get_or_init(Instant::now).elapsed().as_millis();
+    u64::try_from(elapsed).unwrap_or(u64::MAX).saturating_add(1)
+}
+
+/// Whether a connection last handed out `since` ago was handed out before (or as) a command
+/// last failed: it may have been the failing one, or died idle meanwhile.
+fn out_since_an_outage(since: Duration) -> bool {
+    let last = LAST_OUTAGE_MS.load(Ordering::Relaxed);
+    let since_ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+    last != 0 && clock_ms().saturating_sub(last) <= since_ms
+}
+
+/// A pool manager that checks a connection when it is handed out again only if a command
+/// failed since it was last handed out ([`out_since_an_outage`]); `M`'s own check otherwise
+/// runs every time.
+pub struct Checked<M>(M);
+
+impl<M: managed::Manager + Sync> managed::Manager for Checked<M>
+where
+    M::Type: Send,
+{
+    type Type = M::Type;
+    type Error = M::Error;
+
+    async fn create(&self) -> Result<M::Type, M::Error> {
+        self.0.create().await
+    }
+
+    async fn recycle(
+        &self,
+        connection: &mut M::Type,
+        metrics: &managed::Metrics,
+    ) -> managed::RecycleResult<M::Error> {
+        if out_since_an_outage(metrics.last_used()) {
+            self.0.recycle(connection, metrics).await
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A pool of connections to one Redis server.
+pub type SinglePool = managed::Pool<Checked<deadpool_redis::Manager>>;
+/// A pool of connections to a Redis Cluster (each a client of every node).
+pub type ClusterPool = managed::Pool<Checked<deadpool_redis::cluster::Manager>>;
+
+/// Why a pool could not be made (a malformed URL).
+#[derive(Debug, thiserror::Error)]
+pub enum PoolConfigError {
+    #[error("invalid Redis URL: {0}")]
+    Url(#[from] RedisError),
+    #[error("the pool could not be built: {0}")]
+    Build(#[from] managed::BuildError),
 }
 
 #[derive(Clone)]
 pub enum RedisPool {
-    Single(deadpool_redis::Pool),
-    Cluster(deadpool_redis::cluster::Pool),
+    Single(SinglePool),
+    Cluster(ClusterPool),
     /// One connection taken from a pool, used by every call at once
     /// ([`RedisPool::one_connection`]).
     Shared(SharedConnection),
@@ -45,6 +125,27 @@ pub enum SharedConnection {
 }
 
 impl RedisPool {
+    /// A pool of connections to the server at `url`, at most `max_size` (deadpool's default,
+    /// four per CPU, when `None`).
+    pub fn single(url: &str, max_size: Option<usize>) -> Result<Self, PoolConfigError> {
+        let manager = Checked(deadpool_redis::Manager::new(url)?);
+        let mut builder = managed::Pool::builder(manager).runtime(Runtime::Tokio1);
+        if let Some(size) = max_size {
+            builder = builder.max_size(size);
+        }
+        Ok(RedisPool::Single(builder.build()?))
+    }
+
+    /// A pool of cluster clients that know the cluster from `urls`, at most `max_size`.
+    pub fn cluster(urls: Vec<String>, max_size: Option<usize>) -> Result<Self, PoolConfigError> {
+        let manager = Checked(deadpool_redis::cluster::Manager::new(urls, false)?);
+        let mut builder = managed::Pool::builder(manager).runtime(Runtime::Tokio1);
+        if let Some(size) = max_size {
+            builder = builder.max_size(size);
+        }
+        Ok(RedisPool::Cluster(builder.build()?))
+    }
+
     /// One connection of the pool, for calls made together: on one connection their commands
     /// reach Redis together and its replies come back together (the connection is multiplexed),
     /// where calls on connections of their own each cost Redis and this process a read and a
@@ -78,11 +179,11 @@ impl RedisPool {
             match self {
                 RedisPool::Single(pool) => {
                     let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
-                    Ok(script.invoke_async(&mut conn).await?)
+                    Ok(script.invoke_async(&mut *conn).await?)
                 }
                 RedisPool::Cluster(pool) => {
                     let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
-                    Ok(script.invoke_async(&mut conn).await?)
+                    Ok(script.invoke_async(&mut *conn).await?)
                 }
                 RedisPool::Shared(SharedConnection::Single(conn)) => {
                     Ok(script.invoke_async(&mut conn.clone()).await?)
@@ -101,11 +202,11 @@ impl RedisPool {
             match self {
                 RedisPool::Single(pool) => {
                     let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
-                    Ok(cmd.query_async(&mut conn).await?)
+                    Ok(cmd.query_async(&mut *conn).await?)
                 }
                 RedisPool::Cluster(pool) => {
                     let mut conn = pool.get().await.map_err(|e| RoomError::Pool(e.into()))?;
-                    Ok(cmd.query_async(&mut conn).await?)
+                    Ok(cmd.query_async(&mut *conn).await?)
                 }
                 RedisPool::Shared(SharedConnection::Single(conn)) => {
                     Ok(cmd.query_async(&mut conn.clone()).await?)
@@ -116,5 +217,24 @@ impl RedisPool {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_connections_handed_out_before_a_failure_are_checked() {
+        // Nothing failed yet: no connection is checked, however long it sat idle.
+        LAST_OUTAGE_MS.store(0, Ordering::Relaxed);
+        assert!(!out_since_an_outage(Duration::from_secs(3600)));
+        // A command fails now: a connection handed out a minute ago (perhaps the failing one,
+        // perhaps dead in the pool since) is checked; one handed out later was used after it.
+        LAST_OUTAGE_MS.store(clock_ms(), Ordering::Relaxed);
+        assert!(out_since_an_outage(Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!out_since_an_outage(Duration::from_millis(5)));
+        LAST_OUTAGE_MS.store(0, Ordering::Relaxed);
     }
 }

@@ -26,7 +26,7 @@ mod scripts;
 mod store;
 pub mod subscriber;
 
-pub use connection::{COMMAND_DEADLINE, RedisPool};
+pub use connection::{COMMAND_DEADLINE, PoolConfigError, RedisPool};
 pub use error::RoomError;
 pub use keys::{KeyPrefix, KeyPrefixError, RoomKeys};
 pub use model::{

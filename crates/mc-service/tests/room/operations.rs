@@ -403,15 +403,13 @@ async fn all_keys_of_a_room_hash_to_one_cluster_slot() {
 async fn a_store_refuses_a_ttl_under_one_second_or_over_the_maximum() {
     use mc_service::room::{MAX_TTL, RedisPool, RoomStore, RoomStoreConfig};
     use std::time::Duration;
-    let pool = deadpool_redis::Config::from_url("redis://127.0.0.1:1")
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .unwrap();
+    let pool = RedisPool::single("redis://127.0.0.1:1", None).unwrap();
     let store_with = |ttl| {
         let config = RoomStoreConfig {
             ttl,
             ..RoomStoreConfig::default()
         };
-        RoomStore::new(RedisPool::Single(pool.clone()), config)
+        RoomStore::new(pool.clone(), config)
     };
 
     for refused in [

@@ -82,23 +82,15 @@ pub fn settings(waiting_room_enabled: bool) -> MeetingSettings {
 
 impl Harness {
     pub async fn single() -> Self {
-        let mut config = deadpool_redis::Config::from_url(url_of_env());
-        config.pool = Some(deadpool_redis::PoolConfig::new(POOL_SIZE));
-        let pool = config
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .unwrap();
-        Self::with(RedisPool::Single(pool), vec![url_of_env()], None)
+        let pool = RedisPool::single(&url_of_env(), Some(POOL_SIZE)).unwrap();
+        Self::with(pool, vec![url_of_env()], None)
     }
 
     /// A store that reaches Redis at `url` (a fault proxy in front of REDIS_URL's server),
     /// while the harness's own checks read REDIS_URL directly.
     pub async fn single_at(url: &str) -> Self {
-        let mut config = deadpool_redis::Config::from_url(url);
-        config.pool = Some(deadpool_redis::PoolConfig::new(POOL_SIZE));
-        let pool = config
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .unwrap();
-        Self::with(RedisPool::Single(pool), vec![url_of_env()], None)
+        let pool = RedisPool::single(url, Some(POOL_SIZE)).unwrap();
+        Self::with(pool, vec![url_of_env()], None)
     }
 
     /// REDIS_URL, for a proxy in front of it.
@@ -110,13 +102,9 @@ impl Harness {
         let cluster = tokio::task::spawn_blocking(RedisCluster::start)
             .await
             .unwrap();
-        let mut config = deadpool_redis::cluster::Config::from_urls(cluster.urls());
-        config.pool = Some(deadpool_redis::PoolConfig::new(POOL_SIZE));
-        let pool = config
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .unwrap();
+        let pool = RedisPool::cluster(cluster.urls(), Some(POOL_SIZE)).unwrap();
         let urls = cluster.urls();
-        Self::with(RedisPool::Cluster(pool), urls, Some(cluster))
+        Self::with(pool, urls, Some(cluster))
     }
 
     fn with(pool: RedisPool, urls: Vec<String>, cluster: Option<RedisCluster>) -> Self {
