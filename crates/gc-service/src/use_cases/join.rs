@@ -205,7 +205,11 @@ async fn restore_lost_seat(
     else {
         return Ok(());
     };
-    match rooms.placement.admit(meeting, user_id).await {
+    match rooms
+        .placement
+        .admit(meeting, Known::NotRead, user_id)
+        .await
+    {
         Ok(Some(seat)) => {
             tracing::warn!(
                 meeting_id = %meeting.id,

@@ -9,6 +9,7 @@
 use common::jwt::UserClaims;
 use uuid::Uuid;
 
+use crate::clients::mc::Known;
 use crate::db;
 use crate::db::participants::Leave;
 use crate::domain::events::{Actor, LeaveReason};
@@ -33,9 +34,12 @@ pub async fn leave(
     code: &str,
     actor: Actor<'_>,
 ) -> Result<(), Error> {
-    let meeting = meeting_to_leave(rooms, caller, code).await?;
+    let (meeting, known) = meeting_to_leave(rooms, caller, code).await?;
     rooms.come_or_go(caller.sub, meeting.id)?;
-    let left = rooms.placement.leave(&meeting, caller.sub, LEFT).await?;
+    let left = rooms
+        .placement
+        .leave(&meeting, known, caller.sub, LEFT)
+        .await?;
     let leave = match left {
         Some(left) => room_leave(&meeting, caller.sub, LEFT, left),
         // No room: nobody is in it, and every visit still open is stale.
@@ -58,17 +62,21 @@ async fn meeting_to_leave(
     rooms: &Rooms,
     caller: &UserClaims,
     code: &str,
-) -> Result<Meeting, Error> {
+) -> Result<(Meeting, Known), Error> {
     let parsed = common::meeting_code::MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
-    let found = db::meetings::find_by_code(&rooms.pool, &parsed).await?;
+    // The meeting and its assignment in one round trip (shared with other joins' reads).
+    let (found, assignment) = match rooms.lookups.find(parsed).await? {
+        Some((meeting, assignment)) => (Some(meeting), assignment),
+        None => (None, None),
+    };
     if let Some(meeting) = &found
         && !meeting.status.is_ended()
         && !crate::use_cases::may_see(meeting, caller)
         && db::participants::has_open_visit(&rooms.pool, meeting.id, caller.sub).await?
     {
-        return Ok(meeting.clone());
+        return Ok((meeting.clone(), Known::from(assignment)));
     }
-    visible(found, caller)
+    Ok((visible(found, caller)?, Known::from(assignment)))
 }
 
 /// What the room's answer to a leave means for PostgreSQL.

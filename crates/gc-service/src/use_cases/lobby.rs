@@ -5,12 +5,13 @@
 use common::jwt::{MeetingRole, UserClaims};
 use uuid::Uuid;
 
+use crate::clients::mc::Known;
 use crate::db;
 use crate::db::participants::Seated;
 use crate::domain::events::{Actor, Change, MeetingEvent};
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
-use crate::use_cases::{parse_user_id, record_admissions, require_host, visible_meeting};
+use crate::use_cases::{parse_user_id, record_admissions, require_host, visible_meeting_located};
 
 /// Why a rejected user is told they were refused.
 pub const REJECTED_BY_HOST: &str = "rejected_by_host";
@@ -23,12 +24,12 @@ pub async fn admit(
     user_id: &str,
     actor: Actor<'_>,
 ) -> Result<Uuid, Error> {
-    let meeting = visible_meeting(&rooms.pool, caller, code).await?;
+    let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
     require_host(&meeting, caller)?;
     let user_id = parse_user_id(user_id)?;
     let seat = rooms
         .placement
-        .admit(&meeting, user_id)
+        .admit(&meeting, Known::from(assignment), user_id)
         .await?
         .ok_or(Error::MeetingNotFound)?;
     let seated = Seated {
@@ -48,12 +49,12 @@ pub async fn reject(
     user_id: &str,
     actor: Actor<'_>,
 ) -> Result<Uuid, Error> {
-    let meeting = visible_meeting(&rooms.pool, caller, code).await?;
+    let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
     require_host(&meeting, caller)?;
     let user_id = parse_user_id(user_id)?;
     rooms
         .placement
-        .reject(&meeting, user_id, REJECTED_BY_HOST)
+        .reject(&meeting, Known::from(assignment), user_id, REJECTED_BY_HOST)
         .await?
         .ok_or(Error::MeetingNotFound)?;
     let change = Change {
@@ -73,9 +74,12 @@ pub async fn admit_all(
     code: &str,
     actor: Actor<'_>,
 ) -> Result<(Vec<Uuid>, Vec<Uuid>), Error> {
-    let meeting = visible_meeting(&rooms.pool, caller, code).await?;
+    let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
     require_host(&meeting, caller)?;
-    let all = rooms.placement.admit_all(&meeting).await?;
+    let all = rooms
+        .placement
+        .admit_all(&meeting, Known::from(assignment))
+        .await?;
     let admitted = all.admitted.iter().map(|seated| seated.user_id).collect();
     record_admissions(rooms, &meeting, all.admitted, actor).await?;
     let still_waiting = all.still_waiting;

@@ -168,10 +168,12 @@ impl Placement {
     /// room then holds people: an unhealthy owner's room moves to another controller first);
     /// `None` (and no call) for a meeting nobody has joined yet. For changes that a room
     /// created later picks up from PostgreSQL anyway (settings), or that need someone already
-    /// in the room (leave, the lobby).
+    /// in the room (leave, the lobby). `known` is the assignment when the caller read it with
+    /// the meeting ([`crate::use_cases::visible_meeting_located`]): one round trip fewer.
     async fn call_if_assigned<T, F, Fut>(
         &self,
         meeting: &Meeting,
+        known: Known,
         call: F,
     ) -> Result<Option<T>, Error>
     where
@@ -179,9 +181,15 @@ impl Placement {
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
         let timeout = self.heartbeat_timeout_secs;
-        let Some(assignment) = controllers::assignment(&self.pool, meeting.id, timeout).await?
-        else {
-            return Ok(None);
+        let assignment = match known {
+            Known::Assigned(assignment) => assignment,
+            Known::Unassigned => return Ok(None),
+            Known::NotRead => {
+                match controllers::assignment(&self.pool, meeting.id, timeout).await? {
+                    Some(assignment) => assignment,
+                    None => return Ok(None),
+                }
+            }
         };
         self.call(meeting, Known::Assigned(assignment), call)
             .await
@@ -340,9 +348,14 @@ impl Placement {
 
     /// Seats a waiting user; their seat's number. `None` when no controller holds the meeting
     /// (nobody waits in a room that does not exist).
-    pub async fn admit(&self, meeting: &Meeting, user_id: Uuid) -> Result<Option<i64>, Error> {
+    pub async fn admit(
+        &self,
+        meeting: &Meeting,
+        known: Known,
+        user_id: Uuid,
+    ) -> Result<Option<i64>, Error> {
         let response = self
-            .call_if_assigned(meeting, |mut room| async move {
+            .call_if_assigned(meeting, known, |mut room| async move {
                 room.client
                     .admit_participant(AdmitParticipantRequest {
                         meeting_code: room.code.clone(),
@@ -363,10 +376,11 @@ impl Placement {
     pub async fn reject(
         &self,
         meeting: &Meeting,
+        known: Known,
         user_id: Uuid,
         reason: &str,
     ) -> Result<Option<()>, Error> {
-        self.call_if_assigned(meeting, |mut room| async move {
+        self.call_if_assigned(meeting, known, |mut room| async move {
             room.client
                 .reject_participant(RejectParticipantRequest {
                     meeting_code: room.code.clone(),
@@ -382,9 +396,9 @@ impl Placement {
 
     /// Seats everyone waiting, longest waiting first, while seats remain (nobody for a meeting
     /// no controller holds).
-    pub async fn admit_all(&self, meeting: &Meeting) -> Result<AdmittedAll, Error> {
+    pub async fn admit_all(&self, meeting: &Meeting, known: Known) -> Result<AdmittedAll, Error> {
         let response = self
-            .call_if_assigned(meeting, |mut room| async move {
+            .call_if_assigned(meeting, known, |mut room| async move {
                 room.client
                     .admit_all(AdmitAllRequest {
                         meeting_code: room.code.clone(),
@@ -408,11 +422,12 @@ impl Placement {
     pub async fn leave(
         &self,
         meeting: &Meeting,
+        known: Known,
         user_id: Uuid,
         reason: &str,
     ) -> Result<Option<RoomLeave>, Error> {
         let response = self
-            .call_if_assigned(meeting, |mut room| async move {
+            .call_if_assigned(meeting, known, |mut room| async move {
                 room.client
                     .leave_participant(LeaveParticipantRequest {
                         meeting_code: room.code.clone(),
@@ -435,7 +450,7 @@ impl Placement {
         let max = u32::try_from(meeting.max_participants).unwrap_or(2);
         let version = u64::try_from(meeting.settings_version).unwrap_or(0);
         let response = self
-            .call_if_assigned(meeting, |mut room| async move {
+            .call_if_assigned(meeting, Known::NotRead, |mut room| async move {
                 room.client
                     .update_settings(UpdateSettingsRequest {
                         meeting_code: room.code.clone(),
