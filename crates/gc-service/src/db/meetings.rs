@@ -537,23 +537,26 @@ pub async fn lock_live(conn: &mut PgConnection, id: Uuid) -> Result<Option<Meeti
 
 /// Ends a live meeting: `ended`, `ended_at`, and its assignment dropped (the room is gone).
 /// The release trigger gives the org's place back. `None` when it had ended already.
+///
+/// One statement (one round trip): the assignment is deleted only if the update ended the
+/// meeting (`dropped` reads `ended`, so it runs after it).
 pub async fn end(conn: &mut PgConnection, id: Uuid) -> Result<Option<Meeting>, sqlx::Error> {
     let row: Option<MeetingRow> = sqlx::query_as(concat!(
-        "update meetings set status = 'ended', ended_at = now(), empty_since = null
-         where id = $1 and status <> 'ended' returning ",
-        meeting_columns!()
+        "with ended as (
+             update meetings set status = 'ended', ended_at = now(), empty_since = null
+             where id = $1 and status <> 'ended' returning *
+         ),
+         dropped as (
+             delete from meeting_assignments where meeting_id in (select id from ended)
+         )
+         select ",
+        meeting_columns!(),
+        " from ended"
     ))
     .bind(id)
     .fetch_optional(&mut *conn)
     .bounded()
     .await?;
-    if row.is_some() {
-        sqlx::query("delete from meeting_assignments where meeting_id = $1")
-            .bind(id)
-            .execute(&mut *conn)
-            .bounded()
-            .await?;
-    }
     row.map(Meeting::try_from).transpose()
 }
 

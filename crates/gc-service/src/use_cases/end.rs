@@ -8,6 +8,7 @@ use common::db::Bounded;
 use common::jwt::UserClaims;
 use common::meeting_code::MeetingCode;
 
+use crate::clients::mc::Known;
 use crate::db;
 pub use crate::domain::events::EndReason;
 use crate::domain::events::{Actor, Change, LeaveReason, MeetingEvent};
@@ -24,18 +25,23 @@ pub async fn end_by_host(
     actor: Actor<'_>,
 ) -> Result<Meeting, Error> {
     let code = MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
-    let meeting = db::meetings::find_by_code(&rooms.pool, &code)
+    // The meeting and its assignment in one round trip (shared with other joins' reads).
+    let (meeting, assignment) = rooms
+        .lookups
+        .find(code)
         .await?
-        .filter(|m| may_see(m, caller))
+        .filter(|(m, _)| may_see(m, caller))
         .ok_or(Error::MeetingNotFound)?;
     require_host(&meeting, caller)?;
-    end(rooms, meeting, EndReason::EndedByHost, actor).await
+    let known = Known::from(assignment);
+    end(rooms, meeting, known, EndReason::EndedByHost, actor).await
 }
 
 /// Ends `meeting` (idempotent).
 pub async fn end(
     rooms: &Rooms,
     meeting: Meeting,
+    known: Known,
     reason: EndReason,
     actor: Actor<'_>,
 ) -> Result<Meeting, Error> {
@@ -43,7 +49,11 @@ pub async fn end(
         return Ok(meeting);
     }
     // The room's owner, read before the assignment goes with the ending.
-    let room = rooms.placement.current(&meeting).await.unwrap_or(None);
+    let room = rooms
+        .placement
+        .current_known(&meeting, known)
+        .await
+        .unwrap_or(None);
     let mut tx = rooms.pool.begin().bounded().await?;
     let Some(ended) = db::meetings::end(&mut tx, meeting.id).await? else {
         // Another request ended it first.

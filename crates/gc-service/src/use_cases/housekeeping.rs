@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::clients::mc::Known;
 use crate::config::LifecycleSettings;
 use crate::db;
 use crate::db::housekeeping::{self, Due};
@@ -100,6 +101,6 @@ async fn end_one(rooms: &Rooms, id: Uuid, why: Due) -> Result<bool, Error> {
         Due::Empty => EndReason::EmptyTimeout,
         Due::Expired => EndReason::Expired,
     };
-    let ended = end(rooms, meeting, reason, Actor::System).await?;
+    let ended = end(rooms, meeting, Known::NotRead, reason, Actor::System).await?;
     Ok(ended.ended_at.is_some())
 }

@@ -198,8 +198,22 @@ impl Placement {
 
     /// The room if the meeting has a healthy owner, without assigning it: for reads.
     pub async fn current(&self, meeting: &Meeting) -> Result<Option<Room>, Error> {
-        let assignment =
-            controllers::assignment(&self.pool, meeting.id, self.heartbeat_timeout_secs).await?;
+        self.current_known(meeting, Known::NotRead).await
+    }
+
+    /// [`Placement::current`] with the assignment the caller read, if it did.
+    pub async fn current_known(
+        &self,
+        meeting: &Meeting,
+        known: Known,
+    ) -> Result<Option<Room>, Error> {
+        let assignment = match known {
+            Known::NotRead => {
+                controllers::assignment(&self.pool, meeting.id, self.heartbeat_timeout_secs).await?
+            }
+            Known::Unassigned => None,
+            Known::Assigned(assignment) => Some(assignment),
+        };
         match assignment {
             Some(a) if a.healthy => Ok(Some(self.room(meeting, &a)?)),
             _ => Ok(None),
