@@ -23,14 +23,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt;
 use sqlx::Connection;
 use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::{PgConnection, PgPoolOptions};
+
+use crate::outage::OutageClock;
 
 /// The longest a statement (with the wait for its connection) may take before its caller is
 /// told the database is unavailable. A statement of ours takes milliseconds; five seconds is a
@@ -64,7 +64,7 @@ pub fn within<T>(
         if let Err(error) = &result
             && is_unavailable(error)
         {
-            LAST_OUTAGE_MS.store(clock_ms(), Ordering::Relaxed);
+            OUTAGES.note();
         }
         result
     })
@@ -75,22 +75,13 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections are closed after this (and the pool reopens them when needed).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// When a statement last failed for want of the database, in [`clock_ms`]; 0: never.
-static LAST_OUTAGE_MS: AtomicU64 = AtomicU64::new(0);
-
-/// Milliseconds since the process first asked, from 1.
-fn clock_ms() -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let elapsed = ORIGIN.get_or_init(Instant::now).elapsed().as_millis();
-    u64::try_from(elapsed).unwrap_or(u64::MAX).saturating_add(1)
-}
+/// When a statement last failed for want of the database.
+static OUTAGES: OutageClock = OutageClock::new();
 
 /// Whether a connection idle for `idle_for` was already idle when the database last failed a
 /// statement (it may have died meanwhile without anyone noticing).
 fn idle_through_an_outage(idle_for: Duration) -> bool {
-    let last = LAST_OUTAGE_MS.load(Ordering::Relaxed);
-    let idle_ms = u64::try_from(idle_for.as_millis()).unwrap_or(u64::MAX);
-    last != 0 && clock_ms().saturating_sub(last) < idle_ms
+    OUTAGES.predates_the_last_failure(idle_for)
 }
 
 /// The pool options of AC and GC (see the module documentation); callers add their size and
@@ -176,9 +167,10 @@ mod tests {
         assert!(within(STATEMENT_DEADLINE, outage).await.is_err());
         assert!(idle_through_an_outage(idle_for_a_minute));
         // A connection that went idle after the failure was in use, so it was fine then.
-        assert!(!idle_through_an_outage(Duration::ZERO));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!idle_through_an_outage(Duration::from_millis(5)));
         // A statement's own error is not an outage.
-        LAST_OUTAGE_MS.store(0, Ordering::Relaxed);
+        OUTAGES.reset();
         let refused = std::future::ready(Err::<(), _>(sqlx::Error::RowNotFound));
         assert!(within(STATEMENT_DEADLINE, refused).await.is_err());
         assert!(!idle_through_an_outage(idle_for_a_minute));

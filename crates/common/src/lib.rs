@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod migrations;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod outage;
 pub mod proto;
 pub mod service_token;
 pub mod settings;

@@ -10,10 +10,9 @@
 //! (`common::db::pool_options`).
 
 use std::future::Future;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::outage::OutageClock;
 use deadpool::managed;
 use deadpool_redis::Runtime;
 use deadpool_redis::redis::aio::MultiplexedConnection;
@@ -41,33 +40,18 @@ fn bounded<T>(
     tokio::time::timeout(COMMAND_DEADLINE, command).map(|answered| {
         let result = answered.unwrap_or(Err(RoomError::Timeout(COMMAND_DEADLINE)));
         if result.is_err() {
-            LAST_OUTAGE_MS.store(clock_ms(), Ordering::Relaxed);
+            OUTAGES.note();
         }
         result
     })
 }
 
-/// When a command last failed, in [`clock_ms`]; 0: never.
-static LAST_OUTAGE_MS: AtomicU64 = AtomicU64::new(0);
-
-/// Milliseconds since the process first asked, from 1.
-fn clock_ms() -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let elapsed = ORIGIN.get_or_init(Instant::now).elapsed().as_millis();
-    u64::try_from(elapsed).unwrap_or(u64::MAX).saturating_add(1)
-}
-
-/// Whether a connection last handed out `since` ago was handed out before (or as) a command
-/// last failed: it may have been the failing one, or died idle meanwhile.
-fn out_since_an_outage(since: Duration) -> bool {
-    let last = LAST_OUTAGE_MS.load(Ordering::Relaxed);
-    let since_ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
-    last != 0 && clock_ms().saturating_sub(last) <= since_ms
-}
+/// When a room command last failed.
+static OUTAGES: OutageClock = OutageClock::new();
 
 /// A pool manager that checks a connection when it is handed out again only if a command
-/// failed since it was last handed out ([`out_since_an_outage`]); `M`'s own check otherwise
-/// runs every time.
+/// failed since it was last handed out (it may have been the failing one, or died idle
+/// meanwhile); `M`'s own check otherwise runs every time.
 pub struct Checked<M>(M);
 
 impl<M: managed::Manager + Sync> managed::Manager for Checked<M>
@@ -86,7 +70,7 @@ where
         connection: &mut M::Type,
         metrics: &managed::Metrics,
     ) -> managed::RecycleResult<M::Error> {
-        if out_since_an_outage(metrics.last_used()) {
+        if OUTAGES.predates_the_last_failure(metrics.last_used()) {
             self.0.recycle(connection, metrics).await
         } else {
             Ok(())
@@ -217,24 +201,5 @@ impl RedisPool {
             }
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_connections_handed_out_before_a_failure_are_checked() {
-        // Nothing failed yet: no connection is checked, however long it sat idle.
-        LAST_OUTAGE_MS.store(0, Ordering::Relaxed);
-        assert!(!out_since_an_outage(Duration::from_secs(3600)));
-        // A command fails now: a connection handed out a minute ago (perhaps the failing one,
-        // perhaps dead in the pool since) is checked; one handed out later was used after it.
-        LAST_OUTAGE_MS.store(clock_ms(), Ordering::Relaxed);
-        assert!(out_since_an_outage(Duration::from_secs(60)));
-        std::thread::sleep(Duration::from_millis(20));
-        assert!(!out_since_an_outage(Duration::from_millis(5)));
-        LAST_OUTAGE_MS.store(0, Ordering::Relaxed);
     }
 }
