@@ -191,9 +191,9 @@ mod tests {
 
     /// A proxy in front of a stopped PostgreSQL (PgBouncer, HAProxy, a Kubernetes Service, the
     /// fault suite's proxy) accepts the connection, then resets or closes it. Whichever error
-    /// sqlx makes of that, with TLS offered or not, is "unavailable": the fault suite's
-    /// `postgres-stopped` met it as a 500 on a leave and on an admit: a closed connection after TLS was offered is
-    /// "unexpected response from SSLRequest: 0x00", a protocol error.
+    /// sqlx makes of that, with TLS offered or not, is "unavailable". The fault suite's
+    /// `postgres-stopped` met it as a 500 on a leave and on an admit: a connection closed after
+    /// TLS was offered is "unexpected response from SSLRequest: 0x00", a protocol error.
     #[tokio::test]
     async fn a_connection_accepted_then_cut_by_a_proxy_is_unavailable() {
         use tokio::io::AsyncReadExt as _;

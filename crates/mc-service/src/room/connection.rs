@@ -92,6 +92,22 @@ pub enum PoolConfigError {
     Build(#[from] managed::BuildError),
 }
 
+/// A pool of `manager`'s connections, [`Checked`], at most `max_size` (deadpool's default when
+/// `None`).
+fn checked_pool<M>(
+    manager: M,
+    max_size: Option<usize>,
+) -> Result<managed::Pool<Checked<M>>, managed::BuildError>
+where
+    Checked<M>: managed::Manager,
+{
+    let mut builder = managed::Pool::builder(Checked(manager)).runtime(Runtime::Tokio1);
+    if let Some(size) = max_size {
+        builder = builder.max_size(size);
+    }
+    builder.build()
+}
+
 #[derive(Clone)]
 pub enum RedisPool {
     Single(SinglePool),
@@ -112,22 +128,14 @@ impl RedisPool {
     /// A pool of connections to the server at `url`, at most `max_size` (deadpool's default,
     /// four per CPU, when `None`).
     pub fn single(url: &str, max_size: Option<usize>) -> Result<Self, PoolConfigError> {
-        let manager = Checked(deadpool_redis::Manager::new(url)?);
-        let mut builder = managed::Pool::builder(manager).runtime(Runtime::Tokio1);
-        if let Some(size) = max_size {
-            builder = builder.max_size(size);
-        }
-        Ok(RedisPool::Single(builder.build()?))
+        let manager = deadpool_redis::Manager::new(url)?;
+        Ok(RedisPool::Single(checked_pool(manager, max_size)?))
     }
 
     /// A pool of cluster clients that know the cluster from `urls`, at most `max_size`.
     pub fn cluster(urls: Vec<String>, max_size: Option<usize>) -> Result<Self, PoolConfigError> {
-        let manager = Checked(deadpool_redis::cluster::Manager::new(urls, false)?);
-        let mut builder = managed::Pool::builder(manager).runtime(Runtime::Tokio1);
-        if let Some(size) = max_size {
-            builder = builder.max_size(size);
-        }
-        Ok(RedisPool::Cluster(builder.build()?))
+        let manager = deadpool_redis::cluster::Manager::new(urls, false)?;
+        Ok(RedisPool::Cluster(checked_pool(manager, max_size)?))
     }
 
     /// One connection of the pool, for calls made together: on one connection their commands

@@ -180,16 +180,8 @@ impl Placement {
         F: Fn(Room) -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
-        let timeout = self.heartbeat_timeout_secs;
-        let assignment = match known {
-            Known::Assigned(assignment) => assignment,
-            Known::Unassigned => return Ok(None),
-            Known::NotRead => {
-                match controllers::assignment(&self.pool, meeting.id, timeout).await? {
-                    Some(assignment) => assignment,
-                    None => return Ok(None),
-                }
-            }
+        let Some(assignment) = self.assignment(meeting, known).await? else {
+            return Ok(None);
         };
         self.call(meeting, Known::Assigned(assignment), call)
             .await
@@ -207,17 +199,26 @@ impl Placement {
         meeting: &Meeting,
         known: Known,
     ) -> Result<Option<Room>, Error> {
-        let assignment = match known {
-            Known::NotRead => {
-                controllers::assignment(&self.pool, meeting.id, self.heartbeat_timeout_secs).await?
-            }
-            Known::Unassigned => None,
-            Known::Assigned(assignment) => Some(assignment),
-        };
-        match assignment {
+        match self.assignment(meeting, known).await? {
             Some(a) if a.healthy => Ok(Some(self.room(meeting, &a)?)),
             _ => Ok(None),
         }
+    }
+
+    /// The meeting's assignment: as the caller read it, or read now when it did not.
+    async fn assignment(
+        &self,
+        meeting: &Meeting,
+        known: Known,
+    ) -> Result<Option<Assignment>, Error> {
+        Ok(match known {
+            Known::Assigned(assignment) => Some(assignment),
+            Known::Unassigned => None,
+            Known::NotRead => {
+                let timeout = self.heartbeat_timeout_secs;
+                controllers::assignment(&self.pool, meeting.id, timeout).await?
+            }
+        })
     }
 
     /// The meeting's room on a healthy owner, assigning (and delivering the assignment) when
@@ -230,15 +231,7 @@ impl Placement {
         redeliver: Option<Instant>,
         known: Known,
     ) -> Result<Room, Error> {
-        let current = match known {
-            Known::Assigned(assignment) => Some(assignment),
-            Known::Unassigned => None,
-            Known::NotRead => {
-                let timeout = self.heartbeat_timeout_secs;
-                controllers::assignment(&self.pool, meeting.id, timeout).await?
-            }
-        };
-        match current {
+        match self.assignment(meeting, known).await? {
             Some(a) if a.healthy && redeliver.is_none() => self.room(meeting, &a),
             _ => self.settle(meeting, redeliver).await,
         }
