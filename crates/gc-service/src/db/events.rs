@@ -5,9 +5,10 @@
 //! row per event, with the columns `(org_id uuid, meeting_id uuid, actor_id text, actor_type
 //! text, ip text, user_agent text, action text, details jsonb)`, and then runs
 //! `record_events!()` (as its last statement or as one more CTE): the create statements, the
-//! admission statement (whose `events` are the seats it opened and the meetings it started) and
-//! [`record`], which every other change (ends, rejections, leaves, settings) calls with the
-//! events its use case built. Today the record is the audit log (`audit_logs`); the webhook
+//! admission statement (whose `events` are the seats it opened and the meetings it started),
+//! the leave's and the end's statements (`db::participants::LEAVE_SQL`,
+//! `db::meetings::END_SQL`), and [`record`], which the other changes (rejections, settings)
+//! call with the events their use case built. Today the record is the audit log (`audit_logs`); the webhook
 //! outbox will be written here too, from the same rows, so no change can reach one and miss
 //! the other.
 

@@ -14,11 +14,12 @@
 use chrono::{DateTime, Utc};
 use common::db::Bounded;
 use common::meeting_code::MeetingCode;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::controllers::Assignment;
-use crate::domain::events::Origin;
+use crate::db::participants::{FRESH_ATTEMPTS, Recorded};
+use crate::domain::events::{Actor, EndReason, LeaveReason, Origin};
 use crate::domain::meeting::{Meeting, MeetingStatus, NewMeeting};
 use common::settings::MeetingSettings;
 
@@ -535,30 +536,127 @@ pub async fn lock_live(conn: &mut PgConnection, id: Uuid) -> Result<Option<Meeti
     row.map(Meeting::try_from).transpose()
 }
 
-/// Ends a live meeting: `ended`, `ended_at`, and its assignment dropped (the room is gone).
-/// The release trigger gives the org's place back. `None` when it had ended already.
-///
-/// One statement (one round trip): the assignment is deleted only if the update ended the
-/// meeting (`dropped` reads `ended`, so it runs after it).
-pub async fn end(conn: &mut PgConnection, id: Uuid) -> Result<Option<Meeting>, sqlx::Error> {
-    let row: Option<MeetingRow> = sqlx::query_as(concat!(
-        "with ended as (
-             update meetings set status = 'ended', ended_at = now(), empty_since = null
-             where id = $1 and status <> 'ended' returning *
-         ),
-         dropped as (
-             delete from meeting_assignments where meeting_id in (select id from ended)
-         )
-         select ",
-        meeting_columns!(),
-        " from ended"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .bounded()
-    .await?;
-    row.map(Meeting::try_from).transpose()
+/// Ends a live meeting and records it, in one statement ([`END_SQL`]): `ended`, `ended_at`,
+/// its assignment dropped (the room is gone), every open visit closed with `reason`, and the
+/// `meeting_ended` event (with the visits it closed) by `actor`. The release trigger gives the
+/// org's place back. `Done(None)` when it had ended already (or does not exist); `Stale` when
+/// the row changed between the statement's snapshot and its lock (an admission it waited for,
+/// whose visits it would not see): nothing was written, and the caller runs it again, or runs
+/// it in a transaction that took the lock first ([`lock_live`]), where it is never stale.
+pub async fn end<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    id: Uuid,
+    reason: EndReason,
+    actor: Actor<'_>,
+) -> Result<Recorded<Option<(Meeting, u64)>>, sqlx::Error> {
+    let (actor_id, actor_type, ip, user_agent) = actor.columns();
+    let row: (bool, Option<i64>, Option<MeetingRow>) = {
+        let row = sqlx::query(END_SQL)
+            .bind(id)
+            .bind(LeaveReason::MEETING_ENDED)
+            .bind(reason.as_str())
+            .bind(actor_id)
+            .bind(actor_type)
+            .bind(ip.map(|ip| ip.to_string()))
+            .bind(user_agent)
+            .fetch_one(executor)
+            .bounded()
+            .await?;
+        use sqlx::Row;
+        let stale: bool = row.try_get("stale")?;
+        let closed: Option<i64> = row.try_get("closed")?;
+        let ended = match row.try_get::<Option<Uuid>, _>("id")? {
+            Some(_) => Some(MeetingRow::from_row(&row)?),
+            None => None,
+        };
+        (stale, closed, ended)
+    };
+    match row {
+        (true, _, _) => Ok(Recorded::Stale),
+        (false, closed, Some(ended)) => Ok(Recorded::Done(Some((
+            Meeting::try_from(ended)?,
+            u64::try_from(closed.unwrap_or(0)).unwrap_or(0),
+        )))),
+        (false, _, None) => Ok(Recorded::Done(None)),
+    }
 }
+
+/// [`end`], run again while it is stale, then under the row's lock taken first: the meeting
+/// as it ended and the visits it closed, or `None` when it had ended already.
+pub async fn end_and_record(
+    pool: &PgPool,
+    id: Uuid,
+    reason: EndReason,
+    actor: Actor<'_>,
+) -> Result<Option<(Meeting, u64)>, sqlx::Error> {
+    for _ in 0..FRESH_ATTEMPTS {
+        if let Recorded::Done(ended) = end(pool, id, reason, actor).await? {
+            return Ok(ended);
+        }
+    }
+    let mut tx = pool.begin().bounded().await?;
+    if lock_live(&mut tx, id).await?.is_none() {
+        tx.rollback().bounded().await?;
+        return Ok(None);
+    }
+    match end(&mut *tx, id, reason, actor).await? {
+        Recorded::Done(ended) => {
+            tx.commit().bounded().await?;
+            Ok(ended)
+        }
+        Recorded::Stale => Err(sqlx::Error::Protocol(
+            "an end under the meeting's lock found its row changed".into(),
+        )),
+    }
+}
+
+/// The end, one statement: `$1` the meeting, `$2` the visits' leave reason, `$3` the end's
+/// reason, `$4..$7` the actor's audit columns.
+///
+/// - `snap` is the meeting's row as the statement's snapshot shows it.
+/// - `ended` ends it only if the row is still the version `snap` read (its `xmin`): an
+///   admission that changed the row meanwhile (and opened visits this snapshot misses) is
+///   re-read by the update after it commits, with another `xmin`, and nothing is written
+///   (`stale`).
+/// - `dropped` deletes its assignment, `closed` its open visits, each only once it ended (a
+///   one-time filter on `ended`, so the row is locked before any visit is).
+/// - `events` is the `meeting_ended` event with the visits closed, recorded by
+///   [`crate::db::events::record_events!`].
+/// - One row: `stale`, the visits closed, and the meeting as it ended (nulls when it did not).
+pub const END_SQL: &str = concat!(
+    "with snap as (
+    select m.id, m.xmin as version from meetings m where m.id = $1 and m.status <> 'ended'
+),
+ended as (
+    update meetings m set status = 'ended', ended_at = now(), empty_since = null
+    where m.id = $1 and m.status <> 'ended' and m.xmin = (select version from snap)
+    returning m.*
+),
+dropped as (
+    delete from meeting_assignments where meeting_id = $1 and exists (select 1 from ended)
+),
+closed as (
+    update participants p set left_at = greatest(p.joined_at, now()), leave_reason = $2
+    where p.meeting_id = $1 and p.left_at is null and exists (select 1 from ended)
+    returning p.id
+),
+events as (
+    select e.org_id, e.id as meeting_id, $4::text as actor_id, $5::text as actor_type,
+           $6::text as ip, $7::text as user_agent, 'meeting_ended' as action,
+           jsonb_build_object('reason', $3::text,
+                              'participants_present', (select count(*) from closed)) as details
+    from ended e
+),
+recorded as (",
+    crate::db::events::record_events!(),
+    ")
+select exists (select 1 from snap) and not exists (select 1 from ended) as stale,
+       (select count(*) from closed) as closed, e.*
+from (select 1) one
+left join (select ",
+    meeting_columns!(),
+    " from ended) e on true"
+);
 
 /// Stores new settings and seat count of a live meeting and raises its settings version;
 /// `None` when it has ended. The caller holds the row's lock ([`lock_live`]) and computed the

@@ -12,27 +12,9 @@ use common::db::Bounded;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::events::{Change, LeaveReason, MeetingEvent};
+use crate::domain::events::{LeaveReason, MeetingEvent};
 use crate::domain::meeting::{MeetingStart, MeetingStatus};
 pub use crate::domain::room::{EndedSeat, Seated};
-
-/// Closes every open visit of a meeting (it ended); returns how many.
-pub async fn close_all(
-    conn: &mut PgConnection,
-    meeting_id: Uuid,
-    reason: &str,
-) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
-        "update participants set left_at = greatest(joined_at, now()), leave_reason = $2
-         where meeting_id = $1 and left_at is null",
-    )
-    .bind(meeting_id)
-    .bind(reason)
-    .execute(conn)
-    .bounded()
-    .await?;
-    Ok(result.rows_affected())
-}
 
 /// Whether the user has a visit of the meeting open.
 pub async fn has_open_visit(
@@ -278,21 +260,45 @@ pub struct Leave<'a> {
     pub room_empty: bool,
 }
 
-/// Records a leave in one transaction: the meeting's row locked first (and, when the room is
-/// empty, its empty clock started as of `last_seat`); the seat's visit closed, or written
-/// closed if its admission has not been recorded yet (with that admission's audit row); every
-/// other visit of the user up to `last_seat` closed; and a `participant_left` audit row when the
-/// user was seated or had a visit open. Nothing is recorded for a meeting that has ended (its
-/// end closed every visit). Returns whether a `participant_left` row was written.
+/// Records a leave: the meeting's row locked first (and, when the room is empty, its empty
+/// clock started as of `last_seat`); the seat's visit closed, or written closed if its
+/// admission has not been recorded yet (with that admission's audit row); every other visit of
+/// the user up to `last_seat` closed; and a `participant_left` audit row when the user was
+/// seated or had a visit open. Nothing is recorded for a meeting that has ended (its end closed
+/// every visit). Returns whether a `participant_left` row was written.
+///
+/// One statement ([`LEAVE_SQL`]), so one round trip and one implicit transaction in the common
+/// case. A statement reads what committed before it started, and the meeting's row it locks may
+/// have been changed since by an admission it waited for, whose visits it would not see: it
+/// then writes nothing and says so ([`Recorded::Stale`]), and is run again with a new snapshot;
+/// after [`FRESH_ATTEMPTS`] such answers, in a transaction that takes the row's lock first.
 pub async fn record_leave(
     pool: &PgPool,
     leave: &Leave<'_>,
     actor: crate::domain::events::Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
+    for _ in 0..FRESH_ATTEMPTS {
+        match run_leave(pool, leave, actor).await? {
+            Recorded::Done(closed) => return Ok(closed),
+            Recorded::Stale => continue,
+        }
+    }
     let mut tx = pool.begin().bounded().await?;
     let closed = record_leave_in(&mut tx, leave, actor).await?;
     tx.commit().bounded().await?;
     Ok(closed)
+}
+
+/// Statements of a change run without a transaction of their own before one that takes the
+/// meeting's lock first ([`record_leave`], [`crate::db::meetings::end_and_record`]).
+pub const FRESH_ATTEMPTS: usize = 3;
+
+/// What a statement that locks a meeting's row found ([`LEAVE_SQL`], the end's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded<T> {
+    Done(T),
+    /// The row changed between the statement's snapshot and its lock: nothing was written.
+    Stale,
 }
 
 /// [`record_leave`] in the caller's transaction, which holds the meeting's row until it ends.
@@ -301,85 +307,152 @@ pub async fn record_leave_in(
     leave: &Leave<'_>,
     actor: crate::domain::events::Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let live = if leave.room_empty {
-        crate::db::meetings::mark_empty(&mut *tx, leave.meeting_id, leave.last_seat, None).await?
-    } else {
-        crate::db::meetings::lock_live(&mut *tx, leave.meeting_id)
-            .await?
-            .is_some()
-    };
-    if !live {
+    if crate::db::meetings::lock_live(&mut *tx, leave.meeting_id)
+        .await?
+        .is_none()
+    {
         return Ok(false);
     }
+    // Under the lock, the statement's snapshot holds every change of the row: never stale.
+    match run_leave(&mut *tx, leave, actor).await? {
+        Recorded::Done(closed) => Ok(closed),
+        Recorded::Stale => Err(sqlx::Error::Protocol(
+            "a leave under the meeting's lock found its row changed".into(),
+        )),
+    }
+}
+
+/// The leave, one statement: `$1` meeting, `$2` user, `$3` the seat's role, `$4` its number
+/// (null: the user held no seat), `$5` when it was given, `$6` when it ended (null: now), `$7`
+/// the reason, `$8` the room's last seat number, `$9` whether the room is empty, `$10` the org,
+/// `$11..$14` the actor's audit columns, `$15` and `$16` the details of the
+/// `participant_admitted` and `participant_left` events.
+///
+/// - `snap` is the meeting's row as the statement's snapshot shows it (live only).
+/// - `marked` (an empty room) starts its empty clock as of `$8` and `locked` (otherwise) locks
+///   it; both only if the row is still the version `snap` read (its `xmin`): a row another
+///   transaction changed meanwhile (an admission, whose visits this snapshot misses) is
+///   re-read by the update or the lock after that transaction commits, with another `xmin`, and
+///   the statement then writes nothing (`stale`). `live` is the row kept, read as a one-time
+///   filter by every write below, so the row is locked before any visit is (the order every
+///   writer of visits takes: no deadlock with an admission).
+/// - `seat` closes the seat's row, or writes it closed when its admission has not been
+///   recorded (that admission will find the row and leave it so); a row closed as
+///   `superseded` by a later seat's admission takes the leave's time and reason instead.
+/// - `others` closes every other open visit of the user up to `$8` (every one when `$8` is 0).
+/// - `events`: `participant_admitted` for a seat row it inserted, `participant_left` when it
+///   closed anything, recorded by [`crate::db::events::record_events!`].
+pub const LEAVE_SQL: &str = concat!(
+    "with snap as (
+    select m.id, m.xmin as version from meetings m where m.id = $1 and m.status <> 'ended'
+),
+marked as (
+    update meetings m
+    set empty_since = case
+            when m.status = 'active' and coalesce(m.last_seat, 0) <= $8
+                then coalesce(m.empty_since, now())
+            else m.empty_since end,
+        empty_as_of_seat = case
+            when coalesce(m.last_seat, 0) <= $8 then greatest(coalesce(m.empty_as_of_seat, 0), $8)
+            else m.empty_as_of_seat end
+    where m.id = $1 and $9 and m.status <> 'ended' and m.xmin = (select version from snap)
+    returning m.id
+),
+locked as (
+    select m.id, m.xmin as version from meetings m
+    where m.id = $1 and not $9 and m.status <> 'ended'
+    for no key update
+),
+live as (
+    select id from marked
+    union all
+    select id from locked where version = (select version from snap)
+),
+seat as (
+    insert into participants (meeting_id, user_id, role, seat, joined_at, left_at, leave_reason)
+    select $1, $2, $3, $4, coalesce($5, now()), greatest(coalesce($5, now()), coalesce($6, now())),
+           $7
+    where $4::bigint is not null and exists (select 1 from live)
+    on conflict (meeting_id, user_id, seat) where seat is not null do update
+        set left_at = greatest(participants.joined_at, excluded.left_at),
+            leave_reason = excluded.leave_reason
+        where participants.left_at is null or participants.leave_reason = 'superseded'
+    returning xmax = 0 as inserted
+),
+others as (
+    update participants p
+    set left_at = greatest(p.joined_at, coalesce($6, now())), leave_reason = $7
+    where p.meeting_id = $1 and p.user_id = $2 and p.left_at is null
+      and ($8 = 0 or p.seat is null or p.seat <= $8)
+      and ($4::bigint is null or p.seat is distinct from $4)
+      and exists (select 1 from live)
+    returning p.id
+),
+closed as (
+    select exists (select 1 from seat) or exists (select 1 from others) as hit
+),
+events as (
+    select $10::uuid as org_id, $1::uuid as meeting_id, $11::text as actor_id,
+           $12::text as actor_type, $13::text as ip, $14::text as user_agent,
+           'participant_admitted' as action, $15::jsonb as details
+    from seat where seat.inserted
+    union all
+    select $10, $1, $11, $12, $13, $14, 'participant_left', $16::jsonb
+    where (select hit from closed)
+),
+recorded as (",
+    crate::db::events::record_events!(),
+    ")
+select exists (select 1 from live) as live,
+       exists (select 1 from snap) and not exists (select 1 from live) as stale,
+       (select hit from closed) as closed"
+);
+
+async fn run_leave<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    leave: &Leave<'_>,
+    actor: crate::domain::events::Actor<'_>,
+) -> Result<Recorded<bool>, sqlx::Error> {
     let reason = LeaveReason::bounded(leave.reason);
-    let mut changes = Vec::with_capacity(2);
-    let mut closed = false;
-    if let Some(seat) = &leave.seat {
-        // The seat's row: closed if open (or closed as `superseded` by a later seat's
-        // admission, whose time and reason the leave's replace), or inserted closed when the
-        // admission has not been recorded: it will find the row and leave it so.
-        let inserted: Option<bool> = sqlx::query_scalar(
-            "insert into participants (meeting_id, user_id, role, seat, joined_at, left_at,
-                                       leave_reason)
-             values ($1, $2, $3, $4, coalesce($5, now()),
-                     greatest(coalesce($5, now()), coalesce($6, now())), $7)
-             on conflict (meeting_id, user_id, seat) where seat is not null do update
-                 set left_at = greatest(participants.joined_at, excluded.left_at),
-                     leave_reason = excluded.leave_reason
-                 where participants.left_at is null or participants.leave_reason = 'superseded'
-             returning xmax = 0",
-        )
+    let (actor_id, actor_type, ip, user_agent) = actor.columns();
+    let role = leave.seat.as_ref().map(|seat| seat.role);
+    let admitted = role.map(|role| {
+        MeetingEvent::ParticipantAdmitted {
+            user_id: leave.user_id,
+            role,
+        }
+        .details()
+    });
+    let left = MeetingEvent::ParticipantLeft {
+        user_id: leave.user_id,
+        reason: reason.clone(),
+    }
+    .details();
+    let (live, stale, closed): (bool, bool, bool) = sqlx::query_as(LEAVE_SQL)
         .bind(leave.meeting_id)
         .bind(leave.user_id)
-        .bind(seat.role.as_str())
-        .bind(seat.seat)
-        .bind(seat.joined_at)
+        .bind(role.map(|role| role.as_str()))
+        .bind(leave.seat.as_ref().map(|seat| seat.seat))
+        .bind(leave.seat.as_ref().and_then(|seat| seat.joined_at))
         .bind(leave.left_at)
         .bind(reason.as_str())
-        .fetch_optional(&mut *tx)
+        .bind(leave.last_seat)
+        .bind(leave.room_empty)
+        .bind(leave.org_id)
+        .bind(actor_id)
+        .bind(actor_type)
+        .bind(ip.map(|ip| ip.to_string()))
+        .bind(user_agent)
+        .bind(admitted)
+        .bind(left)
+        .fetch_one(executor)
         .bounded()
         .await?;
-        closed |= inserted.is_some();
-        if inserted == Some(true) {
-            changes.push(Change {
-                org_id: leave.org_id,
-                meeting_id: leave.meeting_id,
-                actor,
-                event: MeetingEvent::ParticipantAdmitted {
-                    user_id: leave.user_id,
-                    role: seat.role,
-                },
-            });
-        }
-    }
-    let others = sqlx::query(
-        "update participants
-         set left_at = greatest(joined_at, coalesce($4, now())), leave_reason = $3
-         where meeting_id = $1 and user_id = $2 and left_at is null
-           and ($5 = 0 or seat is null or seat <= $5)",
-    )
-    .bind(leave.meeting_id)
-    .bind(leave.user_id)
-    .bind(reason.as_str())
-    .bind(leave.left_at)
-    .bind(leave.last_seat)
-    .execute(&mut *tx)
-    .bounded()
-    .await?;
-    closed |= others.rows_affected() > 0;
-    if closed {
-        changes.push(Change {
-            org_id: leave.org_id,
-            meeting_id: leave.meeting_id,
-            actor,
-            event: MeetingEvent::ParticipantLeft {
-                user_id: leave.user_id,
-                reason,
-            },
-        });
-    }
-    crate::db::events::record(&mut *tx, &changes).await?;
-    Ok(closed)
+    Ok(if stale {
+        Recorded::Stale
+    } else {
+        Recorded::Done(live && closed)
+    })
 }
 
 #[cfg(test)]

@@ -1,17 +1,16 @@
 //! `POST /{code}/end` (the host), and the endings housekeeping decides (empty timeout,
 //! expiry): the meeting becomes `ended` with `ended_at`, every open visit is closed, the org's
 //! place is given back (by the database's trigger), the `meeting_ended` audit row is written,
-//! all in one transaction; then the room is ended on its controller, which tells everyone and
-//! deletes its live state. Ending an ended meeting changes nothing and returns it as it is.
+//! all in one statement (`db::meetings::END_SQL`); then the room is ended on its controller,
+//! which tells everyone and deletes its live state. Ending an ended meeting changes nothing and returns it as it is.
 
-use common::db::Bounded;
 use common::jwt::UserClaims;
 use common::meeting_code::MeetingCode;
 
 use crate::clients::mc::Known;
 use crate::db;
+use crate::domain::events::Actor;
 pub use crate::domain::events::EndReason;
-use crate::domain::events::{Actor, Change, LeaveReason, MeetingEvent};
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
@@ -54,27 +53,14 @@ pub async fn end(
         .current_known(&meeting, known)
         .await
         .unwrap_or(None);
-    let mut tx = rooms.pool.begin().bounded().await?;
-    let Some(ended) = db::meetings::end(&mut tx, meeting.id).await? else {
+    let Some((ended, _closed)) =
+        db::meetings::end_and_record(&rooms.pool, meeting.id, reason, actor).await?
+    else {
         // Another request ended it first.
-        tx.rollback().await?;
         return Ok(db::meetings::find_meeting(&rooms.pool, meeting.id)
             .await?
             .unwrap_or(meeting));
     };
-    let closed =
-        db::participants::close_all(&mut tx, meeting.id, LeaveReason::MEETING_ENDED).await?;
-    let change = Change {
-        org_id: meeting.org_id,
-        meeting_id: meeting.id,
-        actor,
-        event: MeetingEvent::MeetingEnded {
-            reason,
-            participants_present: closed,
-        },
-    };
-    db::events::record(&mut *tx, &[change]).await?;
-    tx.commit().bounded().await?;
     tracing::info!(meeting_id = %meeting.id, reason = reason.as_str(), "meeting ended");
 
     // PostgreSQL says it ended, whatever the controller answers: an unreachable one loses the
