@@ -211,11 +211,15 @@ impl MeetingControllerService for MeetingController {
             let tasks = signaling.shell.tracker().clone();
             tasks.spawn(async move { signaling.took_over(owned).await });
         }
-        let state = self.store.state(&code).await?;
+        // A room just created holds nobody: a round trip to Redis fewer on every first join.
+        let participant_count = match outcome {
+            AssignOutcome::Created => 0,
+            _ => self.store.state(&code).await?.participant_count(),
+        };
         tracing::info!(meeting_code = %code, fencing_token = r.fencing_token, ?outcome, "room assigned");
         Ok(Response::new(AssignMeetingResponse {
             accepted: true,
-            participant_count: state.participant_count(),
+            participant_count,
         }))
     }
 

@@ -104,67 +104,105 @@ pub async fn assignment(
     .await
 }
 
-/// Gives the meeting to the least loaded healthy controller with spare capacity, if its
-/// assignment is still `expected` (none, or the stale one the caller saw): a compare-and-set,
-/// so two GC replicas reassigning at once agree on one owner. The fencing token grows by one
-/// with every reassignment. Returns the assignment now in force, or `None` when no controller
-/// can take the meeting.
-pub async fn assign(
+/// What [`settle`] found or wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// The meeting's owner was healthy: nothing written.
+    Kept(Assignment),
+    /// This statement gave the meeting to a controller (a first owner, or a new one in place of
+    /// an unhealthy owner, with the next fencing token).
+    Assigned(Assignment),
+    /// Another replica assigned or moved it meanwhile, or no controller can take it: read
+    /// again with [`assignment`].
+    Lost,
+}
+
+/// Keeps a meeting's healthy owner, or gives the meeting to the least loaded healthy
+/// controller with spare capacity when it has none or an unhealthy one: one statement
+/// ([`SETTLE_SQL`]). The write is a compare-and-set on what the statement read (no row, or the
+/// unhealthy owner's fencing token), so two GC replicas settling at once agree on one owner;
+/// the fencing token grows by one with every reassignment.
+pub async fn settle(
     pool: &PgPool,
     meeting_id: Uuid,
-    expected: Option<&Assignment>,
     heartbeat_timeout_secs: u32,
-) -> Result<Option<Assignment>, sqlx::Error> {
-    let timeout = f64::from(heartbeat_timeout_secs);
-    // Load counts the rooms GC assigned (kept exact here) rather than the heartbeat's figure,
-    // so a burst of first joins spreads before the next heartbeat.
-    let picked: Option<Controller> = sqlx::query_as(
-        "select c.id, c.ws_url, c.grpc_addr
-         from meeting_controllers c
-         left join lateral (select count(*) as rooms from meeting_assignments a
-                            where a.controller_id = c.id) load on true
-         where c.last_heartbeat_at > now() - make_interval(secs => $1)
-           and load.rooms < c.capacity
-         order by load.rooms, c.id
-         limit 1",
-    )
-    .bind(timeout)
-    .fetch_optional(pool)
-    .bounded()
-    .await?;
-    let Some(controller) = picked else {
-        return Ok(None);
-    };
-    let written = match expected {
-        None => sqlx::query(
-            "insert into meeting_assignments (meeting_id, controller_id, fencing_token)
-             values ($1, $2, 1)
-             on conflict (meeting_id) do nothing",
-        )
+) -> Result<Settled, sqlx::Error> {
+    let row: Option<(String, String, String, i64, bool)> = sqlx::query_as(SETTLE_SQL)
         .bind(meeting_id)
-        .bind(&controller.id)
-        .execute(pool)
+        .bind(f64::from(heartbeat_timeout_secs))
+        .fetch_optional(pool)
         .bounded()
-        .await?
-        .rows_affected(),
-        Some(stale) => sqlx::query(
-            "update meeting_assignments
-             set controller_id = $2, fencing_token = fencing_token + 1, assigned_at = now()
-             where meeting_id = $1 and fencing_token = $3",
-        )
-        .bind(meeting_id)
-        .bind(&controller.id)
-        .bind(stale.fencing_token)
-        .execute(pool)
-        .bounded()
-        .await?
-        .rows_affected(),
-    };
-    if written == 0 {
-        tracing::debug!("another replica assigned the meeting first");
-    }
-    assignment(pool, meeting_id, heartbeat_timeout_secs).await
+        .await?;
+    Ok(match row {
+        Some((controller_id, ws_url, grpc_addr, fencing_token, written)) => {
+            let assignment = Assignment {
+                controller_id,
+                ws_url,
+                grpc_addr,
+                fencing_token,
+                healthy: true,
+            };
+            if written {
+                Settled::Assigned(assignment)
+            } else {
+                Settled::Kept(assignment)
+            }
+        }
+        None => Settled::Lost,
+    })
 }
+
+/// `$1` the meeting, `$2` the heartbeat timeout in seconds.
+///
+/// - `current`: its assignment, with its owner's health.
+/// - `picked`: unless the owner is healthy, the least loaded healthy controller with spare
+///   capacity. Load counts the rooms GC assigned (kept exact here) rather than the heartbeat's
+///   figure, so a burst of first joins spreads before the next heartbeat.
+/// - `inserted` (no assignment) or `moved` (an unhealthy owner, still at the fencing token
+///   read): the new owner. Another replica's insert makes `inserted` do nothing; its move makes
+///   `moved` find another fencing token. Either way the statement answers no row.
+/// - One row: the owner now in force and whether this statement wrote it.
+pub const SETTLE_SQL: &str = "with current as (
+    select a.controller_id, a.fencing_token,
+           c.last_heartbeat_at > now() - make_interval(secs => $2) as healthy
+    from meeting_assignments a join meeting_controllers c on c.id = a.controller_id
+    where a.meeting_id = $1
+),
+picked as (
+    select c.id
+    from meeting_controllers c
+    left join lateral (select count(*) as rooms from meeting_assignments a
+                       where a.controller_id = c.id) load on true
+    where not exists (select 1 from current where healthy)
+      and c.last_heartbeat_at > now() - make_interval(secs => $2)
+      and load.rooms < c.capacity
+    order by load.rooms, c.id
+    limit 1
+),
+inserted as (
+    insert into meeting_assignments (meeting_id, controller_id, fencing_token)
+    select $1, p.id, 1 from picked p
+    where not exists (select 1 from current)
+    on conflict (meeting_id) do nothing
+    returning controller_id, fencing_token
+),
+moved as (
+    update meeting_assignments a
+    set controller_id = p.id, fencing_token = a.fencing_token + 1, assigned_at = now()
+    from picked p
+    where a.meeting_id = $1
+      and a.fencing_token = (select fencing_token from current where not healthy)
+    returning a.controller_id, a.fencing_token
+),
+owner as (
+    select controller_id, fencing_token, true as written from inserted
+    union all
+    select controller_id, fencing_token, true from moved
+    union all
+    select controller_id, fencing_token, false from current where healthy
+)
+select o.controller_id, c.ws_url, c.grpc_addr, o.fencing_token, o.written
+from owner o join meeting_controllers c on c.id = o.controller_id";
 
 /// Whether `controller_id` owns the meeting with `code` (a controller may only report on its
 /// own rooms). Returns the meeting's id when it does.

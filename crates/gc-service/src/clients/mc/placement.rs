@@ -254,19 +254,20 @@ impl Placement {
         {
             return self.room(meeting, &settled.assignment);
         }
-        // Read again under the lock: another replica may have assigned it meanwhile.
-        let (assignment, delivery) = match controllers::assignment(&self.pool, meeting.id, timeout)
-            .await?
-        {
-            Some(a) if a.healthy => (a, redeliver.map(|_| "redelivered")),
-            stale => {
-                let assigned = controllers::assign(&self.pool, meeting.id, stale.as_ref(), timeout)
-                    .await?
-                    .filter(|a| a.healthy)
-                    .ok_or(Error::NoControllerAvailable)?;
-                (assigned, Some("assigned"))
-            }
-        };
+        // Read again under the lock (another replica may have assigned it meanwhile), and
+        // assigned when it has no healthy owner, in one statement.
+        let (assignment, delivery) =
+            match controllers::settle(&self.pool, meeting.id, timeout).await? {
+                controllers::Settled::Kept(a) => (a, redeliver.map(|_| "redelivered")),
+                controllers::Settled::Assigned(a) => (a, Some("assigned")),
+                controllers::Settled::Lost => {
+                    let assigned = controllers::assignment(&self.pool, meeting.id, timeout)
+                        .await?
+                        .filter(|a| a.healthy)
+                        .ok_or(Error::NoControllerAvailable)?;
+                    (assigned, Some("assigned"))
+                }
+            };
         let room = self.room(meeting, &assignment)?;
         if let Some(delivery) = delivery {
             self.deliver(meeting, &room).await?;
