@@ -229,6 +229,10 @@ async fn restore_lost_seat(
         }
         // No controller holds the meeting any more (it ended meanwhile): nothing to restore.
         Ok(None) => Ok(()),
+        // They are no longer in the lobby: they left (or the host let them in, or turned them
+        // away) since the room answered. The join happened before that, as it answered; the
+        // leave closes the old visit, an admission records the new seat.
+        Err(Error::Api(refused)) if refused.code == ErrorCode::NotFound => Ok(()),
         Err(Error::Api(refused)) if refused.code == ErrorCode::MeetingFull => {
             tracing::warn!(
                 meeting_id = %meeting.id,

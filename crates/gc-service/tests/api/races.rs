@@ -2,6 +2,8 @@
 //! meeting controller on Redis; after each race, every store is compared: what the API answers,
 //! what PostgreSQL holds and what the room in Redis holds (issue 22, items 2–4).
 
+use std::time::Duration;
+
 use common::meeting_code::MeetingCode;
 use common::settings::MeetingSettings;
 use mc_service::room::{KeyPrefix, RedisPool, RoomStore, RoomStoreConfig};
@@ -417,4 +419,100 @@ async fn a_user_cycling_join_and_leave_is_refused_after_the_burst(pool: PgPool) 
     // The host is not held back by someone else's budget.
     assert_eq!(join(&stack, &code, &host).await.0, StatusCode::OK);
     assert!(stack.metric("gc_join_leave_limited_total", &[]).await >= 1.0);
+}
+
+/// Redis loses the room while a guest the host admitted is seated (a restart without
+/// persistence); the guest's page joins again, which gives the lost seat back (PostgreSQL holds
+/// the visit open), at the same moment as the guest leaves. 100 times: once both have
+/// answered, the guest is seated exactly when PostgreSQL has their visit open, and the API, the
+/// room and PostgreSQL count the same people. The host's own lost seat is given back before
+/// each race by the host's join.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_lost_seat_given_back_racing_its_leave_leaves_seats_and_visits_agreeing(pool: PgPool) {
+    const TRIALS: usize = 100;
+    let (stack, prefix, people) = stack_with_mc(pool).await;
+    let store = room_store(&prefix);
+    let host = stack.user_token(HOST).await;
+    let host_id = stack.user_id(HOST).await;
+    let (guest_id, guest) = people.user(&stack, stack.org_id, "Amnesiac").await;
+    let code = create(&stack, &host, &json!({"display_name": "Lost and found"})).await;
+    let admit_path = format!("/api/v1/meetings/{code}/admit/{guest_id}");
+    // (trial, seated, visit open) where the two disagree for the guest or the host; (trial,
+    // API, room, PostgreSQL) where the counts disagree.
+    let mut ghosts = Vec::new();
+    let mut counts = Vec::new();
+    let mut given_back = 0;
+
+    for trial in 0..TRIALS {
+        assert_eq!(join(&stack, &code, &host).await.0, StatusCode::OK);
+        let (status, body) = join(&stack, &code, &guest).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["status"] == "waiting" {
+            let (status, answer) = call(&stack, Method::POST, &admit_path, &host, None).await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "trial {trial}: {answer}, after {body}"
+            );
+        }
+        crate::meetings::lose_rooms(&prefix).await;
+        // The host's page comes back first: the room is made again, the host seated again.
+        assert_eq!(join(&stack, &code, &host).await.0, StatusCode::OK);
+
+        // The leave starts 0 to 19 ms after the join, so that every step of the join's
+        // repair meets it in some trial.
+        let stagger = Duration::from_millis(u64::try_from(trial % 20).unwrap());
+        let (joined, left) = tokio::join!(join(&stack, &code, &guest), async {
+            tokio::time::sleep(stagger).await;
+            leave(&stack, &code, &guest).await
+        });
+        assert_eq!(joined.0, StatusCode::OK, "{joined:?}");
+        assert_eq!(left.0, StatusCode::OK, "{left:?}");
+        if joined.1["status"] == "admitted" {
+            given_back += 1;
+        }
+
+        for user in [guest_id, host_id] {
+            let (seated, visit, _, _) = presence(&stack, &store, &code, user).await;
+            if seated != visit {
+                ghosts.push((trial, user == host_id, seated, visit));
+            }
+        }
+        let (status, meeting) = call(
+            &stack,
+            Method::GET,
+            &format!("/api/v1/meetings/{code}"),
+            &host,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{meeting}");
+        let (_, _, in_room, _) = presence(&stack, &store, &code, guest_id).await;
+        let open: i64 = sqlx::query_scalar(
+            "select count(*) from participants p join meetings m on m.id = p.meeting_id
+             where m.meeting_code = $1 and p.left_at is null",
+        )
+        .bind(&code)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+        let api = meeting["participant_count"].as_i64();
+        if api != Some(open) || i64::try_from(in_room).ok() != Some(open) {
+            counts.push((trial, api, in_room, open));
+        }
+        leave(&stack, &code, &guest).await;
+    }
+    assert!(
+        ghosts.is_empty() && counts.is_empty(),
+        "{} of {TRIALS} races left a seat and its visit disagreeing (trial, host, seated, visit \
+         open): {ghosts:?}; {} left the counts disagreeing (trial, API, room, PostgreSQL): {counts:?}",
+        ghosts.len(),
+        counts.len()
+    );
+    // Both orders happened: some joins came first and got the seat back, some came after the
+    // leave and waited.
+    assert!(
+        given_back > 0 && given_back < TRIALS,
+        "{given_back} of {TRIALS} joins got their lost seat back"
+    );
 }
