@@ -3,8 +3,7 @@
 //! must have survived. Run by `scripts/fault-tests.sh`, which builds the binaries, finds
 //! PostgreSQL's and Redis' server programs and cleans up whatever happens.
 //!
-//! Usage: fault-suite [SCENARIO...] (default: `scenarios::ALL`, in order; those of
-//! `scenarios::NAMED_ONLY` run when named).
+//! Usage: fault-suite [SCENARIO...] (default: `scenarios::ALL`, in order).
 //! Environment: FAULT_DIR (state and logs, emptied first), FAULT_BINS (the directory of the
 //! ac-service, gc-service and mc-service binaries), FAULT_PG_BINDIR (initdb and pg_ctl),
 //! FAULT_PG_DATA (the cluster's directory, emptied first).
@@ -48,11 +47,9 @@ async fn run() -> Result<bool> {
     }
     for name in &chosen {
         anyhow::ensure!(
-            scenarios::ALL.contains(&name.as_str())
-                || scenarios::NAMED_ONLY.contains(&name.as_str()),
-            "no scenario {name}; there are {:?} and, by name only, {:?}",
-            scenarios::ALL,
-            scenarios::NAMED_ONLY
+            scenarios::ALL.contains(&name.as_str()),
+            "no scenario {name}; there are {:?}",
+            scenarios::ALL
         );
     }
     let paths = stack::Paths {

@@ -9,7 +9,7 @@
 //! store that decides: join, admit, reject and leave change the room first (its scripts enforce
 //! capacity and the lobby atomically), then PostgreSQL in one transaction with the change's
 //! events (`db::events`); a settings change and the end of a meeting change PostgreSQL first
-//! (settings merged under the row's lock with a new version; the end in one transaction) and
+//! (settings merged under the row's lock with a new version; the end in one statement) and
 //! reach the room after the commit. A crash between the two is repaired by a later step: a seat GC never recorded is
 //! recorded when the same user joins or is admitted again (the room answers "admitted", and
 //! the visit is opened if none is), or when MC reports the participant gone (its report
