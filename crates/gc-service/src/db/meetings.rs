@@ -18,7 +18,7 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::controllers::Assignment;
-use crate::db::participants::{FRESH_ATTEMPTS, Recorded};
+use crate::db::{FRESH_ATTEMPTS, Recorded};
 use crate::domain::events::{Actor, EndReason, LeaveReason, Origin};
 use crate::domain::meeting::{Meeting, MeetingStatus, NewMeeting};
 use common::settings::MeetingSettings;

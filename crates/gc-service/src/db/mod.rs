@@ -19,6 +19,18 @@ pub mod meetings;
 pub mod participants;
 pub mod web;
 
+/// Statements of a change run without a transaction of their own before one that takes the
+/// meeting's lock first ([`participants::record_leave`], [`meetings::end_and_record`]).
+pub const FRESH_ATTEMPTS: usize = 3;
+
+/// What a statement that locks a meeting's row found ([`participants::LEAVE_SQL`], [`meetings::END_SQL`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded<T> {
+    Done(T),
+    /// The row changed between the statement's snapshot and its lock: nothing was written.
+    Stale,
+}
+
 /// The migrations of the whole platform (AC's and GC's share one database), embedded at compile
 /// time; `build.rs` makes a new file trigger a rebuild.
 pub fn migrator() -> sqlx::migrate::Migrator {

@@ -12,6 +12,7 @@ use common::db::Bounded;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::db::{FRESH_ATTEMPTS, Recorded};
 use crate::domain::events::{LeaveReason, MeetingEvent};
 use crate::domain::meeting::{MeetingStart, MeetingStatus};
 pub use crate::domain::room::{EndedSeat, Seated};
@@ -287,18 +288,6 @@ pub async fn record_leave(
     let closed = record_leave_in(&mut tx, leave, actor).await?;
     tx.commit().bounded().await?;
     Ok(closed)
-}
-
-/// Statements of a change run without a transaction of their own before one that takes the
-/// meeting's lock first ([`record_leave`], [`crate::db::meetings::end_and_record`]).
-pub const FRESH_ATTEMPTS: usize = 3;
-
-/// What a statement that locks a meeting's row found ([`LEAVE_SQL`], the end's).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Recorded<T> {
-    Done(T),
-    /// The row changed between the statement's snapshot and its lock: nothing was written.
-    Stale,
 }
 
 /// [`record_leave`] in the caller's transaction, which holds the meeting's row until it ends.

@@ -610,8 +610,8 @@ async fn admission_racing_an_end(
     before: BeforeTheRace,
     with: Option<Uuid>,
 ) {
+    use gc_service::db::Recorded;
     use gc_service::db::admissions::AdmissionRows;
-    use gc_service::db::participants::Recorded;
     use gc_service::db::{meetings, participants};
     use gc_service::domain::events::{Actor, EndReason};
 
