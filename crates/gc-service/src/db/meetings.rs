@@ -18,6 +18,8 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::controllers::Assignment;
+use std::future::Future;
+
 use crate::db::{FRESH_ATTEMPTS, Recorded};
 use crate::domain::events::{Actor, EndReason, LeaveReason, Origin};
 use crate::domain::meeting::{Meeting, MeetingStatus, NewMeeting};
@@ -581,31 +583,89 @@ pub async fn end<'e>(
     }
 }
 
-/// [`end`], run again while it is stale, then under the row's lock taken first: the meeting
-/// as it ended and the visits it closed, or `None` when it had ended already.
+/// [`end`], run again while it is stale, then under the row's lock taken first
+/// ([`run_fresh`]): the meeting as it ended and the visits it closed, or `None` when it had
+/// ended already.
 pub async fn end_and_record(
     pool: &PgPool,
     id: Uuid,
     reason: EndReason,
     actor: Actor<'_>,
 ) -> Result<Option<(Meeting, u64)>, sqlx::Error> {
+    run_fresh(pool, id, &Ending { id, reason, actor }).await
+}
+
+struct Ending<'a> {
+    id: Uuid,
+    reason: EndReason,
+    actor: Actor<'a>,
+}
+
+impl LockingStatement for Ending<'_> {
+    type Output = Option<(Meeting, u64)>;
+
+    fn ended(&self) -> Self::Output {
+        None
+    }
+
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut PgConnection,
+    ) -> impl Future<Output = Result<Recorded<Self::Output>, sqlx::Error>> + Send + 'c {
+        end(conn, self.id, self.reason, self.actor)
+    }
+}
+
+/// A statement that locks a meeting's row, and writes nothing and answers [`Recorded::Stale`]
+/// when the row it locked is not the version its snapshot read ([`END_SQL`],
+/// [`crate::db::participants::LEAVE_SQL`]).
+pub trait LockingStatement: Sync {
+    type Output: Send;
+
+    /// Its answer for a meeting that has ended (found so by [`run_locked`]).
+    fn ended(&self) -> Self::Output;
+
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut PgConnection,
+    ) -> impl Future<Output = Result<Recorded<Self::Output>, sqlx::Error>> + Send + 'c;
+}
+
+/// Runs `statement` on its own (one round trip, its own implicit transaction) until it is not
+/// stale, at most [`FRESH_ATTEMPTS`] times, then in a transaction that takes the meeting's
+/// lock first ([`run_locked`]).
+pub async fn run_fresh<S: LockingStatement>(
+    pool: &PgPool,
+    meeting_id: Uuid,
+    statement: &S,
+) -> Result<S::Output, sqlx::Error> {
     for _ in 0..FRESH_ATTEMPTS {
-        if let Recorded::Done(ended) = end(pool, id, reason, actor).await? {
-            return Ok(ended);
+        let mut conn = pool.acquire().bounded().await?;
+        if let Recorded::Done(output) = statement.run(&mut conn).await? {
+            return Ok(output);
         }
     }
     let mut tx = pool.begin().bounded().await?;
-    if lock_live(&mut tx, id).await?.is_none() {
-        tx.rollback().bounded().await?;
-        return Ok(None);
+    let output = run_locked(&mut tx, meeting_id, statement).await?;
+    tx.commit().bounded().await?;
+    Ok(output)
+}
+
+/// Runs `statement` in the caller's transaction after locking the meeting's row
+/// ([`lock_live`]), which the transaction holds until it ends: the statement's snapshot then
+/// holds every change of the row, so it is never stale.
+pub async fn run_locked<S: LockingStatement>(
+    tx: &mut PgConnection,
+    meeting_id: Uuid,
+    statement: &S,
+) -> Result<S::Output, sqlx::Error> {
+    if lock_live(&mut *tx, meeting_id).await?.is_none() {
+        return Ok(statement.ended());
     }
-    match end(&mut *tx, id, reason, actor).await? {
-        Recorded::Done(ended) => {
-            tx.commit().bounded().await?;
-            Ok(ended)
-        }
+    match statement.run(&mut *tx).await? {
+        Recorded::Done(output) => Ok(output),
         Recorded::Stale => Err(sqlx::Error::Protocol(
-            "an end under the meeting's lock found its row changed".into(),
+            "a statement under the meeting's lock found its row changed".into(),
         )),
     }
 }

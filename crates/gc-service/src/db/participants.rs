@@ -12,7 +12,7 @@ use common::db::Bounded;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::db::{FRESH_ATTEMPTS, Recorded};
+use crate::db::Recorded;
 use crate::domain::events::{LeaveReason, MeetingEvent};
 use crate::domain::meeting::{MeetingStart, MeetingStatus};
 pub use crate::domain::room::{EndedSeat, Seated};
@@ -272,22 +272,15 @@ pub struct Leave<'a> {
 /// case. A statement reads what committed before it started, and the meeting's row it locks may
 /// have been changed since by an admission it waited for, whose visits it would not see: it
 /// then writes nothing and says so ([`Recorded::Stale`]), and is run again with a new snapshot;
-/// after [`FRESH_ATTEMPTS`] such answers, in a transaction that takes the row's lock first.
+/// after [`crate::db::FRESH_ATTEMPTS`] such answers, in a transaction that takes the row's lock
+/// first ([`crate::db::meetings::run_fresh`]).
 pub async fn record_leave(
     pool: &PgPool,
     leave: &Leave<'_>,
     actor: crate::domain::events::Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
-    for _ in 0..FRESH_ATTEMPTS {
-        match run_leave(pool, leave, actor).await? {
-            Recorded::Done(closed) => return Ok(closed),
-            Recorded::Stale => continue,
-        }
-    }
-    let mut tx = pool.begin().bounded().await?;
-    let closed = record_leave_in(&mut tx, leave, actor).await?;
-    tx.commit().bounded().await?;
-    Ok(closed)
+    let leaving = Leaving { leave, actor };
+    crate::db::meetings::run_fresh(pool, leave.meeting_id, &leaving).await
 }
 
 /// [`record_leave`] in the caller's transaction, which holds the meeting's row until it ends.
@@ -296,18 +289,27 @@ pub async fn record_leave_in(
     leave: &Leave<'_>,
     actor: crate::domain::events::Actor<'_>,
 ) -> Result<bool, sqlx::Error> {
-    if crate::db::meetings::lock_live(&mut *tx, leave.meeting_id)
-        .await?
-        .is_none()
-    {
-        return Ok(false);
+    let leaving = Leaving { leave, actor };
+    crate::db::meetings::run_locked(tx, leave.meeting_id, &leaving).await
+}
+
+struct Leaving<'a> {
+    leave: &'a Leave<'a>,
+    actor: crate::domain::events::Actor<'a>,
+}
+
+impl crate::db::meetings::LockingStatement for Leaving<'_> {
+    type Output = bool;
+
+    fn ended(&self) -> bool {
+        false
     }
-    // Under the lock, the statement's snapshot holds every change of the row: never stale.
-    match run_leave(&mut *tx, leave, actor).await? {
-        Recorded::Done(closed) => Ok(closed),
-        Recorded::Stale => Err(sqlx::Error::Protocol(
-            "a leave under the meeting's lock found its row changed".into(),
-        )),
+
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut PgConnection,
+    ) -> impl std::future::Future<Output = Result<Recorded<bool>, sqlx::Error>> + Send + 'c {
+        run_leave(conn, self.leave, self.actor)
     }
 }
 
