@@ -478,14 +478,7 @@ async fn a_lost_seat_given_back_racing_its_leave_leaves_seats_and_visits_agreein
                 ghosts.push((trial, user == host_id, seated, visit));
             }
         }
-        let (status, meeting) = call(
-            &stack,
-            Method::GET,
-            &format!("/api/v1/meetings/{code}"),
-            &host,
-            None,
-        )
-        .await;
+        let (status, meeting) = crate::meetings::get(&stack, &code, &host).await;
         assert_eq!(status, StatusCode::OK, "{meeting}");
         let (_, _, in_room, _) = presence(&stack, &store, &code, guest_id).await;
         let open: i64 = sqlx::query_scalar(
