@@ -47,6 +47,11 @@ let clearTimer: number | undefined;
  * A short message in the status bar (announced politely), cleared after a few seconds unless
  * `persist` (a state that lasts, like "reconnecting"). Empty clears it.
  */
+/** The text the status bar shows now. */
+export function currentStatus(): string {
+  return document.getElementById("status")?.textContent ?? "";
+}
+
 export function status(text: string, persist = false): void {
   const bar = document.getElementById("status");
   if (!bar) return;

@@ -3,7 +3,7 @@
 
 import { ApiError, gc, SETTING_LABELS, type JoinResult, type Meeting, type Settings } from "./api.js";
 import { Microphone, MIN_DBFS } from "./audio.js";
-import { el, show, status } from "./dom.js";
+import { currentStatus, el, show, status } from "./dom.js";
 import * as session from "./session.js";
 import {
   CLOSE,
@@ -115,6 +115,8 @@ class MeetingPage {
   private me: { user_id: string; role: string } | null = null;
   private participants = new Map<string, Participant>();
   private lobby = new Map<string, LobbyEntry>();
+  /** The lobby notice the status bar shows, while it shows one. */
+  private lobbyNotice: string | null = null;
   private activeSpeaker: string | null = null;
   private rejectedReason: string | null = null;
   private language = preferredLanguage();
@@ -340,6 +342,34 @@ class MeetingPage {
     );
   }
 
+  /**
+   * The status bar's lobby notice follows the lobby: it names the latest person still waiting
+   * (and how many more), and goes once nobody waits: it used to stay after the host let the
+   * person in. Someone new waiting always shows (`announce`); someone leaving the lobby only
+   * updates a notice the bar still shows, never replaces another message.
+   */
+  private noticeLobby(announce: boolean): void {
+    const showing = this.lobbyNotice !== null && currentStatus() === this.lobbyNotice;
+    if (!announce && !showing) {
+      this.lobbyNotice = null;
+      return;
+    }
+    const waiting = [...this.lobby.values()];
+    const latest = waiting[waiting.length - 1];
+    if (!latest) {
+      status("");
+      this.lobbyNotice = null;
+      return;
+    }
+    const others = waiting.length - 1;
+    const text =
+      others === 0
+        ? `${latest.display_name} is waiting in the lobby.`
+        : `${latest.display_name} and ${others} more are waiting in the lobby.`;
+    status(text);
+    this.lobbyNotice = text;
+  }
+
   private renderLobby(): void {
     if (!this.isHost() || this.phase !== "room") return;
     const waiting = [...this.lobby.values()];
@@ -466,12 +496,13 @@ class MeetingPage {
       case "lobby.joined": {
         const entry = { user_id: event.user_id, display_name: event.display_name };
         this.lobby.set(entry.user_id, entry);
-        status(`${entry.display_name} is waiting in the lobby.`);
+        this.noticeLobby(true);
         this.renderLobby();
         break;
       }
       case "lobby.left":
         this.lobby.delete(event.user_id);
+        this.noticeLobby(false);
         this.renderLobby();
         break;
       case "participant.joined": {

@@ -100,6 +100,13 @@ test("host, guest, lobby, active speaker, reject, other org, reload, end", async
     await participant(p.page, "Hana Host").waitFor();
     await participant(p.page, "Gus Guest").waitFor();
   }
+  // The host's "… is waiting in the lobby" notice goes with the admission (it used to stay up
+  // with the lobby at 0).
+  await host.page.waitForFunction(
+    () => !(document.getElementById("status")?.textContent ?? "").includes("waiting in the lobby"),
+    null,
+    { timeout: 1_000 },
+  );
   for (const p of [host, guest]) {
     await p.page.waitForSelector('li[data-speaking="true"]', { timeout: 15_000 });
     const speaking = participant(p.page, "Gus Guest");
