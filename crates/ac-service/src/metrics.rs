@@ -27,7 +27,12 @@ impl LoginFailure {
 /// that does not exist yet is no rate at all, so alerts and dashboards would see nothing until
 /// the first failure. The catalog (docs/observability/metrics/ac-service.md) lists these.
 pub fn register() {
-    for token_type in [TokenType::User, TokenType::Service, TokenType::Meeting] {
+    for token_type in [
+        TokenType::User,
+        TokenType::Service,
+        TokenType::Meeting,
+        TokenType::Guest,
+    ] {
         metrics::counter!("ac_tokens_issued_total", "token_type" => token_type.as_str())
             .increment(0);
     }

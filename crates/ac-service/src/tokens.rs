@@ -1,12 +1,13 @@
-//! Minting of the three token kinds. AC is the only signer in Convene; everything here signs
+//! Minting of the four token kinds. AC is the only signer in Convene; everything here signs
 //! with the current signing key and names it in the `kid` header so verifiers pick the right
 //! public key.
 
 use std::time::Duration;
 
 use common::jwt::{
-    ALGORITHM, AUDIENCE_MEETING, AUDIENCE_SERVICE, AUDIENCE_USER, MeetingClaims, MeetingRole, Role,
-    ServiceClaims, TokenType, UserClaims,
+    ALGORITHM, AUDIENCE_MEETING, AUDIENCE_SERVICE, AUDIENCE_USER, GuestClaims,
+    MAX_GUEST_TOKEN_TTL_SECS, MeetingClaims, MeetingRole, Role, ServiceClaims, TokenType,
+    UserClaims,
 };
 use jsonwebtoken::{Header, encode};
 use serde::Serialize;
@@ -29,6 +30,22 @@ pub struct MeetingGrant {
     pub org_id: Uuid,
     pub role: MeetingRole,
     pub name: String,
+    /// `user_id` is a guest id (a guest without an account, DESIGN §12).
+    pub guest: bool,
+}
+
+/// What a guest token says: one meeting, its org, and the name the guest gave. AC makes the
+/// guest id.
+pub struct GuestGrant {
+    pub meeting_code: String,
+    pub org_id: Uuid,
+    pub name: String,
+}
+
+/// A signed guest token, with the guest id it made.
+pub struct IssuedGuestToken {
+    pub guest_id: Uuid,
+    pub token: IssuedToken,
 }
 
 #[derive(Clone)]
@@ -120,11 +137,38 @@ impl TokenIssuer {
             org_id: grant.org_id,
             role: grant.role,
             name: grant.name,
+            guest: grant.guest,
             jti: Uuid::new_v4(),
             iat,
             exp,
         };
         self.sign(&claims, TokenType::Meeting, ttl).await
+    }
+
+    /// Signs a guest token for a new guest id, living `ttl_secs` (default and most: 2 hours).
+    pub async fn issue_guest(
+        &self,
+        grant: GuestGrant,
+        ttl_secs: Option<u64>,
+    ) -> anyhow::Result<IssuedGuestToken> {
+        let most = Duration::from_secs(MAX_GUEST_TOKEN_TTL_SECS.unsigned_abs());
+        let ttl = ttl_secs.map(Duration::from_secs).unwrap_or(most).min(most);
+        let (iat, exp) = window(ttl);
+        let guest_id = Uuid::new_v4();
+        let claims = GuestClaims {
+            iss: self.issuer.clone(),
+            aud: AUDIENCE_USER.to_owned(),
+            token_type: TokenType::Guest,
+            sub: guest_id,
+            meeting_code: grant.meeting_code,
+            org_id: grant.org_id,
+            name: grant.name,
+            jti: Uuid::new_v4(),
+            iat,
+            exp,
+        };
+        let token = self.sign(&claims, TokenType::Guest, ttl).await?;
+        Ok(IssuedGuestToken { guest_id, token })
     }
 
     async fn sign<C: Serialize>(

@@ -1,4 +1,4 @@
-//! Claim types of Convene's three tokens, shared by the signer (AC) and the verifiers (GC, MC).
+//! Claim types of Convene's four tokens, shared by the signer (AC) and the verifiers (GC, MC).
 //!
 //! Every token is an Ed25519 JWT (`alg: EdDSA`) with a `kid` header. A token of one type is
 //! never accepted where another is expected: each claim type names its `token_type` and its
@@ -27,6 +27,9 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Longest lifetime AC gives a meeting token.
 pub const MAX_MEETING_TOKEN_TTL_SECS: i64 = 15 * 60;
 
+/// Longest lifetime AC gives a guest token (DESIGN §12).
+pub const MAX_GUEST_TOKEN_TTL_SECS: i64 = 2 * 60 * 60;
+
 /// The `token_type` claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +37,7 @@ pub enum TokenType {
     User,
     Service,
     Meeting,
+    Guest,
 }
 
 impl TokenType {
@@ -42,6 +46,7 @@ impl TokenType {
             TokenType::User => "user",
             TokenType::Service => "service",
             TokenType::Meeting => "meeting",
+            TokenType::Guest => "guest",
         }
     }
 }
@@ -262,6 +267,10 @@ pub struct MeetingClaims {
     pub org_id: Uuid,
     pub role: MeetingRole,
     pub name: String,
+    /// The holder is a guest without an account (DESIGN §12): `sub` is their guest id, `role`
+    /// is `guest`. Absent (false) for members, as in tokens signed before guests existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
     pub jti: Uuid,
     pub iat: i64,
     pub exp: i64,
@@ -292,6 +301,60 @@ impl fmt::Debug for MeetingClaims {
             .field("meeting_code", &self.meeting_code)
             .field("org_id", &self.org_id)
             .field("role", &self.role)
+            .field("name", &"[redacted]")
+            .field("guest", &self.guest)
+            .field("jti", &"[redacted]")
+            .field("iat", &self.iat)
+            .field("exp", &self.exp)
+            .finish()
+    }
+}
+
+/// Claims of a guest token (`token_type: guest`, `aud: convene-api`), at most 2 hours: a person
+/// without an account who asked to join one meeting by its link (DESIGN §12). GC accepts it
+/// only on that meeting's get, join and leave; everywhere else it is refused, as a token of
+/// another type is.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestClaims {
+    pub iss: String,
+    pub aud: String,
+    pub token_type: TokenType,
+    /// The guest id, made by AC when it signs the first token of that guest.
+    pub sub: Uuid,
+    /// The one meeting the token is good for.
+    pub meeting_code: String,
+    /// The meeting's organization.
+    pub org_id: Uuid,
+    /// The name the guest gave, as the room shows it; never logged.
+    pub name: String,
+    pub jti: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+impl TokenClaims for GuestClaims {
+    const TOKEN_TYPE: TokenType = TokenType::Guest;
+    const AUDIENCE: &'static str = AUDIENCE_USER;
+    fn token_type(&self) -> TokenType {
+        self.token_type
+    }
+    fn issued_at(&self) -> i64 {
+        self.iat
+    }
+    fn expires_at(&self) -> i64 {
+        self.exp
+    }
+}
+
+impl fmt::Debug for GuestClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuestClaims")
+            .field("iss", &self.iss)
+            .field("aud", &self.aud)
+            .field("token_type", &self.token_type)
+            .field("sub", &"[redacted]")
+            .field("meeting_code", &self.meeting_code)
+            .field("org_id", &self.org_id)
             .field("name", &"[redacted]")
             .field("jti", &"[redacted]")
             .field("iat", &self.iat)

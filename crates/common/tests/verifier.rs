@@ -10,7 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::jwks::{JwksVerifier, VERIFIED_TOKENS_CACHED, VerifierConfig, VerifyError};
 use common::jwt::{
-    AUDIENCE_MEETING, AUDIENCE_USER, MeetingClaims, MeetingRole, Role, TokenType, UserClaims,
+    AUDIENCE_MEETING, AUDIENCE_USER, GuestClaims, MeetingClaims, MeetingRole, Role, TokenType,
+    UserClaims,
 };
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -90,9 +91,25 @@ fn meeting_claims() -> MeetingClaims {
         org_id: Uuid::new_v4(),
         role: MeetingRole::Guest,
         name: "Guest".into(),
+        guest: false,
         jti: Uuid::new_v4(),
         iat: now(),
         exp: now() + 600,
+    }
+}
+
+fn guest_claims() -> GuestClaims {
+    GuestClaims {
+        iss: ISSUER.into(),
+        aud: AUDIENCE_USER.into(),
+        token_type: TokenType::Guest,
+        sub: Uuid::new_v4(),
+        meeting_code: "Ab3dE5fG7hJ9".into(),
+        org_id: Uuid::new_v4(),
+        name: "Visitor".into(),
+        jti: Uuid::new_v4(),
+        iat: now(),
+        exp: now() + 7200,
     }
 }
 
@@ -251,6 +268,76 @@ async fn a_user_token_is_refused_where_a_meeting_token_is_expected() {
     );
     let meeting = key.sign(&meeting_claims());
     assert!(verifier.verify::<MeetingClaims>(&meeting).await.is_ok());
+}
+
+/// A guest token shares the user tokens' audience (the public API), so only its type keeps it
+/// from passing as a user token, and a user token from passing as a guest's: each is refused
+/// as the other, before and after it was verified (and remembered) as what it is, and with
+/// the other's claims added to it.
+#[tokio::test]
+async fn guest_and_user_tokens_are_never_taken_for_each_other() {
+    let key = TestKey::generate("k1");
+    let verifier = fixed_verifier(&key);
+    let guest = key.sign(&guest_claims());
+    let user = key.sign(&user_claims());
+    for _ in 0..2 {
+        assert_eq!(
+            verifier.verify::<UserClaims>(&guest).await.err(),
+            Some(VerifyError::InvalidClaims),
+            "a guest token has no roles"
+        );
+        assert_eq!(
+            verifier.verify::<GuestClaims>(&user).await.err(),
+            Some(VerifyError::InvalidClaims),
+            "a user token has no meeting"
+        );
+        assert!(verifier.verify::<GuestClaims>(&guest).await.is_ok());
+        assert!(verifier.verify::<UserClaims>(&user).await.is_ok());
+    }
+    // Each with every claim of the other: the type decides.
+    let mut guest_as_user = serde_json::to_value(guest_claims()).unwrap();
+    guest_as_user["roles"] = serde_json::json!(["user", "admin"]);
+    assert_eq!(
+        verifier
+            .verify::<UserClaims>(&key.sign(&guest_as_user))
+            .await
+            .err(),
+        Some(VerifyError::WrongTokenType)
+    );
+    let mut user_as_guest = serde_json::to_value(user_claims()).unwrap();
+    user_as_guest["meeting_code"] = serde_json::json!("Ab3dE5fG7hJ9");
+    assert_eq!(
+        verifier
+            .verify::<GuestClaims>(&key.sign(&user_as_guest))
+            .await
+            .err(),
+        Some(VerifyError::WrongTokenType)
+    );
+    // Nor is a guest token a meeting token.
+    assert!(verifier.verify::<MeetingClaims>(&guest).await.is_err());
+}
+
+/// A meeting token signed before guests existed has no `guest` claim: it is a member's.
+#[tokio::test]
+async fn a_meeting_token_without_the_guest_claim_is_a_members() {
+    let key = TestKey::generate("k1");
+    let verifier = fixed_verifier(&key);
+    let mut older = serde_json::to_value(meeting_claims()).unwrap();
+    assert!(older.get("guest").is_none(), "false is not written");
+    older.as_object_mut().unwrap().remove("guest");
+    let claims: MeetingClaims = verifier.verify(&key.sign(&older)).await.unwrap();
+    assert!(!claims.guest);
+    let guest = key.sign(&MeetingClaims {
+        guest: true,
+        ..meeting_claims()
+    });
+    assert!(
+        verifier
+            .verify::<MeetingClaims>(&guest)
+            .await
+            .unwrap()
+            .guest
+    );
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ use crate::state::AppState;
 use crate::tokens::MeetingGrant;
 
 const ZERO_TTL: &str = "ttl_secs must be positive";
+const GUEST_HOST: &str = "a guest's role must be guest";
 /// A meeting token's shape, for the documentation's examples.
 const EXAMPLE_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoibWVldGluZyJ9.c2lnbmF0dXJl";
 
@@ -75,6 +76,10 @@ pub(super) struct MeetingTokenRequest {
     /// The name the other participants see.
     #[schema(value_type = DisplayName)]
     name: String,
+    /// The holder is a guest without an account (`user_id` their guest id): the token says
+    /// `guest: true`, and `role` must be `guest`.
+    #[serde(default)]
+    guest: bool,
     /// Requested lifetime in seconds; larger values are capped at 900 (and at
     /// `AC_MEETING_TOKEN_TTL_SECS`, the default); `0` is refused.
     #[schema(minimum = 1, examples(600))]
@@ -88,6 +93,9 @@ impl MeetingTokenRequest {
     fn into_grant(self) -> Result<(MeetingGrant, Option<u64>), AcError> {
         let meeting_code = parse_meeting_code(&self.meeting_code)?;
         let name = parse_display_name(&self.name)?;
+        if self.guest && self.role != MeetingRole::Guest {
+            return Err(AcError::BadRequest(GUEST_HOST.into()));
+        }
         let ttl_secs = match self.ttl_secs {
             None => None,
             Some(ttl) => match u64::try_from(ttl) {
@@ -102,6 +110,7 @@ impl MeetingTokenRequest {
             org_id: self.org_id,
             role: self.role,
             name: name.as_str().to_owned(),
+            guest: self.guest,
         };
         Ok((grant, ttl_secs))
     }
@@ -126,7 +135,7 @@ pub(super) struct MeetingTokensResponse {
 #[derive(Serialize, ToSchema)]
 pub(super) struct MeetingTokenResponse {
     /// The JWT: `token_type: meeting`, `aud: convene-mc`, with `sub` (user id), `meeting_id`,
-    /// `meeting_code`, `org_id`, `role`, `name` and `jti`.
+    /// `meeting_code`, `org_id`, `role`, `name` and `jti` (and `guest: true` for a guest).
     token: String,
     /// Seconds until the token expires: at most 900.
     #[schema(maximum = 900)]
@@ -151,7 +160,7 @@ pub(super) struct MeetingTokenResponse {
              "token": EXAMPLE_TOKEN,
              "expires_in": 900
          })),
-        (status = 400, description = "A malformed field: a code that is not 12 characters of 0-9A-Za-z, an invalid name, `ttl_secs` 0, a role other than host or guest",
+        (status = 400, description = "A malformed field: a code that is not 12 characters of 0-9A-Za-z, an invalid name, `ttl_secs` 0, a role other than host or guest, a guest whose role is not guest",
          body = ErrorEnvelope,
          examples(
              ("meeting_code" = (summary = "A malformed meeting code",

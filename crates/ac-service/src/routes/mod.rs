@@ -8,6 +8,7 @@
 mod admin_clients;
 mod admin_orgs;
 mod admin_users;
+mod guest_token;
 mod health;
 mod jwks;
 mod meeting_token;
@@ -30,6 +31,7 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
         .merge(jwks::router())
         .merge(user_token::router(&state.browser_origins))
         .merge(service_token::router())
+        .merge(guest_token::router())
         .merge(meeting_token::router())
         .merge(admin_orgs::router())
         .merge(admin_users::router())

@@ -18,7 +18,8 @@ use utoipa::openapi::security::{
 };
 
 use super::{
-    admin_clients, admin_orgs, admin_users, health, jwks, meeting_token, service_token, user_token,
+    admin_clients, admin_orgs, admin_users, guest_token, health, jwks, meeting_token,
+    service_token, user_token,
 };
 use crate::error::AcError;
 
@@ -67,6 +68,7 @@ The full behaviour: `docs/auth.md` in the repository.";
     paths(
         user_token::issue_user_token,
         service_token::issue_service_token,
+        guest_token::issue_guest_token,
         meeting_token::issue_meeting_token,
         meeting_token::issue_meeting_tokens,
         jwks::jwks,

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod guest_token;
 mod helpers;
 mod hostile_input;
 mod http;

@@ -115,6 +115,7 @@ pub fn meeting_claims() -> MeetingClaims {
         org_id: Uuid::new_v4(),
         role: MeetingRole::Host,
         name: "Host".into(),
+        guest: false,
         jti: Uuid::new_v4(),
         iat: now(),
         exp: now() + 600,
