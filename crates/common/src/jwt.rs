@@ -66,6 +66,26 @@ pub trait TokenClaims: DeserializeOwned + Serialize + Clone + Send + Sync + 'sta
     fn expires_at(&self) -> i64;
 }
 
+/// Implements [`TokenClaims`] for a claim type with the standard `token_type`, `iat` and
+/// `exp` fields.
+macro_rules! token_claims {
+    ($claims:ty, $token_type:ident, $audience:expr) => {
+        impl TokenClaims for $claims {
+            const TOKEN_TYPE: TokenType = TokenType::$token_type;
+            const AUDIENCE: &'static str = $audience;
+            fn token_type(&self) -> TokenType {
+                self.token_type
+            }
+            fn issued_at(&self) -> i64 {
+                self.iat
+            }
+            fn expires_at(&self) -> i64 {
+                self.exp
+            }
+        }
+    };
+}
+
 /// A role a user may hold within their organization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,19 +146,7 @@ impl UserClaims {
     }
 }
 
-impl TokenClaims for UserClaims {
-    const TOKEN_TYPE: TokenType = TokenType::User;
-    const AUDIENCE: &'static str = AUDIENCE_USER;
-    fn token_type(&self) -> TokenType {
-        self.token_type
-    }
-    fn issued_at(&self) -> i64 {
-        self.iat
-    }
-    fn expires_at(&self) -> i64 {
-        self.exp
-    }
-}
+token_claims!(UserClaims, User, AUDIENCE_USER);
 
 impl fmt::Debug for UserClaims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -206,19 +214,7 @@ impl ServiceClaims {
     }
 }
 
-impl TokenClaims for ServiceClaims {
-    const TOKEN_TYPE: TokenType = TokenType::Service;
-    const AUDIENCE: &'static str = AUDIENCE_SERVICE;
-    fn token_type(&self) -> TokenType {
-        self.token_type
-    }
-    fn issued_at(&self) -> i64 {
-        self.iat
-    }
-    fn expires_at(&self) -> i64 {
-        self.exp
-    }
-}
+token_claims!(ServiceClaims, Service, AUDIENCE_SERVICE);
 
 impl fmt::Debug for ServiceClaims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -276,19 +272,7 @@ pub struct MeetingClaims {
     pub exp: i64,
 }
 
-impl TokenClaims for MeetingClaims {
-    const TOKEN_TYPE: TokenType = TokenType::Meeting;
-    const AUDIENCE: &'static str = AUDIENCE_MEETING;
-    fn token_type(&self) -> TokenType {
-        self.token_type
-    }
-    fn issued_at(&self) -> i64 {
-        self.iat
-    }
-    fn expires_at(&self) -> i64 {
-        self.exp
-    }
-}
+token_claims!(MeetingClaims, Meeting, AUDIENCE_MEETING);
 
 impl fmt::Debug for MeetingClaims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -332,19 +316,7 @@ pub struct GuestClaims {
     pub exp: i64,
 }
 
-impl TokenClaims for GuestClaims {
-    const TOKEN_TYPE: TokenType = TokenType::Guest;
-    const AUDIENCE: &'static str = AUDIENCE_USER;
-    fn token_type(&self) -> TokenType {
-        self.token_type
-    }
-    fn issued_at(&self) -> i64 {
-        self.iat
-    }
-    fn expires_at(&self) -> i64 {
-        self.exp
-    }
-}
+token_claims!(GuestClaims, Guest, AUDIENCE_USER);
 
 impl fmt::Debug for GuestClaims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

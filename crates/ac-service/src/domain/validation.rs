@@ -279,6 +279,17 @@ impl Scopes {
 }
 
 /// The public code of a meeting: 12 characters of `0-9A-Za-z` (DESIGN §6).
+/// A token's requested lifetime in seconds: positive when given (the signer caps it).
+pub fn parse_ttl_secs(raw: Option<i64>) -> Result<Option<u64>, ValidationError> {
+    match raw {
+        None => Ok(None),
+        Some(ttl) => match u64::try_from(ttl) {
+            Ok(ttl) if ttl > 0 => Ok(Some(ttl)),
+            _ => Err(invalid("ttl_secs must be positive")),
+        },
+    }
+}
+
 pub fn parse_meeting_code(raw: &str) -> Result<String, ValidationError> {
     MeetingCode::parse(raw)
         .map(|code| code.as_str().to_owned())

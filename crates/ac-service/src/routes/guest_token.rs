@@ -20,12 +20,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::MeetingTokenRequester;
-use crate::domain::validation::{parse_display_name, parse_meeting_code};
+use crate::domain::validation::{parse_display_name, parse_meeting_code, parse_ttl_secs};
 use crate::error::AcError;
 use crate::state::AppState;
 use crate::tokens::GuestGrant;
 
-const ZERO_TTL: &str = "ttl_secs must be positive";
 /// A guest token's shape, for the documentation's examples.
 const EXAMPLE_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoiZ3Vlc3QifQ.c2lnbmF0dXJl";
 
@@ -113,13 +112,7 @@ pub(super) async fn issue_guest_token(
     tracing::Span::current().record("org_id", tracing::field::display(request.org_id));
     let meeting_code = parse_meeting_code(&request.meeting_code)?;
     let name = parse_display_name(&request.name)?;
-    let ttl_secs = match request.ttl_secs {
-        None => None,
-        Some(ttl) => match u64::try_from(ttl) {
-            Ok(ttl) if ttl > 0 => Some(ttl),
-            _ => return Err(AcError::BadRequest(ZERO_TTL.into())),
-        },
-    };
+    let ttl_secs = parse_ttl_secs(request.ttl_secs)?;
     let grant = GuestGrant {
         meeting_code,
         org_id: request.org_id,

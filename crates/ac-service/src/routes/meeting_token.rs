@@ -20,12 +20,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::MeetingTokenRequester;
-use crate::domain::validation::{parse_display_name, parse_meeting_code};
+use crate::domain::validation::{parse_display_name, parse_meeting_code, parse_ttl_secs};
 use crate::error::AcError;
 use crate::state::AppState;
 use crate::tokens::MeetingGrant;
 
-const ZERO_TTL: &str = "ttl_secs must be positive";
 const GUEST_HOST: &str = "a guest's role must be guest";
 /// A meeting token's shape, for the documentation's examples.
 const EXAMPLE_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoibWVldGluZyJ9.c2lnbmF0dXJl";
@@ -96,13 +95,7 @@ impl MeetingTokenRequest {
         if self.guest && self.role != MeetingRole::Guest {
             return Err(AcError::BadRequest(GUEST_HOST.into()));
         }
-        let ttl_secs = match self.ttl_secs {
-            None => None,
-            Some(ttl) => match u64::try_from(ttl) {
-                Ok(ttl) if ttl > 0 => Some(ttl),
-                _ => return Err(AcError::BadRequest(ZERO_TTL.into())),
-            },
-        };
+        let ttl_secs = parse_ttl_secs(self.ttl_secs)?;
         let grant = MeetingGrant {
             user_id: self.user_id,
             meeting_id: self.meeting_id,
@@ -166,7 +159,7 @@ pub(super) struct MeetingTokenResponse {
              ("meeting_code" = (summary = "A malformed meeting code",
                  value = json!(super::openapi::refusal(parse_meeting_code("nope"))))),
              ("ttl_secs" = (summary = "ttl_secs 0",
-                 value = json!(super::openapi::example(AcError::BadRequest(ZERO_TTL.into()))))),
+                 value = json!(super::openapi::refusal(parse_ttl_secs(Some(0)))))),
          )),
         (status = 403, description = "A service token without the `internal:meeting-token` scope",
          body = ErrorEnvelope, example = json!(super::openapi::example(AcError::Forbidden(crate::auth::MISSING_SCOPE)))),
