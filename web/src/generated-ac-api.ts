@@ -147,6 +147,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/internal/guest-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get a guest token (GC).
+         * @description Signs a guest token, with a guest id AC makes, for a person without an account whom GC lets
+         *     ask to join one meeting. Only for a service token with the `internal:meeting-token` scope
+         *     (GC's credential); a user token gets 401, a service token without the scope 403, whatever
+         *     the body.
+         */
+        post: operations["issue_guest_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/internal/meeting-token": {
         parameters: {
             query?: never;
@@ -430,6 +453,49 @@ export interface components {
         ErrorEnvelope: {
             error: components["schemas"]["ErrorBody"];
         };
+        /**
+         * @description What GC asks AC to sign for a guest.
+         * @example {
+         *       "meeting_code": "Ab3dE5gH9jK1",
+         *       "name": "Visiting Vera",
+         *       "org_id": "9f2773c6-a4b1-4f91-a244-c60b6347fee0"
+         *     }
+         */
+        GuestTokenRequest: {
+            /** @description The one meeting the token is good for. */
+            meeting_code: components["schemas"]["MeetingCode"];
+            /** @description The name the guest gave, under the rules of users' names. */
+            name: components["schemas"]["DisplayName"];
+            /**
+             * Format: uuid
+             * @description The meeting's organization.
+             */
+            org_id: string;
+            /**
+             * Format: int64
+             * @description Requested lifetime in seconds; larger values are capped at 7200; `0` is refused.
+             * @example 7200
+             */
+            ttl_secs?: number | null;
+        };
+        /** @description A guest token and the guest id it carries. */
+        GuestTokenResponse: {
+            /**
+             * Format: int64
+             * @description Seconds until the token expires: at most 7200.
+             */
+            expires_in: number;
+            /**
+             * Format: uuid
+             * @description The guest id AC made (the token's `sub`).
+             */
+            guest_id: string;
+            /**
+             * @description The JWT: `token_type: guest`, `aud: convene-api`, with `sub` (the guest id),
+             *     `meeting_code`, `org_id`, `name` and `jti`.
+             */
+            token: string;
+        };
         JwkSet: {
             keys: {
                 /** @enum {string} */
@@ -488,6 +554,11 @@ export interface components {
          *     }
          */
         MeetingTokenRequest: {
+            /**
+             * @description The holder is a guest without an account (`user_id` their guest id): the token says
+             *     `guest: true`, and `role` must be `guest`.
+             */
+            guest?: boolean;
             meeting_code: components["schemas"]["MeetingCode"];
             /** Format: uuid */
             meeting_id: string;
@@ -515,7 +586,7 @@ export interface components {
             expires_in: number;
             /**
              * @description The JWT: `token_type: meeting`, `aud: convene-mc`, with `sub` (user id), `meeting_id`,
-             *     `meeting_code`, `org_id`, `role`, `name` and `jti`.
+             *     `meeting_code`, `org_id`, `role`, `name` and `jti` (and `guest: true` for a guest).
              */
             token: string;
         };
@@ -1587,6 +1658,121 @@ export interface operations {
             };
         };
     };
+    issue_guest_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GuestTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description A guest token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "expires_in": 7200,
+                     *       "guest_id": "3c2d9f6e-8a41-4b7e-9d0c-5e1f2a3b4c5d",
+                     *       "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoiZ3Vlc3QifQ.c2lnbmF0dXJl"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["GuestTokenResponse"];
+                };
+            };
+            /** @description A malformed field: a code that is not 12 characters of 0-9A-Za-z, an invalid name, `ttl_secs` 0 */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="convene"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A service token without the `internal:meeting-token` scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "FORBIDDEN",
+                     *         "message": "the token lacks the required scope"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request target is over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A failure on the service's side */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Temporarily unavailable; safe to retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     issue_meeting_token: {
         parameters: {
             query?: never;
@@ -1615,7 +1801,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeetingTokenResponse"];
                 };
             };
-            /** @description A malformed field: a code that is not 12 characters of 0-9A-Za-z, an invalid name, `ttl_secs` 0, a role other than host or guest */
+            /** @description A malformed field: a code that is not 12 characters of 0-9A-Za-z, an invalid name, `ttl_secs` 0, a role other than host or guest, a guest whose role is not guest */
             400: {
                 headers: {
                     [name: string]: unknown;
