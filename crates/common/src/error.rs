@@ -33,6 +33,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Conflict,
     MeetingFull,
+    /// A guest asked to wait in a lobby that holds as many guests as it may (DESIGN §12).
+    LobbyFull,
     OrgMeetingLimitReached,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -49,7 +51,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -57,6 +59,7 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
         ErrorCode::MeetingFull,
+        ErrorCode::LobbyFull,
         ErrorCode::OrgMeetingLimitReached,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
@@ -82,6 +85,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::MeetingFull => "MEETING_FULL",
+            ErrorCode::LobbyFull => "LOBBY_FULL",
             ErrorCode::OrgMeetingLimitReached => "ORG_MEETING_LIMIT_REACHED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
@@ -101,7 +105,9 @@ impl ErrorCode {
             ErrorCode::Forbidden | ErrorCode::OrgMeetingLimitReached => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Conflict | ErrorCode::MeetingFull => StatusCode::CONFLICT,
+            ErrorCode::Conflict | ErrorCode::MeetingFull | ErrorCode::LobbyFull => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
             ErrorCode::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -128,6 +134,7 @@ impl ErrorCode {
             ErrorCode::NotFound => tonic::Code::NotFound,
             ErrorCode::Conflict => tonic::Code::AlreadyExists,
             ErrorCode::MeetingFull
+            | ErrorCode::LobbyFull
             | ErrorCode::OrgMeetingLimitReached
             | ErrorCode::RoomNotAssigned => tonic::Code::FailedPrecondition,
             ErrorCode::RateLimited => tonic::Code::ResourceExhausted,
@@ -170,6 +177,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method not allowed",
             ErrorCode::Conflict => "the request conflicts with the current state",
             ErrorCode::MeetingFull => "the meeting is full",
+            ErrorCode::LobbyFull => "the lobby is full",
             ErrorCode::OrgMeetingLimitReached => {
                 "the organization has reached its concurrent meeting limit"
             }
@@ -526,6 +534,7 @@ mod tests {
             | ErrorCode::MethodNotAllowed
             | ErrorCode::Conflict
             | ErrorCode::MeetingFull
+            | ErrorCode::LobbyFull
             | ErrorCode::OrgMeetingLimitReached
             | ErrorCode::PayloadTooLarge
             | ErrorCode::UnsupportedMediaType

@@ -22,6 +22,9 @@ pub enum Error {
     RoomNotAssigned,
     #[error("the meeting is full")]
     MeetingFull,
+    /// A guest's join found the lobby holding as many guests as it may.
+    #[error("the lobby holds as many guests as it may")]
+    LobbyFull,
     /// An admission or rejection of a user who is not in the lobby.
     #[error("the user is not waiting in the lobby")]
     NotWaiting,
@@ -53,6 +56,7 @@ impl Error {
             Error::BadRequest(what) => ApiError::bad_request(*what),
             Error::RoomNotAssigned => ApiError::new(ErrorCode::RoomNotAssigned, self.to_string()),
             Error::MeetingFull => ApiError::new(ErrorCode::MeetingFull, self.to_string()),
+            Error::LobbyFull => ApiError::new(ErrorCode::LobbyFull, self.to_string()),
             Error::NotWaiting => ApiError::new(ErrorCode::NotFound, self.to_string()),
             Error::AtCapacity => ApiError::unavailable(),
             Error::Store(source) => {

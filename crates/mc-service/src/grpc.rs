@@ -34,8 +34,8 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::held::HeldRooms;
 use crate::room::{
-    Admission, AdmitOutcome, AssignOutcome, FencingToken, LeaveOutcome, OwnedRoom, Participant,
-    Presence, RejectOutcome, Role, RoomError, RoomMeta, RoomStore,
+    Admission, AdmitOutcome, AssignOutcome, FencingToken, LeaveOutcome, MaxGuestsWaiting,
+    OwnedRoom, Participant, Presence, RejectOutcome, Role, RoomError, RoomMeta, RoomStore,
 };
 use crate::signaling::Signaling;
 
@@ -133,7 +133,9 @@ pub fn proto_seat(seat: &Participant) -> Seat {
 fn admission(a: Admission) -> i32 {
     match a {
         Admission::Admitted => AdmissionStatus::Admitted as i32,
-        Admission::Waiting | Admission::Full => AdmissionStatus::Waiting as i32,
+        Admission::Waiting | Admission::Full | Admission::LobbyFull => {
+            AdmissionStatus::Waiting as i32
+        }
     }
 }
 
@@ -152,11 +154,27 @@ impl MeetingController {
             Ok(ParticipantRole::Guest) => Role::Guest,
             _ => return Err(Error::BadRequest("the role must be host or guest").into()),
         };
+        let guest = match (r.guest, role) {
+            (false, _) => None,
+            (true, Role::Guest) => Some(MaxGuestsWaiting(r.max_guests_waiting)),
+            (true, Role::Host) => {
+                return Err(Error::BadRequest("a guest's role must be guest").into());
+            }
+        };
         let outcome = store
-            .join(&room, &user(&r.user_id)?, &r.display_name, role, Utc::now())
+            .join(
+                &room,
+                &user(&r.user_id)?,
+                &r.display_name,
+                role,
+                guest,
+                Utc::now(),
+            )
             .await?;
-        if outcome.admission == Admission::Full {
-            return Err(Error::MeetingFull.into());
+        match outcome.admission {
+            Admission::Full => return Err(Error::MeetingFull.into()),
+            Admission::LobbyFull => return Err(Error::LobbyFull.into()),
+            Admission::Admitted | Admission::Waiting => {}
         }
         if outcome.admission == Admission::Admitted && !outcome.already_present {
             admitted("join", 1);
@@ -415,6 +433,7 @@ impl MeetingControllerService for MeetingController {
                 .map(|entry| ProtoLobbyEntry {
                     user_id: entry.user_id,
                     display_name: entry.display_name,
+                    guest: entry.guest,
                     waiting_since: Some(prost_types::Timestamp {
                         seconds: entry.waiting_since.timestamp(),
                         nanos: i32::try_from(entry.waiting_since.timestamp_subsec_nanos())
@@ -538,7 +557,7 @@ mod tests {
         for n in 0..SEATS {
             let role = if n == 0 { Role::Host } else { Role::Guest };
             store
-                .join(&first, &user(n), "Someone", role, Utc::now())
+                .join(&first, &user(n), "Someone", role, None, Utc::now())
                 .await
                 .unwrap();
             let connected = ParticipantUpdate {

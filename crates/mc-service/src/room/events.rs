@@ -41,6 +41,9 @@ pub enum RoomMessage {
         user_id: String,
         display_name: String,
         role: Role,
+        /// Present (true) only for a person without an account (DESIGN §12).
+        #[serde(default, skip_serializing_if = "is_false")]
+        guest: bool,
     },
     /// To the room and the user: `user_id` lost their seat (`left`, `connection_lost`, …).
     #[serde(rename = "participant.left")]
@@ -77,6 +80,9 @@ pub enum RoomMessage {
     LobbyJoined {
         user_id: String,
         display_name: String,
+        /// Present (true) only for a person without an account (DESIGN §12).
+        #[serde(default, skip_serializing_if = "is_false")]
+        guest: bool,
     },
     /// To the host and the user: `user_id` is no longer waiting (`admitted`, `rejected`,
     /// `left`, …).
@@ -136,6 +142,11 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Leaves a false flag out of the JSON: the scripts write `guest` only when it is true.
+pub(crate) fn is_false(flag: &bool) -> bool {
+    !*flag
 }
 
 /// One event of one room.

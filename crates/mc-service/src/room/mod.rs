@@ -30,8 +30,8 @@ pub use connection::{COMMAND_DEADLINE, PoolConfigError, RedisPool};
 pub use error::RoomError;
 pub use keys::{KeyPrefix, KeyPrefixError, RoomKeys};
 pub use model::{
-    FencingToken, HardwareReady, LobbyEntry, OwnedRoom, Participant, ParticipantStatus,
-    ParticipantUpdate, Role, RoomMeta, RoomState,
+    FencingToken, HardwareReady, LobbyEntry, MaxGuestsWaiting, OwnedRoom, Participant,
+    ParticipantStatus, ParticipantUpdate, Role, RoomMeta, RoomState,
 };
 pub use outcome::{
     Admission, AdmitAllOutcome, AdmitOutcome, AssignOutcome, EndOutcome, JoinOutcome, LeaveOutcome,

@@ -41,6 +41,11 @@ pub struct RoomMeta {
     pub settings_version: u64,
 }
 
+/// The most guests (people without an account, DESIGN §12) a lobby may hold, which a guest's
+/// join carries: a guest finding that many waiting is refused, not put in the lobby.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxGuestsWaiting(pub u32);
+
 /// A participant's role in the meeting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -97,6 +102,9 @@ pub struct Participant {
     /// before seats were numbered, which gets its number from the next script that reports it.
     #[serde(default)]
     pub seat: u64,
+    /// A person without an account (DESIGN §12).
+    #[serde(default)]
+    pub guest: bool,
 }
 
 /// One person in the lobby, as stored in `room:{code}:lobby_details`.
@@ -107,6 +115,9 @@ pub struct LobbyEntry {
     pub display_name: String,
     #[serde(with = "timestamp")]
     pub waiting_since: DateTime<Utc>,
+    /// A person without an account (DESIGN §12): only the host lets them in.
+    #[serde(default)]
+    pub guest: bool,
 }
 
 /// A consistent snapshot of a room, read in one script.

@@ -39,6 +39,9 @@ pub enum Admission {
     Waiting,
     /// Every seat is taken; the user was neither seated nor put in the lobby.
     Full,
+    /// A guest's join found as many guests waiting as the lobby may hold; the guest was not
+    /// put in the lobby.
+    LobbyFull,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -43,6 +43,7 @@ pub(crate) fn decode_state(mut reply: Reply) -> Result<RoomState, RoomError> {
                 user_id: user,
                 display_name: String::new(),
                 waiting_since: DateTime::UNIX_EPOCH,
+                guest: false,
             }),
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -17,8 +17,8 @@ use super::connection::RedisPool;
 use super::error::RoomError;
 use super::keys::{KeyPrefix, RoomKeys};
 use super::model::{
-    FencingToken, OwnedRoom, Participant, ParticipantUpdate, Role, RoomMeta, RoomState,
-    format_timestamp,
+    FencingToken, MaxGuestsWaiting, OwnedRoom, Participant, ParticipantUpdate, Role, RoomMeta,
+    RoomState, format_timestamp,
 };
 use super::outcome::{
     Admission, AdmitAllOutcome, AdmitOutcome, AssignOutcome, EndOutcome, JoinOutcome, LeaveOutcome,
@@ -150,6 +150,9 @@ impl RoomStore {
     /// Seats the user (a host, or anyone when the waiting room is off) if a seat is free, else
     /// answers Full; otherwise puts the user in the lobby. Someone already seated or waiting
     /// stays as they are. The outcome counts the seats and the lobby as the join left them.
+    ///
+    /// `guest`: a person without an account (DESIGN §12), who always waits, unless the lobby
+    /// already holds this many guests (LobbyFull).
     #[instrument(name = "mc.room.join", skip_all, fields(meeting_code = %room.code))]
     pub async fn join(
         &self,
@@ -157,6 +160,7 @@ impl RoomStore {
         user_id: &str,
         display_name: &str,
         role: Role,
+        guest: Option<MaxGuestsWaiting>,
         now: DateTime<Utc>,
     ) -> Result<JoinOutcome, RoomError> {
         check_id(user_id, "user id must be 1 to 128 bytes")?;
@@ -166,11 +170,15 @@ impl RoomStore {
             .arg(display_name)
             .arg(role.as_str())
             .arg(format_timestamp(now));
+        if let Some(MaxGuestsWaiting(max)) = guest {
+            call.arg(max);
+        }
         let mut reply = self.run_guarded("join", &call).await?;
         let admission = match reply.outcome() {
             "admitted" => Admission::Admitted,
             "waiting" => Admission::Waiting,
             "full" => Admission::Full,
+            "lobby_full" => Admission::LobbyFull,
             _ => return Err(reply.unknown()),
         };
         Ok(JoinOutcome {

@@ -103,6 +103,9 @@ pub struct ParticipantView {
     pub hardware_ready: Option<HardwareReady>,
     /// When the user was seated (RFC 3339, UTC, milliseconds).
     pub joined_at: String,
+    /// Present (true) only for a person without an account (DESIGN §12).
+    #[serde(default, skip_serializing_if = "crate::room::events::is_false")]
+    pub guest: bool,
 }
 
 /// One person waiting in the lobby.
@@ -112,6 +115,9 @@ pub struct LobbyEntryView {
     pub display_name: String,
     /// Since when (RFC 3339, UTC, milliseconds).
     pub waiting_since: String,
+    /// Present (true) only for a person without an account (DESIGN §12).
+    #[serde(default, skip_serializing_if = "crate::room::events::is_false")]
+    pub guest: bool,
 }
 
 impl From<&Participant> for ParticipantView {
@@ -124,6 +130,7 @@ impl From<&Participant> for ParticipantView {
             language: p.language.clone(),
             hardware_ready: p.hardware_ready,
             joined_at: format_timestamp(p.joined_at),
+            guest: p.guest,
         }
     }
 }
@@ -134,6 +141,7 @@ impl From<&LobbyEntry> for LobbyEntryView {
             user_id: entry.user_id.clone(),
             display_name: entry.display_name.clone(),
             waiting_since: format_timestamp(entry.waiting_since),
+            guest: entry.guest,
         }
     }
 }
@@ -245,6 +253,7 @@ pub(crate) mod tests {
             display_name: format!("name of {user_id}"),
             role,
             joined_at: at(1_000),
+            guest: false,
             from_lobby: false,
             connection: None,
             seat: 1,
@@ -267,6 +276,7 @@ pub(crate) mod tests {
                 user_id: "w".into(),
                 display_name: "Wanda".into(),
                 waiting_since: at(2_000),
+                guest: false,
             }],
             active_speaker: Some("h".into()),
             rejected: Default::default(),
@@ -290,6 +300,7 @@ pub(crate) mod tests {
                 user_id: "g".into(),
                 display_name: "Gus".into(),
                 role: Role::Guest,
+                guest: false,
             },
             RoomMessage::ParticipantLeft {
                 user_id: "g".into(),
@@ -313,6 +324,7 @@ pub(crate) mod tests {
             RoomMessage::LobbyJoined {
                 user_id: "w".into(),
                 display_name: "Wanda".into(),
+                guest: false,
             },
             RoomMessage::LobbyLeft {
                 user_id: "w".into(),
@@ -426,6 +438,7 @@ pub(crate) mod tests {
             user_id: "w".into(),
             display_name: "Wanda".into(),
             waiting_since: "1970-01-01T00:00:02.000Z".into(),
+            guest: false,
         }]);
         assert_eq!(by_token.lobby, expected);
         assert_eq!(by_seat.lobby, expected);

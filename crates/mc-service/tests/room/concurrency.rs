@@ -40,7 +40,7 @@ async fn forty_joins_into_ten_seats_admit_exactly_ten(h: Harness) {
 
     let outcomes = race(&h, &room.owned, 40, |store, owned, i| async move {
         store
-            .join(&owned, &user(i + 1), "Guest", Role::Guest, now())
+            .join(&owned, &user(i + 1), "Guest", Role::Guest, None, now())
             .await
             .unwrap()
     })
@@ -115,7 +115,7 @@ async fn two_hosts_racing_for_the_last_seat_get_one_seat(h: Harness) {
 
     let outcomes = race(&h, &room.owned, 2, |store, owned, i| async move {
         store
-            .join(&owned, &user(10 + i), "Host", Role::Host, now())
+            .join(&owned, &user(10 + i), "Host", Role::Host, None, now())
             .await
             .unwrap()
     })
@@ -136,7 +136,7 @@ async fn three_hosts_racing_into_an_empty_room_of_two_get_two_seats(h: Harness) 
 
     let outcomes = race(&h, &room.owned, 3, |store, owned, i| async move {
         store
-            .join(&owned, &user(10 + i), "Host", Role::Host, now())
+            .join(&owned, &user(10 + i), "Host", Role::Host, None, now())
             .await
             .unwrap()
     })
@@ -160,7 +160,7 @@ async fn one_host_joining_twice_at_once_takes_one_seat(h: Harness) {
 
     let outcomes = race(&h, &room.owned, 8, |store, owned, _| async move {
         store
-            .join(&owned, &user(0), "Host", Role::Host, now())
+            .join(&owned, &user(0), "Host", Role::Host, None, now())
             .await
             .unwrap()
     })
@@ -258,7 +258,7 @@ async fn admit_all_racing_joins_and_leaves_never_overfills(h: Harness) {
             }
             _ => {
                 let out = store
-                    .join(&owned, &user(100 + i), "Guest", Role::Guest, now())
+                    .join(&owned, &user(100 + i), "Guest", Role::Guest, None, now())
                     .await
                     .unwrap();
                 out.participant_count
@@ -293,7 +293,7 @@ async fn turning_the_waiting_room_off_during_joins_never_overfills(h: Harness) {
             format!("settings {}", out.moves.participant_count)
         } else {
             let out = store
-                .join(&owned, &user(100 + i), "Guest", Role::Guest, now())
+                .join(&owned, &user(100 + i), "Guest", Role::Guest, None, now())
                 .await
                 .unwrap();
             format!("{:?}", out.admission)

@@ -24,7 +24,7 @@ const PUBLISH_SITES: [(&str, &str, &str); 14] = [
     ("prelude.lua", "r", "participant.joined"),
     ("prelude.lua", "s", "admitted"),
     ("prelude.lua", "h", "lobby.left"),
-    ("join.lua", "h", "lobby.joined"),
+    ("prelude.lua", "h", "lobby.joined"),
     ("reject.lua", "s", "rejected"),
     ("reject.lua", "h", "lobby.left"),
     ("leave.lua", "rs", "participant.left"),
@@ -323,6 +323,33 @@ async fn every_change_publishes_its_events_in_order(h: Harness) {
             ..
         })
     ));
+
+    // A guest (a person without an account) waits even with the waiting room off, and is
+    // marked so while waiting and once seated.
+    let gus = user(4);
+    room.join_guest(&gus, "Gus", 50).await.unwrap();
+    room.admit(&gus).await.unwrap();
+    assert_eq!(
+        events.take(4, &mut seq).await,
+        vec![
+            e(
+                "h",
+                &gus,
+                json!({"type": "lobby.joined", "user_id": gus, "display_name": "Gus", "guest": true})
+            ),
+            e("s", &gus, json!({"type": "admitted"})),
+            e(
+                "h",
+                &gus,
+                json!({"type": "lobby.left", "user_id": gus, "reason": "admitted"})
+            ),
+            e(
+                "r",
+                &gus,
+                json!({"type": "participant.joined", "user_id": gus, "display_name": "Gus", "role": "guest", "guest": true})
+            ),
+        ]
+    );
 
     // The snapshot's number is the last event's.
     assert_eq!(room.state().await.seq, seq);

@@ -203,7 +203,14 @@ async fn tokens_beyond_two_to_the_53_stay_distinct(h: Harness) {
     let old = OwnedRoom::new(code.clone(), FencingToken(low));
     let old_join = h
         .store
-        .join(&old, &user(1), "x", Role::Guest, crate::support::now())
+        .join(
+            &old,
+            &user(1),
+            "x",
+            Role::Guest,
+            None,
+            crate::support::now(),
+        )
         .await;
     let back = h
         .store

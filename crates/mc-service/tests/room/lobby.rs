@@ -106,7 +106,7 @@ async fn wait_in_lobby(room: &crate::support::Room<'_>, users: &[(usize, i64)]) 
         let at = base + Duration::milliseconds(*offset_ms);
         room.h
             .store
-            .join(&room.owned, &user(*n), "Guest", Role::Guest, at)
+            .join(&room.owned, &user(*n), "Guest", Role::Guest, None, at)
             .await
             .unwrap();
         room.check().await;

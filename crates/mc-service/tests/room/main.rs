@@ -13,6 +13,7 @@ mod concurrency;
 mod events;
 mod faults;
 mod fencing;
+mod guests;
 mod held;
 mod hostile;
 mod lobby;

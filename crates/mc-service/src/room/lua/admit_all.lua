@@ -3,5 +3,5 @@
 --         {the admitted users' seat numbers}}
 local denied = guard()
 if denied then return denied end
-local admitted, waiting, count, seats = admit_in_order(ARGV[3])
+local admitted, waiting, count, seats = admit_in_order(ARGV[3], false)
 return done({'admitted', admitted, waiting, count, seats})

@@ -117,11 +117,12 @@ end
 
 -- Seats a user and tells the room; returns the seat's number. Records are encoded here, by
 -- cjson, whatever bytes a name holds. `from_lobby`: the user waited and was let in, so their
--- first socket is told `admitted` even if it connects after the host acted.
-local function seat(user, display_name, role, now, from_lobby)
+-- first socket is told `admitted` even if it connects after the host acted. `guest`: a person
+-- without an account (DESIGN §12), marked so in the record and the event.
+local function seat(user, display_name, role, now, from_lobby, guest)
   local number = next_seat()
   redis.call('HDEL', REJECTED, user)
-  redis.call('HSET', PARTICIPANTS, user, cjson.encode({
+  local record = {
     status = 'admitted',
     language = cjson.null,
     hardware_ready = cjson.null,
@@ -131,9 +132,15 @@ local function seat(user, display_name, role, now, from_lobby)
     from_lobby = from_lobby,
     connection = cjson.null,
     seat = number,
-  }))
-  publish('r', user, {type = 'participant.joined', user_id = user,
-    display_name = display_name, role = role})
+  }
+  local joined = {type = 'participant.joined', user_id = user, display_name = display_name,
+    role = role}
+  if guest then
+    record.guest = true
+    joined.guest = true
+  end
+  redis.call('HSET', PARTICIPANTS, user, cjson.encode(record))
+  publish('r', user, joined)
   return number
 end
 
@@ -149,9 +156,41 @@ local function seat_of(user, stored)
   return record.seat
 end
 
--- Moves a waiting user to a guest seat and tells them, the host and the room (in that order:
--- the user's socket learns it is seated before the room hears of it); the caller has checked
--- that a seat is free. Returns the seat's number.
+-- Puts a user in the lobby and tells the host. A user the host rejected may ask again: they
+-- wait again. `guest`: a person without an account, marked so in the details and the event.
+local function enter_lobby(user, name, now, guest)
+  redis.call('HDEL', REJECTED, user)
+  redis.call('SADD', LOBBY, user)
+  local details = {display_name = name, waiting_since = now}
+  local waiting = {type = 'lobby.joined', user_id = user, display_name = name}
+  if guest then
+    details.guest = true
+    waiting.guest = true
+  end
+  redis.call('HSET', LOBBY_DETAILS, user, cjson.encode(details))
+  publish('h', user, waiting)
+end
+
+-- Whether a waiting user is a guest (DESIGN §12): only the host lets guests in.
+local function waits_as_guest(user)
+  return decode_or_empty(redis.call('HGET', LOBBY_DETAILS, user)).guest == true
+end
+
+-- Guests in the lobby now: one pass over the lobby's details, made only for a guest's join
+-- (which the lobby's cap of guests bounds).
+local function guests_waiting()
+  local count = 0
+  for _, details in ipairs(redis.call('HVALS', LOBBY_DETAILS)) do
+    if decode_or_empty(details).guest == true then
+      count = count + 1
+    end
+  end
+  return count
+end
+
+-- Moves a waiting user to a seat with the role `guest` and tells them, the host and the room
+-- (in that order: the user's socket learns it is seated before the room hears of it); the
+-- caller has checked that a seat is free. Returns the seat's number.
 local function admit_from_lobby(user, now)
   local details = decode_or_empty(redis.call('HGET', LOBBY_DETAILS, user))
   local name = details.display_name
@@ -162,7 +201,7 @@ local function admit_from_lobby(user, now)
   redis.call('HDEL', LOBBY_DETAILS, user)
   publish('s', user, {type = 'admitted'})
   publish('h', user, {type = 'lobby.left', user_id = user, reason = 'admitted'})
-  return seat(user, name, 'guest', now, true)
+  return seat(user, name, 'guest', now, true, details.guest == true)
 end
 
 -- The lobby oldest first (waiting_since is fixed-width RFC 3339, so text order is time
@@ -196,11 +235,13 @@ end
 
 -- Admits the lobby in order while seats remain; returns the admitted, the still waiting, the
 -- count of seats taken, and the admitted users' seat numbers (in the order of `admitted`).
-local function admit_in_order(now)
+-- `members_only`: guests stay waiting whatever the seats (a settings change admits the lobby;
+-- only the host lets a guest in).
+local function admit_in_order(now, members_only)
   local admitted, waiting, seats = {}, {}, {}
   local count, max = redis.call('HLEN', PARTICIPANTS), max_participants()
   for _, user in ipairs(lobby_in_order()) do
-    if count < max then
+    if count < max and not (members_only and waits_as_guest(user)) then
       seats[#seats + 1] = admit_from_lobby(user, now)
       count = count + 1
       admitted[#admitted + 1] = user
@@ -210,4 +251,3 @@ local function admit_in_order(now)
   end
   return admitted, waiting, count, seats
 end
-

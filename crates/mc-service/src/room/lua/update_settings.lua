@@ -10,7 +10,8 @@
 --
 -- A capacity below the current count seats nobody new and unseats nobody. With the waiting
 -- room off after the change, the lobby is admitted oldest first while seats remain: nobody
--- should wait for a free seat in a room without a waiting room.
+-- should wait for a free seat in a room without a waiting room. Guests stay waiting: only the
+-- host lets them in (DESIGN §12).
 local denied = guard()
 if denied then return denied end
 local settings, max, now, version = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -34,5 +35,5 @@ local held = redis.call('HGET', META, 'settings_version') or ''
 if waiting_room_enabled(redis.call('HGET', META, 'settings')) then
   return done({'updated', {}, lobby_in_order(), redis.call('HLEN', PARTICIPANTS), {}, held})
 end
-local admitted, waiting, count, seats = admit_in_order(now)
+local admitted, waiting, count, seats = admit_in_order(now, true)
 return done({'updated', admitted, waiting, count, seats, held})

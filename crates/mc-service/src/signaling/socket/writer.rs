@@ -376,6 +376,7 @@ mod tests {
             user_id: user.into(),
             display_name: "x".into(),
             role: Role::Guest,
+            guest: false,
         }
     }
 
@@ -469,6 +470,7 @@ mod tests {
         let waits = RoomMessage::LobbyJoined {
             user_id: "other".into(),
             display_name: "O".into(),
+            guest: false,
         };
         assert_eq!(
             step(&event(11, "h", "other", waits.clone()), host()),

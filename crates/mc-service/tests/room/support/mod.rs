@@ -13,8 +13,8 @@ use common::settings::MeetingSettings;
 use deadpool_redis::redis::cmd;
 use mc_service::room::{
     AdmitAllOutcome, AdmitOutcome, EndOutcome, FencingToken, JoinOutcome, KeyPrefix, LeaveOutcome,
-    OwnedRoom, Participant, ParticipantUpdate, RedisPool, RejectOutcome, Role, RoomError, RoomKeys,
-    RoomMeta, RoomState, RoomStore, RoomStoreConfig, SpeakerOutcome,
+    MaxGuestsWaiting, OwnedRoom, Participant, ParticipantUpdate, RedisPool, RejectOutcome, Role,
+    RoomError, RoomKeys, RoomMeta, RoomState, RoomStore, RoomStoreConfig, SpeakerOutcome,
 };
 
 use cluster::RedisCluster;
@@ -249,7 +249,30 @@ impl Room<'_> {
         let out = self
             .h
             .store
-            .join(&self.owned, user_id, name, role, now())
+            .join(&self.owned, user_id, name, role, None, now())
+            .await;
+        self.check().await;
+        out
+    }
+
+    /// A guest's join (a person without an account), with the lobby's cap of guests.
+    pub async fn join_guest(
+        &self,
+        user_id: &str,
+        name: &str,
+        max_guests: u32,
+    ) -> Result<JoinOutcome, RoomError> {
+        let out = self
+            .h
+            .store
+            .join(
+                &self.owned,
+                user_id,
+                name,
+                Role::Guest,
+                Some(MaxGuestsWaiting(max_guests)),
+                now(),
+            )
             .await;
         self.check().await;
         out
