@@ -143,6 +143,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/meetings/{code}/guest-join": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Join as a guest, without an account.
+         * @description For a meeting that allows guests (`allow_guests` on, `require_auth` off): the guest gives a
+         *     name, gets a guest token for this meeting, and waits in the lobby for the host, whatever
+         *     `waiting_room_enabled` says. Needs no `Authorization`. Each call makes a new guest; a guest
+         *     who reloads joins again with their guest token (`POST /{code}/join`).
+         */
+        post: operations["guest_join"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/meetings/{code}/join": {
         parameters: {
             query?: never;
@@ -402,7 +425,7 @@ export interface components {
              * @description What went wrong, for programs: UPPER_SNAKE, stable. Each code has one HTTP status.
              * @enum {string}
              */
-            code: "BAD_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "MEETING_FULL" | "ORG_MEETING_LIMIT_REACHED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "REQUEST_HEADERS_TOO_LARGE" | "RATE_LIMITED" | "SERVICE_UNAVAILABLE" | "INTERNAL";
+            code: "BAD_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "MEETING_FULL" | "LOBBY_FULL" | "ORG_MEETING_LIMIT_REACHED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "REQUEST_HEADERS_TOO_LARGE" | "RATE_LIMITED" | "SERVICE_UNAVAILABLE" | "INTERNAL";
             /**
              * @description A human sentence, lowercase, without a trailing period. Never parse it.
              * @example the resource does not exist
@@ -412,6 +435,43 @@ export interface components {
         /** @description The JSON body of every error response. */
         ErrorEnvelope: {
             error: components["schemas"]["ErrorBody"];
+        };
+        /**
+         * @description Body of `POST /{code}/guest-join`.
+         * @example {
+         *       "display_name": "Visiting Vera"
+         *     }
+         */
+        GuestJoinRequest: {
+            /**
+             * @description The name the room shows, under the rules of users' names: 1 to 255 characters after
+             *     trimming, no control, invisible or direction-changing characters.
+             */
+            display_name: string;
+        };
+        /** @description A guest's place in the lobby, the guest token for this meeting, and how to reach the room. */
+        GuestJoinResponse: {
+            /**
+             * Format: int64
+             * @description Seconds the meeting token is valid: at most 900.
+             */
+            expires_in: number;
+            /**
+             * @description A guest token from AC (`token_type: guest`, at most 2 h): the bearer token of this
+             *     meeting's `GET`, `join` (a reload keeps the same guest and place) and `leave`, and of
+             *     nothing else.
+             */
+            guest_token: string;
+            /** @description The meeting as a participant who is not the host sees it. */
+            meeting: components["schemas"]["Meeting"];
+            /** @description A meeting token (`guest: true`), for the first message of the signaling WebSocket. */
+            meeting_token: string;
+            /** @description Always `guest`. */
+            role: components["schemas"]["MeetingRole"];
+            /** Format: uri */
+            signaling_url: string;
+            /** @enum {string} */
+            status: "waiting";
         };
         /** @description One page of the caller's ended meetings. */
         HistoryResponse: {
@@ -1426,6 +1486,176 @@ export interface operations {
                 };
             };
             /** @description Temporarily unavailable; safe to retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    guest_join: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The meeting code; anything but 12 characters of 0-9A-Za-z is an unknown meeting (404) */
+                code: components["schemas"]["MeetingCode"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GuestJoinRequest"];
+            };
+        };
+        responses: {
+            /** @description Waiting in the lobby */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "expires_in": 900,
+                     *       "guest_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoiZ3Vlc3QifQ.c2lnbmF0dXJl",
+                     *       "meeting": {
+                     *         "created_at": "2026-11-21T21:10:23.552871Z",
+                     *         "display_name": "Weekly sync",
+                     *         "ended_at": null,
+                     *         "host_id": "f3067a20-7ca4-4fd5-b01f-f824d67f9a1b",
+                     *         "join_url": "http://127.0.0.1:8080/m/wRmjjLrHq4qH",
+                     *         "lobby_count": 0,
+                     *         "max_participants": 25,
+                     *         "meeting_code": "wRmjjLrHq4qH",
+                     *         "meeting_id": "01a1fff2-2c3f-7011-9c5b-33dff30e3113",
+                     *         "participant_count": 1,
+                     *         "scheduled_start_time": "2027-01-07T08:00:00Z",
+                     *         "settings": {
+                     *           "allow_external_participants": false,
+                     *           "allow_guests": false,
+                     *           "enable_e2e_encryption": true,
+                     *           "enable_transcription": true,
+                     *           "recording_enabled": false,
+                     *           "require_auth": true,
+                     *           "waiting_room_enabled": false
+                     *         },
+                     *         "started_at": "2026-12-01T12:47:04.272041Z",
+                     *         "status": "active"
+                     *       },
+                     *       "meeting_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoibWVldGluZyJ9.c2lnbmF0dXJl",
+                     *       "role": "guest",
+                     *       "signaling_url": "ws://127.0.0.1:8081/ws/v1/meetings/wRmjjLrHq4qH",
+                     *       "status": "waiting"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["GuestJoinResponse"];
+                };
+            };
+            /** @description A malformed body or a name that breaks the rules */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unknown, ended, or not open to guests: all the same answer */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "NOT_FOUND",
+                     *         "message": "the resource does not exist"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The lobby holds as many guests as it may (`MAX_GUESTS_WAITING`, 50), or (for an older meeting controller) no free seat */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "LOBBY_FULL",
+                     *         "message": "the lobby holds as many guests as it may"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The body is over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request target is over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description This client address (an IPv6 /64) asked to join as a guest too often: 10 at once, then one every 6 s (`GC_GUEST_JOIN_BURST`, `GC_GUEST_JOIN_INTERVAL_MS`); `Retry-After` says when to try again */
+            429: {
+                headers: {
+                    /** @description Seconds until this address may ask again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "RATE_LIMITED",
+                     *         "message": "too many requests, retry later"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A failure on the service's side */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No controller can take the meeting; its controller failed; AC did not issue the meeting token. If AC failed after the seat was taken, the seat stands: join again to get the token */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */

@@ -90,6 +90,10 @@ export interface Leave {
  */
 export interface ParticipantJoined {
   display_name: string;
+  /**
+   * Present (true) only for a person without an account (DESIGN §12).
+   */
+  guest?: boolean;
   role: Role;
   type: "participant.joined";
   user_id: string;
@@ -130,6 +134,10 @@ export interface HardwareReady {
  */
 export interface LobbyJoined {
   display_name: string;
+  /**
+   * Present (true) only for a person without an account (DESIGN §12).
+   */
+  guest?: boolean;
   type: "lobby.joined";
   user_id: string;
 }
@@ -236,6 +244,10 @@ export interface Welcome {
  */
 export interface LobbyEntryView {
   display_name: string;
+  /**
+   * Present (true) only for a person without an account (DESIGN §12).
+   */
+  guest?: boolean;
   user_id: string;
   /**
    * Since when (RFC 3339, UTC, milliseconds).
@@ -255,6 +267,10 @@ export interface WelcomeMeeting {
  */
 export interface ParticipantView {
   display_name: string;
+  /**
+   * Present (true) only for a person without an account (DESIGN §12).
+   */
+  guest?: boolean;
   /**
    * The pre-join device test's result, or null before the user sent one.
    */

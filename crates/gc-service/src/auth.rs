@@ -1,16 +1,19 @@
 //! Who may call the public REST API.
 //!
 //! Every endpoint takes the caller as an extractor in its signature:
-//! [`common::auth::Authenticated<UserClaims>`] for any signed-in user, or [`MeetingCreator`]
-//! where a role is needed. Only user tokens pass: service and meeting tokens fail on their
+//! [`common::auth::Authenticated<UserClaims>`] for any signed-in user, [`MeetingCreator`]
+//! where a role is needed, and [`MeetingParticipant`] on the three routes a guest may use (a
+//! meeting's get, join and leave, DESIGN §12). Only user tokens pass: service and meeting tokens fail on their
 //! audience and type with the same 401 as a missing or forged token. Extractors run before the
 //! body is read, so a caller without the right learns nothing about what a valid body looks
 //! like.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use common::auth::{AuthState, Authenticated};
-use common::jwt::{Role, UserClaims};
+use common::auth::{AuthState, Authenticated, authenticate};
+use common::error::ErrorCode;
+use common::jwt::{GuestClaims, Role, UserClaims};
+use uuid::Uuid;
 
 use crate::error::{Error, forbidden};
 
@@ -31,5 +34,76 @@ impl<S: AuthState> FromRequestParts<S> for MeetingCreator {
             return Err(Error::Forbidden(forbidden::MISSING_ROLE.into()));
         }
         Ok(MeetingCreator(claims))
+    }
+}
+
+/// Who may read, join and leave one meeting: a signed-in user, or a guest (a person without an
+/// account, DESIGN §12) whose token AC signed for this very meeting.
+#[derive(Clone, Debug)]
+pub enum Participant {
+    Member(UserClaims),
+    Guest(GuestClaims),
+}
+
+impl Participant {
+    /// The user id, or the guest id.
+    pub fn id(&self) -> Uuid {
+        match self {
+            Participant::Member(claims) => claims.sub,
+            Participant::Guest(claims) => claims.sub,
+        }
+    }
+
+    /// The name the room shows.
+    pub fn name(&self) -> &str {
+        match self {
+            Participant::Member(claims) => &claims.name,
+            Participant::Guest(claims) => &claims.name,
+        }
+    }
+
+    pub fn is_guest(&self) -> bool {
+        matches!(self, Participant::Guest(_))
+    }
+}
+
+/// The caller of `GET /{code}`, `POST /{code}/join` and `POST /{code}/leave`: a user token, or
+/// a guest token whose `meeting_code` is the path's `{code}` (a guest token for any other
+/// meeting, or on any other route, is the 401 of a forged token).
+#[derive(Clone, Debug)]
+pub struct MeetingParticipant(pub Participant);
+
+impl<S: AuthState> FromRequestParts<S> for MeetingParticipant {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let verifier = state.token_verifier();
+        let refused = match authenticate::<UserClaims, _>(&parts.headers, verifier).await {
+            Ok(claims) => return Ok(MeetingParticipant(Participant::Member(claims))),
+            // Only a token that failed as a user's may be a guest's; a duplicated header or
+            // missing keys answer as they are.
+            Err(refused) if refused.code == ErrorCode::Unauthorized => refused,
+            Err(other) => return Err(other.into()),
+        };
+        if common::http::bearer_token(&parts.headers).is_none() {
+            return Err(refused.into());
+        }
+        let guest = authenticate::<GuestClaims, _>(&parts.headers, verifier)
+            .await
+            .map_err(|_| refused.clone())?;
+        let path = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| refused.clone())?;
+        let for_this_meeting = path
+            .iter()
+            .any(|(name, value)| name == "code" && value == guest.meeting_code);
+        if !for_this_meeting {
+            tracing::warn!(
+                reason = "other_meeting",
+                "guest token refused: it is for another meeting"
+            );
+            return Err(refused.into());
+        }
+        Ok(MeetingParticipant(Participant::Guest(guest)))
     }
 }

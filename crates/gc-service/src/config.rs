@@ -127,6 +127,23 @@ pub struct LifecycleSettings {
     #[arg(long, env = "GC_JOIN_LEAVE_INTERVAL_MS", default_value_t = 3000,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub join_leave_interval_ms: u64,
+
+    /// Guests (people without an account, DESIGN §12) one lobby may hold; one more is answered
+    /// 409 `LOBBY_FULL`. 0 refuses every guest.
+    #[arg(long, env = "MAX_GUESTS_WAITING", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub max_guests_waiting: u32,
+
+    /// `guest-join` requests one client address (an IPv6 /64) may make at once, on one
+    /// replica; beyond them (and the refill below) it is answered 429 `RATE_LIMITED`.
+    #[arg(long, env = "GC_GUEST_JOIN_BURST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub guest_join_burst: u32,
+
+    /// Milliseconds after which one more `guest-join` of the same address is allowed.
+    #[arg(long, env = "GC_GUEST_JOIN_INTERVAL_MS", default_value_t = 6000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub guest_join_interval_ms: u64,
 }
 
 impl Default for LifecycleSettings {
@@ -141,6 +158,9 @@ impl Default for LifecycleSettings {
             housekeeping_interval_secs: 30,
             join_leave_burst: 20,
             join_leave_interval_ms: 3000,
+            max_guests_waiting: 50,
+            guest_join_burst: 10,
+            guest_join_interval_ms: 6000,
         }
     }
 }
@@ -239,6 +259,8 @@ mod tests {
         assert_eq!(config.grpc_addr.to_string(), "0.0.0.0:50051");
         assert_eq!(config.lifecycle.empty_meeting_timeout_secs, 600);
         assert_eq!(config.lifecycle.meeting_retention_days, 90);
+        assert_eq!(config.lifecycle.max_guests_waiting, 50);
+        assert_eq!(config.lifecycle.guest_join_burst, 10);
         let debug = format!("{config:?}");
         assert!(!debug.contains("gc@db") && !debug.contains("s3cret"));
     }

@@ -25,6 +25,7 @@ pub const DB_BATCH_ITEMS: &str = "gc_db_batch_items";
 pub const MC_JOIN_BATCH_ITEMS: &str = "gc_mc_join_batch_items";
 pub const MC_BREAKER_OPENED_TOTAL: &str = "gc_mc_breaker_opened_total";
 pub const JOIN_LEAVE_LIMITED_TOTAL: &str = "gc_join_leave_limited_total";
+pub const GUEST_JOINS_TOTAL: &str = "gc_guest_joins_total";
 pub const AC_MEETING_TOKEN_BATCHES_TOTAL: &str = "gc_ac_meeting_token_batches_total";
 pub const LOST_SEATS_TOTAL: &str = "gc_lost_seats_total";
 
@@ -148,6 +149,13 @@ fn register() {
     );
     metrics::counter!(JOIN_LEAVE_LIMITED_TOTAL).increment(0);
     metrics::describe_counter!(
+        GUEST_JOINS_TOTAL,
+        "guest-join requests (people without an account), by outcome"
+    );
+    for outcome in guest_join::ALL {
+        metrics::counter!(GUEST_JOINS_TOTAL, "outcome" => outcome).increment(0);
+    }
+    metrics::describe_counter!(
         AC_MEETING_TOKEN_BATCHES_TOTAL,
         "Requests to AC for meeting tokens (one per batch of joins), by outcome"
     );
@@ -173,6 +181,26 @@ pub fn lost_seat(outcome: &'static str) {
 /// malformed answer, no service token to send).
 pub fn ac_meeting_token_batch(outcome: &'static str) {
     metrics::counter!(AC_MEETING_TOKEN_BATCHES_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// The outcomes of `guest-join` in `gc_guest_joins_total`.
+pub mod guest_join {
+    /// The guest waits in the lobby.
+    pub const WAITING: &str = "waiting";
+    /// 429: the client address spent its budget.
+    pub const LIMITED: &str = "limited";
+    /// 409 `LOBBY_FULL`.
+    pub const LOBBY_FULL: &str = "lobby_full";
+    /// 404: unknown, ended, or closed to guests.
+    pub const NOT_FOUND: &str = "not_found";
+    /// Anything else (a bad name, a dependency down).
+    pub const FAILED: &str = "failed";
+    pub const ALL: [&str; 5] = [WAITING, LIMITED, LOBBY_FULL, NOT_FOUND, FAILED];
+}
+
+/// One `guest-join` answered, with `outcome` one of [`guest_join::ALL`].
+pub fn guest_join(outcome: &'static str) {
+    metrics::counter!(GUEST_JOINS_TOTAL, "outcome" => outcome).increment(1);
 }
 
 /// A join or leave refused: the user spent their budget for the meeting.

@@ -94,6 +94,7 @@ impl Application {
             ),
             detached: Detached::new(MAX_DETACHED, tasks.clone()),
             comings_and_goings: crate::use_cases::room::join_leave_budget(&config.lifecycle),
+            guest_joins: crate::use_cases::room::guest_join_budget(&config.lifecycle),
         };
         let meeting_tokens = MeetingTokens::new(
             &config.ac_url,

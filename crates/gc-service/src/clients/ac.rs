@@ -52,11 +52,31 @@ pub struct MeetingGrant {
     pub org_id: Uuid,
     pub role: MeetingRole,
     pub name: String,
+    /// A person without an account (DESIGN §12): the token says `guest: true`. Left out when
+    /// false, so an AC older than the field signs members' tokens as before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct IssuedMeetingToken {
     pub token: String,
+    pub expires_in: u64,
+}
+
+/// What a guest token says: the one meeting it is good for, and the name the guest gave.
+#[derive(Clone, Debug, Serialize)]
+pub struct GuestGrant {
+    pub meeting_code: String,
+    pub org_id: Uuid,
+    pub name: String,
+}
+
+/// A guest token, with the guest id AC made for it.
+#[derive(Debug, Deserialize)]
+pub struct IssuedGuestToken {
+    pub token: String,
+    pub guest_id: Uuid,
     pub expires_in: u64,
 }
 
@@ -113,6 +133,8 @@ type Pending = Item<MeetingGrant, Result<IssuedMeetingToken, Refused>>;
 #[derive(Clone)]
 pub struct MeetingTokens {
     batcher: Batcher<MeetingGrant, Result<IssuedMeetingToken, Refused>>,
+    /// For the requests that are not batched (guest tokens).
+    sender: Arc<Sender>,
     /// The longest a grant waits for its token, from the moment it is queued: the client's
     /// timeout on one request to AC.
     deadline: Duration,
@@ -132,6 +154,7 @@ impl MeetingTokens {
             http: common::http_client(timeout)?,
             batch_url: format!("{base}/api/v1/auth/internal/meeting-tokens"),
             single_url: format!("{base}/api/v1/auth/internal/meeting-token"),
+            guest_url: format!("{base}/api/v1/auth/internal/guest-token"),
             tokens,
         };
         let shape = Shape {
@@ -141,11 +164,12 @@ impl MeetingTokens {
             linger: Some(LINGER),
         };
         let sender = Arc::new(sender);
+        let for_batches = Arc::clone(&sender);
         let batcher = Batcher::start(
             shape,
             |_| 1,
             move |mut batch: Vec<Pending>| {
-                let sender = Arc::clone(&sender);
+                let sender = Arc::clone(&for_batches);
                 async move {
                     // Grants whose join has failed meanwhile are left out.
                     batch.retain(|pending| !pending.is_abandoned());
@@ -158,8 +182,32 @@ impl MeetingTokens {
         );
         Ok(Self {
             batcher,
+            sender,
             deadline: timeout,
         })
+    }
+
+    /// A guest token for a person without an account (DESIGN §12), with the guest id AC made.
+    /// One request per guest (guest joins are few and budgeted per address); AC unreachable or
+    /// refusing is a 503, as for meeting tokens.
+    #[tracing::instrument(name = "gc.ac.guest_token", skip_all)]
+    pub async fn issue_guest(&self, grant: &GuestGrant) -> Result<IssuedGuestToken, Error> {
+        let sent = async {
+            let response = self.sender.post(&self.sender.guest_url, grant).await?;
+            let response = successful(response, "AC refused a guest token")?;
+            response
+                .json::<IssuedGuestToken>()
+                .await
+                .map_err(|e| Refused::new("AC answered a malformed guest token", e))
+        };
+        match tokio::time::timeout(self.deadline, sent).await {
+            Ok(Ok(issued)) => Ok(issued),
+            Ok(Err(refused)) => {
+                tracing::warn!(cause = %refused.cause, "{}", refused.what);
+                Err(refused.into_error())
+            }
+            Err(elapsed) => Err(Error::unavailable("guest tokens", elapsed)),
+        }
     }
 
     /// A meeting token for `grant`. AC unreachable, or refusing GC's credential, is a 503 to
@@ -185,6 +233,7 @@ struct Sender {
     http: reqwest::Client,
     batch_url: String,
     single_url: String,
+    guest_url: String,
     tokens: Arc<ServiceTokenClient>,
 }
 
@@ -232,7 +281,7 @@ impl Sender {
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let response = successful(response)?;
+        let response = successful(response, "AC refused a meeting token")?;
         let answer: BatchResponse = response
             .json()
             .await
@@ -248,7 +297,7 @@ impl Sender {
 
     async fn issue_one(&self, grant: &MeetingGrant) -> Result<IssuedMeetingToken, Refused> {
         let response = self.post(&self.single_url, grant).await?;
-        successful(response)?
+        successful(response, "AC refused a meeting token")?
             .json()
             .await
             .map_err(|e| Refused::new("AC answered a malformed meeting token", e))
@@ -278,13 +327,13 @@ impl Sender {
     }
 }
 
-fn successful(response: reqwest::Response) -> Result<reqwest::Response, Refused> {
+fn successful(
+    response: reqwest::Response,
+    what: &'static str,
+) -> Result<reqwest::Response, Refused> {
     let status = response.status();
     if !status.is_success() {
-        return Err(Refused::new(
-            "AC refused a meeting token",
-            format!("status {status}"),
-        ));
+        return Err(Refused::new(what, format!("status {status}")));
     }
     Ok(response)
 }

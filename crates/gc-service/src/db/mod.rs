@@ -12,6 +12,7 @@ pub mod admissions;
 pub mod controllers;
 pub mod creates;
 pub mod events;
+pub mod guests;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod lookups;

@@ -47,6 +47,9 @@ pub enum MeetingEvent {
     ParticipantRejected { user_id: Uuid },
     /// A seat (or a visit left open) ended.
     ParticipantLeft { user_id: Uuid, reason: LeaveReason },
+    /// A person without an account asked to join by the meeting's link and waits in its lobby
+    /// (`POST /{code}/guest-join`, DESIGN §12).
+    GuestJoined { guest_id: Uuid },
     /// `PATCH /config` changed something.
     SettingsChanged {
         before: serde_json::Value,
@@ -64,6 +67,7 @@ impl MeetingEvent {
             MeetingEvent::ParticipantAdmitted { .. } => "participant_admitted",
             MeetingEvent::ParticipantRejected { .. } => "participant_rejected",
             MeetingEvent::ParticipantLeft { .. } => "participant_left",
+            MeetingEvent::GuestJoined { .. } => "guest_joined",
             MeetingEvent::SettingsChanged { .. } => "settings_changed",
         }
     }
@@ -163,6 +167,8 @@ pub struct Origin<'a> {
 pub enum Actor<'a> {
     /// A user, with the client address and user agent of their request.
     User { id: Uuid, from: Origin<'a> },
+    /// A guest (a person without an account, DESIGN §12), by their guest id.
+    Guest { id: Uuid, from: Origin<'a> },
     /// A meeting controller (by its client id), reporting for a room it owns.
     Service { id: &'a str },
     /// GC itself: timeouts, expiry.
@@ -174,6 +180,7 @@ impl Actor<'_> {
     pub fn columns(&self) -> (Option<String>, &'static str, Option<IpAddr>, Option<&str>) {
         match *self {
             Actor::User { id, from } => (Some(id.to_string()), "user", from.ip, from.user_agent),
+            Actor::Guest { id, from } => (Some(id.to_string()), "guest", from.ip, from.user_agent),
             Actor::Service { id } => (Some(id.to_owned()), "service", None, None),
             Actor::System => (None, "system", None, None),
         }
@@ -185,6 +192,11 @@ impl Actor<'_> {
 #[derive(Clone, Debug)]
 pub enum OwnedActor {
     User {
+        id: Uuid,
+        ip: Option<IpAddr>,
+        user_agent: Option<String>,
+    },
+    Guest {
         id: Uuid,
         ip: Option<IpAddr>,
         user_agent: Option<String>,
@@ -203,6 +215,11 @@ impl From<Actor<'_>> for OwnedActor {
                 ip: from.ip,
                 user_agent: from.user_agent.map(str::to_owned),
             },
+            Actor::Guest { id, from } => OwnedActor::Guest {
+                id,
+                ip: from.ip,
+                user_agent: from.user_agent.map(str::to_owned),
+            },
             Actor::Service { id } => OwnedActor::Service { id: id.to_owned() },
             Actor::System => OwnedActor::System,
         }
@@ -213,6 +230,13 @@ impl OwnedActor {
     pub fn as_actor(&self) -> Actor<'_> {
         match self {
             OwnedActor::User { id, ip, user_agent } => Actor::User {
+                id: *id,
+                from: Origin {
+                    ip: *ip,
+                    user_agent: user_agent.as_deref(),
+                },
+            },
+            OwnedActor::Guest { id, ip, user_agent } => Actor::Guest {
                 id: *id,
                 from: Origin {
                     ip: *ip,

@@ -66,6 +66,20 @@ pub struct SettingsChange {
     pub allow_external_participants: Option<bool>,
 }
 
+/// Refuses settings that contradict each other: guests (people without an account, DESIGN
+/// §12) cannot be allowed in a meeting that requires everyone to sign in.
+pub fn check_settings(settings: &MeetingSettings) -> Result<(), ValidationError> {
+    if settings.allow_guests && settings.require_auth {
+        return Err(ValidationError::GuestsNeedNoAuth);
+    }
+    Ok(())
+}
+
+/// Whether people without an account may ask to join (DESIGN §12).
+pub fn admits_guests(settings: &MeetingSettings) -> bool {
+    settings.allow_guests && !settings.require_auth
+}
+
 impl SettingsChange {
     /// `settings` with the changes this asks for.
     pub fn apply_to(self, settings: MeetingSettings) -> MeetingSettings {

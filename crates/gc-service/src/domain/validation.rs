@@ -13,6 +13,8 @@ pub enum ValidationError {
     MaxParticipantsAboveOrgLimit { max: i32 },
     #[error("lock_room and waiting_room_enabled are the same setting and must agree")]
     ConflictingWaitingRoom,
+    #[error("allow_guests needs require_auth false: people without an account cannot sign in")]
+    GuestsNeedNoAuth,
     #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
     InvalidIdempotencyKey,
     #[error("scheduled_start_time must not be in the past")]

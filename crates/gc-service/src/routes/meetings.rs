@@ -103,6 +103,8 @@ impl CreateMeetingRequest {
     /// `now` is the server's clock, against which a scheduled start time is checked.
     pub fn into_domain(self, now: DateTime<Utc>) -> Result<CreateMeeting, ValidationError> {
         let change = self.settings.unwrap_or_default().into_change()?;
+        let settings = change.apply_to(MeetingSettings::default());
+        crate::domain::meeting::check_settings(&settings)?;
         Ok(CreateMeeting {
             display_name: DisplayName::parse(&self.display_name)?,
             max_participants: self
@@ -113,7 +115,7 @@ impl CreateMeetingRequest {
                 .scheduled_start_time
                 .map(|start| check_scheduled_start(start, now))
                 .transpose()?,
-            settings: change.apply_to(MeetingSettings::default()),
+            settings,
         })
     }
 }

@@ -52,6 +52,10 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
             post(participation::join_meeting),
         )
         .route(
+            "/api/v1/meetings/{code}/guest-join",
+            post(participation::guest_join),
+        )
+        .route(
             "/api/v1/meetings/{code}/admit/{user_id}",
             post(participation::admit),
         )

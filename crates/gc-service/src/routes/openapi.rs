@@ -67,6 +67,7 @@ repository.";
         participation::history,
         participation::get_meeting,
         participation::join_meeting,
+        participation::guest_join,
         participation::admit,
         participation::reject,
         participation::admit_all,
@@ -197,6 +198,17 @@ pub(super) fn rate_limited() -> serde_json::Value {
 
 /// What a 429 of a join or leave says.
 pub(super) const JOIN_LEAVE_LIMITED: &str = "The caller joined and left this meeting too often: 20 at once, then one every 3 s (`GC_JOIN_LEAVE_BURST`, `GC_JOIN_LEAVE_INTERVAL_MS`); `Retry-After` says when to try again";
+
+/// What a 429 of a guest join says.
+pub(super) const GUEST_JOIN_LIMITED: &str = "This client address (an IPv6 /64) asked to join as a guest too often: 10 at once, then one every 6 s (`GC_GUEST_JOIN_BURST`, `GC_GUEST_JOIN_INTERVAL_MS`); `Retry-After` says when to try again";
+
+/// An example value: a lobby that holds as many guests as it may.
+pub(super) fn lobby_full() -> serde_json::Value {
+    common::openapi::example_body(&ApiError::new(
+        ErrorCode::LobbyFull,
+        "the lobby holds as many guests as it may",
+    ))
+}
 
 /// An example value: a meeting controller's refusal of a seat, as GC passes it on.
 pub(super) fn meeting_full() -> serde_json::Value {

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use common::auth::Authenticated;
-use common::error::{ApiError, ErrorEnvelope};
+use common::error::{ApiError, ErrorCode, ErrorEnvelope};
 use common::http::StrictJson;
 use common::jwt::{MeetingRole, UserClaims};
 use common::meeting_code::MeetingCode;
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::auth::{MeetingParticipant, Participant};
 use crate::client::ClientInfo;
 use crate::clients::ac::MeetingTokens;
 use crate::domain::events::Actor;
@@ -22,10 +23,11 @@ use crate::routes::meetings::SettingsRequest;
 use crate::state::PublicBaseUrl;
 use crate::use_cases::config::ConfigChange;
 use crate::use_cases::detached::Detached;
+use crate::use_cases::guest_join::GuestJoined;
 use crate::use_cases::history::HistoryRequest;
 use crate::use_cases::join::Admission;
 use crate::use_cases::room::Rooms;
-use crate::use_cases::{config, end, get, history, join, leave, lobby};
+use crate::use_cases::{config, end, get, guest_join, history, join, leave, lobby};
 
 /// The `{code}` path parameter.
 const CODE_PARAM: &str =
@@ -55,6 +57,17 @@ fn actor<'a>(caller: &UserClaims, client: &'a ClientInfo) -> Actor<'a> {
     }
 }
 
+/// The actor of a change a member or a guest makes on one of the routes guests may use.
+fn participant_actor<'a>(caller: &Participant, client: &'a ClientInfo) -> Actor<'a> {
+    match caller {
+        Participant::Member(claims) => actor(claims, client),
+        Participant::Guest(claims) => Actor::Guest {
+            id: claims.sub,
+            from: client.origin(),
+        },
+    }
+}
+
 /// Read a meeting.
 ///
 /// With `participant_count` read from the room now (when the room's controller cannot be
@@ -77,7 +90,7 @@ fn actor<'a>(caller: &UserClaims, client: &'a ClientInfo) -> Actor<'a> {
 pub async fn get_meeting(
     State(rooms): State<Rooms>,
     State(base_url): State<PublicBaseUrl>,
-    Authenticated(caller): Authenticated<UserClaims>,
+    MeetingParticipant(caller): MeetingParticipant,
     Path(code): Path<String>,
 ) -> Result<Json<MeetingResponse>, Error> {
     let view = get::get_meeting(&rooms, &caller, &code).await?;
@@ -152,7 +165,7 @@ pub async fn join_meeting(
     State(rooms): State<Rooms>,
     State(meeting_tokens): State<MeetingTokens>,
     State(base_url): State<PublicBaseUrl>,
-    Authenticated(caller): Authenticated<UserClaims>,
+    MeetingParticipant(caller): MeetingParticipant,
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<JoinResponse>, Error> {
@@ -161,7 +174,7 @@ pub async fn join_meeting(
         &meeting_tokens,
         &caller,
         &code,
-        actor(&caller, &client),
+        participant_actor(&caller, &client),
     )
     .await?;
     Ok(Json(JoinResponse {
@@ -172,6 +185,123 @@ pub async fn join_meeting(
         signaling_url: joined.signaling_url,
         meeting: MeetingResponse::of_view(joined.view, base_url.as_str()),
     }))
+}
+
+/// Body of `POST /{code}/guest-join`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"display_name": "Visiting Vera"}))]
+pub struct GuestJoinRequest {
+    /// The name the room shows, under the rules of users' names: 1 to 255 characters after
+    /// trimming, no control, invisible or direction-changing characters.
+    #[schema(value_type = String, min_length = 1, max_length = 255)]
+    pub display_name: String,
+}
+
+/// A guest's place in the lobby, the guest token for this meeting, and how to reach the room.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GuestJoinResponse {
+    /// Always `waiting`: only the host lets a guest in.
+    #[schema(schema_with = waiting_status)]
+    pub status: &'static str,
+    /// Always `guest`.
+    #[schema(value_type = MeetingRole)]
+    pub role: &'static str,
+    /// A guest token from AC (`token_type: guest`, at most 2 h): the bearer token of this
+    /// meeting's `GET`, `join` (a reload keeps the same guest and place) and `leave`, and of
+    /// nothing else.
+    pub guest_token: String,
+    /// A meeting token (`guest: true`), for the first message of the signaling WebSocket.
+    pub meeting_token: String,
+    /// Seconds the meeting token is valid: at most 900.
+    #[schema(maximum = 900)]
+    pub expires_in: u64,
+    #[schema(format = "uri")]
+    pub signaling_url: String,
+    /// The meeting as a participant who is not the host sees it.
+    pub meeting: MeetingResponse,
+}
+
+fn waiting_status() -> utoipa::openapi::schema::ObjectBuilder {
+    common::openapi::string_enum([Admission::Waiting.as_str()])
+}
+
+/// Join as a guest, without an account.
+///
+/// For a meeting that allows guests (`allow_guests` on, `require_auth` off): the guest gives a
+/// name, gets a guest token for this meeting, and waits in the lobby for the host, whatever
+/// `waiting_room_enabled` says. Needs no `Authorization`. Each call makes a new guest; a guest
+/// who reloads joins again with their guest token (`POST /{code}/join`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/meetings/{code}/guest-join",
+    tag = "participation",
+    security(()),
+    params(("code" = MeetingCode, Path, description = CODE_PARAM)),
+    request_body = GuestJoinRequest,
+    responses(
+        (status = 200, description = "Waiting in the lobby", body = GuestJoinResponse,
+         example = json!({
+             "status": "waiting",
+             "role": "guest",
+             "guest_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoiZ3Vlc3QifQ.c2lnbmF0dXJl",
+             "meeting_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoibWVldGluZyJ9.c2lnbmF0dXJl",
+             "expires_in": 900,
+             "signaling_url": "ws://127.0.0.1:8081/ws/v1/meetings/wRmjjLrHq4qH",
+             "meeting": super::openapi::meeting_example("active")
+         })),
+        (status = 400, description = "A malformed body or a name that breaks the rules", body = ErrorEnvelope,
+         example = json!(super::openapi::example(Error::Validation(ValidationError::DisplayName(common::display_name::DisplayNameError::Blank))))),
+        (status = 404, description = "Unknown, ended, or not open to guests: all the same answer", body = ErrorEnvelope,
+         example = json!(super::openapi::example(Error::MeetingNotFound))),
+        (status = 409, description = "The lobby holds as many guests as it may (`MAX_GUESTS_WAITING`, 50), or (for an older meeting controller) no free seat", body = ErrorEnvelope,
+         example = json!(super::openapi::lobby_full())),
+        (status = 429, description = super::openapi::GUEST_JOIN_LIMITED, body = ErrorEnvelope,
+         headers(("Retry-After" = u64, description = "Seconds until this address may ask again")),
+         example = json!(super::openapi::rate_limited())),
+        (status = 503, description = CONTROLLER_UNAVAILABLE_JOIN, body = ErrorEnvelope,
+         example = json!(super::openapi::unavailable())),
+    ),
+)]
+#[tracing::instrument(name = "gc.meeting.guest_join", skip_all)]
+pub async fn guest_join(
+    State(rooms): State<Rooms>,
+    State(meeting_tokens): State<MeetingTokens>,
+    State(base_url): State<PublicBaseUrl>,
+    client: ClientInfo,
+    Path(code): Path<String>,
+    body: Result<StrictJson<GuestJoinRequest>, ApiError>,
+) -> Result<Json<GuestJoinResponse>, Error> {
+    let name = body
+        .map(|StrictJson(body)| body.display_name)
+        .map_err(Error::from);
+    let joined =
+        guest_join::guest_join(&rooms, &meeting_tokens, &code, name, client.origin()).await;
+    crate::metrics::guest_join(guest_join_outcome(&joined));
+    let GuestJoined {
+        joined,
+        guest_token,
+    } = joined?;
+    Ok(Json(GuestJoinResponse {
+        status: joined.admission.as_str(),
+        role: joined.role.as_str(),
+        guest_token,
+        meeting_token: joined.meeting_token,
+        expires_in: joined.expires_in,
+        signaling_url: joined.signaling_url,
+        meeting: MeetingResponse::of_view(joined.view, base_url.as_str()),
+    }))
+}
+
+fn guest_join_outcome(result: &Result<GuestJoined, Error>) -> &'static str {
+    use crate::metrics::guest_join as outcome;
+    match result {
+        Ok(_) => outcome::WAITING,
+        Err(Error::MeetingNotFound) => outcome::NOT_FOUND,
+        Err(Error::Api(api)) if api.code == ErrorCode::RateLimited => outcome::LIMITED,
+        Err(Error::Api(api)) if api.code == ErrorCode::LobbyFull => outcome::LOBBY_FULL,
+        Err(_) => outcome::FAILED,
+    }
 }
 
 /// What the host decided for one user in the lobby.
@@ -372,12 +502,12 @@ const LEFT: &str = "left";
 #[tracing::instrument(name = "gc.meeting.leave", skip_all)]
 pub async fn leave_meeting(
     State(rooms): State<Rooms>,
-    Authenticated(caller): Authenticated<UserClaims>,
+    MeetingParticipant(caller): MeetingParticipant,
     client: ClientInfo,
     Path(code): Path<String>,
 ) -> Result<Json<LeaveResponse>, Error> {
     to_completion(rooms.detached.clone(), async move {
-        leave::leave(&rooms, &caller, &code, actor(&caller, &client)).await
+        leave::leave(&rooms, &caller, &code, participant_actor(&caller, &client)).await
     })
     .await?;
     Ok(Json(LeaveResponse { status: LEFT }))

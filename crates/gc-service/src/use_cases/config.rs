@@ -16,7 +16,9 @@ use common::settings::MeetingSettings;
 
 use crate::db;
 use crate::domain::events::{Actor, Change, MeetingEvent};
-use crate::domain::meeting::{MaxParticipants, Meeting, SettingsChange, ValidationError};
+use crate::domain::meeting::{
+    MaxParticipants, Meeting, SettingsChange, ValidationError, check_settings,
+};
 use crate::error::Error;
 use crate::use_cases::get::{MeetingView, live_counts};
 use crate::use_cases::room::Rooms;
@@ -74,6 +76,10 @@ async fn store_change(
         .await?
         .ok_or(Error::MeetingNotFound)?;
     let settings = change.settings.apply_to(current.settings);
+    // Checked on the merged settings: a PATCH that turns `require_auth` on while the meeting
+    // allows guests contradicts what is stored as much as one that allows guests outright.
+    // The transaction is dropped unwritten (rolled back).
+    check_settings(&settings)?;
     let max = change
         .max_participants
         .map_or(current.max_participants, MaxParticipants::get);

@@ -1,7 +1,6 @@
 //! `GET /{code}`: the meeting with its live counts. Only the host learns how many wait.
 
-use common::jwt::UserClaims;
-
+use crate::auth::Participant;
 use crate::domain::meeting::Meeting;
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
@@ -20,13 +19,14 @@ pub struct MeetingView {
 
 pub async fn get_meeting(
     rooms: &Rooms,
-    caller: &UserClaims,
+    caller: &Participant,
     code: &str,
 ) -> Result<MeetingView, Error> {
     let meeting = visible_meeting(&rooms.pool, caller, code).await?;
     let counts = live_counts(rooms, &meeting).await;
     Ok(MeetingView {
-        for_host: meeting.host_id == caller.sub,
+        // A guest's id is one AC made for them: never the host's.
+        for_host: !caller.is_guest() && meeting.host_id == caller.id(),
         meeting,
         counts,
     })

@@ -8,12 +8,17 @@
 //! The answer's meeting is built from what the join's own steps said: the room's counts (the
 //! lobby too, for the host) from its join script, the meeting's status and start from the
 //! admission statement. Neither the room nor the meeting is read a second time.
+//!
+//! A guest (a person without an account, DESIGN §12) joins the same way with their guest
+//! token, and always waits in the lobby, unless the host let them in already: their reload
+//! keeps their place. `guest-join` ([`super::guest_join`]) is their first join.
 
 use common::display_name::DisplayName;
 use common::error::ErrorCode;
-use common::jwt::{MeetingRole, UserClaims};
+use common::jwt::MeetingRole;
 use uuid::Uuid;
 
+use crate::auth::Participant;
 use crate::clients::ac::{MeetingGrant, MeetingTokens};
 use crate::clients::mc::Known;
 use crate::db::controllers::Assignment;
@@ -40,34 +45,85 @@ pub struct Joined {
 /// it stores them; this only guards against an older AC).
 const FALLBACK_NAME: &str = "Participant";
 
+/// Who joins a meeting they may see: a member, or a guest (a person without an account,
+/// DESIGN §12).
+#[derive(Clone, Debug)]
+pub struct Joiner {
+    pub id: Uuid,
+    pub name: String,
+    pub guest: bool,
+}
+
+impl Joiner {
+    pub fn of(caller: &Participant) -> Self {
+        Self {
+            id: caller.id(),
+            name: caller.name().to_owned(),
+            guest: caller.is_guest(),
+        }
+    }
+}
+
 pub async fn join_meeting(
     rooms: &Rooms,
     meeting_tokens: &MeetingTokens,
-    caller: &UserClaims,
+    caller: &Participant,
     code: &str,
     actor: Actor<'_>,
 ) -> Result<Joined, Error> {
     let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
-    rooms.come_or_go(caller.sub, meeting.id)?;
-    let role = if meeting.host_id == caller.sub {
+    rooms.come_or_go(caller.id(), meeting.id)?;
+    join_visible(
+        rooms,
+        meeting_tokens,
+        meeting,
+        assignment,
+        Joiner::of(caller),
+        actor,
+        |_| async { Ok(()) },
+    )
+    .await
+}
+
+/// Joins `joiner` to a meeting they may see. `on_waiting` runs in the seat's own task when the
+/// room put them in its lobby, before the join answers: a failure there leaves the lobby again
+/// and fails the join (the guest-join records the guest there).
+pub async fn join_visible<F, Fut>(
+    rooms: &Rooms,
+    meeting_tokens: &MeetingTokens,
+    meeting: Meeting,
+    assignment: Option<Assignment>,
+    joiner: Joiner,
+    actor: Actor<'_>,
+    on_waiting: F,
+) -> Result<Joined, Error>
+where
+    F: FnOnce(Rooms) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), Error>> + Send + 'static,
+{
+    let Joiner { id, name, guest } = joiner;
+    // A guest is never the host: their id is one AC made for them.
+    let role = if meeting.host_id == id && !guest {
         MeetingRole::Host
     } else {
         MeetingRole::Guest
     };
-    let name = DisplayName::parse(&caller.name)
+    let name = DisplayName::parse(&name)
         .map(DisplayName::into_string)
         .unwrap_or_else(|_| FALLBACK_NAME.to_owned());
+    let caller_id = id;
 
     // AC signs the token while MC seats the caller: the token does not depend on the
     // admission, and a join that fails drops its grant (unsent grants are left out of the
     // batch, a token already signed is never shown to anyone).
     let grant = MeetingGrant {
-        user_id: caller.sub,
+        user_id: caller_id,
         meeting_id: meeting.id,
         meeting_code: meeting.code.as_str().to_owned(),
         org_id: meeting.org_id,
         role,
         name: name.clone(),
+        guest,
     };
     let (Seating { joined, started }, issued) = {
         // The seat runs as a task of its own, which a client hanging up cannot cancel: once the
@@ -77,10 +133,12 @@ pub async fn join_meeting(
             rooms.clone(),
             meeting.clone(),
             assignment,
-            caller.sub,
+            caller_id,
             role,
             name.clone(),
+            guest.then_some(rooms.settings.max_guests_waiting),
             OwnedActor::from(actor),
+            on_waiting,
         ));
         let token = meeting_tokens.issue(grant);
         tokio::pin!(seat, token);
@@ -97,7 +155,7 @@ pub async fn join_meeting(
     let issued = issued?;
     tracing::info!(
         meeting_id = %meeting.id,
-        user_id = %caller.sub,
+        user_id = %caller_id,
         role = role.as_str(),
         admission = joined.admission.as_str(),
         "participant joined"
@@ -151,21 +209,54 @@ struct Seating {
 
 /// Seats `user_id` in the meeting's room (or its lobby) and, when the room admitted them,
 /// records the visit.
-async fn seat(
+#[allow(clippy::too_many_arguments)]
+async fn seat<F, Fut>(
     rooms: Rooms,
     meeting: Meeting,
     assignment: Option<Assignment>,
     user_id: Uuid,
     role: MeetingRole,
     name: String,
+    guest_cap: Option<u32>,
     actor: OwnedActor,
-) -> Result<Seating, Error> {
+    on_waiting: F,
+) -> Result<Seating, Error>
+where
+    F: FnOnce(Rooms) -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
     let mut joined = rooms
         .placement
-        .join(&meeting, Known::from(assignment), user_id, role, &name)
+        .join(
+            &meeting,
+            Known::from(assignment),
+            user_id,
+            role,
+            &name,
+            guest_cap,
+        )
         .await?;
     if joined.seat.is_none() {
         restore_lost_seat(&rooms, &meeting, user_id, &mut joined, &actor).await?;
+    }
+    if joined.admission == Admission::Waiting
+        && let Err(error) = on_waiting(rooms.clone()).await
+    {
+        // Nobody will hear of this place in the lobby: it is given up, not left for the host
+        // to admit someone who never got the answer.
+        if let Err(leave) = rooms
+            .placement
+            .leave(
+                &meeting,
+                Known::NotRead,
+                user_id,
+                crate::use_cases::leave::LEFT,
+            )
+            .await
+        {
+            tracing::warn!(meeting_id = %meeting.id, error = %leave, "a lobby place whose join failed could not be given up");
+        }
+        return Err(error);
     }
     let mut started = None;
     if let Some(seat) = joined.seat {

@@ -6,9 +6,9 @@
 //! same user racing this leave, whichever store it reaches first, leaves the visits agreeing with
 //! the seats (issue 22).
 
-use common::jwt::UserClaims;
 use uuid::Uuid;
 
+use crate::auth::Participant;
 use crate::clients::mc::Known;
 use crate::db;
 use crate::db::participants::Leave;
@@ -30,23 +30,23 @@ pub const LEFT: &str = LeaveReason::LEFT;
 /// unknown meeting, so codes cannot be probed.
 pub async fn leave(
     rooms: &Rooms,
-    caller: &UserClaims,
+    caller: &Participant,
     code: &str,
     actor: Actor<'_>,
 ) -> Result<(), Error> {
     let (meeting, known) = meeting_to_leave(rooms, caller, code).await?;
-    rooms.come_or_go(caller.sub, meeting.id)?;
+    rooms.come_or_go(caller.id(), meeting.id)?;
     let left = rooms
         .placement
-        .leave(&meeting, known, caller.sub, LEFT)
+        .leave(&meeting, known, caller.id(), LEFT)
         .await?;
     let leave = match left {
-        Some(left) => room_leave(&meeting, caller.sub, LEFT, left),
+        Some(left) => room_leave(&meeting, caller.id(), LEFT, left),
         // No room: nobody is in it, and every visit still open is stale.
         None => Leave {
             meeting_id: meeting.id,
             org_id: meeting.org_id,
-            user_id: caller.sub,
+            user_id: caller.id(),
             reason: LEFT,
             left_at: None,
             seat: None,
@@ -60,7 +60,7 @@ pub async fn leave(
 
 async fn meeting_to_leave(
     rooms: &Rooms,
-    caller: &UserClaims,
+    caller: &Participant,
     code: &str,
 ) -> Result<(Meeting, Known), Error> {
     let parsed = common::meeting_code::MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
@@ -72,7 +72,7 @@ async fn meeting_to_leave(
     if let Some(meeting) = &found
         && !meeting.status.is_ended()
         && !crate::use_cases::may_see(meeting, caller)
-        && db::participants::has_open_visit(&rooms.pool, meeting.id, caller.sub).await?
+        && db::participants::has_open_visit(&rooms.pool, meeting.id, caller.id()).await?
     {
         return Ok((meeting.clone(), Known::from(assignment)));
     }

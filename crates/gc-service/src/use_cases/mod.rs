@@ -22,6 +22,7 @@ pub mod create;
 pub mod detached;
 pub mod end;
 pub mod get;
+pub mod guest_join;
 pub mod history;
 pub mod housekeeping;
 pub mod join;
@@ -34,17 +35,57 @@ use common::meeting_code::MeetingCode;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::auth::Participant;
 use crate::db;
 use crate::db::controllers::Assignment;
 use crate::domain::events::Actor;
-use crate::domain::meeting::{Meeting, MeetingStart};
+use crate::domain::meeting::{Meeting, MeetingStart, admits_guests};
 use crate::error::Error;
 
-/// The live meeting `code` names, if `caller` may see it: a member of its org, or anyone when
-/// it allows external participants. Unknown, ended and hidden meetings are the same 404.
-pub async fn visible_meeting(
+/// Someone a meeting may be shown to: a signed-in user, or a [`Participant`] of one of the
+/// routes guests may use.
+pub trait Caller {
+    /// The user id, or the guest id.
+    fn id(&self) -> Uuid;
+    /// Whether the meeting is theirs to see (its status aside).
+    fn may_see(&self, meeting: &Meeting) -> bool;
+}
+
+impl Caller for UserClaims {
+    fn id(&self) -> Uuid {
+        self.sub
+    }
+
+    /// Members of the meeting's org, or anyone when it allows external participants.
+    fn may_see(&self, meeting: &Meeting) -> bool {
+        meeting.org_id == self.org_id || meeting.settings.allow_external_participants
+    }
+}
+
+impl Caller for Participant {
+    fn id(&self) -> Uuid {
+        Participant::id(self)
+    }
+
+    /// A guest sees only the meeting their token was signed for, and only while it takes
+    /// guests (the host may turn that off meanwhile).
+    fn may_see(&self, meeting: &Meeting) -> bool {
+        match self {
+            Participant::Member(claims) => claims.may_see(meeting),
+            Participant::Guest(claims) => {
+                claims.meeting_code == meeting.code.as_str()
+                    && claims.org_id == meeting.org_id
+                    && admits_guests(&meeting.settings)
+            }
+        }
+    }
+}
+
+/// The live meeting `code` names, if `caller` may see it ([`Caller::may_see`]). Unknown, ended
+/// and hidden meetings are the same 404.
+pub async fn visible_meeting<C: Caller>(
     pool: &PgPool,
-    caller: &UserClaims,
+    caller: &C,
     code: &str,
 ) -> Result<Meeting, Error> {
     let code = MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
@@ -55,9 +96,9 @@ pub async fn visible_meeting(
 /// [`visible_meeting`] with the meeting's assignment read in the same round trip, for
 /// [`room::Rooms::call_located`]; the read may share its statement with other joins'
 /// ([`db::lookups`]).
-pub async fn visible_meeting_located(
+pub async fn visible_meeting_located<C: Caller>(
     rooms: &room::Rooms,
-    caller: &UserClaims,
+    caller: &C,
     code: &str,
 ) -> Result<(Meeting, Option<Assignment>), Error> {
     let code = MeetingCode::parse(code).ok_or(Error::MeetingNotFound)?;
@@ -69,17 +110,17 @@ pub async fn visible_meeting_located(
     Ok((visible(Some(meeting), caller)?, assignment))
 }
 
-pub(crate) fn visible(meeting: Option<Meeting>, caller: &UserClaims) -> Result<Meeting, Error> {
+pub(crate) fn visible<C: Caller>(meeting: Option<Meeting>, caller: &C) -> Result<Meeting, Error> {
     let meeting = meeting.ok_or(Error::MeetingNotFound)?;
-    if !may_see(&meeting, caller) || meeting.status.is_ended() {
+    if !caller.may_see(&meeting) || meeting.status.is_ended() {
         return Err(Error::MeetingNotFound);
     }
     Ok(meeting)
 }
 
-/// Members of the meeting's org, or anyone when it allows external participants.
-pub fn may_see(meeting: &Meeting, caller: &UserClaims) -> bool {
-    meeting.org_id == caller.org_id || meeting.settings.allow_external_participants
+/// [`Caller::may_see`].
+pub fn may_see<C: Caller>(meeting: &Meeting, caller: &C) -> bool {
+    caller.may_see(meeting)
 }
 
 /// Refuses (403) a caller who is not the meeting's host.

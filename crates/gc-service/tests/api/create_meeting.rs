@@ -127,7 +127,8 @@ async fn create_applies_requested_settings_limit_start_time_and_the_lock_room_al
     let body = json!({
         "display_name": "Board", "max_participants": 12,
         "scheduled_start_time": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "settings": {"lock_room": false, "recording_enabled": true, "allow_guests": true}
+        "settings": {"lock_room": false, "recording_enabled": true, "allow_guests": true,
+                     "require_auth": false}
     });
     let response = stack.create(&token, &body).await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -140,7 +141,8 @@ async fn create_applies_requested_settings_limit_start_time_and_the_lock_room_al
     assert_eq!(body["settings"]["waiting_room_enabled"], false);
     assert_eq!(body["settings"]["recording_enabled"], true);
     assert_eq!(body["settings"]["allow_guests"], true);
-    assert_eq!(body["settings"]["require_auth"], true);
+    assert_eq!(body["settings"]["require_auth"], false);
+    assert_eq!(body["settings"]["enable_e2e_encryption"], true, "a default");
     let stored: (bool, bool, i32) = sqlx::query_as(
         "select waiting_room_enabled, recording_enabled, max_participants from meetings",
     )

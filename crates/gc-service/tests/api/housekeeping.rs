@@ -39,6 +39,7 @@ fn rooms(stack: &TestStack) -> Rooms {
         ),
         detached: Default::default(),
         comings_and_goings: gc_service::use_cases::room::join_leave_budget(&test_lifecycle()),
+        guest_joins: gc_service::use_cases::room::guest_join_budget(&test_lifecycle()),
     }
 }
 

@@ -13,6 +13,7 @@ mod create_meeting;
 mod creates;
 mod events;
 mod faults;
+mod guests;
 mod helpers;
 mod housekeeping;
 mod idempotency;

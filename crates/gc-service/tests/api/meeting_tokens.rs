@@ -50,6 +50,7 @@ fn grant(i: usize) -> MeetingGrant {
             MeetingRole::Guest
         },
         name: format!("Person {i}"),
+        guest: false,
     }
 }
 

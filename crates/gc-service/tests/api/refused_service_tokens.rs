@@ -197,6 +197,7 @@ fn grant() -> MeetingGrant {
         org_id: Uuid::new_v4(),
         role: MeetingRole::Guest,
         name: "Someone".into(),
+        guest: false,
     }
 }
 

@@ -363,6 +363,7 @@ async fn joins_sent_together(stack: &TestStack, people: &People) {
         display_name: "Someone".into(),
         role: ParticipantRole::Guest as i32,
         fencing_token: token,
+        ..Default::default()
     };
 
     let tokens = gc_tokens(stack);
@@ -471,6 +472,7 @@ async fn a_controllers_join_answer_counts_the_lobby(pool: PgPool) {
         display_name: "Someone".into(),
         role: role as i32,
         fencing_token: 1,
+        ..Default::default()
     };
     let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
 
@@ -692,6 +694,7 @@ async fn a_meeting_moves_with_its_people_when_its_controller_dies(pool: PgPool) 
         display_name: "Ghost".into(),
         role: ParticipantRole::Guest as i32,
         fencing_token: 1,
+        ..Default::default()
     };
     let refused = old_owner.join_participant(ghost.clone()).await.unwrap_err();
     assert_eq!(

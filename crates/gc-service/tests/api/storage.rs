@@ -956,6 +956,7 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
         },
     };
 
+    let overlong_agent = "x".repeat(600);
     for phase in ["together", "one fails"] {
         let blocked = insert_meeting(&stack, host, &format!("QUEUEBLOCK{:02}", phase.len())).await;
         let first = insert_meeting(&stack, host, &format!("QUEUEFIRST{:02}", phase.len())).await;
@@ -1001,13 +1002,21 @@ async fn queued_admissions_share_a_transaction_and_fail_alone(pool: PgPool) {
             .await,
         ];
         if phase == "one fails" {
-            // Nobody: the visit's user must exist.
+            // An audit row the table refuses (a user agent over its 512 characters; GC's
+            // client info cuts longer ones, this test does not): that admission's statement
+            // fails, and only its caller hears of it.
             behind.push(
                 queued(Box::pin(admissions.record(
                     second,
                     org,
                     vec![seated(Uuid::new_v4(), "guest")],
-                    Actor::System,
+                    Actor::User {
+                        id: guest,
+                        from: Origin {
+                            ip: None,
+                            user_agent: Some(&overlong_agent),
+                        },
+                    },
                 )))
                 .await,
             );

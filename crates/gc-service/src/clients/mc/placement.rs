@@ -327,7 +327,9 @@ impl Placement {
     }
 
     /// Seats `user_id` in the meeting's room, or puts them in its lobby (through the owner's
-    /// join queue), assigning the meeting first when nobody holds it.
+    /// join queue), assigning the meeting first when nobody holds it. `guest_cap`: the joiner
+    /// is a guest (DESIGN §12), who always waits, and the lobby holds at most this many guests
+    /// (409 `LOBBY_FULL` beyond).
     pub async fn join(
         &self,
         meeting: &Meeting,
@@ -335,6 +337,7 @@ impl Placement {
         user_id: Uuid,
         role: MeetingRole,
         name: &str,
+        guest_cap: Option<u32>,
     ) -> Result<RoomJoin, Error> {
         let (response, room) = self
             .call(meeting, known, |room| {
@@ -344,6 +347,8 @@ impl Placement {
                     display_name: name.to_owned(),
                     role: convert::role_to_proto(role) as i32,
                     fencing_token: room.fencing_token,
+                    guest: guest_cap.is_some(),
+                    max_guests_waiting: guest_cap.unwrap_or(0),
                 };
                 async move {
                     let response = room.joins.join(request).await?;
