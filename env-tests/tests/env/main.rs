@@ -8,6 +8,7 @@
 
 mod auth;
 mod create;
+mod guests;
 mod keys;
 mod lifecycle;
 mod metrics;

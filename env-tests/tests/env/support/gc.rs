@@ -72,6 +72,19 @@ impl GcClient {
         send(&self.service, builder.body(body.into())).await
     }
 
+    /// `POST /{code}/guest-join` without a token: a person without an account asks to join.
+    pub async fn guest_join(&self, code: &str, display_name: &str) -> anyhow::Result<Reply> {
+        let builder = request(
+            &self.http,
+            Method::POST,
+            &self.service,
+            &format!("{BASE}/{code}/guest-join"),
+            None,
+        )
+        .json(&json!({ "display_name": display_name }));
+        send(&self.service, builder).await
+    }
+
     pub async fn get(&self, token: &str, code: &str) -> anyhow::Result<Reply> {
         self.call(Method::GET, &format!("{BASE}/{code}"), token, None)
             .await
