@@ -22,6 +22,7 @@ type Ac = AcComponents["schemas"];
 export type Settings = Gc["MeetingSettings"];
 export type Meeting = Gc["Meeting"];
 export type JoinResult = Gc["JoinResponse"];
+export type GuestJoinResult = Gc["GuestJoinResponse"];
 export type History = Gc["HistoryResponse"];
 
 /** The secure defaults of DESIGN §3, in the order the forms show them. */
@@ -34,6 +35,22 @@ export const SETTING_LABELS: [keyof Settings, string][] = [
   ["recording_enabled", "Recording"],
   ["enable_transcription", "Transcription"],
 ];
+
+/** What each setting does, shown under it: which ones Convene acts on, and which concern media
+ * that this platform does not carry (it carries signaling and the microphone level, not audio
+ * or video), so that nobody believes a setting protects or records what it does not. */
+export const SETTING_HINTS: Record<keyof Settings, string> = {
+  waiting_room_enabled: "People wait in the lobby until the host lets them in. Guests without an account always wait.",
+  enable_e2e_encryption:
+    "Stored for the media service. Convene carries no audio or video, so it encrypts nothing itself.",
+  require_auth: "Everyone must sign in. Turn it off to let guests without an account ask to join.",
+  allow_external_participants: "Signed-in people of other organizations may join.",
+  allow_guests:
+    "People without an account may ask to join by the link, with a name; they always wait for the host. Needs “Only signed-in people” off.",
+  recording_enabled: "Stored for the media service. Convene carries no audio or video, so nothing is recorded here.",
+  enable_transcription:
+    "Stored for the media service. Convene carries no audio, so nothing is transcribed here.",
+};
 
 export const DEFAULT_SETTINGS: Settings = {
   waiting_room_enabled: true,
@@ -106,10 +123,16 @@ export const gc = {
     call<Meeting>(base, "POST", token, body),
   get: (token: string, code: string) => call<Meeting>(`${base}/${enc(code)}`, "GET", token),
   join: (token: string, code: string) => call<JoinResult>(`${base}/${enc(code)}/join`, "POST", token),
+  /** A person without an account asks to join (no token): a guest token and a place in the lobby. */
+  guestJoin: (code: string, displayName: string) =>
+    call<GuestJoinResult>(`${base}/${enc(code)}/guest-join`, "POST", null, { display_name: displayName }),
   admit: (token: string, code: string, user: string) =>
     call<Gc["LobbyDecision"]>(`${base}/${enc(code)}/admit/${enc(user)}`, "POST", token),
   reject: (token: string, code: string, user: string) =>
     call<Gc["LobbyDecision"]>(`${base}/${enc(code)}/reject/${enc(user)}`, "POST", token),
+  /** The host takes someone out of the meeting (seated or waiting); they may not come back. */
+  remove: (token: string, code: string, user: string) =>
+    call<Gc["RemoveResponse"]>(`${base}/${enc(code)}/remove/${enc(user)}`, "POST", token),
   admitAll: (token: string, code: string) =>
     call<Gc["AdmitAllResponse"]>(`${base}/${enc(code)}/admit-all`, "POST", token),
   leave: (token: string, code: string) => call<Gc["LeaveResponse"]>(`${base}/${enc(code)}/leave`, "POST", token),

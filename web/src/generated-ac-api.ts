@@ -442,7 +442,7 @@ export interface components {
              * @description What went wrong, for programs: UPPER_SNAKE, stable. Each code has one HTTP status.
              * @enum {string}
              */
-            code: "BAD_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "MEETING_FULL" | "LOBBY_FULL" | "ORG_MEETING_LIMIT_REACHED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "REQUEST_HEADERS_TOO_LARGE" | "RATE_LIMITED" | "SERVICE_UNAVAILABLE" | "INTERNAL";
+            code: "BAD_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "MEETING_FULL" | "LOBBY_FULL" | "REMOVED_FROM_MEETING" | "ORG_MEETING_LIMIT_REACHED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "REQUEST_HEADERS_TOO_LARGE" | "RATE_LIMITED" | "SERVICE_UNAVAILABLE" | "INTERNAL";
             /**
              * @description A human sentence, lowercase, without a trailing period. Never parse it.
              * @example the resource does not exist

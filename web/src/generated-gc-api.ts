@@ -233,6 +233,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/meetings/{code}/remove/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove someone from the meeting (host).
+         * @description Takes a member or a guest out, seated or waiting: their sockets are told `removed` and
+         *     closed (4403), the room hears `participant.left` (or the host `lobby.left`) with the reason
+         *     `removed_by_host`, their visit is closed with that reason, and every later join of theirs
+         *     answers 403 `REMOVED_FROM_MEETING` until the meeting ends. Removing someone again answers
+         *     the same. No body.
+         */
+        post: operations["remove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/meetings/history": {
         parameters: {
             query?: never;
@@ -425,7 +449,7 @@ export interface components {
              * @description What went wrong, for programs: UPPER_SNAKE, stable. Each code has one HTTP status.
              * @enum {string}
              */
-            code: "BAD_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "MEETING_FULL" | "LOBBY_FULL" | "ORG_MEETING_LIMIT_REACHED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "REQUEST_HEADERS_TOO_LARGE" | "RATE_LIMITED" | "SERVICE_UNAVAILABLE" | "INTERNAL";
+            code: "BAD_REQUEST" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "MEETING_FULL" | "LOBBY_FULL" | "REMOVED_FROM_MEETING" | "ORG_MEETING_LIMIT_REACHED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "REQUEST_HEADERS_TOO_LARGE" | "RATE_LIMITED" | "SERVICE_UNAVAILABLE" | "INTERNAL";
             /**
              * @description A human sentence, lowercase, without a trailing period. Never parse it.
              * @example the resource does not exist
@@ -613,6 +637,13 @@ export interface components {
         Ready: {
             /** @enum {string} */
             status: "ready";
+        };
+        /** @description The host removed someone. */
+        RemoveResponse: {
+            /** @enum {string} */
+            status: "removed";
+            /** Format: uuid */
+            user_id: string;
         };
         /** @description The settings a request may set; absent (or `null`) ones keep their secure default. */
         SettingsRequest: {
@@ -2029,6 +2060,146 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request target is over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A failure on the service's side */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The meeting's controller failed or is unreachable (or AC, for GC's own service token); safe to retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    remove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The meeting code; anything but 12 characters of 0-9A-Za-z is an unknown meeting (404) */
+                code: components["schemas"]["MeetingCode"];
+                /** @description The user or guest to remove; anything but a UUID is a 404 */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "removed",
+                     *       "user_id": "67b7069f-22ef-4512-8324-02ad22af87f8"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RemoveResponse"];
+                };
+            };
+            /** @description The request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="convene"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The caller may see the meeting but is not its host */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "FORBIDDEN",
+                     *         "message": "only the meeting's host may do this"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unknown, ended or invisible meeting; `user_id` not a UUID; nobody has joined the meeting yet */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "NOT_FOUND",
+                     *         "message": "the resource does not exist"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The host cannot remove themselves */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "CONFLICT",
+                     *         "message": "the host cannot be removed; hand the meeting over first"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };

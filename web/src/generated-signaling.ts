@@ -24,6 +24,7 @@ export type RoomMessage =
   | LobbyLeft
   | Admitted
   | Rejected
+  | Removed
   | ActiveSpeaker
   | SettingsUpdated
   | MeetingEnded;
@@ -162,6 +163,14 @@ export interface Admitted {
 export interface Rejected {
   reason: string;
   type: "rejected";
+}
+/**
+ * To the user: the host took them out of the meeting (seated or waiting); the socket
+ * closes (4403), and they may not join again until the meeting ends.
+ */
+export interface Removed {
+  reason: string;
+  type: "removed";
 }
 /**
  * To the room: the active speaker changed (null: nobody speaks).

@@ -1,7 +1,8 @@
 // The home page: sign in, create a meeting (with the secure defaults), open one by code, and
 // the history of meetings hosted or attended.
 
-import { ApiError, DEFAULT_SETTINGS, gc, SETTING_LABELS, type Meeting, type Settings } from "./api.js";
+import { ApiError, DEFAULT_SETTINGS, gc, type Meeting, type Settings } from "./api.js";
+import { settingFields } from "./settings.js";
 import { el, show, status } from "./dom.js";
 import * as session from "./session.js";
 import { showUser, signInForm } from "./signin.js";
@@ -25,12 +26,7 @@ function createForm(user: session.User): HTMLElement {
   const name = el("input", { type: "text", name: "display_name", required: true, maxlength: 255 });
   const max = el("input", { type: "number", name: "max_participants", min: 2, inputmode: "numeric" });
   const boxes = new Map<keyof Settings, HTMLInputElement>();
-  const settings = el("fieldset", {}, el("legend", {}, "Settings"));
-  for (const [key, label] of SETTING_LABELS) {
-    const box = el("input", { type: "checkbox", name: key, checked: DEFAULT_SETTINGS[key] });
-    boxes.set(key, box);
-    settings.append(el("label", { class: "check" }, box, label));
-  }
+  const settings = settingFields(DEFAULT_SETTINGS, boxes, "create");
   const submit = el("button", { type: "submit" }, "Create meeting");
   return el(
     "section",

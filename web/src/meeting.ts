@@ -1,7 +1,8 @@
 // The meeting page at /m/{code}: a device check, the join, the lobby, the room (participants
 // with the active speaker, the host's lobby list and settings), leaving and ending.
 
-import { ApiError, gc, SETTING_LABELS, type JoinResult, type Meeting, type Settings } from "./api.js";
+import { ApiError, gc, type GuestJoinResult, type JoinResult, type Meeting, type Settings } from "./api.js";
+import { settingFields } from "./settings.js";
 import { Microphone, MIN_DBFS } from "./audio.js";
 import { currentStatus, el, show, status } from "./dom.js";
 import * as session from "./session.js";
@@ -35,20 +36,25 @@ const LANGUAGES: [string, string][] = [
 /** A seated participant as the page knows them: from `welcome`, or from `participant.joined`
  * until `participant.updated` tells more. */
 type Participant = Pick<ParticipantView, "user_id" | "display_name" | "role"> &
-  Partial<Pick<ParticipantView, "status" | "language" | "hardware_ready">>;
+  Partial<Pick<ParticipantView, "status" | "language" | "hardware_ready" | "guest">>;
 
-type LobbyEntry = Pick<LobbyEntryView, "user_id" | "display_name">;
+type LobbyEntry = Pick<LobbyEntryView, "user_id" | "display_name"> & Partial<Pick<LobbyEntryView, "guest">>;
+
+/** Marks a person without an account (DESIGN §12) in the lists. */
+const guestBadge = (guest: boolean | undefined) => (guest ? el("span", { class: "badge" }, "guest without an account") : null);
 
 /** Marks this tab as being in the meeting, so that a reload joins again without asking. */
 const joinedKey = (code: string) => `convene.joined.${code}`;
 
 export function meetingPage(code: string): void {
-  const user = session.current();
-  showUser(user);
+  const user = session.current() ?? session.guest(code);
+  showUser(user?.guest ? null : user);
   if (!user) {
     show(
-      el("h1", {}, "Sign in to join"),
-      el("p", {}, "This meeting is for signed-in members."),
+      el("h1", {}, "Join the meeting"),
+      guestForm(code),
+      el("h2", {}, "Or sign in"),
+      el("p", {}, "Members of an organization sign in with their account."),
       signInForm(() => meetingPage(code)),
     );
     return;
@@ -71,7 +77,8 @@ export function meetingPage(code: string): void {
       if (error instanceof ApiError && error.status === 404) {
         notFoundScreen();
       } else if (error instanceof ApiError && error.status === 401) {
-        session.signOut();
+        if (user.guest) session.forgetGuest(code);
+        else session.signOut();
         meetingPage(code);
       } else {
         show(
@@ -82,6 +89,62 @@ export function meetingPage(code: string): void {
       }
     },
   );
+}
+
+/**
+ * "Join as a guest": a person without an account gives a name and asks to join (DESIGN §12).
+ * Whether the meeting takes guests is known only by asking (reading it needs a token); a
+ * meeting that does not answers like an unknown one, and the page says so. The guest then
+ * waits in the lobby: the device check comes while they wait.
+ */
+function guestForm(code: string): HTMLElement {
+  const error = el("p", { class: "error", role: "alert" });
+  const name = el("input", { type: "text", name: "guest_name", autocomplete: "name", required: true, maxlength: 255 });
+  const submit = el("button", { type: "submit" }, "Join as a guest");
+  return el(
+    "form",
+    {
+      class: "panel",
+      "aria-label": "Join as a guest",
+      onsubmit: (event: Event) => {
+        event.preventDefault();
+        submit.disabled = true;
+        error.textContent = "";
+        gc.guestJoin(code, name.value.trim())
+          .then((joined) => {
+            const guest = session.saveGuest(code, joined.guest_token);
+            if (!guest) throw new ApiError(0, "BAD_TOKEN", "The answer was not usable.");
+            sessionStorage.setItem(joinedKey(code), "1");
+            new MeetingPage(guest, joined.meeting).asGuest(joined);
+          })
+          .catch((e: unknown) => {
+            error.textContent = guestRefusal(e);
+            submit.disabled = false;
+            name.focus();
+          });
+      },
+    },
+    el("p", {}, "No account? Give the name others will see, and the host can let you in."),
+    el("label", {}, "Your name", name),
+    el("div", { class: "row" }, submit),
+    error,
+  );
+}
+
+function guestRefusal(e: unknown): string {
+  if (!(e instanceof ApiError)) return e instanceof Error ? e.message : "Joining failed.";
+  switch (e.code) {
+    case "NOT_FOUND":
+      return "This meeting does not take guests without an account, or it has ended. Sign in to join.";
+    case "LOBBY_FULL":
+      return "Too many guests are waiting already. Try again in a little while.";
+    case "RATE_LIMITED":
+      return "Too many attempts from your network. Wait a little and try again.";
+    case "BAD_REQUEST":
+      return `That name cannot be used: ${e.message}`;
+    default:
+      return e.message;
+  }
 }
 
 function notFoundScreen(): void {
@@ -119,6 +182,8 @@ class MeetingPage {
   private lobbyNotice: string | null = null;
   private activeSpeaker: string | null = null;
   private rejectedReason: string | null = null;
+  /** The host took this user out (the `removed` event came before the socket closed). */
+  private removed = false;
   private language = preferredLanguage();
 
   // The room's long-lived parts: re-rendered in place, so focus stays where the user is.
@@ -201,6 +266,22 @@ class MeetingPage {
       return;
     }
     sessionStorage.setItem(joinedKey(this.meeting.meeting_code), "1");
+    this.enter(joined);
+  }
+
+  /**
+   * A guest's first join was their guest-join: they wait in the lobby already. The device
+   * check comes now, while they wait; "Join meeting" then joins again with the guest token
+   * (which keeps their place) and opens the room's socket.
+   */
+  asGuest(joined: GuestJoinResult): void {
+    this.meeting = joined.meeting;
+    this.deviceCheck();
+    status("You are in the lobby: the host has been told you are waiting.", true);
+  }
+
+  /** Into the lobby or the room that a join answered, with the room's socket. */
+  private enter(joined: JoinResult): void {
     this.meeting = joined.meeting;
     this.renderRoomShell(joined.status === "waiting");
     this.signaling = new Signaling({
@@ -229,6 +310,10 @@ class MeetingPage {
   private joinFailed(error: unknown): void {
     sessionStorage.removeItem(joinedKey(this.meeting.meeting_code));
     status("");
+    if (error instanceof ApiError && error.code === "REMOVED_FROM_MEETING") {
+      this.removedScreen();
+      return;
+    }
     if (error instanceof ApiError && error.status === 404) {
       notFoundScreen();
       return;
@@ -332,14 +417,39 @@ class MeetingPage {
           el(
             "span",
             { class: "row" },
-            el("span", { class: "badge" }, p.role),
+            // The API calls every non-host a "guest"; the page marks only the host, and the
+            // people without an account.
+            p.role === "host" ? el("span", { class: "badge" }, "host") : null,
+            guestBadge(p.guest),
             p.language ? el("span", { class: "badge", lang: p.language }, p.language) : null,
             p.status === "reconnecting" ? el("span", { class: "badge" }, "reconnecting") : null,
             speaking ? el("span", { class: "badge speaking" }, "speaking") : null,
+            this.isHost() && !you ? this.removeButton(p) : null,
           ),
         );
       }),
     );
+  }
+
+  /** The host's "Remove" for one participant, asked for confirmation first. */
+  private removeButton(p: Participant): HTMLButtonElement {
+    const button = el(
+      "button",
+      { type: "button", class: "secondary", "aria-label": `Remove ${p.display_name}` },
+      "Remove",
+    );
+    button.addEventListener("click", () => {
+      if (!window.confirm(`Remove ${p.display_name} from the meeting? They cannot come back while it lasts.`)) return;
+      button.disabled = true;
+      gc.remove(this.user.token, this.meeting.meeting_code, p.user_id).then(
+        () => status(`${p.display_name} was removed.`),
+        (e: unknown) => {
+          status(e instanceof Error ? e.message : "Removing did not work.");
+          button.disabled = false;
+        },
+      );
+    });
+    return button;
   }
 
   /**
@@ -393,7 +503,12 @@ class MeetingPage {
           "Reject",
         );
         reject.addEventListener("click", () => act(reject, () => gc.reject(this.user.token, code, w.user_id)));
-        return el("li", { "data-user-id": w.user_id }, el("span", {}, w.display_name), el("span", { class: "row" }, admit, reject));
+        return el(
+          "li",
+          { "data-user-id": w.user_id },
+          el("span", {}, w.display_name),
+          el("span", { class: "row" }, guestBadge(w.guest), admit, reject),
+        );
       }),
     );
     const admitAll = el("button", { type: "button", class: "secondary" }, "Admit everyone");
@@ -413,12 +528,7 @@ class MeetingPage {
   private renderSettings(): void {
     if (!this.isHost() || this.phase !== "room") return;
     const boxes = new Map<keyof Settings, HTMLInputElement>();
-    const fields = el("fieldset", {}, el("legend", {}, "Settings"));
-    for (const [key, label] of SETTING_LABELS) {
-      const box = el("input", { type: "checkbox", name: key, checked: this.meeting.settings[key] });
-      boxes.set(key, box);
-      fields.append(el("label", { class: "check" }, box, label));
-    }
+    const fields = settingFields(this.meeting.settings, boxes, "room");
     const max = el("input", {
       type: "number",
       name: "max_participants",
@@ -493,8 +603,12 @@ class MeetingPage {
       case "rejected":
         this.rejectedReason = event.reason;
         break;
+      case "removed":
+        this.removed = true;
+        break;
       case "lobby.joined": {
-        const entry = { user_id: event.user_id, display_name: event.display_name };
+        const entry: LobbyEntry = { user_id: event.user_id, display_name: event.display_name };
+        if (event.guest) entry.guest = true;
         this.lobby.set(entry.user_id, entry);
         this.noticeLobby(true);
         this.renderLobby();
@@ -555,7 +669,9 @@ class MeetingPage {
     if (this.phase === "over") return;
     const rejected = this.rejectedReason;
     this.finish();
-    if (rejected !== null || (code === CLOSE.NOT_A_MEMBER && this.me === null)) {
+    if (this.removed) {
+      this.removedScreen();
+    } else if (rejected !== null || (code === CLOSE.NOT_A_MEMBER && this.me === null)) {
       show(
         el("h1", {}, "You were not admitted"),
         el("p", {}, "The host did not let you into this meeting."),
@@ -605,6 +721,15 @@ class MeetingPage {
     } catch (error) {
       status(error instanceof Error ? error.message : "Ending failed.");
     }
+  }
+
+  private removedScreen(): void {
+    if (this.user.guest) session.forgetGuest(this.meeting.meeting_code);
+    show(
+      el("h1", {}, "You were removed from this meeting"),
+      el("p", {}, "The host took you out of this meeting. You cannot join it again while it lasts."),
+      el("p", {}, el("a", { href: "/" }, "Back to the start page")),
+    );
   }
 
   private leftScreen(): void {

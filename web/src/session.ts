@@ -8,6 +8,8 @@ export interface User {
   id: string;
   name: string;
   expiresAt: number;
+  /** A guest without an account: `token` is their guest token for one meeting. */
+  guest?: boolean;
 }
 
 /** The claims we show; the token is verified by the services, not here. */
@@ -42,4 +44,32 @@ export function save(token: string): User | null {
 
 export function signOut(): void {
   sessionStorage.removeItem(KEY);
+}
+
+// A guest (a person without an account, DESIGN §12) holds a guest token for one meeting, kept
+// per meeting in this tab, so that a reload joins again as the same guest, in the same place.
+const guestKey = (code: string) => `convene.guest_token.${code}`;
+
+function userOf(token: string): User | null {
+  const c = claims(token);
+  if (!c?.sub || !c.exp || c.exp * 1000 < Date.now() + 60_000) return null;
+  return { token, id: c.sub, name: c.name ?? "", expiresAt: c.exp * 1000, guest: true };
+}
+
+/** The guest this tab joined `code` as, while their guest token is still good. */
+export function guest(code: string): User | null {
+  const token = sessionStorage.getItem(guestKey(code));
+  if (!token) return null;
+  const user = userOf(token);
+  if (!user) sessionStorage.removeItem(guestKey(code));
+  return user;
+}
+
+export function saveGuest(code: string, token: string): User | null {
+  sessionStorage.setItem(guestKey(code), token);
+  return guest(code);
+}
+
+export function forgetGuest(code: string): void {
+  sessionStorage.removeItem(guestKey(code));
 }

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     MeetingFull,
     /// A guest asked to wait in a lobby that holds as many guests as it may (DESIGN §12).
     LobbyFull,
+    /// The host removed the caller from this meeting; refused until it ends (DESIGN §12).
+    RemovedFromMeeting,
     OrgMeetingLimitReached,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -51,7 +53,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -60,6 +62,7 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::MeetingFull,
         ErrorCode::LobbyFull,
+        ErrorCode::RemovedFromMeeting,
         ErrorCode::OrgMeetingLimitReached,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
@@ -86,6 +89,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::MeetingFull => "MEETING_FULL",
             ErrorCode::LobbyFull => "LOBBY_FULL",
+            ErrorCode::RemovedFromMeeting => "REMOVED_FROM_MEETING",
             ErrorCode::OrgMeetingLimitReached => "ORG_MEETING_LIMIT_REACHED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
@@ -102,7 +106,9 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest | ErrorCode::UnsupportedMediaType => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::OrgMeetingLimitReached => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden
+            | ErrorCode::OrgMeetingLimitReached
+            | ErrorCode::RemovedFromMeeting => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict | ErrorCode::MeetingFull | ErrorCode::LobbyFull => {
@@ -130,7 +136,7 @@ impl ErrorCode {
             | ErrorCode::RequestHeadersTooLarge
             | ErrorCode::MethodNotAllowed => tonic::Code::InvalidArgument,
             ErrorCode::Unauthorized => tonic::Code::Unauthenticated,
-            ErrorCode::Forbidden => tonic::Code::PermissionDenied,
+            ErrorCode::Forbidden | ErrorCode::RemovedFromMeeting => tonic::Code::PermissionDenied,
             ErrorCode::NotFound => tonic::Code::NotFound,
             ErrorCode::Conflict => tonic::Code::AlreadyExists,
             ErrorCode::MeetingFull
@@ -178,6 +184,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "the request conflicts with the current state",
             ErrorCode::MeetingFull => "the meeting is full",
             ErrorCode::LobbyFull => "the lobby is full",
+            ErrorCode::RemovedFromMeeting => "you were removed from this meeting",
             ErrorCode::OrgMeetingLimitReached => {
                 "the organization has reached its concurrent meeting limit"
             }
@@ -535,6 +542,7 @@ mod tests {
             | ErrorCode::Conflict
             | ErrorCode::MeetingFull
             | ErrorCode::LobbyFull
+            | ErrorCode::RemovedFromMeeting
             | ErrorCode::OrgMeetingLimitReached
             | ErrorCode::PayloadTooLarge
             | ErrorCode::UnsupportedMediaType

@@ -25,6 +25,9 @@ pub enum Error {
     /// A guest's join found the lobby holding as many guests as it may.
     #[error("the lobby holds as many guests as it may")]
     LobbyFull,
+    /// The host removed the user from this meeting.
+    #[error("you were removed from this meeting")]
+    Removed,
     /// An admission or rejection of a user who is not in the lobby.
     #[error("the user is not waiting in the lobby")]
     NotWaiting,
@@ -57,6 +60,7 @@ impl Error {
             Error::RoomNotAssigned => ApiError::new(ErrorCode::RoomNotAssigned, self.to_string()),
             Error::MeetingFull => ApiError::new(ErrorCode::MeetingFull, self.to_string()),
             Error::LobbyFull => ApiError::new(ErrorCode::LobbyFull, self.to_string()),
+            Error::Removed => ApiError::new(ErrorCode::RemovedFromMeeting, self.to_string()),
             Error::NotWaiting => ApiError::new(ErrorCode::NotFound, self.to_string()),
             Error::AtCapacity => ApiError::unavailable(),
             Error::Store(source) => {

@@ -133,7 +133,7 @@ pub fn proto_seat(seat: &Participant) -> Seat {
 fn admission(a: Admission) -> i32 {
     match a {
         Admission::Admitted => AdmissionStatus::Admitted as i32,
-        Admission::Waiting | Admission::Full | Admission::LobbyFull => {
+        Admission::Waiting | Admission::Full | Admission::LobbyFull | Admission::Removed => {
             AdmissionStatus::Waiting as i32
         }
     }
@@ -174,6 +174,7 @@ impl MeetingController {
         match outcome.admission {
             Admission::Full => return Err(Error::MeetingFull.into()),
             Admission::LobbyFull => return Err(Error::LobbyFull.into()),
+            Admission::Removed => return Err(Error::Removed.into()),
             Admission::Admitted | Admission::Waiting => {}
         }
         if outcome.admission == Admission::Admitted && !outcome.already_present {
@@ -342,10 +343,13 @@ impl MeetingControllerService for MeetingController {
     ) -> Result<Response<LeaveParticipantResponse>, Status> {
         let r = request.into_inner();
         let room = owned(&r.meeting_code, r.fencing_token)?;
-        let outcome = self
-            .store
-            .leave(&room, &user(&r.user_id)?, reason(&r.reason, "left")?)
-            .await?;
+        let user_id = user(&r.user_id)?;
+        let reason = reason(&r.reason, "left")?;
+        let outcome = if r.remove {
+            self.store.remove(&room, &user_id, reason).await?
+        } else {
+            self.store.leave(&room, &user_id, reason).await?
+        };
         let last_seat = outcome.last_seat();
         let (left_from, remaining, seat) = match outcome {
             LeaveOutcome::Left {

@@ -7,13 +7,14 @@
 
 /// The room operations, the `command` label of `mc_redis_command_*`: one per Lua script run by
 /// `room::RoomStore`.
-pub const ROOM_OPERATIONS: [&str; 12] = [
+pub const ROOM_OPERATIONS: [&str; 13] = [
     "assign",
     "join",
     "admit",
     "reject",
     "admit_all",
     "leave",
+    "remove",
     "update_settings",
     "end_room",
     "touch",

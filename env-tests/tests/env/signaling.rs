@@ -249,3 +249,42 @@ async fn room_of_its_own(org: &Org) -> anyhow::Result<Joined> {
     gc.joined(&host.token, meeting["meeting_code"].as_str().unwrap())
         .await
 }
+
+#[tokio::test]
+async fn a_removed_participant_is_told_disconnected_and_refused_at_once() -> anyhow::Result<()> {
+    let (_ac, org) = org(Limits::default()).await?;
+    let mut room = room(&org, json!({"waiting_room_enabled": false})).await?;
+    let (seated, joined, mut seated_ws) = room.join(&org, "Disruptive").await?;
+    seated_ws.wait_for("welcome").await?;
+    room.host_ws.wait_for("participant.joined").await?;
+
+    let answer = room
+        .gc
+        .remove(&room.host.token, &room.code, &seated.id)
+        .await?
+        .expect(200)?;
+    assert_eq!(answer, json!({"user_id": seated.id, "status": "removed"}));
+
+    let removed = seated_ws.wait_for("removed").await?;
+    assert_eq!(removed["reason"], "removed_by_host");
+    assert_eq!(seated_ws.closed().await?.0, 4403);
+    let left = room
+        .host_ws
+        .wait_for_where(
+            "participant.left",
+            |e| e["user_id"] == seated.id.as_str(),
+            Duration::from_secs(10),
+        )
+        .await?;
+    assert_eq!(left["reason"], "removed_by_host");
+
+    // Their meeting token, still unexpired, opens nothing any more; nor does a new join.
+    let mut again = Socket::open(&joined).await?;
+    again.wait_for("removed").await?;
+    assert_eq!(again.closed().await?.0, 4403);
+    room.gc
+        .join(&seated.token, &room.code)
+        .await?
+        .assert_error(403, "REMOVED_FROM_MEETING");
+    Ok(())
+}

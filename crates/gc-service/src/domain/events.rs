@@ -45,6 +45,8 @@ pub enum MeetingEvent {
     ParticipantAdmitted { user_id: Uuid, role: MeetingRole },
     /// The host turned someone in the lobby away.
     ParticipantRejected { user_id: Uuid },
+    /// The host took someone out of the meeting, seated or waiting (DESIGN §12).
+    ParticipantRemoved { user_id: Uuid },
     /// A seat (or a visit left open) ended.
     ParticipantLeft { user_id: Uuid, reason: LeaveReason },
     /// A person without an account asked to join by the meeting's link and waits in its lobby
@@ -66,6 +68,7 @@ impl MeetingEvent {
             MeetingEvent::MeetingEnded { .. } => "meeting_ended",
             MeetingEvent::ParticipantAdmitted { .. } => "participant_admitted",
             MeetingEvent::ParticipantRejected { .. } => "participant_rejected",
+            MeetingEvent::ParticipantRemoved { .. } => "participant_removed",
             MeetingEvent::ParticipantLeft { .. } => "participant_left",
             MeetingEvent::GuestJoined { .. } => "guest_joined",
             MeetingEvent::SettingsChanged { .. } => "settings_changed",

@@ -64,6 +64,10 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
             post(participation::reject),
         )
         .route(
+            "/api/v1/meetings/{code}/remove/{user_id}",
+            post(participation::remove),
+        )
+        .route(
             "/api/v1/meetings/{code}/admit-all",
             post(participation::admit_all),
         )

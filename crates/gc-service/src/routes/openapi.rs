@@ -70,6 +70,7 @@ repository.";
         participation::guest_join,
         participation::admit,
         participation::reject,
+        participation::remove,
         participation::admit_all,
         participation::leave_meeting,
         participation::end_meeting,
@@ -201,6 +202,14 @@ pub(super) const JOIN_LEAVE_LIMITED: &str = "The caller joined and left this mee
 
 /// What a 429 of a guest join says.
 pub(super) const GUEST_JOIN_LIMITED: &str = "This client address (an IPv6 /64) asked to join as a guest too often: 10 at once, then one every 6 s (`GC_GUEST_JOIN_BURST`, `GC_GUEST_JOIN_INTERVAL_MS`); `Retry-After` says when to try again";
+
+/// An example value: the host asking to remove themselves.
+pub(super) fn host_not_removable() -> serde_json::Value {
+    common::openapi::example_body(&ApiError::new(
+        ErrorCode::Conflict,
+        "the host cannot be removed; hand the meeting over first",
+    ))
+}
 
 /// An example value: a lobby that holds as many guests as it may.
 pub(super) fn lobby_full() -> serde_json::Value {

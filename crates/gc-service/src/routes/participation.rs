@@ -27,7 +27,7 @@ use crate::use_cases::guest_join::GuestJoined;
 use crate::use_cases::history::HistoryRequest;
 use crate::use_cases::join::Admission;
 use crate::use_cases::room::Rooms;
-use crate::use_cases::{config, end, get, guest_join, history, join, leave, lobby};
+use crate::use_cases::{config, end, get, guest_join, history, join, leave, lobby, moderation};
 
 /// The `{code}` path parameter.
 const CODE_PARAM: &str =
@@ -410,6 +410,67 @@ pub async fn reject(
     Ok(Json(LobbyDecision {
         user_id,
         status: REJECTED,
+    }))
+}
+
+/// The host removed someone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemoveResponse {
+    pub user_id: Uuid,
+    /// Always `removed`.
+    #[schema(schema_with = removed_status)]
+    pub status: &'static str,
+}
+
+fn removed_status() -> utoipa::openapi::schema::ObjectBuilder {
+    common::openapi::string_enum([REMOVED])
+}
+
+const REMOVED: &str = "removed";
+
+/// Remove someone from the meeting (host).
+///
+/// Takes a member or a guest out, seated or waiting: their sockets are told `removed` and
+/// closed (4403), the room hears `participant.left` (or the host `lobby.left`) with the reason
+/// `removed_by_host`, their visit is closed with that reason, and every later join of theirs
+/// answers 403 `REMOVED_FROM_MEETING` until the meeting ends. Removing someone again answers
+/// the same. No body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/meetings/{code}/remove/{user_id}",
+    tag = "lobby",
+    security(("userToken" = [])),
+    params(
+        ("code" = MeetingCode, Path, description = CODE_PARAM),
+        ("user_id" = Uuid, Path, description = "The user or guest to remove; anything but a UUID is a 404"),
+    ),
+    responses(
+        (status = 200, description = "Removed", body = RemoveResponse,
+         example = json!({"user_id": "67b7069f-22ef-4512-8324-02ad22af87f8", "status": "removed"})),
+        (status = 403, description = NOT_HOST_DESCRIPTION, body = ErrorEnvelope,
+         example = json!(super::openapi::example(Error::NotHost))),
+        (status = 404, description = "Unknown, ended or invisible meeting; `user_id` not a UUID; nobody has joined the meeting yet",
+         body = ErrorEnvelope, example = json!(super::openapi::example(Error::MeetingNotFound))),
+        (status = 409, description = "The host cannot remove themselves", body = ErrorEnvelope,
+         example = json!(super::openapi::host_not_removable())),
+        (status = 503, description = CONTROLLER_UNAVAILABLE, body = ErrorEnvelope,
+         example = json!(super::openapi::unavailable())),
+    ),
+)]
+#[tracing::instrument(name = "gc.meeting.remove", skip_all)]
+pub async fn remove(
+    State(rooms): State<Rooms>,
+    Authenticated(caller): Authenticated<UserClaims>,
+    client: ClientInfo,
+    Path((code, user_id)): Path<(String, String)>,
+) -> Result<Json<RemoveResponse>, Error> {
+    let user_id = to_completion(rooms.detached.clone(), async move {
+        moderation::remove(&rooms, &caller, &code, &user_id, actor(&caller, &client)).await
+    })
+    .await?;
+    Ok(Json(RemoveResponse {
+        user_id,
+        status: REMOVED,
     }))
 }
 

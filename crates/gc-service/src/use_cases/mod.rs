@@ -28,6 +28,7 @@ pub mod housekeeping;
 pub mod join;
 pub mod leave;
 pub mod lobby;
+pub mod moderation;
 pub mod room;
 
 use common::jwt::UserClaims;

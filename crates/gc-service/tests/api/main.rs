@@ -21,6 +21,7 @@ mod lifecycle;
 mod listener;
 mod meeting_tokens;
 mod meetings;
+mod moderation;
 mod observability;
 mod openapi;
 mod races;

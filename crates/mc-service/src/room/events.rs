@@ -97,6 +97,11 @@ pub enum RoomMessage {
     #[serde(rename = "rejected")]
     #[schemars(title = "Rejected")]
     Rejected { reason: String },
+    /// To the user: the host took them out of the meeting (seated or waiting); the socket
+    /// closes (4403), and they may not join again until the meeting ends.
+    #[serde(rename = "removed")]
+    #[schemars(title = "Removed")]
+    Removed { reason: String },
     /// To the room: the active speaker changed (null: nobody speaks).
     #[serde(rename = "active_speaker")]
     #[schemars(title = "ActiveSpeaker")]
@@ -128,6 +133,7 @@ impl RoomMessage {
             RoomMessage::LobbyLeft { .. } => "lobby.left",
             RoomMessage::Admitted => "admitted",
             RoomMessage::Rejected { .. } => "rejected",
+            RoomMessage::Removed { .. } => "removed",
             RoomMessage::ActiveSpeaker { .. } => "active_speaker",
             RoomMessage::SettingsUpdated { .. } => "settings.updated",
             RoomMessage::MeetingEnded { .. } => "meeting.ended",

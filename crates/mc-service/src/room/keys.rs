@@ -7,13 +7,14 @@
 use common::meeting_code::MeetingCode;
 
 /// The key suffixes, in the order every script receives its `KEYS` (see `lua/prelude.lua`).
-const SUFFIXES: [&str; 6] = [
+const SUFFIXES: [&str; 7] = [
     "meta",
     "participants",
     "lobby",
     "lobby_details",
     "active_speaker",
     "rejected",
+    "removed",
 ];
 
 /// Why a key prefix cannot be used.
@@ -43,7 +44,7 @@ impl KeyPrefix {
     }
 }
 
-/// The six keys of one room, e.g. `room:{Ab3dE5fG7hJ9}:meta`, and its event channel.
+/// The seven keys of one room, e.g. `room:{Ab3dE5fG7hJ9}:meta`, and its event channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomKeys {
     pub meta: String,
@@ -53,6 +54,9 @@ pub struct RoomKeys {
     pub active_speaker: String,
     /// Users the host rejected, with the reason they were given, until they join again.
     pub rejected: String,
+    /// Users the host removed, with the reason they were given: refused until the meeting
+    /// ends (DESIGN §12).
+    pub removed: String,
     /// The pub/sub channel the scripts publish the room's events on (not a key: it holds no
     /// data and has no TTL). `lua/prelude.lua` derives the same name from `meta`.
     pub events: String,
@@ -68,6 +72,7 @@ impl RoomKeys {
             lobby_details,
             active_speaker,
             rejected,
+            removed,
         ] = SUFFIXES.map(name);
         Self {
             meta,
@@ -76,12 +81,13 @@ impl RoomKeys {
             lobby_details,
             active_speaker,
             rejected,
+            removed,
             events: name("events"),
         }
     }
 
     /// All keys, in the order of a script's `KEYS`.
-    pub fn all(&self) -> [&str; 6] {
+    pub fn all(&self) -> [&str; 7] {
         [
             &self.meta,
             &self.participants,
@@ -89,6 +95,7 @@ impl RoomKeys {
             &self.lobby_details,
             &self.active_speaker,
             &self.rejected,
+            &self.removed,
         ]
     }
 }
@@ -107,6 +114,7 @@ mod tests {
         assert_eq!(keys.lobby_details, "t1:room:{Ab3dE5fG7hJ9}:lobby_details");
         assert_eq!(keys.active_speaker, "t1:room:{Ab3dE5fG7hJ9}:active_speaker");
         assert_eq!(keys.rejected, "t1:room:{Ab3dE5fG7hJ9}:rejected");
+        assert_eq!(keys.removed, "t1:room:{Ab3dE5fG7hJ9}:removed");
         assert_eq!(keys.events, "t1:room:{Ab3dE5fG7hJ9}:events");
     }
 

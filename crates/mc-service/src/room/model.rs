@@ -136,6 +136,8 @@ pub struct RoomState {
     pub active_speaker: Option<String>,
     /// Users the host rejected (until they join again), with the reason they were given.
     pub rejected: std::collections::BTreeMap<String, String>,
+    /// Users the host removed (until the meeting ends), with the reason they were given.
+    pub removed: std::collections::BTreeMap<String, String>,
     /// The number of the last event published for the room: events up to it are already in
     /// this snapshot.
     pub seq: u64,

@@ -42,6 +42,8 @@ pub enum Admission {
     /// A guest's join found as many guests waiting as the lobby may hold; the guest was not
     /// put in the lobby.
     LobbyFull,
+    /// The host removed the user from this meeting (DESIGN §12): refused until it ends.
+    Removed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,6 +26,11 @@ pub(crate) fn decode_state(mut reply: Reply) -> Result<RoomState, RoomError> {
         .iter()
         .map(|(user, reason)| Ok((text(user)?, text(reason)?)))
         .collect::<Result<_, RoomError>>()?;
+    // Absent from the reply of a script older than the `removed` key (a rolling update).
+    let removed = pairs(reply.next::<Option<_>>()?.unwrap_or_default())
+        .iter()
+        .map(|(user, reason)| Ok((text(user)?, text(reason)?)))
+        .collect::<Result<_, RoomError>>()?;
 
     let mut seated = participants
         .iter()
@@ -60,6 +65,7 @@ pub(crate) fn decode_state(mut reply: Reply) -> Result<RoomState, RoomError> {
         lobby: waiting,
         active_speaker,
         rejected,
+        removed,
         seq: optional_number(&meta, "seq")?,
         last_seat: optional_number(&meta, "last_seat")?,
         settings_version: optional_number(&meta, "settings_version")?,

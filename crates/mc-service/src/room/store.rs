@@ -179,6 +179,7 @@ impl RoomStore {
             "waiting" => Admission::Waiting,
             "full" => Admission::Full,
             "lobby_full" => Admission::LobbyFull,
+            "removed" => Admission::Removed,
             _ => return Err(reply.unknown()),
         };
         Ok(JoinOutcome {
@@ -273,6 +274,26 @@ impl RoomStore {
             .await
     }
 
+    /// Takes the user out on the host's order, seated or waiting (DESIGN §12): they are told
+    /// `removed`, the room or the host hears them go with `reason`, and they are remembered
+    /// until the meeting ends: their joins are refused ([`Admission::Removed`]), and so are
+    /// sockets they open later. Answers as [`RoomStore::leave`] (NotPresent when they were
+    /// neither seated nor waiting; they are remembered all the same).
+    #[instrument(name = "mc.room.remove", skip_all, fields(meeting_code = %room.code))]
+    pub async fn remove(
+        &self,
+        room: &OwnedRoom,
+        user_id: &str,
+        reason: &str,
+    ) -> Result<LeaveOutcome, RoomError> {
+        check_id(user_id, "user id must be 1 to 128 bytes")?;
+        check_reason(reason)?;
+        let mut call = self.call(&self.scripts.remove, &room.code, Some(room.token));
+        call.arg(user_id).arg(reason);
+        let reply = self.run_guarded("remove", &call).await?;
+        leave_outcome(reply, user_id)
+    }
+
     #[instrument(name = "mc.room.leave", skip_all, fields(meeting_code = %room.code))]
     async fn leave_checked(
         &self,
@@ -288,35 +309,8 @@ impl RoomStore {
         if let Some(connection) = connection {
             call.arg(connection);
         }
-        let mut reply = self.run_guarded("leave", &call).await?;
-        match reply.outcome() {
-            "left" => {
-                let was = match reply.next::<String>()?.as_str() {
-                    "participant" => Presence::Participant,
-                    "lobby" => Presence::Lobby,
-                    other => return Err(unexpected("presence", &other)),
-                };
-                let remaining_participants = reply.next()?;
-                let cleared_active_speaker = reply.next_flag()?;
-                let last_seat = reply.next::<Option<u64>>()?.unwrap_or(0);
-                let seat = match reply.next::<Option<Vec<u8>>>()? {
-                    Some(json) => Some(Box::new(decode_participant(user_id, &json)?)),
-                    None => None,
-                };
-                Ok(LeaveOutcome::Left {
-                    was,
-                    remaining_participants,
-                    cleared_active_speaker,
-                    seat,
-                    last_seat,
-                })
-            }
-            "not_present" => Ok(LeaveOutcome::NotPresent {
-                participant_count: reply.next()?,
-                last_seat: reply.next::<Option<u64>>()?.unwrap_or(0),
-            }),
-            _ => Err(reply.unknown()),
-        }
+        let reply = self.run_guarded("leave", &call).await?;
+        leave_outcome(reply, user_id)
     }
 
     /// Stores new settings and capacity of `version` (0: unversioned, always stored) unless
@@ -570,4 +564,36 @@ fn check_capacity(max_participants: u32) -> Result<(), RoomError> {
         ));
     }
     Ok(())
+}
+
+/// The reply of `leave.lua` or `remove.lua`.
+fn leave_outcome(mut reply: Reply, user_id: &str) -> Result<LeaveOutcome, RoomError> {
+    match reply.outcome() {
+        "left" => {
+            let was = match reply.next::<String>()?.as_str() {
+                "participant" => Presence::Participant,
+                "lobby" => Presence::Lobby,
+                other => return Err(unexpected("presence", &other)),
+            };
+            let remaining_participants = reply.next()?;
+            let cleared_active_speaker = reply.next_flag()?;
+            let last_seat = reply.next::<Option<u64>>()?.unwrap_or(0);
+            let seat = match reply.next::<Option<Vec<u8>>>()? {
+                Some(json) => Some(Box::new(decode_participant(user_id, &json)?)),
+                None => None,
+            };
+            Ok(LeaveOutcome::Left {
+                was,
+                remaining_participants,
+                cleared_active_speaker,
+                seat,
+                last_seat,
+            })
+        }
+        "not_present" => Ok(LeaveOutcome::NotPresent {
+            participant_count: reply.next()?,
+            last_seat: reply.next::<Option<u64>>()?.unwrap_or(0),
+        }),
+        _ => Err(reply.unknown()),
+    }
 }

@@ -211,6 +211,12 @@ impl ServerMessage {
         })
     }
 
+    pub fn removed(reason: &str) -> Self {
+        ServerMessage::Room(RoomMessage::Removed {
+            reason: reason.to_owned(),
+        })
+    }
+
     /// The `type`, also the message's metric label.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -280,6 +286,7 @@ pub(crate) mod tests {
             }],
             active_speaker: Some("h".into()),
             rejected: Default::default(),
+            removed: Default::default(),
             seq: 7,
             last_seat: 2,
             settings_version: 1,
@@ -333,6 +340,9 @@ pub(crate) mod tests {
             RoomMessage::Admitted,
             RoomMessage::Rejected {
                 reason: "rejected".into(),
+            },
+            RoomMessage::Removed {
+                reason: "removed_by_host".into(),
             },
             RoomMessage::ActiveSpeaker {
                 user_id: None,

@@ -20,7 +20,7 @@ use crate::support::{Harness, Room, user};
 /// Every `publish` call of the room scripts: the script, the audience letters and the event's
 /// `type`. A publish site added to a script without a line here fails
 /// `every_publish_site_of_the_scripts_is_listed`; one the scenario does not run fails it.
-const PUBLISH_SITES: [(&str, &str, &str); 14] = [
+const PUBLISH_SITES: [(&str, &str, &str); 19] = [
     ("prelude.lua", "r", "participant.joined"),
     ("prelude.lua", "s", "admitted"),
     ("prelude.lua", "h", "lobby.left"),
@@ -30,6 +30,11 @@ const PUBLISH_SITES: [(&str, &str, &str); 14] = [
     ("leave.lua", "rs", "participant.left"),
     ("leave.lua", "r", "active_speaker"),
     ("leave.lua", "hs", "lobby.left"),
+    ("remove.lua", "s", "removed"),
+    ("remove.lua", "r", "participant.left"),
+    ("remove.lua", "r", "active_speaker"),
+    ("remove.lua", "s", "removed"),
+    ("remove.lua", "h", "lobby.left"),
     ("set_participant_fields.lua", "r", "participant.updated"),
     ("set_active_speaker.lua", "r", "active_speaker"),
     ("set_active_speaker.lua", "r", "active_speaker"),
@@ -347,6 +352,24 @@ async fn every_change_publishes_its_events_in_order(h: Harness) {
                 "r",
                 &gus,
                 json!({"type": "participant.joined", "user_id": gus, "display_name": "Gus", "role": "guest", "guest": true})
+            ),
+        ]
+    );
+
+    // The host removes the seated guest: they are told first, then the room hears them go.
+    room.remove(&gus).await.unwrap();
+    assert_eq!(
+        events.take(2, &mut seq).await,
+        vec![
+            e(
+                "s",
+                &gus,
+                json!({"type": "removed", "reason": "removed_by_host"})
+            ),
+            e(
+                "r",
+                &gus,
+                json!({"type": "participant.left", "user_id": gus, "reason": "removed_by_host"})
             ),
         ]
     );

@@ -17,4 +17,5 @@ mod guests;
 mod held;
 mod hostile;
 mod lobby;
+mod moderation;
 mod operations;

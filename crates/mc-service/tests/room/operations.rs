@@ -347,6 +347,7 @@ async fn touch_gives_every_key_the_full_ttl_again(h: Harness) {
     room.join_as(&user(1), Role::Guest).await;
     room.join_as(&user(2), Role::Guest).await;
     room.reject(&user(2)).await.unwrap();
+    room.remove(&user(3)).await.unwrap();
     room.set_active_speaker(Some(&user(0))).await.unwrap();
     for key in room.keys().all() {
         let _: i64 = h

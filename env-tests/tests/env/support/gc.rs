@@ -125,6 +125,17 @@ impl GcClient {
         .await
     }
 
+    /// `POST /{code}/remove/{user_id}`: the host takes someone out.
+    pub async fn remove(&self, token: &str, code: &str, user_id: &str) -> anyhow::Result<Reply> {
+        self.call(
+            Method::POST,
+            &format!("{BASE}/{code}/remove/{user_id}"),
+            token,
+            None,
+        )
+        .await
+    }
+
     pub async fn admit_all(&self, token: &str, code: &str) -> anyhow::Result<Reply> {
         self.call(
             Method::POST,

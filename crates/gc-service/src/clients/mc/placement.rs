@@ -439,6 +439,31 @@ impl Placement {
         user_id: Uuid,
         reason: &str,
     ) -> Result<Option<RoomLeave>, Error> {
+        self.leave_or_remove(meeting, known, user_id, reason, false)
+            .await
+    }
+
+    /// The host takes `user_id` out, seated or waiting (DESIGN §12): told `removed`, refused by
+    /// the room until the meeting ends. `None` when no controller holds the meeting.
+    pub async fn remove(
+        &self,
+        meeting: &Meeting,
+        known: Known,
+        user_id: Uuid,
+        reason: &str,
+    ) -> Result<Option<RoomLeave>, Error> {
+        self.leave_or_remove(meeting, known, user_id, reason, true)
+            .await
+    }
+
+    async fn leave_or_remove(
+        &self,
+        meeting: &Meeting,
+        known: Known,
+        user_id: Uuid,
+        reason: &str,
+        remove: bool,
+    ) -> Result<Option<RoomLeave>, Error> {
         let response = self
             .call_if_assigned(meeting, known, |mut room| async move {
                 room.client
@@ -447,6 +472,7 @@ impl Placement {
                         user_id: user_id.to_string(),
                         reason: reason.to_owned(),
                         fencing_token: room.fencing_token,
+                        remove,
                     })
                     .await
                     .map(tonic::Response::into_inner)

@@ -9,5 +9,5 @@ if denied then
   return denied
 end
 publish('rl', nil, {type = 'meeting.ended', reason = ARGV[3]})
-redis.call('DEL', META, PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER, REJECTED)
+redis.call('DEL', META, PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER, REJECTED, REMOVED)
 return {'ended'}

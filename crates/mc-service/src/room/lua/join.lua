@@ -1,7 +1,7 @@
 -- join: ARGV 3 user_id, 4 display_name, 5 role ('host' | 'guest'), 6 now (RFC 3339),
 -- 7 optional: the most guests the lobby may hold, given for a guest's join (a person without
 -- an account, DESIGN §12), who always waits, whatever the settings.
--- Replies: {'admitted' | 'waiting' | 'full' | 'lobby_full', participant_count,
+-- Replies: {'admitted' | 'waiting' | 'full' | 'lobby_full' | 'removed', participant_count,
 --           already_present (0 | 1), seat number (0 unless admitted), lobby_count}
 -- Both counts are as the join left the room, read in this one atomic step (GC answers a host's
 -- join with them, without reading the room again).
@@ -14,6 +14,11 @@ local count = redis.call('HLEN', PARTICIPANTS)
 -- The reply, with the lobby as it is now.
 local function answer(outcome, participants, already_present, number)
   return done({outcome, participants, already_present, number, redis.call('SCARD', LOBBY)})
+end
+
+-- The host removed them: refused until the meeting ends.
+if redis.call('HEXISTS', REMOVED, user) == 1 then
+  return answer('removed', count, 0, 0)
 end
 
 local stored = redis.call('HGET', PARTICIPANTS, user)

@@ -1,13 +1,13 @@
 -- Shared head of every room script (scripts.rs puts it before each script's body).
 --
--- KEYS: 1 meta, 2 participants, 3 lobby, 4 lobby_details, 5 active_speaker, 6 rejected; all
--- carry the room's {code} hash tag, so they are in one slot.
+-- KEYS: 1 meta, 2 participants, 3 lobby, 4 lobby_details, 5 active_speaker, 6 rejected,
+-- 7 removed; all carry the room's {code} hash tag, so they are in one slot.
 -- ARGV: 1 the caller's fencing token (decimal u64), 2 the safety TTL in milliseconds, then the
 -- script's own arguments from 3 on.
 --
 -- Every reply is an array whose first element names the outcome.
-local META, PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER, REJECTED =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local META, PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER, REJECTED, REMOVED =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local TOKEN, TTL_MS = ARGV[1], ARGV[2]
 -- The room's event channel: the meta key's name with `events` for `meta`, so it carries the
 -- same prefix and {code} tag.

@@ -29,6 +29,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the close frame may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The close reason of a socket whose user the host removed.
+const REMOVED: &str = "removed from the meeting";
+
 /// Where a socket stands, as far as the events it is sent are concerned.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Standing<'a> {
@@ -70,6 +73,13 @@ pub(super) fn step(event: &RoomEvent, me: Standing<'_>) -> Step {
         RoomMessage::Admitted if about_me && !me.seated => return Step::TakeSeat,
         RoomMessage::Rejected { .. } if about_me && !me.seated => {
             return Step::ForwardThenClose(End::settled(close::NOT_A_MEMBER, "not admitted"));
+        }
+        // Taken out by the host: told, then gone, seated or waiting (never a reconnect grace).
+        RoomMessage::Removed { .. } if about_me && me.seated => {
+            return Step::UnseatThenClose(End::settled(close::NOT_A_MEMBER, REMOVED));
+        }
+        RoomMessage::Removed { .. } if about_me => {
+            return Step::ForwardThenClose(End::settled(close::NOT_A_MEMBER, REMOVED));
         }
         RoomMessage::LobbyLeft { .. } if about_me && !me.seated => {
             return Step::Close(End::settled(close::NORMAL, "left the lobby"));
@@ -127,6 +137,11 @@ impl Writer {
     pub(super) async fn start(&mut self) -> Result<(), End> {
         let state = self.snapshot().await?;
         let user = self.shared.user_id.clone();
+        // Removed by the host: their meeting token opens nothing any more, at once.
+        if let Some(reason) = state.removed.get(&user) {
+            self.send(&ServerMessage::removed(reason)).await?;
+            return Err(End::settled(close::NOT_A_MEMBER, REMOVED));
+        }
         if let Some(reason) = state.rejected.get(&user) {
             self.send(&ServerMessage::rejected(reason)).await?;
             return Err(End::settled(close::NOT_A_MEMBER, "not admitted"));

@@ -294,6 +294,16 @@ impl Room<'_> {
         out
     }
 
+    pub async fn remove(&self, user_id: &str) -> Result<LeaveOutcome, RoomError> {
+        let out = self
+            .h
+            .store
+            .remove(&self.owned, user_id, "removed_by_host")
+            .await;
+        self.check().await;
+        out
+    }
+
     pub async fn admit_all(&self) -> Result<AdmitAllOutcome, RoomError> {
         let out = self.h.store.admit_all(&self.owned, now()).await;
         self.check().await;
