@@ -509,3 +509,116 @@ async fn a_lost_seat_given_back_racing_its_leave_leaves_seats_and_visits_agreein
         "{given_back} of {TRIALS} joins got their lost seat back"
     );
 }
+
+/// The host removes someone while that person joins, 100 times, each time someone new (a
+/// removal lasts as long as the meeting), from a seat, from the lobby and from nowhere, the
+/// the two started so that both orders happen. Once both have
+/// answered: the person is not seated, PostgreSQL has no visit of theirs open, the room
+/// remembers them as removed, the join answered 200 or 403 `REMOVED_FROM_MEETING`, and the
+/// API's count is the room's. (Either request starts 0–9 ms after the other.)
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_removal_racing_the_persons_join_leaves_them_out_everywhere(pool: PgPool) {
+    const TRIALS: usize = 100;
+    let (stack, prefix, people) = stack_with_mc(pool).await;
+    let store = room_store(&prefix);
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        &stack,
+        &host,
+        &json!({"display_name": "Remove and join", "max_participants": 10,
+                "settings": {"waiting_room_enabled": false}}),
+    )
+    .await;
+    assert_eq!(join(&stack, &code, &host).await.0, StatusCode::OK);
+    let parsed = MeetingCode::parse(&code).unwrap();
+    let mut wrong = Vec::new();
+    let mut orders = [0usize; 2];
+
+    for trial in 0..TRIALS {
+        let (user, token) = people
+            .user(&stack, stack.org_id, &format!("Racer {trial}"))
+            .await;
+        match trial % 3 {
+            // From a seat.
+            0 => assert_eq!(join(&stack, &code, &token).await.0, StatusCode::OK),
+            // From the lobby.
+            1 => {
+                patch(&stack, &code, &host, &json!({"waiting_room_enabled": true})).await;
+            }
+            _ => {}
+        }
+        // Either one starts 0-9 ms after the other.
+        let delay = Duration::from_millis((trial % 10) as u64);
+        let (join_delay, removal_delay) = if trial % 2 == 0 {
+            (Duration::ZERO, delay)
+        } else {
+            (delay, Duration::ZERO)
+        };
+        let joining = async {
+            tokio::time::sleep(join_delay).await;
+            join(&stack, &code, &token).await
+        };
+        let removal = async {
+            tokio::time::sleep(removal_delay).await;
+            call(
+                &stack,
+                Method::POST,
+                &format!("/api/v1/meetings/{code}/remove/{user}"),
+                &host,
+                None,
+            )
+            .await
+        };
+        let (joined, removed) = tokio::join!(joining, removal);
+        assert_eq!(removed.0, StatusCode::OK, "{removed:?}");
+        match joined.0 {
+            StatusCode::OK => orders[0] += 1,
+            StatusCode::FORBIDDEN => {
+                assert_eq!(joined.1["error"]["code"], "REMOVED_FROM_MEETING");
+                orders[1] += 1;
+            }
+            other => panic!("trial {trial}: the join answered {other}: {}", joined.1),
+        }
+        if trial % 3 == 1 {
+            patch(
+                &stack,
+                &code,
+                &host,
+                &json!({"waiting_room_enabled": false}),
+            )
+            .await;
+        }
+
+        let (seated, visit, in_room, _) = presence(&stack, &store, &code, user).await;
+        let room = store.state(&parsed).await.unwrap();
+        let waiting = room.lobby.iter().any(|w| w.user_id == user.to_string());
+        let remembered = room.removed.contains_key(&user.to_string());
+        let (_, seen) = call(
+            &stack,
+            Method::GET,
+            &format!("/api/v1/meetings/{code}"),
+            &host,
+            None,
+        )
+        .await;
+        let api_count = seen["participant_count"].as_u64().unwrap_or(u64::MAX) as usize;
+        if seated || visit || waiting || !remembered || api_count != in_room {
+            wrong.push((
+                trial, seated, visit, waiting, remembered, api_count, in_room,
+            ));
+        }
+        // A later join of theirs is refused, whatever the order was.
+        let (status, _) = join(&stack, &code, &token).await;
+        if status != StatusCode::FORBIDDEN {
+            wrong.push((trial, true, true, true, true, 0, 0));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {TRIALS} races left a removed person somewhere (trial, seated, visit open, \
+         waiting, remembered, API count, room count): {wrong:?}",
+        wrong.len()
+    );
+    // Both orders happened: the join first (then undone) and the removal first (refused).
+    assert!(orders[0] > 0 && orders[1] > 0, "{orders:?}");
+}
