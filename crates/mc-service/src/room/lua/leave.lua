@@ -17,16 +17,9 @@ if stored then
     return done({'not_present', redis.call('HLEN', PARTICIPANTS), last_seat()})
   end
   -- A seat given before seats were numbered gets its number as it ends.
-  seat_of(user, stored)
-  stored = redis.call('HGET', PARTICIPANTS, user)
-  redis.call('HDEL', PARTICIPANTS, user)
+  stored = unseat(user, stored)
   publish('rs', user, {type = 'participant.left', user_id = user, reason = reason})
-  local cleared = 0
-  if redis.call('GET', SPEAKER) == user then
-    redis.call('DEL', SPEAKER)
-    publish('r', nil, {type = 'active_speaker', user_id = cjson.null, previous_user_id = user})
-    cleared = 1
-  end
+  local cleared = clear_speaker_if(user)
   return done({'left', 'participant', redis.call('HLEN', PARTICIPANTS), cleared, last_seat(),
     stored})
 end

@@ -156,6 +156,26 @@ local function seat_of(user, stored)
   return record.seat
 end
 
+-- Takes a seated user's record out of the seats (numbering the seat first if it has no number
+-- yet) and returns the record as it was stored. The caller tells the room.
+local function unseat(user, stored)
+  seat_of(user, stored)
+  stored = redis.call('HGET', PARTICIPANTS, user)
+  redis.call('HDEL', PARTICIPANTS, user)
+  return stored
+end
+
+-- Clears the active speaker if it is `user` (who has just lost their seat) and tells the room;
+-- 1 when it was cleared, else 0.
+local function clear_speaker_if(user)
+  if redis.call('GET', SPEAKER) ~= user then
+    return 0
+  end
+  redis.call('DEL', SPEAKER)
+  publish('r', nil, {type = 'active_speaker', user_id = cjson.null, previous_user_id = user})
+  return 1
+end
+
 -- Puts a user in the lobby and tells the host. A user the host rejected may ask again: they
 -- wait again. `guest`: a person without an account, marked so in the details and the event.
 local function enter_lobby(user, name, now, guest)

@@ -12,17 +12,10 @@ redis.call('HSET', REMOVED, user, reason)
 
 local stored = redis.call('HGET', PARTICIPANTS, user)
 if stored then
-  seat_of(user, stored)
-  stored = redis.call('HGET', PARTICIPANTS, user)
-  redis.call('HDEL', PARTICIPANTS, user)
+  stored = unseat(user, stored)
   publish('s', user, {type = 'removed', reason = reason})
   publish('r', user, {type = 'participant.left', user_id = user, reason = reason})
-  local cleared = 0
-  if redis.call('GET', SPEAKER) == user then
-    redis.call('DEL', SPEAKER)
-    publish('r', nil, {type = 'active_speaker', user_id = cjson.null, previous_user_id = user})
-    cleared = 1
-  end
+  local cleared = clear_speaker_if(user)
   return done({'left', 'participant', redis.call('HLEN', PARTICIPANTS), cleared, last_seat(),
     stored})
 end
