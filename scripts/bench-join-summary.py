@@ -18,6 +18,9 @@ JOIN_PER_PGBENCH_MIN = 0.7
 P99_PER_3_PG_MEAN_MAX = 1.0
 STORED_SLOWDOWN_MAX = 0.20
 STORM_ANSWER_MS_MAX = 1000.0
+# Guests (issue 25): a guest-join signs one more token than a member's join.
+GUEST_PER_JOIN_MIN = 0.8
+MAX_GUESTS_WAITING = 50
 
 CPU_NAMES = {
     "gc": "GC",
@@ -46,6 +49,7 @@ def verdict(ok):
 def main(path):
     runs = defaultdict(list)  # (kind, db, clients) -> [(round, fields...)]
     storms = []
+    gstorms = []
     cpu = defaultdict(lambda: defaultdict(list))  # (db, clients) -> name -> [us per join]
     pgcpu = defaultdict(lambda: defaultdict(list))  # the same per pgbench transaction
     warnings = []
@@ -81,6 +85,20 @@ def main(path):
             counts = dict(s.rsplit(": ", 1) for s in statuses.split(", "))
             storms.append((int(rnd), int(users), counts, float(max_ms), float(spread_ms),
                            int(seated), int(open_visits), int(audits)))
+        elif kind == "guest":
+            _, db, clients, rnd, tput, p99, statuses, consistent = f
+            runs[(kind, db, int(clients))].append((float(tput), float(p99)))
+            clean = all(s.startswith("200 waiting: ") for s in statuses.split(", "))
+            if not clean or consistent != "1":
+                warnings.append(
+                    f"guest run, round {rnd}, {db}, {clients} clients: {statuses}"
+                    + ("; Redis and PostgreSQL disagree on the guests" if consistent != "1" else "")
+                )
+        elif kind == "gstorm":
+            _, db, guests, rnd, statuses, max_ms, waiting, recorded = f
+            counts = dict(s.rsplit(": ", 1) for s in statuses.split(", "))
+            gstorms.append((int(rnd), int(guests), counts, float(max_ms), int(waiting),
+                            int(recorded)))
         elif kind == "pgcpu":
             _, db, clients, rnd, name, ms, transactions = f
             if ms and int(transactions) > 0:
@@ -93,7 +111,8 @@ def main(path):
     for w in warnings:
         print(f"WARNING: {w}")
 
-    cells = sorted({(db, c) for (_, db, c) in runs}, key=lambda k: (k[0] != "empty", k[1]))
+    cells = sorted({(db, c) for (kind, db, c) in runs if kind == "join"},
+                   key=lambda k: (k[0] != "empty", k[1]))
     print()
     print(f"{'database':8} {'clients':>7} {'join/s':>17} {'join p99 ms':>17} {'create/s':>17} "
           f"{'pgbench tps':>17} {'pg mean ms':>15} {'join/create':>11} {'join/pgbench':>12} "
@@ -130,6 +149,28 @@ def main(path):
             print(f"  stored meetings, {c} clients: join throughput {100 * change:+.1f} % against "
                   f"the empty database (within {100 * STORED_SLOWDOWN_MAX:.0f} %: "
                   f"{verdict(change >= -STORED_SLOWDOWN_MAX)})")
+
+    guest_cells = sorted({c for (kind, db, c) in runs if kind == "guest" and db == "empty"})
+    if guest_cells:
+        print()
+        print("guests without an account (empty database): guest-join against a member's join")
+        for c in guest_cells:
+            g, j = runs[("guest", "empty", c)], runs.get(("join", "empty", c), [])
+            gt, gp = [t for t, _ in g], [p for _, p in g]
+            jt = [t for t, _ in j]
+            ratio = med(gt) / med(jt) if jt else float("nan")
+            print(f"  {c:>3} clients: guest-join {med(gt):.0f}/s ({rng(gt, '{:.0f}')}), p99 "
+                  f"{med(gp):.1f} ms; member join {med(jt):.0f}/s; guest/join {ratio:.2f} "
+                  f"(>= {GUEST_PER_JOIN_MIN}: {verdict(ratio >= GUEST_PER_JOIN_MIN)})")
+    for rnd, guests, counts, max_ms, waiting, recorded in gstorms:
+        admitted = int(counts.get("200 waiting", 0))
+        full = int(counts.get("409 LOBBY_FULL", 0))
+        other = {k: v for k, v in counts.items() if k not in ("200 waiting", "409 LOBBY_FULL")}
+        ok = (admitted == waiting == recorded == MAX_GUESTS_WAITING
+              and full == guests - admitted and not other and max_ms <= STORM_ANSWER_MS_MAX)
+        print(f"  guest storm, round {rnd}: {admitted} waiting (200), {full} LOBBY_FULL (409)"
+              f"{', other: ' + str(other) if other else ''}; slowest answer {max_ms:.0f} ms;"
+              f" Redis {waiting} waiting, PostgreSQL {recorded} guests: {verdict(ok)}")
 
     if storms:
         print()

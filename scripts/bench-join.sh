@@ -14,8 +14,12 @@
 #            (crates/gc-service/benches/join_meeting.pgbench.sql), on distinct rows: the
 #            storage limit of a join committed on its own (a busy GC shares transactions
 #            between joins, db::admissions);
+#   guests   (empty database only) steady guest-joins (people without an account, DESIGN §12)
+#            for BENCH_DURATION s over rooms that take guests, each request a new guest: AC
+#            signs a guest token and a meeting token, the guest waits in a lobby;
 # then, on the empty database, a storm: BENCH_STORM_USERS users join one cold room of
-# BENCH_STORM_SEATS seats at the same instant. Conditions are interleaved and the summary gives
+# BENCH_STORM_SEATS seats at the same instant; and a guest storm: BENCH_GUEST_STORM guests,
+# each from its own loopback address, ask to join one room at once (MAX_GUESTS_WAITING wait). Conditions are interleaved and the summary gives
 # medians over the rounds, because this machine's disk and CPU drift by 2-3x between days
 # (docs/benchmarks.md, "Why interleaved"); ratios are taken within the same run.
 #
@@ -50,6 +54,7 @@ USERS="${BENCH_USERS:-200}"
 ROOMS="${BENCH_ROOMS:-$((DURATION * 50 > 100 ? DURATION * 50 : 100))}"
 STORM_USERS="${BENCH_STORM_USERS:-500}"
 STORM_SEATS="${BENCH_STORM_SEATS:-100}"
+GUEST_STORM="${BENCH_GUEST_STORM:-500}"
 POOL=$((USERS > STORM_USERS ? USERS : STORM_USERS))
 : "${CARGO_TARGET_DIR:=/var/tmp/convene-release}"
 export CARGO_TARGET_DIR
@@ -184,6 +189,7 @@ start_services() {
       gc)
         DATABASE_URL="$url" GC_HTTP_ADDR="127.0.0.1:$GC_PORT" GC_OPS_ADDR=127.0.0.1:0 AC_URL="http://127.0.0.1:$AC_PORT" \
           GC_PUBLIC_BASE_URL="$GC_URL" GC_GRPC_ADDR="127.0.0.1:$GC_GRPC_PORT" \
+          GC_GUEST_JOIN_BURST=1000000 \
           GC_CLIENT_ID=bench-gc GC_CLIENT_SECRET=bench-gc-secret-0001 "$BIN/gc-service" serve \
           >>"$WORK/gc.log" 2>&1 &
         ;;
@@ -229,7 +235,8 @@ stop_services() {
 # the room keys, and checkpoints so flushing those writes is not measured by the next run.
 reset_db() { # db
   sql "$1" "delete from meetings
-            where display_name in ('load test', 'join bench', 'join storm', 'pgbench join')" \
+            where display_name in ('load test', 'join bench', 'join storm', 'pgbench join',
+                                   'guest storm')" \
     "delete from audit_logs where user_agent is distinct from 'bench-fixture'" \
     "delete from meeting_controllers" "truncate bench_join_rooms" \
     "vacuum analyze meetings" "vacuum analyze participants" "vacuum analyze audit_logs" \
@@ -388,6 +395,57 @@ profile_run() { # db clients
   done
 }
 
+# Steady guest-joins (the guest-steady workers share one address, hence the large
+# GC_GUEST_JOIN_BURST of the bench's GC); the rooms' lobbies hold MAX_GUESTS_WAITING (50)
+# guests each, so ROOMS rooms take 50 x ROOMS guests before anyone is refused.
+guest_run() { # db clients round
+  local out waiting guests
+  ensure_tokens "$1"
+  convene_log_mark
+  start_services "$1" ac gc mc
+  timeout 600 "$JOIN_LOAD" prepare --guests --url "$GC_URL" \
+    --host-token "$(cat "$WORK/host-$1.txt")" --rooms "$ROOMS" --seats 2 \
+    --out "$WORK/guest-rooms.txt" >"$WORK/prepare.out"
+  out="$(timeout $((DURATION + 120)) "$JOIN_LOAD" guest-steady --url "$GC_URL" \
+    --rooms-file "$WORK/guest-rooms.txt" --concurrency "$2" --duration-secs "$DURATION")"
+  stop_services
+  waiting="$(redis_bench eval "local n = 0
+      for _, k in ipairs(redis.call('keys', 'room:*:lobby')) do
+        n = n + redis.call('scard', k) end
+      return n" 0)"
+  guests="$(sql "$1" "select count(*) from meeting_guests")"
+  echo "--- guest-join, $1 database, $2 clients, ${DURATION}s ($ROOMS rooms that take guests)"
+  cat "$WORK/prepare.out"
+  echo "$out"
+  echo "check        $waiting guests waiting in Redis, $guests guests in PostgreSQL"
+  convene_log_report
+  printf 'guest\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
+    "$(awk '/^throughput/ {print $2}' <<<"$out")" \
+    "$(awk '/^latency ms/ {print $8}' <<<"$out")" \
+    "$(awk '/^statuses/ {sub(/^statuses +/, ""); print}' <<<"$out")" \
+    "$((waiting == guests))" >>"$RESULTS"
+}
+
+guest_storm_run() { # round
+  local out meeting code waiting guests
+  ensure_tokens empty
+  convene_log_mark
+  start_services empty ac gc mc
+  out="$(timeout 300 "$JOIN_LOAD" guest-storm --url "$GC_URL" \
+    --host-token "$(cat "$WORK/host-empty.txt")" --guests "$GUEST_STORM")"
+  read -r meeting code < <(awk '/^meeting / {print $2, $3}' <<<"$out")
+  waiting="$(redis_bench scard "room:{$code}:lobby")"
+  stop_services
+  guests="$(sql empty "select count(*) from meeting_guests where meeting_id = '$meeting'")"
+  echo "--- guest storm, empty database: $GUEST_STORM guests from as many addresses, one room"
+  echo "$out"
+  echo "check        Redis: $waiting waiting; PostgreSQL: $guests guests recorded"
+  convene_log_report
+  printf 'gstorm\tempty\t%s\t%s\t%s\t%s\t%s\t%s\n' "$GUEST_STORM" "$1" \
+    "$(awk '/^statuses/ {sub(/^statuses +/, ""); print}' <<<"$out")" \
+    "$(awk '/^latency ms/ {print $10}' <<<"$out")" "$waiting" "$guests" >>"$RESULTS"
+}
+
 create_run() { # db clients round
   local out
   ensure_tokens "$1"
@@ -499,10 +557,16 @@ for round in $(seq 1 "$ROUNDS"); do
       reset_db "$db"
       pgbench_run "$db" "$c" "$round"
       reset_db "$db"
+      if [ "$db" = empty ]; then
+        guest_run "$db" "$c" "$round"
+        reset_db "$db"
+      fi
     done
   done
   echo "=== round $round, $(cut -d' ' -f1-3 /proc/loadavg) load"
   storm_run "$round"
+  reset_db empty
+  guest_storm_run "$round"
   reset_db empty
 done
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"

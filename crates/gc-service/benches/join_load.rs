@@ -13,7 +13,24 @@
 //! # a storm: many users join one room at the same instant
 //! cargo bench -p gc-service --bench join_load -- storm --url http://127.0.0.1:8080 \
 //!     --host-token "$HOST_TOKEN" --tokens-file tokens.txt --users 500 --max-participants 100
+//! # guests without an account (DESIGN §12): rooms that take guests, then steady guest-joins
+//! cargo bench -p gc-service --bench join_load -- prepare --guests --url http://127.0.0.1:8080 \
+//!     --host-token "$HOST_TOKEN" --rooms 500 --seats 2 --out guest-rooms.txt
+//! cargo bench -p gc-service --bench join_load -- guest-steady --url http://127.0.0.1:8080 \
+//!     --rooms-file guest-rooms.txt --concurrency 16 --duration-secs 10
+//! # a storm of guests, each from a loopback address of its own, into one lobby
+//! cargo bench -p gc-service --bench join_load -- guest-storm --url http://127.0.0.1:8080 \
+//!     --host-token "$HOST_TOKEN" --guests 500
 //! ```
+//!
+//! `guest-steady` has `--concurrency` workers ask `POST /{code}/guest-join` back to back, each
+//! request a new guest (AC signs a guest token and a meeting token) in room `k mod rooms`; a
+//! guest always waits, so the rooms' lobbies fill, at most `MAX_GUESTS_WAITING` guests each:
+//! give enough rooms. The GC under test needs a guest-join budget per address larger than the
+//! run (`GC_GUEST_JOIN_BURST`), since the workers share one address. `guest-storm` creates one
+//! room that takes guests, warms it with the host's join, and releases `--guests` guest-joins
+//! at once, each from its own loopback address (127.0.2.1, ...), as a crowd arriving by a
+//! shared link would: exactly `MAX_GUESTS_WAITING` wait, the others are refused 409.
 //!
 //! `prepare` creates `--rooms` meetings as the host (waiting room off, `--seats` seats: give one
 //! for the host and one for every pool user) and warms each with one join of the host, which
@@ -78,6 +95,42 @@ enum Command {
     Steady(SteadyArgs),
     /// Distinct users joining one cold room at the same instant.
     Storm(StormArgs),
+    /// Steady guest-joins (people without an account) over rooms that take guests.
+    GuestSteady(GuestSteadyArgs),
+    /// Guests from distinct loopback addresses asking to join one room at the same instant.
+    GuestStorm(GuestStormArgs),
+}
+
+#[derive(Args, Debug)]
+struct GuestSteadyArgs {
+    /// Base URL of the GC under test, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: String,
+    /// File of room codes, one per line (from `prepare --guests`).
+    #[arg(long)]
+    rooms_file: PathBuf,
+    /// Requests in flight at once (one connection each).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds of measured guest-joins (at most 600).
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+}
+
+#[derive(Args, Debug)]
+struct GuestStormArgs {
+    /// Base URL of the GC under test, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: String,
+    /// User token of the host who creates the room and joins it first.
+    #[arg(long, env = "GC_BENCH_HOST_TOKEN", hide_env_values = true)]
+    host_token: String,
+    /// Guests asking at once, each from its own loopback address (at most 60,000).
+    #[arg(long, default_value_t = 500)]
+    guests: usize,
+    /// Seconds a guest-join may take before it counts as a timeout.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +172,9 @@ struct PrepareArgs {
     /// Display name of the created meetings.
     #[arg(long, default_value = "join bench")]
     display_name: String,
+    /// Rooms that take guests without an account (`allow_guests`, `require_auth` off).
+    #[arg(long)]
+    guests: bool,
     /// Where to write the rooms' codes, one per line.
     #[arg(long)]
     out: PathBuf,
@@ -186,6 +242,8 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Prepare(args)) => prepare(args).await,
         Some(Command::Steady(args)) => steady(args).await,
         Some(Command::Storm(args)) => storm(args).await,
+        Some(Command::GuestSteady(args)) => guest_steady(args).await,
+        Some(Command::GuestStorm(args)) => guest_storm(args).await,
     }
 }
 
@@ -293,13 +351,19 @@ async fn prepare(args: PrepareArgs) -> anyhow::Result<()> {
         .map(|_| {
             let (client, args) = (&client, &args);
             async move {
-                let (_, code) = api::create_room(
+                let settings = if args.guests {
+                    json!({"waiting_room_enabled": false, "allow_guests": true,
+                           "require_auth": false})
+                } else {
+                    json!({"waiting_room_enabled": false})
+                };
+                let (_, code) = api::create_room_with(
                     client,
                     &args.url,
                     &args.host_token,
                     &args.display_name,
                     args.seats,
-                    false,
+                    settings,
                 )
                 .await?;
                 let outcome = join(client, &join_url(&args.url, &code), &args.host_token).await;
@@ -468,6 +532,168 @@ async fn storm(args: StormArgs) -> anyhow::Result<()> {
         (*last_answer - *first_sent).as_secs_f64() * 1000.0,
         (*last_sent - *first_sent).as_secs_f64() * 1000.0,
     );
+    Ok(())
+}
+
+fn guest_join_url(base: &str, code: &str) -> String {
+    format!(
+        "{}/api/v1/meetings/{code}/guest-join",
+        base.trim_end_matches('/')
+    )
+}
+
+/// Sends one guest-join and names its outcome: `200 waiting`, or the status and error code.
+async fn guest_join(client: &reqwest::Client, url: &str, name: &str) -> String {
+    let sent = client
+        .post(url)
+        .json(&json!({ "display_name": name }))
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body = response.bytes().await.unwrap_or_default();
+            if status == 200 && contains(&body, br#""status":"waiting""#) {
+                return "200 waiting".to_owned();
+            }
+            let code = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
+            match code {
+                Some(code) => format!("{status} {code}"),
+                None => status.to_string(),
+            }
+        }
+        Err(error) if error.is_timeout() => "timeout".to_owned(),
+        Err(_) => "transport_error".to_owned(),
+    }
+}
+
+async fn guest_steady(args: GuestSteadyArgs) -> anyhow::Result<()> {
+    let codes = api::read_lines(&args.rooms_file, 1, MAX_ROOMS)?;
+    let urls: Arc<Vec<String>> =
+        Arc::new(codes.iter().map(|c| guest_join_url(&args.url, c)).collect());
+    let concurrency = args.concurrency.clamp(1, 4096);
+    let client = common::http_client(Duration::from_secs(30))?;
+    let cpu_before = own_cpu_ms();
+    let next = Arc::new(AtomicU64::new(0));
+    let deadline =
+        Instant::now() + Duration::from_secs(args.duration_secs.clamp(1, MAX_DURATION_SECS));
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (client, urls, next) = (client.clone(), Arc::clone(&urls), Arc::clone(&next));
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+            while Instant::now() < deadline {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let url = &urls[(k % urls.len() as u64) as usize];
+                let sent = Instant::now();
+                let outcome = guest_join(&client, url, &format!("Bench Guest {k}")).await;
+                latencies.push(report::micros(sent.elapsed()));
+                *statuses.entry(outcome).or_default() += 1;
+            }
+            (latencies, statuses)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for worker in workers {
+        let (l, s) = worker.await.context("a worker panicked")?;
+        latencies.extend(l);
+        for (status, n) in s {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    let wall = started.elapsed();
+    let cpu = own_cpu_ms()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    report::print_summary(concurrency, wall, &mut latencies, &statuses);
+    if let Some(cpu) = cpu {
+        println!("client cpu   {cpu} ms");
+    }
+    Ok(())
+}
+
+/// The `i`-th storm guest's loopback address: 127.0.2.1, 127.0.2.2, ... 127.0.2.250,
+/// 127.0.3.1, ...
+fn storm_address(i: usize) -> std::net::IpAddr {
+    let (third, fourth) = (2 + i / 250, 1 + i % 250);
+    std::net::IpAddr::from([127, 0, third as u8, fourth as u8])
+}
+
+async fn guest_storm(args: GuestStormArgs) -> anyhow::Result<()> {
+    if args.guests == 0 || args.guests > 60_000 {
+        bail!("--guests must be 1..=60000");
+    }
+    let client = common::http_client(Duration::from_secs(30))?;
+    let settings = json!({"allow_guests": true, "require_auth": false});
+    let (meeting_id, code) = api::create_room_with(
+        &client,
+        &args.url,
+        &args.host_token,
+        "guest storm",
+        2,
+        settings,
+    )
+    .await?;
+    let warm = join(&client, &join_url(&args.url, &code), &args.host_token).await;
+    if warm != "200" {
+        bail!("the host's join of {code} answered {warm}");
+    }
+    let url = Arc::new(guest_join_url(&args.url, &code));
+    let live = format!("{}/health/live", args.url.trim_end_matches('/'));
+    let timeout = Duration::from_secs(args.timeout_secs.clamp(1, MAX_DURATION_SECS));
+    let barrier = Arc::new(tokio::sync::Barrier::new(args.guests + 1));
+    let mut tasks = Vec::with_capacity(args.guests);
+    for i in 0..args.guests {
+        let client = reqwest::Client::builder()
+            .local_address(storm_address(i))
+            .timeout(timeout)
+            .build()?;
+        let (url, live, barrier) = (Arc::clone(&url), live.clone(), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            let warm_ok = match client.get(&live).send().await {
+                Ok(response) => response.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            barrier.wait().await;
+            let sent = Instant::now();
+            let outcome = guest_join(&client, &url, &format!("Storm Guest {i}")).await;
+            (warm_ok, sent, Instant::now(), outcome)
+        }));
+    }
+    barrier.wait().await;
+    let mut latencies = Vec::new();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let mut first_sent: Option<Instant> = None;
+    let mut last_answer: Option<Instant> = None;
+    let mut cold = 0u64;
+    for task in tasks {
+        let (warm_ok, sent, answered, outcome) = task.await.context("a guest task panicked")?;
+        cold += u64::from(!warm_ok);
+        first_sent = Some(first_sent.map_or(sent, |f| f.min(sent)));
+        last_answer = Some(last_answer.map_or(answered, |l| l.max(answered)));
+        latencies.push(report::micros(answered - sent));
+        *statuses.entry(outcome).or_default() += 1;
+    }
+    latencies.sort_unstable();
+    println!(
+        "guest storm  {} guests from {} loopback addresses asked to join room {code} at once",
+        latencies.len(),
+        latencies.len()
+    );
+    println!("meeting      {meeting_id} {code}");
+    println!("statuses     {}", report::statuses_line(&statuses));
+    report::print_latencies(&latencies);
+    if let (Some(first), Some(last)) = (first_sent, last_answer) {
+        println!(
+            "spread       last answer {:.1} ms after the first send; {cold} connections failed to warm",
+            (last - first).as_secs_f64() * 1000.0
+        );
+    }
     Ok(())
 }
 

@@ -37,13 +37,34 @@ pub async fn create_room(
     max_participants: usize,
     waiting_room: bool,
 ) -> anyhow::Result<(String, String)> {
+    let settings = json!({ "waiting_room_enabled": waiting_room });
+    create_room_with(
+        client,
+        url,
+        host_token,
+        display_name,
+        max_participants,
+        settings,
+    )
+    .await
+}
+
+/// [`create_room`] with the given settings object.
+pub async fn create_room_with(
+    client: &reqwest::Client,
+    url: &str,
+    host_token: &str,
+    display_name: &str,
+    max_participants: usize,
+    settings: serde_json::Value,
+) -> anyhow::Result<(String, String)> {
     let response = client
         .post(format!("{}/api/v1/meetings", url.trim_end_matches('/')))
         .bearer_auth(host_token)
         .json(&json!({
             "display_name": display_name,
             "max_participants": max_participants,
-            "settings": { "waiting_room_enabled": waiting_room },
+            "settings": settings,
         }))
         .send()
         .await?;
