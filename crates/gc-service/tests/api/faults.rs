@@ -319,3 +319,79 @@ async fn with_ac_stopped_or_hung_gc_reads_and_creates_and_refuses_joins_with_ret
         );
     }
 }
+
+/// A guest-join needs a guest token from AC before the room is asked: with AC stopped or hung
+/// it is refused with 503 and `Retry-After` at AC's deadline, and nothing is left behind (no
+/// guest waiting, none recorded); once AC is back, the same request succeeds.
+#[sqlx::test(migrations = "../../migrations")]
+async fn with_ac_stopped_or_hung_a_guest_join_is_refused_and_leaves_nothing(pool: PgPool) {
+    let mut stack = spawn_stack(pool.clone(), StackOptions::default().with_ac_proxy()).await;
+    let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
+    stack.start_mc(0, &prefix, McRedis::Single).await;
+    let token = stack.user_token(HOST).await;
+    let response = stack
+        .create(
+            &token,
+            &serde_json::json!({"display_name": "Open",
+                                "settings": {"allow_guests": true, "require_auth": false}}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let code = response.json::<Value>().await.unwrap()["meeting_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let guest_join = || {
+        let request = stack
+            .client
+            .post(format!(
+                "{}/api/v1/meetings/{code}/guest-join",
+                stack.gc.base
+            ))
+            .json(&serde_json::json!({"display_name": "Gus"}));
+        async move {
+            let started = Instant::now();
+            let response = request.send().await.unwrap();
+            (response, started.elapsed())
+        }
+    };
+    let proxy = stack.ac_proxy.as_ref().unwrap();
+
+    for fault in [Fault::Reset, Fault::Stall] {
+        proxy.set(fault);
+        let (refused, took) = guest_join().await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{fault:?}"
+        );
+        assert!(refused.headers().contains_key("retry-after"));
+        assert!(
+            took < REFUSED_WITHIN,
+            "{fault:?}: a guest-join held for {took:?}"
+        );
+        let guests: i64 = sqlx::query_scalar("select count(*) from meeting_guests")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(guests, 0, "{fault:?}: a guest recorded without a token");
+        proxy.set(Fault::Pass);
+    }
+    let (joined, _) = guest_join().await;
+    assert_eq!(joined.status(), StatusCode::OK);
+    let (status, seen) = {
+        let response = stack
+            .client
+            .get(format!("{}/api/v1/meetings/{code}", stack.gc.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        seen["lobby_count"], 1,
+        "only the guest who got a token waits"
+    );
+}
