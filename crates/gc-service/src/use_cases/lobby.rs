@@ -11,7 +11,9 @@ use crate::db::participants::Seated;
 use crate::domain::events::{Actor, Change, MeetingEvent};
 use crate::error::Error;
 use crate::use_cases::room::Rooms;
-use crate::use_cases::{parse_user_id, record_admissions, require_host, visible_meeting_located};
+use crate::use_cases::{
+    hosted_meeting_located, record_admissions, require_host, visible_meeting_located,
+};
 
 /// Why a rejected user is told they were refused.
 pub const REJECTED_BY_HOST: &str = "rejected_by_host";
@@ -24,9 +26,8 @@ pub async fn admit(
     user_id: &str,
     actor: Actor<'_>,
 ) -> Result<Uuid, Error> {
-    let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
-    require_host(&meeting, caller)?;
-    let user_id = parse_user_id(user_id)?;
+    let (meeting, assignment, user_id) =
+        hosted_meeting_located(rooms, caller, code, user_id).await?;
     let seat = rooms
         .placement
         .admit(&meeting, Known::from(assignment), user_id)
@@ -49,9 +50,8 @@ pub async fn reject(
     user_id: &str,
     actor: Actor<'_>,
 ) -> Result<Uuid, Error> {
-    let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
-    require_host(&meeting, caller)?;
-    let user_id = parse_user_id(user_id)?;
+    let (meeting, assignment, user_id) =
+        hosted_meeting_located(rooms, caller, code, user_id).await?;
     rooms
         .placement
         .reject(&meeting, Known::from(assignment), user_id, REJECTED_BY_HOST)

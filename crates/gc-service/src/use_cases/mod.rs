@@ -124,6 +124,21 @@ pub fn may_see<C: Caller>(meeting: &Meeting, caller: &C) -> bool {
     caller.may_see(meeting)
 }
 
+/// [`visible_meeting_located`] for a host's action on someone (admit, reject, remove): the
+/// meeting, its assignment and the person's id, once the caller is known to be its host (403
+/// otherwise; a malformed id is the 404 of nobody, checked after the right).
+pub async fn hosted_meeting_located(
+    rooms: &room::Rooms,
+    caller: &UserClaims,
+    code: &str,
+    user_id: &str,
+) -> Result<(Meeting, Option<Assignment>, Uuid), Error> {
+    let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
+    require_host(&meeting, caller)?;
+    let user_id = parse_user_id(user_id)?;
+    Ok((meeting, assignment, user_id))
+}
+
 /// Refuses (403) a caller who is not the meeting's host.
 pub fn require_host(meeting: &Meeting, caller: &UserClaims) -> Result<(), Error> {
     if meeting.host_id == caller.sub {

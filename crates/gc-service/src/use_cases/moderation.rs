@@ -16,9 +16,9 @@ use crate::clients::mc::Known;
 use crate::db;
 use crate::domain::events::{Actor, Change, MeetingEvent};
 use crate::error::Error;
+use crate::use_cases::hosted_meeting_located;
 use crate::use_cases::leave::room_leave;
 use crate::use_cases::room::Rooms;
-use crate::use_cases::{parse_user_id, require_host, visible_meeting_located};
 
 /// `participants.leave_reason` of a visit the host ended, and what the removed person and the
 /// room are told.
@@ -34,9 +34,8 @@ pub async fn remove(
     user_id: &str,
     actor: Actor<'_>,
 ) -> Result<Uuid, Error> {
-    let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
-    require_host(&meeting, caller)?;
-    let user_id = parse_user_id(user_id)?;
+    let (meeting, assignment, user_id) =
+        hosted_meeting_located(rooms, caller, code, user_id).await?;
     if user_id == meeting.host_id {
         return Err(Error::Api(ApiError::new(
             ErrorCode::Conflict,
