@@ -20,6 +20,8 @@ export type RoomMessage =
   | ParticipantJoined
   | ParticipantLeft
   | ParticipantUpdated
+  | HostGranted
+  | LobbyNoHost
   | LobbyJoined
   | LobbyLeft
   | Admitted
@@ -119,6 +121,10 @@ export interface ParticipantUpdated {
    * A BCP 47 tag, or null when cleared.
    */
   language?: string | null;
+  /**
+   * A participant's role in the meeting.
+   */
+  role?: "host" | "guest";
   status?: ParticipantStatus;
   type: "participant.updated";
   user_id: string;
@@ -129,6 +135,38 @@ export interface ParticipantUpdated {
 export interface HardwareReady {
   audio_ready: boolean;
   video_ready: boolean;
+}
+/**
+ * To the user: they host the meeting now (a hand-over or a succession, DESIGN §12), with
+ * the lobby as it is, oldest first; host-only events follow.
+ */
+export interface HostGranted {
+  lobby: LobbyEntryView[];
+  type: "host.granted";
+}
+/**
+ * One person waiting in the lobby, as the host sees them (`welcome`'s `lobby`,
+ * `host.granted`).
+ */
+export interface LobbyEntryView {
+  display_name: string;
+  /**
+   * Present (true) only for a person without an account (DESIGN §12).
+   */
+  guest?: boolean;
+  user_id: string;
+  /**
+   * Since when (RFC 3339, UTC, milliseconds).
+   */
+  waiting_since: string;
+}
+/**
+ * To the lobby: nobody hosts the meeting, so nobody can let anyone in; the meeting's
+ * creator takes the role back by joining, else the meeting ends when it has been empty
+ * long enough.
+ */
+export interface LobbyNoHost {
+  type: "lobby.no_host";
 }
 /**
  * To the host: `user_id` is waiting in the lobby.
@@ -247,21 +285,6 @@ export interface Welcome {
   participants: ParticipantView[];
   type: "welcome";
   you: You;
-}
-/**
- * One person waiting in the lobby.
- */
-export interface LobbyEntryView {
-  display_name: string;
-  /**
-   * Present (true) only for a person without an account (DESIGN §12).
-   */
-  guest?: boolean;
-  user_id: string;
-  /**
-   * Since when (RFC 3339, UTC, milliseconds).
-   */
-  waiting_since: string;
 }
 /**
  * The meeting as the room holds it.

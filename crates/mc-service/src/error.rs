@@ -31,6 +31,12 @@ pub enum Error {
     /// An admission or rejection of a user who is not in the lobby.
     #[error("the user is not waiting in the lobby")]
     NotWaiting,
+    /// A hand-over by someone the room does not name as its host.
+    #[error("only the meeting's host can hand it over")]
+    NotHost,
+    /// A hand-over to someone who cannot host; the message says why.
+    #[error("{0}")]
+    CannotHost(&'static str),
     /// This MC holds as many rooms as it may take.
     #[error("this meeting controller takes no more rooms")]
     AtCapacity,
@@ -62,6 +68,8 @@ impl Error {
             Error::LobbyFull => ApiError::new(ErrorCode::LobbyFull, self.to_string()),
             Error::Removed => ApiError::new(ErrorCode::RemovedFromMeeting, self.to_string()),
             Error::NotWaiting => ApiError::new(ErrorCode::NotFound, self.to_string()),
+            Error::NotHost => ApiError::new(ErrorCode::Forbidden, self.to_string()),
+            Error::CannotHost(_) => ApiError::new(ErrorCode::Conflict, self.to_string()),
             Error::AtCapacity => ApiError::unavailable(),
             Error::Store(source) => {
                 tracing::error!(error = %source, cause = %common::error::cause_chain(source), "room store failed");

@@ -19,12 +19,12 @@ use common::proto::internal::v1::meeting_controller_service_server::{
 use common::proto::internal::v1::{
     AdmissionStatus, AdmitAllRequest, AdmitAllResponse, AdmitParticipantRequest,
     AdmitParticipantResponse, AssignMeetingRequest, AssignMeetingResponse, EndMeetingRequest,
-    EndMeetingResponse, GetRoomStateRequest, GetRoomStateResponse, JoinOutcome,
+    EndMeetingResponse, GetRoomStateRequest, GetRoomStateResponse, HostChange, JoinOutcome,
     JoinParticipantRequest, JoinParticipantResponse, JoinParticipantsRequest,
     JoinParticipantsResponse, LeaveParticipantRequest, LeaveParticipantResponse, LeftFrom,
     LobbyEntry as ProtoLobbyEntry, MeetingSettings as ProtoSettings, ParticipantRole,
-    RejectParticipantRequest, RejectParticipantResponse, Seat, UpdateSettingsRequest,
-    UpdateSettingsResponse,
+    RejectParticipantRequest, RejectParticipantResponse, Seat, TransferHostRequest,
+    TransferHostResponse, UpdateSettingsRequest, UpdateSettingsResponse,
 };
 use common::settings::MeetingSettings;
 use tonic::{Request, Response, Status};
@@ -35,7 +35,8 @@ use crate::error::Error;
 use crate::held::HeldRooms;
 use crate::room::{
     Admission, AdmitOutcome, AssignOutcome, FencingToken, LeaveOutcome, MaxGuestsWaiting,
-    OwnedRoom, Participant, Presence, RejectOutcome, Role, RoomError, RoomMeta, RoomStore,
+    OwnedRoom, Participant, Presence, RejectOutcome, RemoveOutcome, Role, RoomError, RoomMeta,
+    RoomStore, TransferOutcome,
 };
 use crate::signaling::Signaling;
 
@@ -85,6 +86,15 @@ fn user(raw: &str) -> Result<String, Error> {
         .map_err(|_| Error::BadRequest("malformed user id"))
 }
 
+/// A user id that may be absent (empty).
+fn optional_user(raw: &str) -> Result<String, Error> {
+    if raw.is_empty() {
+        Ok(String::new())
+    } else {
+        user(raw)
+    }
+}
+
 fn owned(raw_code: &str, token: u64) -> Result<OwnedRoom, Error> {
     Ok(OwnedRoom::new(code(raw_code)?, FencingToken(token)))
 }
@@ -115,6 +125,14 @@ pub fn proto_role(role: Role) -> ParticipantRole {
     match role {
         Role::Host => ParticipantRole::Host,
         Role::Guest => ParticipantRole::Guest,
+    }
+}
+
+/// A change of host as the proto carries it.
+pub fn proto_host_change(change: &crate::room::HostChange) -> HostChange {
+    HostChange {
+        host_id: change.host.clone().unwrap_or_default(),
+        host_seq: change.seq,
     }
 }
 
@@ -168,6 +186,7 @@ impl MeetingController {
                 &r.display_name,
                 role,
                 guest,
+                r.member && guest.is_none(),
                 Utc::now(),
             )
             .await?;
@@ -185,6 +204,8 @@ impl MeetingController {
             participant_count: outcome.participant_count,
             seat: outcome.seat,
             lobby_count: Some(outcome.lobby_count),
+            role: proto_role(outcome.role) as i32,
+            host_change: outcome.host_change.as_ref().map(proto_host_change),
         })
     }
 }
@@ -204,7 +225,9 @@ impl MeetingControllerService for MeetingController {
             meeting_id: Uuid::parse_str(&r.meeting_id)
                 .map_err(|_| Error::BadRequest("malformed meeting id"))?
                 .to_string(),
-            host_id: user(&r.host_id)?,
+            host_id: optional_user(&r.host_id)?,
+            creator_id: optional_user(&r.creator_id)?,
+            host_seq: r.host_seq,
             max_participants: r.max_participants,
             settings: settings(r.settings)?,
             settings_version: r.settings_version,
@@ -346,22 +369,35 @@ impl MeetingControllerService for MeetingController {
         let user_id = user(&r.user_id)?;
         let reason = reason(&r.reason, "left")?;
         let outcome = if r.remove {
-            self.store.remove(&room, &user_id, reason).await?
+            match self.store.remove(&room, &user_id, reason).await? {
+                RemoveOutcome::Removed(outcome) => outcome,
+                RemoveOutcome::IsHost => {
+                    return Err(Error::CannotHost(
+                        "the host cannot be removed; hand the meeting over first",
+                    )
+                    .into());
+                }
+            }
         } else {
             self.store.leave(&room, &user_id, reason).await?
         };
         let last_seat = outcome.last_seat();
+        let mut host_change = None;
         let (left_from, remaining, seat) = match outcome {
             LeaveOutcome::Left {
                 was: Presence::Participant,
                 remaining_participants,
                 seat,
+                host_change: change,
                 ..
-            } => (
-                LeftFrom::Room,
-                remaining_participants,
-                seat.as_deref().map(proto_seat),
-            ),
+            } => {
+                host_change = change.as_ref().map(proto_host_change);
+                (
+                    LeftFrom::Room,
+                    remaining_participants,
+                    seat.as_deref().map(proto_seat),
+                )
+            }
             LeaveOutcome::Left {
                 was: Presence::Lobby,
                 remaining_participants,
@@ -376,7 +412,34 @@ impl MeetingControllerService for MeetingController {
             remaining_participants: remaining,
             seat,
             last_seat,
+            host_change,
         }))
+    }
+
+    async fn transfer_host(
+        &self,
+        request: Request<TransferHostRequest>,
+    ) -> Result<Response<TransferHostResponse>, Status> {
+        let r = request.into_inner();
+        let room = owned(&r.meeting_code, r.fencing_token)?;
+        let from = user(&r.from_user_id)?;
+        let to = user(&r.to_user_id)?;
+        match self.store.transfer_host(&room, &from, &to).await? {
+            TransferOutcome::Transferred { seq } => Ok(Response::new(TransferHostResponse {
+                host_change: Some(HostChange {
+                    host_id: to,
+                    host_seq: seq,
+                }),
+            })),
+            TransferOutcome::NotHost { .. } => Err(Error::NotHost.into()),
+            TransferOutcome::NotSeated => {
+                Err(Error::CannotHost("the new host must be seated in the meeting").into())
+            }
+            TransferOutcome::NotMember => Err(Error::CannotHost(
+                "only a member of the meeting's organization can host it",
+            )
+            .into()),
+        }
     }
 
     async fn update_settings(
@@ -535,6 +598,8 @@ mod tests {
             settings: Some(ProtoSettings::from(open_room())),
             fencing_token,
             settings_version: 0,
+            creator_id: String::new(),
+            host_seq: 0,
         }
     }
 
@@ -548,6 +613,8 @@ mod tests {
         let meta = RoomMeta {
             meeting_id: "00000000-0000-4000-8000-0000000000aa".into(),
             host_id: user(0),
+            creator_id: String::new(),
+            host_seq: 0,
             max_participants: SEATS as u32,
             settings: open_room(),
             settings_version: 0,
@@ -561,7 +628,7 @@ mod tests {
         for n in 0..SEATS {
             let role = if n == 0 { Role::Host } else { Role::Guest };
             store
-                .join(&first, &user(n), "Someone", role, None, Utc::now())
+                .join(&first, &user(n), "Someone", role, None, true, Utc::now())
                 .await
                 .unwrap();
             let connected = ParticipantUpdate {

@@ -7,7 +7,7 @@
 
 /// The room operations, the `command` label of `mc_redis_command_*`: one per Lua script run by
 /// `room::RoomStore`.
-pub const ROOM_OPERATIONS: [&str; 13] = [
+pub const ROOM_OPERATIONS: [&str; 14] = [
     "assign",
     "join",
     "admit",
@@ -15,6 +15,7 @@ pub const ROOM_OPERATIONS: [&str; 13] = [
     "admit_all",
     "leave",
     "remove",
+    "transfer_host",
     "update_settings",
     "end_room",
     "touch",

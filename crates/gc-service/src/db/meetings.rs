@@ -54,7 +54,8 @@ macro_rules! created_events {
 /// The columns every query that returns a meeting selects, in [`MeetingRow`]'s order.
 macro_rules! meeting_columns {
     () => {
-        "id, org_id, host_id, meeting_code, display_name, status, max_participants,
+        "id, org_id, host_id, creator_id, host_seq, meeting_code, display_name, status,
+         max_participants,
          waiting_room_enabled, enable_transcription, enable_e2e_encryption, require_auth,
          recording_enabled, allow_guests, allow_external_participants, settings_version,
          scheduled_start_time, created_at, started_at, ended_at"
@@ -71,11 +72,12 @@ macro_rules! meeting_columns {
 /// means one of those failed; the caller finds out which, on the failure path only.
 pub const CREATE_MEETING_SQL: &str = concat!(
     "with m as (
-    insert into meetings (id, org_id, host_id, meeting_code, display_name, max_participants,
+    insert into meetings (id, org_id, host_id, creator_id, meeting_code, display_name,
+                          max_participants,
                           waiting_room_enabled, enable_transcription, enable_e2e_encryption,
                           require_auth, recording_enabled, allow_guests,
                           allow_external_participants, join_token_secret, scheduled_start_time)
-    select $1, o.id, u.id, $4, $5,
+    select $1, o.id, u.id, u.id, $4, $5,
            coalesce($6, least(100, o.max_participants_per_meeting)),
            $7, $8, $9, $10, $11, $12, $13, $14, $15
     from organizations o
@@ -343,7 +345,9 @@ pub async fn find_meeting(pool: &PgPool, id: Uuid) -> Result<Option<Meeting>, sq
 struct MeetingRow {
     id: Uuid,
     org_id: Uuid,
-    host_id: Uuid,
+    host_id: Option<Uuid>,
+    creator_id: Uuid,
+    host_seq: i64,
     meeting_code: String,
     display_name: String,
     status: String,
@@ -374,6 +378,8 @@ impl TryFrom<MeetingRow> for Meeting {
             id: row.id,
             org_id: row.org_id,
             host_id: row.host_id,
+            creator_id: row.creator_id,
+            host_seq: row.host_seq,
             code,
             display_name: row.display_name,
             status,

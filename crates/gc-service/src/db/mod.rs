@@ -13,6 +13,7 @@ pub mod controllers;
 pub mod creates;
 pub mod events;
 pub mod guests;
+pub mod hosts;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod lookups;

@@ -52,6 +52,13 @@ pub enum MeetingEvent {
     /// A person without an account asked to join by the meeting's link and waits in its lobby
     /// (`POST /{code}/guest-join`, DESIGN §12).
     GuestJoined { guest_id: Uuid },
+    /// The host role moved (DESIGN §12): `from` hosted (`None`: nobody), `to` hosts now
+    /// (`None`: nobody).
+    HostTransferred {
+        from: Option<Uuid>,
+        to: Option<Uuid>,
+        reason: HostChangeReason,
+    },
     /// `PATCH /config` changed something.
     SettingsChanged {
         before: serde_json::Value,
@@ -71,6 +78,7 @@ impl MeetingEvent {
             MeetingEvent::ParticipantRemoved { .. } => "participant_removed",
             MeetingEvent::ParticipantLeft { .. } => "participant_left",
             MeetingEvent::GuestJoined { .. } => "guest_joined",
+            MeetingEvent::HostTransferred { .. } => "host_transferred",
             MeetingEvent::SettingsChanged { .. } => "settings_changed",
         }
     }
@@ -90,6 +98,18 @@ impl MeetingEvent {
     pub fn from_row(action: &str, details: serde_json::Value) -> Result<Self, serde_json::Error> {
         serde_json::from_value(serde_json::json!({ "action": action, "details": details }))
     }
+}
+
+/// Why the host changed, as the `host_transferred` audit row says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostChangeReason {
+    /// The host handed the meeting over (`POST /{code}/host/{user_id}`).
+    HandedOver,
+    /// The host's seat ended while others stayed; the role passed on (or to nobody).
+    Succession,
+    /// The meeting's creator joined while nobody hosted and took the role back.
+    Reclaimed,
 }
 
 /// Why a meeting ended, as participants are told and the history records it.

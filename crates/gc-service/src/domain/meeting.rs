@@ -166,7 +166,14 @@ pub struct NewMeeting {
 pub struct Meeting {
     pub id: Uuid,
     pub org_id: Uuid,
-    pub host_id: Uuid,
+    /// The current host; `None` while nobody hosts (DESIGN §12: the host's seat ended and no
+    /// member of the org was left to take the role).
+    pub host_id: Option<Uuid>,
+    /// Who created the meeting; never changes. They take the host role back by joining while
+    /// nobody hosts.
+    pub creator_id: Uuid,
+    /// The number of the last change of host recorded (the room's `host_seq`).
+    pub host_seq: i64,
     pub code: MeetingCode,
     pub display_name: String,
     pub status: MeetingStatus,
@@ -179,6 +186,13 @@ pub struct Meeting {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl Meeting {
+    /// Whether `user_id` hosts the meeting now (as PostgreSQL last recorded it).
+    pub fn hosted_by(&self, user_id: Uuid) -> bool {
+        self.host_id == Some(user_id)
+    }
 }
 
 impl CreateMeeting {

@@ -60,6 +60,20 @@ pub struct RoomJoin {
     pub lobby_count: Option<u32>,
     /// The URL the caller's client opens its signaling WebSocket at, on the room's owner.
     pub signaling_url: String,
+    /// The role the room gave (it decides who hosts); `None` from an older controller.
+    pub role: Option<MeetingRole>,
+    /// The change of host the join made: the creator took the role back while nobody hosted.
+    pub host_change: Option<HostChange>,
+}
+
+/// A change of a room's host (DESIGN §12), as the room numbered it: GC hears of changes by
+/// several paths and records one only if its number is above the last it recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostChange {
+    /// The new host; `None` when nobody hosts now.
+    pub host: Option<Uuid>,
+    /// The room's number for the change.
+    pub seq: i64,
 }
 
 /// The room's answer to a leave.
@@ -73,6 +87,8 @@ pub struct RoomLeave {
     pub last_seat: i64,
     /// Nobody is seated any more.
     pub room_empty: bool,
+    /// The user hosted and others stayed: the role passed on.
+    pub host_change: Option<HostChange>,
 }
 
 /// The room's answer to admit-all: who got a seat (guests, with their seats), who still waits.

@@ -25,8 +25,9 @@ pub struct MeetingResponse {
     /// `scheduled` until the first seat is taken, `active` until it ends.
     #[schema(schema_with = meeting_status)]
     pub status: &'static str,
-    /// The user who created it.
-    pub host_id: Uuid,
+    /// The user who hosts it now: its creator, until the host hands it over or leaves (DESIGN
+    /// §12); null while nobody hosts.
+    pub host_id: Option<Uuid>,
     #[schema(minimum = 2)]
     pub max_participants: i32,
     pub settings: MeetingSettings,
@@ -117,7 +118,9 @@ mod tests {
         let meeting = Meeting {
             id: Uuid::now_v7(),
             org_id: Uuid::new_v4(),
-            host_id: Uuid::new_v4(),
+            host_id: Some(Uuid::new_v4()),
+            creator_id: Uuid::new_v4(),
+            host_seq: 0,
             code: MeetingCode::parse("Ab3dE5fG7hJ9").unwrap(),
             display_name: "Standup".into(),
             status: MeetingStatus::Scheduled,

@@ -818,7 +818,7 @@ pub async fn history(
         .items
         .into_iter()
         .map(|m| {
-            let for_host = m.host_id == caller.sub;
+            let for_host = m.hosted_by(caller.sub);
             MeetingResponse::ended(m, base_url.as_str(), for_host)
         })
         .collect();

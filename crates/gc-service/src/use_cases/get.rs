@@ -26,7 +26,7 @@ pub async fn get_meeting(
     let counts = live_counts(rooms, &meeting).await;
     Ok(MeetingView {
         // A guest's id is one AC made for them: never the host's.
-        for_host: !caller.is_guest() && meeting.host_id == caller.id(),
+        for_host: !caller.is_guest() && meeting.hosted_by(caller.id()),
         meeting,
         counts,
     })

@@ -78,6 +78,7 @@ pub async fn guest_join(
         id: guest_id,
         name: name.as_str().to_owned(),
         guest: true,
+        org_id: None,
     };
     let joined = join_visible(
         rooms,

@@ -25,6 +25,7 @@ use crate::db::controllers::Assignment;
 use crate::domain::events::{Actor, OwnedActor};
 use crate::domain::meeting::{Meeting, MeetingStart};
 pub use crate::domain::room::Admission;
+use crate::domain::events::HostChangeReason;
 use crate::domain::room::{RoomJoin, Seated};
 use crate::error::Error;
 use crate::use_cases::get::{Counts, MeetingView};
@@ -52,6 +53,8 @@ pub struct Joiner {
     pub id: Uuid,
     pub name: String,
     pub guest: bool,
+    /// A member's org (`None` for a guest): only members of the meeting's org may host it.
+    pub org_id: Option<Uuid>,
 }
 
 impl Joiner {
@@ -60,6 +63,10 @@ impl Joiner {
             id: caller.id(),
             name: caller.name().to_owned(),
             guest: caller.is_guest(),
+            org_id: match caller {
+                Participant::Member(claims) => Some(claims.org_id),
+                Participant::Guest(_) => None,
+            },
         }
     }
 }
@@ -101,9 +108,20 @@ where
     F: FnOnce(Rooms) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), Error>> + Send + 'static,
 {
-    let Joiner { id, name, guest } = joiner;
-    // A guest is never the host: their id is one AC made for them.
-    let role = if meeting.host_id == id && !guest {
+    let Joiner {
+        id,
+        name,
+        guest,
+        org_id,
+    } = joiner;
+    let member = !guest && org_id == Some(meeting.org_id);
+    // The role as PostgreSQL sees it, which the token states; the room decides (DESIGN §12:
+    // its host may have changed since PostgreSQL last heard, and the creator takes the role
+    // back by joining while nobody hosts). A guest is never the host: their id is one AC made
+    // for them.
+    let role = if !guest
+        && (meeting.hosted_by(id) || (meeting.host_id.is_none() && meeting.creator_id == id))
+    {
         MeetingRole::Host
     } else {
         MeetingRole::Guest
@@ -137,6 +155,7 @@ where
             role,
             name.clone(),
             guest.then_some(rooms.settings.max_guests_waiting),
+            member,
             OwnedActor::from(actor),
             on_waiting,
         ));
@@ -153,6 +172,7 @@ where
         }
     };
     let issued = issued?;
+    let role = joined.role.unwrap_or(role);
     tracing::info!(
         meeting_id = %meeting.id,
         user_id = %caller_id,
@@ -218,6 +238,7 @@ async fn seat<F, Fut>(
     role: MeetingRole,
     name: String,
     guest_cap: Option<u32>,
+    member: bool,
     actor: OwnedActor,
     on_waiting: F,
 ) -> Result<Seating, Error>
@@ -234,8 +255,10 @@ where
             role,
             &name,
             guest_cap,
+            member,
         )
         .await?;
+    let role = joined.role.unwrap_or(role);
     if joined.seat.is_none() {
         restore_lost_seat(&rooms, &meeting, user_id, &mut joined, &actor).await?;
     }
@@ -270,6 +293,17 @@ where
             seat,
         };
         started = record_admissions(&rooms, &meeting, vec![seated], actor.as_actor()).await?;
+    }
+    if let Some(change) = joined.host_change {
+        // The creator took the role back while nobody hosted.
+        crate::db::hosts::record_change(
+            &rooms.pool,
+            &meeting,
+            change,
+            HostChangeReason::Reclaimed,
+            actor.as_actor(),
+        )
+        .await?;
     }
     Ok(Seating { joined, started })
 }

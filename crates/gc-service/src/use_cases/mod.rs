@@ -141,7 +141,7 @@ pub async fn hosted_meeting_located(
 
 /// Refuses (403) a caller who is not the meeting's host.
 pub fn require_host(meeting: &Meeting, caller: &UserClaims) -> Result<(), Error> {
-    if meeting.host_id == caller.sub {
+    if meeting.hosted_by(caller.sub) {
         Ok(())
     } else {
         Err(Error::NotHost)

@@ -36,7 +36,7 @@ pub async fn remove(
 ) -> Result<Uuid, Error> {
     let (meeting, assignment, user_id) =
         hosted_meeting_located(rooms, caller, code, user_id).await?;
-    if user_id == meeting.host_id {
+    if meeting.hosted_by(user_id) {
         return Err(Error::Api(ApiError::new(
             ErrorCode::Conflict,
             "the host cannot be removed; hand the meeting over first",

@@ -148,6 +148,7 @@ async fn reports_close_visits_start_the_empty_clock_and_come_only_from_the_owner
             member_seat
         },
         last_seat: member_seat,
+        host_change: None,
     };
 
     // Another controller cannot report on this room, nor on a room that does not exist.

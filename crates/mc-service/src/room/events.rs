@@ -30,6 +30,19 @@ pub struct Audience {
     pub subject: bool,
 }
 
+/// One person waiting in the lobby, as the host sees them (`welcome`'s `lobby`,
+/// `host.granted`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LobbyEntryView {
+    pub user_id: String,
+    pub display_name: String,
+    /// Since when (RFC 3339, UTC, milliseconds).
+    pub waiting_since: String,
+    /// Present (true) only for a person without an account (DESIGN §12).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub guest: bool,
+}
+
 /// A change of a room, as the room scripts publish it and clients receive it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
@@ -73,7 +86,23 @@ pub enum RoomMessage {
         )]
         #[schemars(with = "Option<HardwareReady>")]
         hardware_ready: Option<Option<HardwareReady>>,
+        /// The user's new role: the host handed the meeting over, or the role passed on when
+        /// the host's seat ended (DESIGN §12).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Role")]
+        role: Option<Role>,
     },
+    /// To the user: they host the meeting now (a hand-over or a succession, DESIGN §12), with
+    /// the lobby as it is, oldest first; host-only events follow.
+    #[serde(rename = "host.granted")]
+    #[schemars(title = "HostGranted")]
+    HostGranted { lobby: Vec<LobbyEntryView> },
+    /// To the lobby: nobody hosts the meeting, so nobody can let anyone in; the meeting's
+    /// creator takes the role back by joining, else the meeting ends when it has been empty
+    /// long enough.
+    #[serde(rename = "lobby.no_host")]
+    #[schemars(title = "LobbyNoHost")]
+    LobbyNoHost,
     /// To the host: `user_id` is waiting in the lobby.
     #[serde(rename = "lobby.joined")]
     #[schemars(title = "LobbyJoined")]
@@ -129,6 +158,8 @@ impl RoomMessage {
             RoomMessage::ParticipantJoined { .. } => "participant.joined",
             RoomMessage::ParticipantLeft { .. } => "participant.left",
             RoomMessage::ParticipantUpdated { .. } => "participant.updated",
+            RoomMessage::HostGranted { .. } => "host.granted",
+            RoomMessage::LobbyNoHost => "lobby.no_host",
             RoomMessage::LobbyJoined { .. } => "lobby.joined",
             RoomMessage::LobbyLeft { .. } => "lobby.left",
             RoomMessage::Admitted => "admitted",

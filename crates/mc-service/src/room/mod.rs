@@ -34,8 +34,9 @@ pub use model::{
     ParticipantStatus, ParticipantUpdate, Role, RoomMeta, RoomState,
 };
 pub use outcome::{
-    Admission, AdmitAllOutcome, AdmitOutcome, AssignOutcome, EndOutcome, JoinOutcome, LeaveOutcome,
-    Presence, RejectOutcome, SettingsOutcome, SpeakerOutcome,
+    Admission, AdmitAllOutcome, AdmitOutcome, AssignOutcome, EndOutcome, HostChange, JoinOutcome,
+    LeaveOutcome, Presence, RejectOutcome, RemoveOutcome, SettingsOutcome, SpeakerOutcome,
+    TransferOutcome,
 };
 pub use store::{
     DEFAULT_TTL, MAX_DISPLAY_NAME_BYTES, MAX_ID_BYTES, MAX_LANGUAGE_BYTES, MAX_REASON_BYTES,

@@ -33,7 +33,15 @@ impl OwnedRoom {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomMeta {
     pub meeting_id: String,
+    /// The host GC has recorded; empty while nobody hosts (DESIGN §12). Only a new room takes
+    /// it: a room that exists already knows its host.
     pub host_id: String,
+    /// The meeting's creator, who takes the host role back when they join while nobody hosts;
+    /// empty: the host.
+    pub creator_id: String,
+    /// The number of GC's last recorded change of host, which a new room numbers its changes
+    /// above (0: none).
+    pub host_seq: u64,
     pub max_participants: u32,
     pub settings: MeetingSettings,
     /// The version of `settings` and `max_participants` in GC's database; 0 when unknown (the
@@ -105,6 +113,9 @@ pub struct Participant {
     /// A person without an account (DESIGN §12).
     #[serde(default)]
     pub guest: bool,
+    /// A member of the meeting's org, who may be made the host (never shown to clients).
+    #[serde(default)]
+    pub member: bool,
 }
 
 /// One person in the lobby, as stored in `room:{code}:lobby_details`.
@@ -124,7 +135,12 @@ pub struct LobbyEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomState {
     pub meeting_id: String,
+    /// The room's host; empty while nobody hosts.
     pub host_id: String,
+    /// The meeting's creator (the host, for a room assigned before creators were stored).
+    pub creator_id: String,
+    /// The number of the room's last change of host (0: none).
+    pub host_seq: u64,
     pub owner: String,
     pub fencing_token: FencingToken,
     pub max_participants: u32,

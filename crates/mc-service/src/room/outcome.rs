@@ -2,7 +2,7 @@
 //! (`RoomError`) since they end every operation the same way; what remains here is what the
 //! caller acts on.
 
-use super::model::{FencingToken, Participant};
+use super::model::{FencingToken, Participant, Role};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AssignOutcome {
@@ -21,7 +21,7 @@ pub enum AssignOutcome {
 
 /// What a join did. `already_present`: the user was seated or waiting before, and nothing
 /// changed (so no event should be sent).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinOutcome {
     pub admission: Admission,
     pub participant_count: u32,
@@ -31,6 +31,44 @@ pub struct JoinOutcome {
     /// Users waiting in the lobby after the join, counted in the same atomic step as
     /// `participant_count`.
     pub lobby_count: u32,
+    /// The role the room gave (it decides who hosts, whatever the caller saw).
+    pub role: Role,
+    /// The change of host this join made: the meeting's creator took the role back while
+    /// nobody hosted.
+    pub host_change: Option<HostChange>,
+}
+
+/// A change of the room's host (DESIGN §12), numbered so that GC, which hears of changes by
+/// several paths, records the newest last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostChange {
+    /// The new host; `None` when nobody hosts now.
+    pub host: Option<String>,
+    /// The room's number for the change (`host_seq`), increasing.
+    pub seq: u64,
+}
+
+/// What a hand-over did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// `to` hosts now (or hosted already: `seq` is then the last change's number).
+    Transferred { seq: u64 },
+    /// The room's host is not the one the caller saw (`None`: nobody hosts).
+    NotHost { host: Option<String> },
+    /// `to` holds no seat.
+    NotSeated,
+    /// `to` is a guest or not a member of the meeting's org.
+    NotMember,
+}
+
+/// What a removal did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    /// As a leave (NotPresent: they were neither seated nor waiting, and are remembered all
+    /// the same).
+    Removed(LeaveOutcome),
+    /// The user is the room's host: nothing changed.
+    IsHost,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +143,8 @@ pub enum LeaveOutcome {
         /// The seat that ended (for `Presence::Participant`), as it was stored.
         seat: Option<Box<Participant>>,
         last_seat: u64,
+        /// The host's seat ended while others stayed: the role passed on.
+        host_change: Option<HostChange>,
     },
     NotPresent {
         participant_count: u32,

@@ -57,6 +57,11 @@ pub(crate) fn decode_state(mut reply: Reply) -> Result<RoomState, RoomError> {
     Ok(RoomState {
         meeting_id: field(&meta, "meeting_id")?,
         host_id: field(&meta, "host_id")?,
+        creator_id: match meta.get("creator_id".as_bytes()) {
+            Some(_) => field(&meta, "creator_id")?,
+            None => field(&meta, "host_id")?,
+        },
+        host_seq: optional_number(&meta, "host_seq")?,
         owner: field(&meta, "owner")?,
         fencing_token: FencingToken(number(&meta, "fencing_token")?),
         max_participants: number(&meta, "max_participants")?,

@@ -21,8 +21,9 @@ use super::model::{
     RoomState, format_timestamp,
 };
 use super::outcome::{
-    Admission, AdmitAllOutcome, AdmitOutcome, AssignOutcome, EndOutcome, JoinOutcome, LeaveOutcome,
-    Presence, RejectOutcome, SettingsOutcome, SpeakerOutcome,
+    Admission, AdmitAllOutcome, AdmitOutcome, AssignOutcome, EndOutcome, HostChange, JoinOutcome,
+    LeaveOutcome, Presence, RejectOutcome, RemoveOutcome, SettingsOutcome, SpeakerOutcome,
+    TransferOutcome,
 };
 use super::records::{self, decode_participant};
 use super::reply::{Reply, unexpected};
@@ -116,7 +117,15 @@ impl RoomStore {
     ) -> Result<AssignOutcome, RoomError> {
         check_id(owner, "owner id must be 1 to 128 bytes")?;
         check_id(&meta.meeting_id, "meeting id must be 1 to 128 bytes")?;
-        check_id(&meta.host_id, "host id must be 1 to 128 bytes")?;
+        if !meta.host_id.is_empty() {
+            check_id(&meta.host_id, "host id must be 1 to 128 bytes")?;
+        }
+        if !meta.creator_id.is_empty() {
+            check_id(&meta.creator_id, "creator id must be 1 to 128 bytes")?;
+        }
+        if meta.host_id.is_empty() && meta.creator_id.is_empty() {
+            return Err(RoomError::InvalidInput("a room needs a host or a creator"));
+        }
         check_capacity(meta.max_participants)?;
         let settings = encode_settings(&meta.settings)?;
         let mut call = self.call(&self.scripts.assign, code, Some(token));
@@ -127,7 +136,10 @@ impl RoomStore {
             .arg(settings);
         if meta.settings_version > 0 {
             call.arg(meta.settings_version.to_string());
+        } else {
+            call.arg("");
         }
+        call.arg(&meta.creator_id).arg(meta.host_seq.to_string());
         let mut reply = self.run_guarded("assign", &call).await?;
         match reply.outcome() {
             "created" => Ok(AssignOutcome::Created),
@@ -152,8 +164,14 @@ impl RoomStore {
     /// stays as they are. The outcome counts the seats and the lobby as the join left them.
     ///
     /// `guest`: a person without an account (DESIGN §12), who always waits, unless the lobby
-    /// already holds this many guests (LobbyFull).
+    /// already holds this many guests (LobbyFull). `member`: a member of the meeting's org,
+    /// who may be made the host.
+    ///
+    /// `role` is what the caller saw; the room decides: the user its host names is seated as
+    /// the host, anyone else as a guest, and the meeting's creator takes the role back while
+    /// nobody hosts ([`JoinOutcome::host_change`]).
     #[instrument(name = "mc.room.join", skip_all, fields(meeting_code = %room.code))]
+    #[allow(clippy::too_many_arguments)]
     pub async fn join(
         &self,
         room: &OwnedRoom,
@@ -161,6 +179,7 @@ impl RoomStore {
         display_name: &str,
         role: Role,
         guest: Option<MaxGuestsWaiting>,
+        member: bool,
         now: DateTime<Utc>,
     ) -> Result<JoinOutcome, RoomError> {
         check_id(user_id, "user id must be 1 to 128 bytes")?;
@@ -170,9 +189,11 @@ impl RoomStore {
             .arg(display_name)
             .arg(role.as_str())
             .arg(format_timestamp(now));
-        if let Some(MaxGuestsWaiting(max)) = guest {
-            call.arg(max);
-        }
+        match guest {
+            Some(MaxGuestsWaiting(max)) => call.arg(max),
+            None => call.arg(""),
+        };
+        call.arg(if member { "1" } else { "0" });
         let mut reply = self.run_guarded("join", &call).await?;
         let admission = match reply.outcome() {
             "admitted" => Admission::Admitted,
@@ -188,7 +209,48 @@ impl RoomStore {
             already_present: reply.next_flag()?,
             seat: reply.next::<Option<u64>>()?.unwrap_or(0),
             lobby_count: reply.next()?,
+            role: match reply.next::<String>()?.as_str() {
+                "host" => Role::Host,
+                "guest" => Role::Guest,
+                other => return Err(unexpected("role", &other)),
+            },
+            host_change: match reply.next::<Option<u64>>()?.unwrap_or(0) {
+                0 => None,
+                seq => Some(HostChange {
+                    host: Some(user_id.to_owned()),
+                    seq,
+                }),
+            },
         })
+    }
+
+    /// Hands the host role from `from` (the host the caller saw) to `to`, a seated member of
+    /// the meeting's org (DESIGN §12), in one step: a compare-and-set on the room's host, so
+    /// two hand-overs, or a hand-over and the host's leave, never leave two hosts.
+    #[instrument(name = "mc.room.transfer_host", skip_all, fields(meeting_code = %room.code))]
+    pub async fn transfer_host(
+        &self,
+        room: &OwnedRoom,
+        from: &str,
+        to: &str,
+    ) -> Result<TransferOutcome, RoomError> {
+        check_id(from, "user id must be 1 to 128 bytes")?;
+        check_id(to, "user id must be 1 to 128 bytes")?;
+        let mut call = self.call(&self.scripts.transfer_host, &room.code, Some(room.token));
+        call.arg(from).arg(to);
+        let mut reply = self.run_guarded("transfer_host", &call).await?;
+        match reply.outcome() {
+            "transferred" => Ok(TransferOutcome::Transferred { seq: reply.next()? }),
+            "not_host" => {
+                let host: String = reply.next()?;
+                Ok(TransferOutcome::NotHost {
+                    host: (!host.is_empty()).then_some(host),
+                })
+            }
+            "not_seated" => Ok(TransferOutcome::NotSeated),
+            "not_member" => Ok(TransferOutcome::NotMember),
+            _ => Err(reply.unknown()),
+        }
     }
 
     /// Moves a waiting user to a guest seat if one is free.
@@ -285,13 +347,16 @@ impl RoomStore {
         room: &OwnedRoom,
         user_id: &str,
         reason: &str,
-    ) -> Result<LeaveOutcome, RoomError> {
+    ) -> Result<RemoveOutcome, RoomError> {
         check_id(user_id, "user id must be 1 to 128 bytes")?;
         check_reason(reason)?;
         let mut call = self.call(&self.scripts.remove, &room.code, Some(room.token));
         call.arg(user_id).arg(reason);
         let reply = self.run_guarded("remove", &call).await?;
-        leave_outcome(reply, user_id)
+        if reply.outcome() == "is_host" {
+            return Ok(RemoveOutcome::IsHost);
+        }
+        leave_outcome(reply, user_id).map(RemoveOutcome::Removed)
     }
 
     #[instrument(name = "mc.room.leave", skip_all, fields(meeting_code = %room.code))]
@@ -582,12 +647,23 @@ fn leave_outcome(mut reply: Reply, user_id: &str) -> Result<LeaveOutcome, RoomEr
                 Some(json) => Some(Box::new(decode_participant(user_id, &json)?)),
                 None => None,
             };
+            let host_change = match reply.next::<Option<u64>>()?.unwrap_or(0) {
+                0 => None,
+                seq => {
+                    let host: String = reply.next()?;
+                    Some(HostChange {
+                        host: (!host.is_empty()).then_some(host),
+                        seq,
+                    })
+                }
+            };
             Ok(LeaveOutcome::Left {
                 was,
                 remaining_participants,
                 cleared_active_speaker,
                 seat,
                 last_seat,
+                host_change,
             })
         }
         "not_present" => Ok(LeaveOutcome::NotPresent {

@@ -20,7 +20,7 @@ use super::messages::ServerMessage;
 use super::protocol::close;
 use crate::room::events::{RoomEvent, RoomMessage};
 use crate::room::subscriber::{Feed, Subscriber, Subscription};
-use crate::room::{OwnedRoom, ParticipantUpdate, RoomError, RoomStore, SpeakerOutcome};
+use crate::room::{OwnedRoom, ParticipantUpdate, Role, RoomError, RoomStore, SpeakerOutcome};
 use crate::speaker::{ActiveSpeakerDetector, SpeakerSettings};
 
 /// What a socket's writer task is given to send.
@@ -49,7 +49,9 @@ pub struct SocketShared {
     /// The connection id stored in the participant record (`connection`).
     pub connection: String,
     pub user_id: String,
-    pub is_host: bool,
+    /// Whether the user may host the room, as of which room event: host-only events are
+    /// queued for a socket that may (the writer then decides exactly, in event order).
+    host: Mutex<HostHint>,
     /// Seated (else waiting), as the writer last decided.
     pub seated: AtomicBool,
     /// `hardware` and `set_language` received while waiting, stored when the user is seated.
@@ -59,7 +61,36 @@ pub struct SocketShared {
     closed: CancellationToken,
 }
 
+/// What the hub knows of a socket's user hosting: `may_host` as of the room event `as_of`
+/// (0: not known yet, so host-only events are queued for the writer to sort out).
+#[derive(Clone, Copy, Debug)]
+struct HostHint {
+    may_host: bool,
+    as_of: u64,
+}
+
 impl SocketShared {
+    /// Whether host-only events should be queued for this socket.
+    pub fn may_host(&self) -> bool {
+        self.host
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .may_host
+    }
+
+    /// Records that the user hosts (or not) as of room event `seq`; an older word than the
+    /// one held changes nothing, so a snapshot read before a change of host and applied
+    /// after it cannot undo it.
+    pub fn note_host(&self, hosts: bool, seq: u64) {
+        let mut hint = self.host.lock().unwrap_or_else(PoisonError::into_inner);
+        if seq >= hint.as_of {
+            *hint = HostHint {
+                may_host: hosts,
+                as_of: seq,
+            };
+        }
+    }
+
     /// Asks the socket to close; the first order wins.
     pub fn order_close(&self, order: CloseOrder) {
         let mut slot = self.close.lock().unwrap_or_else(PoisonError::into_inner);
@@ -114,6 +145,18 @@ pub struct LocalRoom {
 }
 
 impl LocalRoom {
+    fn note_host(&self, user_id: &str, hosts: bool, seq: u64) {
+        let socket = self
+            .sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(user_id)
+            .cloned();
+        if let Some(socket) = socket {
+            socket.note_host(hosts, seq);
+        }
+    }
+
     fn sockets(&self) -> Vec<Arc<SocketShared>> {
         self.sockets
             .lock()
@@ -168,14 +211,16 @@ impl Hub {
         &self,
         code: &MeetingCode,
         user_id: &str,
-        is_host: bool,
     ) -> Result<Registration, RoomError> {
         let (queue_tx, queue) = mpsc::channel(self.queue_capacity);
         let shared = Arc::new(SocketShared {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             connection: uuid::Uuid::new_v4().to_string(),
             user_id: user_id.to_owned(),
-            is_host,
+            host: Mutex::new(HostHint {
+                may_host: true,
+                as_of: 0,
+            }),
             seated: AtomicBool::new(false),
             pending: Mutex::new(ParticipantUpdate::default()),
             queue: queue_tx,
@@ -274,11 +319,21 @@ impl Hub {
         else {
             return;
         };
-        if let RoomMessage::ParticipantLeft { user_id, .. } = &event.message {
-            room.detector
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(user_id.as_str());
+        match &event.message {
+            RoomMessage::ParticipantLeft { user_id, .. } => {
+                room.detector
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(user_id.as_str());
+            }
+            // A change of host routes the host-only events that follow it (DESIGN §12).
+            RoomMessage::ParticipantUpdated {
+                user_id,
+                role: Some(role),
+                ..
+            } => room.note_host(user_id, *role == Role::Host, event.seq),
+            RoomMessage::HostGranted { .. } => room.note_host(&event.subject, true, event.seq),
+            _ => {}
         }
         metrics::counter!("mc_room_events_received_total", "type" => event.message.type_name())
             .increment(1);
@@ -287,7 +342,7 @@ impl Hub {
         for socket in room.sockets() {
             let concerned = audience.seated
                 || audience.waiting
-                || (audience.host && socket.is_host)
+                || (audience.host && socket.may_host())
                 || (audience.subject && socket.user_id == event.subject);
             if concerned {
                 socket.enqueue(Outbound::Event(Arc::clone(&event)));
@@ -405,7 +460,10 @@ mod tests {
             id: 1,
             connection: "c".into(),
             user_id: user.into(),
-            is_host: false,
+            host: Mutex::new(HostHint {
+                may_host: false,
+                as_of: 0,
+            }),
             seated: AtomicBool::new(true),
             pending: Mutex::new(ParticipantUpdate::default()),
             queue: tx,

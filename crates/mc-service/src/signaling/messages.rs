@@ -108,17 +108,7 @@ pub struct ParticipantView {
     pub guest: bool,
 }
 
-/// One person waiting in the lobby.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct LobbyEntryView {
-    pub user_id: String,
-    pub display_name: String,
-    /// Since when (RFC 3339, UTC, milliseconds).
-    pub waiting_since: String,
-    /// Present (true) only for a person without an account (DESIGN §12).
-    #[serde(default, skip_serializing_if = "crate::room::events::is_false")]
-    pub guest: bool,
-}
+pub use crate::room::events::LobbyEntryView;
 
 impl From<&Participant> for ParticipantView {
     fn from(p: &Participant) -> Self {
@@ -260,6 +250,7 @@ pub(crate) mod tests {
             role,
             joined_at: at(1_000),
             guest: false,
+            member: true,
             from_lobby: false,
             connection: None,
             seat: 1,
@@ -270,6 +261,8 @@ pub(crate) mod tests {
         RoomState {
             meeting_id: "m".into(),
             host_id: "h".into(),
+            creator_id: "h".into(),
+            host_seq: 0,
             owner: "mc-1".into(),
             fencing_token: crate::room::FencingToken(1),
             max_participants: 5,
@@ -321,12 +314,31 @@ pub(crate) mod tests {
                     audio_ready: true,
                     video_ready: false,
                 })),
+                role: None,
             },
+            RoomMessage::ParticipantUpdated {
+                user_id: "g".into(),
+                status: None,
+                language: None,
+                hardware_ready: None,
+                role: Some(Role::Host),
+            },
+            RoomMessage::HostGranted {
+                lobby: vec![LobbyEntryView {
+                    user_id: "w".into(),
+                    display_name: "Wanda".into(),
+                    waiting_since: "2026-12-06T10:00:00.000Z".into(),
+                    guest: true,
+                }],
+            },
+            RoomMessage::HostGranted { lobby: vec![] },
+            RoomMessage::LobbyNoHost,
             RoomMessage::ParticipantUpdated {
                 user_id: "g".into(),
                 status: None,
                 language: Some(None),
                 hardware_ready: None,
+                role: None,
             },
             RoomMessage::LobbyJoined {
                 user_id: "w".into(),

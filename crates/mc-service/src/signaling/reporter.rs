@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::registration::GcClient;
-use crate::room::{Participant, Role};
+use crate::room::{HostChange, Participant, Role};
 
 /// Reports waiting at most.
 pub const REPORT_QUEUE: usize = 4096;
@@ -40,6 +40,8 @@ pub enum Report {
         seat: u64,
         /// The room's last seat number when it ended.
         last_seat: u64,
+        /// The user hosted and others stayed: the role passed on (DESIGN §12).
+        host_change: Option<HostChange>,
     },
     MeetingEmpty {
         code: MeetingCode,
@@ -56,6 +58,7 @@ impl Report {
         reason: &'static str,
         seat: Option<&Participant>,
         last_seat: u64,
+        host_change: Option<HostChange>,
     ) -> Self {
         Report::ParticipantLeft {
             code: code.clone(),
@@ -66,6 +69,7 @@ impl Report {
             role: seat.map(|p| p.role),
             seat: seat.map_or(0, |p| p.seat),
             last_seat,
+            host_change,
         }
     }
 
@@ -168,6 +172,7 @@ async fn call(
             role,
             seat,
             last_seat,
+            host_change,
         } => {
             let role = role.map_or(ParticipantRole::Unspecified, crate::grpc::proto_role);
             gc.participant_left(ParticipantLeftRequest {
@@ -180,6 +185,7 @@ async fn call(
                 role: role as i32,
                 seat: *seat,
                 last_seat: *last_seat,
+                host_change: host_change.as_ref().map(crate::grpc::proto_host_change),
             })
             .await?;
         }
@@ -229,6 +235,7 @@ mod tests {
             role: seat.map(|(role, _)| role),
             seat: seat.map_or(0, |(_, number)| number),
             last_seat: 9,
+            host_change: None,
         }
     }
 
@@ -270,6 +277,7 @@ mod tests {
                 } as i32,
                 seat: *seat,
                 last_seat: 9,
+                host_change: None,
             }),
             Report::MeetingEmpty { .. } => Call::MeetingEmpty(MeetingEmptyRequest {
                 controller_id: "test-mc".into(),

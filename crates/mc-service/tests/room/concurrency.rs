@@ -40,7 +40,15 @@ async fn forty_joins_into_ten_seats_admit_exactly_ten(h: Harness) {
 
     let outcomes = race(&h, &room.owned, 40, |store, owned, i| async move {
         store
-            .join(&owned, &user(i + 1), "Guest", Role::Guest, None, now())
+            .join(
+                &owned,
+                &user(i + 1),
+                "Guest",
+                Role::Guest,
+                None,
+                true,
+                now(),
+            )
             .await
             .unwrap()
     })
@@ -74,7 +82,8 @@ async fn twenty_admits_into_five_free_seats_admit_exactly_five(h: Harness) {
     let room = h.room(10, true).await;
     room.join_as(&user(0), Role::Host).await;
     for n in 1..=4 {
-        room.join_as(&user(n), Role::Host).await;
+        room.join_as(&user(n), Role::Guest).await;
+        room.admit(&user(n)).await.unwrap();
     }
     for n in 100..120 {
         room.join_as(&user(n), Role::Guest).await;
@@ -109,13 +118,21 @@ async fn twenty_admits_into_five_free_seats_admit_exactly_five(h: Harness) {
     assert!(admitted.is_subset(&seated));
 }
 
-async fn two_hosts_racing_for_the_last_seat_get_one_seat(h: Harness) {
-    let room = h.room(2, true).await;
-    room.join_as(&user(1), Role::Host).await; // one seat left
+async fn two_joins_racing_for_the_last_seat_get_one_seat(h: Harness) {
+    let room = h.room(2, false).await;
+    room.join_as(&user(1), Role::Guest).await; // one seat left
 
     let outcomes = race(&h, &room.owned, 2, |store, owned, i| async move {
         store
-            .join(&owned, &user(10 + i), "Host", Role::Host, None, now())
+            .join(
+                &owned,
+                &user(10 + i),
+                "Someone",
+                Role::Guest,
+                None,
+                true,
+                now(),
+            )
             .await
             .unwrap()
     })
@@ -131,12 +148,20 @@ async fn two_hosts_racing_for_the_last_seat_get_one_seat(h: Harness) {
     assert_eq!(room.state().await.participant_count(), 2);
 }
 
-async fn three_hosts_racing_into_an_empty_room_of_two_get_two_seats(h: Harness) {
-    let room = h.room(2, true).await;
+async fn three_joins_racing_into_an_empty_room_of_two_get_two_seats(h: Harness) {
+    let room = h.room(2, false).await;
 
     let outcomes = race(&h, &room.owned, 3, |store, owned, i| async move {
         store
-            .join(&owned, &user(10 + i), "Host", Role::Host, None, now())
+            .join(
+                &owned,
+                &user(10 + i),
+                "Someone",
+                Role::Guest,
+                None,
+                true,
+                now(),
+            )
             .await
             .unwrap()
     })
@@ -160,7 +185,7 @@ async fn one_host_joining_twice_at_once_takes_one_seat(h: Harness) {
 
     let outcomes = race(&h, &room.owned, 8, |store, owned, _| async move {
         store
-            .join(&owned, &user(0), "Host", Role::Host, None, now())
+            .join(&owned, &user(0), "Host", Role::Host, None, true, now())
             .await
             .unwrap()
     })
@@ -258,7 +283,15 @@ async fn admit_all_racing_joins_and_leaves_never_overfills(h: Harness) {
             }
             _ => {
                 let out = store
-                    .join(&owned, &user(100 + i), "Guest", Role::Guest, None, now())
+                    .join(
+                        &owned,
+                        &user(100 + i),
+                        "Guest",
+                        Role::Guest,
+                        None,
+                        true,
+                        now(),
+                    )
                     .await
                     .unwrap();
                 out.participant_count
@@ -293,7 +326,15 @@ async fn turning_the_waiting_room_off_during_joins_never_overfills(h: Harness) {
             format!("settings {}", out.moves.participant_count)
         } else {
             let out = store
-                .join(&owned, &user(100 + i), "Guest", Role::Guest, None, now())
+                .join(
+                    &owned,
+                    &user(100 + i),
+                    "Guest",
+                    Role::Guest,
+                    None,
+                    true,
+                    now(),
+                )
                 .await
                 .unwrap();
             format!("{:?}", out.admission)
@@ -314,8 +355,8 @@ async fn turning_the_waiting_room_off_during_joins_never_overfills(h: Harness) {
 on_both_backends!(
     forty_joins_into_ten_seats_admit_exactly_ten,
     twenty_admits_into_five_free_seats_admit_exactly_five,
-    two_hosts_racing_for_the_last_seat_get_one_seat,
-    three_hosts_racing_into_an_empty_room_of_two_get_two_seats,
+    two_joins_racing_for_the_last_seat_get_one_seat,
+    three_joins_racing_into_an_empty_room_of_two_get_two_seats,
     one_host_joining_twice_at_once_takes_one_seat,
     admit_reject_and_leave_racing_on_the_same_users_stay_consistent,
     admit_all_racing_joins_and_leaves_never_overfills,

@@ -11,7 +11,7 @@ use deadpool_redis::redis;
 use futures::StreamExt;
 use mc_service::room::HardwareReady;
 use mc_service::room::events::{Audience, RoomEvent, RoomMessage};
-use mc_service::room::{LeaveOutcome, ParticipantStatus, ParticipantUpdate, Role};
+use mc_service::room::{LeaveOutcome, ParticipantStatus, ParticipantUpdate, Role, TransferOutcome};
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
@@ -20,7 +20,10 @@ use crate::support::{Harness, Room, user};
 /// Every `publish` call of the room scripts: the script, the audience letters and the event's
 /// `type`. A publish site added to a script without a line here fails
 /// `every_publish_site_of_the_scripts_is_listed`; one the scenario does not run fails it.
-const PUBLISH_SITES: [(&str, &str, &str); 18] = [
+const PUBLISH_SITES: [(&str, &str, &str); 21] = [
+    ("prelude.lua", "r", "participant.updated"),
+    ("prelude.lua", "l", "lobby.no_host"),
+    ("join.lua", "s", "lobby.no_host"),
     ("prelude.lua", "r", "participant.joined"),
     ("prelude.lua", "s", "admitted"),
     ("prelude.lua", "h", "lobby.left"),
@@ -373,6 +376,45 @@ async fn every_change_publishes_its_events_in_order(h: Harness) {
         ]
     );
 
+    // The host hands the meeting over to Bob: both seats change role, and Bob gets the lobby.
+    let handed = h
+        .store
+        .transfer_host(&room.owned, &host, &bob)
+        .await
+        .unwrap();
+    assert!(matches!(handed, TransferOutcome::Transferred { .. }));
+    assert_eq!(
+        events.take(3, &mut seq).await,
+        vec![
+            e(
+                "r",
+                &host,
+                json!({"type": "participant.updated", "user_id": host, "role": "guest"})
+            ),
+            e(
+                "r",
+                &bob,
+                json!({"type": "participant.updated", "user_id": bob, "role": "host"})
+            ),
+            e("s", &bob, json!({"type": "host.granted", "lobby": []})),
+        ]
+    );
+    // Bob leaves: the role passes back to the member seated longest.
+    room.leave(&bob).await.unwrap();
+    let passed = events.take(3, &mut seq).await;
+    assert_eq!(passed[0].2["type"], "participant.left");
+    assert_eq!(
+        &passed[1..],
+        &[
+            e(
+                "r",
+                &host,
+                json!({"type": "participant.updated", "user_id": host, "role": "host"})
+            ),
+            e("s", &host, json!({"type": "host.granted", "lobby": []})),
+        ]
+    );
+
     // The snapshot's number is the last event's.
     assert_eq!(room.state().await.seq, seq);
     room.end().await.unwrap();
@@ -384,6 +426,43 @@ async fn every_change_publishes_its_events_in_order(h: Harness) {
             json!({"type": "meeting.ended", "reason": "ended_by_host"})
         )]
     );
+
+    // A room whose host leaves only a guest seated has no host: the lobby hears so, and so
+    // does whoever comes to wait; a new host is given the lobby with its guests marked.
+    let other = h.room(5, true).await;
+    let mut more = Listener::new(&h, &other).await;
+    let mut other_seq = other.state().await.seq;
+    other.join_as(&host, Role::Host).await;
+    other.join_guest(&gus, "Gus", 10).await.unwrap();
+    other.admit(&gus).await.unwrap();
+    other.join_guest(&user(6), "Gil", 10).await.unwrap();
+    more.take(6, &mut other_seq).await;
+    other.leave(&host).await.unwrap();
+    let gone = more.take(2, &mut other_seq).await;
+    assert_eq!(gone[1], e("l", "", json!({"type": "lobby.no_host"})));
+    other.join_as(&ann, Role::Guest).await;
+    let waits = more.take(2, &mut other_seq).await;
+    assert_eq!(waits[1], e("s", &ann, json!({"type": "lobby.no_host"})));
+    other.join_as(&host, Role::Guest).await;
+    let back = more.take(1, &mut other_seq).await;
+    assert_eq!(back[0].2["role"], "host", "the creator is back as the host");
+    other.join_as(&user(7), Role::Guest).await;
+    other.admit(&user(7)).await.unwrap();
+    more.take(4, &mut other_seq).await;
+    h.store
+        .transfer_host(&other.owned, &host, &user(7))
+        .await
+        .unwrap();
+    let granted = more.take(3, &mut other_seq).await;
+    assert_eq!(granted[2].0, "s");
+    assert_eq!(granted[2].2["type"], "host.granted");
+    let lobby = granted[2].2["lobby"].as_array().unwrap();
+    assert_eq!(lobby.len(), 2, "{lobby:?}");
+    assert_eq!(lobby[0]["user_id"], user(6));
+    assert_eq!(lobby[0]["guest"], true);
+    assert_eq!(lobby[1]["user_id"], ann);
+    assert!(lobby[1].get("guest").is_none());
+    events.seen.extend(more.seen.drain(..));
 
     // Every publish site of the scripts ran, and read as its typed message.
     for (script, audience, kind) in PUBLISH_SITES {

@@ -63,7 +63,15 @@ async fn a_hung_redis_fails_room_commands_at_their_deadline_and_they_work_again_
     proxy.set(Fault::Stall);
     let started = Instant::now();
     let joined = shared
-        .join(&room.owned, &user(1), "Grace", Role::Guest, None, now())
+        .join(
+            &room.owned,
+            &user(1),
+            "Grace",
+            Role::Guest,
+            None,
+            true,
+            now(),
+        )
         .await;
     assert!(unavailable(&joined), "{joined:?}");
     let read = h.store.state(room.code()).await;

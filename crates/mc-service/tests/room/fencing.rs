@@ -209,6 +209,7 @@ async fn tokens_beyond_two_to_the_53_stay_distinct(h: Harness) {
             "x",
             Role::Guest,
             None,
+            true,
             crate::support::now(),
         )
         .await;

@@ -94,6 +94,7 @@ async fn leave_from_the_lobby_removes_the_details_too(h: Harness) {
             cleared_active_speaker: false,
             seat: None,
             last_seat: 0,
+            host_change: None,
         }
     );
     assert!(room.state().await.lobby.is_empty());
@@ -106,7 +107,7 @@ async fn wait_in_lobby(room: &crate::support::Room<'_>, users: &[(usize, i64)]) 
         let at = base + Duration::milliseconds(*offset_ms);
         room.h
             .store
-            .join(&room.owned, &user(*n), "Guest", Role::Guest, None, at)
+            .join(&room.owned, &user(*n), "Guest", Role::Guest, None, true, at)
             .await
             .unwrap();
         room.check().await;

@@ -16,6 +16,7 @@ mod fencing;
 mod guests;
 mod held;
 mod hostile;
+mod hosts;
 mod lobby;
 mod moderation;
 mod operations;

@@ -24,6 +24,16 @@ fn joined(
         already_present,
         seat,
         lobby_count,
+        role: Role::Guest,
+        host_change: None,
+    }
+}
+
+/// [`joined`] for the room's host.
+fn hosted(outcome: JoinOutcome) -> JoinOutcome {
+    JoinOutcome {
+        role: Role::Host,
+        ..outcome
     }
 }
 
@@ -53,7 +63,10 @@ async fn join_seats_the_host_and_queues_a_guest_when_the_waiting_room_is_on(h: H
     let guest = room.join_as(&user(1), Role::Guest).await;
 
     assert!(host.seat > 0, "a seat has a number");
-    assert_eq!(host, joined(Admission::Admitted, 1, false, host.seat, 0));
+    assert_eq!(
+        host,
+        hosted(joined(Admission::Admitted, 1, false, host.seat, 0))
+    );
     assert_eq!(guest, joined(Admission::Waiting, 1, false, 0, 1));
     let state = room.state().await;
     assert_eq!(state.participants.len(), 1);
@@ -82,7 +95,7 @@ async fn join_again_changes_nothing(h: Harness) {
 
     assert_eq!(
         host_again,
-        joined(Admission::Admitted, 1, true, host.seat, 1)
+        hosted(joined(Admission::Admitted, 1, true, host.seat, 1))
     );
     assert_eq!(guest_again, joined(Admission::Waiting, 1, true, 0, 1));
     assert_eq!(room.state().await, before);
@@ -100,21 +113,24 @@ async fn join_counts_the_lobby_as_the_join_leaves_it(h: Harness) {
     let second_host = room.join_as(&user(4), Role::Host).await;
     let host_again = room.join_as(&user(0), Role::Host).await;
 
-    assert_eq!(host, joined(Admission::Admitted, 1, false, host.seat, 2));
+    assert_eq!(
+        host,
+        hosted(joined(Admission::Admitted, 1, false, host.seat, 2))
+    );
     assert_eq!(third, joined(Admission::Waiting, 1, false, 0, 3));
     assert_eq!(first_again, joined(Admission::Waiting, 1, true, 0, 3));
     assert_eq!(
         second_host,
-        joined(Admission::Full, 2, false, 0, 2),
-        "a full room"
+        joined(Admission::Waiting, 2, false, 0, 3),
+        "the room decides who hosts: anyone but its host waits as a guest"
     );
     assert_eq!(
         host_again,
-        joined(Admission::Admitted, 2, true, host.seat, 2)
+        hosted(joined(Admission::Admitted, 2, true, host.seat, 3))
     );
     assert_eq!(
         room.state().await.lobby.len(),
-        2,
+        3,
         "as the room's state counts it"
     );
 }
@@ -134,7 +150,7 @@ async fn join_seats_everyone_until_full_when_the_waiting_room_is_off(h: Harness)
         "seats are numbered one after the other"
     );
     assert_eq!(third, joined(Admission::Full, 2, false, 0, 0));
-    assert_eq!(host, joined(Admission::Full, 2, false, 0, 0));
+    assert_eq!(host, hosted(joined(Admission::Full, 2, false, 0, 0)));
     let state = room.state().await;
     assert_eq!(state.participant_count(), 2);
     assert!(
@@ -170,6 +186,7 @@ async fn leave_frees_a_seat_and_clears_the_active_speaker(h: Harness) {
             cleared_active_speaker: true,
             seat: Some(Box::new(seat)),
             last_seat: last,
+            host_change: None,
         }
     );
     assert_eq!(
@@ -439,9 +456,14 @@ async fn each_operation_records_its_latency_under_its_own_name() {
 
     let text = metrics.render();
 
-    for command in ["assign", "join", "admit", "state"] {
+    for command in ["assign", "join", "admit"] {
         let series = format!("mc_redis_command_duration_seconds_count{{command=\"{command}\"}} 1");
         assert!(text.contains(&series), "no {series} in:\n{text}");
     }
+    // The harness reads the room after every operation to check its invariants.
+    assert!(
+        text.contains("mc_redis_command_duration_seconds_count{command=\"state\"}"),
+        "{text}"
+    );
     assert!(!text.contains("mc_redis_command_errors_total"), "{text}");
 }

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use common::error::ApiError;
 use common::jwt::MeetingRole;
 use common::proto::internal::v1::{
-    AdmissionStatus, JoinParticipantResponse, LeaveParticipantResponse, LeftFrom,
-    MeetingSettings as ProtoSettings, ParticipantRole,
+    AdmissionStatus, HostChange as ProtoHostChange, JoinParticipantResponse,
+    LeaveParticipantResponse, LeftFrom, MeetingSettings as ProtoSettings, ParticipantRole,
 };
 use common::settings::MeetingSettings;
 use uuid::Uuid;
 
-use crate::domain::room::{Admission, EndedSeat, RoomJoin, RoomLeave, Seated};
+use crate::domain::room::{Admission, EndedSeat, HostChange, RoomJoin, RoomLeave, Seated};
 use crate::error::Error;
 
 /// A role as the room's messages carry it.
@@ -107,6 +107,28 @@ pub fn room_join(
         participant_count: response.participant_count,
         lobby_count: response.lobby_count,
         signaling_url,
+        role: match ParticipantRole::try_from(response.role) {
+            Ok(ParticipantRole::Host) => Some(MeetingRole::Host),
+            Ok(ParticipantRole::Guest) => Some(MeetingRole::Guest),
+            _ => None,
+        },
+        host_change: response.host_change.as_ref().map(host_change).transpose()?,
+    })
+}
+
+/// A change of host as a controller reports it.
+pub fn host_change(change: &ProtoHostChange) -> Result<HostChange, Error> {
+    let host = if change.host_id.is_empty() {
+        None
+    } else {
+        Some(
+            Uuid::parse_str(&change.host_id)
+                .map_err(|_| Error::Internal("a meeting controller reported a malformed host"))?,
+        )
+    };
+    Ok(HostChange {
+        host,
+        seq: seat_number(change.host_seq)?,
     })
 }
 
@@ -125,6 +147,7 @@ pub fn room_leave(response: &LeaveParticipantResponse) -> Result<RoomLeave, Erro
         seat,
         last_seat: seat_number(response.last_seat)?,
         room_empty: response.remaining_participants == 0,
+        host_change: response.host_change.as_ref().map(host_change).transpose()?,
     })
 }
 
@@ -187,6 +210,8 @@ mod tests {
             participant_count: 2,
             seat: 9,
             lobby_count: Some(3),
+            role: 0,
+            host_change: None,
         };
         let joined = room_join(&response, "ws://mc/ws/v1/meetings/x".into()).unwrap();
         assert_eq!(
@@ -208,6 +233,7 @@ mod tests {
             seat: Some(Default::default()),
             last_seat: 3,
             remaining_participants: 0,
+            host_change: None,
         };
         let leave = room_leave(&response).unwrap();
         assert_eq!(leave.seat, None);

@@ -28,7 +28,7 @@ use common::jwt::MeetingRole;
 use common::proto::internal::v1::{
     AdmitAllRequest, AdmitParticipantRequest, AssignMeetingRequest, EndMeetingRequest,
     GetRoomStateRequest, JoinParticipantRequest, LeaveParticipantRequest, RejectParticipantRequest,
-    UpdateSettingsRequest,
+    TransferHostRequest, TransferHostResponse, UpdateSettingsRequest,
 };
 use sqlx::PgPool;
 use tokio::sync::Mutex;
@@ -38,7 +38,7 @@ use super::breaker::{self, Breaker};
 use super::{Joins, McClient, MeetingControllers, convert};
 use crate::db::controllers::{self, Assignment};
 use crate::domain::meeting::Meeting;
-use crate::domain::room::{AdmittedAll, Counts, RoomJoin, RoomLeave, Seated};
+use crate::domain::room::{AdmittedAll, Counts, HostChange, RoomJoin, RoomLeave, Seated};
 use crate::error::Error;
 
 /// Where a meeting's room is, as far as GC knows: its owner, read from
@@ -312,11 +312,13 @@ impl Placement {
         let request = AssignMeetingRequest {
             meeting_id: meeting.id.to_string(),
             meeting_code: room.code.clone(),
-            host_id: meeting.host_id.to_string(),
+            host_id: meeting.host_id.map(|id| id.to_string()).unwrap_or_default(),
             max_participants: u32::try_from(meeting.max_participants).unwrap_or(2),
             settings: Some(convert::settings(&meeting.settings)),
             fencing_token: room.fencing_token,
             settings_version: u64::try_from(meeting.settings_version).unwrap_or(0),
+            creator_id: meeting.creator_id.to_string(),
+            host_seq: u64::try_from(meeting.host_seq).unwrap_or(0),
         };
         room.attempt(&|mut room: Room| {
             let request = request.clone();
@@ -329,7 +331,9 @@ impl Placement {
     /// Seats `user_id` in the meeting's room, or puts them in its lobby (through the owner's
     /// join queue), assigning the meeting first when nobody holds it. `guest_cap`: the joiner
     /// is a guest (DESIGN §12), who always waits, and the lobby holds at most this many guests
-    /// (409 `LOBBY_FULL` beyond).
+    /// (409 `LOBBY_FULL` beyond). `member`: a member of the meeting's org, who may be made the
+    /// host.
+    #[allow(clippy::too_many_arguments)]
     pub async fn join(
         &self,
         meeting: &Meeting,
@@ -338,6 +342,7 @@ impl Placement {
         role: MeetingRole,
         name: &str,
         guest_cap: Option<u32>,
+        member: bool,
     ) -> Result<RoomJoin, Error> {
         let (response, room) = self
             .call(meeting, known, |room| {
@@ -349,6 +354,7 @@ impl Placement {
                     fencing_token: room.fencing_token,
                     guest: guest_cap.is_some(),
                     max_guests_waiting: guest_cap.unwrap_or(0),
+                    member,
                 };
                 async move {
                     let response = room.joins.join(request).await?;
@@ -479,6 +485,40 @@ impl Placement {
             })
             .await?;
         response.as_ref().map(convert::room_leave).transpose()
+    }
+
+    /// Hands the host role from `from` (the host PostgreSQL names) to `to` (DESIGN §12): the
+    /// room's compare-and-set. `None` when no controller holds the meeting (nobody is seated,
+    /// so nobody can take the role).
+    pub async fn transfer_host(
+        &self,
+        meeting: &Meeting,
+        known: Known,
+        from: Uuid,
+        to: Uuid,
+    ) -> Result<Option<HostChange>, Error> {
+        let response = self
+            .call_if_assigned(meeting, known, |mut room| async move {
+                room.client
+                    .transfer_host(TransferHostRequest {
+                        meeting_code: room.code.clone(),
+                        from_user_id: from.to_string(),
+                        to_user_id: to.to_string(),
+                        fencing_token: room.fencing_token,
+                    })
+                    .await
+                    .map(tonic::Response::into_inner)
+            })
+            .await?;
+        match response {
+            Some(TransferHostResponse {
+                host_change: Some(change),
+            }) => convert::host_change(&change).map(Some),
+            Some(_) => Err(Error::Internal(
+                "a meeting controller answered a hand-over without its change",
+            )),
+            None => Ok(None),
+        }
     }
 
     /// Sends the room the settings of `meeting` with their version; the guests that seated

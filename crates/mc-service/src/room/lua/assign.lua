@@ -1,9 +1,16 @@
--- assign: ARGV 3 owner, 4 meeting_id, 5 host_id, 6 max_participants, 7 settings JSON,
--- 8 the settings' version (decimal u64, as in update_settings).
+-- assign: ARGV 3 owner, 4 meeting_id, 5 host_id ('' while nobody hosts), 6 max_participants,
+-- 7 settings JSON, 8 the settings' version (decimal u64, as in update_settings; '' for none),
+-- 9 optional: the meeting's creator (else the host), 10 optional: the number of GC's last
+-- recorded change of host (host_seq), which a new room's changes of host number above.
 -- Replies: {'created'} | {'refreshed'} | {'took_over', previous_owner, previous_token}
 --        | {'fenced', stored_token}
-local owner, meeting_id, host_id, max, settings, version =
-  ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+-- Only a new room takes the host from GC: a room that exists knows better (a hand-over or a
+-- succession GC may not have recorded yet).
+local owner, meeting_id, host_id, max, settings, version, creator_id, seq =
+  ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+if version == '' then
+  version = nil
+end
 local stored = redis.call('HGET', META, 'fencing_token')
 
 if not stored then
@@ -12,6 +19,8 @@ if not stored then
   redis.call('DEL', PARTICIPANTS, LOBBY, LOBBY_DETAILS, SPEAKER, REJECTED)
   redis.call('HSET', META, 'meeting_id', meeting_id, 'host_id', host_id,
     'max_participants', max, 'settings', settings, 'fencing_token', TOKEN, 'owner', owner)
+  redis.call('HSET', META, 'creator_id', (creator_id ~= nil and creator_id ~= '') and creator_id
+    or host_id, 'host_seq', tonumber(seq) or 0)
   if version then
     redis.call('HSET', META, 'settings_version', version)
   end

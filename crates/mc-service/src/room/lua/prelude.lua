@@ -26,6 +26,14 @@ local function publish(audience, subject, event)
     seq .. ' ' .. audience .. ' ' .. #subject .. ' ' .. subject .. cjson.encode(event))
 end
 
+-- publish() for an event whose JSON the caller wrote itself (an empty list, which cjson would
+-- write as an object).
+local function publish_json(audience, subject, json)
+  subject = subject or ''
+  local seq = redis.call('HINCRBY', META, 'seq', 1)
+  redis.call('PUBLISH', CHANNEL, seq .. ' ' .. audience .. ' ' .. #subject .. ' ' .. subject .. json)
+end
+
 -- Every write ends here: the room's keys live TTL_MS more. A missing key is left missing.
 local function refresh_ttl()
   for i = 1, #KEYS do
@@ -118,8 +126,9 @@ end
 -- Seats a user and tells the room; returns the seat's number. Records are encoded here, by
 -- cjson, whatever bytes a name holds. `from_lobby`: the user waited and was let in, so their
 -- first socket is told `admitted` even if it connects after the host acted. `guest`: a person
--- without an account (DESIGN §12), marked so in the record and the event.
-local function seat(user, display_name, role, now, from_lobby, guest)
+-- without an account (DESIGN §12), marked so in the record and the event. `member`: a member of
+-- the meeting's org, who may be made the host (never shown to clients).
+local function seat(user, display_name, role, now, from_lobby, guest, member)
   local number = next_seat()
   redis.call('HDEL', REJECTED, user)
   local record = {
@@ -138,6 +147,9 @@ local function seat(user, display_name, role, now, from_lobby, guest)
   if guest then
     record.guest = true
     joined.guest = true
+  end
+  if member then
+    record.member = true
   end
   redis.call('HSET', PARTICIPANTS, user, cjson.encode(record))
   publish('r', user, joined)
@@ -178,7 +190,7 @@ end
 
 -- Puts a user in the lobby and tells the host. A user the host rejected may ask again: they
 -- wait again. `guest`: a person without an account, marked so in the details and the event.
-local function enter_lobby(user, name, now, guest)
+local function enter_lobby(user, name, now, guest, member)
   redis.call('HDEL', REJECTED, user)
   redis.call('SADD', LOBBY, user)
   local details = {display_name = name, waiting_since = now}
@@ -186,6 +198,9 @@ local function enter_lobby(user, name, now, guest)
   if guest then
     details.guest = true
     waiting.guest = true
+  end
+  if member then
+    details.member = true
   end
   redis.call('HSET', LOBBY_DETAILS, user, cjson.encode(details))
   publish('h', user, waiting)
@@ -221,7 +236,7 @@ local function admit_from_lobby(user, now)
   redis.call('HDEL', LOBBY_DETAILS, user)
   publish('s', user, {type = 'admitted'})
   publish('h', user, {type = 'lobby.left', user_id = user, reason = 'admitted'})
-  return seat(user, name, 'guest', now, true, details.guest == true)
+  return seat(user, name, 'guest', now, true, details.guest == true, details.member == true)
 end
 
 -- The lobby oldest first (waiting_since is fixed-width RFC 3339, so text order is time
@@ -270,4 +285,94 @@ local function admit_in_order(now, members_only)
     end
   end
   return admitted, waiting, count, seats
+end
+
+-- The room's host: a user id, or '' while nobody hosts (DESIGN §12).
+local function current_host()
+  return redis.call('HGET', META, 'host_id') or ''
+end
+
+-- The meeting's creator, who takes the role back when they join while nobody hosts. A room
+-- assigned before creators were stored learns it at its first change of host (set_host).
+local function creator()
+  return redis.call('HGET', META, 'creator_id') or current_host()
+end
+
+-- The number of the room's last change of host (0 before the first).
+local function host_seq()
+  return tonumber(redis.call('HGET', META, 'host_seq')) or 0
+end
+
+-- The lobby as `host.granted` gives it to a new host, oldest first, in the shape of welcome's
+-- `lobby`. Written as JSON text: cjson writes an empty table as an object, not a list.
+local function lobby_json()
+  local parts = {}
+  for _, user in ipairs(lobby_in_order()) do
+    local details = decode_or_empty(redis.call('HGET', LOBBY_DETAILS, user))
+    local entry = {
+      user_id = user,
+      display_name = type(details.display_name) == 'string' and details.display_name or '',
+      waiting_since = type(details.waiting_since) == 'string' and details.waiting_since or '',
+    }
+    if details.guest == true then
+      entry.guest = true
+    end
+    parts[#parts + 1] = cjson.encode(entry)
+  end
+  return '[' .. table.concat(parts, ',') .. ']'
+end
+
+-- Sets a seated user's role in their record and tells the room (and them).
+local function set_role(user, role)
+  local stored = redis.call('HGET', PARTICIPANTS, user)
+  if not stored then
+    return
+  end
+  local record = decode_or_empty(stored)
+  record.role = role
+  redis.call('HSET', PARTICIPANTS, user, cjson.encode(record))
+  publish('r', user, {type = 'participant.updated', user_id = user, role = role})
+end
+
+-- Makes `to` the host ('' for nobody), in one step with everything that follows from it: the
+-- previous host, if still seated, becomes a guest; `to` is told it hosts and given the lobby
+-- (`host.granted`); with nobody, the waiting are told (`lobby.no_host`). Returns the change's
+-- number (host_seq), which GC records the change under so that reports arriving out of order
+-- cannot undo a newer change.
+local function set_host(to)
+  local from = current_host()
+  if redis.call('HEXISTS', META, 'creator_id') == 0 then
+    redis.call('HSET', META, 'creator_id', from)
+  end
+  redis.call('HSET', META, 'host_id', to)
+  local number = redis.call('HINCRBY', META, 'host_seq', 1)
+  if from ~= '' and from ~= to then
+    set_role(from, 'guest')
+  end
+  if to ~= '' then
+    set_role(to, 'host')
+    publish_json('s', to, '{"type":"host.granted","lobby":' .. lobby_json() .. '}')
+  else
+    publish('l', nil, {type = 'lobby.no_host'})
+  end
+  return number
+end
+
+-- The member of the meeting's org who has been seated longest (the lowest seat number, ties by
+-- user id), or '' when no seated person is a member (guests and people of other orgs never
+-- host).
+local function successor()
+  local best, best_seat = '', nil
+  local all = redis.call('HGETALL', PARTICIPANTS)
+  for i = 1, #all, 2 do
+    local record = decode_or_empty(all[i + 1])
+    if record.member == true and record.guest ~= true then
+      local number = tonumber(record.seat) or 0
+      if best_seat == nil or number < best_seat
+          or (number == best_seat and bytes_less(all[i], best)) then
+        best, best_seat = all[i], number
+      end
+    end
+  end
+  return best
 end

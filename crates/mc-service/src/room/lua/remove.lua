@@ -5,9 +5,14 @@
 -- Replies as leave.lua's: {'left', 'participant' | 'lobby', remaining_participants,
 --   cleared_speaker (0 | 1), last seat number, the seat's record (JSON; nil for the lobby)}
 --   | {'not_present', participant_count, last seat number} (remembered all the same)
+--   | {'is_host'} (nothing changed)
 local denied = guard()
 if denied then return denied end
 local user, reason = ARGV[3], ARGV[4]
+-- The host hands the meeting over before leaving it; the room's host, not GC's copy, decides.
+if user == current_host() then
+  return {'is_host'}
+end
 redis.call('HSET', REMOVED, user, reason)
 
 local stored = redis.call('HGET', PARTICIPANTS, user)

@@ -131,6 +131,7 @@ impl Signaling {
             seat,
             remaining_participants,
             last_seat,
+            host_change,
             ..
         } = outcome
         else {
@@ -142,6 +143,7 @@ impl Signaling {
             reason,
             seat.as_deref(),
             *last_seat,
+            host_change.clone(),
         ));
         if *remaining_participants == 0 {
             self.reporter.send(Report::MeetingEmpty {

@@ -39,14 +39,15 @@ pub async fn serve(socket: WebSocket, code: MeetingCode, sig: Arc<Signaling>) {
         Err(Some((code, reason))) => return write_close(&mut sink, code, reason).await,
         Err(None) => return,
     };
+    // The token's role says what GC saw when it signed; the room says who hosts now (DESIGN
+    // §12: a hand-over or a succession changes it while tokens live on).
     let user_id = claims.sub.to_string();
-    let is_host = claims.role == common::jwt::MeetingRole::Host;
 
     let owned = match sig.owned_room(&code).await {
         Ok(owned) => owned,
         Err((code, reason)) => return write_close(&mut sink, code, reason).await,
     };
-    let registration = match sig.hub.register(&code, &user_id, is_host).await {
+    let registration = match sig.hub.register(&code, &user_id).await {
         Ok(registration) => registration,
         Err(error) => {
             tracing::warn!(meeting_code = %code, %error, "cannot follow the room's events");

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Sink;
 use super::end::{End, Waiting, closed_metric, sent};
+use crate::room::Role;
 use crate::room::events::{RoomEvent, RoomMessage};
 use crate::room::{OwnedRoom, ParticipantStatus, RoomError, RoomState};
 use crate::signaling::Signaling;
@@ -87,8 +88,10 @@ pub(super) fn step(event: &RoomEvent, me: Standing<'_>) -> Step {
         RoomMessage::ParticipantLeft { .. } if about_me && me.seated => {
             return Step::UnseatThenClose(End::settled(close::NORMAL, "left the meeting"));
         }
-        // The client knows it is seated (its `welcome`) and what it changed itself.
-        RoomMessage::ParticipantJoined { .. } | RoomMessage::ParticipantUpdated { .. }
+        // The client knows it is seated (its `welcome`) and what it changed itself; a new role
+        // (a change of host) it hears of.
+        RoomMessage::ParticipantJoined { .. }
+        | RoomMessage::ParticipantUpdated { role: None, .. }
             if about_me =>
         {
             return Step::Skip;
@@ -112,6 +115,9 @@ pub(super) struct Writer {
     min_seq: u64,
     /// Seated (else waiting); a seat that ends in trouble waits for a reconnect.
     pub(super) seated: bool,
+    /// Whether the user hosts the room, as of the last event (or snapshot) this writer took:
+    /// the room's word, not the token's (DESIGN §12).
+    is_host: bool,
     waiting: Waiting,
 }
 
@@ -129,6 +135,7 @@ impl Writer {
             sink,
             min_seq: 0,
             seated: false,
+            is_host: false,
             waiting: Waiting::default(),
         }
     }
@@ -168,6 +175,8 @@ impl Writer {
         match self.sig.store.state(&self.owned.code).await {
             Ok(state) => {
                 self.min_seq = state.seq;
+                self.is_host = state.host_id == self.shared.user_id;
+                self.shared.note_host(self.is_host, state.seq);
                 Ok(state)
             }
             Err(RoomError::NotFound) => {
@@ -207,7 +216,7 @@ impl Writer {
             }
             Err(error) => return Err(self.sig.room_failure(&self.owned, error)),
         };
-        let welcome = Welcome::new(&self.owned.code, &state, &seat, self.shared.is_host);
+        let welcome = Welcome::new(&self.owned.code, &state, &seat, self.is_host);
         self.send(&ServerMessage::welcome(welcome)).await
     }
 
@@ -266,10 +275,23 @@ impl Writer {
 
     /// Passes on (or acts on) one room event.
     async fn event(&mut self, event: &RoomEvent) -> Result<(), End> {
+        if event.seq > self.min_seq {
+            match &event.message {
+                RoomMessage::ParticipantUpdated {
+                    user_id,
+                    role: Some(role),
+                    ..
+                } if *user_id == self.shared.user_id => self.is_host = *role == Role::Host,
+                RoomMessage::HostGranted { .. } if event.subject == self.shared.user_id => {
+                    self.is_host = true;
+                }
+                _ => {}
+            }
+        }
         let me = Standing {
             user_id: &self.shared.user_id,
             seated: self.seated,
-            is_host: self.shared.is_host,
+            is_host: self.is_host,
             min_seq: self.min_seq,
         };
         match step(event, me) {
@@ -450,6 +472,7 @@ mod tests {
             status: Some(ParticipantStatus::Connected),
             language: None,
             hardware_ready: None,
+            role: None,
         };
         assert_eq!(step(&event(11, "r", ME, updated), seated()), Step::Skip);
         // An `admitted` of a seated user (a second socket) changes nothing.

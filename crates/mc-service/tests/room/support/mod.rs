@@ -13,8 +13,9 @@ use common::settings::MeetingSettings;
 use deadpool_redis::redis::cmd;
 use mc_service::room::{
     AdmitAllOutcome, AdmitOutcome, EndOutcome, FencingToken, JoinOutcome, KeyPrefix, LeaveOutcome,
-    MaxGuestsWaiting, OwnedRoom, Participant, ParticipantUpdate, RedisPool, RejectOutcome, Role,
-    RoomError, RoomKeys, RoomMeta, RoomState, RoomStore, RoomStoreConfig, SpeakerOutcome,
+    MaxGuestsWaiting, OwnedRoom, Participant, ParticipantUpdate, RedisPool, RejectOutcome,
+    RemoveOutcome, Role, RoomError, RoomKeys, RoomMeta, RoomState, RoomStore, RoomStoreConfig,
+    SpeakerOutcome,
 };
 
 use cluster::RedisCluster;
@@ -126,6 +127,8 @@ impl Harness {
             settings_version: 0,
             meeting_id: "6d1f3a4e-0000-4000-8000-000000000001".into(),
             host_id: user(0),
+            creator_id: String::new(),
+            host_seq: 0,
             max_participants,
             settings,
         }
@@ -232,6 +235,19 @@ impl Room<'_> {
             waiting,
             "lobby and lobby_details disagree"
         );
+        // At most one seat holds the host's role, and it is the room's host (DESIGN §12).
+        if let Ok(state) = self.h.store.state(self.code()).await {
+            let hosts: Vec<&str> = state
+                .participants
+                .iter()
+                .filter(|p| p.role == Role::Host)
+                .map(|p| p.user_id.as_str())
+                .collect();
+            assert!(hosts.len() <= 1, "two hosts: {hosts:?}");
+            if let Some(host) = hosts.first() {
+                assert_eq!(*host, state.host_id, "a host's seat the room does not name");
+            }
+        }
     }
 
     /// Seats never exceed `max` (for tests that never lower the capacity).
@@ -249,7 +265,7 @@ impl Room<'_> {
         let out = self
             .h
             .store
-            .join(&self.owned, user_id, name, role, None, now())
+            .join(&self.owned, user_id, name, role, None, true, now())
             .await;
         self.check().await;
         out
@@ -271,6 +287,7 @@ impl Room<'_> {
                 name,
                 Role::Guest,
                 Some(MaxGuestsWaiting(max_guests)),
+                false,
                 now(),
             )
             .await;
@@ -294,7 +311,15 @@ impl Room<'_> {
         out
     }
 
+    /// The host's removal of someone who is not the host.
     pub async fn remove(&self, user_id: &str) -> Result<LeaveOutcome, RoomError> {
+        match self.remove_outcome(user_id).await? {
+            RemoveOutcome::Removed(outcome) => Ok(outcome),
+            RemoveOutcome::IsHost => panic!("{user_id} is the room's host"),
+        }
+    }
+
+    pub async fn remove_outcome(&self, user_id: &str) -> Result<RemoveOutcome, RoomError> {
         let out = self
             .h
             .store
