@@ -114,6 +114,12 @@ impl GlobalControllerService for GlobalController {
                 role: crate::clients::mc::role_from_proto(r.role),
                 seat: r.seat,
                 last_seat: r.last_seat,
+                host_change: r
+                    .host_change
+                    .as_ref()
+                    .map(crate::clients::mc::host_change)
+                    .transpose()
+                    .map_err(status)?,
             },
         )
         .await

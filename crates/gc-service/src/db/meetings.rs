@@ -774,8 +774,8 @@ pub enum HistoryRole {
     Any,
 }
 
-/// One page of the ended meetings `user_id` hosted (or attended), newest `ended_at` first, and
-/// how many there are in all.
+/// One page of the ended meetings `user_id` hosted (created, or was given the host role of:
+/// DESIGN §12) or attended, newest `ended_at` first, and how many there are in all.
 pub async fn history(
     pool: &PgPool,
     user_id: Uuid,
@@ -791,7 +791,9 @@ pub async fn history(
     macro_rules! filter {
         () => {
             "m.status = 'ended'
-             and (($2 and m.host_id = $1)
+             and (($2 and (m.creator_id = $1
+                           or exists (select 1 from meeting_hosts h
+                                      where h.meeting_id = m.id and h.user_id = $1)))
                   or ($3 and exists (select 1 from participants p
                                      where p.meeting_id = m.id and p.user_id = $1
                                        and p.role = 'guest')))"

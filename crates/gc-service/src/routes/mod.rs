@@ -68,6 +68,10 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
             post(participation::remove),
         )
         .route(
+            "/api/v1/meetings/{code}/host/{user_id}",
+            post(participation::hand_over),
+        )
+        .route(
             "/api/v1/meetings/{code}/admit-all",
             post(participation::admit_all),
         )

@@ -71,6 +71,7 @@ repository.";
         participation::admit,
         participation::reject,
         participation::remove,
+        participation::hand_over,
         participation::admit_all,
         participation::leave_meeting,
         participation::end_meeting,
@@ -208,6 +209,14 @@ pub(super) fn host_not_removable() -> serde_json::Value {
     common::openapi::example_body(&ApiError::new(
         ErrorCode::Conflict,
         "the host cannot be removed; hand the meeting over first",
+    ))
+}
+
+/// An example value: a hand-over to someone who cannot host.
+pub(super) fn cannot_host() -> serde_json::Value {
+    common::openapi::example_body(&ApiError::new(
+        ErrorCode::Conflict,
+        "only a member of the meeting's organization can host it",
     ))
 }
 

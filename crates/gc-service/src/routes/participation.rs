@@ -474,6 +474,49 @@ pub async fn remove(
     }))
 }
 
+/// Hand the meeting over (host).
+///
+/// Makes a seated member of the meeting's organization its host (DESIGN §12): both hear
+/// `participant.updated` with their new `role`, the new host gets the lobby (`host.granted`)
+/// and the host's rights here, and `host_id` changes. The meeting shows in the history of
+/// everyone who hosted it. Answers the meeting as the caller sees it afterwards (no longer
+/// its host, so without `lobby_count`). Handing it to oneself changes nothing. No body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/meetings/{code}/host/{user_id}",
+    tag = "lobby",
+    security(("userToken" = [])),
+    params(
+        ("code" = MeetingCode, Path, description = CODE_PARAM),
+        ("user_id" = Uuid, Path, description = "The seated member to make the host; anything but a UUID is a 404"),
+    ),
+    responses(
+        (status = 200, description = "Handed over", body = MeetingResponse),
+        (status = 403, description = "The caller does not host the meeting (any more)", body = ErrorEnvelope,
+         example = json!(super::openapi::example(Error::NotHost))),
+        (status = 404, description = "Unknown, ended or invisible meeting; `user_id` not a UUID",
+         body = ErrorEnvelope, example = json!(super::openapi::example(Error::MeetingNotFound))),
+        (status = 409, description = "The user is not seated, is a guest without an account, or is not a member of the meeting's organization",
+         body = ErrorEnvelope, example = json!(super::openapi::cannot_host())),
+        (status = 503, description = CONTROLLER_UNAVAILABLE, body = ErrorEnvelope,
+         example = json!(super::openapi::unavailable())),
+    ),
+)]
+#[tracing::instrument(name = "gc.meeting.hand_over", skip_all)]
+pub async fn hand_over(
+    State(rooms): State<Rooms>,
+    State(base_url): State<PublicBaseUrl>,
+    Authenticated(caller): Authenticated<UserClaims>,
+    client: ClientInfo,
+    Path((code, user_id)): Path<(String, String)>,
+) -> Result<Json<MeetingResponse>, Error> {
+    let view = to_completion(rooms.detached.clone(), async move {
+        moderation::hand_over(&rooms, &caller, &code, &user_id, actor(&caller, &client)).await
+    })
+    .await?;
+    Ok(Json(MeetingResponse::of_view(view, base_url.as_str())))
+}
+
 /// Who got a seat and who still waits, each in admission order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdmitAllResponse {

@@ -10,7 +10,8 @@ use sqlx::PgPool;
 use crate::clients::mc::seat_number;
 use crate::db;
 use crate::db::participants::{EndedSeat, Leave};
-use crate::domain::events::Actor;
+use crate::domain::events::{Actor, HostChangeReason};
+use crate::domain::room::HostChange;
 use crate::error::Error;
 use crate::use_cases::parse_user_id;
 
@@ -89,6 +90,8 @@ pub struct LeftReport<'a> {
     pub seat: u64,
     /// The room's last seat number when it ended.
     pub last_seat: u64,
+    /// The user hosted and others stayed: the role passed on (DESIGN §12).
+    pub host_change: Option<HostChange>,
 }
 
 /// A participant left a room the controller owns: their visit is closed, or, if GC never
@@ -128,6 +131,10 @@ pub async fn participant_left(
         id: report.controller_id,
     };
     db::participants::record_leave(pool, &leave, actor).await?;
+    if let Some(change) = report.host_change {
+        db::hosts::record_change(pool, &meeting, change, HostChangeReason::Succession, actor)
+            .await?;
+    }
     Ok(())
 }
 

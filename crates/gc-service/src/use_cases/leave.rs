@@ -12,7 +12,7 @@ use crate::auth::Participant;
 use crate::clients::mc::Known;
 use crate::db;
 use crate::db::participants::Leave;
-use crate::domain::events::{Actor, LeaveReason};
+use crate::domain::events::{Actor, HostChangeReason, LeaveReason};
 use crate::domain::meeting::Meeting;
 use crate::domain::room::RoomLeave;
 use crate::error::Error;
@@ -40,6 +40,7 @@ pub async fn leave(
         .placement
         .leave(&meeting, known, caller.id(), LEFT)
         .await?;
+    let host_change = left.as_ref().and_then(|left| left.host_change);
     let leave = match left {
         Some(left) => room_leave(&meeting, caller.id(), LEFT, left),
         // No room: nobody is in it, and every visit still open is stale.
@@ -55,6 +56,17 @@ pub async fn leave(
         },
     };
     db::participants::record_leave(&rooms.pool, &leave, actor).await?;
+    if let Some(change) = host_change {
+        // The host left while others stayed: the room passed the role on (DESIGN §12).
+        db::hosts::record_change(
+            &rooms.pool,
+            &meeting,
+            change,
+            HostChangeReason::Succession,
+            actor,
+        )
+        .await?;
+    }
     Ok(())
 }
 

@@ -7,6 +7,11 @@
 //! the meeting ends (403 `REMOVED_FROM_MEETING`). PostgreSQL is then written from the room's
 //! answer as for a leave (their visit closed with that reason), and the host's act is recorded
 //! as `participant_removed`.
+//!
+//! `POST /{code}/host/{user_id}` hands the host role to a seated member of the meeting's org.
+//! The room decides, as a compare-and-set on its host (`transfer_host.lua`): of two hand-overs,
+//! or a hand-over and the host's leave, one wins and the other finds another host (403). The
+//! change is then recorded under the room's number for it (`db::hosts`).
 
 use common::error::{ApiError, ErrorCode};
 use common::jwt::UserClaims;
@@ -14,8 +19,9 @@ use uuid::Uuid;
 
 use crate::clients::mc::Known;
 use crate::db;
-use crate::domain::events::{Actor, Change, MeetingEvent};
+use crate::domain::events::{Actor, Change, HostChangeReason, MeetingEvent};
 use crate::error::Error;
+use crate::use_cases::get::{MeetingView, live_counts};
 use crate::use_cases::hosted_meeting_located;
 use crate::use_cases::leave::room_leave;
 use crate::use_cases::room::Rooms;
@@ -64,4 +70,50 @@ pub async fn remove(
     db::events::record(&rooms.pool, &[change]).await?;
     tracing::info!(meeting_id = %meeting.id, user_id = %user_id, "participant removed by the host");
     Ok(user_id)
+}
+
+/// The message of a hand-over to someone the room will not make the host.
+const NOT_SEATED: &str = "the new host must be seated in the meeting";
+
+/// Hands the host role to `user_id`, a seated member of the meeting's org (DESIGN §12); the
+/// meeting as it is afterwards, as the caller (no longer its host) sees it. Handing it to the
+/// host themselves changes nothing.
+pub async fn hand_over(
+    rooms: &Rooms,
+    caller: &UserClaims,
+    code: &str,
+    user_id: &str,
+    actor: Actor<'_>,
+) -> Result<MeetingView, Error> {
+    let (meeting, assignment, to) = hosted_meeting_located(rooms, caller, code, user_id).await?;
+    let change = rooms
+        .placement
+        .transfer_host(&meeting, Known::from(assignment), caller.sub, to)
+        .await?
+        // No controller holds the meeting: nobody is seated in it.
+        .ok_or_else(|| Error::Api(ApiError::new(ErrorCode::Conflict, NOT_SEATED)))?;
+    if change.seq > 0 {
+        db::hosts::record_change(
+            &rooms.pool,
+            &meeting,
+            change,
+            HostChangeReason::HandedOver,
+            actor,
+        )
+        .await?;
+    }
+    tracing::info!(meeting_id = %meeting.id, from = %caller.sub, to = %to, "host role handed over");
+    let meeting = db::meetings::find_meeting(&rooms.pool, meeting.id)
+        .await?
+        .unwrap_or(meeting);
+    let for_host = meeting.hosted_by(caller.sub);
+    let mut counts = live_counts(rooms, &meeting).await;
+    if !for_host {
+        counts.lobby = 0;
+    }
+    Ok(MeetingView {
+        meeting,
+        counts,
+        for_host,
+    })
 }

@@ -20,10 +20,10 @@ use uuid::Uuid;
 use crate::helpers::{GC_CLIENT, HOST, MC_CLIENTS, MEMBER, TestStack, meeting_body};
 use crate::meetings::{call, create, join, stack_with_mc};
 
-type GcClient = GlobalControllerServiceClient<WithServiceToken<Channel>>;
+pub(crate) type GcClient = GlobalControllerServiceClient<WithServiceToken<Channel>>;
 
 /// A client of GC's gRPC API holding the credential `(id, secret)`.
-fn client(stack: &TestStack, credential: (&str, &str)) -> GcClient {
+pub(crate) fn client(stack: &TestStack, credential: (&str, &str)) -> GcClient {
     let tokens = Arc::new(
         ServiceTokenClient::new(&stack.ac.base, credential.0, credential.1.into(), None).unwrap(),
     );

@@ -15,6 +15,7 @@ mod events;
 mod faults;
 mod guests;
 mod helpers;
+mod hosts;
 mod housekeeping;
 mod idempotency;
 mod lifecycle;

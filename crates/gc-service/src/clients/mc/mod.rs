@@ -37,7 +37,7 @@ mod joins;
 pub mod placement;
 
 use breaker::Breaker;
-pub use convert::{role_from_proto, seat_number, timestamp};
+pub use convert::{host_change, role_from_proto, seat_number, timestamp};
 pub use joins::Joins;
 pub use placement::{Known, Placement, Room};
 
