@@ -166,6 +166,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/meetings/{code}/host/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hand the meeting over (host).
+         * @description Makes a seated member of the meeting's organization its host (DESIGN §12): both hear
+         *     `participant.updated` with their new `role`, the new host gets the lobby (`host.granted`)
+         *     and the host's rights here, and `host_id` changes. The meeting shows in the history of
+         *     everyone who hosted it. Answers the meeting as the caller sees it afterwards (no longer
+         *     its host, so without `lobby_count`). Handing it to oneself changes nothing. No body.
+         */
+        post: operations["hand_over"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/meetings/{code}/join": {
         parameters: {
             query?: never;
@@ -566,9 +590,10 @@ export interface components {
             ended_at?: string | null;
             /**
              * Format: uuid
-             * @description The user who created it.
+             * @description The user who hosts it now: its creator, until the host hands it over or leaves (DESIGN
+             *     §12); null while nobody hosts.
              */
-            host_id: string;
+            host_id?: string | null;
             /**
              * Format: uri
              * @description `<GC_PUBLIC_BASE_URL>/m/<meeting_code>`.
@@ -1687,6 +1712,140 @@ export interface operations {
                 };
             };
             /** @description No controller can take the meeting; its controller failed; AC did not issue the meeting token. If AC failed after the seat was taken, the seat stands: join again to get the token */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    hand_over: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The meeting code; anything but 12 characters of 0-9A-Za-z is an unknown meeting (404) */
+                code: components["schemas"]["MeetingCode"];
+                /** @description The seated member to make the host; anything but a UUID is a 404 */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Handed over */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Meeting"];
+                };
+            };
+            /** @description The request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="convene"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The caller does not host the meeting (any more) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "FORBIDDEN",
+                     *         "message": "only the meeting's host may do this"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unknown, ended or invisible meeting; `user_id` not a UUID */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "NOT_FOUND",
+                     *         "message": "the resource does not exist"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The user is not seated, is a guest without an account, or is not a member of the meeting's organization */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "CONFLICT",
+                     *         "message": "only a member of the meeting's organization can host it"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request target is over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A failure on the service's side */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The meeting's controller failed or is unreachable (or AC, for GC's own service token); safe to retry */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying: on every 503, and on a 429 (a full hashing capacity, a rate limit). */

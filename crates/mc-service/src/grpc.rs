@@ -206,6 +206,7 @@ impl MeetingController {
             lobby_count: Some(outcome.lobby_count),
             role: proto_role(outcome.role) as i32,
             host_change: outcome.host_change.as_ref().map(proto_host_change),
+            host: Some(proto_host_change(&outcome.host)),
         })
     }
 }
@@ -430,8 +431,13 @@ impl MeetingControllerService for MeetingController {
                     host_id: to,
                     host_seq: seq,
                 }),
+                transferred: true,
             })),
-            TransferOutcome::NotHost { .. } => Err(Error::NotHost.into()),
+            // Answered, not failed: GC records the room's host if it missed a change.
+            TransferOutcome::NotHost { host } => Ok(Response::new(TransferHostResponse {
+                host_change: Some(proto_host_change(&host)),
+                transferred: false,
+            })),
             TransferOutcome::NotSeated => {
                 Err(Error::CannotHost("the new host must be seated in the meeting").into())
             }

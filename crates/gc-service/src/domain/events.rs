@@ -110,6 +110,9 @@ pub enum HostChangeReason {
     Succession,
     /// The meeting's creator joined while nobody hosted and took the role back.
     Reclaimed,
+    /// A change the room made that GC failed to record when it happened, recorded when a
+    /// later join read the room's host.
+    Recovered,
 }
 
 /// Why a meeting ended, as participants are told and the history records it.

@@ -64,6 +64,9 @@ pub struct RoomJoin {
     pub role: Option<MeetingRole>,
     /// The change of host the join made: the creator took the role back while nobody hosted.
     pub host_change: Option<HostChange>,
+    /// Who hosts the room after the join, as of its last change; `None` from an older
+    /// controller.
+    pub host: Option<HostChange>,
 }
 
 /// A change of a room's host (DESIGN §12), as the room numbered it: GC hears of changes by

@@ -173,6 +173,12 @@ where
     };
     let issued = issued?;
     let role = joined.role.unwrap_or(role);
+    // The room's word on who hosts, for the answer (the creator may just have taken the role
+    // back).
+    let mut meeting = meeting;
+    if role == MeetingRole::Host {
+        meeting.host_id = Some(caller_id);
+    }
     tracing::info!(
         meeting_id = %meeting.id,
         user_id = %caller_id,
@@ -294,16 +300,17 @@ where
         };
         started = record_admissions(&rooms, &meeting, vec![seated], actor.as_actor()).await?;
     }
-    if let Some(change) = joined.host_change {
+    let host_change = match (joined.host_change, joined.host) {
         // The creator took the role back while nobody hosted.
-        crate::db::hosts::record_change(
-            &rooms.pool,
-            &meeting,
-            change,
-            HostChangeReason::Reclaimed,
-            actor.as_actor(),
-        )
-        .await?;
+        (Some(change), _) => Some((change, HostChangeReason::Reclaimed)),
+        // The room changed its host and PostgreSQL never heard (the write failed after the
+        // room made the change): recorded now.
+        (None, Some(now)) if now.seq > meeting.host_seq => Some((now, HostChangeReason::Recovered)),
+        _ => None,
+    };
+    if let Some((change, reason)) = host_change {
+        crate::db::hosts::record_change(&rooms.pool, &meeting, change, reason, actor.as_actor())
+            .await?;
     }
     Ok(Seating { joined, started })
 }

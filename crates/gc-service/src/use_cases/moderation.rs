@@ -86,12 +86,31 @@ pub async fn hand_over(
     actor: Actor<'_>,
 ) -> Result<MeetingView, Error> {
     let (meeting, assignment, to) = hosted_meeting_located(rooms, caller, code, user_id).await?;
-    let change = rooms
+    let change = match rooms
         .placement
         .transfer_host(&meeting, Known::from(assignment), caller.sub, to)
         .await?
+    {
+        Some(Ok(change)) => change,
+        Some(Err(host)) => {
+            // The room's host is another (a succession or a hand-over PostgreSQL has not
+            // recorded yet, or the caller's own hand-over answered 503 after the room made
+            // it): recorded now, then refused.
+            if host.seq > meeting.host_seq {
+                db::hosts::record_change(
+                    &rooms.pool,
+                    &meeting,
+                    host,
+                    HostChangeReason::Recovered,
+                    actor,
+                )
+                .await?;
+            }
+            return Err(Error::NotHost);
+        }
         // No controller holds the meeting: nobody is seated in it.
-        .ok_or_else(|| Error::Api(ApiError::new(ErrorCode::Conflict, NOT_SEATED)))?;
+        None => return Err(Error::Api(ApiError::new(ErrorCode::Conflict, NOT_SEATED))),
+    };
     if change.seq > 0 {
         db::hosts::record_change(
             &rooms.pool,

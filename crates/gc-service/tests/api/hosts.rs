@@ -466,3 +466,58 @@ async fn a_hand_over_racing_the_hosts_leave_leaves_one_host_everywhere(pool: PgP
     // Both orders happened.
     assert!(orders[0] > 0 && orders[1] > 0, "{orders:?}");
 }
+
+/// A change the room made that PostgreSQL never recorded (GC's write failed after the room's
+/// change): the next hand-over the room refuses, or the next join, records it.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_change_postgres_missed_is_recorded_by_the_next_hand_over_or_join(pool: PgPool) {
+    let (stack, prefix, people) = stack_with_mc(pool).await;
+    let store = room_store(&prefix);
+    let host = stack.user_token(HOST).await;
+    let member = stack.user_token(MEMBER).await;
+    let (host_id, member_id) = (stack.user_id(HOST).await, stack.user_id(MEMBER).await);
+    let code = create(&stack, &host, &open_meeting()).await;
+    join(&stack, &code, &host).await;
+    join(&stack, &code, &member).await;
+    let parsed = MeetingCode::parse(&code).unwrap();
+    let owned = mc_service::room::OwnedRoom::new(
+        parsed.clone(),
+        store.state(&parsed).await.unwrap().fencing_token,
+    );
+    // The room hands over, GC never hears of it.
+    store
+        .transfer_host(&owned, &host_id.to_string(), &member_id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(hosts(&stack, &store, &code).await.db, Some(host_id));
+
+    // PostgreSQL still says the host hosts; the room refuses their hand-over and names the
+    // member, which is recorded.
+    let (status, _) = hand_over(&stack, &code, &host, member_id).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(hosts(&stack, &store, &code).await.db, Some(member_id));
+
+    // Again, found by the next join.
+    store
+        .transfer_host(&owned, &member_id.to_string(), &host_id.to_string())
+        .await
+        .unwrap();
+    let (_, late) = people.user(&stack, stack.org_id, "Late").await;
+    assert_eq!(join(&stack, &code, &late).await.0, StatusCode::OK);
+    assert_eq!(hosts(&stack, &store, &code).await.db, Some(host_id));
+
+    let recovered = recorded_events(&stack.pool, Some(&code))
+        .await
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                MeetingEvent::HostTransferred {
+                    reason: HostChangeReason::Recovered,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(recovered, 2);
+}

@@ -36,6 +36,8 @@ pub struct JoinOutcome {
     /// The change of host this join made: the meeting's creator took the role back while
     /// nobody hosted.
     pub host_change: Option<HostChange>,
+    /// Who hosts the room after the join, under the number of the last change (0: none yet).
+    pub host: HostChange,
 }
 
 /// A change of the room's host (DESIGN §12), numbered so that GC, which hears of changes by
@@ -53,8 +55,9 @@ pub struct HostChange {
 pub enum TransferOutcome {
     /// `to` hosts now (or hosted already: `seq` is then the last change's number).
     Transferred { seq: u64 },
-    /// The room's host is not the one the caller saw (`None`: nobody hosts).
-    NotHost { host: Option<String> },
+    /// The room's host is not the one the caller saw: who hosts (`None`: nobody), under the
+    /// number of the room's last change of host.
+    NotHost { host: HostChange },
     /// `to` holds no seat.
     NotSeated,
     /// `to` is a guest or not a member of the meeting's org.

@@ -221,6 +221,14 @@ impl RoomStore {
                     seq,
                 }),
             },
+            host: {
+                let seq = reply.next::<Option<u64>>()?.unwrap_or(0);
+                let host = reply.next::<Option<String>>()?.unwrap_or_default();
+                HostChange {
+                    host: (!host.is_empty()).then_some(host),
+                    seq,
+                }
+            },
         })
     }
 
@@ -244,7 +252,10 @@ impl RoomStore {
             "not_host" => {
                 let host: String = reply.next()?;
                 Ok(TransferOutcome::NotHost {
-                    host: (!host.is_empty()).then_some(host),
+                    host: HostChange {
+                        host: (!host.is_empty()).then_some(host),
+                        seq: reply.next::<Option<u64>>()?.unwrap_or(0),
+                    },
                 })
             }
             "not_seated" => Ok(TransferOutcome::NotSeated),

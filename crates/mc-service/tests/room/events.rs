@@ -20,7 +20,9 @@ use crate::support::{Harness, Room, user};
 /// Every `publish` call of the room scripts: the script, the audience letters and the event's
 /// `type`. A publish site added to a script without a line here fails
 /// `every_publish_site_of_the_scripts_is_listed`; one the scenario does not run fails it.
-const PUBLISH_SITES: [(&str, &str, &str); 21] = [
+const PUBLISH_SITES: [(&str, &str, &str); 23] = [
+    ("join.lua", "s", "admitted"),
+    ("join.lua", "h", "lobby.left"),
     ("prelude.lua", "r", "participant.updated"),
     ("prelude.lua", "l", "lobby.no_host"),
     ("join.lua", "s", "lobby.no_host"),

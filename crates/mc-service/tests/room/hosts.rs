@@ -61,7 +61,10 @@ async fn a_hand_over_moves_the_role_and_both_seats_say_so(h: Harness) {
     assert_eq!(
         transfer(&room, &user(0), &user(1)).await,
         TransferOutcome::NotHost {
-            host: Some(user(2))
+            host: HostChange {
+                host: Some(user(2)),
+                seq: 1
+            }
         }
     );
 }
@@ -182,6 +185,33 @@ async fn with_no_member_left_nobody_hosts_until_the_creator_comes_back(h: Harnes
     assert_eq!(room.state().await.host_id, user(0));
 }
 
+async fn a_waiting_creator_takes_the_role_back_by_joining_again(h: Harness) {
+    let room = h.room(20, true).await;
+    room.join_as(&user(0), Role::Host).await;
+    room.join_guest(&user(5), "Gus", 10).await.unwrap();
+    room.admit(&user(5)).await.unwrap();
+    room.join_as(&user(1), Role::Guest).await;
+    room.admit(&user(1)).await.unwrap();
+    transfer(&room, &user(0), &user(1)).await;
+    room.leave(&user(0)).await.unwrap();
+    assert_eq!(
+        room.join_as(&user(0), Role::Guest).await.admission,
+        Admission::Waiting,
+        "someone hosts: the creator waits like anyone"
+    );
+    room.leave(&user(1)).await.unwrap(); // only the guest stays: nobody hosts
+
+    let back = room.join_as(&user(0), Role::Guest).await;
+
+    assert_eq!(
+        (back.admission, back.role),
+        (Admission::Admitted, Role::Host)
+    );
+    let state = room.state().await;
+    assert_eq!(state.host_id, user(0));
+    assert!(state.lobby.is_empty());
+}
+
 async fn a_host_alone_who_leaves_stays_the_host(h: Harness) {
     let room = h.room(20, true).await;
     room.join_as(&user(0), Role::Host).await;
@@ -300,7 +330,11 @@ async fn a_hand_over_racing_the_hosts_leave_leaves_one_host(h: Harness) {
                 );
             }
             // The leave came first: the role went to the member seated longest.
-            TransferOutcome::NotHost { host: Some(next) } => {
+            TransferOutcome::NotHost {
+                host: HostChange {
+                    host: Some(next), ..
+                },
+            } => {
                 assert_eq!(next, user(1), "trial {trial}");
                 assert_eq!(host, user(1), "trial {trial}");
             }
@@ -316,6 +350,7 @@ on_both_backends!(
     the_hosts_leave_passes_the_role_to_the_member_seated_longest,
     with_no_member_left_nobody_hosts_until_the_creator_comes_back,
     a_host_alone_who_leaves_stays_the_host,
+    a_waiting_creator_takes_the_role_back_by_joining_again,
     the_room_refuses_to_remove_its_host,
     two_hand_overs_at_once_leave_one_host,
     a_hand_over_racing_the_hosts_leave_leaves_one_host,

@@ -2,8 +2,9 @@
 
 use deadpool_redis::redis::cmd;
 use mc_service::room::{
-    Admission, AssignOutcome, EndOutcome, FencingToken, HardwareReady, JoinOutcome, LeaveOutcome,
-    OwnedRoom, ParticipantStatus, ParticipantUpdate, Presence, Role, RoomError, SpeakerOutcome,
+    Admission, AssignOutcome, EndOutcome, FencingToken, HardwareReady, HostChange, JoinOutcome,
+    LeaveOutcome, OwnedRoom, ParticipantStatus, ParticipantUpdate, Presence, Role, RoomError,
+    SpeakerOutcome,
 };
 
 use crate::on_both_backends;
@@ -26,6 +27,11 @@ fn joined(
         lobby_count,
         role: Role::Guest,
         host_change: None,
+        // The harness's rooms are hosted by user 0 from the start.
+        host: HostChange {
+            host: Some(user(0)),
+            seq: 0,
+        },
     }
 }
 

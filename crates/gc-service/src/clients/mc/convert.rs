@@ -113,6 +113,7 @@ pub fn room_join(
             _ => None,
         },
         host_change: response.host_change.as_ref().map(host_change).transpose()?,
+        host: response.host.as_ref().map(host_change).transpose()?,
     })
 }
 
@@ -212,6 +213,7 @@ mod tests {
             lobby_count: Some(3),
             role: 0,
             host_change: None,
+            host: None,
         };
         let joined = room_join(&response, "ws://mc/ws/v1/meetings/x".into()).unwrap();
         assert_eq!(

@@ -488,15 +488,16 @@ impl Placement {
     }
 
     /// Hands the host role from `from` (the host PostgreSQL names) to `to` (DESIGN §12): the
-    /// room's compare-and-set. `None` when no controller holds the meeting (nobody is seated,
-    /// so nobody can take the role).
+    /// room's compare-and-set. `Ok(change)`: `to` hosts now; `Err(host)`: the room's host is
+    /// not `from`, and this is who hosts. `None` when no controller holds the meeting (nobody
+    /// is seated, so nobody can take the role).
     pub async fn transfer_host(
         &self,
         meeting: &Meeting,
         known: Known,
         from: Uuid,
         to: Uuid,
-    ) -> Result<Option<HostChange>, Error> {
+    ) -> Result<Option<Result<HostChange, HostChange>>, Error> {
         let response = self
             .call_if_assigned(meeting, known, |mut room| async move {
                 room.client
@@ -513,7 +514,11 @@ impl Placement {
         match response {
             Some(TransferHostResponse {
                 host_change: Some(change),
-            }) => convert::host_change(&change).map(Some),
+                transferred,
+            }) => {
+                let change = convert::host_change(&change)?;
+                Ok(Some(if transferred { Ok(change) } else { Err(change) }))
+            }
             Some(_) => Err(Error::Internal(
                 "a meeting controller answered a hand-over without its change",
             )),

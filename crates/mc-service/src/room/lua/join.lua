@@ -4,13 +4,16 @@
 -- 8 optional: '1' for a member of the meeting's org (who may be made the host).
 -- Replies: {'admitted' | 'waiting' | 'full' | 'lobby_full' | 'removed', participant_count,
 --           already_present (0 | 1), seat number (0 unless admitted), lobby_count,
---           role given ('host' | 'guest'), host_seq of a change this join made (0: none)}
+--           role given ('host' | 'guest'), host_seq of a change this join made (0: none),
+--           the room's host_seq and host ('' for nobody) after the join}
 -- Both counts are as the join left the room, read in this one atomic step (GC answers a host's
 -- join with them, without reading the room again).
 --
 -- The room, not GC, says who hosts: the user the room's `host_id` names is seated as the host
 -- whatever GC saw (GC's copy may lag a succession), and anyone else as a guest. While nobody
--- hosts, the meeting's creator takes the role back by joining.
+-- hosts, the meeting's creator takes the role back by joining. The reply names the room's host
+-- and its number, so GC can record a change it missed (its write failed after the room made
+-- it).
 local denied = guard()
 if denied then return denied end
 local user, name, now, max_guests = ARGV[3], ARGV[4], ARGV[6], ARGV[7]
@@ -28,7 +31,7 @@ end
 -- The reply, with the lobby as it is now.
 local function answer(outcome, participants, already_present, number, changed)
   return done({outcome, participants, already_present, number, redis.call('SCARD', LOBBY),
-    role, changed or 0})
+    role, changed or 0, host_seq(), current_host()})
 end
 
 -- The host removed them: refused until the meeting ends.
@@ -42,8 +45,20 @@ if stored then
   return answer('admitted', count, 1, seat_of(user, stored))
 end
 if redis.call('SISMEMBER', LOBBY, user) == 1 then
-  role = 'guest'
-  return answer('waiting', count, 1, 0)
+  if not reclaims then
+    role = 'guest'
+    return answer('waiting', count, 1, 0)
+  end
+  -- The creator waited while someone hosted, and nobody does now: they leave the lobby for
+  -- the host's seat below (capacity permitting), told as any admitted user is.
+  if count >= max_participants() then
+    role = 'guest'
+    return answer('waiting', count, 1, 0)
+  end
+  redis.call('SREM', LOBBY, user)
+  redis.call('HDEL', LOBBY_DETAILS, user)
+  publish('s', user, {type = 'admitted'})
+  publish('h', user, {type = 'lobby.left', user_id = user, reason = 'admitted'})
 end
 
 if guest then

@@ -163,7 +163,14 @@ impl Writer {
         }
         if state.lobby.iter().any(|entry| entry.user_id == user) {
             self.waiting.set(true);
-            return self.send(&ServerMessage::lobby_waiting()).await;
+            self.send(&ServerMessage::lobby_waiting()).await?;
+            // Nobody hosts (DESIGN §12): nobody can let them in; said once at the start, as
+            // the event said it to the lobby when it happened.
+            if state.host_id.is_empty() {
+                self.send(&ServerMessage::Room(RoomMessage::LobbyNoHost))
+                    .await?;
+            }
+            return Ok(());
         }
         Err(End::settled(
             close::NOT_A_MEMBER,
