@@ -133,6 +133,8 @@ export const gc = {
   /** The host takes someone out of the meeting (seated or waiting); they may not come back. */
   remove: (token: string, code: string, user: string) =>
     call<Gc["RemoveResponse"]>(`${base}/${enc(code)}/remove/${enc(user)}`, "POST", token),
+  handOver: (token: string, code: string, user: string) =>
+    call<Meeting>(`${base}/${enc(code)}/host/${enc(user)}`, "POST", token),
   admitAll: (token: string, code: string) =>
     call<Gc["AdmitAllResponse"]>(`${base}/${enc(code)}/admit-all`, "POST", token),
   leave: (token: string, code: string) => call<Gc["LeaveResponse"]>(`${base}/${enc(code)}/leave`, "POST", token),

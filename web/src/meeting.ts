@@ -424,6 +424,9 @@ class MeetingPage {
             p.language ? el("span", { class: "badge", lang: p.language }, p.language) : null,
             p.status === "reconnecting" ? el("span", { class: "badge" }, "reconnecting") : null,
             speaking ? el("span", { class: "badge speaking" }, "speaking") : null,
+            // Only a member of the org can host; the page knows guests without an account, and
+            // the server refuses people of other orgs (409, shown in the status bar).
+            this.isHost() && !you && !p.guest ? this.handOverButton(p) : null,
             this.isHost() && !you ? this.removeButton(p) : null,
           ),
         );
@@ -450,6 +453,42 @@ class MeetingPage {
       );
     });
     return button;
+  }
+
+  /** The host's "Make host" for one participant, asked for confirmation first. */
+  private handOverButton(p: Participant): HTMLButtonElement {
+    const button = el(
+      "button",
+      { type: "button", class: "secondary", "aria-label": `Make ${p.display_name} the host` },
+      "Make host",
+    );
+    button.addEventListener("click", () => {
+      if (!window.confirm(`Make ${p.display_name} the host? You will no longer be able to admit people or change the settings.`)) return;
+      button.disabled = true;
+      gc.handOver(this.user.token, this.meeting.meeting_code, p.user_id).then(
+        (meeting) => {
+          this.meeting = meeting;
+          status(`${p.display_name} is the host now.`);
+        },
+        (e: unknown) => {
+          status(e instanceof Error ? e.message : "Handing the meeting over did not work.");
+          button.disabled = false;
+        },
+      );
+    });
+    return button;
+  }
+
+  /**
+   * This user's role changed (a hand-over, or the role passed on when the host left: DESIGN
+   * §12): the room's page is drawn again for the new role, the host's lists and settings
+   * appearing or going.
+   */
+  private becomeRole(role: "host" | "guest"): void {
+    if (!this.me || this.me.role === role) return;
+    this.me = { ...this.me, role };
+    if (role !== "host") this.lobby.clear();
+    if (this.phase === "room") this.renderRoomShell(false);
   }
 
   /**
@@ -639,8 +678,22 @@ class MeetingPage {
           this.participants.set(event.user_id, { ...known, ...changes });
           this.renderParticipants();
         }
+        if (event.role && event.user_id === this.me?.user_id) {
+          this.becomeRole(event.role);
+          if (event.role === "guest") status("You handed the meeting over: someone else hosts it now.");
+        }
         break;
       }
+      case "host.granted":
+        // The lobby as it is now, then host-only events as they come.
+        this.lobby = new Map(event.lobby.map((w) => [w.user_id, w]));
+        this.becomeRole("host");
+        this.renderLobby();
+        status("You are the host now: you can admit people, change the settings and end the meeting.");
+        break;
+      case "lobby.no_host":
+        status("Nobody hosts this meeting right now, so nobody can let you in. You can keep waiting or leave.", true);
+        break;
       case "active_speaker":
         this.activeSpeaker = event.user_id;
         this.renderParticipants();

@@ -288,3 +288,68 @@ async fn a_removed_participant_is_told_disconnected_and_refused_at_once() -> any
         .assert_error(403, "REMOVED_FROM_MEETING");
     Ok(())
 }
+
+/// The host hands the meeting over, then the new host's connection is lost beyond the
+/// reconnect grace (DESIGN §12): each time both hear `participant.updated` with their new
+/// role, the new host gets the lobby (`host.granted`), and GC's `host_id` follows.
+#[tokio::test]
+async fn the_host_role_is_handed_over_and_passes_on_when_the_hosts_connection_is_lost()
+-> anyhow::Result<()> {
+    let (_ac, org) = org(Limits::default()).await?;
+    let mut room = room(&org, json!({"waiting_room_enabled": false})).await?;
+    let (first, _, mut first_ws) = room.join(&org, "First Member").await?;
+    first_ws.wait_for("welcome").await?;
+    let (second, _, mut second_ws) = room.join(&org, "Second Member").await?;
+    second_ws.wait_for("welcome").await?;
+
+    let meeting = room
+        .gc
+        .hand_over(&room.host.token, &room.code, &second.id)
+        .await?
+        .expect(200)?;
+    assert_eq!(meeting["host_id"], second.id.as_str());
+    let granted = second_ws.wait_for("host.granted").await?;
+    assert_eq!(granted["lobby"], json!([]));
+    let demoted = room
+        .host_ws
+        .wait_for_where(
+            "participant.updated",
+            |e| e["user_id"] == room.host.id.as_str() && e.get("role").is_some(),
+            Duration::from_secs(10),
+        )
+        .await?;
+    assert_eq!(demoted["role"], "guest");
+
+    // The new host's socket goes without a word; after the grace the role passes to the
+    // member seated longest: the former host.
+    drop(second_ws);
+    let promoted = room
+        .host_ws
+        .wait_for_where(
+            "participant.updated",
+            |e| e["user_id"] == room.host.id.as_str() && e["role"] == "host",
+            Duration::from_secs(60),
+        )
+        .await?;
+    assert_eq!(promoted["role"], "host");
+    room.host_ws.wait_for("host.granted").await?;
+    let left = first_ws
+        .wait_for_where(
+            "participant.left",
+            |e| e["user_id"] == second.id.as_str(),
+            Duration::from_secs(10),
+        )
+        .await?;
+    assert_eq!(left["reason"], "connection_lost");
+    // GC hears of it from the controller's report.
+    let mut seen = Value::Null;
+    for _ in 0..50 {
+        seen = room.gc.get(&first.token, &room.code).await?.expect(200)?;
+        if seen["host_id"] == room.host.id.as_str() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen["host_id"], room.host.id.as_str());
+    Ok(())
+}

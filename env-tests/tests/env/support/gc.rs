@@ -136,6 +136,17 @@ impl GcClient {
         .await
     }
 
+    /// The host makes a seated member of the org the host (DESIGN §12).
+    pub async fn hand_over(&self, token: &str, code: &str, user_id: &str) -> anyhow::Result<Reply> {
+        self.call(
+            Method::POST,
+            &format!("{BASE}/{code}/host/{user_id}"),
+            token,
+            None,
+        )
+        .await
+    }
+
     pub async fn admit_all(&self, token: &str, code: &str) -> anyhow::Result<Reply> {
         self.call(
             Method::POST,
