@@ -559,6 +559,12 @@ export interface components {
              *     `guest: true`, and `role` must be `guest`.
              */
             guest?: boolean;
+            /**
+             * @description With `guest`: also sign the guest token of this guest id (`user_id`, which GC drew from
+             *     its CSPRNG), answered as `guest_token`. GC asks for both tokens of a new guest in one
+             *     grant, so a guest's first join costs AC no request of its own (DESIGN §12).
+             */
+            guest_token?: boolean;
             meeting_code: components["schemas"]["MeetingCode"];
             /** Format: uuid */
             meeting_id: string;
@@ -584,6 +590,11 @@ export interface components {
              * @description Seconds until the token expires: at most 900.
              */
             expires_in: number;
+            /**
+             * @description For a grant with `guest_token`: the guest token of `user_id` (`token_type: guest`, `aud:
+             *     convene-api`, good for two hours and for this one meeting).
+             */
+            guest_token?: string | null;
             /**
              * @description The JWT: `token_type: meeting`, `aud: convene-mc`, with `sub` (user id), `meeting_id`,
              *     `meeting_code`, `org_id`, `role`, `name` and `jti` (and `guest: true` for a guest).

@@ -151,10 +151,20 @@ impl TokenIssuer {
         grant: GuestGrant,
         ttl_secs: Option<u64>,
     ) -> anyhow::Result<IssuedGuestToken> {
+        self.issue_guest_as(Uuid::new_v4(), grant, ttl_secs).await
+    }
+
+    /// [`TokenIssuer::issue_guest`] for a guest id the caller chose (GC, which signs the
+    /// guest's meeting token in the same request: see `routes::meeting_token`).
+    pub async fn issue_guest_as(
+        &self,
+        guest_id: Uuid,
+        grant: GuestGrant,
+        ttl_secs: Option<u64>,
+    ) -> anyhow::Result<IssuedGuestToken> {
         let most = Duration::from_secs(MAX_GUEST_TOKEN_TTL_SECS.unsigned_abs());
         let ttl = ttl_secs.map(Duration::from_secs).unwrap_or(most).min(most);
         let (iat, exp) = window(ttl);
-        let guest_id = Uuid::new_v4();
         let claims = GuestClaims {
             iss: self.issuer.clone(),
             aud: AUDIENCE_USER.to_owned(),

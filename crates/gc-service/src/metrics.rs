@@ -48,6 +48,7 @@ pub mod queue {
     pub const CREATES: &str = "creates";
     pub const ADMISSIONS: &str = "admissions";
     pub const LOOKUPS: &str = "lookups";
+    pub const GUESTS: &str = "guests";
 }
 
 /// Buckets of `gc_meeting_creation_duration_seconds` (DESIGN §8).

@@ -92,6 +92,7 @@ impl Application {
                 config.lifecycle.heartbeat_timeout_secs,
                 background,
             ),
+            guests: crate::db::guests::GuestRecords::new(batch_pool.clone(), background),
             detached: Detached::new(MAX_DETACHED, tasks.clone()),
             comings_and_goings: crate::use_cases::room::join_leave_budget(&config.lifecycle),
             guest_joins: crate::use_cases::room::guest_join_budget(&config.lifecycle),

@@ -23,9 +23,10 @@ use crate::auth::MeetingTokenRequester;
 use crate::domain::validation::{parse_display_name, parse_meeting_code, parse_ttl_secs};
 use crate::error::AcError;
 use crate::state::AppState;
-use crate::tokens::MeetingGrant;
+use crate::tokens::{GuestGrant, MeetingGrant};
 
 const GUEST_HOST: &str = "a guest's role must be guest";
+const GUEST_TOKEN_WITHOUT_GUEST: &str = "a guest token is signed only for a guest";
 /// A meeting token's shape, for the documentation's examples.
 const EXAMPLE_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6ImsyMDI2MTEyMS1hQmNEZWZHaElqS2wifQ.eyJ0b2tlbl90eXBlIjoibWVldGluZyJ9.c2lnbmF0dXJl";
 
@@ -79,6 +80,11 @@ pub(super) struct MeetingTokenRequest {
     /// `guest: true`, and `role` must be `guest`.
     #[serde(default)]
     guest: bool,
+    /// With `guest`: also sign the guest token of this guest id (`user_id`, which GC drew from
+    /// its CSPRNG), answered as `guest_token`. GC asks for both tokens of a new guest in one
+    /// grant, so a guest's first join costs AC no request of its own (DESIGN §12).
+    #[serde(default)]
+    guest_token: bool,
     /// Requested lifetime in seconds; larger values are capped at 900 (and at
     /// `AC_MEETING_TOKEN_TTL_SECS`, the default); `0` is refused.
     #[schema(minimum = 1, examples(600))]
@@ -88,12 +94,16 @@ pub(super) struct MeetingTokenRequest {
 }
 
 impl MeetingTokenRequest {
-    /// The grant to sign and its requested lifetime, once every field has passed.
-    fn into_grant(self) -> Result<(MeetingGrant, Option<u64>), AcError> {
+    /// The grant to sign, its requested lifetime, and whether a guest token goes with it, once
+    /// every field has passed.
+    fn into_grant(self) -> Result<(MeetingGrant, Option<u64>, bool), AcError> {
         let meeting_code = parse_meeting_code(&self.meeting_code)?;
         let name = parse_display_name(&self.name)?;
         if self.guest && self.role != MeetingRole::Guest {
             return Err(AcError::BadRequest(GUEST_HOST.into()));
+        }
+        if self.guest_token && !self.guest {
+            return Err(AcError::BadRequest(GUEST_TOKEN_WITHOUT_GUEST.into()));
         }
         let ttl_secs = parse_ttl_secs(self.ttl_secs)?;
         let grant = MeetingGrant {
@@ -105,8 +115,44 @@ impl MeetingTokenRequest {
             name: name.as_str().to_owned(),
             guest: self.guest,
         };
-        Ok((grant, ttl_secs))
+        Ok((grant, ttl_secs, self.guest_token))
     }
+}
+
+/// Signs a grant's meeting token, and its guest token when asked.
+async fn sign(
+    state: &AppState,
+    grant: MeetingGrant,
+    ttl_secs: Option<u64>,
+    with_guest_token: bool,
+) -> Result<MeetingTokenResponse, AcError> {
+    let guest = with_guest_token.then(|| {
+        (
+            grant.user_id,
+            GuestGrant {
+                meeting_code: grant.meeting_code.clone(),
+                org_id: grant.org_id,
+                name: grant.name.clone(),
+            },
+        )
+    });
+    let issued = state.tokens.issue_meeting(grant, ttl_secs).await?;
+    let guest_token = match guest {
+        Some((guest_id, grant)) => Some(
+            state
+                .tokens
+                .issue_guest_as(guest_id, grant, None)
+                .await?
+                .token
+                .token,
+        ),
+        None => None,
+    };
+    Ok(MeetingTokenResponse {
+        token: issued.token,
+        expires_in: issued.expires_in,
+        guest_token,
+    })
 }
 
 /// Several grants to sign at once.
@@ -133,6 +179,10 @@ pub(super) struct MeetingTokenResponse {
     /// Seconds until the token expires: at most 900.
     #[schema(maximum = 900)]
     expires_in: u64,
+    /// For a grant with `guest_token`: the guest token of `user_id` (`token_type: guest`, `aud:
+    /// convene-api`, good for two hours and for this one meeting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest_token: Option<String>,
 }
 
 /// Get a meeting token (GC).
@@ -180,13 +230,10 @@ pub(super) async fn issue_meeting_token(
     span.record("meeting_id", tracing::field::display(request.meeting_id));
     span.record("org_id", tracing::field::display(request.org_id));
     let role = request.role;
-    let (grant, ttl_secs) = request.into_grant()?;
-    let issued = state.tokens.issue_meeting(grant, ttl_secs).await?;
+    let (grant, ttl_secs, with_guest_token) = request.into_grant()?;
+    let issued = sign(&state, grant, ttl_secs, with_guest_token).await?;
     tracing::info!(role = role.as_str(), "meeting token issued");
-    Ok(Json(MeetingTokenResponse {
-        token: issued.token,
-        expires_in: issued.expires_in,
-    }))
+    Ok(Json(issued))
 }
 
 /// Get several meeting tokens (GC).
@@ -245,12 +292,8 @@ pub(super) async fn issue_meeting_tokens(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut tokens = Vec::with_capacity(grants.len());
-    for (grant, ttl_secs) in grants {
-        let issued = state.tokens.issue_meeting(grant, ttl_secs).await?;
-        tokens.push(MeetingTokenResponse {
-            token: issued.token,
-            expires_in: issued.expires_in,
-        });
+    for (grant, ttl_secs, with_guest_token) in grants {
+        tokens.push(sign(&state, grant, ttl_secs, with_guest_token).await?);
     }
     tracing::info!(count = tokens.len(), "meeting tokens issued");
     Ok(Json(MeetingTokensResponse { tokens }))

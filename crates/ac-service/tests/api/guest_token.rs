@@ -217,3 +217,66 @@ async fn a_guests_meeting_token_says_guest(pool: PgPool) {
     assert!(!claims.guest);
     assert_eq!(guest_as_host.status(), StatusCode::BAD_REQUEST);
 }
+
+/// A new guest's two tokens in one grant of the meeting-token batch (GC's guest-join): the
+/// meeting token and the guest token both name the guest id GC chose; a guest token is
+/// refused for anyone but a guest, and a member's grant carries none.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_guest_grant_of_the_batch_signs_the_guest_token_too(pool: PgPool) {
+    seed_basics(&pool).await;
+    let app = spawn_app(pool).await;
+    let gc = app.service_token(GC).await;
+    let guest_id = Uuid::new_v4();
+    let org_id = Uuid::new_v4();
+    let grant = |user: Uuid, role: &str, guest: bool, guest_token: bool| {
+        json!({"user_id": user, "meeting_id": Uuid::new_v4(), "meeting_code": "Ab3dE5fG7hJ9",
+               "org_id": org_id, "role": role, "name": "Visiting Vera", "guest": guest,
+               "guest_token": guest_token})
+    };
+    let batch = json!({"grants": [
+        grant(guest_id, "guest", true, true),
+        grant(Uuid::new_v4(), "guest", false, false),
+    ]});
+
+    let response = app
+        .post_json("/api/v1/auth/internal/meeting-tokens", Some(&gc), &batch)
+        .await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    let verifier = app.verifier();
+    let guest: GuestClaims = verifier
+        .verify(tokens["tokens"][0]["guest_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    let meeting: MeetingClaims = verifier
+        .verify(tokens["tokens"][0]["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((guest.sub, meeting.sub), (guest_id, guest_id));
+    assert_eq!(guest.token_type, TokenType::Guest);
+    assert_eq!(guest.meeting_code, meeting.meeting_code);
+    assert_eq!(guest.org_id, org_id);
+    assert_eq!(guest.exp - guest.iat, 7200);
+    assert!(meeting.guest);
+    assert_eq!(meeting.role, MeetingRole::Guest);
+    assert!(tokens["tokens"][1].get("guest_token").is_none(), "{tokens}");
+
+    // Only for a guest: a member's grant asking for one is refused, the whole batch with it.
+    let refused = app
+        .post_json(
+            "/api/v1/auth/internal/meeting-tokens",
+            Some(&gc),
+            &json!({"grants": [grant(Uuid::new_v4(), "guest", false, true)]}),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let single = app
+        .post_json(
+            "/api/v1/auth/internal/meeting-token",
+            Some(&gc),
+            &grant(Uuid::new_v4(), "host", false, true),
+        )
+        .await;
+    assert_eq!(single.status(), StatusCode::BAD_REQUEST);
+}

@@ -56,28 +56,20 @@ pub struct MeetingGrant {
     /// false, so an AC older than the field signs members' tokens as before.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub guest: bool,
+    /// With `guest`: AC also signs the guest token of `user_id` (a new guest's id, which GC
+    /// drew), so a guest's first join costs one grant in a batch, not a request of its own.
+    /// Left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub guest_token: bool,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct IssuedMeetingToken {
     pub token: String,
     pub expires_in: u64,
-}
-
-/// What a guest token says: the one meeting it is good for, and the name the guest gave.
-#[derive(Clone, Debug, Serialize)]
-pub struct GuestGrant {
-    pub meeting_code: String,
-    pub org_id: Uuid,
-    pub name: String,
-}
-
-/// A guest token, with the guest id AC made for it.
-#[derive(Debug, Deserialize)]
-pub struct IssuedGuestToken {
-    pub token: String,
-    pub guest_id: Uuid,
-    pub expires_in: u64,
+    /// The guest token, for a grant with `guest_token`.
+    #[serde(default)]
+    pub guest_token: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -133,8 +125,6 @@ type Pending = Item<MeetingGrant, Result<IssuedMeetingToken, Refused>>;
 #[derive(Clone)]
 pub struct MeetingTokens {
     batcher: Batcher<MeetingGrant, Result<IssuedMeetingToken, Refused>>,
-    /// For the requests that are not batched (guest tokens).
-    sender: Arc<Sender>,
     /// The longest a grant waits for its token, from the moment it is queued: the client's
     /// timeout on one request to AC.
     deadline: Duration,
@@ -154,7 +144,6 @@ impl MeetingTokens {
             http: common::http_client(timeout)?,
             batch_url: format!("{base}/api/v1/auth/internal/meeting-tokens"),
             single_url: format!("{base}/api/v1/auth/internal/meeting-token"),
-            guest_url: format!("{base}/api/v1/auth/internal/guest-token"),
             tokens,
         };
         let shape = Shape {
@@ -163,8 +152,7 @@ impl MeetingTokens {
             max_weight: MAX_BATCH,
             linger: Some(LINGER),
         };
-        let sender = Arc::new(sender);
-        let for_batches = Arc::clone(&sender);
+        let for_batches = Arc::new(sender);
         let batcher = Batcher::start(
             shape,
             |_| 1,
@@ -182,32 +170,8 @@ impl MeetingTokens {
         );
         Ok(Self {
             batcher,
-            sender,
             deadline: timeout,
         })
-    }
-
-    /// A guest token for a person without an account (DESIGN §12), with the guest id AC made.
-    /// One request per guest (guest joins are few and budgeted per address); AC unreachable or
-    /// refusing is a 503, as for meeting tokens.
-    #[tracing::instrument(name = "gc.ac.guest_token", skip_all)]
-    pub async fn issue_guest(&self, grant: &GuestGrant) -> Result<IssuedGuestToken, Error> {
-        let sent = async {
-            let response = self.sender.post(&self.sender.guest_url, grant).await?;
-            let response = successful(response, "AC refused a guest token")?;
-            response
-                .json::<IssuedGuestToken>()
-                .await
-                .map_err(|e| Refused::new("AC answered a malformed guest token", e))
-        };
-        match tokio::time::timeout(self.deadline, sent).await {
-            Ok(Ok(issued)) => Ok(issued),
-            Ok(Err(refused)) => {
-                tracing::warn!(cause = %refused.cause, "{}", refused.what);
-                Err(refused.into_error())
-            }
-            Err(elapsed) => Err(Error::unavailable("guest tokens", elapsed)),
-        }
     }
 
     /// A meeting token for `grant`. AC unreachable, or refusing GC's credential, is a 503 to
@@ -233,7 +197,6 @@ struct Sender {
     http: reqwest::Client,
     batch_url: String,
     single_url: String,
-    guest_url: String,
     tokens: Arc<ServiceTokenClient>,
 }
 

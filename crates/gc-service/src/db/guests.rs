@@ -2,49 +2,123 @@
 //! (DESIGN §12), each with the name they gave, recorded with their `guest_joined` event.
 
 use common::db::Bounded;
+use common::shell::Background;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::events::{Actor, MeetingEvent};
+use crate::batch::{Batcher, Item, Shape};
+use crate::domain::events::MeetingEvent;
 
-/// Records a guest who now waits in the meeting's lobby, and their `guest_joined` event, in one
-/// statement. A guest already recorded (the same id again) writes nothing, event included.
-pub async fn record_guest(
-    pool: &PgPool,
-    meeting_id: Uuid,
-    org_id: Uuid,
-    guest_id: Uuid,
-    display_name: &str,
-    actor: Actor<'_>,
-) -> Result<(), sqlx::Error> {
-    let (actor_id, actor_type, ip, user_agent) = actor.columns();
-    let event = MeetingEvent::GuestJoined { guest_id };
+/// Guests in one statement, at most.
+pub const MAX_GUESTS: usize = 256;
+/// Guests waiting for a statement, at most.
+pub const QUEUE: usize = 4096;
+
+/// One guest to record, with their `guest_joined` event's actor columns.
+#[derive(Clone, Debug)]
+pub struct GuestRecord {
+    pub meeting_id: Uuid,
+    pub org_id: Uuid,
+    pub guest_id: Uuid,
+    pub display_name: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The handle guest-joins record their guests through, many to a statement: one task writes
+/// the guests queued while its previous statement ran (at most [`MAX_GUESTS`]), so a storm of
+/// guests costs PostgreSQL one commit per batch, not one per guest. Nothing waits for more: an
+/// idle GC writes each guest at once. A statement that fails fails every guest in it (each
+/// leaves the lobby again, and their request answers 503). The queue is bounded ([`QUEUE`]).
+#[derive(Clone)]
+pub struct GuestRecords {
+    batcher: Batcher<GuestRecord, Result<(), sqlx::Error>>,
+}
+
+impl GuestRecords {
+    pub fn new(pool: PgPool, background: &Background) -> Self {
+        let shape = Shape {
+            name: "guest records",
+            capacity: QUEUE,
+            max_weight: MAX_GUESTS,
+            linger: None,
+        };
+        let batcher = Batcher::start(
+            shape,
+            |_| 1,
+            move |batch| write(pool.clone(), batch),
+            background,
+        );
+        Self { batcher }
+    }
+
+    /// Records a guest who now waits in the meeting's lobby, and their `guest_joined` event,
+    /// once committed. A guest already recorded writes nothing, event included.
+    pub async fn record(&self, guest: GuestRecord) -> Result<(), sqlx::Error> {
+        self.batcher.submit(guest).await?
+    }
+}
+
+async fn write(pool: PgPool, batch: Vec<Item<GuestRecord, Result<(), sqlx::Error>>>) {
+    crate::metrics::db_batch(crate::metrics::queue::GUESTS, batch.len());
+    let mut seen = std::collections::HashSet::with_capacity(batch.len());
+    let guests: Vec<&GuestRecord> = batch
+        .iter()
+        .map(|item| &item.request)
+        .filter(|g| seen.insert((g.meeting_id, g.guest_id)))
+        .collect();
+    let result = record_guests(&pool, &guests).await;
+    for item in batch {
+        item.answer(match &result {
+            Ok(()) => Ok(()),
+            Err(error) => Err(super::copy_error(error)),
+        });
+    }
+}
+
+/// Records `guests` (distinct guests of their meetings) and one `guest_joined` event each, in
+/// one statement.
+async fn record_guests(pool: &PgPool, guests: &[&GuestRecord]) -> Result<(), sqlx::Error> {
+    let column = |f: &dyn Fn(&GuestRecord) -> Option<String>| -> Vec<Option<String>> {
+        guests.iter().map(|g| f(g)).collect()
+    };
+    let details: Vec<serde_json::Value> = guests
+        .iter()
+        .map(|g| {
+            MeetingEvent::GuestJoined {
+                guest_id: g.guest_id,
+            }
+            .details()
+        })
+        .collect();
     sqlx::query(concat!(
-        "with guest as (
+        "with g as (
+            select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                                 $6::text[], $7::jsonb[])
+                as g(meeting_id, org_id, guest_id, display_name, ip, user_agent, details)
+         ),
+         guest as (
             insert into meeting_guests (meeting_id, guest_id, display_name)
-            values ($1, $3, $4)
+            select meeting_id, guest_id, display_name from g
             on conflict (meeting_id, guest_id) do nothing
-            returning meeting_id
+            returning meeting_id, guest_id
          ),
          events as (
-            select $2::uuid as org_id, g.meeting_id, $5::text as actor_id,
-                   $6::text as actor_type, $7::text as ip, $8::text as user_agent,
-                   $9::text as action, $10::jsonb as details
-            from guest g
+            select g.org_id, g.meeting_id, g.guest_id::text as actor_id,
+                   'guest'::text as actor_type, g.ip, g.user_agent,
+                   'guest_joined'::text as action, g.details
+            from guest join g using (meeting_id, guest_id)
          )
          ",
         crate::db::events::record_events!()
     ))
-    .bind(meeting_id)
-    .bind(org_id)
-    .bind(guest_id)
-    .bind(display_name)
-    .bind(actor_id)
-    .bind(actor_type)
-    .bind(ip.map(|ip| ip.to_string()))
-    .bind(user_agent)
-    .bind(event.action())
-    .bind(event.details())
+    .bind(guests.iter().map(|g| g.meeting_id).collect::<Vec<_>>())
+    .bind(guests.iter().map(|g| g.org_id).collect::<Vec<_>>())
+    .bind(guests.iter().map(|g| g.guest_id).collect::<Vec<_>>())
+    .bind(column(&|g| Some(g.display_name.clone())))
+    .bind(column(&|g| g.ip.clone()))
+    .bind(column(&|g| g.user_agent.clone()))
+    .bind(details)
     .execute(pool)
     .bounded()
     .await?;

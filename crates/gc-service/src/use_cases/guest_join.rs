@@ -13,7 +13,10 @@
 use common::display_name::DisplayName;
 use common::meeting_code::MeetingCode;
 
-use crate::clients::ac::{GuestGrant, MeetingTokens};
+use uuid::Uuid;
+
+use crate::clients::ac::MeetingTokens;
+use crate::db::guests::GuestRecord;
 use crate::domain::events::{Actor, Origin};
 use crate::domain::meeting::admits_guests;
 use crate::error::Error;
@@ -48,37 +51,26 @@ pub async fn guest_join(
     if meeting.status.is_ended() || !admits_guests(&meeting.settings) {
         return Err(Error::MeetingNotFound);
     }
-    let grant = GuestGrant {
-        meeting_code: meeting.code.as_str().to_owned(),
-        org_id: meeting.org_id,
-        name: name.as_str().to_owned(),
-    };
-    let issued = meeting_tokens.issue_guest(&grant).await?;
-    let guest_id = issued.guest_id;
+    // The guest's id, from the OS's CSPRNG: AC signs the guest token and the meeting token of
+    // this id in one grant of a batch, while the room puts the guest in its lobby.
+    let guest_id = Uuid::new_v4();
     let actor = Actor::Guest { id: guest_id, from };
-    let recorded = {
-        let (meeting_id, org_id) = (meeting.id, meeting.org_id);
-        let name = name.as_str().to_owned();
-        let ip = from.ip;
-        let user_agent = from.user_agent.map(str::to_owned);
-        move |rooms: Rooms| async move {
-            let actor = Actor::Guest {
-                id: guest_id,
-                from: Origin {
-                    ip,
-                    user_agent: user_agent.as_deref(),
-                },
-            };
-            crate::db::guests::record_guest(&rooms.pool, meeting_id, org_id, guest_id, &name, actor)
-                .await
-                .map_err(Error::from)
-        }
+    let record = GuestRecord {
+        meeting_id: meeting.id,
+        org_id: meeting.org_id,
+        guest_id,
+        display_name: name.as_str().to_owned(),
+        ip: from.ip.map(|ip| ip.to_string()),
+        user_agent: from.user_agent.map(str::to_owned),
     };
+    let recorded =
+        move |rooms: Rooms| async move { rooms.guests.record(record).await.map_err(Error::from) };
     let joiner = Joiner {
         id: guest_id,
         name: name.as_str().to_owned(),
         guest: true,
         org_id: None,
+        new_guest: true,
     };
     let joined = join_visible(
         rooms,
@@ -90,9 +82,15 @@ pub async fn guest_join(
         recorded,
     )
     .await?;
+    // An AC older than `guest_token` refuses the grant (400), so a token is always here; were
+    // it not, the guest could not come back, and the join is refused rather than half done.
+    let Some(guest_token) = joined.guest_token.clone() else {
+        tracing::error!(guest_id = %guest_id, "AC signed no guest token");
+        return Err(Error::Internal("AC signed no guest token"));
+    };
     tracing::info!(guest_id = %guest_id, "guest waiting in the lobby");
     Ok(GuestJoined {
         joined,
-        guest_token: issued.token,
+        guest_token,
     })
 }

@@ -40,6 +40,8 @@ pub struct Joined {
     pub expires_in: u64,
     pub signaling_url: String,
     pub view: MeetingView,
+    /// A new guest's guest token, signed with their meeting token (guest-join only).
+    pub guest_token: Option<String>,
 }
 
 /// The name others see when a token's name no longer passes the rules (AC checks names when
@@ -55,6 +57,8 @@ pub struct Joiner {
     pub guest: bool,
     /// A member's org (`None` for a guest): only members of the meeting's org may host it.
     pub org_id: Option<Uuid>,
+    /// A new guest (their guest-join), whose guest token AC signs with their meeting token.
+    pub new_guest: bool,
 }
 
 impl Joiner {
@@ -67,6 +71,7 @@ impl Joiner {
                 Participant::Member(claims) => Some(claims.org_id),
                 Participant::Guest(_) => None,
             },
+            new_guest: false,
         }
     }
 }
@@ -113,6 +118,7 @@ where
         name,
         guest,
         org_id,
+        new_guest,
     } = joiner;
     let member = !guest && org_id == Some(meeting.org_id);
     // The role as PostgreSQL sees it, which the token states; the room decides (DESIGN §12:
@@ -142,6 +148,7 @@ where
         role,
         name: name.clone(),
         guest,
+        guest_token: guest && new_guest,
     };
     let (Seating { joined, started }, issued) = {
         // The seat runs as a task of its own, which a client hanging up cannot cancel: once the
@@ -223,6 +230,7 @@ where
             counts,
             for_host,
         },
+        guest_token: issued.guest_token,
     })
 }
 

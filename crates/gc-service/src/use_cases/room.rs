@@ -29,6 +29,8 @@ pub struct Rooms {
     pub admissions: Admissions,
     /// Where joins read their meeting, many to a statement ([`crate::db::lookups`]).
     pub lookups: Lookups,
+    /// Where guest-joins record their guests, many to a statement ([`crate::db::guests`]).
+    pub guests: crate::db::guests::GuestRecords,
     /// The limit on the tasks that run on after their request ([`super::detached`]).
     pub detached: Detached,
     /// How often one user may join or leave one meeting (per replica).

@@ -37,6 +37,10 @@ fn rooms(stack: &TestStack) -> Rooms {
             test_lifecycle().heartbeat_timeout_secs,
             &Background::default(),
         ),
+        guests: gc_service::db::guests::GuestRecords::new(
+            stack.pool.clone(),
+            &Background::default(),
+        ),
         detached: Default::default(),
         comings_and_goings: gc_service::use_cases::room::join_leave_budget(&test_lifecycle()),
         guest_joins: gc_service::use_cases::room::guest_join_budget(&test_lifecycle()),

@@ -51,6 +51,7 @@ fn grant(i: usize) -> MeetingGrant {
         },
         name: format!("Person {i}"),
         guest: false,
+        guest_token: false,
     }
 }
 

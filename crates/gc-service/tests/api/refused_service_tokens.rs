@@ -198,6 +198,7 @@ fn grant() -> MeetingGrant {
         role: MeetingRole::Guest,
         name: "Someone".into(),
         guest: false,
+        guest_token: false,
     }
 }
 
