@@ -150,6 +150,14 @@ where
         guest,
         guest_token: guest && new_guest,
     };
+    // A new guest's tokens are signed before the room is touched: were the room to put them in
+    // its lobby and AC then fail, they would wait there with no guest token to come back with,
+    // a place nobody can ever take or give up.
+    let mut signed_first = None;
+    let mut grant = Some(grant);
+    if new_guest && let Some(grant) = grant.take() {
+        signed_first = Some(meeting_tokens.issue(grant).await?);
+    }
     let (Seating { joined, started }, issued) = {
         // The seat runs as a task of its own, which a client hanging up cannot cancel: once the
         // room may have seated the caller, the visit is recorded too, whether or not anyone is
@@ -166,7 +174,13 @@ where
             OwnedActor::from(actor),
             on_waiting,
         ));
-        let token = meeting_tokens.issue(grant);
+        let token = async {
+            match (signed_first, grant) {
+                (Some(issued), _) => Ok(issued),
+                (None, Some(grant)) => meeting_tokens.issue(grant).await,
+                (None, None) => Err(Error::Internal("a join without its grant")),
+            }
+        };
         tokio::pin!(seat, token);
         // A failed seat ends the join at once (its grant is dropped), but a failed token never cuts
         // a seat short: MC and PostgreSQL are left agreeing, as they would be without the token.

@@ -356,6 +356,16 @@ async fn with_ac_stopped_or_hung_a_guest_join_is_refused_and_leaves_nothing(pool
         }
     };
     let proxy = stack.ac_proxy.as_ref().unwrap();
+    // A warm room (assigned, GC's service token held): were the tokens asked for alongside the
+    // room, the room would put the guest in its lobby while AC fails.
+    let host_joined = stack
+        .client
+        .post(format!("{}/api/v1/meetings/{code}/join", stack.gc.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(host_joined.status(), StatusCode::OK);
 
     for fault in [Fault::Reset, Fault::Stall] {
         proxy.set(fault);
