@@ -208,6 +208,16 @@ async fn a_guest_token_is_refused_everywhere_but_its_meetings_get_join_and_leave
             format!("/api/v1/meetings/{code}/admit-all"),
             None,
         ),
+        (
+            Method::POST,
+            format!("/api/v1/meetings/{code}/remove/{someone}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/meetings/{code}/host/{someone}"),
+            None,
+        ),
         (Method::POST, format!("/api/v1/meetings/{code}/end"), None),
         (
             Method::PATCH,

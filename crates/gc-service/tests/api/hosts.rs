@@ -193,9 +193,39 @@ async fn only_a_seated_member_of_the_org_can_be_made_the_host(pool: PgPool) {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // Only the host may hand over.
+    // Odd ids in the path name nobody.
+    for odd in [
+        "%00",
+        "..%2F..%2Fend",
+        "' or 1=1 --",
+        &"a".repeat(300),
+        "%F0%9F%A6%80",
+    ] {
+        let (status, _) = call(
+            &stack,
+            Method::POST,
+            &format!("/api/v1/meetings/{code}/host/{odd}"),
+            &host,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{odd}");
+    }
+    // Only the host may hand over; someone who may not see the meeting learns nothing of it,
+    // and no token is no caller.
     let (status, _) = hand_over(&stack, &code, &outsider_token, outsider).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let private = create(&stack, &host, &open_meeting()).await;
+    join(&stack, &private, &host).await;
+    let (status, _) = hand_over(&stack, &private, &outsider_token, outsider).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let anonymous = stack
+        .client
+        .post(stack.gc_url(&format!("/api/v1/meetings/{code}/host/{outsider}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let (_, seen) = get(&stack, &code, &host).await;
     assert_eq!(seen["host_id"], json!(stack.user_id(HOST).await));
 }
