@@ -622,3 +622,114 @@ async fn a_removal_racing_the_persons_join_leaves_them_out_everywhere(pool: PgPo
     // Both orders happened: the join first (then undone) and the removal first (refused).
     assert!(orders[0] > 0 && orders[1] > 0, "{orders:?}");
 }
+
+/// The host's removal of someone racing that person's own leave, 100 times, either one first by
+/// 0-9 ms, from a seat and from the lobby. Once both have answered (both 200): the person is
+/// neither seated nor waiting, PostgreSQL has no visit of theirs open and has closed their
+/// visit once, the room remembers them as removed, their rejoin is 403, and the API's count is
+/// the room's.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_removal_racing_the_persons_leave_leaves_them_out_everywhere(pool: PgPool) {
+    const TRIALS: usize = 100;
+    let (stack, prefix, people) = stack_with_mc(pool).await;
+    let store = room_store(&prefix);
+    let host = stack.user_token(HOST).await;
+    let code = create(
+        &stack,
+        &host,
+        &json!({"display_name": "Remove and leave", "max_participants": 10,
+                "settings": {"waiting_room_enabled": false}}),
+    )
+    .await;
+    assert_eq!(join(&stack, &code, &host).await.0, StatusCode::OK);
+    let parsed = MeetingCode::parse(&code).unwrap();
+    let mut wrong = Vec::new();
+
+    for trial in 0..TRIALS {
+        let (user, token) = people
+            .user(&stack, stack.org_id, &format!("Leaver {trial}"))
+            .await;
+        let from_lobby = trial % 2 == 1;
+        if from_lobby {
+            patch(&stack, &code, &host, &json!({"waiting_room_enabled": true})).await;
+        }
+        assert_eq!(join(&stack, &code, &token).await.0, StatusCode::OK);
+        let delay = Duration::from_millis((trial % 10) as u64);
+        let (leave_delay, removal_delay) = if (trial / 2) % 2 == 0 {
+            (Duration::ZERO, delay)
+        } else {
+            (delay, Duration::ZERO)
+        };
+        let leaving = async {
+            tokio::time::sleep(leave_delay).await;
+            leave(&stack, &code, &token).await
+        };
+        let removal = async {
+            tokio::time::sleep(removal_delay).await;
+            call(
+                &stack,
+                Method::POST,
+                &format!("/api/v1/meetings/{code}/remove/{user}"),
+                &host,
+                None,
+            )
+            .await
+        };
+        let (left, removed) = tokio::join!(leaving, removal);
+        if from_lobby {
+            patch(
+                &stack,
+                &code,
+                &host,
+                &json!({"waiting_room_enabled": false}),
+            )
+            .await;
+        }
+        let (seated, visit, in_room, _) = presence(&stack, &store, &code, user).await;
+        let room = store.state(&parsed).await.unwrap();
+        let waiting = room.lobby.iter().any(|w| w.user_id == user.to_string());
+        let remembered = room.removed.contains_key(&user.to_string());
+        let closed: i64 = sqlx::query_scalar(
+            "select count(*) from participants p join meetings m on m.id = p.meeting_id
+             where m.meeting_code = $1 and p.user_id = $2 and p.left_at is not null",
+        )
+        .bind(&code)
+        .bind(user)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+        let (_, seen) = call(
+            &stack,
+            Method::GET,
+            &format!("/api/v1/meetings/{code}"),
+            &host,
+            None,
+        )
+        .await;
+        let api_count = seen["participant_count"].as_u64().unwrap_or(u64::MAX) as usize;
+        let rejoin = join(&stack, &code, &token).await.0;
+        let expected_closed = i64::from(!from_lobby);
+        if left.0 != StatusCode::OK
+            || removed.0 != StatusCode::OK
+            || seated
+            || visit
+            || waiting
+            || !remembered
+            || closed != expected_closed
+            || api_count != in_room
+            || rejoin != StatusCode::FORBIDDEN
+        {
+            wrong.push(format!(
+                "trial {trial}: leave {} remove {} seated {seated} visit {visit} waiting \
+                 {waiting} remembered {remembered} closed {closed} api {api_count} room \
+                 {in_room} rejoin {rejoin}",
+                left.0, removed.0
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {TRIALS} races went wrong: {wrong:#?}",
+        wrong.len()
+    );
+}
