@@ -150,14 +150,28 @@ where
         guest,
         guest_token: guest && new_guest,
     };
-    // A new guest's tokens are signed before the room is touched: were the room to put them in
-    // its lobby and AC then fail, they would wait there with no guest token to come back with,
-    // a place nobody can ever take or give up.
-    let mut signed_first = None;
-    let mut grant = Some(grant);
-    if new_guest && let Some(grant) = grant.take() {
-        signed_first = Some(meeting_tokens.issue(grant).await?);
-    }
+    // A new guest's tokens are signed while the room takes them, but the guest is recorded, and
+    // their lobby place kept, only once AC has signed: were AC to fail after the room put them
+    // in its lobby, they would wait there with no guest token to come back with, a place
+    // nobody could ever take or give up. The seat's task waits for the tokens' outcome before
+    // `on_waiting`, and a failure (or this request gone) gives the place up.
+    let (signed_tx, mut signed_rx) = tokio::sync::watch::channel(None::<bool>);
+    let on_waiting = move |rooms: Rooms| async move {
+        if new_guest {
+            let signed = loop {
+                if let Some(signed) = *signed_rx.borrow_and_update() {
+                    break signed;
+                }
+                if signed_rx.changed().await.is_err() {
+                    break false;
+                }
+            };
+            if !signed {
+                return Err(Error::Internal("the guest's tokens were not signed"));
+            }
+        }
+        on_waiting(rooms).await
+    };
     let (Seating { joined, started }, issued) = {
         // The seat runs as a task of its own, which a client hanging up cannot cancel: once the
         // room may have seated the caller, the visit is recorded too, whether or not anyone is
@@ -175,21 +189,24 @@ where
             on_waiting,
         ));
         let token = async {
-            match (signed_first, grant) {
-                (Some(issued), _) => Ok(issued),
-                (None, Some(grant)) => meeting_tokens.issue(grant).await,
-                (None, None) => Err(Error::Internal("a join without its grant")),
-            }
+            let issued = meeting_tokens.issue(grant).await;
+            let _ = signed_tx.send(Some(issued.is_ok()));
+            issued
         };
         tokio::pin!(seat, token);
         // A failed seat ends the join at once (its grant is dropped), but a failed token never cuts
-        // a seat short: MC and PostgreSQL are left agreeing, as they would be without the token.
+        // a member's seat short: MC and PostgreSQL are left agreeing, as they would be without
+        // the token. A new guest's seat gives its place up when the tokens fail, and the
+        // tokens' error is the answer.
         tokio::select! {
             seated = &mut seat => {
                 let seated = seated?;
                 (seated, token.await)
             }
-            issued = &mut token => (seat.await?, issued),
+            issued = &mut token => match (seat.await, issued) {
+                (Err(_), Err(refused)) if new_guest => return Err(refused),
+                (seated, issued) => (seated?, issued),
+            },
         }
     };
     let issued = issued?;
