@@ -125,6 +125,10 @@ type Pending = Item<MeetingGrant, Result<IssuedMeetingToken, Refused>>;
 #[derive(Clone)]
 pub struct MeetingTokens {
     batcher: Batcher<MeetingGrant, Result<IssuedMeetingToken, Refused>>,
+    /// New guests' grants (with `guest_token`), batched without lingering: a guest's lobby
+    /// place is recorded only once its tokens are signed, so their wait is on the guest-join's
+    /// path, where a member's token is signed alongside their seat's record.
+    new_guests: Batcher<MeetingGrant, Result<IssuedMeetingToken, Refused>>,
     /// The longest a grant waits for its token, from the moment it is queued: the client's
     /// timeout on one request to AC.
     deadline: Duration,
@@ -152,24 +156,32 @@ impl MeetingTokens {
             max_weight: MAX_BATCH,
             linger: Some(LINGER),
         };
-        let for_batches = Arc::new(sender);
-        let batcher = Batcher::start(
-            shape,
-            |_| 1,
-            move |mut batch: Vec<Pending>| {
-                let sender = Arc::clone(&for_batches);
-                async move {
-                    // Grants whose join has failed meanwhile are left out.
-                    batch.retain(|pending| !pending.is_abandoned());
-                    if !batch.is_empty() {
-                        sender.send(batch).await;
+        let sender = Arc::new(sender);
+        let start = |shape: Shape| {
+            let sender = Arc::clone(&sender);
+            Batcher::start(
+                shape,
+                |_| 1,
+                move |mut batch: Vec<Pending>| {
+                    let sender = Arc::clone(&sender);
+                    async move {
+                        // Grants whose join has failed meanwhile are left out.
+                        batch.retain(|pending| !pending.is_abandoned());
+                        if !batch.is_empty() {
+                            sender.send(batch).await;
+                        }
                     }
-                }
-            },
-            background,
-        );
+                },
+                background,
+            )
+        };
         Ok(Self {
-            batcher,
+            batcher: start(shape),
+            new_guests: start(Shape {
+                name: "new guests' tokens",
+                linger: None,
+                ..shape
+            }),
             deadline: timeout,
         })
     }
@@ -183,7 +195,12 @@ impl MeetingTokens {
     /// then for its own, two timeouts. A grant given up before it was sent is left out of its
     /// batch; one given up on the way is signed and dropped (a token never shown to anyone).
     pub async fn issue(&self, grant: MeetingGrant) -> Result<IssuedMeetingToken, Error> {
-        match tokio::time::timeout(self.deadline, self.batcher.submit(grant)).await {
+        let batcher = if grant.guest_token {
+            &self.new_guests
+        } else {
+            &self.batcher
+        };
+        match tokio::time::timeout(self.deadline, batcher.submit(grant)).await {
             Ok(Ok(Ok(issued))) => Ok(issued),
             Ok(Ok(Err(refused))) => Err(refused.into_error()),
             Ok(Err(stopped)) => Err(Error::unavailable("meeting tokens", stopped)),
