@@ -49,12 +49,13 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool,
         .await
 }
 
-/// Connections of the batching tasks' own pool ([`batch_pool`]): one each for [`lookups`] and
-/// [`admissions`], which run one statement at a time, and one spare for a connection being
-/// replaced.
+/// Connections of the batching tasks' own pool ([`batch_pool`]): one each for [`lookups`],
+/// [`admissions`] and [`guests`], which run one statement at a time. (The third was a spare
+/// before guests were recorded in batches; a connection being replaced now makes its queue wait
+/// for another, at most the pool's 5 s.)
 pub const BATCH_CONNECTIONS: u32 = 3;
 
-/// The pool the join's batching tasks ([`lookups`], [`admissions`]) run their statements on: `pool`'s database and settings, at most [`BATCH_CONNECTIONS`] connections, each with
+/// The pool the join's batching tasks ([`lookups`], [`admissions`], [`guests`]) run their statements on: `pool`'s database and settings, at most [`BATCH_CONNECTIONS`] connections, each with
 /// `plan_cache_mode = force_generic_plan` and the planner held to index nested loops (below),
 /// and closed when `pool` is closed.
 ///

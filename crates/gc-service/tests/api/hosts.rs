@@ -7,25 +7,14 @@ use std::time::Duration;
 
 use common::meeting_code::MeetingCode;
 use gc_service::domain::events::{HostChangeReason, MeetingEvent};
-use mc_service::room::{KeyPrefix, RedisPool, Role, RoomStore, RoomStoreConfig};
+use mc_service::room::{Role, RoomStore};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{HOST, MEMBER, TestStack, recorded_events, redis_url};
+use crate::helpers::{HOST, MEMBER, TestStack, recorded_events};
 use crate::meetings::{call, create, get, join, stack_with_mc};
-
-fn room_store(prefix: &str) -> RoomStore {
-    RoomStore::new(
-        RedisPool::single(&redis_url(), None).unwrap(),
-        RoomStoreConfig {
-            key_prefix: KeyPrefix::parse(prefix).unwrap(),
-            ..RoomStoreConfig::default()
-        },
-    )
-    .unwrap()
-}
 
 async fn hand_over(stack: &TestStack, code: &str, token: &str, to: Uuid) -> (StatusCode, Value) {
     call(
@@ -90,7 +79,7 @@ fn open_meeting() -> Value {
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_hand_over_makes_the_member_the_host_everywhere(pool: PgPool) {
     let (stack, prefix, _people) = stack_with_mc(pool).await;
-    let store = room_store(&prefix);
+    let store = crate::races::room_store(&prefix);
     let host = stack.user_token(HOST).await;
     let member = stack.user_token(MEMBER).await;
     let (host_id, member_id) = (stack.user_id(HOST).await, stack.user_id(MEMBER).await);
@@ -233,7 +222,7 @@ async fn only_a_seated_member_of_the_org_can_be_made_the_host(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_hosts_leave_passes_the_role_on_or_to_nobody_until_the_creator_returns(pool: PgPool) {
     let (stack, prefix, people) = stack_with_mc(pool).await;
-    let store = room_store(&prefix);
+    let store = crate::races::room_store(&prefix);
     let host = stack.user_token(HOST).await;
     let member = stack.user_token(MEMBER).await;
     let (host_id, member_id) = (stack.user_id(HOST).await, stack.user_id(MEMBER).await);
@@ -312,7 +301,7 @@ async fn a_controllers_report_of_the_hosts_lost_seat_records_the_succession(pool
     join(&stack, &code, &host).await;
     join(&stack, &code, &member).await;
     // What the controller does when the host's reconnect grace runs out.
-    let store = room_store(&prefix);
+    let store = crate::races::room_store(&prefix);
     let parsed = MeetingCode::parse(&code).unwrap();
     let owned = mc_service::room::OwnedRoom::new(
         parsed.clone(),
@@ -361,21 +350,54 @@ async fn a_controllers_report_of_the_hosts_lost_seat_records_the_succession(pool
     assert_eq!(transfers, 1);
 }
 
+/// The races' meeting: the host seated, then members A and B (A seated longest after the
+/// host).
+struct Race {
+    stack: TestStack,
+    store: RoomStore,
+    code: String,
+    host: String,
+    host_id: Uuid,
+    a: (Uuid, String),
+    b: (Uuid, String),
+}
+
+async fn race(pool: PgPool) -> Race {
+    let (stack, prefix, people) = stack_with_mc(pool).await;
+    let store = crate::races::room_store(&prefix);
+    let host = stack.user_token(HOST).await;
+    let host_id = stack.user_id(HOST).await;
+    let code = create(&stack, &host, &open_meeting()).await;
+    join(&stack, &code, &host).await;
+    let a = people.user(&stack, stack.org_id, "A").await;
+    let b = people.user(&stack, stack.org_id, "B").await;
+    join(&stack, &code, &a.1).await;
+    join(&stack, &code, &b.1).await;
+    Race {
+        stack,
+        store,
+        code,
+        host,
+        host_id,
+        a,
+        b,
+    }
+}
+
 /// Two hand-overs by the host at once, to two members, 100 times: one answers 200, the other
 /// 403, and afterwards the API, PostgreSQL, the room and the seats name the same one host.
 #[sqlx::test(migrations = "../../migrations")]
 async fn two_hand_overs_at_once_leave_one_host_everywhere(pool: PgPool) {
     const TRIALS: usize = 100;
-    let (stack, prefix, people) = stack_with_mc(pool).await;
-    let store = room_store(&prefix);
-    let host = stack.user_token(HOST).await;
-    let host_id = stack.user_id(HOST).await;
-    let code = create(&stack, &host, &open_meeting()).await;
-    join(&stack, &code, &host).await;
-    let (a, a_token) = people.user(&stack, stack.org_id, "A").await;
-    let (b, b_token) = people.user(&stack, stack.org_id, "B").await;
-    join(&stack, &code, &a_token).await;
-    join(&stack, &code, &b_token).await;
+    let Race {
+        stack,
+        store,
+        code,
+        host,
+        host_id,
+        a: (a, a_token),
+        b: (b, b_token),
+    } = race(pool).await;
     let mut wrong = Vec::new();
 
     for trial in 0..TRIALS {
@@ -424,16 +446,15 @@ async fn two_hand_overs_at_once_leave_one_host_everywhere(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_hand_over_racing_the_hosts_leave_leaves_one_host_everywhere(pool: PgPool) {
     const TRIALS: usize = 100;
-    let (stack, prefix, people) = stack_with_mc(pool).await;
-    let store = room_store(&prefix);
-    let host = stack.user_token(HOST).await;
-    let host_id = stack.user_id(HOST).await;
-    let code = create(&stack, &host, &open_meeting()).await;
-    join(&stack, &code, &host).await;
-    let (a, a_token) = people.user(&stack, stack.org_id, "A").await;
-    let (b, b_token) = people.user(&stack, stack.org_id, "B").await;
-    join(&stack, &code, &a_token).await;
-    join(&stack, &code, &b_token).await;
+    let Race {
+        stack,
+        store,
+        code,
+        host,
+        host_id,
+        a: (a, a_token),
+        b: (b, b_token),
+    } = race(pool).await;
     let mut wrong = Vec::new();
     let mut orders = [0usize; 2];
 
@@ -502,7 +523,7 @@ async fn a_hand_over_racing_the_hosts_leave_leaves_one_host_everywhere(pool: PgP
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_change_postgres_missed_is_recorded_by_the_next_hand_over_or_join(pool: PgPool) {
     let (stack, prefix, people) = stack_with_mc(pool).await;
-    let store = room_store(&prefix);
+    let store = crate::races::room_store(&prefix);
     let host = stack.user_token(HOST).await;
     let member = stack.user_token(MEMBER).await;
     let (host_id, member_id) = (stack.user_id(HOST).await, stack.user_id(MEMBER).await);

@@ -18,7 +18,7 @@ use crate::helpers::{
 use crate::meetings::{People, call, create, join, stack_with_mc};
 
 /// The test's rooms as MC stores them (keys under the test's prefix).
-fn room_store(prefix: &str) -> RoomStore {
+pub(crate) fn room_store(prefix: &str) -> RoomStore {
     RoomStore::new(
         RedisPool::single(&redis_url(), None).unwrap(),
         RoomStoreConfig {
