@@ -116,7 +116,74 @@ async fn a_seated_guest_joining_again_keeps_the_seat(h: Harness) {
     assert_eq!(again.seat, seat, "the same seat, not a new one");
 }
 
+/// The scripts keep a count of the guests waiting; a room made before they did counts its
+/// lobby once, and every way out of the lobby (admitted, rejected, removed, left) lowers it.
+/// The harness's check compares the count with the lobby after every step.
+async fn the_count_of_guests_waiting_follows_every_way_in_and_out(h: Harness) {
+    let room = h.room(5, true).await;
+    room.join_as(&user(0), Role::Host).await;
+    for n in 1..=4 {
+        room.join_guest(&user(n), "Guest", 4).await.unwrap();
+    }
+    room.join_as(&user(9), Role::Guest).await; // a member waits too, not counted
+    // As if the room were older than the count: it counts its lobby again, once.
+    let _: i64 = room
+        .h
+        .store
+        .redis()
+        .query(
+            deadpool_redis::redis::cmd("HDEL")
+                .arg(&room.keys().meta)
+                .arg("guests_waiting"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        room.join_guest(&user(5), "Guest", 4)
+            .await
+            .unwrap()
+            .admission,
+        Admission::LobbyFull
+    );
+
+    room.admit(&user(1)).await.unwrap();
+    room.reject(&user(2)).await.unwrap();
+    room.remove(&user(3)).await.unwrap();
+    room.leave(&user(4)).await.unwrap();
+    room.leave(&user(9)).await.unwrap();
+
+    let kept: i64 = room
+        .h
+        .store
+        .redis()
+        .query(
+            deadpool_redis::redis::cmd("HGET")
+                .arg(&room.keys().meta)
+                .arg("guests_waiting"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+    for n in 5..=8 {
+        assert_eq!(
+            room.join_guest(&user(n), "Guest", 4)
+                .await
+                .unwrap()
+                .admission,
+            Admission::Waiting
+        );
+    }
+    assert_eq!(
+        room.join_guest(&user(10), "Guest", 4)
+            .await
+            .unwrap()
+            .admission,
+        Admission::LobbyFull
+    );
+}
+
 on_both_backends!(
+    the_count_of_guests_waiting_follows_every_way_in_and_out,
     a_guest_waits_even_when_the_waiting_room_is_off,
     the_lobby_refuses_a_guest_beyond_its_cap_but_never_a_member,
     a_cap_of_zero_refuses_every_guest,

@@ -56,7 +56,7 @@ if redis.call('SISMEMBER', LOBBY, user) == 1 then
     return answer('waiting', count, 1, 0)
   end
   redis.call('SREM', LOBBY, user)
-  redis.call('HDEL', LOBBY_DETAILS, user)
+  forget_details(user)
   publish('s', user, {type = 'admitted'})
   publish('h', user, {type = 'lobby.left', user_id = user, reason = 'admitted'})
 end

@@ -35,7 +35,7 @@ if stored then
     next_host})
 end
 if expected == nil and redis.call('SREM', LOBBY, user) == 1 then
-  redis.call('HDEL', LOBBY_DETAILS, user)
+  forget_details(user)
   publish('hs', user, {type = 'lobby.left', user_id = user, reason = reason})
   return done({'left', 'lobby', redis.call('HLEN', PARTICIPANTS), 0, last_seat()})
 end

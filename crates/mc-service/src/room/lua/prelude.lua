@@ -188,6 +188,41 @@ local function clear_speaker_if(user)
   return 1
 end
 
+-- Guests in the lobby now. The meta field `guests_waiting` counts them: every script that puts
+-- a guest in the lobby or takes one out keeps it. A room that has no count yet (made before
+-- the count was kept) counts once, by one pass over the lobby's details, and keeps the count
+-- from then on.
+local function guests_waiting()
+  local kept = redis.call('HGET', META, 'guests_waiting')
+  if kept then
+    return tonumber(kept) or 0
+  end
+  local count = 0
+  for _, details in ipairs(redis.call('HVALS', LOBBY_DETAILS)) do
+    if decode_or_empty(details).guest == true then
+      count = count + 1
+    end
+  end
+  redis.call('HSET', META, 'guests_waiting', count)
+  return count
+end
+
+-- Adds `by` to the count of guests waiting, when the room keeps one.
+local function count_guests(by)
+  if redis.call('HEXISTS', META, 'guests_waiting') == 1 then
+    redis.call('HINCRBY', META, 'guests_waiting', by)
+  end
+end
+
+-- Drops a user's lobby details (the caller takes them out of the lobby set), keeping the
+-- count of guests waiting.
+local function forget_details(user)
+  if decode_or_empty(redis.call('HGET', LOBBY_DETAILS, user)).guest == true then
+    count_guests(-1)
+  end
+  redis.call('HDEL', LOBBY_DETAILS, user)
+end
+
 -- Puts a user in the lobby and tells the host. A user the host rejected may ask again: they
 -- wait again. `guest`: a person without an account, marked so in the details and the event.
 local function enter_lobby(user, name, now, guest, member)
@@ -198,6 +233,7 @@ local function enter_lobby(user, name, now, guest, member)
   if guest then
     details.guest = true
     waiting.guest = true
+    count_guests(1)
   end
   if member then
     details.member = true
@@ -211,17 +247,6 @@ local function waits_as_guest(user)
   return decode_or_empty(redis.call('HGET', LOBBY_DETAILS, user)).guest == true
 end
 
--- Guests in the lobby now: one pass over the lobby's details, made only for a guest's join
--- (which the lobby's cap of guests bounds).
-local function guests_waiting()
-  local count = 0
-  for _, details in ipairs(redis.call('HVALS', LOBBY_DETAILS)) do
-    if decode_or_empty(details).guest == true then
-      count = count + 1
-    end
-  end
-  return count
-end
 
 -- Moves a waiting user to a seat with the role `guest` and tells them, the host and the room
 -- (in that order: the user's socket learns it is seated before the room hears of it); the
@@ -233,7 +258,7 @@ local function admit_from_lobby(user, now)
     name = ''
   end
   redis.call('SREM', LOBBY, user)
-  redis.call('HDEL', LOBBY_DETAILS, user)
+  forget_details(user)
   publish('s', user, {type = 'admitted'})
   publish('h', user, {type = 'lobby.left', user_id = user, reason = 'admitted'})
   return seat(user, name, 'guest', now, true, details.guest == true, details.member == true)

@@ -8,7 +8,7 @@ local user, reason = ARGV[3], ARGV[4]
 if redis.call('SREM', LOBBY, user) == 0 then
   return done({'not_in_lobby'})
 end
-redis.call('HDEL', LOBBY_DETAILS, user)
+forget_details(user)
 redis.call('HSET', REJECTED, user, reason)
 publish('s', user, {type = 'rejected', reason = reason})
 publish('h', user, {type = 'lobby.left', user_id = user, reason = 'rejected'})

@@ -25,7 +25,7 @@ if stored then
     stored})
 end
 if redis.call('SREM', LOBBY, user) == 1 then
-  redis.call('HDEL', LOBBY_DETAILS, user)
+  forget_details(user)
   publish('s', user, {type = 'removed', reason = reason})
   publish('h', user, {type = 'lobby.left', user_id = user, reason = reason})
   return done({'left', 'lobby', redis.call('HLEN', PARTICIPANTS), 0, last_seat()})

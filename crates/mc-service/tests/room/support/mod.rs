@@ -235,6 +235,34 @@ impl Room<'_> {
             waiting,
             "lobby and lobby_details disagree"
         );
+        // The count of guests waiting the scripts keep is the lobby's (when the room keeps one).
+        let kept: Option<u64> = self
+            .h
+            .store
+            .redis()
+            .query(cmd("HGET").arg(&keys.meta).arg("guests_waiting"))
+            .await
+            .unwrap();
+        if let Some(kept) = kept {
+            let details: Vec<String> = self
+                .h
+                .store
+                .redis()
+                .query(cmd("HVALS").arg(&keys.lobby_details))
+                .await
+                .unwrap();
+            let guests = details
+                .iter()
+                .filter(|d| {
+                    serde_json::from_str::<serde_json::Value>(d)
+                        .is_ok_and(|v| v["guest"] == serde_json::Value::Bool(true))
+                })
+                .count() as u64;
+            assert_eq!(
+                kept, guests,
+                "the count of guests waiting is not the lobby's"
+            );
+        }
         // At most one seat holds the host's role, and it is the room's host (DESIGN §12).
         if let Ok(state) = self.h.store.state(self.code()).await {
             let hosts: Vec<&str> = state
