@@ -45,11 +45,11 @@ IMAGE_OF = {
 OPERATOR_SECRETS = {
     "convene-database": {"DATABASE_URL"},
     "ac-service-secrets": {"AC_MASTER_KEY"},
-    "gc-service-secrets": {"GC_CLIENT_SECRET"},
+    "gc-service-secrets": {"GC_CLIENT_SECRET", "GC_WEBHOOK_KEY"},
     "mc-service-credentials": None,
     "convene-redis": {"REDIS_CLUSTER_URLS"},
 }
-SECRET_NAME = re.compile(r"(SECRET|PASSWORD|MASTER_KEY|TOKEN|DATABASE_URL|REDIS_CLUSTER_URLS)(?!.*_FILE$)")
+SECRET_NAME = re.compile(r"(SECRET|PASSWORD|MASTER_KEY|WEBHOOK_KEY|TOKEN|DATABASE_URL|REDIS_CLUSTER_URLS)(?!.*_FILE$)")
 VAR_REF = re.compile(r"(?<!\$)\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 USERINFO = re.compile(r"://[^/@\s]+:[^/@\s]+@")
 

@@ -177,6 +177,7 @@ MUST_ALLOW = [
     ("prometheus", "ac-service", 9082, "Prometheus scrapes AC's ops port"),
     ("prometheus", "gc-service", 9080, "Prometheus scrapes GC's ops port"),
     ("prometheus", "mc-service", 9081, "Prometheus scrapes MC's ops port"),
+    ("gc-service", "internet", 443, "GC delivers the organizations' webhooks (DESIGN section 13)"),
 ]
 MUST_ALLOW_IN_CLUSTER_STORES = [
     (client, "postgres", 5432, f"{client} uses PostgreSQL")
@@ -187,10 +188,12 @@ MUST_ALLOW_EXTERNAL_STORES = [
     for client in ("ac-service", "gc-service", "convene-migrate")
 ] + [("mc-service", "database", 6379, "MC uses the external Redis Cluster")]
 
-# Connections that must not work: nothing else leaves the namespace.
+# Connections that must not work: nothing else leaves the namespace (GC's webhooks leave on
+# TCP 443 only, to public addresses: the policy excludes the private and link-local ranges,
+# which GC also refuses after resolving every name).
 MUST_REFUSE = [
     ("ac-service", "internet", 443, "AC has no business outside the cluster"),
-    ("gc-service", "internet", 443, "GC has no business outside the cluster"),
+    ("gc-service", "internet", 80, "webhooks are delivered over https only"),
     ("mc-service", "internet", 443, "MC has no business outside the cluster"),
     ("gc-service", "database", 6379, "only MC uses Redis"),
     ("mc-service", "database", 5432, "MC never talks to PostgreSQL"),

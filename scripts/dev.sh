@@ -55,6 +55,7 @@ LOG_DIR="$CONVENE_DEV_DIR/logs"
 PID_DIR="$CONVENE_DEV_DIR/pids"
 TOKENS_FILE="$CONVENE_DEV_DIR/tokens.env"
 MASTER_KEY_FILE="$CONVENE_DEV_DIR/master.key"
+WEBHOOK_KEY_FILE="$CONVENE_DEV_DIR/webhook.key"
 SEED_FILE="$CONVENE_REPO/scripts/dev-seed.json"
 DEMO_PASSWORD="demo-password"
 
@@ -101,6 +102,11 @@ load_master_key() {
     convene_log "generated AC master key in $(rel "$MASTER_KEY_FILE") (if AC cannot decrypt its signing keys, the database predates this key: drop database ${CONVENE_PG_DATABASE:-convene})"
   fi
   AC_MASTER_KEY="$(cat "$MASTER_KEY_FILE")"
+  # GC's key for the webhooks' secrets, the same way.
+  if [ ! -s "$WEBHOOK_KEY_FILE" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n' >"$WEBHOOK_KEY_FILE")
+  fi
+  GC_WEBHOOK_KEY="$(cat "$WEBHOOK_KEY_FILE")"
 }
 
 # Fills SVC_ENV with the environment of service $1.
@@ -114,7 +120,9 @@ service_env() {
     gc-service)
       SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "GC_HTTP_ADDR=$BIND:$GC_PORT" "GC_OPS_ADDR=$BIND:$GC_OPS_PORT"
         "GC_GRPC_ADDR=$BIND:$GC_GRPC_PORT" "GC_PUBLIC_BASE_URL=$GC_URL"
-        "GC_CLIENT_ID=convene-gc" "GC_CLIENT_SECRET=$(seed_secret convene-gc)")
+        "GC_CLIENT_ID=convene-gc" "GC_CLIENT_SECRET=$(seed_secret convene-gc)"
+        # Development only: webhooks may target a receiver on this machine over plain http.
+        "GC_WEBHOOK_KEY=$GC_WEBHOOK_KEY" "WEBHOOK_ALLOW_PRIVATE_TARGETS=true")
       web_env
       ;;
     mc-service)

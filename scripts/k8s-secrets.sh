@@ -49,6 +49,7 @@ hex() { od -An -vtx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
 pg_password="$(hex 24)"
 master_key="$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
+webhook_key="$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
 gc_secret="$(token)"
 admin_secret="$(token)"
 demo_password="$(hex 12)"
@@ -60,7 +61,7 @@ umask 077
 printf 'DATABASE_URL=postgres://convene:%s@postgres:5432/convene\n' "$pg_password" >"$tmp/database.env"
 printf 'POSTGRES_PASSWORD=%s\n' "$pg_password" >"$tmp/postgres.env"
 printf 'AC_MASTER_KEY=%s\n' "$master_key" >"$tmp/ac-service.env"
-printf 'GC_CLIENT_SECRET=%s\n' "$gc_secret" >"$tmp/gc-service.env"
+printf 'GC_CLIENT_SECRET=%s\nGC_WEBHOOK_KEY=%s\n' "$gc_secret" "$webhook_key" >"$tmp/gc-service.env"
 : >"$tmp/mc-service-credentials.env"
 mc_clients=""
 for ((i = 0; i < MC_REPLICAS; i++)); do

@@ -283,13 +283,7 @@ impl MasterKey {
 
     /// Parses base64 (standard alphabet, padded or not) of exactly 32 bytes.
     pub fn parse(encoded: &str) -> Result<MasterKey, String> {
-        let trimmed = encoded.trim().trim_end_matches('=');
-        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(trimmed)
-            .map_err(|_| {
-                "AC_MASTER_KEY must be base64 (e.g. `openssl rand -base64 32`)".to_owned()
-            })?;
-        MasterKey::from_bytes(bytes)
+        common::envelope::parse_key("AC_MASTER_KEY", encoded).and_then(MasterKey::from_bytes)
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> Result<MasterKey, String> {

@@ -35,6 +35,7 @@ pub mod cli;
 #[cfg(feature = "db")]
 pub mod db;
 pub mod display_name;
+pub mod envelope;
 pub mod error;
 pub mod grpc;
 pub mod healthcheck;

@@ -97,11 +97,21 @@ events as (
     from visits v
     join newest n on n.meeting_id = v.meeting_id and n.user_id = v.user_id
 ),
-recorded as (insert into audit_logs (org_id, actor_id, actor_type, action, resource_type,
-                                 resource_id, details, ip, user_agent)
-         select e.org_id, e.actor_id, e.actor_type, e.action, 'meeting', e.meeting_id::text,
-                e.details, e.ip::inet, e.user_agent
-         from events e)
+recorded as (
+    insert into audit_logs (org_id, actor_id, actor_type, action, resource_type, resource_id,
+                            details, ip, user_agent)
+    select e.org_id, e.actor_id, e.actor_type, e.action, 'meeting', e.meeting_id::text,
+           e.details, e.ip::inet, e.user_agent
+    from events e
+),
+outboxed as (
+    insert into webhook_deliveries (webhook_id, event_type, payload)
+    select w.id, t.type,
+           webhook_payload(t.type, now(), e.org_id, e.meeting_id, e.actor_id, e.details, null::text)
+    from events e
+             cross join lateral (select webhook_event_type(e.action) as type) t
+             join webhooks w on w.org_id = e.org_id and w.enabled and t.type = any (w.events)
+)
 select l.id, l.status, l.started_at,
        (select count(*) from visits v where v.meeting_id = l.id) as opened
 from live l;

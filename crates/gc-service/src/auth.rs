@@ -12,7 +12,7 @@ use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use common::auth::{AuthState, Authenticated, authenticate};
 use common::error::ErrorCode;
-use common::jwt::{GuestClaims, Role, UserClaims};
+use common::jwt::{GuestClaims, Role, ServiceClaims, UserClaims, scope, service_type};
 use uuid::Uuid;
 
 use crate::error::{Error, forbidden};
@@ -105,5 +105,85 @@ impl<S: AuthState> FromRequestParts<S> for MeetingParticipant {
             return Err(refused.into());
         }
         Ok(MeetingParticipant(Participant::Guest(guest)))
+    }
+}
+
+/// Roles of a user who may manage their organization's webhooks (DESIGN §13).
+pub const WEBHOOK_MANAGER_ROLES: [Role; 2] = [Role::OrgAdmin, Role::Admin];
+
+/// The caller of `/api/v1/webhooks`, and the organization whose webhooks they manage: a user
+/// with one of [`WEBHOOK_MANAGER_ROLES`] (their own org; an `org_id` parameter naming another
+/// is 403), or a service token of an `admin` credential with the `admin` scope, which names the
+/// org with `?org_id=` (400 without it). Any other valid token is 403; no valid token, 401.
+#[derive(Clone, Copy, Debug)]
+pub struct WebhookManager {
+    pub org_id: Uuid,
+}
+
+/// Messages of the webhook API's 403s.
+pub mod webhook_refusal {
+    pub const ROLE: &str =
+        "managing webhooks requires the role org_admin (or an admin service token)";
+    pub const OTHER_ORG: &str = "a user manages only their own organization's webhooks";
+    pub const SERVICE: &str =
+        "managing webhooks requires a service token of an admin credential with the admin scope";
+}
+
+fn org_id_parameter(parts: &Parts) -> Result<Option<Uuid>, Error> {
+    let Some(query) = parts.uri.query() else {
+        return Ok(None);
+    };
+    let mut found = None;
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if name == "org_id" {
+            if found.is_some() {
+                return Err(Error::Api(common::error::ApiError::bad_request(
+                    "org_id must appear at most once",
+                )));
+            }
+            found = Some(Uuid::parse_str(&value).map_err(|_| {
+                Error::Api(common::error::ApiError::bad_request(
+                    "org_id must be a UUID",
+                ))
+            })?);
+        }
+    }
+    Ok(found)
+}
+
+impl<S: AuthState> FromRequestParts<S> for WebhookManager {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let verifier = state.token_verifier();
+        let refused = match authenticate::<UserClaims, _>(&parts.headers, verifier).await {
+            Ok(claims) => {
+                if !claims.has_any_role(&WEBHOOK_MANAGER_ROLES) {
+                    return Err(Error::Forbidden(webhook_refusal::ROLE.into()));
+                }
+                return match org_id_parameter(parts)? {
+                    Some(org_id) if org_id != claims.org_id => {
+                        Err(Error::Forbidden(webhook_refusal::OTHER_ORG.into()))
+                    }
+                    _ => Ok(WebhookManager {
+                        org_id: claims.org_id,
+                    }),
+                };
+            }
+            Err(refused) if refused.code == ErrorCode::Unauthorized => refused,
+            Err(other) => return Err(other.into()),
+        };
+        let Ok(service) = authenticate::<ServiceClaims, _>(&parts.headers, verifier).await else {
+            return Err(refused.into());
+        };
+        if service.service_type != service_type::ADMIN || !service.has_scope(scope::ADMIN) {
+            return Err(Error::Forbidden(webhook_refusal::SERVICE.into()));
+        }
+        let org_id = org_id_parameter(parts)?.ok_or_else(|| {
+            Error::Api(common::error::ApiError::bad_request(
+                "an admin service token names the organization with ?org_id=",
+            ))
+        })?;
+        Ok(WebhookManager { org_id })
     }
 }

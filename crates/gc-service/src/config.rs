@@ -74,6 +74,10 @@ pub struct Config {
     /// The web client (the meeting page at `join_url`).
     #[command(flatten)]
     pub web: WebSettings,
+
+    /// Webhooks: the key of their secrets, and how deliveries are sent.
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
 }
 
 /// How GC runs the meeting lifecycle.
@@ -199,6 +203,115 @@ pub struct WebSettings {
     /// `wss://*.mc.example.com` when controllers come and go behind wildcard names).
     #[arg(long, env = "GC_WEB_CONNECT_SRC", value_delimiter = ',')]
     pub connect_src: Vec<String>,
+}
+
+/// Webhooks (DESIGN §13): the key that seals their secrets, and how deliveries are sent.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WebhookSettings {
+    /// Base64 of 32 random bytes (`openssl rand -base64 32`): seals the webhooks' signing
+    /// secrets in the database. Keep it: without the key they were sealed with, no delivery
+    /// can be signed. Unset, the webhook API answers 503 and nothing is delivered.
+    #[arg(long, env = "GC_WEBHOOK_KEY", hide_env_values = true, value_parser = WebhookKey::parse)]
+    pub key: Option<WebhookKey>,
+
+    /// Lets webhooks target `http` URLs and loopback, private and link-local addresses.
+    /// Development and tests only: in production it lets an org's webhook reach inside the
+    /// cluster.
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value_t = false)]
+    pub allow_private_targets: bool,
+
+    /// Delivered (and failed) deliveries are deleted this many days after they ended.
+    #[arg(long, env = "WEBHOOK_RETENTION_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub retention_days: u32,
+
+    /// Requests in flight at once on this replica, all endpoints together.
+    #[arg(long, env = "WEBHOOK_MAX_IN_FLIGHT", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_in_flight: u64,
+
+    /// Requests in flight at once to one webhook, on this replica.
+    #[arg(long, env = "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub max_in_flight_per_endpoint: u64,
+
+    /// A delivery attempt gives up after this many seconds (connection, request and answer).
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub timeout_secs: u64,
+
+    /// The wait after a first failed attempt, in milliseconds; it doubles after each one.
+    #[arg(long, env = "WEBHOOK_RETRY_BASE_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub retry_base_ms: u64,
+
+    /// The longest wait between two attempts, in seconds.
+    #[arg(long, env = "WEBHOOK_RETRY_MAX_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub retry_max_secs: u64,
+
+    /// A delivery still failing this many seconds after its event (or after a retry by hand)
+    /// is `failed`: about a day.
+    #[arg(long, env = "WEBHOOK_RETRY_WINDOW_SECS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 86_400))]
+    pub retry_window_secs: u64,
+
+    /// How often an idle delivery worker looks for due deliveries, in milliseconds.
+    #[arg(long, env = "WEBHOOK_POLL_INTERVAL_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub poll_interval_ms: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            key: None,
+            allow_private_targets: false,
+            retention_days: 7,
+            max_in_flight: 64,
+            max_in_flight_per_endpoint: 8,
+            timeout_secs: 10,
+            retry_base_ms: 5000,
+            retry_max_secs: 3600,
+            retry_window_secs: 86_400,
+            poll_interval_ms: 250,
+        }
+    }
+}
+
+/// `GC_WEBHOOK_KEY`: the AES-256-GCM key sealing webhook secrets at rest.
+#[derive(Clone)]
+pub struct WebhookKey(secrecy::SecretSlice<u8>);
+
+impl WebhookKey {
+    pub fn parse(encoded: &str) -> Result<WebhookKey, String> {
+        common::envelope::parse_key("GC_WEBHOOK_KEY", encoded).map(WebhookKey::from_bytes_unchecked)
+    }
+
+    /// A key of exactly 32 bytes (tests make their own).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<WebhookKey, String> {
+        if bytes.len() != common::envelope::KEY_LEN {
+            return Err(format!(
+                "GC_WEBHOOK_KEY must be {} bytes",
+                common::envelope::KEY_LEN
+            ));
+        }
+        Ok(WebhookKey::from_bytes_unchecked(bytes))
+    }
+
+    fn from_bytes_unchecked(bytes: Vec<u8>) -> WebhookKey {
+        WebhookKey(secrecy::SecretSlice::from(bytes))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        secrecy::ExposeSecret::expose_secret(&self.0)
+    }
+}
+
+impl std::fmt::Debug for WebhookKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookKey([redacted])")
+    }
 }
 
 #[cfg(test)]

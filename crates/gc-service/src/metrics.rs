@@ -71,6 +71,14 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
             metric: MC_JOIN_BATCH_ITEMS,
             buckets: DB_BATCH_BUCKETS,
         },
+        HistogramBuckets {
+            metric: WEBHOOK_DELIVERY_LATENCY_SECONDS,
+            buckets: WEBHOOK_LATENCY_BUCKETS,
+        },
+        HistogramBuckets {
+            metric: WEBHOOK_REQUEST_DURATION_SECONDS,
+            buckets: WEBHOOK_REQUEST_BUCKETS,
+        },
     ])?;
     register();
     Ok(handle)
@@ -170,6 +178,7 @@ fn register() {
     for outcome in [lost_seat::RESTORED, lost_seat::CLOSED] {
         metrics::counter!(LOST_SEATS_TOTAL, "outcome" => outcome).increment(0);
     }
+    register_webhooks();
 }
 
 /// A seat the room had lost, found at its person's join: given back or closed.
@@ -263,6 +272,73 @@ pub async fn record_create_outcome(req: Request, next: Next) -> Response {
         );
     }
     response
+}
+
+/// Webhook delivery attempts, by `event_type` and `result` (DESIGN §13).
+pub const WEBHOOK_DELIVERIES_TOTAL: &str = "gc_webhook_deliveries_total";
+/// Time from an event's change to an attempt's end, by `result`.
+pub const WEBHOOK_DELIVERY_LATENCY_SECONDS: &str = "gc_webhook_delivery_latency_seconds";
+/// Time one attempt's request took.
+pub const WEBHOOK_REQUEST_DURATION_SECONDS: &str = "gc_webhook_request_duration_seconds";
+/// Seconds since the oldest due delivery became due (0: none due).
+pub const WEBHOOK_OLDEST_DUE_SECONDS: &str = "gc_webhook_oldest_due_seconds";
+
+pub const WEBHOOK_LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86_400.0,
+];
+pub const WEBHOOK_REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn register_webhooks() {
+    metrics::describe_counter!(
+        WEBHOOK_DELIVERIES_TOTAL,
+        "Webhook delivery attempts, by event type and result (delivered, failed, refused, gone)"
+    );
+    for event_type in crate::domain::webhooks::EventType::ALL {
+        metrics::counter!(WEBHOOK_DELIVERIES_TOTAL,
+            "event_type" => event_type.as_str(), "result" => "delivered")
+        .increment(0);
+    }
+    metrics::describe_histogram!(
+        WEBHOOK_DELIVERY_LATENCY_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from a webhook event's change to the end of a delivery attempt, by result"
+    );
+    metrics::describe_histogram!(
+        WEBHOOK_REQUEST_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Time one webhook delivery request took, by result"
+    );
+    metrics::describe_gauge!(
+        WEBHOOK_OLDEST_DUE_SECONDS,
+        metrics::Unit::Seconds,
+        "Seconds since the oldest due webhook delivery of an enabled webhook became due"
+    );
+    metrics::gauge!(WEBHOOK_OLDEST_DUE_SECONDS).set(0.0);
+}
+
+/// One delivery attempt ended.
+pub fn webhook_delivery(
+    event_type: &str,
+    outcome: &crate::domain::webhooks::Outcome,
+    request: std::time::Duration,
+    latency: std::time::Duration,
+) {
+    let event_type = crate::domain::webhooks::EventType::parse(event_type)
+        .map_or("other", crate::domain::webhooks::EventType::as_str);
+    let result = outcome.label();
+    metrics::counter!(WEBHOOK_DELIVERIES_TOTAL, "event_type" => event_type, "result" => result)
+        .increment(1);
+    metrics::histogram!(WEBHOOK_REQUEST_DURATION_SECONDS, "result" => result)
+        .record(request.as_secs_f64());
+    metrics::histogram!(WEBHOOK_DELIVERY_LATENCY_SECONDS, "result" => result)
+        .record(latency.as_secs_f64());
+}
+
+/// The outbox's oldest due delivery, as the workers last read it.
+pub fn webhook_oldest_due(seconds: f64) {
+    metrics::gauge!(WEBHOOK_OLDEST_DUE_SECONDS).set(seconds);
 }
 
 #[cfg(test)]

@@ -106,8 +106,21 @@ impl Application {
         .context("cannot build AC's meeting-token client")?;
         let web = crate::web::WebClient::load(&config.web, &config.ac_url)
             .context("cannot load the web client (GC_WEB_DIR)")?;
+        let webhook_settings = config.webhooks.clone();
+        let webhooks = crate::use_cases::webhooks::Webhooks {
+            pool: pool.clone(),
+            key: webhook_settings.key.clone(),
+            allow_private: webhook_settings.allow_private_targets,
+            rng: SystemRandom::new(),
+        };
+        let sender = crate::clients::webhooks::Sender::new(
+            Duration::from_secs(webhook_settings.timeout_secs),
+            webhook_settings.allow_private_targets,
+        )
+        .context("cannot build the webhook delivery client")?;
         let state = AppState {
             pool: pool.clone(),
+            webhooks,
             creates: Creates::new(pool.clone(), background),
             verifier,
             rng: SystemRandom::new(),
@@ -158,6 +171,27 @@ impl Application {
         let every = Duration::from_secs(u64::from(config.lifecycle.heartbeat_interval_secs));
         shell.spawn_job("controller health gauge", move |stop| {
             controller_health(gauge_pool, timeout, every, stop)
+        });
+        match webhook_settings.key.clone() {
+            Some(key) => {
+                let deliveries = crate::use_cases::deliveries::Deliveries {
+                    pool: crate::db::webhook_pool(&pool, background),
+                    sender,
+                    key,
+                    settings: webhook_settings.clone(),
+                };
+                shell.spawn_job("webhook deliveries", |stop| {
+                    crate::use_cases::deliveries::run(deliveries, stop)
+                });
+            }
+            None => tracing::warn!(
+                "GC_WEBHOOK_KEY is not set: the webhook API answers 503 and nothing is delivered"
+            ),
+        }
+        let retention_pool = pool.clone();
+        let retention_days = webhook_settings.retention_days;
+        shell.spawn_job("webhook delivery retention", move |stop| {
+            crate::use_cases::deliveries::retain(retention_pool, retention_days, stop)
         });
         shell.spawn_job("idempotency-key janitor", |stop| {
             purge_expired_keys(pool, stop)

@@ -25,6 +25,8 @@ use crate::web::WebClient;
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub pool: PgPool,
+    /// The webhook management API (`use_cases::webhooks`).
+    pub webhooks: crate::use_cases::webhooks::Webhooks,
     /// The queue creates share their statements through.
     pub creates: Creates,
     pub verifier: JwksVerifier,

@@ -74,7 +74,7 @@ pub fn open(master: &MasterKey, row: &SigningKeyRow) -> Result<SigningKey, KeyEr
         nonce: row.private_key_nonce.clone(),
     };
     let mut pkcs8 = envelope::open(master, &row.kid, &sealed).map_err(|e| match e {
-        EnvelopeError::Decrypt | EnvelopeError::BadMasterKey => KeyError::WrongMasterKey {
+        EnvelopeError::Decrypt | EnvelopeError::BadKey => KeyError::WrongMasterKey {
             kid: row.kid.clone(),
         },
         _ => KeyError::Corrupt {

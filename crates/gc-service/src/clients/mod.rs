@@ -3,3 +3,4 @@
 
 pub mod ac;
 pub mod mc;
+pub mod webhooks;

@@ -106,11 +106,13 @@ async fn record_guests(pool: &PgPool, guests: &[&GuestRecord]) -> Result<(), sql
          events as (
             select g.org_id, g.meeting_id, g.guest_id::text as actor_id,
                    'guest'::text as actor_type, g.ip, g.user_agent,
-                   'guest_joined'::text as action, g.details
+                   'guest_joined'::text as action, g.details, g.display_name
             from guest join g using (meeting_id, guest_id)
-         )
+         ),
          ",
-        crate::db::events::record_events!()
+        crate::db::events::record_events!(with_names),
+        "
+         select 1"
     ))
     .bind(guests.iter().map(|g| g.meeting_id).collect::<Vec<_>>())
     .bind(guests.iter().map(|g| g.org_id).collect::<Vec<_>>())

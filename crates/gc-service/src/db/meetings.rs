@@ -94,9 +94,9 @@ b as (select $1::uuid as id, $16::text as key, $18::text as ip, $19::text as age
 ",
     created_events!(),
     ",
-recorded as (",
+",
     crate::db::events::record_events!(),
-    "),
+    ",
 idem as (
     insert into idempotency_keys (user_id, key, request_hash, meeting_id)
     select m.host_id, $16, $17, m.id from m where $16::text is not null
@@ -228,9 +228,9 @@ b as (select * from unnest($1::uuid[], $16::text[], $18::text[], $19::text[])
 ",
         created_events!(),
         ",
-recorded as (",
+",
         crate::db::events::record_events!(),
-        ")
+        "
 select ",
         meeting_columns!(),
         " from m"
@@ -713,9 +713,9 @@ events as (
                               'participants_present', (select count(*) from closed)) as details
     from ended e
 ),
-recorded as (",
+",
     crate::db::events::record_events!(),
-    ")
+    "
 select exists (select 1 from snap) and not exists (select 1 from ended) as stale,
        (select count(*) from closed) as closed, e.*
 from (select 1) one

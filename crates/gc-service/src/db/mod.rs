@@ -20,6 +20,7 @@ pub mod lookups;
 pub mod meetings;
 pub mod participants;
 pub mod web;
+pub mod webhooks;
 
 /// Statements of a change run without a transaction of their own before one that takes the
 /// meeting's lock first ([`participants::record_leave`], [`meetings::end_and_record`]).
@@ -89,8 +90,31 @@ pub fn batch_pool(pool: &PgPool, background: &Background) -> PgPool {
         ("enable_hashjoin", "off"),
         ("enable_mergejoin", "off"),
     ]);
+    side_pool(pool, background, BATCH_CONNECTIONS, options)
+}
+
+/// Connections of the webhook delivery workers' own pool ([`webhook_pool`]).
+pub const WEBHOOK_CONNECTIONS: u32 = 2;
+
+/// The pool the webhook delivery workers claim and finish deliveries on: `pool`'s database and
+/// settings, at most [`WEBHOOK_CONNECTIONS`] connections, closed with `pool`. A storm of
+/// deliveries (or of their outcomes) then never takes a connection a request is waiting for,
+/// and a flood of requests never stops deliveries.
+pub fn webhook_pool(pool: &PgPool, background: &Background) -> PgPool {
+    let options = pool.connect_options().as_ref().clone();
+    side_pool(pool, background, WEBHOOK_CONNECTIONS, options)
+}
+
+/// A pool of at most `connections` to `pool`'s database with `options`, closed when `pool` is
+/// closed or at the last step of a stop.
+fn side_pool(
+    pool: &PgPool,
+    background: &Background,
+    connections: u32,
+    options: sqlx::postgres::PgConnectOptions,
+) -> PgPool {
     let batch = common::db::pool_options()
-        .max_connections(BATCH_CONNECTIONS)
+        .max_connections(connections)
         .connect_lazy_with(options);
     // Closed with the main pool (when a test's database is about to be dropped, which waits
     // for these sessions to end), or at the last step of a stop, once the queues that use it

@@ -198,9 +198,9 @@ events as (
     from visits v
     join newest n on n.meeting_id = v.meeting_id and n.user_id = v.user_id
 ),
-recorded as (",
+",
     crate::db::events::record_events!(),
-    ")
+    "
 select l.id, l.status, l.started_at,
        (select count(*) from visits v where v.meeting_id = l.id) as opened
 from live l"
@@ -391,9 +391,9 @@ events as (
     select $10, $1, $11, $12, $13, $14, 'participant_left', $16::jsonb
     where (select hit from closed)
 ),
-recorded as (",
+",
     crate::db::events::record_events!(),
-    ")
+    "
 select exists (select 1 from live) as live,
        exists (select 1 from snap) and not exists (select 1 from live) as stale,
        (select hit from closed) as closed"

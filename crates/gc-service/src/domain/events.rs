@@ -1,7 +1,7 @@
 //! Every change a meeting goes through, as one type: [`MeetingEvent`], with who made it
 //! ([`Actor`]). A change is recorded with its event in the transaction that makes it, by one
-//! writer (`db::events`): the audit log is that record today, and the webhook outbox will be a
-//! second consumer of the same rows. Events that begin in a meeting controller (a dropped
+//! writer (`db::events`): the audit log and the webhook outbox (DESIGN §13) are written from
+//! the same rows. Events that begin in a meeting controller (a dropped
 //! socket's leave after the grace, a room gone empty) reach the writer through GC's report
 //! handlers (`use_cases::controllers`), like every other change.
 //!
@@ -52,6 +52,9 @@ pub enum MeetingEvent {
     /// A person without an account asked to join by the meeting's link and waits in its lobby
     /// (`POST /{code}/guest-join`, DESIGN §12).
     GuestJoined { guest_id: Uuid },
+    /// A member's join left them waiting in the lobby (each such join; a guest's is
+    /// [`MeetingEvent::GuestJoined`]).
+    ParticipantWaiting { user_id: Uuid },
     /// The host role moved (DESIGN §12): `from` hosted (`None`: nobody), `to` hosts now
     /// (`None`: nobody).
     HostTransferred {
@@ -78,6 +81,7 @@ impl MeetingEvent {
             MeetingEvent::ParticipantRemoved { .. } => "participant_removed",
             MeetingEvent::ParticipantLeft { .. } => "participant_left",
             MeetingEvent::GuestJoined { .. } => "guest_joined",
+            MeetingEvent::ParticipantWaiting { .. } => "participant_waiting",
             MeetingEvent::HostTransferred { .. } => "host_transferred",
             MeetingEvent::SettingsChanged { .. } => "settings_changed",
         }
@@ -307,6 +311,7 @@ mod tests {
                 role: MeetingRole::Guest,
             },
             MeetingEvent::ParticipantRejected { user_id },
+            MeetingEvent::ParticipantWaiting { user_id },
             MeetingEvent::ParticipantLeft {
                 user_id,
                 reason: LeaveReason::bounded("connection_lost"),

@@ -9,3 +9,4 @@ pub mod meeting;
 pub mod room;
 pub mod secret;
 pub mod validation;
+pub mod webhooks;

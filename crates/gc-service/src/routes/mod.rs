@@ -19,6 +19,7 @@ pub mod meetings;
 pub mod openapi;
 pub mod participation;
 pub mod web;
+pub mod webhooks;
 
 /// The router of [`router_with`] with nothing added.
 pub fn router(state: AppState, layers: ServiceLayers) -> Router {
@@ -86,6 +87,29 @@ pub fn router_with(state: AppState, layers: ServiceLayers, extra: Router<AppStat
         .route(
             "/api/v1/meetings/{code}/config",
             patch(participation::update_config),
+        )
+        .route(
+            "/api/v1/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route("/api/v1/webhooks/{webhook_id}/test", post(webhooks::test))
+        .route(
+            "/api/v1/webhooks/{webhook_id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+            post(webhooks::retry),
         )
         .merge(health::router())
         .route("/api/v1/openapi.json", get(openapi::openapi_document))

@@ -14,11 +14,12 @@ use common::openapi::SharedResponses;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{health, meetings, participation};
+use super::{health, meetings, participation, webhooks};
 use crate::error::Error;
 
 /// Security scheme of user tokens, the only tokens GC's REST API takes.
 pub const USER_TOKEN: &str = "userToken";
+pub const SERVICE_TOKEN: &str = "serviceToken";
 
 const DESCRIPTION: &str = "\
 Convene's public REST API for meetings: creating them, reading them, joining them, the \
@@ -76,6 +77,15 @@ repository.";
         participation::leave_meeting,
         participation::end_meeting,
         participation::update_config,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::rotate_secret,
+        webhooks::test,
+        webhooks::deliveries,
+        webhooks::retry,
         common::http::health::live,
         health::ready,
         health::metrics,
@@ -86,6 +96,7 @@ repository.";
         (name = "participation", description = "Joining and leaving: a seat in the room or a place in the lobby."),
         (name = "lobby", description = "The host's decisions on who waits in the lobby."),
         (name = "history", description = "Ended meetings the caller hosted or attended."),
+        (name = "webhooks", description = "An organization's webhooks: signed, at-least-once deliveries of its meetings' events (DESIGN §13). For an `org_admin`, or an `admin` service token naming the org with `?org_id=`."),
         (name = "operations", description = "Probes, metrics and this document; keep the probes and metrics off the public ingress."),
     ),
 )]
@@ -110,10 +121,27 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     .build(),
             ),
         );
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            SERVICE_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A service token (`token_type: service`, `aud: convene-internal`) of an \
+                         `admin` credential with the `admin` scope, from AC's \
+                         `POST /api/v1/auth/service/token`: accepted by the webhook API only, \
+                         which it must name the organization for (`?org_id=`).",
+                    ))
+                    .build(),
+            ),
+        );
     common::openapi::add_shared_responses(
         &mut doc,
         SharedResponses {
-            bearer_schemes: &[USER_TOKEN],
+            bearer_schemes: &[USER_TOKEN, SERVICE_TOKEN],
             remote_keys: true,
         },
     );

@@ -23,7 +23,7 @@ use crate::clients::ac::{MeetingGrant, MeetingTokens};
 use crate::clients::mc::Known;
 use crate::db::controllers::Assignment;
 use crate::domain::events::HostChangeReason;
-use crate::domain::events::{Actor, OwnedActor};
+use crate::domain::events::{Actor, Change, MeetingEvent, OwnedActor};
 use crate::domain::meeting::{Meeting, MeetingStart};
 pub use crate::domain::room::Admission;
 use crate::domain::room::{RoomJoin, Seated};
@@ -85,6 +85,12 @@ pub async fn join_meeting(
 ) -> Result<Joined, Error> {
     let (meeting, assignment) = visible_meeting_located(rooms, caller, code).await?;
     rooms.come_or_go(caller.id(), meeting.id)?;
+    // A join that leaves the caller waiting changes the lobby: it is recorded (and reaches the
+    // org's webhooks as `lobby.waiting`) before the join answers, or the join fails and gives
+    // the place up.
+    let (org_id, meeting_id, user_id) = (meeting.org_id, meeting.id, caller.id());
+    let waiting_actor = OwnedActor::from(actor);
+    let guest = caller.is_guest();
     join_visible(
         rooms,
         meeting_tokens,
@@ -92,7 +98,21 @@ pub async fn join_meeting(
         assignment,
         Joiner::of(caller),
         actor,
-        |_| async { Ok(()) },
+        move |rooms: Rooms| async move {
+            // A guest's place was recorded by their guest-join (`guest_joined`); coming back
+            // to it is not a new one.
+            if guest {
+                return Ok(());
+            }
+            let waiting = Change {
+                org_id,
+                meeting_id,
+                actor: waiting_actor.as_actor(),
+                event: MeetingEvent::ParticipantWaiting { user_id },
+            };
+            crate::db::events::record(&rooms.pool, &[waiting]).await?;
+            Ok(())
+        },
     )
     .await
 }

@@ -19,6 +19,7 @@
 pub mod config;
 pub mod controllers;
 pub mod create;
+pub mod deliveries;
 pub mod detached;
 pub mod end;
 pub mod get;
@@ -30,6 +31,7 @@ pub mod leave;
 pub mod lobby;
 pub mod moderation;
 pub mod room;
+pub mod webhooks;
 
 use common::jwt::UserClaims;
 use common::meeting_code::MeetingCode;

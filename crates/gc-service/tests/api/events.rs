@@ -76,6 +76,12 @@ async fn every_change_of_a_meeting_is_recorded_once_in_the_order_it_happened(poo
             user_id: admitted_host,
             role: MeetingRole::Host,
         },
+        MeetingEvent::ParticipantWaiting {
+            user_id: waited_first,
+        },
+        MeetingEvent::ParticipantWaiting {
+            user_id: waited_second,
+        },
         MeetingEvent::ParticipantRejected { user_id: rejected },
         MeetingEvent::ParticipantAdmitted {
             user_id: admitted_guest,
@@ -95,6 +101,7 @@ async fn every_change_of_a_meeting_is_recorded_once_in_the_order_it_happened(poo
         panic!("the meeting's record: {events:#?}");
     };
     assert_eq!(meeting_code, &code);
+    assert_eq!((*waited_first, *waited_second), (turned_away, guest));
     assert_eq!(
         (*admitted_host, *rejected, *admitted_guest, *left),
         (host_id, turned_away, guest, guest)

@@ -32,6 +32,8 @@ pub const NO_ROLE: &str = "norole@acme.test";
 /// Role `org_admin` only.
 pub const ORG_ADMIN: &str = "orgadmin@acme.test";
 pub const GC_CLIENT: (&str, &str) = ("test-gc", "test-gc-secret-000001");
+/// An `admin` service credential with the `admin` scope (AC's administration, GC's webhooks).
+pub const ADMIN_CLIENT: (&str, &str) = ("test-admin", "test-admin-secret-000001");
 /// Meeting controllers' credentials; a controller's id is its client id.
 pub const MC_CLIENTS: [(&str, &str); 2] = [
     ("test-mc-1", "test-mc-1-secret-00001"),
@@ -171,6 +173,8 @@ pub async fn spawn_stack(pool: PgPool, options: StackOptions) -> TestStack {
         "service_clients": [
             {"client_id": GC_CLIENT.0, "client_secret": GC_CLIENT.1,
              "service_type": "global-controller", "scopes": ["internal:meeting-token", "internal:mc"]},
+            {"client_id": ADMIN_CLIENT.0, "client_secret": ADMIN_CLIENT.1,
+             "service_type": "admin", "scopes": ["admin"]},
             {"client_id": MC_CLIENTS[0].0, "client_secret": MC_CLIENTS[0].1,
              "service_type": "meeting-controller", "scopes": ["internal:gc"]},
             {"client_id": MC_CLIENTS[1].0, "client_secret": MC_CLIENTS[1].1,
@@ -303,6 +307,22 @@ fn gc_config(ac_base: &str) -> Config {
         shell: test_shell_settings(),
         lifecycle: test_lifecycle(),
         web: Default::default(),
+        webhooks: test_webhooks(),
+    }
+}
+
+/// Webhooks on (a fresh key), with local receivers allowed, and retries fast enough to watch.
+pub fn test_webhooks() -> gc_service::config::WebhookSettings {
+    let mut key = [0u8; 32];
+    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut key).unwrap();
+    gc_service::config::WebhookSettings {
+        key: Some(gc_service::config::WebhookKey::from_bytes(key.to_vec()).unwrap()),
+        allow_private_targets: true,
+        timeout_secs: 2,
+        retry_base_ms: 50,
+        retry_max_secs: 1,
+        poll_interval_ms: 50,
+        ..Default::default()
     }
 }
 

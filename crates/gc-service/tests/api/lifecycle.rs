@@ -191,6 +191,7 @@ async fn a_meeting_goes_from_create_through_the_lobby_to_the_history(pool: PgPoo
             "meeting_created",
             "meeting_started",
             "participant_admitted",
+            "participant_waiting",
             "participant_admitted",
             "participant_left",
             "meeting_ended"

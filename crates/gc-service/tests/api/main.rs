@@ -32,3 +32,4 @@ mod storage;
 mod validation;
 mod visits;
 mod web;
+mod webhooks;

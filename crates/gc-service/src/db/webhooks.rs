@@ -1,0 +1,596 @@
+//! Webhooks and their outbox (`webhooks`, `webhook_deliveries`, DESIGN §13).
+//!
+//! Deliveries of recorded changes are written by [`crate::db::events::record_events!`]; this
+//! file holds the management statements (every one scoped to the caller's org, so another
+//! org's webhook is simply not found), and the delivery workers' claim and outcome.
+//!
+//! **Claiming.** A worker claims due rows with `for update skip locked`, at most a few per
+//! webhook and never for a webhook it already has as many in flight for as it may send, and
+//! leases them: `next_attempt_at` moves to the end of the lease and `attempts` counts the
+//! attempt. The row lock lasts only the claiming statement; the lease keeps other workers
+//! (other replicas) away while the request is in flight, and a worker that dies mid-attempt
+//! leaves the row due again when its lease ends (at least once). An outcome is written only
+//! while the row is still the claimed attempt (`attempts` unchanged), so a worker whose lease
+//! ran out cannot overwrite a later attempt's.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::db::Bounded;
+use common::envelope::Sealed;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A webhook as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct WebhookRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub secret_sealed: Vec<u8>,
+    pub secret_nonce: Vec<u8>,
+    pub previous_secret_sealed: Option<Vec<u8>>,
+    pub previous_secret_nonce: Option<Vec<u8>>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl WebhookRow {
+    pub fn secret(&self) -> Sealed {
+        Sealed {
+            ciphertext: self.secret_sealed.clone(),
+            nonce: self.secret_nonce.clone(),
+        }
+    }
+
+    /// The rotated-out secret, while it still signs.
+    pub fn previous_secret(&self, now: DateTime<Utc>) -> Option<Sealed> {
+        match (
+            &self.previous_secret_sealed,
+            &self.previous_secret_nonce,
+            self.previous_secret_expires_at,
+        ) {
+            (Some(ciphertext), Some(nonce), Some(until)) if until > now => Some(Sealed {
+                ciphertext: ciphertext.clone(),
+                nonce: nonce.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The columns of [`WebhookRow`], in its order.
+macro_rules! webhook_columns {
+    () => {
+        "id, org_id, url, events, description, enabled, disabled_reason, secret_sealed,
+         secret_nonce, previous_secret_sealed, previous_secret_nonce,
+         previous_secret_expires_at, created_at, updated_at"
+    };
+}
+
+/// A new webhook.
+pub struct NewWebhook<'a> {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub url: &'a str,
+    pub events: &'a [String],
+    pub description: &'a str,
+    pub secret: &'a Sealed,
+}
+
+/// Stores `webhook` unless its org already has `limit` webhooks (`None` then). The org's row is
+/// locked first, so two creates at once cannot both pass the limit.
+pub async fn create(
+    pool: &PgPool,
+    webhook: &NewWebhook<'_>,
+    limit: i64,
+) -> Result<Option<WebhookRow>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("select 1 from organizations where id = $1 for update")
+        .bind(webhook.org_id)
+        .execute(&mut *tx)
+        .bounded()
+        .await?;
+    let row = sqlx::query_as::<_, WebhookRow>(concat!(
+        "insert into webhooks (id, org_id, url, events, description, secret_sealed, secret_nonce)
+         select $1, $2, $3, $4, $5, $6, $7
+         where (select count(*) from webhooks where org_id = $2) < $8
+         returning ",
+        webhook_columns!()
+    ))
+    .bind(webhook.id)
+    .bind(webhook.org_id)
+    .bind(webhook.url)
+    .bind(webhook.events)
+    .bind(webhook.description)
+    .bind(&webhook.secret.ciphertext)
+    .bind(&webhook.secret.nonce)
+    .bind(limit)
+    .fetch_optional(&mut *tx)
+    .bounded()
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// The webhooks of `org_id`, oldest first.
+pub async fn list(pool: &PgPool, org_id: Uuid) -> Result<Vec<WebhookRow>, sqlx::Error> {
+    sqlx::query_as::<_, WebhookRow>(concat!(
+        "select ",
+        webhook_columns!(),
+        " from webhooks where org_id = $1 order by created_at, id"
+    ))
+    .bind(org_id)
+    .fetch_all(pool)
+    .bounded()
+    .await
+}
+
+/// Webhook `id` of `org_id`.
+pub async fn get(pool: &PgPool, org_id: Uuid, id: Uuid) -> Result<Option<WebhookRow>, sqlx::Error> {
+    sqlx::query_as::<_, WebhookRow>(concat!(
+        "select ",
+        webhook_columns!(),
+        " from webhooks where org_id = $1 and id = $2"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .bounded()
+    .await
+}
+
+/// A change of a webhook: each `Some` field replaces the stored one.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookChange {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// Applies `change` to webhook `id` of `org_id`. Enabling clears why GC had disabled it.
+pub async fn update(
+    pool: &PgPool,
+    org_id: Uuid,
+    id: Uuid,
+    change: &WebhookChange,
+) -> Result<Option<WebhookRow>, sqlx::Error> {
+    sqlx::query_as::<_, WebhookRow>(concat!(
+        "update webhooks
+         set url = coalesce($3, url),
+             events = coalesce($4, events),
+             description = coalesce($5, description),
+             enabled = coalesce($6, enabled),
+             disabled_reason = case when coalesce($6, enabled) then null else disabled_reason end,
+             updated_at = now()
+         where org_id = $1 and id = $2
+         returning ",
+        webhook_columns!()
+    ))
+    .bind(org_id)
+    .bind(id)
+    .bind(change.url.as_deref())
+    .bind(change.events.as_deref())
+    .bind(change.description.as_deref())
+    .bind(change.enabled)
+    .fetch_optional(pool)
+    .bounded()
+    .await
+}
+
+/// Deletes webhook `id` of `org_id` with its deliveries; whether it existed.
+pub async fn delete(pool: &PgPool, org_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("delete from webhooks where org_id = $1 and id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(pool)
+        .bounded()
+        .await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
+/// Makes `secret` the current secret of webhook `id` of `org_id`; the current one keeps signing
+/// for `overlap`.
+pub async fn rotate(
+    pool: &PgPool,
+    org_id: Uuid,
+    id: Uuid,
+    secret: &Sealed,
+    overlap: Duration,
+) -> Result<Option<WebhookRow>, sqlx::Error> {
+    sqlx::query_as::<_, WebhookRow>(concat!(
+        "update webhooks
+         set previous_secret_sealed = secret_sealed,
+             previous_secret_nonce = secret_nonce,
+             previous_secret_expires_at = now() + make_interval(secs => $5),
+             secret_sealed = $3,
+             secret_nonce = $4,
+             updated_at = now()
+         where org_id = $1 and id = $2
+         returning ",
+        webhook_columns!()
+    ))
+    .bind(org_id)
+    .bind(id)
+    .bind(&secret.ciphertext)
+    .bind(&secret.nonce)
+    .bind(overlap.as_secs_f64())
+    .fetch_optional(pool)
+    .bounded()
+    .await
+}
+
+/// A delivery as the API shows it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`DeliveryRow`] (of `webhook_deliveries d`), in its order.
+macro_rules! delivery_columns {
+    () => {
+        "d.id, d.webhook_id, d.event_type, d.status, d.attempts, d.created_at,
+         d.next_attempt_at, d.last_attempt_at, d.last_status, d.last_error, d.delivered_at"
+    };
+}
+
+/// Queues a `webhook.test` event for webhook `id` of `org_id` (enabled or not: a test of a
+/// disabled webhook waits until it is enabled).
+pub async fn queue_test(
+    pool: &PgPool,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<DeliveryRow>, sqlx::Error> {
+    sqlx::query_as::<_, DeliveryRow>(concat!(
+        "with d as (
+            insert into webhook_deliveries (webhook_id, event_type, payload)
+            select w.id, 'webhook.test',
+                   jsonb_build_object(
+                       'type', 'webhook.test',
+                       'timestamp', to_char(now() at time zone 'UTC',
+                                            'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                       'data', jsonb_build_object('org_id', w.org_id, 'webhook_id', w.id))::text
+            from webhooks w
+            where w.org_id = $1 and w.id = $2
+            returning *)
+         select ",
+        delivery_columns!(),
+        " from d"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .bounded()
+    .await
+}
+
+/// A page of webhook `id`'s deliveries, newest first, with `status` if given; `None` when the
+/// webhook is not `org_id`'s.
+pub async fn deliveries(
+    pool: &PgPool,
+    org_id: Uuid,
+    id: Uuid,
+    status: Option<&str>,
+    page: u32,
+    page_size: u32,
+) -> Result<Option<Vec<DeliveryRow>>, sqlx::Error> {
+    if get(pool, org_id, id).await?.is_none() {
+        return Ok(None);
+    }
+    let rows = sqlx::query_as::<_, DeliveryRow>(concat!(
+        "select ",
+        delivery_columns!(),
+        "
+         from webhook_deliveries d
+         where d.webhook_id = $1 and ($2::text is null or d.status = $2)
+         order by d.created_at desc, d.id
+         limit $3 offset $4"
+    ))
+    .bind(id)
+    .bind(status)
+    .bind(i64::from(page_size))
+    .bind(i64::from(page.saturating_sub(1)) * i64::from(page_size))
+    .fetch_all(pool)
+    .bounded()
+    .await?;
+    Ok(Some(rows))
+}
+
+/// What asking for a delivery's retry found.
+#[derive(Debug)]
+pub enum Retry {
+    /// It is due now, with a fresh retry window.
+    Queued(DeliveryRow),
+    /// It was delivered already.
+    Delivered,
+    NotFound,
+}
+
+/// Makes delivery `delivery_id` of webhook `id` of `org_id` due now with a fresh retry window,
+/// unless it was delivered.
+pub async fn retry(
+    pool: &PgPool,
+    org_id: Uuid,
+    id: Uuid,
+    delivery_id: Uuid,
+) -> Result<Retry, sqlx::Error> {
+    let found: Option<(String,)> = sqlx::query_as(
+        "select d.status
+         from webhook_deliveries d
+                  join webhooks w on w.id = d.webhook_id
+         where w.org_id = $1 and w.id = $2 and d.id = $3",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(delivery_id)
+    .fetch_optional(pool)
+    .bounded()
+    .await?;
+    match found {
+        None => return Ok(Retry::NotFound),
+        Some((status,)) if status == "delivered" => return Ok(Retry::Delivered),
+        Some(_) => {}
+    }
+    let queued = sqlx::query_as::<_, DeliveryRow>(concat!(
+        "update webhook_deliveries d
+         set status = 'pending', next_attempt_at = now(), window_started_at = now()
+         where d.id = $1 and d.status <> 'delivered'
+         returning ",
+        delivery_columns!()
+    ))
+    .bind(delivery_id)
+    .fetch_optional(pool)
+    .bounded()
+    .await?;
+    // Delivered (or deleted with its webhook) between the two statements.
+    Ok(queued.map_or(Retry::Delivered, Retry::Queued))
+}
+
+/// A claimed attempt, with what sending it needs.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_type: String,
+    pub payload: String,
+    /// This attempt's number (1 for the first); the outcome is written only for it.
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub url: String,
+    pub secret_sealed: Vec<u8>,
+    pub secret_nonce: Vec<u8>,
+    pub previous_secret_sealed: Option<Vec<u8>>,
+    pub previous_secret_nonce: Option<Vec<u8>>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+impl Claimed {
+    pub fn secrets(&self) -> (Sealed, Option<Sealed>) {
+        let current = Sealed {
+            ciphertext: self.secret_sealed.clone(),
+            nonce: self.secret_nonce.clone(),
+        };
+        let previous = match (
+            &self.previous_secret_sealed,
+            &self.previous_secret_nonce,
+            self.previous_secret_expires_at,
+        ) {
+            (Some(ciphertext), Some(nonce), Some(until)) if until > self.now => Some(Sealed {
+                ciphertext: ciphertext.clone(),
+                nonce: nonce.clone(),
+            }),
+            _ => None,
+        };
+        (current, previous)
+    }
+}
+
+/// Claims at most `limit` due deliveries of enabled webhooks, at most `per_webhook` of any one
+/// and none of the webhooks in `busy`, oldest due first, and leases them for `lease`.
+pub async fn claim(
+    pool: &PgPool,
+    busy: &[Uuid],
+    per_webhook: u32,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as::<_, Claimed>(
+        "with hooks as (
+            select w.id
+            from (select distinct d.webhook_id
+                  from webhook_deliveries d
+                  where d.status = 'pending' and d.next_attempt_at <= now()
+                    and d.webhook_id <> all ($1)
+                  limit 256) due
+                     join webhooks w on w.id = due.webhook_id and w.enabled),
+         picked as (
+            select p.id
+            from hooks h
+                     cross join lateral (
+                select d.id
+                from webhook_deliveries d
+                where d.webhook_id = h.id and d.status = 'pending' and d.next_attempt_at <= now()
+                order by d.next_attempt_at
+                limit $2
+                for update skip locked) p
+            limit $3),
+         leased as (
+            update webhook_deliveries d
+            set attempts = d.attempts + 1,
+                last_attempt_at = now(),
+                next_attempt_at = now() + make_interval(secs => $4)
+            from picked p
+            where d.id = p.id
+            returning d.id, d.webhook_id, d.event_type, d.payload, d.attempts, d.created_at,
+                      d.next_attempt_at)
+         select l.id, l.webhook_id, l.event_type, l.payload, l.attempts, l.created_at, w.url,
+                w.secret_sealed, w.secret_nonce, w.previous_secret_sealed,
+                w.previous_secret_nonce, w.previous_secret_expires_at, now() as now
+         from leased l
+                  join webhooks w on w.id = l.webhook_id
+         order by l.next_attempt_at",
+    )
+    .bind(busy)
+    .bind(i64::from(per_webhook))
+    .bind(i64::from(limit))
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .bounded()
+    .await
+}
+
+/// How an attempt ended, as stored.
+#[derive(Clone, Debug)]
+pub enum Finished<'a> {
+    Delivered {
+        status: u16,
+    },
+    /// The endpoint answered 410: the delivery fails and the webhook is disabled.
+    Gone,
+    /// Try again after `retry_in`, unless the retry window (`window`) has passed since the
+    /// delivery's window started: then it fails.
+    Failed {
+        status: Option<u16>,
+        error: &'a str,
+        retry_in: Duration,
+        window: Duration,
+    },
+}
+
+/// What writing an outcome did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    Delivered,
+    Retrying,
+    Failed,
+    /// The attempt was not the row's latest any more (its lease ran out and another worker
+    /// claimed it, or its webhook went): nothing was written.
+    Superseded,
+}
+
+/// Writes the outcome of attempt `attempt` of delivery `id`.
+pub async fn finish(
+    pool: &PgPool,
+    id: Uuid,
+    attempt: i32,
+    outcome: &Finished<'_>,
+) -> Result<Written, sqlx::Error> {
+    let (status, error, retry_in, window, kind) = match outcome {
+        Finished::Delivered { status } => (Some(i32::from(*status)), None, 0.0, 0.0, "delivered"),
+        Finished::Gone => (
+            Some(410),
+            Some("the endpoint answered 410 Gone: the webhook was disabled"),
+            0.0,
+            0.0,
+            "gone",
+        ),
+        Finished::Failed {
+            status,
+            error,
+            retry_in,
+            window,
+        } => (
+            status.map(i32::from),
+            Some(*error),
+            retry_in.as_secs_f64(),
+            window.as_secs_f64(),
+            "failed",
+        ),
+    };
+    let written: Option<(String, Uuid)> = sqlx::query_as(
+        "update webhook_deliveries
+         set status = case
+                 when $5 = 'delivered' then 'delivered'
+                 when $5 = 'gone' then 'failed'
+                 when now() + make_interval(secs => $6) > window_started_at + make_interval(secs => $7)
+                     then 'failed'
+                 else 'pending' end,
+             next_attempt_at = case when $5 = 'failed' then now() + make_interval(secs => $6)
+                                    else next_attempt_at end,
+             delivered_at = case when $5 = 'delivered' then now() end,
+             last_status = $3,
+             last_error = left($4, 500)
+         where id = $1 and attempts = $2 and status = 'pending'
+         returning status, webhook_id",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(status)
+    .bind(error)
+    .bind(kind)
+    .bind(retry_in)
+    .bind(window)
+    .fetch_optional(pool)
+    .bounded()
+    .await?;
+    let Some((stored, webhook_id)) = written else {
+        return Ok(Written::Superseded);
+    };
+    if matches!(outcome, Finished::Gone) {
+        sqlx::query(
+            "update webhooks set enabled = false, disabled_reason = 'gone', updated_at = now()
+             where id = $1",
+        )
+        .bind(webhook_id)
+        .execute(pool)
+        .bounded()
+        .await?;
+    }
+    Ok(match stored.as_str() {
+        "delivered" => Written::Delivered,
+        "failed" => Written::Failed,
+        _ => Written::Retrying,
+    })
+}
+
+/// Seconds since the oldest due delivery of an enabled webhook became due (0 for none).
+pub async fn oldest_due_age(pool: &PgPool) -> Result<f64, sqlx::Error> {
+    let (age,): (f64,) = sqlx::query_as(
+        "select coalesce(extract(epoch from now() - min(d.next_attempt_at))::float8, 0)
+         from webhook_deliveries d
+                  join webhooks w on w.id = d.webhook_id and w.enabled
+         where d.status = 'pending' and d.next_attempt_at <= now()",
+    )
+    .fetch_one(pool)
+    .bounded()
+    .await?;
+    Ok(age.max(0.0))
+}
+
+/// Deletes at most `batch` deliveries that were delivered, or failed, more than `days` ago.
+pub async fn delete_old(pool: &PgPool, days: u32, batch: i64) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        "delete from webhook_deliveries
+         where id in (select id
+                      from webhook_deliveries
+                      where (status = 'delivered'
+                                 and delivered_at < now() - make_interval(days => $1))
+                         or (status = 'failed'
+                                 and last_attempt_at < now() - make_interval(days => $1))
+                      limit $2
+                      for update skip locked)",
+    )
+    .bind(i32::try_from(days).unwrap_or(i32::MAX))
+    .bind(batch)
+    .execute(pool)
+    .bounded()
+    .await?;
+    Ok(deleted.rows_affected())
+}

@@ -1,0 +1,284 @@
+//! The webhook delivery workers (DESIGN §13), one per GC replica, started by `startup`.
+//!
+//! A loop claims due deliveries (`db::webhooks::claim`, safe with any number of replicas) as
+//! long as it has room for more requests in flight (`WEBHOOK_MAX_IN_FLIGHT`), and sends each in
+//! its own task. Each webhook has its own bound (`WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT`): a task
+//! waits for its endpoint's permit, and the loop claims nothing more for an endpoint whose
+//! permits are all taken, so a slow or dead endpoint holds at most its own share of the
+//! requests in flight and never delays another's. After each attempt the task writes its
+//! outcome: delivered, retried after a backoff with jitter, failed once the retry window has
+//! passed, or failed with the webhook disabled on a 410.
+//!
+//! The loop sleeps when nothing is due, waking after `WEBHOOK_POLL_INTERVAL_MS`, or as soon as
+//! a task finishes while there were more deliveries than room.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::clients::webhooks::{Delivery, Sender};
+use crate::config::{WebhookKey, WebhookSettings};
+use crate::db::webhooks::{self, Claimed, Finished, Written};
+use crate::domain::webhooks::{Outcome, Secret, retry_delay};
+
+/// Everything the workers need.
+#[derive(Clone)]
+pub struct Deliveries {
+    pub pool: PgPool,
+    pub sender: Sender,
+    pub key: WebhookKey,
+    pub settings: WebhookSettings,
+}
+
+/// Requests in flight per webhook: a semaphore each, dropped when no request holds it.
+#[derive(Default)]
+struct Endpoints {
+    permits: HashMap<Uuid, (Arc<Semaphore>, usize)>,
+}
+
+impl Endpoints {
+    /// The webhooks whose every permit is taken or waited for.
+    fn busy(&self, per_endpoint: usize) -> Vec<Uuid> {
+        self.permits
+            .iter()
+            .filter(|(_, (_, users))| *users >= per_endpoint)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn enter(&mut self, id: Uuid, per_endpoint: usize) -> Arc<Semaphore> {
+        let (semaphore, users) = self
+            .permits
+            .entry(id)
+            .or_insert_with(|| (Arc::new(Semaphore::new(per_endpoint)), 0));
+        *users += 1;
+        semaphore.clone()
+    }
+
+    fn leave(&mut self, id: Uuid) {
+        if let Some((_, users)) = self.permits.get_mut(&id) {
+            *users -= 1;
+            if *users == 0 {
+                self.permits.remove(&id);
+            }
+        }
+    }
+}
+
+/// Runs the delivery loop until `stop`; requests in flight then finish on their own (their
+/// outcome is written, or their lease runs out and another replica sends them again).
+pub async fn run(deliveries: Deliveries, stop: CancellationToken) {
+    let settings = deliveries.settings.clone();
+    let per_endpoint = usize::try_from(settings.max_in_flight_per_endpoint).unwrap_or(1);
+    let total = Arc::new(Semaphore::new(
+        usize::try_from(settings.max_in_flight).unwrap_or(1),
+    ));
+    let endpoints = Arc::new(Mutex::new(Endpoints::default()));
+    let finished = Arc::new(Notify::new());
+    let poll = Duration::from_millis(settings.poll_interval_ms);
+    let mut last_gauge: Option<Instant> = None;
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        if last_gauge.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
+            last_gauge = Some(Instant::now());
+            match webhooks::oldest_due_age(&deliveries.pool).await {
+                Ok(age) => crate::metrics::webhook_oldest_due(age),
+                Err(error) => tracing::warn!(%error, "cannot read the webhook outbox's age"),
+            }
+        }
+        let room = total.available_permits();
+        let claimed = if room == 0 {
+            Vec::new()
+        } else {
+            let busy = lock(&endpoints).busy(per_endpoint);
+            match webhooks::claim(
+                &deliveries.pool,
+                &busy,
+                u32::try_from(per_endpoint).unwrap_or(1),
+                u32::try_from(room).unwrap_or(u32::MAX),
+                settings.lease(),
+            )
+            .await
+            {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim webhook deliveries");
+                    Vec::new()
+                }
+            }
+        };
+        let full = room > 0 && claimed.len() == room;
+        let any = !claimed.is_empty();
+        for delivery in claimed {
+            let Ok(permit) = total.clone().try_acquire_owned() else {
+                // Only this loop takes permits, and it claimed no more than were free.
+                break;
+            };
+            let endpoint = lock(&endpoints).enter(delivery.webhook_id, per_endpoint);
+            let deliveries = deliveries.clone();
+            let endpoints = endpoints.clone();
+            let finished = finished.clone();
+            tokio::spawn(async move {
+                let webhook_id = delivery.webhook_id;
+                attempt(&deliveries, delivery, endpoint, permit).await;
+                lock(&endpoints).leave(webhook_id);
+                finished.notify_one();
+            });
+        }
+        if any && !full && room > 0 {
+            // Something was due: look again at once, for what became due meanwhile.
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(poll) => {}
+            _ = finished.notified(), if full || room == 0 => {}
+        }
+    }
+}
+
+fn lock(endpoints: &Mutex<Endpoints>) -> std::sync::MutexGuard<'_, Endpoints> {
+    endpoints
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Sends one claimed delivery once its endpoint has room, and writes the outcome.
+async fn attempt(
+    deliveries: &Deliveries,
+    claimed: Claimed,
+    endpoint: Arc<Semaphore>,
+    _total: OwnedSemaphorePermit,
+) {
+    let Ok(_endpoint) = endpoint.acquire_owned().await else {
+        return;
+    };
+    let settings = &deliveries.settings;
+    let started = Instant::now();
+    let outcome = match secrets(&deliveries.key, &claimed) {
+        Ok(secrets) => {
+            let signing: Vec<&Secret> = secrets.iter().collect();
+            let id = claimed.id.to_string();
+            deliveries
+                .sender
+                .send(
+                    &Delivery {
+                        url: &claimed.url,
+                        id: &id,
+                        body: &claimed.payload,
+                        secrets: &signing,
+                    },
+                    chrono::Utc::now().timestamp(),
+                )
+                .await
+        }
+        Err(error) => {
+            tracing::error!(webhook_id = %claimed.webhook_id, %error,
+                "cannot open a webhook's secret: is GC_WEBHOOK_KEY the key it was sealed with?");
+            Outcome::Failed {
+                status: None,
+                error: "the webhook's secret could not be opened".to_owned(),
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    let attempt_number = u32::try_from(claimed.attempts).unwrap_or(1).max(1);
+    let finished = match &outcome {
+        Outcome::Delivered { status } => Finished::Delivered { status: *status },
+        Outcome::Gone => Finished::Gone,
+        Outcome::Failed { status, error } => Finished::Failed {
+            status: *status,
+            error,
+            retry_in: settings.retry_delay(attempt_number),
+            window: settings.retry_window(),
+        },
+        Outcome::Refused { reason } => Finished::Failed {
+            status: None,
+            error: reason,
+            retry_in: settings.retry_delay(attempt_number),
+            window: settings.retry_window(),
+        },
+    };
+    let written =
+        match webhooks::finish(&deliveries.pool, claimed.id, claimed.attempts, &finished).await {
+            Ok(written) => written,
+            Err(error) => {
+                // The lease runs out and the delivery is sent again: at least once.
+                tracing::warn!(delivery_id = %claimed.id, %error,
+                "cannot write a webhook delivery's outcome");
+                return;
+            }
+        };
+    if written == Written::Failed {
+        tracing::warn!(delivery_id = %claimed.id, webhook_id = %claimed.webhook_id,
+            event_type = %claimed.event_type, attempts = claimed.attempts,
+            "webhook delivery failed for good");
+    }
+    let latency = (chrono::Utc::now() - claimed.created_at)
+        .to_std()
+        .unwrap_or_default();
+    crate::metrics::webhook_delivery(&claimed.event_type, &outcome, elapsed, latency);
+}
+
+/// The current secret and, during a rotation, the previous one.
+fn secrets(key: &WebhookKey, claimed: &Claimed) -> Result<Vec<Secret>, String> {
+    let (current, previous) = claimed.secrets();
+    let row = claimed.webhook_id.to_string();
+    let mut secrets = Vec::with_capacity(2);
+    for sealed in std::iter::once(current).chain(previous) {
+        let bytes =
+            common::envelope::open(key.bytes(), &row, &sealed).map_err(|e| e.to_string())?;
+        secrets.push(Secret::from_bytes(&bytes).ok_or("a stored secret has the wrong length")?);
+    }
+    Ok(secrets)
+}
+
+/// Deletes deliveries that ended more than `days` ago, a batch at a time, every few minutes,
+/// on every replica (`for update skip locked`: they share the work without waiting).
+pub async fn retain(pool: PgPool, days: u32, stop: CancellationToken) {
+    common::shell::every(Duration::from_secs(300), stop, || async {
+        loop {
+            match webhooks::delete_old(&pool, days, 1000).await {
+                Ok(1000) => continue,
+                Ok(0) => break,
+                Ok(deleted) => {
+                    tracing::info!(deleted, "old webhook deliveries deleted");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot delete old webhook deliveries");
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+impl WebhookSettings {
+    /// How long a claimed delivery stays away from other workers: its wait for the endpoint's
+    /// permit (at most the requests ahead of it, each at most the timeout) and its own request.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs * 3 + 30)
+    }
+
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        retry_delay(
+            attempt,
+            Duration::from_millis(self.retry_base_ms),
+            Duration::from_secs(self.retry_max_secs),
+            fastrand::f64(),
+        )
+    }
+
+    pub fn retry_window(&self) -> Duration {
+        Duration::from_secs(self.retry_window_secs)
+    }
+}
