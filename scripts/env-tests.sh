@@ -26,6 +26,12 @@
 # servers scripts/lib.sh finds or starts. A failing run prints where the service logs are.
 # promtool (Debian's `prometheus` package, never started) is installed when missing: the
 # metrics tests parse every /metrics with it.
+# With its own stack, it also runs the webhook receiver of scripts/webhook_receiver.py on
+# http://127.0.0.1:18090 (CONVENE_WEBHOOK_RECEIVER_URL), which checks every delivery with the
+# Standard Webhooks reference library (`standardwebhooks`, PyPI, pinned, in the virtualenv
+# .dev/env-tests/webhook-tools); the webhook env-test needs it (with --no-stack, point
+# CONVENE_WEBHOOK_RECEIVER_URL at a receiver the stack's GC can reach, or the test says it
+# cannot run and fails).
 set -euo pipefail
 
 MODE=stack
@@ -72,10 +78,43 @@ cd "$CONVENE_REPO"
 
 DEV="$CONVENE_REPO/scripts/dev.sh"
 STARTED_AT=$SECONDS
+RECEIVER_PORT=18090
+RECEIVER_PID_FILE="$CONVENE_DEV_DIR/webhook-receiver.pid"
+
+stop_webhook_receiver() {
+  local pid
+  pid="$(cat "$RECEIVER_PID_FILE" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+  fi
+  rm -f "$RECEIVER_PID_FILE"
+}
 
 if [ "$MODE" = down ]; then
+  stop_webhook_receiver
   exec "$DEV" down
 fi
+
+# The webhook receiver the webhook env-test registers its endpoints with (see above).
+start_webhook_receiver() {
+  local venv="$CONVENE_DEV_DIR/webhook-tools" url="http://127.0.0.1:$RECEIVER_PORT"
+  # Pinned: a new version is a deliberate change, reviewed like code.
+  convene_py_tools "$venv" standardwebhooks==1.3.0
+  stop_webhook_receiver
+  mkdir -p "$CONVENE_DEV_DIR/logs"
+  "$venv/bin/python" "$CONVENE_REPO/scripts/webhook_receiver.py" --port "$RECEIVER_PORT" \
+    >"$CONVENE_DEV_DIR/logs/webhook-receiver.log" 2>&1 &
+  echo $! >"$RECEIVER_PID_FILE"
+  for _ in $(seq 1 50); do
+    if "$venv/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$url/health" 2>/dev/null; then
+      export CONVENE_WEBHOOK_RECEIVER_URL="$url"
+      convene_log "webhook receiver on $url (Standard Webhooks' Python library checks every delivery)"
+      return
+    fi
+    sleep 0.2
+  done
+  convene_die "the webhook receiver did not start (see ${CONVENE_DEV_DIR#"$CONVENE_REPO"/}/logs/webhook-receiver.log)"
+}
 
 # The services' own settings on the env-test stack (dev.sh passes the environment on):
 # - the key-rotation test waits for the next signing key to sign: publish it 21 s before it
@@ -126,6 +165,7 @@ cleanup() {
     log_hint
   fi
   if [ "$STACK_UP" = 1 ] && [ "$KEEP" = 0 ]; then
+    stop_webhook_receiver
     "$DEV" down || convene_warn "scripts/dev.sh down failed: see scripts/dev.sh status (CONVENE_DEV_DIR=$CONVENE_DEV_DIR)"
   fi
   if [ "$status" -eq 0 ]; then
@@ -168,6 +208,7 @@ ensure_nextest
 convene_have promtool || convene_apt_install prometheus
 if [ "$MODE" = stack ]; then
   start_stack
+  start_webhook_receiver
 else
   require_environment
 fi
@@ -177,5 +218,5 @@ convene_log "cargo nextest run --profile env-tests -p env-tests --no-fail-fast $
 # (ENV_TESTS_BACKTRACE=1 brings them back).
 RUST_BACKTRACE="${ENV_TESTS_BACKTRACE:-0}" cargo nextest run --profile env-tests -p env-tests --no-fail-fast "$@"
 if [ "$KEEP" = 1 ]; then
-  convene_log "the env-test stack keeps running: set -a; source ${CONVENE_DEV_DIR#"$CONVENE_REPO"/}/tokens.env; set +a; scripts/env-tests.sh --no-stack [FILTER]; stop it with scripts/env-tests.sh down"
+  convene_log "the env-test stack keeps running: set -a; source ${CONVENE_DEV_DIR#"$CONVENE_REPO"/}/tokens.env; set +a; CONVENE_WEBHOOK_RECEIVER_URL=$CONVENE_WEBHOOK_RECEIVER_URL scripts/env-tests.sh --no-stack [FILTER]; stop it with scripts/env-tests.sh down"
 fi

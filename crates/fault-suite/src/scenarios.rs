@@ -37,7 +37,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(name: &'static str) -> Self {
+    pub(crate) fn new(name: &'static str) -> Self {
         Self {
             name,
             timings: Vec::new(),
@@ -47,11 +47,11 @@ impl Outcome {
         }
     }
 
-    fn time(&mut self, what: &str, took: Duration) {
+    pub(crate) fn time(&mut self, what: &str, took: Duration) {
         self.timings.push((what.to_owned(), took));
     }
 
-    fn expect(&mut self, holds: bool, promise: String) {
+    pub(crate) fn expect(&mut self, holds: bool, promise: String) {
         if !holds {
             self.failures.push(promise);
         }
@@ -63,7 +63,7 @@ impl Outcome {
 }
 
 /// The scenarios of a default run (the test command's), in order.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 12] = [
     "postgres-stopped",
     "postgres-promoted",
     "redis-restarted-empty",
@@ -75,6 +75,7 @@ pub const ALL: [&str; 11] = [
     "gc-replicas",
     "clock-skew",
     "redis-cluster-failover",
+    "webhooks-gc-killed",
 ];
 
 pub async fn run(name: &str, stack: &mut Stack) -> Result<Outcome> {
@@ -90,6 +91,7 @@ pub async fn run(name: &str, stack: &mut Stack) -> Result<Outcome> {
         "gc-replicas" => gc_replicas(stack).await,
         "clock-skew" => clock_skew(stack).await,
         "redis-cluster-failover" => redis_cluster_failover(stack).await,
+        "webhooks-gc-killed" => crate::webhooks::webhooks_gc_killed(stack).await,
         other => bail!("no scenario {other}; there are {ALL:?}"),
     }
 }

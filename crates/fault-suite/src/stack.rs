@@ -52,6 +52,12 @@ pub const ORG_SEATS: i64 = 12;
 pub const LIMIT_USERS: usize = 10;
 pub const LIMIT_MEETINGS: i64 = 50;
 const PASSWORD: &str = "fault-suite-password";
+/// GC's webhook key in this stack (base64 of 32 bytes; a test key, never a real one).
+const WEBHOOK_KEY: &str = "ZmF1bHQtc3VpdGUtd2ViaG9vay1rZXktMzItYnl0ZXM=";
+/// GC's webhook delivery timeout here; a claimed delivery's lease is 3 x this + 30 s.
+pub const WEBHOOK_TIMEOUT_SECS: u64 = 2;
+/// Where the webhook scenario's receiver listens.
+pub const WEBHOOK_RECEIVER_PORT: u16 = 17190;
 /// What the services' settings are in this stack, where they are not the defaults.
 pub const SCHEDULED_TTL_SECS: u64 = 60;
 pub const HOUSEKEEPING_SECS: u64 = 2;
@@ -219,6 +225,12 @@ impl Stack {
                     "GC_HOUSEKEEPING_INTERVAL_SECS",
                     HOUSEKEEPING_SECS.to_string(),
                 ),
+                // Webhooks on, to the suite's own receiver on loopback; a short timeout (so a
+                // killed replica's leases end in 36 s) and quick retries.
+                ("GC_WEBHOOK_KEY", WEBHOOK_KEY.to_owned()),
+                ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true".to_owned()),
+                ("WEBHOOK_TIMEOUT_SECS", WEBHOOK_TIMEOUT_SECS.to_string()),
+                ("WEBHOOK_RETRY_BASE_MS", "200".to_owned()),
             ]));
             gcs.push(Service::new(
                 &format!("gc-{i}"),
@@ -414,6 +426,11 @@ impl Stack {
 
 fn secret(client_id: &str) -> String {
     format!("{client_id}-fault-suite-secret")
+}
+
+/// The secret of the suite's service client `client_id`.
+pub fn secret_of(client_id: &str) -> String {
+    secret(client_id)
 }
 
 fn seed_document() -> serde_json::Value {

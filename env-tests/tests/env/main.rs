@@ -15,3 +15,4 @@ mod metrics;
 mod signaling;
 mod standard_clients;
 mod support;
+mod webhooks;

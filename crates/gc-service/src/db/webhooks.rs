@@ -118,6 +118,17 @@ pub async fn create(
     Ok(row)
 }
 
+/// Whether `org_id` names an organization that exists and is active.
+pub async fn org_is_active(pool: &PgPool, org_id: Uuid) -> Result<bool, sqlx::Error> {
+    let found: Option<(bool,)> =
+        sqlx::query_as("select is_active from organizations where id = $1")
+            .bind(org_id)
+            .fetch_optional(pool)
+            .bounded()
+            .await?;
+    Ok(found.is_some_and(|(active,)| active))
+}
+
 /// The webhooks of `org_id`, oldest first.
 pub async fn list(pool: &PgPool, org_id: Uuid) -> Result<Vec<WebhookRow>, sqlx::Error> {
     sqlx::query_as::<_, WebhookRow>(concat!(
@@ -464,13 +475,12 @@ pub enum Finished<'a> {
     },
     /// The endpoint answered 410: the delivery fails and the webhook is disabled.
     Gone,
-    /// Try again after `retry_in`, unless the retry window (`window`) has passed since the
-    /// delivery's window started: then it fails.
+    /// Try again after the backoff, unless the retry window has passed since the delivery's
+    /// window started: then it fails.
     Failed {
         status: Option<u16>,
         error: &'a str,
-        retry_in: Duration,
-        window: Duration,
+        backoff: crate::domain::webhooks::Backoff,
     },
 }
 
@@ -492,51 +502,59 @@ pub async fn finish(
     attempt: i32,
     outcome: &Finished<'_>,
 ) -> Result<Written, sqlx::Error> {
-    let (status, error, retry_in, window, kind) = match outcome {
-        Finished::Delivered { status } => (Some(i32::from(*status)), None, 0.0, 0.0, "delivered"),
+    let none = crate::domain::webhooks::Backoff {
+        base: Duration::ZERO,
+        cap: Duration::ZERO,
+        window: Duration::ZERO,
+        jitter: 1.0,
+    };
+    let (status, error, backoff, kind) = match outcome {
+        Finished::Delivered { status } => (Some(i32::from(*status)), None, none, "delivered"),
         Finished::Gone => (
             Some(410),
             Some("the endpoint answered 410 Gone: the webhook was disabled"),
-            0.0,
-            0.0,
+            none,
             "gone",
         ),
         Finished::Failed {
             status,
             error,
-            retry_in,
-            window,
-        } => (
-            status.map(i32::from),
-            Some(*error),
-            retry_in.as_secs_f64(),
-            window.as_secs_f64(),
-            "failed",
-        ),
+            backoff,
+        } => (status.map(i32::from), Some(*error), *backoff, "failed"),
     };
+    // The wait is `domain::webhooks::retry_delay` on PostgreSQL's clock: as long as the
+    // delivery has been failing, within base and cap, times the jitter.
     let written: Option<(String, Uuid)> = sqlx::query_as(
-        "update webhook_deliveries
+        "with d as (
+            select id,
+                   now() + $9 * least(make_interval(secs => $7),
+                                      greatest(make_interval(secs => $6),
+                                               now() - window_started_at)) as retry_at,
+                   now() > window_started_at + make_interval(secs => $8) as window_over
+            from webhook_deliveries
+            where id = $1 and attempts = $2 and status = 'pending')
+         update webhook_deliveries w
          set status = case
                  when $5 = 'delivered' then 'delivered'
-                 when $5 = 'gone' then 'failed'
-                 when now() + make_interval(secs => $6) > window_started_at + make_interval(secs => $7)
-                     then 'failed'
+                 when $5 = 'gone' or d.window_over then 'failed'
                  else 'pending' end,
-             next_attempt_at = case when $5 = 'failed' then now() + make_interval(secs => $6)
-                                    else next_attempt_at end,
+             next_attempt_at = case when $5 = 'failed' then d.retry_at else w.next_attempt_at end,
              delivered_at = case when $5 = 'delivered' then now() end,
              last_status = $3,
              last_error = left($4, 500)
-         where id = $1 and attempts = $2 and status = 'pending'
-         returning status, webhook_id",
+         from d
+         where w.id = d.id
+         returning w.status, w.webhook_id",
     )
     .bind(id)
     .bind(attempt)
     .bind(status)
     .bind(error)
     .bind(kind)
-    .bind(retry_in)
-    .bind(window)
+    .bind(backoff.base.as_secs_f64())
+    .bind(backoff.cap.as_secs_f64())
+    .bind(backoff.window.as_secs_f64())
+    .bind(backoff.jitter)
     .fetch_optional(pool)
     .bounded()
     .await?;

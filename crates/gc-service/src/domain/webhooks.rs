@@ -251,13 +251,33 @@ pub fn signature_header(secrets: &[&Secret], id: &str, timestamp: i64, body: &[u
 /// How long a rotated-out secret keeps signing.
 pub const ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 
-/// The retry schedule: the wait after failed attempt `attempt` (1 for the first) is `base`
-/// doubled each time, at most `cap`, with ±20 % jitter so that a recovered endpoint is not hit
-/// by every retry at once.
-pub fn retry_delay(attempt: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
-    let doubled = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let wait = doubled.min(cap);
-    wait.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
+/// The retry schedule of a failed attempt. The wait is as long as the delivery has been failing
+/// (the time since its retry window started), at least `base` and at most `cap`, times the
+/// jitter: each wait about doubles the time spent so far, so the waits double (5 s, 5 s, 10 s,
+/// 20 s, ... with a 5 s base), and a retry by hand, which starts a new window, starts them
+/// again from `base`. Once `window` has passed since the window started, the delivery fails.
+/// The statement that writes the outcome computes it on PostgreSQL's clock
+/// (`db::webhooks::finish`); [`retry_delay`] is the same rule.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+    pub window: Duration,
+    /// 0.8 to 1.2 ([`jitter_factor`]): a recovered endpoint is not hit by every retry at once.
+    pub jitter: f64,
+}
+
+/// The jitter factor, ±20 %, of a uniform draw in `[0, 1]`.
+pub fn jitter_factor(draw: f64) -> f64 {
+    0.8 + 0.4 * draw.clamp(0.0, 1.0)
+}
+
+/// The wait after an attempt that failed `failing_for` after its retry window started.
+pub fn retry_delay(failing_for: Duration, backoff: &Backoff) -> Duration {
+    failing_for
+        .max(backoff.base)
+        .min(backoff.cap)
+        .mul_f64(backoff.jitter)
 }
 
 /// The largest part of an answer read before it is dropped.
@@ -457,16 +477,41 @@ mod tests {
     }
 
     #[test]
-    fn retries_double_up_to_the_cap_with_bounded_jitter() {
-        let base = Duration::from_secs(5);
-        let cap = Duration::from_secs(3600);
-        assert_eq!(retry_delay(1, base, cap, 0.5), Duration::from_secs(5));
-        assert_eq!(retry_delay(2, base, cap, 0.5), Duration::from_secs(10));
-        assert_eq!(retry_delay(5, base, cap, 0.5), Duration::from_secs(80));
-        assert_eq!(retry_delay(40, base, cap, 0.5), cap);
-        assert_eq!(retry_delay(1, base, cap, 0.0), Duration::from_secs(4));
-        assert_eq!(retry_delay(1, base, cap, 1.0), Duration::from_secs(6));
-        assert_eq!(retry_delay(1, base, cap, 7.0), Duration::from_secs(6));
+    fn each_wait_is_as_long_as_the_failing_so_far_within_base_and_cap_with_bounded_jitter() {
+        let backoff = Backoff {
+            base: Duration::from_secs(5),
+            cap: Duration::from_secs(3600),
+            window: Duration::from_secs(86_400),
+            jitter: jitter_factor(0.5),
+        };
+        let secs = Duration::from_secs;
+        // Failing at 0 s, 5 s, 10 s, 20 s, ...: the waits double.
+        assert_eq!(retry_delay(secs(0), &backoff), secs(5));
+        assert_eq!(retry_delay(secs(5), &backoff), secs(5));
+        assert_eq!(retry_delay(secs(10), &backoff), secs(10));
+        assert_eq!(retry_delay(secs(20), &backoff), secs(20));
+        assert_eq!(retry_delay(secs(50_000), &backoff), secs(3600));
+        let low = Backoff {
+            jitter: jitter_factor(0.0),
+            ..backoff
+        };
+        let high = Backoff {
+            jitter: jitter_factor(7.0),
+            ..backoff
+        };
+        assert_eq!(retry_delay(secs(0), &low), secs(4));
+        assert_eq!(retry_delay(secs(0), &high), secs(6));
+        // About a day of retries: how many attempts a delivery that always fails gets.
+        let mut failing = Duration::ZERO;
+        let mut attempts = 1;
+        while failing < backoff.window {
+            failing += retry_delay(failing, &backoff);
+            attempts += 1;
+        }
+        assert!(
+            (25..=45).contains(&attempts),
+            "{attempts} attempts in a day"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::clients::webhooks::{Delivery, Sender};
 use crate::config::{WebhookKey, WebhookSettings};
 use crate::db::webhooks::{self, Claimed, Finished, Written};
-use crate::domain::webhooks::{Outcome, Secret, retry_delay};
+use crate::domain::webhooks::{Backoff, Outcome, Secret, jitter_factor};
 
 /// Everything the workers need.
 #[derive(Clone)]
@@ -75,9 +75,8 @@ impl Endpoints {
 pub async fn run(deliveries: Deliveries, stop: CancellationToken) {
     let settings = deliveries.settings.clone();
     let per_endpoint = usize::try_from(settings.max_in_flight_per_endpoint).unwrap_or(1);
-    let total = Arc::new(Semaphore::new(
-        usize::try_from(settings.max_in_flight).unwrap_or(1),
-    ));
+    let max_in_flight = usize::try_from(settings.max_in_flight).unwrap_or(1);
+    let total = Arc::new(Semaphore::new(max_in_flight));
     let endpoints = Arc::new(Mutex::new(Endpoints::default()));
     let finished = Arc::new(Notify::new());
     let poll = Duration::from_millis(settings.poll_interval_ms);
@@ -114,7 +113,6 @@ pub async fn run(deliveries: Deliveries, stop: CancellationToken) {
                 }
             }
         };
-        let full = room > 0 && claimed.len() == room;
         let any = !claimed.is_empty();
         for delivery in claimed {
             let Ok(permit) = total.clone().try_acquire_owned() else {
@@ -132,14 +130,18 @@ pub async fn run(deliveries: Deliveries, stop: CancellationToken) {
                 finished.notify_one();
             });
         }
-        if any && !full && room > 0 {
-            // Something was due: look again at once, for what became due meanwhile.
+        if any && total.available_permits() > 0 {
+            // Something was due and there is room: look again at once, for more of it (of
+            // other endpoints) and for what became due meanwhile.
             continue;
         }
+        // Nothing more to claim now: wait for the next poll, or for a request to end (its
+        // endpoint, or the whole, may have room again for what is already due).
+        let in_flight = total.available_permits() < max_in_flight;
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(poll) => {}
-            _ = finished.notified(), if full || room == 0 => {}
+            _ = finished.notified(), if in_flight => {}
         }
     }
 }
@@ -189,21 +191,18 @@ async fn attempt(
         }
     };
     let elapsed = started.elapsed();
-    let attempt_number = u32::try_from(claimed.attempts).unwrap_or(1).max(1);
     let finished = match &outcome {
         Outcome::Delivered { status } => Finished::Delivered { status: *status },
         Outcome::Gone => Finished::Gone,
         Outcome::Failed { status, error } => Finished::Failed {
             status: *status,
             error,
-            retry_in: settings.retry_delay(attempt_number),
-            window: settings.retry_window(),
+            backoff: settings.backoff(),
         },
         Outcome::Refused { reason } => Finished::Failed {
             status: None,
             error: reason,
-            retry_in: settings.retry_delay(attempt_number),
-            window: settings.retry_window(),
+            backoff: settings.backoff(),
         },
     };
     let written =
@@ -227,15 +226,24 @@ async fn attempt(
     crate::metrics::webhook_delivery(&claimed.event_type, &outcome, elapsed, latency);
 }
 
-/// The current secret and, during a rotation, the previous one.
+/// The current secret and, during a rotation, the previous one. A previous secret that cannot
+/// be opened (sealed under a key since lost, which is why it was rotated) is left out: the
+/// current one signs alone.
 fn secrets(key: &WebhookKey, claimed: &Claimed) -> Result<Vec<Secret>, String> {
     let (current, previous) = claimed.secrets();
     let row = claimed.webhook_id.to_string();
-    let mut secrets = Vec::with_capacity(2);
-    for sealed in std::iter::once(current).chain(previous) {
+    let open = |sealed| -> Result<Secret, String> {
         let bytes =
             common::envelope::open(key.bytes(), &row, &sealed).map_err(|e| e.to_string())?;
-        secrets.push(Secret::from_bytes(&bytes).ok_or("a stored secret has the wrong length")?);
+        Secret::from_bytes(&bytes).ok_or_else(|| "a stored secret has the wrong length".to_owned())
+    };
+    let mut secrets = vec![open(current)?];
+    if let Some(previous) = previous {
+        match open(previous) {
+            Ok(secret) => secrets.push(secret),
+            Err(error) => tracing::warn!(webhook_id = %claimed.webhook_id, %error,
+                "the rotated-out secret cannot be opened: signing with the current one alone"),
+        }
     }
     Ok(secrets)
 }
@@ -269,16 +277,13 @@ impl WebhookSettings {
         Duration::from_secs(self.timeout_secs * 3 + 30)
     }
 
-    pub fn retry_delay(&self, attempt: u32) -> Duration {
-        retry_delay(
-            attempt,
-            Duration::from_millis(self.retry_base_ms),
-            Duration::from_secs(self.retry_max_secs),
-            fastrand::f64(),
-        )
-    }
-
-    pub fn retry_window(&self) -> Duration {
-        Duration::from_secs(self.retry_window_secs)
+    /// The retry schedule of a failed attempt, with this attempt's jitter drawn.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            base: Duration::from_millis(self.retry_base_ms),
+            cap: Duration::from_secs(self.retry_max_secs),
+            window: Duration::from_secs(self.retry_window_secs),
+            jitter: jitter_factor(fastrand::f64()),
+        }
     }
 }

@@ -125,19 +125,11 @@ pub async fn create(
     let id = Uuid::now_v7();
     let secret = Secret::generate(&webhooks.rng)?;
     let sealed = seal(key, id, &secret)?;
-    let org_exists: Option<(bool,)> =
-        sqlx::query_as("select is_active from organizations where id = $1")
-            .bind(org_id)
-            .fetch_optional(&webhooks.pool)
-            .await?;
-    match org_exists {
-        Some((true,)) => {}
-        _ => {
-            return Err(Error::Api(ApiError::new(
-                common::error::ErrorCode::NotFound,
-                "the organization does not exist or is not active",
-            )));
-        }
+    if !webhooks::org_is_active(&webhooks.pool, org_id).await? {
+        return Err(Error::Api(ApiError::new(
+            common::error::ErrorCode::NotFound,
+            "the organization does not exist or is not active",
+        )));
     }
     let row = webhooks::create(
         &webhooks.pool,

@@ -321,7 +321,7 @@ pub fn test_webhooks() -> gc_service::config::WebhookSettings {
         timeout_secs: 2,
         retry_base_ms: 50,
         retry_max_secs: 1,
-        poll_interval_ms: 50,
+        poll_interval_ms: 100,
         ..Default::default()
     }
 }

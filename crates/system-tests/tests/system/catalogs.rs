@@ -71,6 +71,61 @@ async fn the_metric_catalogs_list_exactly_what_the_services_export(pool: PgPool)
     .await;
     host_ws.expect_close().await;
 
+    // One webhook delivery (GC's webhook metrics appear with the first attempt): an org admin
+    // subscribes a receiver on loopback and sends it a test event.
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver_url = format!("http://{}/hook", receiver.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async { axum::http::StatusCode::NO_CONTENT }),
+    );
+    tokio::spawn(async move { axum::serve(receiver, app).await });
+    let admin = stack.user_token(crate::helpers::ORG_ADMIN).await;
+    let created: serde_json::Value = stack
+        .client
+        .post(stack.gc_url("/api/v1/webhooks"))
+        .bearer_auth(&admin)
+        .json(&json!({"url": receiver_url, "events": ["webhook.test"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let webhook = created["webhook_id"].as_str().unwrap().to_owned();
+    let sent = stack
+        .client
+        .post(stack.gc_url(&format!("/api/v1/webhooks/{webhook}/test")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+    let mut delivered = false;
+    for _ in 0..200 {
+        let listed: serde_json::Value = stack
+            .client
+            .get(stack.gc_url(&format!(
+                "/api/v1/webhooks/{webhook}/deliveries?status=delivered"
+            )))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed["deliveries"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+        {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "the test event was never delivered");
+
     // In-process services share one metrics registry: GC's /metrics shows all three.
     let exported = exported_names(&stack.metrics_text().await);
     assert!(

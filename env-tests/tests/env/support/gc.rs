@@ -45,6 +45,18 @@ impl GcClient {
         send(&self.service, builder).await
     }
 
+    /// A call of the webhook API (`/api/v1/webhooks{path}`, DESIGN §13) with `token`.
+    pub async fn webhooks(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Reply> {
+        self.call(method, &format!("/api/v1/webhooks{path}"), token, body)
+            .await
+    }
+
     /// Creates a meeting and returns it; anything but 201 is an error.
     pub async fn create_meeting(&self, token: &str, body: &Value) -> anyhow::Result<Value> {
         self.try_create_meeting(token, body)
