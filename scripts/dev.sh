@@ -11,6 +11,10 @@
 #   status    show what runs (exit 0 when all three services are running, 3 otherwise)
 #   tokens    issue fresh demo tokens (they expire) and rewrite .dev/tokens.env
 #   logs [S]  follow the logs of all services, or of service S (ac-service, gc-service, mc-service)
+#   webhook   start a webhook receiver on http://127.0.0.1:8090 (scripts/webhook_receiver.py;
+#             CONVENE_WEBHOOK_RECEIVER_PORT moves it) that checks every delivery with the Standard
+#             Webhooks library, and subscribe the demo org to every event type with it
+#             (docs/webhooks.md, "Trying it locally"); `down` stops it
 #
 # Environment: see scripts/lib.sh for PostgreSQL/Redis settings; service ports can be moved
 # with CONVENE_AC_PORT (8082), CONVENE_GC_PORT (8080), CONVENE_MC_PORT (8081),
@@ -371,7 +375,78 @@ EOF
   print_tokens
 }
 
+# The demo org's webhook receiver (`webhook`).
+WEBHOOK_RECEIVER_PORT="${CONVENE_WEBHOOK_RECEIVER_PORT:-8090}"
+WEBHOOK_RECEIVER_PID="$PID_DIR/webhook-receiver.pid"
+
+stop_webhook_receiver() {
+  local pid
+  pid="$(convene_read_pid "$WEBHOOK_RECEIVER_PID")"
+  if [ -n "$pid" ]; then convene_stop_pid "$pid" python webhook-receiver 5; fi
+  rm -f "$WEBHOOK_RECEIVER_PID"
+}
+
+# Prints the `org_id` claim of the JWT on stdin.
+org_of_token() {
+  python3 -c 'import base64, json, sys; p = sys.stdin.read().split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["org_id"])'
+}
+
+cmd_webhook() {
+  local venv="$CONVENE_DEV_DIR/webhook-tools" url="http://$BIND:$WEBHOOK_RECEIVER_PORT"
+  local pid host org admin_token answer existing secret id events
+  convene_have curl || convene_die "curl not found"
+  service_running gc-service || convene_die "GC is not running: scripts/dev.sh up first"
+  # Pinned, as the env-tests' receiver is (scripts/env-tests.sh).
+  convene_py_tools "$venv" standardwebhooks==1.3.0
+  pid="$(convene_read_pid "$WEBHOOK_RECEIVER_PID")"
+  if ! convene_pid_alive "$pid"; then
+    mkdir -p "$LOG_DIR" "$PID_DIR"
+    "$venv/bin/python" "$CONVENE_REPO/scripts/webhook_receiver.py" --bind "$BIND" \
+      --port "$WEBHOOK_RECEIVER_PORT" >"$LOG_DIR/webhook-receiver.log" 2>&1 &
+    echo $! >"$WEBHOOK_RECEIVER_PID"
+    for _ in $(seq 1 50); do
+      if curl -fsS -o /dev/null "$url/health" 2>/dev/null; then break; fi
+      sleep 0.2
+    done
+    curl -fsS -o /dev/null "$url/health" \
+      || convene_die "the webhook receiver did not start (see $(rel "$LOG_DIR")/webhook-receiver.log)"
+  fi
+  # The demo org's id, from its host's token; the admin client names it to GC.
+  host="$(user_token host@demo.test)" || exit 1
+  org="$(printf '%s' "${host% *}" | org_of_token)"
+  admin_token="$(curl -sS --max-time 10 -u "convene-admin:$(seed_secret convene-admin)" \
+    -d grant_type=client_credentials "$AC_URL/api/v1/auth/service/token" | json_field access_token)" || true
+  [ -n "$admin_token" ] || convene_die "no service token for the admin client convene-admin"
+  # One webhook for this receiver: made once; afterwards its secret is rotated (shown again).
+  existing="$(curl -sS --max-time 10 -H "Authorization: Bearer $admin_token" \
+    "$GC_URL/api/v1/webhooks?org_id=$org" \
+    | python3 -c 'import json, sys; hooks = [h["webhook_id"] for h in json.load(sys.stdin)["webhooks"] if h["url"] == sys.argv[1]]; print(hooks[0] if hooks else "")' "$url/hooks/demo")"
+  if [ -n "$existing" ]; then
+    answer="$(curl -sS --max-time 10 -X POST -H "Authorization: Bearer $admin_token" \
+      "$GC_URL/api/v1/webhooks/$existing/rotate-secret?org_id=$org")"
+  else
+    events='"meeting.created","meeting.started","meeting.ended","participant.joined","participant.left","participant.removed","lobby.waiting","webhook.test"'
+    answer="$(curl -sS --max-time 10 -X POST -H "Authorization: Bearer $admin_token" \
+      -H 'Content-Type: application/json' "$GC_URL/api/v1/webhooks?org_id=$org" \
+      -d "{\"url\":\"$url/hooks/demo\",\"description\":\"scripts/dev.sh webhook\",\"events\":[$events]}")"
+  fi
+  secret="$(printf '%s' "$answer" | json_field secret)" || true
+  id="$(printf '%s' "$answer" | json_field webhook_id)" || true
+  if [ -z "$secret" ] || [ -z "$id" ]; then convene_die "GC did not make the webhook: $answer"; fi
+  curl -fsS --max-time 5 -X PUT "$url/endpoints/demo" -d "{\"secret\":\"$secret\"}" \
+    || convene_die "the receiver refused the endpoint"
+  cat <<EOF
+Webhook $id of the demo org delivers every event type to $url/hooks/demo,
+where each delivery is checked with the Standard Webhooks library (secret $secret).
+Every meeting of the demo org (create, join, leave, end: see 'scripts/dev.sh tokens') reaches it.
+See what arrived:
+  curl -s $url/endpoints/demo/received | python3 -m json.tool
+The receiver's log: $(rel "$LOG_DIR")/webhook-receiver.log; 'scripts/dev.sh down' stops it.
+EOF
+}
+
 cmd_down() {
+  stop_webhook_receiver
   stop_services
   convene_pg_local_stop
   convene_redis_local_stop
@@ -437,6 +512,7 @@ main() {
     status) cmd_status ;;
     tokens) cmd_tokens ;;
     logs) cmd_logs "$@" ;;
+    webhook) cmd_webhook ;;
     -h | --help | help) usage ;;
     *)
       usage >&2

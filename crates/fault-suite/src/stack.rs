@@ -12,6 +12,7 @@
 //! | Redis, its proxy for MC *i* | 17110, 17111 + *i* |
 //! | proxies of GC's calls to MC *i*, and of MC *i*'s calls to its GC | 17120 + *i*, 17130 + *i* |
 //! | the Redis Cluster's six nodes (the failover scenario), their cluster bus | 17140–17145, 17150–17155 |
+//! | the webhook scenario's receiver | 17190 |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

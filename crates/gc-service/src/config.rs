@@ -240,7 +240,9 @@ pub struct WebhookSettings {
           value_parser = clap::value_parser!(u64).range(1..=60))]
     pub timeout_secs: u64,
 
-    /// The wait after a first failed attempt, in milliseconds; it doubles after each one.
+    /// The shortest wait after a failed attempt, in milliseconds. Each wait is as long as the
+    /// delivery has been failing (at least this, at most WEBHOOK_RETRY_MAX_SECS, ±20 %), so the
+    /// waits double; a retry by hand starts them again from this.
     #[arg(long, env = "WEBHOOK_RETRY_BASE_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub retry_base_ms: u64,

@@ -9,8 +9,9 @@
 //! outcome: delivered, retried after a backoff with jitter, failed once the retry window has
 //! passed, or failed with the webhook disabled on a 410.
 //!
-//! The loop sleeps when nothing is due, waking after `WEBHOOK_POLL_INTERVAL_MS`, or as soon as
-//! a task finishes while there were more deliveries than room.
+//! The loop claims again at once while something was due and there is room; otherwise it
+//! waits for the next poll (`WEBHOOK_POLL_INTERVAL_MS`) or for a request in flight to end (its
+//! endpoint, or the whole, may then have room for what is already due).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
