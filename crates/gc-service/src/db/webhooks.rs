@@ -40,30 +40,6 @@ pub struct WebhookRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl WebhookRow {
-    pub fn secret(&self) -> Sealed {
-        Sealed {
-            ciphertext: self.secret_sealed.clone(),
-            nonce: self.secret_nonce.clone(),
-        }
-    }
-
-    /// The rotated-out secret, while it still signs.
-    pub fn previous_secret(&self, now: DateTime<Utc>) -> Option<Sealed> {
-        match (
-            &self.previous_secret_sealed,
-            &self.previous_secret_nonce,
-            self.previous_secret_expires_at,
-        ) {
-            (Some(ciphertext), Some(nonce), Some(until)) if until > now => Some(Sealed {
-                ciphertext: ciphertext.clone(),
-                nonce: nonce.clone(),
-            }),
-            _ => None,
-        }
-    }
-}
-
 /// The columns of [`WebhookRow`], in its order.
 macro_rules! webhook_columns {
     () => {
