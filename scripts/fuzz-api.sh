@@ -46,7 +46,8 @@ done
 
 convene_py_tools "$VENV" "$PIN"
 
-# An org of its own (so the org limit is not the demo org's 10), a user in it, and the tokens.
+# An org of its own (so the org limit is not the demo org's 10), a user in it (its org_admin too,
+# so that the webhook API is fuzzed past its 403), and the tokens.
 tokens="$("$VENV/bin/python" - <<'PY'
 import base64, json, os, secrets, urllib.request
 
@@ -75,7 +76,7 @@ org = call("/api/v1/admin/orgs", {"slug": f"fuzz-{suffix}", "name": "API fuzzing
 password = secrets.token_urlsafe(18)
 email = f"fuzz-{suffix}@fuzz.test"
 call(f"/api/v1/admin/orgs/{org['org_id']}/users",
-     {"email": email, "password": password, "display_name": "Fuzz", "roles": ["user"]}, admin)
+     {"email": email, "password": password, "display_name": "Fuzz", "roles": ["user", "org_admin"]}, admin)
 user = call("/api/v1/auth/user/token", {"email": email, "password": password})["access_token"]
 # A client with GC's meeting-token scope, so AC's internal routes are fuzzed past their 403.
 gc_client = call("/api/v1/admin/service-clients",

@@ -194,6 +194,9 @@ async fn outbox_matches_the_record(
                 select resource_id as meeting_id, webhook_event_type(action) as type, count(*) as n
                 from audit_logs
                 where org_id = $1 and webhook_event_type(action) = any ($3)
+                  -- Changes made since the webhook exists (the org's meetings of earlier
+                  -- scenarios have none); no load runs while it is created.
+                  and created_at >= (select created_at from webhooks where id = $2)
                 group by 1, 2),
              d as (
                 select (payload::jsonb -> 'data' ->> 'meeting_id') as meeting_id, event_type as type,

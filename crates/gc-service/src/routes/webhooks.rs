@@ -241,6 +241,7 @@ pub async fn list(
     params(("webhook_id" = Uuid, Path), OrgQuery),
     responses(
         (status = 200, description = "The webhook", body = WebhookResponse),
+        (status = 403, description = MANAGER, body = ErrorEnvelope),
         (status = 404, description = "No such webhook in the organization", body = ErrorEnvelope),
     ))]
 #[tracing::instrument(name = "gc.webhooks.get", skip_all)]
@@ -260,6 +261,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The webhook after the change", body = WebhookResponse),
         (status = 400, description = "A field is invalid", body = ErrorEnvelope),
+        (status = 403, description = MANAGER, body = ErrorEnvelope),
         (status = 404, description = "No such webhook in the organization", body = ErrorEnvelope),
     ))]
 #[tracing::instrument(name = "gc.webhooks.update", skip_all)]
@@ -304,6 +306,7 @@ pub async fn update(
     params(("webhook_id" = Uuid, Path), OrgQuery),
     responses(
         (status = 204, description = "Deleted, with its deliveries (pending ones are not sent)"),
+        (status = 403, description = MANAGER, body = ErrorEnvelope),
         (status = 404, description = "No such webhook in the organization", body = ErrorEnvelope),
     ))]
 #[tracing::instrument(name = "gc.webhooks.delete", skip_all)]
@@ -321,6 +324,7 @@ pub async fn delete(
     params(("webhook_id" = Uuid, Path), OrgQuery),
     responses(
         (status = 200, description = "The new secret; the previous one signs beside it for 24 h", body = WebhookWithSecretResponse),
+        (status = 403, description = MANAGER, body = ErrorEnvelope),
         (status = 404, description = "No such webhook in the organization", body = ErrorEnvelope),
     ))]
 #[tracing::instrument(name = "gc.webhooks.rotate", skip_all)]
@@ -341,6 +345,7 @@ pub async fn rotate_secret(
     params(("webhook_id" = Uuid, Path), OrgQuery),
     responses(
         (status = 202, description = "A `webhook.test` event is queued", body = DeliveryResponse),
+        (status = 403, description = MANAGER, body = ErrorEnvelope),
         (status = 404, description = "No such webhook in the organization", body = ErrorEnvelope),
     ))]
 #[tracing::instrument(name = "gc.webhooks.test", skip_all)]
@@ -359,6 +364,7 @@ pub async fn test(
     responses(
         (status = 200, description = "A page of deliveries, newest first", body = DeliveryListResponse),
         (status = 400, description = "An unknown status or a page out of range", body = ErrorEnvelope),
+        (status = 403, description = MANAGER, body = ErrorEnvelope),
         (status = 404, description = "No such webhook in the organization", body = ErrorEnvelope),
     ))]
 #[tracing::instrument(name = "gc.webhooks.deliveries", skip_all)]
@@ -385,6 +391,7 @@ pub async fn deliveries(
     params(("webhook_id" = Uuid, Path), ("delivery_id" = Uuid, Path), OrgQuery),
     responses(
         (status = 202, description = "Due now, with a fresh retry window", body = DeliveryResponse),
+        (status = 403, description = MANAGER, body = ErrorEnvelope),
         (status = 404, description = "No such delivery of a webhook of the organization", body = ErrorEnvelope),
         (status = 409, description = "It was delivered already", body = ErrorEnvelope),
     ))]
