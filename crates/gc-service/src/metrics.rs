@@ -49,6 +49,7 @@ pub mod queue {
     pub const ADMISSIONS: &str = "admissions";
     pub const LOOKUPS: &str = "lookups";
     pub const GUESTS: &str = "guests";
+    pub const WEBHOOK_OUTCOMES: &str = "webhook_outcomes";
 }
 
 /// Buckets of `gc_meeting_creation_duration_seconds` (DESIGN §8).

@@ -174,8 +174,13 @@ impl Application {
         });
         match webhook_settings.key.clone() {
             Some(key) => {
+                let webhook_pool = crate::db::webhook_pool(&pool, background);
                 let deliveries = crate::use_cases::deliveries::Deliveries {
-                    pool: crate::db::webhook_pool(&pool, background),
+                    outcomes: crate::db::webhook_outcomes::Outcomes::new(
+                        webhook_pool.clone(),
+                        background,
+                    ),
+                    pool: webhook_pool,
                     sender,
                     key,
                     settings: webhook_settings.clone(),

@@ -20,6 +20,7 @@ pub mod lookups;
 pub mod meetings;
 pub mod participants;
 pub mod web;
+pub mod webhook_outcomes;
 pub mod webhooks;
 
 /// Statements of a change run without a transaction of their own before one that takes the

@@ -445,7 +445,7 @@ pub async fn claim(
 
 /// How an attempt ended, as stored.
 #[derive(Clone, Debug)]
-pub enum Finished<'a> {
+pub enum Finished {
     Delivered {
         status: u16,
     },
@@ -455,7 +455,7 @@ pub enum Finished<'a> {
     /// window started: then it fails.
     Failed {
         status: Option<u16>,
-        error: &'a str,
+        error: String,
         backoff: crate::domain::webhooks::Backoff,
     },
 }
@@ -471,87 +471,135 @@ pub enum Written {
     Superseded,
 }
 
-/// Writes the outcome of attempt `attempt` of delivery `id`.
-pub async fn finish(
+/// One attempt's outcome, to be written.
+#[derive(Clone, Debug)]
+pub struct Attempted {
+    pub id: Uuid,
+    /// The attempt's number (the row's `attempts` when it was claimed).
+    pub attempt: i32,
+    pub finished: Finished,
+}
+
+/// Writes the outcomes of `attempts` (of distinct deliveries) in one statement: each is
+/// written only while its row is still that attempt, pending. A 410 disables its webhook in
+/// the same statement, so a failed delivery never sits beside a webhook still enabled. Returns
+/// what was written, by delivery; a delivery left out was superseded.
+pub async fn finish_batch(
     pool: &PgPool,
-    id: Uuid,
-    attempt: i32,
-    outcome: &Finished<'_>,
-) -> Result<Written, sqlx::Error> {
+    attempts: &[Attempted],
+) -> Result<Vec<(Uuid, Written)>, sqlx::Error> {
     let none = crate::domain::webhooks::Backoff {
         base: Duration::ZERO,
         cap: Duration::ZERO,
         window: Duration::ZERO,
         jitter: 1.0,
     };
-    let (status, error, backoff, kind) = match outcome {
-        Finished::Delivered { status } => (Some(i32::from(*status)), None, none, "delivered"),
-        Finished::Gone => (
-            Some(410),
-            Some("the endpoint answered 410 Gone: the webhook was disabled"),
-            none,
-            "gone",
-        ),
-        Finished::Failed {
-            status,
-            error,
-            backoff,
-        } => (status.map(i32::from), Some(*error), *backoff, "failed"),
-    };
+    let n = attempts.len();
+    let (mut ids, mut numbers, mut statuses, mut errors, mut kinds) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut bases, mut caps, mut windows, mut jitters) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for attempted in attempts {
+        let (status, error, backoff, kind) = match &attempted.finished {
+            Finished::Delivered { status } => (Some(i32::from(*status)), None, none, "delivered"),
+            Finished::Gone => (
+                Some(410),
+                Some("the endpoint answered 410 Gone: the webhook was disabled"),
+                none,
+                "gone",
+            ),
+            Finished::Failed {
+                status,
+                error,
+                backoff,
+            } => (
+                status.map(i32::from),
+                Some(error.as_str()),
+                *backoff,
+                "failed",
+            ),
+        };
+        ids.push(attempted.id);
+        numbers.push(attempted.attempt);
+        statuses.push(status);
+        errors.push(error);
+        kinds.push(kind);
+        bases.push(backoff.base.as_secs_f64());
+        caps.push(backoff.cap.as_secs_f64());
+        windows.push(backoff.window.as_secs_f64());
+        jitters.push(backoff.jitter);
+    }
     // The wait is `domain::webhooks::retry_delay` on PostgreSQL's clock: as long as the
-    // delivery has been failing, within base and cap, times the jitter.
-    let written: Option<(String, Uuid)> = sqlx::query_as(
-        "with d as (
-            select id,
-                   now() + $9 * least(make_interval(secs => $7),
-                                      greatest(make_interval(secs => $6),
-                                               now() - window_started_at)) as retry_at,
-                   now() > window_started_at + make_interval(secs => $8) as window_over
-            from webhook_deliveries
-            where id = $1 and attempts = $2 and status = 'pending')
-         update webhook_deliveries w
-         set status = case
-                 when $5 = 'delivered' then 'delivered'
-                 when $5 = 'gone' or d.window_over then 'failed'
-                 else 'pending' end,
-             next_attempt_at = case when $5 = 'failed' then d.retry_at else w.next_attempt_at end,
-             delivered_at = case when $5 = 'delivered' then now() end,
-             last_status = $3,
-             last_error = left($4, 500)
-         from d
-         where w.id = d.id
-         returning w.status, w.webhook_id",
+    // delivery has been failing, within base and cap, times the jitter. The update checks
+    // the attempt again on the row it locks (a lease that ran out meanwhile loses).
+    let written: Vec<(Uuid, String)> = sqlx::query_as(
+        "with input as (
+            select *
+            from unnest($1::uuid[], $2::int4[], $3::int4[], $4::text[], $5::text[],
+                        $6::float8[], $7::float8[], $8::float8[], $9::float8[])
+                     as i(id, attempt, status, error, kind, base, cap, win, jitter)),
+         d as (
+            select i.*,
+                   now() + i.jitter * least(make_interval(secs => i.cap),
+                                            greatest(make_interval(secs => i.base),
+                                                     now() - w.window_started_at)) as retry_at,
+                   now() > w.window_started_at + make_interval(secs => i.win) as window_over
+            from input i
+                     join webhook_deliveries w on w.id = i.id
+            where w.attempts = i.attempt and w.status = 'pending'),
+         updated as (
+            update webhook_deliveries w
+            set status = case
+                    when d.kind = 'delivered' then 'delivered'
+                    when d.kind = 'gone' or d.window_over then 'failed'
+                    else 'pending' end,
+                next_attempt_at = case when d.kind = 'failed' then d.retry_at
+                                       else w.next_attempt_at end,
+                delivered_at = case when d.kind = 'delivered' then now() end,
+                last_status = d.status,
+                last_error = left(d.error, 500)
+            from d
+            where w.id = d.id and w.attempts = d.attempt and w.status = 'pending'
+            returning w.id, w.status, w.webhook_id, d.kind),
+         disabled as (
+            update webhooks
+            set enabled = false, disabled_reason = 'gone', updated_at = now()
+            where id in (select webhook_id from updated where kind = 'gone')
+            returning id)
+         select id, status from updated",
     )
-    .bind(id)
-    .bind(attempt)
-    .bind(status)
-    .bind(error)
-    .bind(kind)
-    .bind(backoff.base.as_secs_f64())
-    .bind(backoff.cap.as_secs_f64())
-    .bind(backoff.window.as_secs_f64())
-    .bind(backoff.jitter)
-    .fetch_optional(pool)
+    .bind(&ids)
+    .bind(&numbers)
+    .bind(&statuses)
+    .bind(&errors)
+    .bind(&kinds)
+    .bind(&bases)
+    .bind(&caps)
+    .bind(&windows)
+    .bind(&jitters)
+    .fetch_all(pool)
     .bounded()
     .await?;
-    let Some((stored, webhook_id)) = written else {
-        return Ok(Written::Superseded);
-    };
-    if matches!(outcome, Finished::Gone) {
-        sqlx::query(
-            "update webhooks set enabled = false, disabled_reason = 'gone', updated_at = now()
-             where id = $1",
-        )
-        .bind(webhook_id)
-        .execute(pool)
-        .bounded()
-        .await?;
-    }
-    Ok(match stored.as_str() {
-        "delivered" => Written::Delivered,
-        "failed" => Written::Failed,
-        _ => Written::Retrying,
-    })
+    Ok(written
+        .into_iter()
+        .map(|(id, status)| {
+            let written = match status.as_str() {
+                "delivered" => Written::Delivered,
+                "failed" => Written::Failed,
+                _ => Written::Retrying,
+            };
+            (id, written)
+        })
+        .collect())
 }
 
 /// Seconds since the oldest due delivery of an enabled webhook became due (0 for none).

@@ -257,7 +257,7 @@ pub const ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 /// 20 s, ... with a 5 s base), and a retry by hand, which starts a new window, starts them
 /// again from `base`. Once `window` has passed since the window started, the delivery fails.
 /// The statement that writes the outcome computes it on PostgreSQL's clock
-/// (`db::webhooks::finish`); [`retry_delay`] is the same rule.
+/// (`db::webhooks::finish_batch`); [`retry_delay`] is the same rule.
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
     pub base: Duration,

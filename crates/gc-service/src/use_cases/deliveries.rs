@@ -24,13 +24,16 @@ use uuid::Uuid;
 
 use crate::clients::webhooks::{Delivery, Sender};
 use crate::config::{WebhookKey, WebhookSettings};
-use crate::db::webhooks::{self, Claimed, Finished, Written};
+use crate::db::webhook_outcomes::Outcomes;
+use crate::db::webhooks::{self, Attempted, Claimed, Finished, Written};
 use crate::domain::webhooks::{Backoff, Outcome, Secret, jitter_factor};
 
 /// Everything the workers need.
 #[derive(Clone)]
 pub struct Deliveries {
     pub pool: PgPool,
+    /// The outcomes' writer (through `pool`, in batches).
+    pub outcomes: Outcomes,
     pub sender: Sender,
     pub key: WebhookKey,
     pub settings: WebhookSettings,
@@ -197,25 +200,29 @@ async fn attempt(
         Outcome::Gone => Finished::Gone,
         Outcome::Failed { status, error } => Finished::Failed {
             status: *status,
-            error,
+            error: error.clone(),
             backoff: settings.backoff(),
         },
         Outcome::Refused { reason } => Finished::Failed {
             status: None,
-            error: reason,
+            error: reason.clone(),
             backoff: settings.backoff(),
         },
     };
-    let written =
-        match webhooks::finish(&deliveries.pool, claimed.id, claimed.attempts, &finished).await {
-            Ok(written) => written,
-            Err(error) => {
-                // The lease runs out and the delivery is sent again: at least once.
-                tracing::warn!(delivery_id = %claimed.id, %error,
+    let attempted = Attempted {
+        id: claimed.id,
+        attempt: claimed.attempts,
+        finished,
+    };
+    let written = match deliveries.outcomes.write(attempted).await {
+        Ok(written) => written,
+        Err(error) => {
+            // The lease runs out and the delivery is sent again: at least once.
+            tracing::warn!(delivery_id = %claimed.id, %error,
                 "cannot write a webhook delivery's outcome");
-                return;
-            }
-        };
+            return;
+        }
+    };
     if written == Written::Failed {
         tracing::warn!(delivery_id = %claimed.id, webhook_id = %claimed.webhook_id,
             event_type = %claimed.event_type, attempts = claimed.attempts,

@@ -87,6 +87,7 @@ pub struct StackOptions {
     extra_routes: Router<AppState>,
     gc_pool: Option<PgPool>,
     ac_proxy: bool,
+    webhooks: gc_service::config::WebhookSettings,
 }
 
 impl Default for StackOptions {
@@ -98,6 +99,7 @@ impl Default for StackOptions {
             extra_routes: Router::new(),
             gc_pool: None,
             ac_proxy: false,
+            webhooks: test_webhooks(),
         }
     }
 }
@@ -116,6 +118,11 @@ impl StackOptions {
     }
 
     /// The web client GC serves (`GC_WEB_DIR` and the rest).
+    pub fn with_webhooks(mut self, webhooks: gc_service::config::WebhookSettings) -> Self {
+        self.webhooks = webhooks;
+        self
+    }
+
     pub fn with_web(mut self, web: WebSettings) -> Self {
         self.web = web;
         self
@@ -165,6 +172,7 @@ pub async fn spawn_stack(pool: PgPool, options: StackOptions) -> TestStack {
         extra_routes,
         gc_pool,
         ac_proxy,
+        webhooks,
     } = options;
     // The process's one recorder gets GC's buckets only if GC installs it before AC does.
     gc_service::metrics::install().unwrap();
@@ -218,6 +226,7 @@ pub async fn spawn_stack(pool: PgPool, options: StackOptions) -> TestStack {
         shell,
         lifecycle,
         web,
+        webhooks,
         ..gc_config(&gc_sees_ac)
     };
     let gc_pool = gc_pool.unwrap_or_else(|| pool.clone());

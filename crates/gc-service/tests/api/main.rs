@@ -32,4 +32,5 @@ mod storage;
 mod validation;
 mod visits;
 mod web;
+mod webhook_races;
 mod webhooks;
