@@ -23,6 +23,14 @@
 # medians over the rounds, because this machine's disk and CPU drift by 2-3x between days
 # (docs/benchmarks.md, "Why interleaved"); ratios are taken within the same run.
 #
+# With BENCH_WEBHOOKS=1 it measures webhooks instead (DESIGN §13, docs/benchmarks.md,
+# "Webhooks"): on the empty database only, each round runs join and create twice per client
+# count, without a webhook and with one subscribed to every event type (in alternating order
+# from round to round), GC holding a webhook key both times; the webhook points at a receiver
+# on loopback that answers 204 at once (join_load webhook-sink, port 18190). During a run with
+# the webhook the outbox's due deliveries are sampled every 0.5 s; after it, how long the
+# outbox takes to drain, and whether the receiver got every delivery once.
+#
 # Usage: scripts/bench-join.sh            (per-run lines, then the summary, on stdout)
 # Settings: BENCH_DURATION (seconds per run, default 10), BENCH_ROUNDS (3), BENCH_CLIENTS
 #           ("16 64"), BENCH_STORED (100000), BENCH_USERS (200 users in the pool),
@@ -65,6 +73,13 @@ MC_PORT=18181
 MC_GRPC_PORT=18152
 GC_URL="http://127.0.0.1:$GC_PORT"
 DATABASES=(empty stored)
+WEBHOOKS="${BENCH_WEBHOOKS:-0}"
+SINK_ADDR=127.0.0.1:18190
+if [ "$WEBHOOKS" = 1 ]; then
+  DATABASES=(empty)
+  GC_WEBHOOK_KEY="$(head -c 32 /dev/urandom | base64)"
+  export GC_WEBHOOK_KEY WEBHOOK_ALLOW_PRIVATE_TARGETS=true
+fi
 PASSWORD="bench-password"
 WORK="$(mktemp -d)"
 RESULTS="$WORK/results.tsv"
@@ -84,6 +99,7 @@ drop_databases() {
 cleanup() {
   # Defined further down; a failure before that (a build error) has nothing to stop.
   if declare -F stop_services >/dev/null; then stop_services; fi
+  if [ -n "${PIDS_SINK:-}" ]; then kill "$PIDS_SINK" 2>/dev/null || true; fi
   if [ -n "${ADMIN_URL:-}" ]; then drop_databases; fi
   if [ -n "$REDIS_DB" ]; then
     drop_room_keys || true
@@ -152,6 +168,10 @@ for db in "${DATABASES[@]}"; do
     "create table bench_join_rooms (i int primary key, meeting_id uuid not null)"
 done
 
+if [ "$WEBHOOKS" = 1 ]; then
+  # The host manages the org's webhook.
+  sql empty "update users set roles = array['user', 'org_admin'] where email = 'bench@bench.test'"
+else
 convene_log "storing $STORED meetings of the bench org in convene_benchjoin_stored (a fifth live)"
 sql stored "insert into meetings (org_id, host_id, meeting_code, display_name, status,
                                   max_participants, join_token_secret, created_at, started_at,
@@ -172,6 +192,7 @@ sql stored "insert into meetings (org_id, host_id, meeting_code, display_name, s
      select org_id, host_id::text, 'user', 'meeting_created', 'meeting', id::text, '{}',
             'bench-fixture'
      from meetings" "vacuum analyze"
+fi
 
 
 # start_services DB [ac|gc|mc]...: starts the named services against DB, in that order.
@@ -238,7 +259,8 @@ reset_db() { # db
             where display_name in ('load test', 'join bench', 'join storm', 'pgbench join',
                                    'guest storm')" \
     "delete from audit_logs where user_agent is distinct from 'bench-fixture'" \
-    "delete from meeting_controllers" "truncate bench_join_rooms" \
+    "delete from meeting_controllers" "truncate bench_join_rooms" "delete from webhooks" \
+    "delete from webhook_deliveries" "vacuum analyze webhook_deliveries" \
     "vacuum analyze meetings" "vacuum analyze participants" "vacuum analyze audit_logs" \
     "vacuum analyze organizations" "vacuum analyze meeting_assignments" \
     "vacuum analyze meeting_controllers" "checkpoint"
@@ -326,19 +348,21 @@ for name, value in out.items():
 PY
 }
 
-join_run() { # db clients round
+join_run() { # db clients round [webhook: on|off]
   local out cpu joins recorded seated
   ensure_tokens "$1"
   convene_log_mark
   start_services "$1" ac gc mc
   timeout 600 "$JOIN_LOAD" prepare --url "$GC_URL" --host-token "$(cat "$WORK/host-$1.txt")" \
     --rooms "$ROOMS" --seats $((USERS + 1)) --out "$WORK/rooms.txt" >"$WORK/prepare.out"
+  if [ "${4:-}" = on ]; then hook_on "$1"; fi
   cpu_snapshot "$1" "$WORK/cpu-before"
   out="$(timeout $((DURATION + 120)) "$JOIN_LOAD" steady --url "$GC_URL" \
     --tokens-file "$WORK/tokens-$1.txt" --users "$USERS" --rooms-file "$WORK/rooms.txt" \
     --concurrency "$2" --duration-secs "$DURATION")"
   cpu_snapshot "$1" "$WORK/cpu-after"
   out+=$'\n'"items per statement: $(batch_means "$GC_URL")"
+  if [ -n "${4:-}" ]; then hook_record "$1" join "$2" "$3" "$4" "$out"; fi
   stop_services
   # Every admitted join is a guest visit in PostgreSQL and a seat in Redis (hosts too).
   recorded="$(sql "$1" "select count(*) from participants p join meetings m on m.id = p.meeting_id
@@ -446,13 +470,16 @@ guest_storm_run() { # round
     "$(awk '/^latency ms/ {print $10}' <<<"$out")" "$waiting" "$guests" >>"$RESULTS"
 }
 
-create_run() { # db clients round
+create_run() { # db clients round [webhook: on|off]
   local out
   ensure_tokens "$1"
   convene_log_mark
   start_services "$1" ac gc
+  if [ "${4:-}" = on ]; then hook_on "$1"; fi
   out="$(timeout $((DURATION + 120)) "$CREATE_LOAD" --url "$GC_URL" \
     --token "$(cat "$WORK/host-$1.txt")" --concurrency "$2" --duration-secs "$DURATION")"
+  out+=$'\n'"items per statement: $(batch_means "$GC_URL")"
+  if [ -n "${4:-}" ]; then hook_record "$1" create "$2" "$3" "$4" "$out"; fi
   stop_services
   echo "--- create, $1 database, $2 clients, ${DURATION}s"
   echo "$out"
@@ -535,6 +562,61 @@ storm_run() { # round
     "$seated" "$open" "$admitted_rows" >>"$RESULTS"
 }
 
+# BENCH_WEBHOOKS=1: subscribes the bench org to every event type at the receiver, and starts
+# sampling the outbox's due deliveries every 0.5 s (into $WORK/due.txt).
+hook_on() { # db
+  local answer
+  answer="$(curl -sf -X POST "$GC_URL/api/v1/webhooks" \
+    -H "Authorization: Bearer $(cat "$WORK/host-$1.txt")" -H 'Content-Type: application/json' \
+    -d "{\"url\": \"http://$SINK_ADDR/hook\", \"description\": \"bench\", \"events\":
+         [\"meeting.created\", \"meeting.started\", \"meeting.ended\", \"participant.joined\",
+          \"participant.left\", \"participant.removed\", \"lobby.waiting\", \"webhook.test\"]}")" ||
+    convene_die "cannot create the bench webhook (logs in $WORK)"
+  HOOK_ID="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["webhook_id"])' <<<"$answer")"
+  SINK_BEFORE="$(curl -sf "http://$SINK_ADDR/stats")"
+  : >"$WORK/due.txt"
+  (
+    while :; do
+      sql "$1" "select count(*) from webhook_deliveries
+                where status = 'pending' and next_attempt_at <= now()" >>"$WORK/due.txt"
+      sleep 0.5
+    done
+  ) &
+  SAMPLER=$!
+}
+
+# After a run: with the webhook, stops sampling, waits (at most 120 s) for the outbox to drain
+# and checks the receiver; then writes the run's hook record and drops the webhook.
+hook_record() { # db op clients round on|off load-output
+  local max_due=- drain_ms=- rows=- received=- distinct=- start pending after
+  if [ "$5" = on ]; then
+    kill "$SAMPLER" 2>/dev/null || true
+    wait "$SAMPLER" 2>/dev/null || true
+    max_due="$(sort -n "$WORK/due.txt" | tail -1)"
+    start="$(date +%s%N)"
+    for _ in $(seq 1 1200); do
+      pending="$(sql "$1" "select count(*) from webhook_deliveries where status = 'pending'")"
+      [ "$pending" = 0 ] && break
+      sleep 0.1
+    done
+    drain_ms=$((($(date +%s%N) - start) / 1000000))
+    [ "$pending" = 0 ] || drain_ms="timeout($pending)"
+    rows="$(sql "$1" "select count(*) from webhook_deliveries where status = 'delivered'")"
+    after="$(curl -sf "http://$SINK_ADDR/stats")"
+    read -r received distinct < <(python3 -c 'import json,sys
+b, a = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(a["received"] - b["received"], a["distinct"] - b["distinct"])' "$SINK_BEFORE" "$after")
+    echo "webhook      at most $max_due due during the run; drained ${drain_ms} ms after it;" \
+      "$rows delivered rows, the receiver got $received requests of $distinct distinct ids"
+    sql "$1" "delete from webhooks where id = '$HOOK_ID'"
+  fi
+  printf 'hook\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$2" "$5" "$3" "$4" \
+    "$(awk '/^throughput/ {print $2}' <<<"$6")" \
+    "$(awk '/^latency ms/ {print $8}' <<<"$6")" \
+    "$(awk '/^statuses/ {sub(/^statuses +/, ""); print}' <<<"$6")" \
+    "$max_due" "$drain_ms" "$rows" "$received" "$distinct" >>"$RESULTS"
+}
+
 pg_show() { psql -AtX "$ADMIN_URL" -c "show $1"; }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB;" \
   "PostgreSQL $(pg_show server_version) fsync=$(pg_show fsync)" \
@@ -547,6 +629,30 @@ for db in "${DATABASES[@]}"; do
   reset_db "$db"
   sign_in "$db"
 done
+if [ "$WEBHOOKS" = 1 ]; then
+  "$JOIN_LOAD" webhook-sink --addr "$SINK_ADDR" >>"$WORK/sink.log" 2>&1 &
+  PIDS_SINK=$!
+  for _ in $(seq 1 100); do curl -sf "http://$SINK_ADDR/stats" >/dev/null && break; sleep 0.1; done
+  for round in $(seq 1 "$ROUNDS"); do
+    for c in $CLIENTS; do
+      order="off on"
+      [ $((round % 2)) = 0 ] && order="on off"
+      for hook in $order; do
+        echo "=== round $round, webhook $hook, $(cut -d' ' -f1-3 /proc/loadavg) load"
+        join_run empty "$c" "$round" "$hook"
+        reset_db empty
+        create_run empty "$c" "$round" "$hook"
+        reset_db empty
+      done
+    done
+  done
+  kill "$PIDS_SINK" 2>/dev/null || true
+  echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+  echo
+  echo "=== summary: median of $ROUNDS rounds (min-max), ${DURATION}s runs"
+  python3 "$CONVENE_REPO/scripts/bench-webhooks-summary.py" "$RESULTS"
+  exit 0
+fi
 for round in $(seq 1 "$ROUNDS"); do
   for c in $CLIENTS; do
     for db in "${DATABASES[@]}"; do

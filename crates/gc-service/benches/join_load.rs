@@ -21,6 +21,8 @@
 //! # a storm of guests, each from a loopback address of its own, into one lobby
 //! cargo bench -p gc-service --bench join_load -- guest-storm --url http://127.0.0.1:8080 \
 //!     --host-token "$HOST_TOKEN" --guests 500
+//! # a webhook receiver that answers 204 at once and counts (GET /stats), until killed
+//! cargo bench -p gc-service --bench join_load -- webhook-sink --addr 127.0.0.1:18190
 //! ```
 //!
 //! `guest-steady` has `--concurrency` workers ask `POST /{code}/guest-join` back to back, each
@@ -65,6 +67,8 @@ use serde_json::json;
 mod api;
 #[path = "support/report.rs"]
 mod report;
+#[path = "support/sink.rs"]
+mod sink;
 
 const MAX_DURATION_SECS: u64 = 600;
 const MAX_USERS: usize = 100_000;
@@ -99,6 +103,15 @@ enum Command {
     GuestSteady(GuestSteadyArgs),
     /// Guests from distinct loopback addresses asking to join one room at the same instant.
     GuestStorm(GuestStormArgs),
+    /// A webhook receiver that answers at once and counts what it got (`GET /stats`).
+    WebhookSink(WebhookSinkArgs),
+}
+
+#[derive(Args, Debug)]
+struct WebhookSinkArgs {
+    /// Loopback address to listen on.
+    #[arg(long, default_value = "127.0.0.1:18190")]
+    addr: std::net::SocketAddr,
 }
 
 #[derive(Args, Debug)]
@@ -233,7 +246,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         None => {
             println!(
-                "join_load: nothing to do without a command: sign-in, prepare, steady or storm \
+                "join_load: nothing to do without a command: sign-in, prepare, steady, storm, \
+                 guest-steady, guest-storm or webhook-sink \
                  (see --help)"
             );
             Ok(())
@@ -244,6 +258,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Storm(args)) => storm(args).await,
         Some(Command::GuestSteady(args)) => guest_steady(args).await,
         Some(Command::GuestStorm(args)) => guest_storm(args).await,
+        Some(Command::WebhookSink(args)) => sink::serve(args.addr).await,
     }
 }
 
