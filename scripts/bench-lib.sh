@@ -69,7 +69,7 @@ wait_ready() { # port
 batch_means() {
   { curl -sf --max-time 5 "$1/metrics" || true; } | awk '
     /^gc_db_batch_items_(sum|count)\{/ {
-      match($0, /queue="[a-z]+"/)
+      match($0, /queue="[a-z_]+"/)
       queue = substr($0, RSTART + 7, RLENGTH - 8)
       if ($0 ~ /^gc_db_batch_items_sum/) sum[queue] = $NF; else count[queue] = $NF
     }

@@ -15,6 +15,7 @@ mod process;
 mod scenarios;
 mod servers;
 mod stack;
+mod webhook_endpoints;
 mod webhooks;
 
 use std::path::PathBuf;

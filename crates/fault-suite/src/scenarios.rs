@@ -63,7 +63,7 @@ impl Outcome {
 }
 
 /// The scenarios of a default run (the test command's), in order.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     "postgres-stopped",
     "postgres-promoted",
     "redis-restarted-empty",
@@ -76,6 +76,7 @@ pub const ALL: [&str; 12] = [
     "clock-skew",
     "redis-cluster-failover",
     "webhooks-gc-killed",
+    "webhooks-endpoints",
 ];
 
 pub async fn run(name: &str, stack: &mut Stack) -> Result<Outcome> {
@@ -92,6 +93,7 @@ pub async fn run(name: &str, stack: &mut Stack) -> Result<Outcome> {
         "clock-skew" => clock_skew(stack).await,
         "redis-cluster-failover" => redis_cluster_failover(stack).await,
         "webhooks-gc-killed" => crate::webhooks::webhooks_gc_killed(stack).await,
+        "webhooks-endpoints" => crate::webhook_endpoints::webhooks_endpoints(stack).await,
         other => bail!("no scenario {other}; there are {ALL:?}"),
     }
 }

@@ -12,7 +12,7 @@
 //! | Redis, its proxy for MC *i* | 17110, 17111 + *i* |
 //! | proxies of GC's calls to MC *i*, and of MC *i*'s calls to its GC | 17120 + *i*, 17130 + *i* |
 //! | the Redis Cluster's six nodes (the failover scenario), their cluster bus | 17140–17145, 17150–17155 |
-//! | the webhook scenario's receiver | 17190 |
+//! | the webhook scenarios' receivers | 17190, 17191–17194 |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,10 @@ const WEBHOOK_KEY: &str = "ZmF1bHQtc3VpdGUtd2ViaG9vay1rZXktMzItYnl0ZXM=";
 pub const WEBHOOK_TIMEOUT_SECS: u64 = 2;
 /// Where the webhook scenario's receiver listens.
 pub const WEBHOOK_RECEIVER_PORT: u16 = 17190;
+/// GC's retry schedule here: the first wait, and the longest (so that an endpoint's two-minute
+/// outage is over within a wait of it, not of an hour).
+pub const WEBHOOK_RETRY_BASE_MS: u64 = 200;
+pub const WEBHOOK_RETRY_MAX_SECS: u64 = 30;
 /// What the services' settings are in this stack, where they are not the defaults.
 pub const SCHEDULED_TTL_SECS: u64 = 60;
 pub const HOUSEKEEPING_SECS: u64 = 2;
@@ -226,12 +230,13 @@ impl Stack {
                     "GC_HOUSEKEEPING_INTERVAL_SECS",
                     HOUSEKEEPING_SECS.to_string(),
                 ),
-                // Webhooks on, to the suite's own receiver on loopback; a short timeout (so a
-                // killed replica's leases end in 36 s) and quick retries.
+                // Webhooks on, to the suite's own receivers on loopback; a short timeout (so a
+                // killed replica's leases end in 36 s), quick retries, waits of 30 s at most.
                 ("GC_WEBHOOK_KEY", WEBHOOK_KEY.to_owned()),
                 ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true".to_owned()),
                 ("WEBHOOK_TIMEOUT_SECS", WEBHOOK_TIMEOUT_SECS.to_string()),
-                ("WEBHOOK_RETRY_BASE_MS", "200".to_owned()),
+                ("WEBHOOK_RETRY_BASE_MS", WEBHOOK_RETRY_BASE_MS.to_string()),
+                ("WEBHOOK_RETRY_MAX_SECS", WEBHOOK_RETRY_MAX_SECS.to_string()),
             ]));
             gcs.push(Service::new(
                 &format!("gc-{i}"),

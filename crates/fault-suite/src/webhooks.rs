@@ -83,7 +83,7 @@ async fn start_receiver() -> Result<(Received, tokio::task::JoinHandle<()>)> {
     Ok((received, task))
 }
 
-async fn admin_token(stack: &Stack) -> Result<String> {
+pub(crate) async fn admin_token(stack: &Stack) -> Result<String> {
     let response = stack
         .http
         .post(format!("{}/api/v1/auth/service/token", stack.ac.url()))
@@ -138,7 +138,7 @@ async fn cycle(stack: &Stack, user: &User, gc: &str, failed: &AtomicUsize) {
 }
 
 /// Runs `count` cycles, `CONCURRENCY` at a time, over both replicas; `on_answer` after each.
-async fn cycles(
+pub(crate) async fn cycles(
     stack: &Stack,
     count: usize,
     failed: &AtomicUsize,
@@ -161,7 +161,7 @@ async fn cycles(
 }
 
 /// Waits until no delivery of `webhook` is pending (or `limit` passes).
-async fn drained(stack: &Stack, webhook: Uuid, limit: Duration) -> Result<Duration> {
+pub(crate) async fn drained(stack: &Stack, webhook: Uuid, limit: Duration) -> Result<Duration> {
     crate::process::wait_for(limit, "every webhook delivery delivered", || {
         let db = stack.db.clone();
         async move {

@@ -45,14 +45,18 @@ async fn receive(State(seen): State<Shared>, headers: HeaderMap) -> StatusCode {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut seen = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     seen.received += 1;
     seen.ids.insert(id);
     StatusCode::NO_CONTENT
 }
 
 async fn stats(State(seen): State<Shared>) -> String {
-    let seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let seen = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     format!(
         "{{\"received\": {}, \"distinct\": {}}}",
         seen.received,

@@ -213,6 +213,9 @@ pub async fn rotate(
     .await
 }
 
+/// Webhooks with pending deliveries one claim looks at, at most.
+pub const CLAIM_SCAN: i32 = 1024;
+
 /// A delivery as the API shows it.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct DeliveryRow {
@@ -390,7 +393,14 @@ impl Claimed {
 }
 
 /// Claims at most `limit` due deliveries of enabled webhooks, at most `per_webhook` of any one
-/// and none of the webhooks in `busy`, oldest due first, and leases them for `lease`.
+/// and none of the webhooks in `busy`, oldest due first within a webhook, and leases them for
+/// `lease`.
+///
+/// The webhooks with pending deliveries are found by skipping along
+/// `webhook_deliveries_pending_idx` from one webhook to the next (one index probe each, however
+/// many deliveries each has waiting), starting at a random point and wrapping around, at most
+/// [`CLAIM_SCAN`] webhooks a claim: a claim costs what the number of webhooks with pending
+/// deliveries does, not the backlog, and no webhook is always last.
 pub async fn claim(
     pool: &PgPool,
     busy: &[Uuid],
@@ -399,14 +409,33 @@ pub async fn claim(
     lease: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     sqlx::query_as::<_, Claimed>(
-        "with hooks as (
+        "with recursive pending(webhook_id, wrapped, n) as (
+            select $5::uuid, false, 0
+            union all
+            select s.id, s.wrapped, p.n + 1
+            from pending p
+                     cross join lateral (
+                select (select d.webhook_id
+                        from webhook_deliveries d
+                        where d.status = 'pending' and d.webhook_id > p.webhook_id
+                        order by d.webhook_id
+                        limit 1) as after) a
+                     cross join lateral (
+                select case
+                           when a.after is not null then a.after
+                           when not p.wrapped then (select d.webhook_id
+                                                    from webhook_deliveries d
+                                                    where d.status = 'pending'
+                                                    order by d.webhook_id
+                                                    limit 1)
+                           end as id,
+                       p.wrapped or a.after is null as wrapped) s
+            where p.n < $6 and s.id is not null and not (s.wrapped and s.id >= $5)),
+         hooks as (
             select w.id
-            from (select distinct d.webhook_id
-                  from webhook_deliveries d
-                  where d.status = 'pending' and d.next_attempt_at <= now()
-                    and d.webhook_id <> all ($1)
-                  limit 256) due
-                     join webhooks w on w.id = due.webhook_id and w.enabled),
+            from pending p
+                     join webhooks w on w.id = p.webhook_id and w.enabled
+            where p.n > 0 and w.id <> all ($1)),
          picked as (
             select p.id
             from hooks h
@@ -438,6 +467,8 @@ pub async fn claim(
     .bind(i64::from(per_webhook))
     .bind(i64::from(limit))
     .bind(lease.as_secs_f64())
+    .bind(Uuid::new_v4())
+    .bind(CLAIM_SCAN)
     .fetch_all(pool)
     .bounded()
     .await
@@ -606,9 +637,14 @@ pub async fn finish_batch(
 pub async fn oldest_due_age(pool: &PgPool) -> Result<f64, sqlx::Error> {
     let (age,): (f64,) = sqlx::query_as(
         "select coalesce(extract(epoch from now() - min(d.next_attempt_at))::float8, 0)
-         from webhook_deliveries d
-                  join webhooks w on w.id = d.webhook_id and w.enabled
-         where d.status = 'pending' and d.next_attempt_at <= now()",
+         from webhooks w
+                  cross join lateral (
+             select d.next_attempt_at
+             from webhook_deliveries d
+             where d.webhook_id = w.id and d.status = 'pending'
+             order by d.next_attempt_at
+             limit 1) d
+         where w.enabled and d.next_attempt_at <= now()",
     )
     .fetch_one(pool)
     .bounded()

@@ -32,5 +32,6 @@ mod storage;
 mod validation;
 mod visits;
 mod web;
+mod webhook_keys;
 mod webhook_races;
 mod webhooks;

@@ -417,3 +417,48 @@ async fn outcomes_written_together_each_get_their_own_result(pool: PgPool) {
     assert_eq!(row(retried.id)["status"], "pending");
     assert_eq!(row(retried.id)["last_status"], 503);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_claim_finds_every_webhook_with_due_deliveries_wherever_its_scan_starts(pool: PgPool) {
+    let stack = quiet_stack(pool).await;
+    let admin = stack.user_token(ORG_ADMIN).await;
+    let mut hooks = Vec::new();
+    for _ in 0..6 {
+        hooks.push(new_webhook(&stack, &admin).await);
+    }
+    // Two deliveries each, and one webhook disabled with its own waiting.
+    for hook in &hooks {
+        for _ in 0..2 {
+            api(&stack, Method::POST, &format!("/{hook}/test"), &admin, None).await;
+        }
+    }
+    let disabled = hooks[5];
+    api(
+        &stack,
+        Method::PATCH,
+        &format!("/{disabled}"),
+        &admin,
+        Some(&json!({"enabled": false})),
+    )
+    .await;
+    let busy = [hooks[0]];
+    // Each claim starts its scan at a random point; leases of nothing leave every row due for
+    // the next one.
+    for trial in 0..100 {
+        let claimed = webhooks::claim(&stack.pool, &busy, 8, 64, Duration::ZERO)
+            .await
+            .unwrap();
+        let mut found: Vec<Uuid> = claimed.iter().map(|c| c.webhook_id).collect();
+        found.sort();
+        let mut expected: Vec<Uuid> = hooks[1..5].iter().flat_map(|h| [*h, *h]).collect();
+        expected.sort();
+        assert_eq!(found, expected, "trial {trial}");
+        // At most `per_webhook` of one, and at most `limit` in all.
+        let few = webhooks::claim(&stack.pool, &busy, 1, 3, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(few.len(), 3, "trial {trial}");
+        let distinct: std::collections::HashSet<Uuid> = few.iter().map(|c| c.webhook_id).collect();
+        assert_eq!(distinct.len(), 3, "trial {trial}");
+    }
+}
