@@ -5,9 +5,12 @@
 //! its own task. Each webhook has its own bound (`WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT`): a task
 //! waits for its endpoint's permit, and the loop claims nothing more for an endpoint whose
 //! permits are all taken, so a slow or dead endpoint holds at most its own share of the
-//! requests in flight and never delays another's. After each attempt the task writes its
-//! outcome: delivered, retried after a backoff with jitter, failed once the retry window has
-//! passed, or failed with the webhook disabled on a 410.
+//! requests in flight and never delays another's. After each attempt the task gives its
+//! endpoint's permit back at once (the endpoint may take its next request while this one's
+//! outcome is written) and writes the outcome: delivered, retried after a backoff with
+//! jitter, failed once the retry window has passed, or failed with the webhook disabled on a
+//! 410. The replica's own permit is held until the outcome is written, so requests and
+//! outcomes waiting to be written together stay within `WEBHOOK_MAX_IN_FLIGHT`.
 //!
 //! The loop claims again at once while something was due and there is room; otherwise it
 //! waits for the next poll (`WEBHOOK_POLL_INTERVAL_MS`) or for a request in flight to end (its
@@ -18,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -43,6 +46,9 @@ pub struct Deliveries {
 #[derive(Default)]
 struct Endpoints {
     permits: HashMap<Uuid, (Arc<Semaphore>, usize)>,
+    /// A webhook whose every permit was taken or waited for has had one given back since the
+    /// loop last looked: a claim may find something for it.
+    freed: bool,
 }
 
 impl Endpoints {
@@ -64,8 +70,11 @@ impl Endpoints {
         semaphore.clone()
     }
 
-    fn leave(&mut self, id: Uuid) {
+    fn leave(&mut self, id: Uuid, per_endpoint: usize) {
         if let Some((_, users)) = self.permits.get_mut(&id) {
+            if *users == per_endpoint {
+                self.freed = true;
+            }
             *users -= 1;
             if *users == 0 {
                 self.permits.remove(&id);
@@ -85,6 +94,8 @@ pub async fn run(deliveries: Deliveries, stop: CancellationToken) {
     let finished = Arc::new(Notify::new());
     let poll = Duration::from_millis(settings.poll_interval_ms);
     let mut last_gauge: Option<Instant> = None;
+    let mut next_poll = tokio::time::Instant::now();
+    let mut claim_now = true;
     loop {
         if stop.is_cancelled() {
             return;
@@ -97,7 +108,7 @@ pub async fn run(deliveries: Deliveries, stop: CancellationToken) {
             }
         }
         let room = total.available_permits();
-        let claimed = if room == 0 {
+        let claimed = if room == 0 || !claim_now {
             Vec::new()
         } else {
             let busy = lock(&endpoints).busy(per_endpoint);
@@ -129,8 +140,16 @@ pub async fn run(deliveries: Deliveries, stop: CancellationToken) {
             let finished = finished.clone();
             tokio::spawn(async move {
                 let webhook_id = delivery.webhook_id;
-                attempt(&deliveries, delivery, endpoint, permit).await;
-                lock(&endpoints).leave(webhook_id);
+                let notify = finished.clone();
+                // The endpoint has room again once the request ends (its outcome is written
+                // meanwhile); the replica's place is freed once the outcome is written, so
+                // requests and outcomes waiting together stay within WEBHOOK_MAX_IN_FLIGHT.
+                let sent = move || {
+                    lock(&endpoints).leave(webhook_id, per_endpoint);
+                    notify.notify_one();
+                };
+                attempt(&deliveries, delivery, endpoint, sent).await;
+                drop(permit);
                 finished.notify_one();
             });
         }
@@ -139,13 +158,23 @@ pub async fn run(deliveries: Deliveries, stop: CancellationToken) {
             // other endpoints) and for what became due meanwhile.
             continue;
         }
-        // Nothing more to claim now: wait for the next poll, or for a request to end (its
-        // endpoint, or the whole, may have room again for what is already due).
+        // Nothing more to claim now: wait for the next poll, or for a request or an outcome
+        // to end. That one is worth a claim only if it gave room to what may already be due
+        // and could not be claimed: an endpoint that had all its permits taken, or the
+        // replica, that had none left. (Otherwise every ended request of a busy endpoint
+        // would bring a claim that finds nothing.) The poll comes on time however often
+        // requests end.
+        let was_full = total.available_permits() == 0;
         let in_flight = total.available_permits() < max_in_flight;
+        if claim_now {
+            next_poll = tokio::time::Instant::now() + poll;
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(poll) => {}
-            _ = finished.notified(), if in_flight => {}
+            _ = tokio::time::sleep_until(next_poll) => claim_now = true,
+            _ = finished.notified(), if in_flight => {
+                claim_now = std::mem::take(&mut lock(&endpoints).freed) || was_full;
+            }
         }
     }
 }
@@ -156,14 +185,16 @@ fn lock(endpoints: &Mutex<Endpoints>) -> std::sync::MutexGuard<'_, Endpoints> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Sends one claimed delivery once its endpoint has room, and writes the outcome.
+/// Sends one claimed delivery once its endpoint has room, gives the endpoint's place back
+/// (`sent`), and writes the outcome.
 async fn attempt(
     deliveries: &Deliveries,
     claimed: Claimed,
     endpoint: Arc<Semaphore>,
-    _total: OwnedSemaphorePermit,
+    sent: impl FnOnce(),
 ) {
-    let Ok(_endpoint) = endpoint.acquire_owned().await else {
+    let Ok(place) = endpoint.acquire_owned().await else {
+        sent();
         return;
     };
     let settings = &deliveries.settings;
@@ -195,6 +226,8 @@ async fn attempt(
         }
     };
     let elapsed = started.elapsed();
+    drop(place);
+    sent();
     let finished = match &outcome {
         Outcome::Delivered { status } => Finished::Delivered { status: *status },
         Outcome::Gone => Finished::Gone,
