@@ -123,7 +123,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn subscribe(stack: &Stack, admin: &str, port: u16, events: &[&str]) -> Result<Uuid> {
+/// Creates a webhook of the load's org for `events` at the receiver on `port`; its id.
+pub(crate) async fn subscribe(
+    stack: &Stack,
+    admin: &str,
+    port: u16,
+    events: &[&str],
+) -> Result<Uuid> {
     let created = stack
         .http
         .post(format!(

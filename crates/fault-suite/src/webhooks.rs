@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -232,31 +232,8 @@ pub async fn webhooks_gc_killed(stack: &mut Stack) -> Result<Outcome> {
     let mut outcome = Outcome::new("webhooks-gc-killed");
     let (received, receiver) = start_receiver().await?;
     let admin = admin_token(stack).await?;
-    let created = stack
-        .http
-        .post(format!(
-            "{}/api/v1/webhooks?org_id={}",
-            stack.gcs[0].url(),
-            stack.org_id
-        ))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({
-            "url": format!("http://127.0.0.1:{WEBHOOK_RECEIVER_PORT}/hook"),
-            "events": EVENTS,
-        }))
-        .send()
-        .await?;
-    if created.status() != 201 {
-        bail!(
-            "creating the webhook answered {}: {}",
-            created.status(),
-            created.text().await.unwrap_or_default()
-        );
-    }
-    let webhook: Uuid = created.json::<serde_json::Value>().await?["webhook_id"]
-        .as_str()
-        .context("no webhook_id")?
-        .parse()?;
+    let webhook =
+        crate::webhook_endpoints::subscribe(stack, &admin, WEBHOOK_RECEIVER_PORT, &EVENTS).await?;
 
     // Calm: both replicas create, record and deliver at once.
     let failed = AtomicUsize::new(0);

@@ -11,28 +11,18 @@ use crate::helpers::{
     HOST, ORG_ADMIN, StackOptions, TestStack, meeting_body, spawn_stack, test_webhooks,
 };
 use crate::meetings::{call, create};
-use crate::webhooks::{Answer, Receiver, signed_by, subscribe};
-
-async fn webhooks(
-    stack: &TestStack,
-    method: Method,
-    path: &str,
-    token: &str,
-) -> (StatusCode, Value) {
-    call(
-        stack,
-        method,
-        &format!("/api/v1/webhooks{path}"),
-        token,
-        None,
-    )
-    .await
-}
+use crate::webhooks::{Answer, Receiver, signed_by, subscribe, webhooks_call};
 
 /// The webhook's deliveries as the API lists them.
 async fn deliveries(stack: &TestStack, token: &str, webhook: &str) -> Vec<Value> {
-    let (status, listed) =
-        webhooks(stack, Method::GET, &format!("/{webhook}/deliveries"), token).await;
+    let (status, listed) = webhooks_call(
+        stack,
+        Method::GET,
+        &format!("/{webhook}/deliveries"),
+        token,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     listed["deliveries"].as_array().unwrap().clone()
 }
@@ -63,9 +53,16 @@ async fn without_a_webhook_key_what_signs_answers_503_and_nothing_is_sent(pool: 
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["error"]["code"].is_string(), "{body}");
     // What needs no key still answers: the list (empty), and an unknown webhook is a 404.
-    let (status, listed) = webhooks(&stack, Method::GET, "", &admin).await;
+    let (status, listed) = webhooks_call(&stack, Method::GET, "", &admin, None).await;
     assert_eq!(status, StatusCode::OK, "{listed}");
-    let (status, _) = webhooks(&stack, Method::GET, &format!("/{}", Uuid::now_v7()), &admin).await;
+    let (status, _) = webhooks_call(
+        &stack,
+        Method::GET,
+        &format!("/{}", Uuid::now_v7()),
+        &admin,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // A webhook stored by a GC that had a key: changes still go to the outbox, and wait there.
@@ -85,11 +82,12 @@ async fn without_a_webhook_key_what_signs_answers_503_and_nothing_is_sent(pool: 
     .unwrap();
     // What would sign something is refused.
     for action in ["test", "rotate-secret"] {
-        let (status, body) = webhooks(
+        let (status, body) = webhooks_call(
             &stack,
             Method::POST,
             &format!("/{webhook}/{action}"),
             &admin,
+            None,
         )
         .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{action}: {body}");
@@ -123,7 +121,8 @@ async fn a_secret_sealed_under_another_key_is_never_sent_unsigned(pool: PgPool) 
         .execute(&stack.pool)
         .await
         .unwrap();
-    let (status, _) = webhooks(&stack, Method::POST, &format!("/{id}/test"), &admin).await;
+    let (status, _) =
+        webhooks_call(&stack, Method::POST, &format!("/{id}/test"), &admin, None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let mut listed = Vec::new();
     for _ in 0..100 {
@@ -155,11 +154,12 @@ async fn a_rotated_out_secret_that_no_longer_opens_leaves_the_new_one_signing_al
     let created = subscribe(&stack, &admin, &receiver.url, &["webhook.test"]).await;
     let id = created["webhook_id"].as_str().unwrap().to_owned();
     let old = created["secret"].as_str().unwrap().to_owned();
-    let (_, rotated) = webhooks(
+    let (_, rotated) = webhooks_call(
         &stack,
         Method::POST,
         &format!("/{id}/rotate-secret"),
         &admin,
+        None,
     )
     .await;
     let new = rotated["secret"].as_str().unwrap().to_owned();
@@ -174,7 +174,7 @@ async fn a_rotated_out_secret_that_no_longer_opens_leaves_the_new_one_signing_al
     .execute(&stack.pool)
     .await
     .unwrap();
-    webhooks(&stack, Method::POST, &format!("/{id}/test"), &admin).await;
+    webhooks_call(&stack, Method::POST, &format!("/{id}/test"), &admin, None).await;
     let received = receiver.until("the test event", |r| !r.is_empty()).await;
     assert_eq!(
         received[0].signature.split(' ').count(),
@@ -197,7 +197,7 @@ async fn a_delivery_failing_for_longer_than_its_window_fails_for_good(pool: PgPo
     let receiver = Receiver::start(Answer::Status(503)).await;
     let created = subscribe(&stack, &admin, &receiver.url, &["webhook.test"]).await;
     let id = created["webhook_id"].as_str().unwrap().to_owned();
-    webhooks(&stack, Method::POST, &format!("/{id}/test"), &admin).await;
+    webhooks_call(&stack, Method::POST, &format!("/{id}/test"), &admin, None).await;
     let mut listed = Vec::new();
     for _ in 0..100 {
         listed = deliveries(&stack, &admin, &id).await;
@@ -215,6 +215,6 @@ async fn a_delivery_failing_for_longer_than_its_window_fails_for_good(pool: PgPo
     assert_eq!(sent as i64, attempts);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(receiver.received().len(), sent);
-    let (_, webhook) = webhooks(&stack, Method::GET, &format!("/{id}"), &admin).await;
+    let (_, webhook) = webhooks_call(&stack, Method::GET, &format!("/{id}"), &admin, None).await;
     assert_eq!(webhook["enabled"], true);
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use gc_service::db::webhooks::{self, Attempted, Claimed, Finished, Written};
 use gc_service::domain::webhooks::Backoff;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,7 +25,7 @@ use tokio::sync::Barrier;
 use uuid::Uuid;
 
 use crate::helpers::{ORG_ADMIN, StackOptions, TestStack, spawn_stack, test_webhooks};
-use crate::meetings::call;
+use crate::webhooks::webhooks_call as api;
 
 const TRIALS: usize = 200;
 
@@ -35,23 +35,6 @@ async fn quiet_stack(pool: PgPool) -> TestStack {
         ..test_webhooks()
     };
     spawn_stack(pool, StackOptions::default().with_webhooks(webhooks)).await
-}
-
-async fn api(
-    stack: &TestStack,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> (StatusCode, Value) {
-    call(
-        stack,
-        method,
-        &format!("/api/v1/webhooks{path}"),
-        token,
-        body,
-    )
-    .await
 }
 
 async fn new_webhook(stack: &TestStack, token: &str) -> Uuid {

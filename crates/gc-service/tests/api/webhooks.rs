@@ -150,7 +150,7 @@ async fn stack(pool: PgPool) -> TestStack {
     stack
 }
 
-async fn webhooks_call(
+pub async fn webhooks_call(
     stack: &TestStack,
     method: Method,
     path: &str,
