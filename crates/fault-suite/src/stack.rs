@@ -12,7 +12,7 @@
 //! | Redis, its proxy for MC *i* | 17110, 17111 + *i* |
 //! | proxies of GC's calls to MC *i*, and of MC *i*'s calls to its GC | 17120 + *i*, 17130 + *i* |
 //! | the Redis Cluster's six nodes (the failover scenario), their cluster bus | 17140–17145, 17150–17155 |
-//! | the webhook scenarios' receivers | 17190, 17191–17194 |
+//! | the webhook scenarios' receivers | 17190, 17191–17196 |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -237,6 +237,11 @@ impl Stack {
                 ("WEBHOOK_TIMEOUT_SECS", WEBHOOK_TIMEOUT_SECS.to_string()),
                 ("WEBHOOK_RETRY_BASE_MS", WEBHOOK_RETRY_BASE_MS.to_string()),
                 ("WEBHOOK_RETRY_MAX_SECS", WEBHOOK_RETRY_MAX_SECS.to_string()),
+                // The one CA GC trusts here: the https receivers' (webhook_endpoints.rs).
+                (
+                    "SSL_CERT_FILE",
+                    format!("{}/ca.pem", crate::webhook_endpoints::FIXTURES),
+                ),
             ]));
             gcs.push(Service::new(
                 &format!("gc-{i}"),

@@ -13,10 +13,15 @@
 //!   healthy delay's p99 stays under `WEBHOOK_TIMEOUT_SECS`), and both delays are reported;
 //! - with **slow** (100 ms an answer, so requests are in flight), PostgreSQL is cut off from
 //!   both GC replicas for 5 s in the middle of a load: afterwards every delivery of the org's
-//!   changes arrives at least once, and the replicas' loops go on delivering.
+//!   changes arrives at least once, and the replicas' loops go on delivering;
+//! - first of all, two **https** receivers named `localhost`: one whose certificate the test CA
+//!   signed (the GCs trust that CA alone here, `SSL_CERT_FILE`), which gets its test event
+//!   over TLS, and one with a self-signed certificate for the same name, which never gets a
+//!   request: the handshake fails and the delivery stays due, saying why. Production's path
+//!   (https, a name resolved and checked, the certificate verified) without a shortcut.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +46,167 @@ const OUTAGE: Duration = Duration::from_secs(120);
 /// Create-join-end cycles of each measured phase.
 const PHASE_CYCLES: usize = 150;
 const PG_CUT: Duration = Duration::from_secs(5);
+const TLS_TRUSTED_PORT: u16 = 17195;
+const TLS_STRANGER_PORT: u16 = 17196;
+
+/// The certificates of the https receivers (`fixtures/`): `localhost.pem` signed by `ca.pem`
+/// (whose key was thrown away once it had signed), `stranger.pem` self-signed, both for
+/// `localhost` and 127.0.0.1, valid for 50 years from 2026-12-07.
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+
+/// An https receiver on `port` with the certificate and key `name`.pem and `name`.key of
+/// [`FIXTURES`]: answers 204 to every request and counts them.
+async fn start_tls(
+    port: u16,
+    name: &str,
+) -> Result<(Arc<AtomicUsize>, tokio::task::JoinHandle<()>)> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(FIXTURES);
+    let certs = CertificateDer::pem_file_iter(dir.join(format!("{name}.pem")))
+        .context("the receiver's certificate")?
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(dir.join(format!("{name}.key")))
+        .context("the receiver's key")?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::Relaxed);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(crate::stack::addr_of(port)).await?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    Ok((hits, task))
+}
+
+/// A test event for `webhook`, queued through the API.
+async fn send_test(stack: &Stack, admin: &str, webhook: Uuid) -> Result<()> {
+    let answer = stack
+        .http
+        .post(format!(
+            "{}/api/v1/webhooks/{webhook}/test?org_id={}",
+            stack.gcs[0].url(),
+            stack.org_id
+        ))
+        .bearer_auth(admin)
+        .send()
+        .await?;
+    if answer.status() != 202 {
+        bail!("a test event answered {}", answer.status());
+    }
+    Ok(())
+}
+
+/// https end to end: a certificate the GCs' trusted CA signed is accepted, a stranger's is not.
+async fn tls(stack: &Stack, admin: &str, outcome: &mut Outcome) -> Result<()> {
+    let (trusted_hits, trusted) = start_tls(TLS_TRUSTED_PORT, "localhost").await?;
+    let (stranger_hits, stranger) = start_tls(TLS_STRANGER_PORT, "stranger").await?;
+    let trusted_hook = subscribe_url(
+        stack,
+        admin,
+        &format!("https://localhost:{TLS_TRUSTED_PORT}/hook"),
+        &["webhook.test"],
+    )
+    .await?;
+    let stranger_hook = subscribe_url(
+        stack,
+        admin,
+        &format!("https://localhost:{TLS_STRANGER_PORT}/hook"),
+        &["webhook.test"],
+    )
+    .await?;
+    send_test(stack, admin, trusted_hook).await?;
+    send_test(stack, admin, stranger_hook).await?;
+    let start = Instant::now();
+    match drained(stack, trusted_hook, Duration::from_secs(30)).await {
+        Ok(took) => outcome.time("a test event delivered over https", took),
+        Err(error) => outcome.failures.push(format!("{error:#}")),
+    }
+    // The stranger's delivery: tried, failed before any request, due again.
+    let tried = crate::process::wait_for(Duration::from_secs(30), "the stranger's attempt", || {
+        let db = stack.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "select count(*) from webhook_deliveries
+                 where webhook_id = $1 and attempts > 0 and last_error is not null",
+            )
+            .bind(stranger_hook)
+            .fetch_one(&db)
+            .await
+            .is_ok_and(|n| n == 1)
+        }
+    })
+    .await;
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("select status, last_error from webhook_deliveries where webhook_id = $1")
+            .bind(stranger_hook)
+            .fetch_one(&stack.db)
+            .await?;
+    outcome.notes.push(format!(
+        "https: the trusted receiver got {} request(s) in {:.0?}; the stranger's delivery is {status} after \"{}\"",
+        trusted_hits.load(Ordering::Relaxed),
+        start.elapsed(),
+        error.as_deref().unwrap_or_default()
+    ));
+    outcome.expect(
+        trusted_hits.load(Ordering::Relaxed) == 1,
+        format!(
+            "the https receiver got {} requests for one test event",
+            trusted_hits.load(Ordering::Relaxed)
+        ),
+    );
+    outcome.expect(
+        tried.is_ok()
+            && status == "pending"
+            && stranger_hits.load(Ordering::Relaxed) == 0
+            && error.as_deref().is_some_and(|e| e.contains("UnknownIssuer")),
+        format!(
+            "a receiver whose certificate no trusted CA signed: attempt seen {}, status {status}, {} requests reached it, error {error:?} (expected UnknownIssuer)",
+            tried.is_ok(),
+            stranger_hits.load(Ordering::Relaxed)
+        ),
+    );
+    for hook in [trusted_hook, stranger_hook] {
+        sqlx::query("delete from webhooks where id = $1")
+            .bind(hook)
+            .execute(&stack.db)
+            .await?;
+    }
+    trusted.abort();
+    stranger.abort();
+    Ok(())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Behaviour {
@@ -130,6 +296,17 @@ pub(crate) async fn subscribe(
     port: u16,
     events: &[&str],
 ) -> Result<Uuid> {
+    subscribe_url(
+        stack,
+        admin,
+        &format!("http://127.0.0.1:{port}/hook"),
+        events,
+    )
+    .await
+}
+
+/// Creates a webhook of the load's org for `events` at `url`; its id.
+async fn subscribe_url(stack: &Stack, admin: &str, url: &str, events: &[&str]) -> Result<Uuid> {
     let created = stack
         .http
         .post(format!(
@@ -139,7 +316,7 @@ pub(crate) async fn subscribe(
         ))
         .bearer_auth(admin)
         .json(&serde_json::json!({
-            "url": format!("http://127.0.0.1:{port}/hook"),
+            "url": url,
             "events": events,
         }))
         .send()
@@ -282,6 +459,7 @@ fn backoff_kept(
 pub async fn webhooks_endpoints(stack: &mut Stack) -> Result<Outcome> {
     let mut outcome = Outcome::new("webhooks-endpoints");
     let admin = admin_token(stack).await?;
+    tls(stack, &admin, &mut outcome).await?;
 
     // The outage starts with the flaky endpoint's webhook; the measured phases run during it.
     let recovers = Instant::now() + OUTAGE;
@@ -435,7 +613,7 @@ pub async fn webhooks_endpoints(stack: &mut Stack) -> Result<Outcome> {
         "PostgreSQL cut: {} deliveries, {} cycles failed during the cut, {twice} deliveries \
          arrived twice (their outcome could not be written; at least once allows it)",
         slow_rows.len(),
-        failed.load(std::sync::atomic::Ordering::Relaxed)
+        failed.load(Ordering::Relaxed)
     ));
     outcome.expect(
         missing == 0,
