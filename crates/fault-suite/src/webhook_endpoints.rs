@@ -198,10 +198,7 @@ async fn tls(stack: &Stack, admin: &str, outcome: &mut Outcome) -> Result<()> {
         ),
     );
     for hook in [trusted_hook, stranger_hook] {
-        sqlx::query("delete from webhooks where id = $1")
-            .bind(hook)
-            .execute(&stack.db)
-            .await?;
+        unsubscribe(stack, hook).await?;
     }
     trusted.abort();
     stranger.abort();
@@ -303,6 +300,16 @@ pub(crate) async fn subscribe(
         events,
     )
     .await
+}
+
+/// Deletes webhook `id` with its deliveries (straight in PostgreSQL: the scenarios leave the
+/// stack as the next ones expect it, with no webhook).
+pub(crate) async fn unsubscribe(stack: &Stack, id: Uuid) -> Result<()> {
+    sqlx::query("delete from webhooks where id = $1")
+        .bind(id)
+        .execute(&stack.db)
+        .await?;
+    Ok(())
 }
 
 /// Creates a webhook of the load's org for `events` at `url`; its id.
@@ -523,10 +530,7 @@ pub async fn webhooks_endpoints(stack: &mut Stack) -> Result<Outcome> {
         hanging_held > 0,
         "the hanging endpoint was never sent anything".to_owned(),
     );
-    sqlx::query("delete from webhooks where id = $1")
-        .bind(hanging_hook)
-        .execute(&stack.db)
-        .await?;
+    unsubscribe(stack, hanging_hook).await?;
     hanging.stop();
 
     // The outage ends; everything the flaky endpoint was sent arrives, in backoff order.
@@ -558,10 +562,7 @@ pub async fn webhooks_endpoints(stack: &mut Stack) -> Result<Outcome> {
         ),
     );
     for hook in [flaky_hook, healthy_hook] {
-        sqlx::query("delete from webhooks where id = $1")
-            .bind(hook)
-            .execute(&stack.db)
-            .await?;
+        unsubscribe(stack, hook).await?;
     }
     flaky.stop();
     healthy.stop();
@@ -619,10 +620,7 @@ pub async fn webhooks_endpoints(stack: &mut Stack) -> Result<Outcome> {
         missing == 0,
         format!("{missing} deliveries never arrived after PostgreSQL came back"),
     );
-    sqlx::query("delete from webhooks where id = $1")
-        .bind(slow_hook)
-        .execute(&stack.db)
-        .await?;
+    unsubscribe(stack, slow_hook).await?;
     slow.stop();
     Ok(outcome)
 }

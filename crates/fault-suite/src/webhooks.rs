@@ -345,10 +345,7 @@ pub async fn webhooks_gc_killed(stack: &mut Stack) -> Result<Outcome> {
     );
 
     // Leave the stack as the other scenarios expect it: no webhook.
-    sqlx::query("delete from webhooks where id = $1")
-        .bind(webhook)
-        .execute(&stack.db)
-        .await?;
+    crate::webhook_endpoints::unsubscribe(stack, webhook).await?;
     receiver.abort();
     Ok(outcome)
 }
