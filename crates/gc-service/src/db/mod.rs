@@ -85,13 +85,24 @@ pub const BATCH_CONNECTIONS: u32 = 3;
 /// Own connections also keep the batching tasks out of the request handlers' queue for a
 /// connection: an exhausted main pool no longer stalls every join's meeting read.
 pub fn batch_pool(pool: &PgPool, background: &Background) -> PgPool {
-    let options = pool.connect_options().as_ref().clone().options([
+    side_pool(pool, background, BATCH_CONNECTIONS, index_plans(pool))
+}
+
+/// `pool`'s connect options with each statement planned once (`force_generic_plan`) and the
+/// planner held to index nested loops: for statements that only ever touch the rows their
+/// arguments name ([`batch_pool`] says why). The statements name those rows in an index
+/// condition (`id = any (…)`), so that the plan, made once, perhaps while the table was empty,
+/// looks them up whichever way round it joins. JIT compilation is off: a sequential scan that
+/// is the only way (a small table read whole) carries the planner's penalty for disabled
+/// nodes, whose cost would otherwise have every execution compiled, 100-400 ms each.
+fn index_plans(pool: &PgPool) -> sqlx::postgres::PgConnectOptions {
+    pool.connect_options().as_ref().clone().options([
         ("plan_cache_mode", "force_generic_plan"),
         ("enable_seqscan", "off"),
         ("enable_hashjoin", "off"),
         ("enable_mergejoin", "off"),
-    ]);
-    side_pool(pool, background, BATCH_CONNECTIONS, options)
+        ("jit", "off"),
+    ])
 }
 
 /// Connections of the webhook delivery workers' own pool ([`webhook_pool`]).
@@ -101,9 +112,16 @@ pub const WEBHOOK_CONNECTIONS: u32 = 2;
 /// settings, at most [`WEBHOOK_CONNECTIONS`] connections, closed with `pool`. A storm of
 /// deliveries (or of their outcomes) then never takes a connection a request is waiting for,
 /// and a flood of requests never stops deliveries.
+///
+/// Its sessions plan like [`batch_pool`]'s: once, and held to index nested loops. The claim
+/// (`webhooks::CLAIM_SQL`) and the outcomes touch only the rows they claim or name, but under
+/// the default plan cache the claim went to a generic plan after five runs, and that plan,
+/// not knowing how many rows the claim picks, updated them by hashing the whole
+/// `webhook_deliveries` table, read from end to end, delivered rows and all (kept for
+/// `WEBHOOK_RETENTION_DAYS`): 17 ms a claim of four rows in the webhook benchmark, and a backlog
+/// of 7,000 deliveries that took 22-82 s to drain (docs/benchmarks.md, "Webhooks").
 pub fn webhook_pool(pool: &PgPool, background: &Background) -> PgPool {
-    let options = pool.connect_options().as_ref().clone();
-    side_pool(pool, background, WEBHOOK_CONNECTIONS, options)
+    side_pool(pool, background, WEBHOOK_CONNECTIONS, index_plans(pool))
 }
 
 /// A pool of at most `connections` to `pool`'s database with `options`, closed when `pool` is

@@ -408,8 +408,23 @@ pub async fn claim(
     limit: u32,
     lease: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    sqlx::query_as::<_, Claimed>(
-        "with recursive pending(webhook_id, wrapped, n) as (
+    sqlx::query_as::<_, Claimed>(CLAIM_SQL)
+        .bind(busy)
+        .bind(i64::from(per_webhook))
+        .bind(i64::from(limit))
+        .bind(lease.as_secs_f64())
+        .bind(Uuid::new_v4())
+        .bind(CLAIM_SCAN)
+        .fetch_all(pool)
+        .bounded()
+        .await
+}
+
+/// The claim ([`claim`]): `$1` the busy webhooks, `$2` at most this many of one webhook, `$3`
+/// at most this many in all, `$4` the lease in seconds, `$5` the scan's random start, `$6`
+/// [`CLAIM_SCAN`]. Run on [`crate::db::webhook_pool`], whose sessions keep its generic plan to
+/// index lookups: the lease's update names only the claimed rows.
+pub const CLAIM_SQL: &str = "with recursive pending(webhook_id, wrapped, n) as (
             select $5::uuid, false, 0
             union all
             select s.id, s.wrapped, p.n + 1
@@ -452,8 +467,7 @@ pub async fn claim(
             set attempts = d.attempts + 1,
                 last_attempt_at = now(),
                 next_attempt_at = now() + make_interval(secs => $4)
-            from picked p
-            where d.id = p.id
+            where d.id = any (array(select p.id from picked p))
             returning d.id, d.webhook_id, d.event_type, d.payload, d.attempts, d.created_at,
                       d.next_attempt_at)
          select l.id, l.webhook_id, l.event_type, l.payload, l.attempts, l.created_at, w.url,
@@ -461,18 +475,7 @@ pub async fn claim(
                 w.previous_secret_nonce, w.previous_secret_expires_at, now() as now
          from leased l
                   join webhooks w on w.id = l.webhook_id
-         order by l.next_attempt_at",
-    )
-    .bind(busy)
-    .bind(i64::from(per_webhook))
-    .bind(i64::from(limit))
-    .bind(lease.as_secs_f64())
-    .bind(Uuid::new_v4())
-    .bind(CLAIM_SCAN)
-    .fetch_all(pool)
-    .bounded()
-    .await
-}
+         order by l.next_attempt_at";
 
 /// How an attempt ended, as stored.
 #[derive(Clone, Debug)]
@@ -586,7 +589,7 @@ pub async fn finish_batch(
                    now() > w.window_started_at + make_interval(secs => i.win) as window_over
             from input i
                      join webhook_deliveries w on w.id = i.id
-            where w.attempts = i.attempt and w.status = 'pending'),
+            where w.id = any ($1::uuid[]) and w.attempts = i.attempt and w.status = 'pending'),
          updated as (
             update webhook_deliveries w
             set status = case
@@ -599,7 +602,8 @@ pub async fn finish_batch(
                 last_status = d.status,
                 last_error = left(d.error, 500)
             from d
-            where w.id = d.id and w.attempts = d.attempt and w.status = 'pending'
+            where w.id = any ($1::uuid[]) and w.id = d.id and w.attempts = d.attempt
+              and w.status = 'pending'
             returning w.id, w.status, w.webhook_id, d.kind),
          disabled as (
             update webhooks

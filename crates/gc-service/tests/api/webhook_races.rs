@@ -455,3 +455,104 @@ async fn a_claim_finds_every_webhook_with_due_deliveries_wherever_its_scan_start
         assert_eq!(distinct.len(), 3, "trial {trial}");
     }
 }
+
+/// The claim's plan on the delivery workers' own pool (`db::webhook_pool`), made once per
+/// session, perhaps while the outbox is empty (a new database, or just after a vacuum), and
+/// used as the table grows: it must still read only the rows it leases, however many delivered
+/// rows the table keeps for retention. The control: the claim as it was before, whose lease
+/// joined the picked rows (`from picked p where d.id = p.id`), planned the same way, read the
+/// table's whole primary-key index to lease eight rows.
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_claims_plan_reads_only_the_rows_it_leases_whatever_the_table_keeps(pool: PgPool) {
+    let stack = quiet_stack(pool).await;
+    let admin = stack.user_token(ORG_ADMIN).await;
+    let hook = new_webhook(&stack, &admin).await;
+    sqlx::query("analyze webhook_deliveries")
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let workers = gc_service::db::webhook_pool(&stack.pool, &common::shell::Background::default());
+    let mut conn = workers.acquire().await.unwrap();
+    let before = webhooks::CLAIM_SQL.replace(
+        "where d.id = any (array(select p.id from picked p))",
+        "from picked p where d.id = p.id",
+    );
+    assert_ne!(
+        before,
+        webhooks::CLAIM_SQL,
+        "the control's statement is the claim's"
+    );
+    for (name, sql) in [
+        ("claim_now", webhooks::CLAIM_SQL),
+        ("claim_before", before.as_str()),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "prepare {name}(uuid[], int8, int8, float8, uuid, int4) as {sql}"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        // Planned now, on the empty table.
+        let (_, claimed) = claim_probe(&mut conn, name).await;
+        assert_eq!(claimed, 0);
+    }
+    sqlx::query(
+        "insert into webhook_deliveries (webhook_id, event_type, payload, status, attempts,
+                                         delivered_at, last_status)
+         select $1, 'webhook.test', repeat('x', 300), 'delivered', 1, now(), 204
+         from generate_series(1, 20000)",
+    )
+    .bind(hook)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into webhook_deliveries (webhook_id, event_type, payload)
+         select $1, 'webhook.test', repeat('x', 300) from generate_series(1, 16)",
+    )
+    .bind(hook)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+
+    let (now, claimed) = claim_probe(&mut conn, "claim_now").await;
+    assert_eq!(claimed, 8);
+    assert!(
+        now < 2_000,
+        "the claim read {now} buffers to lease 8 of 20,016 rows"
+    );
+    let (before, claimed) = claim_probe(&mut conn, "claim_before").await;
+    assert_eq!(claimed, 8);
+    assert!(
+        before > 10_000,
+        "the control read only {before} buffers: this test no longer shows what it guards"
+    );
+    drop(conn);
+    // The claim itself, through the workers' pool: the 16 due rows, at most 8 at a time.
+    let claimed = webhooks::claim(&workers, &[], 8, 64, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 8);
+    workers.close().await;
+}
+
+/// Runs the prepared claim `name` under EXPLAIN ANALYZE in a transaction that is rolled back:
+/// the buffers it read and the rows it leased.
+async fn claim_probe(conn: &mut sqlx::PgConnection, name: &str) -> (u64, u64) {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await.unwrap();
+    let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "explain (analyze, buffers, format json)
+         execute {name}('{{}}', 8, 8, 36, gen_random_uuid(), 1024)"
+    )))
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    let root = &plan[0]["Plan"];
+    let buffers = ["Shared Hit Blocks", "Shared Read Blocks"]
+        .iter()
+        .map(|k| root[*k].as_u64().unwrap_or(0))
+        .sum();
+    (buffers, root["Actual Rows"].as_u64().unwrap_or(0))
+}
