@@ -29,7 +29,11 @@
 # from round to round), GC holding a webhook key both times; the webhook points at a receiver
 # on loopback that answers 204 at once (join_load webhook-sink, port 18190). During a run with
 # the webhook the outbox's due deliveries are sampled every 0.5 s; after it, how long the
-# outbox takes to drain, and whether the receiver got every delivery once.
+# outbox takes to drain, and whether the receiver got every delivery once. Each run's CPU is
+# read from /proc (with the webhook, until the outbox drained). Then, each round, a create run
+# with the outbox alone (the webhook subscribed, GC without its key: the rows are written,
+# nothing is sent), and the floor of a delivery: bare POSTs of the same body to the same
+# receiver (join_load post-load), with the machine's CPU per request.
 #
 # Usage: scripts/bench-join.sh            (per-run lines, then the summary, on stdout)
 # Settings: BENCH_DURATION (seconds per run, default 10), BENCH_ROUNDS (3), BENCH_CLIENTS
@@ -38,7 +42,9 @@
 #           BENCH_STORM_USERS (500), BENCH_STORM_SEATS (100),
 #           BENCH_PROFILE (1: after the rounds, one more 16-client join run on the empty database
 #           under `perf record`, not counted in the results, and GC's, AC's and MC's CPU samples
-#           by crate), CARGO_TARGET_DIR (default /var/tmp/convene-release).
+#           by crate), BENCH_QUIET_WAIT (with BENCH_WEBHOOKS=1, each measured run first
+#           waits at most this many seconds, 300, for the machine to be under 10 % busy),
+#           CARGO_TARGET_DIR (default /var/tmp/convene-release).
 #
 # It creates and finally drops the databases convene_benchjoin_empty and
 # convene_benchjoin_stored on the PostgreSQL that scripts/lib.sh finds (or starts); MC keeps
@@ -198,7 +204,10 @@ fi
 # start_services DB [ac|gc|mc]...: starts the named services against DB, in that order.
 declare -A PID_OF
 start_services() {
-  local url db="$1"
+  local url db="$1" gc_env=()
+  # GC_NO_DELIVERY=1: GC without its webhook key, so it delivers nothing (the outbox still
+  # fills: the rows are written by the changes' own statements).
+  if [ "${GC_NO_DELIVERY:-0}" = 1 ]; then gc_env=(-u GC_WEBHOOK_KEY); fi
   url="$(db_url "$db")"
   shift
   for svc in "$@"; do
@@ -211,7 +220,8 @@ start_services() {
         DATABASE_URL="$url" GC_HTTP_ADDR="127.0.0.1:$GC_PORT" GC_OPS_ADDR=127.0.0.1:0 AC_URL="http://127.0.0.1:$AC_PORT" \
           GC_PUBLIC_BASE_URL="$GC_URL" GC_GRPC_ADDR="127.0.0.1:$GC_GRPC_PORT" \
           GC_GUEST_JOIN_BURST=1000000 \
-          GC_CLIENT_ID=bench-gc GC_CLIENT_SECRET=bench-gc-secret-0001 "$BIN/gc-service" serve \
+          GC_CLIENT_ID=bench-gc GC_CLIENT_SECRET=bench-gc-secret-0001 \
+          env "${gc_env[@]}" "$BIN/gc-service" serve \
           >>"$WORK/gc.log" 2>&1 &
         ;;
       mc)
@@ -317,6 +327,7 @@ cpu_snapshot() { # db out
     echo "pg_all $all"
     redis_pid="$(redis-cli -u "$REDIS_BASE" info server | tr -d '\r' | awk -F: '/^process_id/ {print $2}')"
     echo "redis $(ticks "$redis_pid")"
+    echo "sink $(ticks "${PIDS_SINK:-none}")"
     echo "machine $(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)"
   } >"$out"
 }
@@ -340,8 +351,8 @@ def load(path):
 before, after, hz = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
 ms = lambda t: 1000 * t / hz
 out = {}
-for name in ("gc", "ac", "mc", "pg_all", "redis", "machine"):
-    out[name] = ms(int(after[name]) - int(before[name]))
+for name in ("gc", "ac", "mc", "pg_all", "redis", "sink", "machine"):
+    out[name] = ms(int(after.get(name, 0)) - int(before.get(name, 0)))
 out["pg_db"] = ms(sum(int(t) - int(before.get(k, 0)) for k, t in after.items() if k.startswith("pg_db:")))
 for name, value in out.items():
     print(name, round(value))
@@ -356,13 +367,19 @@ join_run() { # db clients round [webhook: on|off]
   timeout 600 "$JOIN_LOAD" prepare --url "$GC_URL" --host-token "$(cat "$WORK/host-$1.txt")" \
     --rooms "$ROOMS" --seats $((USERS + 1)) --out "$WORK/rooms.txt" >"$WORK/prepare.out"
   if [ "${4:-}" = on ]; then hook_on "$1"; fi
+  if [ "$WEBHOOKS" = 1 ]; then wait_quiet; fi
   cpu_snapshot "$1" "$WORK/cpu-before"
   out="$(timeout $((DURATION + 120)) "$JOIN_LOAD" steady --url "$GC_URL" \
     --tokens-file "$WORK/tokens-$1.txt" --users "$USERS" --rooms-file "$WORK/rooms.txt" \
     --concurrency "$2" --duration-secs "$DURATION")"
+  # With the webhook, the CPU counted is the joins' and their deliveries' (after the drain).
+  if [ "${4:-}" = on ]; then hook_drain "$1"; fi
   cpu_snapshot "$1" "$WORK/cpu-after"
   out+=$'\n'"items per statement: $(batch_means "$GC_URL")"
-  if [ -n "${4:-}" ]; then hook_record "$1" join "$2" "$3" "$4" "$out"; fi
+  if [ -n "${4:-}" ]; then
+    hook_record "$1" join "$2" "$3" "$4" "$out"
+    hook_cpu join "$2" "$3" "$4" "$out"
+  fi
   stop_services
   # Every admitted join is a guest visit in PostgreSQL and a seat in Redis (hosts too).
   recorded="$(sql "$1" "select count(*) from participants p join meetings m on m.id = p.meeting_id
@@ -470,16 +487,31 @@ guest_storm_run() { # round
     "$(awk '/^latency ms/ {print $10}' <<<"$out")" "$waiting" "$guests" >>"$RESULTS"
 }
 
-create_run() { # db clients round [webhook: on|off]
+create_run() { # db clients round [webhook: on|off|outbox]
   local out
   ensure_tokens "$1"
   convene_log_mark
   start_services "$1" ac gc
   if [ "${4:-}" = on ]; then hook_on "$1"; fi
+  if [ "${4:-}" = outbox ]; then
+    # The webhook subscribed, but GC restarted without its key: each create writes its
+    # delivery row and nothing is sent (what the outbox alone costs).
+    hook_on "$1" nosample
+    stop_services
+    GC_NO_DELIVERY=1 start_services "$1" ac gc
+  fi
+  if [ "$WEBHOOKS" = 1 ]; then wait_quiet; fi
+  cpu_snapshot "$1" "$WORK/cpu-before"
   out="$(timeout $((DURATION + 120)) "$CREATE_LOAD" --url "$GC_URL" \
     --token "$(cat "$WORK/host-$1.txt")" --concurrency "$2" --duration-secs "$DURATION")"
+  if [ "${4:-}" = on ]; then hook_drain "$1"; fi
+  cpu_snapshot "$1" "$WORK/cpu-after"
   out+=$'\n'"items per statement: $(batch_means "$GC_URL")"
-  if [ -n "${4:-}" ]; then hook_record "$1" create "$2" "$3" "$4" "$out"; fi
+  if [ -n "${4:-}" ]; then
+    hook_record "$1" create "$2" "$3" "$4" "$out"
+    hook_cpu create "$2" "$3" "$4" "$out"
+    echo "cpu ms       $(cpu_delta "$WORK/cpu-before" "$WORK/cpu-after" | tr '\n' ' ')"
+  fi
   stop_services
   echo "--- create, $1 database, $2 clients, ${DURATION}s"
   echo "$out"
@@ -564,7 +596,7 @@ storm_run() { # round
 
 # BENCH_WEBHOOKS=1: subscribes the bench org to every event type at the receiver, and starts
 # sampling the outbox's due deliveries every 0.5 s (into $WORK/due.txt).
-hook_on() { # db
+hook_on() { # db [nosample]
   local answer
   answer="$(curl -sf -X POST "$GC_URL/api/v1/webhooks" \
     -H "Authorization: Bearer $(cat "$WORK/host-$1.txt")" -H 'Content-Type: application/json' \
@@ -575,6 +607,7 @@ hook_on() { # db
   HOOK_ID="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["webhook_id"])' <<<"$answer")"
   SINK_BEFORE="$(curl -sf "http://$SINK_ADDR/stats")"
   : >"$WORK/due.txt"
+  if [ "${2:-}" = nosample ]; then return; fi
   (
     while :; do
       sql "$1" "select count(*) from webhook_deliveries
@@ -585,36 +618,94 @@ hook_on() { # db
   SAMPLER=$!
 }
 
-# After a run: with the webhook, stops sampling, waits (at most 120 s) for the outbox to drain
-# and checks the receiver; then writes the run's hook record and drops the webhook.
-hook_record() { # db op clients round on|off load-output
-  local max_due=- drain_ms=- rows=- received=- distinct=- start pending after
-  if [ "$5" = on ]; then
-    kill "$SAMPLER" 2>/dev/null || true
-    wait "$SAMPLER" 2>/dev/null || true
-    max_due="$(sort -n "$WORK/due.txt" | tail -1)"
-    start="$(date +%s%N)"
-    for _ in $(seq 1 1200); do
-      pending="$(sql "$1" "select count(*) from webhook_deliveries where status = 'pending'")"
-      [ "$pending" = 0 ] && break
-      sleep 0.1
-    done
-    drain_ms=$((($(date +%s%N) - start) / 1000000))
-    [ "$pending" = 0 ] || drain_ms="timeout($pending)"
-    rows="$(sql "$1" "select count(*) from webhook_deliveries where status = 'delivered'")"
-    after="$(curl -sf "http://$SINK_ADDR/stats")"
-    read -r received distinct < <(python3 -c 'import json,sys
+# After a run with the webhook: stops sampling, waits (at most 120 s) for the outbox to drain
+# and reads what was delivered and what the receiver got (for hook_record), and the bodies'
+# mean length (for floor_run).
+hook_drain() { # db
+  local start pending after
+  kill "$SAMPLER" 2>/dev/null || true
+  wait "$SAMPLER" 2>/dev/null || true
+  MAX_DUE="$(sort -n "$WORK/due.txt" | tail -1)"
+  start="$(date +%s%N)"
+  for _ in $(seq 1 1200); do
+    pending="$(sql "$1" "select count(*) from webhook_deliveries where status = 'pending'")"
+    [ "$pending" = 0 ] && break
+    sleep 0.1
+  done
+  DRAIN_MS=$((($(date +%s%N) - start) / 1000000))
+  [ "$pending" = 0 ] || DRAIN_MS="timeout($pending)"
+  DELIVERED="$(sql "$1" "select count(*) from webhook_deliveries where status = 'delivered'")"
+  BODY_BYTES="$(sql "$1" "select coalesce(round(avg(octet_length(payload))), 400)::int
+                          from webhook_deliveries")"
+  after="$(curl -sf "http://$SINK_ADDR/stats")"
+  read -r RECEIVED DISTINCT < <(python3 -c 'import json,sys
 b, a = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 print(a["received"] - b["received"], a["distinct"] - b["distinct"])' "$SINK_BEFORE" "$after")
+}
+
+# After a run: writes the run's hook record and drops the webhook (with the webhook on,
+# hook_drain ran first).
+hook_record() { # db op clients round on|off|outbox load-output
+  local max_due=- drain_ms=- rows=- received=- distinct=-
+  if [ "$5" = on ]; then
+    max_due="$MAX_DUE" drain_ms="$DRAIN_MS" rows="$DELIVERED" received="$RECEIVED"
+    distinct="$DISTINCT"
     echo "webhook      at most $max_due due during the run; drained ${drain_ms} ms after it;" \
       "$rows delivered rows, the receiver got $received requests of $distinct distinct ids"
-    sql "$1" "delete from webhooks where id = '$HOOK_ID'"
   fi
+  if [ "$5" = outbox ]; then
+    rows="$(sql "$1" "select count(*) from webhook_deliveries")"
+    echo "webhook      $rows deliveries written, none sent (GC without its key)"
+  fi
+  if [ "$5" != off ]; then sql "$1" "delete from webhooks where id = '$HOOK_ID'"; fi
   printf 'hook\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$2" "$5" "$3" "$4" \
     "$(awk '/^throughput/ {print $2}' <<<"$6")" \
     "$(awk '/^latency ms/ {print $8}' <<<"$6")" \
     "$(awk '/^statuses/ {sub(/^statuses +/, ""); print}' <<<"$6")" \
     "$max_due" "$drain_ms" "$rows" "$received" "$distinct" >>"$RESULTS"
+}
+
+# The run's CPU (cpu-before to cpu-after) per request: machine, PostgreSQL, GC, as a hookcpu
+# record.
+hook_cpu() { # op clients round on|off|outbox load-output
+  local requests cpu
+  requests="$(awk '/^requests/ {print $2}' <<<"$5")"
+  cpu="$(cpu_delta "$WORK/cpu-before" "$WORK/cpu-after")"
+  printf 'hookcpu\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$4" "$2" "$3" "$requests" \
+    "$(awk '$1 == "machine" {print $2}' <<<"$cpu")" \
+    "$(awk '$1 == "pg_all" {print $2}' <<<"$cpu")" \
+    "$(awk '$1 == "gc" {print $2}' <<<"$cpu")" \
+    "$(procs_ms "$cpu" "$5")" >>"$RESULTS"
+}
+
+# The CPU of the processes of a run (services, PostgreSQL, Redis, the receiver and the load
+# generator), without the rest of the machine: what another job on it cannot disturb.
+procs_ms() { # cpu_delta-output load-output
+  local client
+  client="$(awk '/^client cpu/ {print $3}' <<<"$2")"
+  echo $(($(awk '$1 ~ /^(gc|ac|mc|pg_all|redis|sink)$/ {n += $2} END {print n + 0}' <<<"$1") +
+    ${client:-0}))
+}
+
+# The floor of a delivery on this machine: bare POSTs of the deliveries' mean body length to
+# the receiver, back to back at the run's client count, with no service running; the
+# machine's CPU per request, as a floor record.
+floor_run() { # clients round
+  local out cpu
+  wait_quiet
+  cpu_snapshot empty "$WORK/cpu-before"
+  out="$(timeout $((DURATION + 120)) "$JOIN_LOAD" post-load --url "http://$SINK_ADDR/hook" \
+    --concurrency "$1" --duration-secs "$DURATION" --body-bytes "${BODY_BYTES:-400}")"
+  cpu_snapshot empty "$WORK/cpu-after"
+  cpu="$(cpu_delta "$WORK/cpu-before" "$WORK/cpu-after")"
+  echo "--- floor: bare POSTs of ${BODY_BYTES:-400} bytes to the receiver, $1 clients, ${DURATION}s"
+  echo "$out"
+  echo "cpu ms       $(tr '\n' ' ' <<<"$cpu")"
+  printf 'floor\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" \
+    "$(awk '/^requests/ {print $2}' <<<"$out")" \
+    "$(awk '$1 == "machine" {print $2}' <<<"$cpu")" \
+    "$(awk '/^statuses/ {sub(/^statuses +/, ""); print}' <<<"$out")" \
+    "$(procs_ms "$cpu" "$out")" >>"$RESULTS"
 }
 
 pg_show() { psql -AtX "$ADMIN_URL" -c "show $1"; }
@@ -644,6 +735,10 @@ if [ "$WEBHOOKS" = 1 ]; then
         create_run empty "$c" "$round" "$hook"
         reset_db empty
       done
+      echo "=== round $round, the outbox alone and the floor, $(cut -d' ' -f1-3 /proc/loadavg) load"
+      create_run empty "$c" "$round" outbox
+      reset_db empty
+      floor_run "$c" "$round"
     done
   done
   kill "$PIDS_SINK" 2>/dev/null || true

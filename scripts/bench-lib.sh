@@ -77,3 +77,30 @@ batch_means() {
     /^gc_mc_join_batch_items_count / { count["mc_joins"] = $NF }
     END { for (queue in count) if (count[queue] > 0) printf "%s %.1f ", queue, sum[queue] / count[queue] }'
 }
+
+# Share of all CPUs busy over $1 seconds, in per mille (user, nice, system, irq, softirq, steal).
+busy_permille() {
+  local before after
+  before="$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)"
+  sleep "$1"
+  after="$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)"
+  awk -v b="$before" -v a="$after" 'BEGIN {
+    split(b, x, " "); split(a, y, " ")
+    print (y[2] > x[2]) ? int(1000 * (y[1] - x[1]) / (y[2] - x[2])) : 0 }'
+}
+# Other people's builds and tests share this machine: before each measured run, wait (at most
+# BENCH_QUIET_WAIT s) until under a tenth of its CPU time is busy, so that they are not inside
+# the window. The "elsewhere" CPU time each run reports says how far that worked.
+wait_quiet() {
+  local waited=0 busy limit="${BENCH_QUIET_WAIT:-300}"
+  while :; do
+    busy="$(busy_permille 2)"
+    [ "$busy" -lt 100 ] && return 0
+    if [ "$waited" -ge "$limit" ]; then
+      convene_warn "the machine stayed busy ($((busy / 10)) % of its CPU time): measuring anyway"
+      return 0
+    fi
+    [ "$waited" -eq 0 ] && convene_log "waiting for the machine to quiet down ($((busy / 10)) % busy)"
+    waited=$((waited + 2))
+  done
+}

@@ -26,6 +26,9 @@
 # Settings: BENCH_DURATION (seconds of load per run, default 15), BENCH_ROUNDS (3),
 #           BENCH_ROOMS (100), BENCH_PER_ROOM (20), BENCH_LOBBY_USERS (300),
 #           BENCH_QUIET_WAIT (seconds a run waits at most for the machine to be quiet, 300),
+#           BENCH_RATES (the ceiling: samples a second per client to offer, e.g. "20 40 80";
+#           each round then runs echo and mc once per rate, lowest first, and no lobby, and the
+#           summary is the highest rate each sustained: scripts/bench-signaling-ceiling.py),
 #           BENCH_PROFILE (1: after the rounds, one more mc run with MC under `perf record`,
 #           not counted, and MC's CPU samples by crate and by symbol), BENCH_KEEP (1: keep the
 #           work directory with the services' logs; it is always kept when the script fails),
@@ -50,7 +53,7 @@ ROUNDS="${BENCH_ROUNDS:-3}"
 ROOMS="${BENCH_ROOMS:-100}"
 PER_ROOM="${BENCH_PER_ROOM:-20}"
 LOBBY_USERS="${BENCH_LOBBY_USERS:-300}"
-QUIET_WAIT="${BENCH_QUIET_WAIT:-300}"
+RATES="${BENCH_RATES:-}"
 CLIENTS=$((ROOMS * PER_ROOM))
 # The mc runs use users 0..CLIENTS-1, the lobby runs the next LOBBY_USERS.
 POOL=$((CLIENTS + LOBBY_USERS))
@@ -225,38 +228,13 @@ ensure_tokens() {
   if [ -z "$TOKENS_AT" ] || [ $((SECONDS - TOKENS_AT)) -gt 2700 ]; then sign_in; fi
 }
 
-# Share of all CPUs busy over $1 seconds, in per mille (user, nice, system, irq, softirq, steal).
-busy_permille() {
-  local before after
-  before="$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)"
-  sleep "$1"
-  after="$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)"
-  awk -v b="$before" -v a="$after" 'BEGIN {
-    split(b, x, " "); split(a, y, " ")
-    print (y[2] > x[2]) ? int(1000 * (y[1] - x[1]) / (y[2] - x[2])) : 0 }'
-}
-# Other people's builds and tests share this machine: before each measured run, wait (at most
-# BENCH_QUIET_WAIT s) until under a tenth of its CPU time is busy, so that they are not inside
-# the window. The "elsewhere" CPU time each run reports says how far that worked.
-wait_quiet() {
-  local waited=0 busy
-  while :; do
-    busy="$(busy_permille 2)"
-    [ "$busy" -lt 100 ] && return 0
-    if [ "$waited" -ge "$QUIET_WAIT" ]; then
-      convene_warn "the machine stayed busy ($((busy / 10)) % of its CPU time): measuring anyway"
-      return 0
-    fi
-    [ "$waited" -eq 0 ] && convene_log "waiting for the machine to quiet down ($((busy / 10)) % busy)"
-    waited=$((waited + 2))
-  done
-}
-
 # run_load NAME ROUND ARGS...: runs the load generator, shows its lines, records its result.
 # A failed run stops the script (its output and the logs stay in the work directory).
 run_load() {
-  local name="$1" round="$2" rc=0
+  local name="$1" round="$2" rc=0 rate
   shift 2
+  # The rate offered, as the result's tag (RATE_HZ, set by the ceiling's runs, or 20).
+  rate="${RATE_HZ:-20}"
   wait_quiet
   GC_BENCH_HOST_TOKEN="$(cat "$WORK/host.txt")" timeout $((DURATION + 600)) "$LOAD" "$@" \
     >"$WORK/$name-$round.out" 2>&1 || rc=$?
@@ -265,7 +243,8 @@ run_load() {
     convene_log_report
     convene_die "the $name run failed ($rc): see $WORK/$name-$round.out and the logs there"
   fi
-  echo "$name round=$round $(sed -n 's/^result //p' "$WORK/$name-$round.out")" >>"$RESULTS"
+  echo "$name round=$round rate=$rate $(sed -n 's/^result //p' "$WORK/$name-$round.out")" \
+    >>"$RESULTS"
 }
 
 echo_run() { # round
@@ -274,7 +253,7 @@ echo_run() { # round
   for _ in $(seq 1 100); do convene_port_open 127.0.0.1 "$ECHO_PORT" && break; sleep 0.1; done
   run_load echo "$1" echo --url "ws://127.0.0.1:$ECHO_PORT" --rooms "$ROOMS" \
     --per-room "$PER_ROOM" --duration-secs "$DURATION" --server-pid "$ECHO_PID" \
-    --cpu "echo=$ECHO_PID"
+    --cpu "echo=$ECHO_PID" --rate-hz "${RATE_HZ:-20}"
   stop_echo
 }
 
@@ -282,6 +261,7 @@ mc_args() {
   echo mc --gc-url "$GC_URL" --mc-url "http://127.0.0.1:$MC_PORT" \
     --tokens-file "$WORK/tokens.txt" --rooms "$ROOMS" --per-room "$PER_ROOM" \
     --duration-secs "$DURATION" --server-pid "${PID_OF[mc]}" --cpu "mc=${PID_OF[mc]}" \
+    --rate-hz "${RATE_HZ:-20}" \
     --cpu "redis=$REDIS_PID" --cpu "gc=${PID_OF[gc]}" --cpu "ac=${PID_OF[ac]}"
 }
 
@@ -346,6 +326,22 @@ echo "settings: ${DURATION}s runs, $ROUNDS rounds, $ROOMS rooms x $PER_ROOM clie
   "lobby $LOBBY_USERS admissions"
 reset_state
 sign_in
+if [ -n "$RATES" ]; then
+  # The ceiling: each rate in turn, echo then mc, lowest rate first in every round.
+  for round in $(seq 1 "$ROUNDS"); do
+    for RATE_HZ in $RATES; do
+      echo "=== round $round, $RATE_HZ Hz a client ($((CLIENTS * RATE_HZ)) a second offered)," \
+        "$(cut -d' ' -f1-3 /proc/loadavg) load"
+      echo_run "$round-$RATE_HZ"
+      mc_run "$round-$RATE_HZ"
+    done
+  done
+  unset RATE_HZ
+  echo
+  echo "=== summary: the highest rate each sustained, ${DURATION}s runs, $CLIENTS clients"
+  python3 "$CONVENE_REPO/scripts/bench-signaling-ceiling.py" "$RESULTS" "$DURATION" "$(nproc)"
+  exit 0
+fi
 for round in $(seq 1 "$ROUNDS"); do
   echo "=== round $round, $(cut -d' ' -f1-3 /proc/loadavg) load"
   echo_run "$round"

@@ -111,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let body = serde_json::to_vec(&serde_json::json!({ "display_name": args.display_name }))?;
 
     let issued = Arc::new(AtomicU64::new(0));
+    let cpu_before = report::own_cpu_ms();
     let started = Instant::now();
     let mut workers = Vec::with_capacity(concurrency);
     for worker in 0..concurrency {
@@ -164,5 +165,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let wall = started.elapsed();
     report::print_summary(concurrency, wall, &mut latencies, &statuses);
+    if let Some(cpu) = report::own_cpu_ms()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before))
+    {
+        println!("client cpu   {cpu} ms");
+    }
     Ok(())
 }

@@ -23,6 +23,9 @@
 //!     --host-token "$HOST_TOKEN" --guests 500
 //! # a webhook receiver that answers 204 at once and counts (GET /stats), until killed
 //! cargo bench -p gc-service --bench join_load -- webhook-sink --addr 127.0.0.1:18190
+//! # the floor of one delivery: bare POSTs of a webhook-sized body to that receiver
+//! cargo bench -p gc-service --bench join_load -- post-load --url http://127.0.0.1:18190/hook \
+//!     --concurrency 16 --duration-secs 10 --body-bytes 400
 //! ```
 //!
 //! `guest-steady` has `--concurrency` workers ask `POST /{code}/guest-join` back to back, each
@@ -105,6 +108,25 @@ enum Command {
     GuestStorm(GuestStormArgs),
     /// A webhook receiver that answers at once and counts what it got (`GET /stats`).
     WebhookSink(WebhookSinkArgs),
+    /// Bare POSTs with the Standard Webhooks headers, back to back: the least one delivery
+    /// can cost (no database, no signature computed).
+    PostLoad(PostLoadArgs),
+}
+
+#[derive(Args, Debug)]
+struct PostLoadArgs {
+    /// Where to POST, e.g. the webhook-sink's http://127.0.0.1:18190/hook.
+    #[arg(long)]
+    url: String,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds of requests (at most 600).
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Bytes of each request's body (at most 65536).
+    #[arg(long, default_value_t = 400)]
+    body_bytes: usize,
 }
 
 #[derive(Args, Debug)]
@@ -247,7 +269,7 @@ async fn main() -> anyhow::Result<()> {
         None => {
             println!(
                 "join_load: nothing to do without a command: sign-in, prepare, steady, storm, \
-                 guest-steady, guest-storm or webhook-sink \
+                 guest-steady, guest-storm, webhook-sink or post-load \
                  (see --help)"
             );
             Ok(())
@@ -259,7 +281,70 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::GuestSteady(args)) => guest_steady(args).await,
         Some(Command::GuestStorm(args)) => guest_storm(args).await,
         Some(Command::WebhookSink(args)) => sink::serve(args.addr).await,
+        Some(Command::PostLoad(args)) => post_load(args).await,
     }
+}
+
+/// `post-load`: each worker POSTs a body of `--body-bytes` with a distinct `webhook-id`, a
+/// timestamp and a signature header of a real one's length (not computed: an HMAC-SHA256 of a
+/// few hundred bytes is a microsecond), back to back, over the client's keep-alive
+/// connections, as GC's delivery workers send.
+async fn post_load(args: PostLoadArgs) -> anyhow::Result<()> {
+    if args.body_bytes > 65_536 {
+        bail!("--body-bytes must be at most 65536");
+    }
+    let body = format!(
+        "{{\"type\":\"meeting.created\",\"data\":\"{}\"}}",
+        "x".repeat(args.body_bytes.saturating_sub(37))
+    );
+    let signature = format!("v1,{}", "A".repeat(44));
+    let concurrency = args.concurrency.clamp(1, 4096);
+    let client = common::http_client(Duration::from_secs(30))?;
+    let cpu_before = report::own_cpu_ms();
+    let next = Arc::new(AtomicU64::new(0));
+    let deadline =
+        Instant::now() + Duration::from_secs(args.duration_secs.clamp(1, MAX_DURATION_SECS));
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (client, url, body, signature, next) = (
+            client.clone(),
+            args.url.clone(),
+            body.clone(),
+            signature.clone(),
+            Arc::clone(&next),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+            while Instant::now() < deadline {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let sent = Instant::now();
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", format!("floor_{k}"))
+                    .header(
+                        "webhook-timestamp",
+                        chrono::Utc::now().timestamp().to_string(),
+                    )
+                    .header("webhook-signature", &signature)
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let outcome = match answer {
+                    Ok(answer) => answer.status().as_u16().to_string(),
+                    Err(error) if error.is_timeout() => "timeout".to_owned(),
+                    Err(_) => "transport_error".to_owned(),
+                };
+                latencies.push(report::micros(sent.elapsed()));
+                *statuses.entry(outcome).or_default() += 1;
+            }
+            (latencies, statuses)
+        }));
+    }
+    print_workers(workers, concurrency, started, cpu_before).await?;
+    Ok(())
 }
 
 async fn sign_in(args: SignInArgs) -> anyhow::Result<()> {
@@ -415,7 +500,7 @@ async fn steady(args: SteadyArgs) -> anyhow::Result<()> {
     let urls: Arc<Vec<String>> = Arc::new(codes.iter().map(|c| join_url(&args.url, c)).collect());
     let concurrency = args.concurrency.clamp(1, 4096);
     let client = common::http_client(Duration::from_secs(30))?;
-    let cpu_before = own_cpu_ms();
+    let cpu_before = report::own_cpu_ms();
 
     let pairs = (rooms * users) as u64;
     let next = Arc::new(AtomicU64::new(0));
@@ -448,23 +533,7 @@ async fn steady(args: SteadyArgs) -> anyhow::Result<()> {
             (latencies, statuses)
         }));
     }
-    let mut latencies = Vec::new();
-    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
-    for worker in workers {
-        let (l, s) = worker.await.context("a worker panicked")?;
-        latencies.extend(l);
-        for (status, n) in s {
-            *statuses.entry(status).or_default() += n;
-        }
-    }
-    let wall = started.elapsed();
-    let cpu = own_cpu_ms()
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
-    report::print_summary(concurrency, wall, &mut latencies, &statuses);
-    if let Some(cpu) = cpu {
-        println!("client cpu   {cpu} ms");
-    }
+    print_workers(workers, concurrency, started, cpu_before).await?;
     let used = next.load(Ordering::Relaxed).min(pairs);
     println!(
         "pairs        {used} of {pairs} (user, room) pairs used{}",
@@ -590,7 +659,7 @@ async fn guest_steady(args: GuestSteadyArgs) -> anyhow::Result<()> {
         Arc::new(codes.iter().map(|c| guest_join_url(&args.url, c)).collect());
     let concurrency = args.concurrency.clamp(1, 4096);
     let client = common::http_client(Duration::from_secs(30))?;
-    let cpu_before = own_cpu_ms();
+    let cpu_before = report::own_cpu_ms();
     let next = Arc::new(AtomicU64::new(0));
     let deadline =
         Instant::now() + Duration::from_secs(args.duration_secs.clamp(1, MAX_DURATION_SECS));
@@ -612,23 +681,7 @@ async fn guest_steady(args: GuestSteadyArgs) -> anyhow::Result<()> {
             (latencies, statuses)
         }));
     }
-    let mut latencies = Vec::new();
-    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
-    for worker in workers {
-        let (l, s) = worker.await.context("a worker panicked")?;
-        latencies.extend(l);
-        for (status, n) in s {
-            *statuses.entry(status).or_default() += n;
-        }
-    }
-    let wall = started.elapsed();
-    let cpu = own_cpu_ms()
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
-    report::print_summary(concurrency, wall, &mut latencies, &statuses);
-    if let Some(cpu) = cpu {
-        println!("client cpu   {cpu} ms");
-    }
+    print_workers(workers, concurrency, started, cpu_before).await?;
     Ok(())
 }
 
@@ -712,15 +765,32 @@ async fn guest_storm(args: GuestStormArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// CPU time (user and system) of this process so far, in milliseconds, from /proc/self/stat
-/// (Linux, at USER_HZ = 100 ticks a second); `None` elsewhere.
-fn own_cpu_ms() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces: the first
-    // is field 3 (state), so utime (14) and stime (15) are the 12th and 13th.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) * 10)
+/// What one worker of a steady run saw: its latencies (µs) and how each request was answered.
+type Tally = (Vec<u64>, BTreeMap<String, u64>);
+
+/// Waits for a steady run's workers, then prints the run's summary and the client's own CPU.
+async fn print_workers(
+    workers: Vec<tokio::task::JoinHandle<Tally>>,
+    concurrency: usize,
+    started: Instant,
+    cpu_before: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut latencies = Vec::new();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for worker in workers {
+        let (l, s) = worker.await.context("a worker panicked")?;
+        latencies.extend(l);
+        for (status, n) in s {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    let wall = started.elapsed();
+    let cpu = report::own_cpu_ms()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    report::print_summary(concurrency, wall, &mut latencies, &statuses);
+    if let Some(cpu) = cpu {
+        println!("client cpu   {cpu} ms");
+    }
+    Ok(())
 }

@@ -295,7 +295,30 @@ impl Load {
 }
 
 /// `sent …` and `dropped …` lines; returns (samples sent a second, dropped clients).
-fn print_sent_and_dropped(schedule: &Schedule, talked: &[Talked], heard: &[Heard]) -> (f64, usize) {
+/// What the clients sent: the rate offered (every client once a period), the rate sent, and
+/// how late the sends were against the schedule at p99 (ms: a generator that cannot keep to
+/// its schedule offers less than it says).
+struct Sent {
+    offered: f64,
+    per_sec: f64,
+    late_p99_ms: f64,
+}
+
+impl Sent {
+    /// `offered_per_s=… sent_per_s=… send_late_p99_ms=…` for the `result` line.
+    fn fields(&self) -> String {
+        format!(
+            "offered_per_s={:.1} sent_per_s={:.1} send_late_p99_ms={:.2}",
+            self.offered, self.per_sec, self.late_p99_ms
+        )
+    }
+}
+
+fn print_sent_and_dropped(
+    schedule: &Schedule,
+    talked: &[Talked],
+    heard: &[Heard],
+) -> (Sent, usize) {
     let sent: u64 = talked.iter().map(|t| t.sent).sum();
     let per_sec = sent as f64 / schedule.duration.as_secs_f64();
     let mut late: Vec<u64> = talked
@@ -322,7 +345,12 @@ fn print_sent_and_dropped(schedule: &Schedule, talked: &[Talked], heard: &[Heard
         "dropped      {dropped} clients {}",
         report::statuses_line(&reasons)
     );
-    (per_sec, dropped)
+    let sent = Sent {
+        offered: talked.len() as f64 / schedule.period.as_secs_f64().max(f64::EPSILON),
+        per_sec,
+        late_p99_ms: report::percentile(&late, 0.99) as f64 / 1000.0,
+    };
+    (sent, dropped)
 }
 
 /// The `memory` line from the server's VmRSS before the sockets, with them open, and at the
@@ -383,8 +411,9 @@ async fn echo(args: EchoArgs) -> anyhow::Result<()> {
     let per_connection = print_memory("echo server", [rss_before, rss_open, rss_end], clients);
     println!("cpu ms       {}", procfs::cpu_line(&cpu));
     println!(
-        "result sent_per_s={sent:.1} echoed_per_s={echoed:.1} echo_p99_ms={:.2} dropped={dropped} \
+        "result {} echoed_per_s={echoed:.1} echo_p99_ms={:.2} dropped={dropped} \
          rss_kib_per_conn={per_connection:.1} {}",
+        sent.fields(),
         report::percentile(&echo_us, 0.99) as f64 / 1000.0,
         procfs::cpu_fields(&cpu, &["echo", "client", "machine", "elsewhere"])
     );

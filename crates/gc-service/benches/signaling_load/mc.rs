@@ -196,9 +196,10 @@ pub async fn run(args: McArgs) -> anyhow::Result<()> {
     println!("cpu ms       {}", procfs::cpu_line(&cpu));
     let ms = |p: f64| report::percentile(&delays.sorted_us, p) as f64 / 1000.0;
     println!(
-        "result sent_per_s={sent:.1} processed_per_s={processed:.1} delay_p50_ms={:.2} \
+        "result {} processed_per_s={processed:.1} delay_p50_ms={:.2} \
          delay_p99_ms={:.2} delay_max_ms={:.2} changes={} expected={} missing={} early={} \
          dropped={dropped} rss_kib_per_conn={per_connection:.1} {}",
+        sent.fields(),
         ms(0.5),
         ms(0.99),
         ms(1.0),
