@@ -90,11 +90,13 @@ pub fn batch_pool(pool: &PgPool, background: &Background) -> PgPool {
 
 /// `pool`'s connect options with each statement planned once (`force_generic_plan`) and the
 /// planner held to index nested loops: for statements that only ever touch the rows their
-/// arguments name ([`batch_pool`] says why). The statements name those rows in an index
-/// condition (`id = any (…)`), so that the plan, made once, perhaps while the table was empty,
-/// looks them up whichever way round it joins. JIT compilation is off: a sequential scan that
-/// is the only way (a small table read whole) carries the planner's penalty for disabled
-/// nodes, whose cost would otherwise have every execution compiled, 100-400 ms each.
+/// arguments name ([`batch_pool`] says why). A statement on these sessions should name those
+/// rows in an index condition (`id = any (…)`, as the webhook workers' do), so that its plan,
+/// made once, perhaps while the table was empty, looks them up whichever way round it joins
+/// (held to nested loops, such a plan can read a whole index instead of a table). JIT
+/// compilation is off: a sequential scan that is the only way (a small table read whole)
+/// carries the planner's penalty for disabled nodes, whose cost would otherwise have every
+/// execution compiled, 100-400 ms each.
 fn index_plans(pool: &PgPool) -> sqlx::postgres::PgConnectOptions {
     pool.connect_options().as_ref().clone().options([
         ("plan_cache_mode", "force_generic_plan"),
