@@ -1,6 +1,7 @@
 //! The real `SETTLE_SQL` against PostgreSQL at 1,000 controllers and a growing number of
-//! assignments, against the floor of any assignment: a plain one-row insert into
-//! `meeting_assignments`, timed in the same run, interleaved with the settles.
+//! assignments, against the floor of any assignment: a plain one-row insert into a copy of
+//! `meeting_assignments` (its columns, indexes and foreign keys, not the triggers that keep the
+//! room counters), timed in the same run, interleaved with the settles.
 //!
 //! Everything happens in a scratch database (`assign_sim_<pid>`), created with the workspace's
 //! migrations and dropped at the end, whatever happened.
@@ -138,7 +139,7 @@ async fn measure(url: &str, args: &SqlArgs) -> anyhow::Result<()> {
             let controller = format!("mc-{:04}", 1 + i % args.controllers as usize);
             let started = Instant::now();
             sqlx::query(
-                "insert into meeting_assignments (meeting_id, controller_id, fencing_token)
+                "insert into plain_assignments (meeting_id, controller_id, fencing_token)
                  values ($1, $2, 1)",
             )
             .bind(b)
@@ -158,6 +159,9 @@ async fn measure(url: &str, args: &SqlArgs) -> anyhow::Result<()> {
         // Back to the round figure for the next size.
         sqlx::query("delete from meeting_assignments where meeting_id = any($1)")
             .bind(&fresh)
+            .execute(&pool)
+            .await?;
+        sqlx::query("delete from plain_assignments")
             .execute(&pool)
             .await?;
         settle.sort_unstable();
@@ -224,6 +228,17 @@ async fn seed(pool: &PgPool, args: &SqlArgs) -> anyhow::Result<(Uuid, Uuid)> {
     sqlx::raw_sql("alter table meetings disable trigger user")
         .execute(pool)
         .await?;
+    // The floor's table: meeting_assignments' columns, indexes and foreign keys, without the
+    // triggers that keep the controllers' room counters.
+    sqlx::raw_sql(
+        "create table plain_assignments (like meeting_assignments including all);
+         alter table plain_assignments
+             add foreign key (meeting_id) references meetings (id) on delete cascade,
+             add foreign key (controller_id) references meeting_controllers (id)
+                 on delete cascade;",
+    )
+    .execute(pool)
+    .await?;
     sqlx::query(
         "insert into meeting_controllers (id, ws_url, grpc_addr, capacity, last_heartbeat_at)
          select 'mc-' || lpad(i::text, 4, '0'), 'ws://mc-' || i || ':8081',

@@ -117,11 +117,11 @@ pub enum Settled {
     Lost,
 }
 
-/// Keeps a meeting's healthy owner, or gives the meeting to the least loaded healthy
-/// controller with spare capacity when it has none or an unhealthy one: one statement
-/// ([`SETTLE_SQL`]). The write is a compare-and-set on what the statement read (no row, or the
-/// unhealthy owner's fencing token), so two GC replicas settling at once agree on one owner;
-/// the fencing token grows by one with every reassignment.
+/// Keeps a meeting's healthy owner, or, when it has none or an unhealthy one, gives the meeting
+/// to the less loaded of two healthy controllers with spare capacity drawn at random: one
+/// statement ([`SETTLE_SQL`]). The write is a compare-and-set on what the statement read (no
+/// row, or the unhealthy owner's fencing token), so two GC replicas settling at once agree on
+/// one owner; the fencing token grows by one with every reassignment.
 pub async fn settle(
     pool: &PgPool,
     meeting_id: Uuid,
@@ -155,9 +155,14 @@ pub async fn settle(
 /// `$1` the meeting, `$2` the heartbeat timeout in seconds.
 ///
 /// - `current`: its assignment, with its owner's health.
-/// - `picked`: unless the owner is healthy, the least loaded healthy controller with spare
-///   capacity. Load counts the rooms GC assigned (kept exact here) rather than the heartbeat's
-///   figure, so a burst of first joins spreads before the next heartbeat.
+/// - `sampled`, `picked`: unless the owner is healthy, two healthy controllers with spare
+///   capacity drawn at random, and of those the one with fewer rooms, ties to the first drawn
+///   (the power of two choices, docs/capacity.md). Rooms are `controller_rooms`, which
+///   triggers keep exact in every statement that writes `meeting_assignments`, so a burst of
+///   first joins spreads before the next heartbeat, and reading them costs the same at any
+///   number of assignments. `picked` locks the chosen counter and checks its capacity again on
+///   the latest count, so statements racing for a controller's last place cannot overfill it:
+///   the loser picks nothing and answers no row.
 /// - `inserted` (no assignment) or `moved` (an unhealthy owner, still at the fencing token
 ///   read): the new owner. Another replica's insert makes `inserted` do nothing; its move makes
 ///   `moved` find another fencing token. Either way the statement answers no row.
@@ -168,16 +173,21 @@ pub const SETTLE_SQL: &str = "with current as (
     from meeting_assignments a join meeting_controllers c on c.id = a.controller_id
     where a.meeting_id = $1
 ),
-picked as (
-    select c.id
-    from meeting_controllers c
-    left join lateral (select count(*) as rooms from meeting_assignments a
-                       where a.controller_id = c.id) load on true
+sampled as (
+    select r.controller_id, r.rooms, random() as draw
+    from controller_rooms r join meeting_controllers c on c.id = r.controller_id
     where not exists (select 1 from current where healthy)
       and c.last_heartbeat_at > now() - make_interval(secs => $2)
-      and load.rooms < c.capacity
-    order by load.rooms, c.id
-    limit 1
+      and r.rooms < c.capacity
+    order by draw
+    limit 2
+),
+picked as (
+    select r.controller_id as id
+    from controller_rooms r join meeting_controllers c on c.id = r.controller_id
+    where r.controller_id = (select controller_id from sampled order by rooms, draw limit 1)
+      and r.rooms < c.capacity
+    for update of r
 ),
 inserted as (
     insert into meeting_assignments (meeting_id, controller_id, fencing_token)

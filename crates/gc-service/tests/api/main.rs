@@ -6,6 +6,7 @@
 // Helpers outside `#[test]` functions may fail loudly too: this whole crate is test code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod assignment;
 mod auth;
 mod concurrency;
 mod controllers;

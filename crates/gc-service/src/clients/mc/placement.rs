@@ -41,6 +41,10 @@ use crate::domain::meeting::Meeting;
 use crate::domain::room::{AdmittedAll, Counts, HostChange, RoomJoin, RoomLeave, Seated};
 use crate::error::Error;
 
+/// Statements a settle may run when each finds no healthy owner afterwards: a lost race for a
+/// controller's last place is retried with another draw; no place anywhere answers 503.
+const SETTLE_ATTEMPTS: u32 = 3;
+
 /// Where a meeting's room is, as far as GC knows: its owner, read from
 /// `meeting_assignments`; and GC's calls to it.
 #[derive(Clone)]
@@ -256,18 +260,24 @@ impl Placement {
         }
         // Read again under the lock (another replica may have assigned it meanwhile), and
         // assigned when it has no healthy owner, in one statement.
-        let (assignment, delivery) =
+        let mut attempts = 0;
+        let (assignment, delivery) = loop {
+            attempts += 1;
             match controllers::settle(&self.pool, meeting.id, timeout).await? {
-                controllers::Settled::Kept(a) => (a, redeliver.map(|_| "redelivered")),
-                controllers::Settled::Assigned(a) => (a, Some("assigned")),
+                controllers::Settled::Kept(a) => break (a, redeliver.map(|_| "redelivered")),
+                controllers::Settled::Assigned(a) => break (a, Some("assigned")),
                 controllers::Settled::Lost => {
-                    let assigned = controllers::assignment(&self.pool, meeting.id, timeout)
-                        .await?
-                        .filter(|a| a.healthy)
-                        .ok_or(Error::NoControllerAvailable)?;
-                    (assigned, Some("assigned"))
+                    match controllers::assignment(&self.pool, meeting.id, timeout).await? {
+                        Some(a) if a.healthy => break (a, Some("assigned")),
+                        // No healthy owner: no controller had room, or the one picked was
+                        // filled by racing statements meanwhile (the statement checks its
+                        // capacity again under the counter's lock); another draw may find one.
+                        _ if attempts < SETTLE_ATTEMPTS => continue,
+                        _ => return Err(Error::NoControllerAvailable),
+                    }
                 }
-            };
+            }
+        };
         let room = self.room(meeting, &assignment)?;
         if let Some(delivery) = delivery {
             self.deliver(meeting, &room).await?;
