@@ -6,7 +6,8 @@ use crate::dist::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Policy {
-    /// Today's `SETTLE_SQL`: fewest rooms by exact count, ties to the smallest id.
+    /// `SETTLE_SQL` before the room counters: fewest rooms by exact count, ties to the smallest
+    /// id.
     Least,
     /// Fewest rooms by the heartbeat's `current_load` (stale by up to an interval).
     LeastHeartbeat,
@@ -30,11 +31,11 @@ impl Policy {
 
     pub fn label(self) -> &'static str {
         match self {
-            Policy::Least => "a. least rooms, exact count (today)",
+            Policy::Least => "a. least rooms, exact count (former SETTLE_SQL)",
             Policy::LeastHeartbeat => "b. least rooms, heartbeat view",
             Policy::TwoRoomsHeartbeat => "c1. two choices, rooms, heartbeat view",
             Policy::TwoPeopleHeartbeat => "c2. two choices, people, heartbeat view",
-            Policy::TwoRoomsCounter => "d. two choices, rooms, exact counter",
+            Policy::TwoRoomsCounter => "d. two choices, rooms, exact counter (SETTLE_SQL)",
         }
     }
 }
