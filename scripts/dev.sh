@@ -6,9 +6,13 @@
 #
 # Usage: scripts/dev.sh [COMMAND]
 #   up        (default) build, migrate, seed, (re)start the three services, print URLs and tokens;
-#             `up --second-mc` also starts a second meeting controller (convene-mc-2)
-#   down      stop the services, and PostgreSQL/Redis if they are the project-local ones
-#   status    show what runs (exit 0 when all three services are running, 3 otherwise)
+#             `up --second-mc` also starts a second meeting controller (convene-mc-2);
+#             `up --scale` starts the multi-replica stack instead (docs/scale-stack.md): AC, two
+#             GC replicas, three MCs whose rooms live in a project-local 3-primary Redis Cluster,
+#             and Debian's nginx in front of them all on http://127.0.0.1:8070
+#   down      stop the services, nginx, the Redis Cluster, and PostgreSQL/Redis if they are the
+#             project-local ones
+#   status    show what runs (exit 0 when all services of the stack are running, 3 otherwise)
 #   tokens    issue fresh demo tokens (they expire) and rewrite .dev/tokens.env
 #   logs [S]  follow the logs of all services, or of service S (ac-service, gc-service, mc-service)
 #   webhook   start a webhook receiver on http://127.0.0.1:8090 (scripts/webhook_receiver.py;
@@ -21,7 +25,11 @@
 # CONVENE_GC_GRPC_PORT (8051), CONVENE_MC_GRPC_PORT (8052), the ops ports (health probes and
 # /metrics alone) CONVENE_GC_OPS_PORT (9080), CONVENE_MC_OPS_PORT (9081), CONVENE_AC_OPS_PORT
 # (9082), and for the second MC CONVENE_MC2_PORT (8083), CONVENE_MC2_GRPC_PORT (8053) and
-# CONVENE_MC2_OPS_PORT (9083);
+# CONVENE_MC2_OPS_PORT (9083); for the scale stack also the second GC CONVENE_GC2_PORT (8084),
+# CONVENE_GC2_GRPC_PORT (8054), CONVENE_GC2_OPS_PORT (9084), the third MC CONVENE_MC3_PORT (8085),
+# CONVENE_MC3_GRPC_PORT (8055), CONVENE_MC3_OPS_PORT (9085), nginx CONVENE_FRONT_PORT (8070) and
+# the Redis Cluster's first node CONVENE_REDIS_CLUSTER_PORT (16380: nodes on 16380-16382, their
+# cluster bus on 26380-26382);
 # CONVENE_READY_TIMEOUT (60 s);
 # RUST_LOG (info). The services inherit the rest of the environment, so their own settings
 # (AC_KEY_ACTIVATION_DELAY_SECS, say) can be given too. State, logs and pids live in .dev/
@@ -47,14 +55,37 @@ GC_OPS_PORT="${CONVENE_GC_OPS_PORT:-9080}"
 MC_OPS_PORT="${CONVENE_MC_OPS_PORT:-9081}"
 AC_OPS_PORT="${CONVENE_AC_OPS_PORT:-9082}"
 MC2_OPS_PORT="${CONVENE_MC2_OPS_PORT:-9083}"
+# The scale stack (`up --scale`).
+GC2_PORT="${CONVENE_GC2_PORT:-8084}"
+GC2_GRPC_PORT="${CONVENE_GC2_GRPC_PORT:-8054}"
+GC2_OPS_PORT="${CONVENE_GC2_OPS_PORT:-9084}"
+MC3_PORT="${CONVENE_MC3_PORT:-8085}"
+MC3_GRPC_PORT="${CONVENE_MC3_GRPC_PORT:-8055}"
+MC3_OPS_PORT="${CONVENE_MC3_OPS_PORT:-9085}"
+FRONT_PORT="${CONVENE_FRONT_PORT:-8070}"
+REDIS_CLUSTER_PORT="${CONVENE_REDIS_CLUSTER_PORT:-16380}"
 AC_URL="http://$BIND:$AC_PORT"
 GC_URL="http://$BIND:$GC_PORT"
 MC_URL="http://$BIND:$MC_PORT"
+FRONT_URL="http://$BIND:$FRONT_PORT"
 READY_TIMEOUT="${CONVENE_READY_TIMEOUT:-60}"
 
 SERVICES=(ac-service gc-service mc-service)
-# Every instance dev.sh may have started, so `down` and a restart find them all.
-ALL_SERVICES=(ac-service gc-service mc-service mc-service-2)
+# Every instance dev.sh may have started, so `down` and a restart find them all (stopped in
+# the reverse order: the MCs before the GCs, AC last).
+ALL_SERVICES=(ac-service gc-service gc-service-2 mc-service mc-service-2 mc-service-3)
+# The scale stack: the instances `up --scale` starts, in this order.
+SCALE_SERVICES=(ac-service gc-service gc-service-2 mc-service mc-service-2 mc-service-3)
+# 1 while `up --scale` runs; `status` reads SCALE_MARK, which it writes.
+SCALE=0
+SCALE_MARK="$CONVENE_DEV_DIR/scale-stack"
+SCALE_SEED_FILE="$CONVENE_REPO/infra/scale/seed.json"
+NGINX_TEMPLATE="$CONVENE_REPO/infra/scale/nginx.conf.template"
+NGINX_DIR="$CONVENE_DEV_DIR/nginx"
+# Behind nginx every connection comes from 127.0.0.1: the services' per-address bound
+# (HTTP_MAX_CONNECTIONS_PER_ADDRESS, 512) is raised to their listener's bound
+# (HTTP_MAX_CONNECTIONS, 4096) and nginx holds 512 per client address instead.
+FRONT_PER_ADDRESS=4096
 LOG_DIR="$CONVENE_DEV_DIR/logs"
 PID_DIR="$CONVENE_DEV_DIR/pids"
 TOKENS_FILE="$CONVENE_DEV_DIR/tokens.env"
@@ -75,17 +106,21 @@ bin_dir() {
 # The binary an instance runs.
 bin_of() {
   case "$1" in
-    mc-service-2) printf 'mc-service' ;;
+    mc-service-2 | mc-service-3) printf 'mc-service' ;;
+    gc-service-2) printf 'gc-service' ;;
     *) printf '%s' "$1" ;;
   esac
 }
 
-# The client secret of service client $1 in the seed file (the only place it is written).
+# The client secret of service client $1 in the seed file (the only place it is written; the
+# scale stack's third MC, convene-mc-3, is in infra/scale/seed.json).
 seed_secret() {
+  local file="$SEED_FILE"
+  if [ "$1" = convene-mc-3 ]; then file="$SCALE_SEED_FILE"; fi
   python3 -c 'import json, sys
 for c in json.load(open(sys.argv[1]))["service_clients"]:
-    if c["client_id"] == sys.argv[2]: print(c["client_secret"])' "$SEED_FILE" "$1" 2>/dev/null \
-    || convene_die "cannot read the secret of $1 from $(rel "$SEED_FILE") (python3 needed)"
+    if c["client_id"] == sys.argv[2]: print(c["client_secret"])' "$file" "$1" 2>/dev/null \
+    || convene_die "cannot read the secret of $1 from $(rel "$file") (python3 needed)"
 }
 
 http_port_of() {
@@ -94,6 +129,8 @@ http_port_of() {
     gc-service) printf '%s' "$GC_PORT" ;;
     mc-service) printf '%s' "$MC_PORT" ;;
     mc-service-2) printf '%s' "$MC2_PORT" ;;
+    gc-service-2) printf '%s' "$GC2_PORT" ;;
+    mc-service-3) printf '%s' "$MC3_PORT" ;;
   esac
 }
 
@@ -121,7 +158,7 @@ service_env() {
       SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "AC_HTTP_ADDR=$BIND:$AC_PORT" "AC_OPS_ADDR=$BIND:$AC_OPS_PORT"
         "AC_MASTER_KEY=$AC_MASTER_KEY" "AC_CORS_ALLOWED_ORIGINS=$GC_URL")
       ;;
-    gc-service)
+    gc-service | gc-service-2)
       SVC_ENV+=("DATABASE_URL=$DATABASE_URL" "GC_HTTP_ADDR=$BIND:$GC_PORT" "GC_OPS_ADDR=$BIND:$GC_OPS_PORT"
         "GC_GRPC_ADDR=$BIND:$GC_GRPC_PORT" "GC_PUBLIC_BASE_URL=$GC_URL"
         "GC_CLIENT_ID=convene-gc" "GC_CLIENT_SECRET=$(seed_secret convene-gc)"
@@ -140,6 +177,61 @@ service_env() {
         "MC_CLIENT_ID=convene-mc-2" "MC_CLIENT_SECRET=$(seed_secret convene-mc-2)")
       ;;
   esac
+  if [ "$SCALE" = 1 ]; then scale_env "$1"; fi
+}
+
+# The scale stack's settings of instance $1 (docs/scale-stack.md), on top of service_env's:
+# the same binaries and production's settings, with nginx as the public front on FRONT_URL.
+scale_env() {
+  local i keep=() item
+  case "$1" in
+    ac-service)
+      # The page signs in through the front (GC_WEB_AC_URL below), from the front's origin.
+      SVC_ENV+=("AC_CORS_ALLOWED_ORIGINS=$FRONT_URL" "AC_TRUST_FORWARDED_FOR=true")
+      ;;
+    gc-service | gc-service-2)
+      if [ "$1" = gc-service-2 ]; then
+        # The second replica: its own listeners, everything else as the first.
+        for item in "${SVC_ENV[@]}"; do
+          case "$item" in
+            GC_HTTP_ADDR=*) keep+=("GC_HTTP_ADDR=$BIND:$GC2_PORT") ;;
+            GC_OPS_ADDR=*) keep+=("GC_OPS_ADDR=$BIND:$GC2_OPS_PORT") ;;
+            GC_GRPC_ADDR=*) keep+=("GC_GRPC_ADDR=$BIND:$GC2_GRPC_PORT") ;;
+            *) keep+=("$item") ;;
+          esac
+        done
+        SVC_ENV=("${keep[@]}")
+      fi
+      # join_url and the page at the front; the page signs in at AC through the front.
+      # X-Forwarded-For is the address nginx saw (it drops the client's own entries).
+      SVC_ENV+=("GC_PUBLIC_BASE_URL=$FRONT_URL" "GC_WEB_AC_URL=$FRONT_URL/ac" "GC_TRUST_FORWARDED_FOR=true")
+      ;;
+    mc-service | mc-service-2 | mc-service-3)
+      # Rooms in the Redis Cluster (REDIS_URL dropped), clients through the front at
+      # /mc/<n>/; the second MC registers with the second GC, so both GCs' gRPC serve.
+      case "$1" in
+        mc-service) i=1 ;;
+        mc-service-2) i=2 ;;
+        mc-service-3) i=3 ;;
+      esac
+      if [ "$1" = mc-service-3 ]; then
+        SVC_ENV+=("MC_HTTP_ADDR=$BIND:$MC3_PORT" "MC_OPS_ADDR=$BIND:$MC3_OPS_PORT"
+          "MC_GRPC_ADDR=$BIND:$MC3_GRPC_PORT" "GC_GRPC_URL=http://$BIND:$GC_GRPC_PORT"
+          "MC_CLIENT_ID=convene-mc-3" "MC_CLIENT_SECRET=$(seed_secret convene-mc-3)")
+      fi
+      for item in "${SVC_ENV[@]}"; do
+        case "$item" in
+          REDIS_URL=*) ;;
+          GC_GRPC_URL=*) if [ "$i" = 2 ]; then keep+=("GC_GRPC_URL=http://$BIND:$GC2_GRPC_PORT"); else keep+=("$item"); fi ;;
+          *) keep+=("$item") ;;
+        esac
+      done
+      SVC_ENV=("${keep[@]}" "REDIS_CLUSTER_URLS=$REDIS_CLUSTER_URLS" "MC_PUBLIC_WS_URL=ws://$BIND:$FRONT_PORT/mc/$i")
+      ;;
+  esac
+  # Every connection through the front comes from 127.0.0.1: nginx bounds each client
+  # address (infra/scale/nginx.conf.template), the services only their listener in all.
+  SVC_ENV+=("HTTP_MAX_CONNECTIONS_PER_ADDRESS=$FRONT_PER_ADDRESS")
 }
 
 service_pid() { convene_read_pid "$PID_DIR/$1.pid"; }
@@ -168,6 +260,11 @@ check_ports_free() {
     "mc-service:$MC_GRPC_PORT" "mc-service:$MC_OPS_PORT")
   if [ "${#SERVICES[@]}" -gt 3 ]; then
     specs+=("mc-service-2:$MC2_PORT" "mc-service-2:$MC2_GRPC_PORT" "mc-service-2:$MC2_OPS_PORT")
+  fi
+  if [ "$SCALE" = 1 ]; then
+    specs+=("gc-service-2:$GC2_PORT" "gc-service-2:$GC2_GRPC_PORT" "gc-service-2:$GC2_OPS_PORT"
+      "mc-service-3:$MC3_PORT" "mc-service-3:$MC3_GRPC_PORT" "mc-service-3:$MC3_OPS_PORT"
+      "nginx:$FRONT_PORT")
   fi
   for spec in "${specs[@]}"; do
     name="${spec%:*}"
@@ -302,10 +399,10 @@ issue_tokens() {
 # Written by scripts/dev.sh on $(date -u '+%Y-%m-%dT%H:%M:%SZ'); tokens expire after ${TOKEN_TTL}s
 # (renew: scripts/dev.sh tokens). Use: source $shown (TOKEN is the host's token).
 # The URLs and the admin client are what the env-tests read (env-tests/README.md).
-CONVENE_AC_URL=$AC_URL
-CONVENE_GC_URL=$GC_URL
+CONVENE_AC_URL=$(if [ "$SCALE" = 1 ]; then printf '%s/ac' "$FRONT_URL"; else printf '%s' "$AC_URL"; fi)
+CONVENE_GC_URL=$(if [ "$SCALE" = 1 ]; then printf '%s' "$FRONT_URL"; else printf '%s' "$GC_URL"; fi)
 CONVENE_MC_URL=$MC_URL
-$(if [ "${#SERVICES[@]}" -gt 3 ]; then printf 'CONVENE_MC_URLS=%s,http://%s:%s' "$MC_URL" "$BIND" "$MC2_PORT"; fi)
+$(if [ "$SCALE" = 1 ]; then printf 'CONVENE_MC_URLS=%s,http://%s:%s,http://%s:%s' "$MC_URL" "$BIND" "$MC2_PORT" "$BIND" "$MC3_PORT"; elif [ "${#SERVICES[@]}" -gt 3 ]; then printf 'CONVENE_MC_URLS=%s,http://%s:%s' "$MC_URL" "$BIND" "$MC2_PORT"; fi)
 CONVENE_ADMIN_CLIENT_ID=convene-admin
 CONVENE_ADMIN_CLIENT_SECRET=$admin_secret
 HOST_TOKEN=$HOST_TOKEN
@@ -323,21 +420,76 @@ Demo users (password $DEMO_PASSWORD); tokens valid ${TOKEN_TTL}s, also in $(rel 
 
 Create a meeting as the host:
   export TOKEN='$HOST_TOKEN'
-  curl -s -X POST $GC_URL/api/v1/meetings -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"display_name":"Demo"}'
+  curl -s -X POST $(if [ "$SCALE" = 1 ]; then printf '%s' "$FRONT_URL"; else printf '%s' "$GC_URL"; fi)/api/v1/meetings -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"display_name":"Demo"}'
 EOF
+}
+
+# ---------------------------------------------------------------------------------------
+# nginx, the scale stack's public front (infra/scale/nginx.conf.template)
+
+front_pid() { convene_read_pid "$NGINX_DIR/nginx.pid"; }
+
+stop_front() {
+  local pid
+  pid="$(front_pid)"
+  # SIGTERM is nginx's fast shutdown; its workers end with the master.
+  if [ -n "$pid" ]; then convene_stop_pid "$pid" nginx "nginx (public front)" 10; fi
+  rm -f "$NGINX_DIR/nginx.pid"
+}
+
+# Renders the configuration and starts nginx as the current user: its own prefix (-p), pid,
+# logs and temporary files under NGINX_DIR, no system service.
+start_front() {
+  local bin conf user_directive="" code="" i
+  bin="$(convene_nginx_bin)"
+  [ -f "$NGINX_TEMPLATE" ] || convene_die "$(rel "$NGINX_TEMPLATE") missing"
+  mkdir -p "$NGINX_DIR/logs" "$NGINX_DIR/tmp"
+  if [ -f "$NGINX_DIR/logs/error.log" ]; then mv -f "$NGINX_DIR/logs/error.log" "$NGINX_DIR/logs/error.log.prev"; fi
+  if [ -f "$NGINX_DIR/logs/access.log" ]; then mv -f "$NGINX_DIR/logs/access.log" "$NGINX_DIR/logs/access.log.prev"; fi
+  # As root nginx's workers would become `nobody`; they stay the current user, as without root.
+  if convene_is_root; then user_directive="user $(id -un) $(id -gn);"; fi
+  conf="$NGINX_DIR/nginx.conf"
+  sed -e "s|@USER_DIRECTIVE@|$user_directive|" -e "s|@PREFIX@|$NGINX_DIR|g" \
+    -e "s|@LISTEN@|$BIND:$FRONT_PORT|" -e "s|@AC@|$BIND:$AC_PORT|" \
+    -e "s|@GC1@|$BIND:$GC_PORT|" -e "s|@GC2@|$BIND:$GC2_PORT|" \
+    -e "s|@MC1@|$BIND:$MC_PORT|" -e "s|@MC2@|$BIND:$MC2_PORT|" -e "s|@MC3@|$BIND:$MC3_PORT|" \
+    "$NGINX_TEMPLATE" >"$conf"
+  ! grep -q '@[A-Z0-9_]*@' "$conf" || convene_die "$(rel "$conf"): a placeholder was not replaced"
+  "$bin" -t -q -p "$NGINX_DIR" -e "$NGINX_DIR/logs/error.log" -c "$conf" \
+    || convene_die "nginx refuses $(rel "$conf") (see above)"
+  "$bin" -p "$NGINX_DIR" -e "$NGINX_DIR/logs/error.log" -c "$conf" \
+    || convene_die "nginx did not start (see $(rel "$NGINX_DIR")/logs/error.log)"
+  for ((i = 0; i < 50; i++)); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$FRONT_URL/health/ready" 2>/dev/null || true)"
+    [ "$code" = 200 ] && break
+    sleep 0.2
+  done
+  [ "$code" = 200 ] || convene_die "nginx on $FRONT_URL does not reach GC (GET /health/ready answered ${code:-nothing}; see $(rel "$NGINX_DIR")/logs/error.log)"
+  convene_log "started nginx, the public front on $FRONT_URL (pid $(front_pid), config $(rel "$conf"), logs $(rel "$NGINX_DIR")/logs/)"
 }
 
 cmd_up() {
   local svc
   if [ "${1:-}" = "--second-mc" ]; then
     SERVICES+=(mc-service-2)
+  elif [ "${1:-}" = "--scale" ]; then
+    SCALE=1
+    SERVICES=("${SCALE_SERVICES[@]}")
   elif [ -n "${1:-}" ]; then
-    convene_die "unknown option $1 (up takes --second-mc)"
+    convene_die "unknown option $1 (up takes --second-mc or --scale)"
   fi
   ensure_rust_tools
   convene_have curl || convene_apt_install curl
   ensure_postgres
-  ensure_redis
+  if [ "$SCALE" = 1 ]; then
+    # GC and AC use no Redis; the MCs use the cluster alone.
+    ensure_redis_cluster "$REDIS_CLUSTER_PORT" "$((REDIS_CLUSTER_PORT + 1))" "$((REDIS_CLUSTER_PORT + 2))"
+    # service_env names REDIS_URL; scale_env drops it again for REDIS_CLUSTER_URLS.
+    REDIS_URL=""
+    ensure_nginx
+  else
+    ensure_redis
+  fi
   build
   for svc in "${SERVICES[@]}"; do
     if service_running "$svc"; then
@@ -345,6 +497,14 @@ cmd_up() {
     fi
   done
   stop_services
+  stop_front
+  if [ "$SCALE" = 1 ]; then
+    date -u '+%Y-%m-%dT%H:%M:%SZ' >"$SCALE_MARK"
+  else
+    # What a scale stack left running serves no one now.
+    rm -f "$SCALE_MARK"
+    convene_redis_cluster_stop
+  fi
   check_ports_free
   load_master_key
   [ -f "$SEED_FILE" ] || convene_die "$SEED_FILE missing"
@@ -352,11 +512,22 @@ cmd_up() {
   ac_command migrate
   convene_log "seeding demo data from $(rel "$SEED_FILE") (ac-service seed)"
   ac_command seed --file "$SEED_FILE"
+  if [ "$SCALE" = 1 ]; then
+    convene_log "seeding the third MC's client from $(rel "$SCALE_SEED_FILE") (ac-service seed)"
+    ac_command seed --file "$SCALE_SEED_FILE"
+  fi
   # AC first: GC and MC fetch JWKS and service tokens from it; MC registers with GC.
   for svc in "${SERVICES[@]}"; do
     start_service "$svc"
     wait_ready "$svc"
   done
+  if [ "$SCALE" = 1 ]; then
+    start_front
+    issue_tokens
+    print_scale_banner
+    print_tokens
+    return
+  fi
   issue_tokens
   cat <<EOF
 
@@ -373,6 +544,29 @@ Convene dev stack is up.
 
 EOF
   print_tokens
+}
+
+print_scale_banner() {
+  cat <<EOF
+
+Convene scale stack is up (docs/scale-stack.md).
+  Public URL  $FRONT_URL  (nginx: the API and the page on both GCs, round robin; AC at /ac/;
+              MC n's signaling WebSocket at ws://$BIND:$FRONT_PORT/mc/n/ws/v1/meetings/<code>)
+  Web page    $(if [ -f "$WEB_DIR/index.html" ]; then printf '%s/ (sign in as host@demo.test, password %s)' "$FRONT_URL" "$DEMO_PASSWORD"; else printf 'not built (needs npm)'; fi)
+  AC          $AC_URL (ops http://$BIND:$AC_OPS_PORT)
+  GC 1        $GC_URL (gRPC $BIND:$GC_GRPC_PORT, ops http://$BIND:$GC_OPS_PORT)
+  GC 2        http://$BIND:$GC2_PORT (gRPC $BIND:$GC2_GRPC_PORT, ops http://$BIND:$GC2_OPS_PORT)
+  MC 1        $MC_URL (gRPC $BIND:$MC_GRPC_PORT, ops http://$BIND:$MC_OPS_PORT), public ws://$BIND:$FRONT_PORT/mc/1
+  MC 2        http://$BIND:$MC2_PORT (gRPC $BIND:$MC2_GRPC_PORT, ops http://$BIND:$MC2_OPS_PORT), public ws://$BIND:$FRONT_PORT/mc/2
+  MC 3        http://$BIND:$MC3_PORT (gRPC $BIND:$MC3_GRPC_PORT, ops http://$BIND:$MC3_OPS_PORT), public ws://$BIND:$FRONT_PORT/mc/3
+  Redis       Cluster of 3 primaries: $REDIS_CLUSTER_URLS
+              (redis-cli -c -p $REDIS_CLUSTER_PORT --scan; data dirs $(rel "$CONVENE_REDIS_CLUSTER_DIR")/node-<port>)
+  PostgreSQL  $DATABASE_URL
+  Bounds      nginx holds 512 connections per client address; the services' per-address bound is
+              raised to $FRONT_PER_ADDRESS, as every connection reaches them from 127.0.0.1
+  Logs        $(rel "$LOG_DIR")/<service>.log, $(rel "$NGINX_DIR")/logs/    Stop: scripts/dev.sh down
+
+EOF
 }
 
 # The demo org's webhook receiver (`webhook`).
@@ -447,7 +641,10 @@ EOF
 
 cmd_down() {
   stop_webhook_receiver
+  stop_front
   stop_services
+  convene_redis_cluster_stop
+  rm -f "$SCALE_MARK"
   convene_pg_local_stop
   convene_redis_local_stop
   convene_log "stack stopped (data kept in $(rel "$CONVENE_DEV_DIR")/; rm -rf $(rel "$CONVENE_DEV_DIR") to reset)"
@@ -455,8 +652,12 @@ cmd_down() {
 
 cmd_status() {
   local svc pid code all=0 port
-  # The second MC is shown when dev.sh started one.
-  if [ -f "$PID_DIR/mc-service-2.pid" ]; then SERVICES+=(mc-service-2); fi
+  # The second MC is shown when dev.sh started one; the scale stack's instances when it runs.
+  if [ -f "$SCALE_MARK" ]; then
+    SERVICES=("${SCALE_SERVICES[@]}")
+  elif [ -f "$PID_DIR/mc-service-2.pid" ]; then
+    SERVICES+=(mc-service-2)
+  fi
   for svc in "${SERVICES[@]}"; do
     pid="$(service_pid "$svc")"
     if convene_pid_is "$pid" "$(bin_of "$svc")"; then
@@ -481,6 +682,26 @@ cmd_status() {
   else
     printf '%-11s no project-local Redis running (dev.sh up reuses a reachable server)\n' redis
   fi
+  if [ -f "$SCALE_MARK" ] || [ -n "$(front_pid)" ] || [ -n "$(convene_redis_cluster_pids)" ]; then
+    pid="$(front_pid)"
+    if convene_pid_is "$pid" nginx; then
+      code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$FRONT_URL/health/ready" 2>/dev/null || true)"
+      printf '%-11s running (pid %s) on %s, /health/ready through it: %s\n' nginx "$pid" "$FRONT_URL" "$code"
+    else
+      printf '%-11s stopped\n' nginx
+      all=3
+    fi
+    for port in "$REDIS_CLUSTER_PORT" "$((REDIS_CLUSTER_PORT + 1))" "$((REDIS_CLUSTER_PORT + 2))"; do
+      pid="$(convene_read_pid "$CONVENE_REDIS_CLUSTER_DIR/node-$port/redis.pid")"
+      if convene_pid_is "$pid" redis-server; then
+        code="$(timeout 3 redis-cli -p "$port" cluster info 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_state://p')"
+        printf '%-11s cluster node on 127.0.0.1:%s (pid %s), cluster_state:%s\n' redis "$port" "$pid" "${code:-?}"
+      else
+        printf '%-11s cluster node on 127.0.0.1:%s stopped\n' redis "$port"
+        all=3
+      fi
+    done
+  fi
   return "$all"
 }
 
@@ -496,6 +717,7 @@ cmd_logs() {
     files=("$LOG_DIR/$1.log")
   else
     local svc
+    if [ -f "$SCALE_MARK" ]; then SERVICES=("${SCALE_SERVICES[@]}"); fi
     for svc in "${SERVICES[@]}"; do files+=("$LOG_DIR/$svc.log"); done
   fi
   exec tail -n 50 -F "${files[@]}"

@@ -16,6 +16,14 @@
 #                       exports REDIS_URL (database CONVENE_REDIS_DB when set)
 #   convene_pg_local_stop / convene_redis_local_stop
 #                       stop the project-local servers (never anything else)
+#   ensure_redis_cluster PORT...
+#                       keep or start a project-local Redis Cluster of primaries, one node per
+#                       port, in .dev/redis-cluster/node-<port>; exports REDIS_CLUSTER_URLS
+#                       (the scale stack of `scripts/dev.sh up --scale`)
+#   convene_redis_cluster_stop
+#                       stop that cluster's nodes (never any other Redis)
+#   ensure_nginx        install Debian's nginx when missing (dev.sh runs its binary, never its
+#                       service)
 #
 # Settings (environment):
 #   CONVENE_PG_HOST (127.0.0.1)  CONVENE_PG_PORT (5432)  CONVENE_PG_USER (postgres)
@@ -661,4 +669,123 @@ for line in sys.stdin:
 for what, n in counts.most_common(5):
     print(f"log          {sys.argv[1]}: {n} x {what}")' "$svc"
   done
+}
+
+# ---------------------------------------------------------------------------------------
+# Redis Cluster and nginx: the scale stack of `scripts/dev.sh up --scale`
+# (docs/scale-stack.md). Both are project-local processes under the state directory, started
+# and stopped by pid file, never a system service.
+
+CONVENE_REDIS_CLUSTER_DIR="$CONVENE_DEV_DIR/redis-cluster"
+
+# Pids of the project-local cluster's nodes that run, one a line.
+convene_redis_cluster_pids() {
+  local file pid
+  for file in "$CONVENE_REDIS_CLUSTER_DIR"/node-*/redis.pid; do
+    [ -f "$file" ] || continue
+    pid="$(convene_read_pid "$file")"
+    if convene_pid_is "$pid" redis-server; then printf '%s\n' "$pid"; fi
+  done
+}
+
+# Stop every node of the project-local cluster (never any other Redis). Its data goes with it:
+# the nodes run without persistence.
+convene_redis_cluster_stop() {
+  local pid
+  for pid in $(convene_redis_cluster_pids); do
+    convene_stop_pid "$pid" redis-server "Redis Cluster node" 10
+  done
+  rm -f "$CONVENE_REDIS_CLUSTER_DIR"/node-*/redis.pid
+}
+
+# True when every node on the ports $@ answers and says `cluster_state:ok`.
+_convene_redis_cluster_ok() {
+  local port
+  for port in "$@"; do
+    timeout 3 redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | tr -d '\r' \
+      | grep -qx 'cluster_state:ok' || return 1
+  done
+}
+
+# A Redis Cluster of primaries only (no replicas), one node on each port given, each with its
+# data directory CONVENE_REDIS_CLUSTER_DIR/node-<port> and its cluster bus on port + 10000.
+# A cluster of ours that runs and is whole is kept; otherwise it is made afresh (the nodes keep
+# no data). Exports REDIS_CLUSTER_URLS, MC's setting: the node URLs, comma-separated.
+# Usage: ensure_redis_cluster PORT PORT PORT
+ensure_redis_cluster() {
+  local ports=("$@") port bin dir i urls=() nodes=()
+  [ "${#ports[@]}" -ge 3 ] || convene_die "a Redis Cluster needs at least three primaries"
+  _convene_lock redis-cluster
+  bin="$(convene_redis_server_bin)"
+  if [ -z "$bin" ] || ! convene_have redis-cli; then
+    convene_apt_install redis-server redis-tools
+    bin="$(convene_redis_server_bin)"
+  fi
+  [ -n "$bin" ] || convene_die "redis-server not found"
+  for port in "${ports[@]}"; do
+    urls+=("redis://127.0.0.1:$port")
+    nodes+=("127.0.0.1:$port")
+  done
+  if [ "$(convene_redis_cluster_pids | wc -l)" -eq "${#ports[@]}" ] && _convene_redis_cluster_ok "${ports[@]}"; then
+    convene_log "Redis Cluster: project-local, already running on ports ${ports[*]}"
+  else
+    convene_redis_cluster_stop
+    for port in "${ports[@]}"; do
+      if convene_port_open 127.0.0.1 "$port" || convene_port_open 127.0.0.1 "$((port + 10000))"; then
+        convene_die "port $port or $((port + 10000)) (Redis Cluster node and its bus) is in use by a process dev.sh did not start; set CONVENE_REDIS_CLUSTER_PORT"
+      fi
+    done
+    rm -rf "$CONVENE_REDIS_CLUSTER_DIR"
+    convene_log "starting a project-local Redis Cluster: ${#ports[@]} primaries on ports ${ports[*]} (logs: ${CONVENE_REDIS_CLUSTER_DIR#"$CONVENE_REPO"/}/node-<port>/redis.log)"
+    for port in "${ports[@]}"; do
+      dir="$CONVENE_REDIS_CLUSTER_DIR/node-$port"
+      mkdir -p "$dir"
+      "$bin" --daemonize yes --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+        --cluster-port "$((port + 10000))" --cluster-config-file nodes.conf \
+        --save '' --appendonly no --dir "$dir" --pidfile "$dir/redis.pid" \
+        --logfile "$dir/redis.log" >/dev/null \
+        || convene_die "could not start redis-server on port $port (see $dir/redis.log)"
+    done
+    for port in "${ports[@]}"; do
+      for ((i = 0; i < 100; i++)); do
+        convene_redis_ping 127.0.0.1 "$port" && break
+        sleep 0.1
+      done
+      convene_redis_ping 127.0.0.1 "$port" \
+        || convene_die "Redis Cluster node on port $port did not answer within 10s (see $CONVENE_REDIS_CLUSTER_DIR/node-$port/redis.log)"
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+      >"$CONVENE_REDIS_CLUSTER_DIR/create.log" 2>&1 || {
+      tail -n 20 "$CONVENE_REDIS_CLUSTER_DIR/create.log" >&2 || true
+      convene_die "redis-cli --cluster create failed (see ${CONVENE_REDIS_CLUSTER_DIR#"$CONVENE_REPO"/}/create.log)"
+    }
+    for ((i = 0; i < 300; i++)); do
+      _convene_redis_cluster_ok "${ports[@]}" && break
+      sleep 0.1
+    done
+    _convene_redis_cluster_ok "${ports[@]}" \
+      || convene_die "the Redis Cluster did not reach cluster_state:ok within 30s"
+    convene_log "Redis Cluster: formed, cluster_state:ok on every node"
+  fi
+  REDIS_CLUSTER_URLS="$(IFS=,; printf '%s' "${urls[*]}")"
+  export REDIS_CLUSTER_URLS
+  _convene_unlock redis-cluster
+}
+
+# nginx from Debian's package (installed when missing); only its binary is used: dev.sh runs
+# it as the current user with a configuration of its own (`-p`, `-c`), never the system service
+# (the package's own configuration and service are left alone).
+convene_nginx_bin() {
+  if convene_have nginx; then
+    command -v nginx
+  elif [ -x /usr/sbin/nginx ]; then
+    printf '%s' /usr/sbin/nginx
+  fi
+}
+
+ensure_nginx() {
+  if [ -z "$(convene_nginx_bin)" ]; then
+    convene_apt_install nginx
+  fi
+  [ -n "$(convene_nginx_bin)" ] || convene_die "nginx not found after installing Debian's nginx package"
 }
