@@ -14,6 +14,8 @@
 #   (scripts/check_runbooks.py);
 # - no script or workflow starts a server on a fixed port in Linux's ephemeral range
 #   (scripts/check_ports.py);
+# - the capacity model's tables in docs/capacity.md are what docs/capacity/inputs.json gives
+#   (scripts/capacity-model.py --check);
 # - the Kubernetes manifests render, validate against the Kubernetes schemas and keep the
 #   network, security and identity rules; the Dockerfile and the kind scripts lint clean
 #   (scripts/check-k8s.sh).
@@ -130,6 +132,9 @@ python3 scripts/check_runbooks.py
 
 convene_log "scripts start servers only on ports below Linux's ephemeral range"
 python3 scripts/check_ports.py
+
+convene_log "docs/capacity.md's model tables are what its inputs give"
+python3 scripts/capacity-model.py --check
 
 # The Kubernetes manifests, the Dockerfile and the kind scripts.
 "$CONVENE_REPO/scripts/check-k8s.sh"
