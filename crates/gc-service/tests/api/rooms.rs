@@ -767,6 +767,49 @@ async fn new_meetings_go_to_the_least_loaded_healthy_controller(pool: PgPool) {
     );
 }
 
+/// Two first joins at once for two controllers with one place each: whichever controller
+/// both draws pick, the join that loses its last place draws again (placement's
+/// `SETTLE_ATTEMPTS`) and gets the other one; neither is refused while a place is free. Each
+/// trial ends both meetings, which gives the places back.
+#[sqlx::test(migrations = "../../migrations")]
+async fn first_joins_racing_for_the_last_places_each_get_one(pool: PgPool) {
+    let mut stack = spawn_stack(pool, StackOptions::default()).await;
+    let prefix = format!("t{}:", Uuid::new_v4().simple());
+    stack.start_mc(0, &prefix, McRedis::Single).await;
+    stack.start_mc(1, &prefix, McRedis::Single).await;
+    // Registration set the capacity; heartbeats leave it.
+    sqlx::query("update meeting_controllers set capacity = 1")
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let host = stack.user_token(HOST).await;
+
+    for trial in 0..30 {
+        let first = create(&stack, &host, &json!({"display_name": "Race A"})).await;
+        let second = create(&stack, &host, &json!({"display_name": "Race B"})).await;
+        let (a, b) = tokio::join!(join(&stack, &first, &host), join(&stack, &second, &host));
+        assert_eq!(a.0, StatusCode::OK, "trial {trial}: {}", a.1);
+        assert_eq!(b.0, StatusCode::OK, "trial {trial}: {}", b.1);
+        let owners: Vec<String> =
+            sqlx::query_scalar("select controller_id from meeting_assignments order by 1")
+                .fetch_all(&stack.pool)
+                .await
+                .unwrap();
+        assert_eq!(owners, ["test-mc-1", "test-mc-2"], "trial {trial}");
+        for code in [&first, &second] {
+            let (status, body) = call(
+                &stack,
+                Method::POST,
+                &format!("/api/v1/meetings/{code}/end"),
+                &host,
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "trial {trial}: {body}");
+        }
+    }
+}
+
 /// A controller that died while GC still counts it healthy (its heartbeat not late yet): the
 /// first joins each find it unreachable; from the third in a row, its breaker is open and joins
 /// are refused at once with 503 and `Retry-After`, without calling it.
