@@ -379,6 +379,32 @@ pub(crate) mod tests {
         all
     }
 
+    /// The largest `welcome` a room can give, 10,000 seats with the longest ids, names and
+    /// language tags, fits what one socket may write at once.
+    #[test]
+    fn the_largest_rooms_welcome_fits_one_sockets_write_bound() {
+        use crate::room::{MAX_DISPLAY_NAME_BYTES, MAX_ID_BYTES, MAX_LANGUAGE_BYTES};
+        let mut state = state();
+        let name = "\u{1F600}".repeat(MAX_DISPLAY_NAME_BYTES / 4);
+        state.max_participants = 10_000;
+        state.participants = (0..10_000)
+            .map(|i| Participant {
+                user_id: format!("{i:0>width$}", width = MAX_ID_BYTES),
+                display_name: name.clone(),
+                language: Some("a".repeat(MAX_LANGUAGE_BYTES)),
+                ..seat("x", Role::Guest, ParticipantStatus::Connected)
+            })
+            .collect();
+        let me = state.participants[0].clone();
+        let text = ServerMessage::welcome(Welcome::new(&code(), &state, &me, true)).to_text();
+        assert!(
+            text.len() > 10 * 1024 * 1024
+                && text.len() <= crate::signaling::protocol::MAX_WRITE_BYTES,
+            "{} bytes",
+            text.len()
+        );
+    }
+
     #[test]
     fn every_server_message_round_trips_and_carries_its_type() {
         for message in every_server_message() {

@@ -234,7 +234,7 @@ pub async fn upgrade(
         .max_frame_size(protocol::MAX_FRAME_BYTES)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024)
+        .max_write_buffer_size(protocol::MAX_WRITE_BYTES)
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
                 socket::serve(socket, code, sig).await;

@@ -14,6 +14,13 @@ use crate::speaker::{MAX_LEVEL_DBFS, MIN_LEVEL_DBFS};
 
 /// Largest frame (and message) accepted, in bytes; a larger one closes the socket with 1009.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// The most one message MC sends may hold in the socket's write buffer, which keeps the
+/// capacity of the largest message it wrote for the socket's life. A `welcome` lists the whole
+/// room: 10,000 seats (the largest `max_participants` an org may allow) with the longest names
+/// (255 characters of 4 bytes) and ids take about 13 MiB. So a socket costs MC about as much
+/// memory as its room's `welcome` (about 200 bytes a seat with short names), once. Writing a
+/// large message in frames would keep the buffer small; axum's socket cannot send frames.
+pub const MAX_WRITE_BYTES: usize = 16 * 1024 * 1024;
 /// Longest meeting token accepted in `auth` (the verifier's own bound).
 pub const MAX_TOKEN_BYTES: usize = common::jwt::MAX_TOKEN_BYTES;
 

@@ -646,6 +646,27 @@ async fn random_frames_never_break_a_socket_uncleanly(pool: PgPool) {
     ws.sync().await;
 }
 
+/// A room whose `welcome` is larger than the 64 KiB a socket's write was once capped at (81
+/// seats with long names: about 80 KB): the last one in is greeted with the whole room. Before,
+/// the write failed and the socket closed without a code (issue 27's town hall found it).
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_welcome_larger_than_64_kib_arrives_whole(pool: PgPool) {
+    let (stack, _prefix, people) = stack(pool, quick()).await;
+    let (code, host, _host_ws) = meeting(&stack, &people).await;
+    let long = "\u{1F600}".repeat(200);
+    let mut last = None;
+    for i in 0..80 {
+        let m = member(&stack, &people, &code, &format!("{long} {i}")).await;
+        admit(&stack, &code, &host, &m).await;
+        last = Some(m);
+    }
+    let mut ws = last.unwrap().socket().await;
+    let welcome = ws.expect("welcome").await;
+    assert_eq!(welcome["participants"].as_array().unwrap().len(), 81);
+    let size = welcome.to_string().len();
+    assert!(size > 64 * 1024, "the welcome is only {size} bytes");
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_client_that_stops_reading_is_dropped_and_the_others_keep_up(pool: PgPool) {
     use futures::{SinkExt, StreamExt};
