@@ -17,6 +17,16 @@
 #   lobby  with the machine otherwise idle, BENCH_LOBBY_USERS users one after another wait in
 #          the lobby of a meeting whose host is connected and are admitted over REST: the time
 #          from the REST admit to `admitted` on the waiting socket.
+# With BENCH_TOWNHALL=1 each round runs instead (docs/benchmarks.md, "A town hall: one
+# broadcast to 1,000"):
+#   broadcast  BENCH_PEOPLE sockets on the echo server in broadcast mode (every text frame to
+#          every socket, through a bounded queue and a writer task per socket, as MC's): one
+#          socket sends a frame shaped as MC's `active_speaker`, BENCH_TOWNHALL_ROUNDS times,
+#          each timed until the last socket got it;
+#   townhall   BENCH_PEOPLE users joined over GC into ONE meeting, welcomed on MC; then
+#          BENCH_TOWNHALL_ROUNDS rounds of a speaker change (two members take turns), a join
+#          over REST with its connection, and that joiner's leave, each event timed until the
+#          last socket got it. Summary: scripts/bench-signaling-townhall.py.
 # AC, GC and MC are started afresh for the mc and for the lobby run, so neither inherits the
 # other's sockets or reconnect graces. Conditions are interleaved and the summary gives medians
 # over the rounds, and the ratio to the echo server of the same round, because this machine
@@ -29,6 +39,10 @@
 #           BENCH_RATES (the ceiling: samples a second per client to offer, e.g. "20 40 80";
 #           each round then runs echo and mc once per rate, lowest first, and no lobby, and the
 #           summary is the highest rate each sustained: scripts/bench-signaling-ceiling.py),
+#           BENCH_TOWNHALL (1: the town hall instead, see above), BENCH_PEOPLE (1000),
+#           BENCH_TOWNHALL_ROUNDS (broadcasts timed in each run, 50), BENCH_MC_BIN (another
+#           mc-service binary to run instead of the release build's, e.g. one with a changed
+#           constant; the summary's machine line does not see it),
 #           BENCH_PROFILE (1: after the rounds, one more mc run with MC under `perf record`,
 #           not counted, and MC's CPU samples by crate and by symbol), BENCH_KEEP (1: keep the
 #           work directory with the services' logs; it is always kept when the script fails),
@@ -54,9 +68,19 @@ ROOMS="${BENCH_ROOMS:-100}"
 PER_ROOM="${BENCH_PER_ROOM:-20}"
 LOBBY_USERS="${BENCH_LOBBY_USERS:-300}"
 RATES="${BENCH_RATES:-}"
+TOWNHALL="${BENCH_TOWNHALL:-0}"
+PEOPLE="${BENCH_PEOPLE:-1000}"
+TOWNHALL_ROUNDS="${BENCH_TOWNHALL_ROUNDS:-50}"
 CLIENTS=$((ROOMS * PER_ROOM))
-# The mc runs use users 0..CLIENTS-1, the lobby runs the next LOBBY_USERS.
+# The mc runs use users 0..CLIENTS-1, the lobby runs the next LOBBY_USERS (none with
+# BENCH_RATES, which runs no lobby: 10,000 sign-ins are minutes of Argon2 already).
 POOL=$((CLIENTS + LOBBY_USERS))
+if [ -n "$RATES" ]; then POOL=$CLIENTS; fi
+if [ "$TOWNHALL" = 1 ]; then
+  # The town hall's people, then one joiner a round.
+  CLIENTS=$((PEOPLE + 1))
+  POOL=$((PEOPLE + TOWNHALL_ROUNDS))
+fi
 : "${CARGO_TARGET_DIR:=/var/tmp/convene-release}"
 export CARGO_TARGET_DIR
 AC_PORT=18282
@@ -79,10 +103,20 @@ CLAIM_KEY="convene:bench-signaling:claim"
 for port in $AC_PORT $GC_PORT $GC_GRPC_PORT $MC_PORT $MC_GRPC_PORT $ECHO_PORT; do
   ! convene_port_open 127.0.0.1 "$port" || convene_die "port $port is taken"
 done
-# Each side of the loopback holds a descriptor per socket.
+# Each side of the loopback holds a descriptor per socket: the load generator one per client,
+# and the server (MC or the echo server) one per client, each in its own process, which
+# inherits this limit.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -ge $((CLIENTS + 1024)) ] \
   || convene_die "ulimit -n is $(ulimit -n): $CLIENTS sockets need more"
+# MC refuses sockets beyond WS_MAX_CONNECTIONS (default 10,000): a larger run raises it for
+# MC here, and says so. (HTTP_MAX_CONNECTIONS and its per-address bound count only sockets
+# not yet upgraded: at most the generator's CONNECT_CONCURRENCY at once.)
+MC_WS_MAX=10000
+if [ "$CLIENTS" -gt "$MC_WS_MAX" ]; then
+  MC_WS_MAX=$((CLIENTS + 16))
+  convene_log "WS_MAX_CONNECTIONS raised to $MC_WS_MAX for MC ($CLIENTS sockets)"
+fi
 
 
 declare -A PID_OF
@@ -142,6 +176,7 @@ LOAD="$(newest signaling_load)"
 WS_ECHO="$(newest ws_echo)"
 JOIN_LOAD="$(newest join_load)"
 BIN="$CARGO_TARGET_DIR/release"
+MC_BIN="${BENCH_MC_BIN:-$BIN/mc-service}"
 
 sql() { psql -qAtX -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
 
@@ -162,6 +197,14 @@ sql "insert into users (org_id, email, password_hash, display_name, roles)
      where email = 'bench-u0@bench.test'"
 
 
+# MC's ACTIVE_SPEAKER_SILENCE_GAP_MS for the rate offered: its default, 150 ms, is shorter than
+# the period under 7 Hz (200 ms at 5 Hz), where every sample would break the run and MC would
+# never name a speaker; those rates get 1.5 periods (300 ms at 5 Hz), and the script says so.
+speaker_gap_ms() {
+  local gap=$((3000 / (2 * ${RATE_HZ:-20})))
+  echo $((gap > 150 ? gap : 150))
+}
+
 # start_services [ac|gc|mc]...: starts the named services, in that order.
 start_services() {
   for svc in "$@"; do
@@ -180,7 +223,8 @@ start_services() {
         REDIS_URL="$REDIS_BASE/$REDIS_DB" MC_HTTP_ADDR="127.0.0.1:$MC_PORT" MC_OPS_ADDR=127.0.0.1:0 \
           MC_GRPC_ADDR="127.0.0.1:$MC_GRPC_PORT" GC_GRPC_URL="http://127.0.0.1:$GC_GRPC_PORT" \
           AC_URL="http://127.0.0.1:$AC_PORT" MC_CLIENT_ID=bench-mc \
-          MC_CLIENT_SECRET=bench-mc-secret-0001 MC_CAPACITY=1000000 "$BIN/mc-service" \
+          MC_CLIENT_SECRET=bench-mc-secret-0001 MC_CAPACITY=1000000 WS_MAX_CONNECTIONS="$MC_WS_MAX" \
+          ACTIVE_SPEAKER_SILENCE_GAP_MS="$(speaker_gap_ms)" "$MC_BIN" \
           >>"$WORK/mc.log" 2>&1 &
         ;;
     esac
@@ -205,7 +249,8 @@ start_services() {
 # Removes what a run created, forgets the controller (so MC's next registration is the one
 # awaited) and drops the room keys.
 reset_state() {
-  sql "delete from meetings where display_name in ('signaling bench', 'signaling lobby bench')"
+  sql "delete from meetings where display_name in ('signaling bench', 'signaling lobby bench',
+                                                    'signaling townhall bench')"
   sql "delete from audit_logs"
   sql "delete from meeting_controllers"
   drop_room_keys
@@ -288,6 +333,28 @@ lobby_run() { # round
   reset_state
 }
 
+broadcast_run() { # round
+  "$WS_ECHO" --addr "127.0.0.1:$ECHO_PORT" --broadcast >>"$WORK/echo.log" 2>&1 &
+  ECHO_PID=$!
+  for _ in $(seq 1 100); do convene_port_open 127.0.0.1 "$ECHO_PORT" && break; sleep 0.1; done
+  run_load broadcast "$1" broadcast --url "ws://127.0.0.1:$ECHO_PORT" --people "$PEOPLE" \
+    --rounds "$TOWNHALL_ROUNDS" --server-pid "$ECHO_PID" --cpu "echo=$ECHO_PID"
+  stop_echo
+}
+
+townhall_run() { # round
+  ensure_tokens
+  convene_log_mark
+  start_services ac gc mc
+  run_load townhall "$1" townhall --gc-url "$GC_URL" --mc-url "http://127.0.0.1:$MC_PORT" \
+    --tokens-file "$WORK/tokens.txt" --people "$PEOPLE" --rounds "$TOWNHALL_ROUNDS" \
+    --server-pid "${PID_OF[mc]}" --cpu "mc=${PID_OF[mc]}" --cpu "redis=$REDIS_PID" \
+    --cpu "gc=${PID_OF[gc]}"
+  convene_log_report
+  stop_services
+  reset_state
+}
+
 # One more mc run with MC under perf (BENCH_PROFILE=1): where MC spends its CPU under load.
 profile_run() {
   local perf_pid started="$WORK/profile.started"
@@ -322,16 +389,38 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB;" \
   "commit $(git rev-parse --short HEAD)$(git diff --name-only HEAD -- crates ':!crates/gc-service/benches' |
     awk 'NR == 1 {printf " with local changes to"} {printf " %s", $0}');" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
-echo "settings: ${DURATION}s runs, $ROUNDS rounds, $ROOMS rooms x $PER_ROOM clients at 20 Hz," \
-  "lobby $LOBBY_USERS admissions"
+if [ -n "${BENCH_MC_BIN:-}" ]; then echo "mc: $MC_BIN (BENCH_MC_BIN), not the release build"; fi
+echo "settings: ${DURATION}s runs, $ROUNDS rounds, $ROOMS rooms x $PER_ROOM clients at" \
+  "${RATES:-20} Hz, lobby $([ -n "$RATES" ] && echo none || echo "$LOBBY_USERS admissions");" \
+  "ulimit -n $(ulimit -n); MC WS_MAX_CONNECTIONS $MC_WS_MAX"
 reset_state
 sign_in
+if [ "$TOWNHALL" = 1 ]; then
+  for round in $(seq 1 "$ROUNDS"); do
+    echo "=== round $round, $(cut -d' ' -f1-3 /proc/loadavg) load"
+    broadcast_run "$round"
+    townhall_run "$round"
+  done
+  echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+  for svc in ac gc mc; do
+    echo "$svc logged $( (wc -l <"$WORK/$svc.log") 2>/dev/null || echo 0) lines at warn or error"
+  done
+  echo
+  echo "=== summary: median of $ROUNDS rounds (min-max), $PEOPLE people," \
+    "$TOWNHALL_ROUNDS broadcasts a run"
+  python3 "$CONVENE_REPO/scripts/bench-signaling-townhall.py" "$RESULTS"
+  exit 0
+fi
 if [ -n "$RATES" ]; then
   # The ceiling: each rate in turn, echo then mc, lowest rate first in every round.
   for round in $(seq 1 "$ROUNDS"); do
     for RATE_HZ in $RATES; do
       echo "=== round $round, $RATE_HZ Hz a client ($((CLIENTS * RATE_HZ)) a second offered)," \
         "$(cut -d' ' -f1-3 /proc/loadavg) load"
+      if [ "$(speaker_gap_ms)" != 150 ]; then
+        echo "mc: ACTIVE_SPEAKER_SILENCE_GAP_MS=$(speaker_gap_ms) at $RATE_HZ Hz (default 150 ms" \
+          "is under the period)"
+      fi
       echo_run "$round-$RATE_HZ"
       mc_run "$round-$RATE_HZ"
     done

@@ -14,10 +14,18 @@
 //! # the lobby round trip: REST admit on GC → `admitted` on the waiting socket
 //! GC_BENCH_HOST_TOKEN=... cargo bench -p gc-service --bench signaling_load -- lobby \
 //!     --gc-url http://127.0.0.1:18280 --tokens-file tokens.txt --first 2000 --users 300
+//! # the town hall: 1,000 users in one meeting, 50 rounds of a speaker change, a join and a
+//! # leave, each timed until the last socket heard it; and its baseline, the same sockets on
+//! # a bare broadcast server (bench ws_echo -- --broadcast)
+//! GC_BENCH_HOST_TOKEN=... cargo bench -p gc-service --bench signaling_load -- townhall \
+//!     --gc-url http://127.0.0.1:18280 --mc-url http://127.0.0.1:18281 \
+//!     --tokens-file tokens.txt --people 1000 --rounds 50 --cpu mc="$MC_PID"
+//! cargo bench -p gc-service --bench signaling_load -- broadcast --url ws://127.0.0.1:18283 \
+//!     --people 1000 --rounds 50
 //! ```
 //!
 //! The stream and how speaker delays are matched are in `stream.rs`, the mc mode in `mc.rs`,
-//! the lobby in `lobby.rs`.
+//! the lobby in `lobby.rs`, the town hall and its baseline in `townhall.rs`.
 //! Each mode prints readable lines, then one `result key=value …` line for the script.
 //! Without a command it prints this usage and exits 0, so a plain `cargo bench` does not fail.
 
@@ -33,6 +41,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[path = "../support/api.rs"]
 mod api;
+mod hall;
 mod lobby;
 mod mc;
 #[path = "../support/procfs.rs"]
@@ -44,6 +53,7 @@ mod procfs;
 #[path = "../support/report.rs"]
 mod report;
 mod stream;
+mod townhall;
 
 use procfs::CpuSnapshot;
 use stream::{EchoQueue, Heard, Schedule, Talked, Ws};
@@ -81,6 +91,11 @@ enum Command {
     Mc(mc::McArgs),
     /// Users admitted from the lobby one at a time: REST admit to `admitted`.
     Lobby(lobby::LobbyArgs),
+    /// One meeting of 1,000 on MC: a speaker change, a join and a leave, each timed until the
+    /// last socket heard it.
+    Townhall(townhall::TownhallArgs),
+    /// The same sockets on a bare broadcast server (`ws_echo --broadcast`): the baseline.
+    Broadcast(townhall::BroadcastArgs),
 }
 
 /// The shape of the load, shared by `echo` and `mc`.
@@ -134,13 +149,16 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         None => {
             println!(
-                "signaling_load: nothing to do without a command: echo, mc or lobby (see --help)"
+                "signaling_load: nothing to do without a command: echo, mc, lobby, townhall or \
+                 broadcast (see --help)"
             );
             Ok(())
         }
         Some(Command::Echo(args)) => echo(args).await,
         Some(Command::Mc(args)) => mc::run(args).await,
         Some(Command::Lobby(args)) => lobby::run(args).await,
+        Some(Command::Townhall(args)) => townhall::townhall(args).await,
+        Some(Command::Broadcast(args)) => townhall::broadcast(args).await,
     }
 }
 

@@ -67,6 +67,11 @@ const MC_COUNTERS: [(&str, &str, &str); 5] = [
     ("rate_limited", "mc_ws_rate_limited_total", ""),
 ];
 
+/// MC's count of sockets it closed as slow consumers so far.
+pub async fn slow_consumers(client: &reqwest::Client, mc_url: &str) -> Option<f64> {
+    counter(client, mc_url, "mc_ws_slow_consumers_dropped_total", "").await
+}
+
 async fn mc_counters(client: &reqwest::Client, mc_url: &str) -> Vec<Option<f64>> {
     let mut values = Vec::new();
     for (_, name, labels) in MC_COUNTERS {

@@ -10,9 +10,12 @@
 //! With samples every 50 ms a run starting on the grid would be completed by a sample exactly
 //! 300 ms after its start, where a millisecond of timer or scheduling jitter decides whether
 //! that sample or the next one completes it: the measured delay would jump by a period or turn
-//! negative. So a turn's first loud sample is sent half a period off the speaker's grid: the
-//! completing sample is then the one sent 325 ms after the run began, 25 ms clear of the
-//! boundary on both sides. It costs one extra sample per turn.
+//! negative. So a turn's first loud sample is sent off the speaker's grid, placed so that the
+//! completing sample falls half a period past the 300 ms (`Schedule::run_offset`): at 20 Hz
+//! half a period off the grid, and the completing sample is the one sent 325 ms after the run
+//! began, 25 ms clear of the boundary on both sides. It costs one extra sample per turn. Where
+//! that would put the extra sample on the grid itself (5 Hz: 300 ms is 1.5 periods), it goes a
+//! quarter period off it instead, and the completing sample 350 ms after the run began.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -84,10 +87,21 @@ impl Schedule {
         Some(first + u64::try_from(cycles).ok()? * self.per_room as u64)
     }
 
-    /// Where client `client`'s run of `turn` begins: its first half-period point (between two
-    /// of its samples) at or after the turn's start.
+    /// How far after a grid sample a run's first (extra) loud sample goes: where the sample
+    /// completing the run comes half a period after `min_run` (the middle between "too short"
+    /// and "long enough"), kept a quarter period or more from the grid samples on either side.
+    /// Half a period whenever `min_run` is a whole number of periods (20, 30, 40 Hz ...).
+    fn run_offset(&self) -> Duration {
+        let period = self.period.as_nanos().max(1);
+        let ideal = (period / 2 + period - self.min_run.as_nanos() % period) % period;
+        let offset = ideal.clamp(period / 4, period * 3 / 4);
+        Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
+    }
+
+    /// Where client `client`'s run of `turn` begins: its first off-grid point (between two of
+    /// its samples, `run_offset` after one) at or after the turn's start.
     fn run_start(&self, client: usize, turn: u64) -> Instant {
-        let first = self.start + self.phase(client) + self.period / 2;
+        let first = self.start + self.phase(client) + self.run_offset();
         let begins = self.turn_start(client / self.per_room, turn);
         match begins.checked_duration_since(first) {
             None => first,
