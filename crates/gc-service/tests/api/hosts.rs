@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{HOST, MEMBER, TestStack, recorded_events};
-use crate::meetings::{call, create, get, join, stack_with_mc};
+use crate::meetings::{call, create, end, get, join, stack_with_mc};
 
 async fn hand_over(stack: &TestStack, code: &str, token: &str, to: Uuid) -> (StatusCode, Value) {
     call(
@@ -127,14 +127,7 @@ async fn a_hand_over_makes_the_member_the_host_everywhere(pool: PgPool) {
     // The new host hands it back, and ends it: both see it in their history.
     let (status, _) = hand_over(&stack, &code, &member, host_id).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/end"),
-        &host,
-        None,
-    )
-    .await;
+    let (status, _) = end(&stack, &code, &host).await;
     assert_eq!(status, StatusCode::OK);
     for token in [&host, &member] {
         let (status, history) =

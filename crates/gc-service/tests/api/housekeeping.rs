@@ -17,7 +17,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::helpers::{GC_CLIENT, HOST, TestStack, meeting_body, test_lifecycle};
-use crate::meetings::{call, create, join, redis_keys, stack_with_mc};
+use crate::meetings::{call, create, end, join, redis_keys, stack_with_mc};
 
 fn rooms(stack: &TestStack) -> Rooms {
     let tokens = Arc::new(
@@ -183,14 +183,7 @@ async fn meetings_ended_beyond_the_retention_are_deleted_but_their_audit_stays(p
     let recent = create(&stack, &host, &meeting_body("Last week")).await;
     join(&stack, &old, &host).await;
     for code in [&old, &recent] {
-        let (status, _) = call(
-            &stack,
-            Method::POST,
-            &format!("/api/v1/meetings/{code}/end"),
-            &host,
-            None,
-        )
-        .await;
+        let (status, _) = end(&stack, code, &host).await;
         assert_eq!(status, StatusCode::OK);
     }
     shift(

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::helpers::{HOST, MEMBER, TestStack, meeting_body};
 use crate::meetings::{
-    assert_every_key_expires, call, create, get, join, redis_keys, stack_with_mc,
+    assert_every_key_expires, call, create, end, get, join, redis_keys, stack_with_mc,
 };
 
 /// The actions of the meeting's audit rows, in order; each row read back as the event it
@@ -125,25 +125,11 @@ async fn a_meeting_goes_from_create_through_the_lobby_to_the_history(pool: PgPoo
     assert_eq!(reason.as_deref(), Some("left"));
 
     // The host ends it: ended for everyone, twice is the same, and nobody can join.
-    let (status, ended) = call(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/end"),
-        &host,
-        None,
-    )
-    .await;
+    let (status, ended) = end(&stack, &code, &host).await;
     assert_eq!(status, StatusCode::OK, "{ended}");
     assert_eq!(ended["status"], "ended");
     assert!(ended["ended_at"].is_string());
-    let (status, again) = call(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/end"),
-        &host,
-        None,
-    )
-    .await;
+    let (status, again) = end(&stack, &code, &host).await;
     assert_eq!(
         (status, &again["ended_at"]),
         (StatusCode::OK, &ended["ended_at"])
@@ -633,14 +619,7 @@ async fn turning_the_waiting_room_off_with_lock_room_admits_the_lobby_up_to_capa
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     }
-    let (status, ended) = call(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/end"),
-        &host,
-        None,
-    )
-    .await;
+    let (status, ended) = end(&stack, &code, &host).await;
     assert_eq!(status, StatusCode::OK, "{ended}");
     let (status, _) = call(
         &stack,
@@ -665,14 +644,7 @@ async fn history_pages_newest_first_with_a_total(pool: PgPool) {
     let mut codes = Vec::new();
     for i in 0..5 {
         let code = create(&stack, &host, &meeting_body(&format!("Past {i}"))).await;
-        let (status, _) = call(
-            &stack,
-            Method::POST,
-            &format!("/api/v1/meetings/{code}/end"),
-            &host,
-            None,
-        )
-        .await;
+        let (status, _) = end(&stack, &code, &host).await;
         assert_eq!(status, StatusCode::OK);
         codes.push(code);
     }

@@ -105,6 +105,18 @@ pub async fn join(stack: &TestStack, code: &str, token: &str) -> (StatusCode, Va
 }
 
 /// `GET /api/v1/meetings/{code}` with `token`.
+/// `POST /{code}/end` with the token: the status and the JSON.
+pub async fn end(stack: &TestStack, code: &str, token: &str) -> (StatusCode, Value) {
+    call(
+        stack,
+        Method::POST,
+        &format!("/api/v1/meetings/{code}/end"),
+        token,
+        None,
+    )
+    .await
+}
+
 pub async fn get(stack: &TestStack, code: &str, token: &str) -> (StatusCode, Value) {
     call(
         stack,

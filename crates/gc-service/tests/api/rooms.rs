@@ -25,7 +25,7 @@ use crate::helpers::{
     GC_CLIENT, HOST, ISSUER, MC_CLIENTS, McRedis, StackOptions, TestStack, spawn_stack,
     test_lifecycle,
 };
-use crate::meetings::{People, call, create, get, join};
+use crate::meetings::{People, call, create, end, get, join};
 
 /// A stack with one controller on `redis`, and people the test can make.
 async fn stack(pool: PgPool, redis: McRedis) -> (TestStack, People) {
@@ -797,14 +797,7 @@ async fn first_joins_racing_for_the_last_places_each_get_one(pool: PgPool) {
                 .unwrap();
         assert_eq!(owners, ["test-mc-1", "test-mc-2"], "trial {trial}");
         for code in [&first, &second] {
-            let (status, body) = call(
-                &stack,
-                Method::POST,
-                &format!("/api/v1/meetings/{code}/end"),
-                &host,
-                None,
-            )
-            .await;
+            let (status, body) = end(&stack, code, &host).await;
             assert_eq!(status, StatusCode::OK, "trial {trial}: {body}");
         }
     }

@@ -22,7 +22,7 @@ use crate::helpers::{
     ADMIN_CLIENT, GC_CLIENT, HOST, MEMBER, ORG_ADMIN, StackOptions, TestStack, meeting_body,
     spawn_stack, user_claims,
 };
-use crate::meetings::{call, create, join};
+use crate::meetings::{call, create, end, join};
 
 /// One request a receiver got.
 #[derive(Clone, Debug)]
@@ -489,14 +489,7 @@ async fn every_event_type_is_delivered_once_per_change_and_verifies(pool: PgPool
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(
-        &stack,
-        Method::POST,
-        &format!("/api/v1/meetings/{code}/end"),
-        &host,
-        None,
-    )
-    .await;
+    let (status, _) = end(&stack, &code, &host).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = webhooks_call(
         &stack,
