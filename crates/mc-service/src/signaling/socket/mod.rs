@@ -12,6 +12,7 @@ mod reader;
 mod writer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use common::meeting_code::MeetingCode;
@@ -28,6 +29,9 @@ use super::protocol::close;
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
+/// How long a socket reads on after MC's close frame, for the client's close ([`drain`]).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Serves one upgraded socket of `code` until it closes.
 pub async fn serve(socket: WebSocket, code: MeetingCode, sig: Arc<Signaling>) {
     let _open = OpenGauge::new();
@@ -36,7 +40,7 @@ pub async fn serve(socket: WebSocket, code: MeetingCode, sig: Arc<Signaling>) {
 
     let claims = match auth::authenticate(&mut stream, &sig, &code, &stopping).await {
         Ok(claims) => claims,
-        Err(Some((code, reason))) => return write_close(&mut sink, code, reason).await,
+        Err(Some((code, reason))) => return close_and_drain(&mut sink, stream, code, reason).await,
         Err(None) => return,
     };
     // The token's role says what GC saw when it signed; the room says who hosts now (DESIGN
@@ -45,13 +49,14 @@ pub async fn serve(socket: WebSocket, code: MeetingCode, sig: Arc<Signaling>) {
 
     let owned = match sig.owned_room(&code).await {
         Ok(owned) => owned,
-        Err((code, reason)) => return write_close(&mut sink, code, reason).await,
+        Err((code, reason)) => return close_and_drain(&mut sink, stream, code, reason).await,
     };
     let registration = match sig.hub.register(&code, &user_id).await {
         Ok(registration) => registration,
         Err(error) => {
             tracing::warn!(meeting_code = %code, %error, "cannot follow the room's events");
-            return write_close(&mut sink, close::TRY_AGAIN_LATER, "try again later").await;
+            let (code, reason) = (close::TRY_AGAIN_LATER, "try again later");
+            return close_and_drain(&mut sink, stream, code, reason).await;
         }
     };
     let shared = Arc::clone(&registration.shared);
@@ -59,8 +64,8 @@ pub async fn serve(socket: WebSocket, code: MeetingCode, sig: Arc<Signaling>) {
 
     let mut writer = Writer::new(Arc::clone(&sig), owned.clone(), Arc::clone(&shared), sink);
     let reader_done = CancellationToken::new();
-    let end = match writer.start().await {
-        Err(end) => end,
+    let (end, stream) = match writer.start().await {
+        Err(end) => (end, Some(stream)),
         Ok(()) => {
             // On the shell's tracker like the socket's own task, which awaits it below: were
             // that task aborted, a stop would still wait for the reader.
@@ -77,14 +82,49 @@ pub async fn serve(socket: WebSocket, code: MeetingCode, sig: Arc<Signaling>) {
                 .await;
             // The writer stopped (or saw the reader stop): the reader stops too.
             shared.closed().cancel();
-            let reader_end = reader.await.ok().flatten();
-            reader_end.unwrap_or(writer_end)
+            let (reader_end, stream) = match reader.await {
+                Ok((end, stream)) => (end, Some(stream)),
+                Err(_) => (None, None),
+            };
+            // What the writer settled on (the room's event it wrote: the meeting ended, the
+            // user was removed...; or MC stopping) is what the client was told, so its close
+            // wins over a reader's that raced it (a level read as the room went: 4404).
+            let end = if writer_end.grace {
+                reader_end.unwrap_or(writer_end)
+            } else {
+                writer_end
+            };
+            (end, stream)
         }
     };
     writer.close(end).await;
+    if let (Some(_), Some(mut stream)) = (end.code, stream) {
+        drain(&mut stream).await;
+    }
     sig.hub.unregister(&room, &shared).await;
     if end.grace && writer.seated && !stopping.is_cancelled() {
         sig.start_grace(owned, user_id, shared.connection.clone())
             .await;
     }
+}
+
+/// Sends the close frame, then reads on until the client's close ([`drain`]).
+async fn close_and_drain(sink: &mut Sink, mut stream: Stream, code: u16, reason: &'static str) {
+    write_close(sink, code, reason).await;
+    drain(&mut stream).await;
+}
+
+/// After MC's close frame: reads (and drops) what the client still sends until its close
+/// answers MC's, it goes, or [`DRAIN_TIMEOUT`] passes, so that the connection is let go with
+/// nothing unread. A socket closed with unread data is reset by the kernel, and a reset can
+/// throw away MC's last frames (`meeting.ended`, the close) before the client reads them.
+async fn drain(stream: &mut Stream) {
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }

@@ -132,8 +132,20 @@ pub(super) async fn read(
     owned: OwnedRoom,
     shared: Arc<SocketShared>,
     done: CancellationToken,
-) -> Option<End> {
+) -> (Option<End>, Stream) {
     let _done = done.drop_guard();
+    let end = read_until_end(&mut stream, sig, room, owned, shared).await;
+    // Handed back: after MC's close frame the socket reads on until the client's answers it.
+    (end, stream)
+}
+
+async fn read_until_end(
+    stream: &mut Stream,
+    sig: Arc<Signaling>,
+    room: Arc<LocalRoom>,
+    owned: OwnedRoom,
+    shared: Arc<SocketShared>,
+) -> Option<End> {
     let settings = &sig.settings;
     let mut gate = Gate::new(RateLimit::new(
         settings.messages_per_second,
