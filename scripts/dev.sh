@@ -30,7 +30,8 @@
 # CONVENE_MC3_GRPC_PORT (8055), CONVENE_MC3_OPS_PORT (9085), nginx CONVENE_FRONT_PORT (8070) and
 # the Redis Cluster's first node CONVENE_REDIS_CLUSTER_PORT (16380: nodes on 16380-16382, their
 # cluster bus on 26380-26382);
-# CONVENE_READY_TIMEOUT (60 s);
+# CONVENE_READY_TIMEOUT (60 s); CONVENE_PROFILE (dev or release: the cargo profile built and
+# run; `up` builds dev, `up --scale` release);
 # RUST_LOG (info). The services inherit the rest of the environment, so their own settings
 # (AC_KEY_ACTIVATION_DELAY_SECS, say) can be given too. State, logs and pids live in .dev/
 # (git-ignored; CONVENE_DEV_DIR moves them, and CONVENE_PG_DATABASE / CONVENE_REDIS_DB pick
@@ -97,10 +98,25 @@ DEMO_PASSWORD="demo-password"
 # Shown paths relative to the repository.
 rel() { printf '%s' "${1#"$CONVENE_REPO"/}"; }
 
+# The build profile the stack runs: `dev`, or `release` for the scale stack (production's
+# binaries: its CPU and memory figures feed docs/capacity.md); CONVENE_PROFILE overrides either.
+# `up` records it, so that later commands (tokens, ...) run the same binaries.
+PROFILE_FILE="$CONVENE_DEV_DIR/profile"
+PROFILE="${CONVENE_PROFILE:-}"
+profile() {
+  if [ -n "$PROFILE" ]; then
+    printf '%s' "$PROFILE"
+  elif [ -f "$PROFILE_FILE" ]; then
+    cat "$PROFILE_FILE"
+  else
+    printf 'dev'
+  fi
+}
+
 bin_dir() {
   local t="${CARGO_TARGET_DIR:-target}"
   case "$t" in /*) ;; *) t="$CONVENE_REPO/$t" ;; esac
-  printf '%s/debug' "$t"
+  if [ "$(profile)" = release ]; then printf '%s/release' "$t"; else printf '%s/debug' "$t"; fi
 }
 
 # The binary an instance runs.
@@ -279,8 +295,10 @@ check_ports_free() {
 }
 
 build() {
-  convene_log "building ac-service, gc-service, mc-service (cargo build, dev profile)"
-  (cd "$CONVENE_REPO" && cargo build --bin ac-service --bin gc-service --bin mc-service) \
+  local flags=()
+  [ "$(profile)" = release ] && flags=(--release)
+  convene_log "building ac-service, gc-service, mc-service (cargo build, $(profile) profile)"
+  (cd "$CONVENE_REPO" && cargo build "${flags[@]}" --bin ac-service --bin gc-service --bin mc-service) \
     || convene_die "cargo build failed"
   build_web
 }
@@ -478,6 +496,13 @@ cmd_up() {
   elif [ -n "${1:-}" ]; then
     convene_die "unknown option $1 (up takes --second-mc or --scale)"
   fi
+  case "${PROFILE:-}" in
+    "") if [ "$SCALE" = 1 ]; then PROFILE=release; else PROFILE=dev; fi ;;
+    dev | release) ;;
+    *) convene_die "CONVENE_PROFILE must be dev or release, not $PROFILE" ;;
+  esac
+  mkdir -p "$CONVENE_DEV_DIR"
+  printf '%s' "$PROFILE" >"$PROFILE_FILE"
   ensure_rust_tools
   convene_have curl || convene_apt_install curl
   ensure_postgres
