@@ -13,7 +13,9 @@ sustained its offered rate when
   least KEPT_MIN of what was offered, and
 - nothing fell behind: no client was dropped, and the p99 of the echo round trip (echo) or of
   the speaker delay (mc) stayed within LATENCY_P99_MS_MAX, since a server that falls behind
-  queues, and its latency grows with the run.
+  queues, and its latency grows with the run;
+- and, for MC, the speaker events came: at least KEPT_MIN of the `active_speaker` events due
+  arrived (a run where MC named no speaker has no delays, and an empty p99 proves nothing).
 A rate is sustained when most rounds sustained it; a server's ceiling is the highest rate it
 sustained with every lower rate sustained too. The target (issue 27): MC's ceiling at least
 0.8 x the echo server's, in messages a second.
@@ -44,6 +46,10 @@ for line in open(sys.argv[1]):
 def sustained(mode, r):
     kept = r["echoed_per_s"] if mode == "echo" else r["processed_per_s"]
     latency = r["echo_p99_ms"] if mode == "echo" else r["delay_p99_ms"]
+    if mode == "mc" and "expected" in r:
+        due = r["expected"]
+        if due <= 0 or due - r["missing"] < KEPT_MIN * due:
+            return False
     return (
         r["sent_per_s"] >= SENT_MIN * r["offered_per_s"]
         and kept >= KEPT_MIN * r["offered_per_s"]
@@ -97,6 +103,36 @@ for rate in rates:
                 verdict,
             ]
     print("| " + " | ".join(row) + " |")
+
+# Where the CPU went, and the servers' memory: per rate and server, medians of the rounds.
+# Shares are of the machine's CPU time over the load (all cores); "generator" is the load
+# generator, "others" the busy time of processes not measured (someone else's work).
+print()
+print(
+    "| Hz a client | server | server CPU µs/msg | server KiB per socket | generator CPU, % of"
+    " machine | machine busy % | others % | dropped | speaker events missing / due |"
+)
+print("|---|---|---|---|---|---|---|---|---|")
+for rate in rates:
+    for mode in ("echo", "mc"):
+        rs = runs.get((mode, rate), [])
+        if not rs:
+            continue
+        kept = "echoed_per_s" if mode == "echo" else "processed_per_s"
+        per_msg = med(
+            [1000 * r.get(f"{mode}_ms", float("nan")) / max(r[kept] * duration, 1) for r in rs]
+        )
+        share = lambda key: med([100 * r.get(key, float("nan")) / capacity_ms for r in rs])
+        print(
+            f"| {rate} | {mode} | {per_msg:.1f} | {med([r['rss_kib_per_conn'] for r in rs]):.1f}"
+            f" | {share('client_ms'):.0f} | {share('machine_ms'):.0f}"
+            f" | {share('elsewhere_ms'):.1f} | {max(r['dropped'] for r in rs):.0f} | "
+            + (
+                f"{sum(r['missing'] for r in rs):,.0f} / {sum(r['expected'] for r in rs):,.0f} |"
+                if mode == "mc"
+                else "|"
+            )
+        )
 
 clients = med([r["offered_per_s"] / rate for (m, rate), rs in runs.items() for r in rs])
 echo_hz, mc_hz = ceiling.get("echo", (0, False))[0], ceiling.get("mc", (0, False))[0]
