@@ -26,6 +26,8 @@ pub struct Stats {
     pub latencies: Mutex<BTreeMap<&'static str, Vec<u64>>>,
     /// Codes of the meetings whose create was answered 201.
     pub created: Mutex<Vec<String>>,
+    /// Every answer outside 2xx: `"<operation> <status> <error code>"` → count.
+    pub refusals: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Stats {
@@ -134,8 +136,15 @@ impl Api {
             Err(error) => {
                 self.stats
                     .answer(op, "transport".to_owned(), start.elapsed());
+                // With its causes: reqwest's own text names only the request.
+                let mut causes = String::new();
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    causes.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
                 self.stats.violation(format!(
-                    "{op} {url}: no answer after {:?}: {error}",
+                    "{op} {url}: no answer after {:?}: {error}{causes}",
                     start.elapsed()
                 ));
                 return Err(error.into());
@@ -156,6 +165,11 @@ impl Api {
             body,
             retry_after,
         };
+        if !(200..300).contains(&status) {
+            *lock(&self.stats.refusals)
+                .entry(format!("{op} {status} {}", answer.code()))
+                .or_default() += 1;
+        }
         if status >= 500
             && !(status == 503
                 && answer.retry_after.is_some()

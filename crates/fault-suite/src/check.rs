@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use deadpool_redis::redis::{self, AsyncCommands as _};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::api::{Api, lock};
@@ -63,20 +64,50 @@ impl Report {
 /// retries, a repair on the next pass of housekeeping).
 const REPAIR_LIMIT: Duration = Duration::from_secs(45);
 
+/// What the checker reads: the stores of a stack, whichever started it (the fault suite's own
+/// [`Stack`], or a running one given by URLs, as the day-in-the-life generator does).
+pub struct Stores<'a> {
+    /// Straight to PostgreSQL (not through a proxy).
+    pub db: &'a PgPool,
+    pub room_store: &'a RoomStore,
+    /// The load's org: the seats and visits of its meetings are compared.
+    pub org_id: Uuid,
+    /// The orgs whose limit of concurrent meetings is checked, with a name for the failures.
+    pub orgs: Vec<(Uuid, String)>,
+    /// Whose meetings are held to their `meeting_created` row, their capacity and one open
+    /// visit a person: one org's, or (`None`) every meeting of the database.
+    pub only_org: Option<Uuid>,
+}
+
+/// Checks the fault suite's stack after a scenario: readiness (7), then [`check_stores`].
 pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
     let mut report = Report::default();
     match stack.wait_all_ready(Duration::from_secs(60)).await {
         Ok(after) => report.ready_after = after,
         Err(error) => report.failures.push(format!("not ready again: {error:#}")),
     }
+    let stores = Stores {
+        db: &stack.db,
+        room_store: &stack.room_store,
+        org_id: stack.org_id,
+        orgs: vec![
+            (stack.org_id, "faults".to_owned()),
+            (stack.limit_org_id, "limits".to_owned()),
+        ],
+        only_org: None,
+    };
+    check_stores(&stores, api, report).await
+}
 
+/// Promises 1 to 6 on `stores` and what `api` saw, added to `report`.
+pub async fn check_stores(stores: &Stores<'_>, api: &Api, mut report: Report) -> Result<Report> {
     // 1. Creates and their audit rows.
     let created = lock(&api.stats.created).clone();
     report.answered_creates = created.len();
     let found: i64 =
         sqlx::query_scalar("select count(*) from meetings where meeting_code = any($1)")
             .bind(&created)
-            .fetch_one(&stack.db)
+            .fetch_one(stores.db)
             .await?;
     if found != created.len() as i64 {
         report.failures.push(format!(
@@ -85,15 +116,17 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
         ));
     }
     report.meetings = sqlx::query_scalar("select count(*) from meetings where org_id = $1")
-        .bind(stack.org_id)
-        .fetch_one(&stack.db)
+        .bind(stores.org_id)
+        .fetch_one(stores.db)
         .await?;
     let unaudited: Vec<String> = sqlx::query_scalar(
         "select m.meeting_code from meetings m
-          where not exists (select 1 from audit_logs a
+          where ($1::uuid is null or m.org_id = $1)
+            and not exists (select 1 from audit_logs a
                              where a.resource_id = m.id::text and a.action = 'meeting_created')",
     )
-    .fetch_all(&stack.db)
+    .bind(stores.only_org)
+    .fetch_all(stores.db)
     .await?;
     if !unaudited.is_empty() {
         report.failures.push(format!(
@@ -103,9 +136,9 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
 
     // 2 and 5. Seats and visits, lobby and seats, until they agree or the limit passes.
     let start = Instant::now();
-    let mut redis = Rooms::connect(&stack.room_store).await?;
+    let mut redis = Rooms::connect(stores.room_store).await?;
     loop {
-        let (disagreements, live, seats, waiting) = compare_stores(stack, &mut redis).await?;
+        let (disagreements, live, seats, waiting) = compare_stores(stores, &mut redis).await?;
         report.live = live;
         report.seats = seats;
         report.waiting = waiting;
@@ -131,9 +164,11 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
                          select meeting_id, left_at, -1 from participants where left_at is not null) e
                 ) s
            join meetings m on m.id = s.meeting_id
+          where ($1::uuid is null or m.org_id = $1)
           group by m.meeting_code, m.max_participants",
     )
-    .fetch_all(&stack.db)
+    .bind(stores.only_org)
+    .fetch_all(stores.db)
     .await?;
     for (code, max, seated) in &over {
         report.most_seated = report.most_seated.max(*seated);
@@ -145,9 +180,11 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
     }
     let doubled: Vec<(String, Uuid)> = sqlx::query_as(
         "select m.meeting_code, p.user_id from participants p join meetings m on m.id = p.meeting_id
-          where p.left_at is null group by 1, 2 having count(*) > 1",
+          where p.left_at is null and ($1::uuid is null or m.org_id = $1)
+          group by 1, 2 having count(*) > 1",
     )
-    .fetch_all(&stack.db)
+    .bind(stores.only_org)
+    .fetch_all(stores.db)
     .await?;
     if !doubled.is_empty() {
         report
@@ -156,7 +193,7 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
     }
 
     // 4. The org limit, over the meetings' whole history.
-    for (org, name) in [(stack.org_id, "faults"), (stack.limit_org_id, "limits")] {
+    for (org, name) in &stores.orgs {
         let (most, limit): (Option<i64>, i32) = sqlx::query_as(
             "select (select max(n) from
                       (select sum(d) over (order by t, d
@@ -169,10 +206,10 @@ pub async fn check(stack: &mut Stack, api: &Api) -> Result<Report> {
                from organizations o where o.id = $1",
         )
         .bind(org)
-        .fetch_one(&stack.db)
+        .fetch_one(stores.db)
         .await?;
         let most = most.unwrap_or(0);
-        if org == stack.org_id {
+        if *org == stores.org_id {
             report.most_meetings = most;
         }
         if most > i64::from(limit) {
@@ -237,7 +274,7 @@ impl Rooms {
 /// Disagreements between Redis and PostgreSQL now, and the live meetings, seats and waiting
 /// people counted.
 async fn compare_stores(
-    stack: &Stack,
+    stores: &Stores<'_>,
     redis: &mut Rooms,
 ) -> Result<(Vec<String>, usize, usize, usize)> {
     let rows: Vec<(String, String, Option<Uuid>)> = sqlx::query_as(
@@ -245,8 +282,8 @@ async fn compare_stores(
            from meetings m left join participants p on p.meeting_id = m.id and p.left_at is null
           where m.org_id = $1 and (m.status <> 'ended' or p.user_id is not null)",
     )
-    .bind(stack.org_id)
-    .fetch_all(&stack.db)
+    .bind(stores.org_id)
+    .fetch_all(stores.db)
     .await?;
     let mut visits: HashMap<String, (String, BTreeSet<String>)> = HashMap::new();
     for (code, status, user) in rows {

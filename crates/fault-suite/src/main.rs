@@ -8,20 +8,11 @@
 //! ac-service, gc-service and mc-service binaries), FAULT_PG_BINDIR (initdb and pg_ctl),
 //! FAULT_PG_DATA (the cluster's directory, emptied first).
 
-mod api;
-mod check;
-mod load;
-mod process;
-mod scenarios;
-mod servers;
-mod stack;
-mod webhook_endpoints;
-mod webhooks;
-
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use fault_suite::{scenarios, stack};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

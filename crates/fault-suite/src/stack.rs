@@ -504,14 +504,35 @@ async fn sign_in_all(http: &reqwest::Client, prefix: &str, count: usize) -> Resu
 }
 
 pub async fn sign_in(http: &reqwest::Client, email: String) -> Result<User> {
-    let response = http
-        .post(format!("http://127.0.0.1:{AC_PORT}/api/v1/auth/user/token"))
-        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await?;
+    let response = sign_in_at(
+        http,
+        &format!("http://127.0.0.1:{AC_PORT}"),
+        &email,
+        PASSWORD,
+    )
+    .await?;
     if response.status() != 200 {
         bail!("sign-in of {email}: {}", response.status());
     }
+    user_of(response).await
+}
+
+/// Asks the AC at `ac_url` for a user token.
+pub async fn sign_in_at(
+    http: &reqwest::Client,
+    ac_url: &str,
+    email: &str,
+    password: &str,
+) -> Result<reqwest::Response> {
+    Ok(http
+        .post(format!("{ac_url}/api/v1/auth/user/token"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await?)
+}
+
+/// The user an answered sign-in (200) gives.
+pub async fn user_of(response: reqwest::Response) -> Result<User> {
     let body: serde_json::Value = response.json().await?;
     let token = body["access_token"]
         .as_str()
