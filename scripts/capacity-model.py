@@ -38,6 +38,9 @@ SCENARIO = {
     # A replica is sized to run at 60 % of its cores at the peak it must carry, so that the
     # loss of one (or a zone's share) still leaves room.
     "target_utilisation": 0.6,
+    # Mean meeting length, for meetings (and rows) an hour in the steady state: the assignment
+    # simulation's log-normal (median 35 min, sigma 0.6; docs/capacity.md).
+    "mean_meeting_minutes": 41.9,
 }
 
 # Stages: a fraction of the full scenario, everything scaled with it.
@@ -79,17 +82,22 @@ def peak_rates(scale):
 
 
 def cores(inputs, rates):
-    """Cores each part spends at the top of the hour, from the measured CPU per operation."""
+    """Cores each part spends at the top of the hour: the joins' and creates' measured CPU per
+    operation, and the meetings' own (sockets, levels, the room in Redis) per audio message or
+    per participant from the day-in-the-life run, whichever is dearer for MC."""
     join, create = inputs["join_cpu_us"], inputs["create_cpu_us"]
+    day = inputs["day_cpu_us_per_message"]
+    per_message_mc = max(inputs["mc_cpu_us_per_message"], day["mc"])
     us = {
         "gc": rates["creates"] * create["gc"] + rates["joins"] * join["gc"],
         "ac": rates["joins"] * join["ac"],
-        "mc": rates["joins"] * join["mc"]
-        + rates["messages"] * inputs["mc_cpu_us_per_message"],
+        "mc": rates["joins"] * join["mc"] + rates["messages"] * per_message_mc,
+        "front": rates["messages"] * day["front"],
         "postgres": rates["creates"] * create["postgres"]
         + rates["joins"] * join["postgres"]
         + rates["settles"] * inputs["settle_us"],
-        "redis": rates["joins"] * join["redis"],
+        "redis": rates["joins"] * join["redis"]
+        + rates["people"] * inputs["day_redis_cpu_s_per_participant_hour"] / 3600 * 1e6,
     }
     return {part: value / 1e6 for part, value in us.items()}
 
@@ -121,9 +129,9 @@ def render(inputs, raw):
     out("")
     out(
         "| stage: people (meetings) | creates/s | joins/s | audio msg/s | GC cores | AC cores "
-        "| MC cores | PostgreSQL cores | Redis cores (joins only) | MC memory GiB |"
+        "| MC cores | front (proxy) cores | PostgreSQL cores | Redis cores | MC memory GiB |"
     )
-    out("|---|---|---|---|---|---|---|---|---|---|")
+    out("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for scale in STAGES:
         rates = peak_rates(scale)
@@ -133,8 +141,8 @@ def render(inputs, raw):
         out(
             f"| {rates['people']:,.0f} ({s['meetings'] * scale:,.0f}) | {fmt(rates['creates'])} "
             f"| {fmt(rates['joins'])} | {rates['messages']:,.0f} | {fmt(need['gc'], 2)} "
-            f"| {fmt(need['ac'], 2)} | {fmt(need['mc'], 2)} | {fmt(need['postgres'], 2)} "
-            f"| {fmt(need['redis'], 2)} | {fmt(memory_gib, 2)} |"
+            f"| {fmt(need['ac'], 2)} | {fmt(need['mc'], 2)} | {fmt(need['front'], 2)} "
+            f"| {fmt(need['postgres'], 2)} | {fmt(need['redis'], 2)} | {fmt(memory_gib, 2)} |"
         )
     out("")
     out(
@@ -167,12 +175,28 @@ def render(inputs, raw):
         )
     out("")
     full = rows[-1]
-    per_person_core_ms = inputs["mc_cpu_us_per_message"] * s["audio_hz"] / 1000
+    per_message = max(inputs["mc_cpu_us_per_message"], inputs["day_cpu_us_per_message"]["mc"])
+    per_person_core_ms = per_message * s["audio_hz"] / 1000
+    levels = full[2]["mc"] + full[2]["front"]
     out(
-        f"At the full scale MC's audio levels are {full[2]['mc'] / sum(full[2].values()):.0%} "
-        f"of all the CPU above: {per_person_core_ms:.3f} core-ms a second per person "
-        f"({inputs['mc_cpu_us_per_message']} µs a message × {s['audio_hz']} Hz), "
-        f"{per_person_core_ms * 3.6:.2f} core-seconds per participant-hour."
+        f"At the full scale MC and the front carrying the audio levels are "
+        f"{levels / sum(full[2].values()):.0%} of all the CPU above; MC alone spends "
+        f"{per_person_core_ms:.3f} core-ms a second per person ({per_message} µs a message × "
+        f"{s['audio_hz']} Hz), {per_person_core_ms * 3.6:.2f} core-seconds per "
+        f"participant-hour."
+    )
+    rows_per_meeting = inputs["day_postgres_rows_per_meeting"]
+    meetings_per_hour = s["meetings"] / (s["mean_meeting_minutes"] / 60)
+    inserted_per_hour = meetings_per_hour * rows_per_meeting["inserted"]
+    out("")
+    out(
+        f"PostgreSQL in the steady state at the full scale: {meetings_per_hour:,.0f} meetings "
+        f"an hour ({s['meetings']:,} at once, {s['mean_meeting_minutes']} min on average), "
+        f"each inserting {rows_per_meeting['inserted']} rows and updating "
+        f"{rows_per_meeting['updated']} (the day-in-the-life run's meetings, 12.5 joins each "
+        f"with the returns, for the scenario's {s['participants'] // s['meetings']} people): "
+        f"{inserted_per_hour / 1e6:.1f} million rows inserted an hour, "
+        f"{inserted_per_hour * 24 / 1e6:,.0f} million a day if every hour were like it."
     )
     out("")
     out("Inputs (docs/capacity/inputs.json):")

@@ -237,26 +237,24 @@ pub(super) async fn socket(
 /// The host admits a guest its socket found waiting.
 async fn admit(ctx: Arc<Ctx>, room: Arc<Room>, user: Uuid) {
     let path = format!("/{}/admit/{user}", room.code);
+    post_counted(&ctx, "admit", &path, &room.host.token).await;
+}
+
+/// POSTs `path` with `token`, retried through 503s until the run is finished; an answer other
+/// than 200, or giving up, is counted under `op`.
+async fn post_counted(ctx: &Ctx, op: &'static str, path: &str, token: &str) {
     match ctx
         .api
-        .retrying(
-            "admit",
-            Method::POST,
-            &path,
-            &room.host.token,
-            None,
-            None,
-            &ctx.finish,
-        )
+        .retrying(op, Method::POST, path, token, None, None, &ctx.finish)
         .await
     {
         Ok(answer) if answer.status == 200 => {}
         Ok(answer) => ctx.metrics.count(&format!(
-            "admit answered {} {}",
+            "{op} answered {} {}",
             answer.status,
             answer.code()
         )),
-        Err(_) => ctx.metrics.count("admit given up"),
+        Err(_) => ctx.metrics.count(&format!("{op} given up")),
     }
 }
 
@@ -267,27 +265,7 @@ where
     R: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     let path = format!("/{}/leave", room.code);
-    match ctx
-        .api
-        .retrying(
-            "leave",
-            Method::POST,
-            &path,
-            &user.token,
-            None,
-            None,
-            &ctx.finish,
-        )
-        .await
-    {
-        Ok(answer) if answer.status == 200 => {}
-        Ok(answer) => ctx.metrics.count(&format!(
-            "leave answered {} {}",
-            answer.status,
-            answer.code()
-        )),
-        Err(_) => ctx.metrics.count("leave given up"),
-    }
+    post_counted(ctx, "leave", &path, &user.token).await;
     closing(&ctx.metrics, &mut stream).await;
     let _ = sink.send(Message::Close(None)).await;
 }

@@ -218,6 +218,29 @@ struct Joined {
     signaling_url: String,
 }
 
+/// Joins each `(meeting code, token)` over GC's REST, [`SETUP_CONCURRENCY`] at a time, in
+/// order; every join must be admitted (the benchmark's meetings have the waiting room off).
+async fn join_all_admitted(
+    client: &reqwest::Client,
+    gc_url: &str,
+    joins: impl Iterator<Item = (&str, &str)>,
+) -> anyhow::Result<Vec<Joined>> {
+    let joined: Vec<Joined> = futures::stream::iter(joins)
+        .map(|(code, token)| join(client, gc_url, code, token))
+        .buffered(SETUP_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(waiting) = joined.iter().find(|j| j.status != "admitted") {
+        anyhow::bail!(
+            "a join answered {} with the waiting room off",
+            waiting.status
+        );
+    }
+    Ok(joined)
+}
+
 async fn join(
     client: &reqwest::Client,
     gc_url: &str,

@@ -6,15 +6,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use clap::Args;
 use futures::StreamExt;
 
 use crate::procfs::{self, CpuSnapshot};
 use crate::stream::{self, Ws};
 use crate::{
-    CONNECT_CONCURRENCY, Joined, Load, SETUP_CONCURRENCY, StreamArgs, api, authenticated, expect,
-    join, lobby, print_memory, print_sent_and_dropped, report, schedule,
+    CONNECT_CONCURRENCY, Load, SETUP_CONCURRENCY, StreamArgs, api, authenticated, expect, lobby,
+    print_memory, print_sent_and_dropped, report, schedule,
 };
 
 #[derive(Args, Debug)]
@@ -112,19 +111,13 @@ pub async fn run(args: McArgs) -> anyhow::Result<()> {
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
-    let joins: Vec<Joined> = futures::stream::iter(tokens.iter().enumerate())
-        .map(|(client, token)| join(&http, &args.gc_url, &codes[client / s.per_room], token))
-        .buffered(SETUP_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    if let Some(waiting) = joins.iter().find(|j| j.status != "admitted") {
-        bail!(
-            "a join answered {} with the waiting room off",
-            waiting.status
-        );
-    }
+    let each = tokens.iter().enumerate();
+    let joins = crate::join_all_admitted(
+        &http,
+        &args.gc_url,
+        each.map(|(client, token)| (codes[client / s.per_room].as_str(), token.as_str())),
+    )
+    .await?;
     let joined_in = begun.elapsed();
 
     let rss = || s.server_pid.and_then(procfs::rss_kib);

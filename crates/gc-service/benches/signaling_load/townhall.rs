@@ -36,9 +36,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::hall::{CpuTotal, Kind, Series, Sink, Spread, fill};
 use crate::procfs::{self, CpuSnapshot};
 use crate::report::{self, micros};
-use crate::{
-    SETUP_CONCURRENCY, STEP_TIMEOUT, api, authenticated, connect, expect, join, lobby, mc,
-};
+use crate::{STEP_TIMEOUT, api, authenticated, connect, expect, join, lobby, mc};
 
 /// Between two broadcasts: the last one's writes are done, and a speaker's run is broken
 /// (MC's silence gap is 150 ms).
@@ -150,19 +148,13 @@ pub async fn townhall(args: TownhallArgs) -> anyhow::Result<()> {
         false,
     )
     .await?;
-    let joins: Vec<crate::Joined> = futures::stream::iter(&tokens[..h.people])
-        .map(|token| join(&http, &args.gc_url, &code, token))
-        .buffered(SETUP_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    if let Some(waiting) = joins.iter().find(|j| j.status != "admitted") {
-        bail!(
-            "a join answered {} with the waiting room off",
-            waiting.status
-        );
-    }
+    let people = tokens[..h.people].iter();
+    let joins = crate::join_all_admitted(
+        &http,
+        &args.gc_url,
+        people.map(|token| (code.as_str(), token.as_str())),
+    )
+    .await?;
     let joined_in = begun.elapsed();
 
     let rss = || h.server_pid.and_then(procfs::rss_kib);
