@@ -193,32 +193,10 @@ impl Worker {
             "display_name": format!("Fault room {} #{round}", self.index),
             "max_participants": members.len() as u32 + 2,
         });
-        let key = Uuid::new_v4().to_string();
-        let created = loop {
-            let answer = self
-                .api
-                .retrying(
-                    "create",
-                    Method::POST,
-                    "",
-                    &host.token,
-                    Some(&body),
-                    Some(&key),
-                    &self.abandon,
-                )
-                .await?;
-            match answer.status {
-                201 => break answer,
-                // The org is full for now (its meetings end as others' holds pass): no room
-                // this round if the load is stopping.
-                403 if answer.code() == "ORG_MEETING_LIMIT_REACHED" => {
-                    if self.stop.is_cancelled() {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                status => bail!("create: {status} {}", answer.body),
-            }
+        let Some(created) =
+            create_meeting(&self.api, &host.token, &body, &self.abandon, &self.stop).await?
+        else {
+            return Ok(());
         };
         let code = created.text("meeting_code")?;
         lock(&self.api.stats.created).push(code.clone());
@@ -345,6 +323,61 @@ pub struct Joined {
     pub url: String,
 }
 
+/// Creates a meeting with `body` (one idempotency key for every retry, so a retried create
+/// makes one meeting), waiting while the org is at its limit of meetings; `None` when `stop`
+/// is cancelled meanwhile. Gives up with `give_up` (as [`Api::retrying`]).
+pub async fn create_meeting(
+    api: &Api,
+    token: &str,
+    body: &serde_json::Value,
+    give_up: &CancellationToken,
+    stop: &CancellationToken,
+) -> Result<Option<crate::api::Answer>> {
+    let key = Uuid::new_v4().to_string();
+    loop {
+        let answer = api
+            .retrying(
+                "create",
+                Method::POST,
+                "",
+                token,
+                Some(body),
+                Some(&key),
+                give_up,
+            )
+            .await?;
+        match answer.status {
+            201 => return Ok(Some(answer)),
+            // The org is full for now (its meetings end as others' holds pass): no meeting
+            // this time if the load is stopping.
+            403 if answer.code() == "ORG_MEETING_LIMIT_REACHED" => {
+                if stop.is_cancelled() {
+                    return Ok(None);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            status => bail!("create: {status} {}", answer.body),
+        }
+    }
+}
+
+/// Opens the signaling socket a join answered (within 10 s) and sends `auth` with its token.
+pub async fn open_socket(
+    joined: &Joined,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(joined.url.as_str()),
+    )
+    .await
+    .context("connect timed out")??;
+    let auth = serde_json::json!({"type": "auth", "token": joined.token}).to_string();
+    ws.send(Message::text(auth)).await?;
+    Ok(ws)
+}
+
 pub async fn join(api: &Api, code: &str, user: &User, stop: &CancellationToken) -> Result<Joined> {
     let answer = api
         .retrying(
@@ -420,15 +453,7 @@ impl Socket {
     }
 
     async fn connected(&self, joined: &Joined) -> Result<End> {
-        let (ws, _) = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio_tungstenite::connect_async(joined.url.as_str()),
-        )
-        .await
-        .context("connect timed out")??;
-        let (mut sink, mut stream) = ws.split();
-        let auth = serde_json::json!({"type": "auth", "token": joined.token}).to_string();
-        sink.send(Message::text(auth)).await?;
+        let (mut sink, mut stream) = open_socket(joined).await?.split();
         let period = if self.loud {
             Duration::from_millis(50)
         } else {

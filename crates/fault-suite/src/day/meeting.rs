@@ -186,30 +186,10 @@ async fn hold_meeting(
         "max_participants": users.len() + 2,
         "settings": {"waiting_room_enabled": lobby},
     });
-    let key = Uuid::new_v4().to_string();
-    let created = loop {
-        let answer = ctx
-            .api
-            .retrying(
-                "create",
-                Method::POST,
-                "",
-                &host.token,
-                Some(&body),
-                Some(&key),
-                &ctx.finish,
-            )
-            .await?;
-        match answer.status {
-            201 => break answer,
-            403 if answer.code() == "ORG_MEETING_LIMIT_REACHED" => {
-                if ctx.stop.is_cancelled() {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            status => bail!("create: {status} {}", answer.body),
-        }
+    let Some(created) =
+        crate::load::create_meeting(&ctx.api, &host.token, &body, &ctx.finish, &ctx.stop).await?
+    else {
+        return Ok(());
     };
     let code = created.text("meeting_code")?;
     lock(&ctx.api.stats.created).push(code.clone());

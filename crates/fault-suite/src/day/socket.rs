@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures::{SinkExt, StreamExt};
 use reqwest::Method;
 use tokio_tungstenite::tungstenite::Message;
@@ -83,15 +83,7 @@ pub(super) async fn socket(
     busy: &mut Busy<'_>,
 ) -> Result<End> {
     let metrics = &ctx.metrics;
-    let (ws, _) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(joined.url.as_str()),
-    )
-    .await
-    .context("connect timed out")??;
-    let (mut sink, mut stream) = ws.split();
-    let auth = serde_json::json!({"type": "auth", "token": joined.token}).to_string();
-    sink.send(Message::text(auth)).await?;
+    let (mut sink, mut stream) = crate::load::open_socket(joined).await?.split();
     let loud = user.id == room.speaker;
     let (period, level) = if loud {
         (ctx.shape.loud_period, -20)
