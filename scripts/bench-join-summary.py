@@ -21,6 +21,9 @@ STORM_ANSWER_MS_MAX = 1000.0
 # Guests (issue 25): a guest-join signs one more token than a member's join.
 GUEST_PER_JOIN_MIN = 0.8
 MAX_GUESTS_WAITING = 50
+# Scale-out (issue 27): the whole machine's CPU per join at most this many times its CPU per
+# pgbench transaction of the join's writes, at 16 clients.
+JOIN_CPU_PER_PGBENCH_MAX = 1.6
 
 CPU_NAMES = {
     "gc": "GC",
@@ -209,6 +212,13 @@ def main(path):
                 print(f"    for comparison, per pgbench transaction of the join's writes:"
                       f" PostgreSQL (whole server) {med(pg['pg_all']):.0f},"
                       f" machine {med(pg['machine']):.0f}")
+            if pg and machine and pg["machine"]:
+                # Round by round (both lists are in round order), then the median.
+                each = [j / p for j, p in zip(per["machine"], pg["machine"])]
+                ratio = med(each)
+                print(f"    machine CPU per join / per pgbench transaction: {ratio:.2f}"
+                      f" (rounds {', '.join(f'{r:.2f}' for r in each)};"
+                      f" <= {JOIN_CPU_PER_PGBENCH_MAX}: {verdict(ratio <= JOIN_CPU_PER_PGBENCH_MAX)})")
 
 
 def profile(lines):

@@ -40,7 +40,7 @@ with b as (
 ),
 was as (
     select m.id from meetings m
-    where m.id = any(array[:meeting_id::uuid]) and m.status = 'scheduled'
+    where m.id = any(array[:meeting_id::uuid]) and case m.status when 'scheduled' then true else false end
     order by m.id
     for no key update
 ),
@@ -63,9 +63,9 @@ live as (
 newest as (
     select b.* from b
     where b.meeting_id in (select id from live)
-      and not exists (select 1 from participants q
-                      where q.meeting_id = b.meeting_id and q.user_id = b.user_id
-                        and q.seat >= b.seat)
+      and coalesce((select max(q.seat) from participants q
+                    where q.meeting_id = b.meeting_id and q.user_id = b.user_id) < b.seat,
+                   true)
 ),
 superseded as (
     update participants p

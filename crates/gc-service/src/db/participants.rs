@@ -99,7 +99,9 @@ pub async fn admit<'e>(
 /// their meetings, sorted.
 ///
 /// - `was` locks, in id order, the meetings still `scheduled` (only those: a running meeting's
-///   admission takes no lock here) and keeps those that are still `scheduled` once locked: the
+///   admission takes no lock here; the test is written as a `case` so that no plan can serve
+///   it from the partial index of scheduled meetings, read whole, instead of the primary key)
+///   and keeps those that are still `scheduled` once locked: the
 ///   meetings this statement starts, each recorded `meeting_started` exactly once whatever
 ///   admissions race (without the lock, 63 of 200 racing pairs recorded two starts). `live`'s
 ///   condition reads `was` (an init plan, run before its first row is updated), so the locks
@@ -117,6 +119,11 @@ pub async fn admit<'e>(
 ///   the planner cannot turn into a join over the whole table), so a plan made while the table
 ///   was small stays a few index steps per seat as it grows; a user has a handful of open visits
 ///   at most, 64 per admission are closed.
+/// - `newest` keeps the seats with no later seat of their user recorded: a subquery per seat
+///   (the user's highest seat), which stays a lookup by the seat's keys whatever the plan. Written
+///   as `not exists`, it became an anti join, and the plan a batch connection made while the
+///   table was empty read the whole index once per statement until the table was analyzed
+///   again (4 times a join's PostgreSQL CPU after 10,000 visits, docs/benchmarks.md).
 /// - `visits` opens the seat's visit unless its row exists (the seat's leave was recorded
 ///   first, or this admission was) or a later seat of the user is recorded. The unique index
 ///   of one row per seat settles an admission and a leave of the same seat inserting at once.
@@ -141,7 +148,7 @@ pub const ADMIT_SQL: &str = concat!(
 ),
 was as (
     select m.id from meetings m
-    where m.id = any($10) and m.status = 'scheduled'
+    where m.id = any($10) and case m.status when 'scheduled' then true else false end
     order by m.id
     for no key update
 ),
@@ -164,9 +171,9 @@ live as (
 newest as (
     select b.* from b
     where b.meeting_id in (select id from live)
-      and not exists (select 1 from participants q
-                      where q.meeting_id = b.meeting_id and q.user_id = b.user_id
-                        and q.seat >= b.seat)
+      and coalesce((select max(q.seat) from participants q
+                    where q.meeting_id = b.meeting_id and q.user_id = b.user_id) < b.seat,
+                   true)
 ),
 superseded as (
     update participants p

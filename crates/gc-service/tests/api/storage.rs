@@ -1416,6 +1416,195 @@ async fn the_meeting_read_of_a_join_does_not_scan_every_assignment(pool: PgPool)
     assert_eq!(scanned, 0, "assignments read by a scan: {scanned}");
 }
 
+/// The admission statement is planned once per batch connection (`db::batch_pool`), perhaps
+/// while `participants` was empty (a new deployment; the join benchmark's "empty" database,
+/// vacuumed and analyzed after each run's rows were deleted), and that plan must stay a few
+/// index steps per seat as the table grows. Written as `not exists`, the check for a later seat
+/// of the user became an anti join whose plan, made on the empty table, read the whole
+/// `participants_one_row_per_seat` index for every statement (5-6 ms a statement, 4 times the
+/// PostgreSQL CPU of a join, once a benchmark run had recorded 10,000 visits); and the test for
+/// a `scheduled` meeting read the partial index of scheduled meetings whole instead of looking
+/// the batch's meetings up by key. The control is the statement as it was.
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_admissions_plan_reads_only_the_seats_it_records_whatever_the_tables_keep(
+    pool: PgPool,
+) {
+    use gc_service::db::participants::ADMIT_SQL;
+
+    let stack = spawn_stack(pool, StackOptions::default()).await;
+    let host = stack.user_id(HOST).await;
+    sqlx::query("update organizations set max_concurrent_meetings = 10000 where id = $1")
+        .bind(stack.org_id)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let crowded = insert_meeting(&stack, host, "PLANCROWDED1").await;
+    let mut meetings = Vec::new();
+    for i in 0..3 {
+        meetings.push(insert_meeting(&stack, host, &format!("PLANADMIT{i:03}")).await);
+    }
+    // As the join benchmark leaves its "empty" database between runs: 500 meetings in
+    // progress and no visit, 30,000 visits having been deleted (the indexes keep their pages),
+    // the tables vacuumed and analyzed, when the batch connection plans its first admission.
+    past_visits(&stack, crowded, host, 1..=30_000).await;
+    sqlx::query("delete from participants")
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into meetings (org_id, host_id, meeting_code, display_name, status,
+                               max_participants, join_token_secret, started_at)
+         select $1, $2, 'PLANLIVE' || lpad(i::text, 4, '0'), 'm', 'active', 10,
+                decode(repeat('ab', 32), 'hex'), now()
+         from generate_series(1, 500) as i",
+    )
+    .bind(stack.org_id)
+    .bind(host)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    sqlx::query("vacuum analyze meetings, participants")
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let before = ADMIT_SQL
+        .replace(
+            "case m.status when 'scheduled' then true else false end",
+            "m.status = 'scheduled'",
+        )
+        .replace(
+            "coalesce((select max(q.seat) from participants q
+                    where q.meeting_id = b.meeting_id and q.user_id = b.user_id) < b.seat,
+                   true)",
+            "not exists (select 1 from participants q
+                      where q.meeting_id = b.meeting_id and q.user_id = b.user_id
+                        and q.seat >= b.seat)",
+        );
+    assert_eq!(
+        before
+            .matches("not exists (select 1 from participants q")
+            .count()
+            + before.matches("m.status = 'scheduled'").count(),
+        2,
+        "the control is the statement as it was"
+    );
+    let batch = gc_service::db::batch_pool(&stack.pool, &Background::default());
+    let mut conn = batch.acquire().await.unwrap();
+    for (name, sql) in [("admit_now", ADMIT_SQL), ("admit_before", before.as_str())] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "prepare {name}(uuid[], uuid[], uuid[], text[], int8[], text[], text[], text[],
+                            text[], uuid[]) as {sql}"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        // Planned now, on the small tables: one seat in the first meeting.
+        let (_, opened) = admission_probe(&mut conn, name, &stack, meetings[0], host, 1).await;
+        assert_eq!(opened, 1, "{name}");
+    }
+    // 20,000 visits of another meeting, and 2,000 meetings still scheduled.
+    past_visits(&stack, crowded, host, 1..=20_000).await;
+    sqlx::query(
+        "insert into meetings (org_id, host_id, meeting_code, display_name, status,
+                               max_participants, join_token_secret)
+         select $1, $2, 'PLANSCH' || lpad(i::text, 5, '0'), 'm', 'scheduled', 10,
+                decode(repeat('ab', 32), 'hex')
+         from generate_series(0, 1999) as i",
+    )
+    .bind(stack.org_id)
+    .bind(host)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+
+    // Each probe seats the host in a meeting still scheduled: the statement starts it.
+    let scheduled: i64 = sqlx::query_scalar(
+        "select count(*) from meetings where id = any($1) and status = 'scheduled'",
+    )
+    .bind(&meetings[1..3])
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(scheduled, 2);
+    let (now, opened) = admission_probe(&mut conn, "admit_now", &stack, meetings[1], host, 2).await;
+    assert_eq!(opened, 1);
+    assert!(
+        now < 150,
+        "the admission read {now} blocks of participants and meetings to record one seat"
+    );
+    let (then, opened) =
+        admission_probe(&mut conn, "admit_before", &stack, meetings[2], host, 3).await;
+    assert_eq!(opened, 1);
+    assert!(
+        then > 400,
+        "the control read only {then} blocks: this test no longer shows what it guards"
+    );
+    drop(conn);
+    batch.close().await;
+}
+
+/// Visits of `user` in `meeting` that have ended, one per seat number of `seats`.
+async fn past_visits(
+    stack: &TestStack,
+    meeting: Uuid,
+    user: Uuid,
+    seats: std::ops::RangeInclusive<i64>,
+) {
+    sqlx::query(
+        "insert into participants (meeting_id, user_id, role, seat, left_at, leave_reason)
+         select $1, $2, 'guest', g, now(), 'left' from generate_series($3::int8, $4::int8) as g",
+    )
+    .bind(meeting)
+    .bind(user)
+    .bind(seats.start())
+    .bind(seats.end())
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+}
+
+/// Runs the prepared admission `name` for one seat of `user` in `meeting`, in a transaction
+/// that is rolled back: the blocks of `participants`, `meetings` and their indexes it read, and
+/// the visits it opened.
+async fn admission_probe(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+    stack: &TestStack,
+    meeting: Uuid,
+    user: Uuid,
+    seat: i64,
+) -> (i64, i64) {
+    use sqlx::Row;
+    const BLOCKS: &str = "select coalesce(sum(pg_stat_get_xact_blocks_fetched(c.oid)), 0)::int8
+         from pg_class c
+         where c.oid in ('participants'::regclass, 'meetings'::regclass)
+            or c.oid in (select indexrelid from pg_index
+                         where indrelid in ('participants'::regclass, 'meetings'::regclass))";
+    let mut tx = conn.begin().await.unwrap();
+    // The counts of earlier statements may not be reported yet: what this one adds.
+    let before: i64 = sqlx::query_scalar(BLOCKS)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let org = stack.org_id;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "execute {name}(array['{meeting}']::uuid[], array['{org}']::uuid[],
+                        array['{user}']::uuid[], array['guest'], array[{seat}]::int8[],
+                        array['{user}'], array['user'], array['127.0.0.1'], array[null]::text[],
+                        array['{meeting}']::uuid[])"
+    )))
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let opened: i64 = row.get("opened");
+    let after: i64 = sqlx::query_scalar(BLOCKS)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    (after - before, opened)
+}
+
 /// A join's statements take arrays, for which PostgreSQL's default plan cache plans every
 /// execution again (the generic plan's estimate for an array of unknown length never wins).
 /// The batching tasks' own connections plan them once; the main pool's keep the default, which
