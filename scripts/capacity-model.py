@@ -41,6 +41,9 @@ SCENARIO = {
     # Mean meeting length, for meetings (and rows) an hour in the steady state: the assignment
     # simulation's log-normal (median 35 min, sigma 0.6; docs/capacity.md).
     "mean_meeting_minutes": 41.9,
+    # Assumption, the upper bound: everyone joining at the top of the hour first signs in with
+    # their password (an access token lives an hour, AC's default), one sign-in per join.
+    "sign_ins_per_join": 1.0,
 }
 
 # Stages: a fraction of the full scenario, everything scaled with it.
@@ -82,15 +85,16 @@ def peak_rates(scale):
 
 
 def cores(inputs, rates):
-    """Cores each part spends at the top of the hour: the joins' and creates' measured CPU per
-    operation, and the meetings' own (sockets, levels, the room in Redis) per audio message or
+    """Cores each part spends at the top of the hour: the joins', creates' and sign-ins'
+    measured CPU per operation, and the meetings' own (sockets, levels, the room in Redis) per audio message or
     per participant from the day-in-the-life run, whichever is dearer for MC."""
     join, create = inputs["join_cpu_us"], inputs["create_cpu_us"]
     day = inputs["day_cpu_us_per_message"]
     per_message_mc = max(inputs["mc_cpu_us_per_message"], day["mc"])
     us = {
         "gc": rates["creates"] * create["gc"] + rates["joins"] * join["gc"],
-        "ac": rates["joins"] * join["ac"],
+        "ac": rates["joins"] * join["ac"]
+        + rates["joins"] * SCENARIO["sign_ins_per_join"] * inputs["ac_cpu_us_per_sign_in"],
         "mc": rates["joins"] * join["mc"] + rates["messages"] * per_message_mc,
         "front": rates["messages"] * day["front"],
         "postgres": rates["creates"] * create["postgres"]
@@ -122,7 +126,9 @@ def render(inputs, raw):
     out(
         f"Scenario: {s['participants']:,} people in {s['meetings']:,} meetings; at the top of "
         f"the hour {s['burst_creates']:,} meetings created in {s['burst_seconds']} s and their "
-        f"people joining within {s['burst_join_seconds']} s (an assumption); `audio_level` at "
+        f"people joining within {s['burst_join_seconds']} s (an assumption), "
+        f"{s['sign_ins_per_join']:g} password sign-in per join (an assumption, the upper bound: "
+        f"everyone signs in first, an access token living an hour); `audio_level` at "
         f"{s['audio_hz']} Hz from everyone; replicas sized to {s['target_utilisation']:.0%} of "
         f"their cores at that peak. A stage is a fraction of the whole, every rate scaled."
     )
