@@ -181,6 +181,23 @@ impl Api {
         Ok(answer)
     }
 
+    /// Ends meeting `code` as its host, [`Self::retrying`]: any answer but 200 is an error.
+    pub async fn end_meeting(
+        &self,
+        code: &str,
+        host_token: &str,
+        stop: &CancellationToken,
+    ) -> Result<()> {
+        let path = format!("/{code}/end");
+        let answer = self
+            .retrying("end", Method::POST, &path, host_token, None, None, stop)
+            .await?;
+        if answer.status != 200 {
+            bail!("end of {code}: {} {}", answer.status, answer.body);
+        }
+        Ok(())
+    }
+
     /// Calls until the answer is neither 503 nor 429 (waiting what `Retry-After` says, at
     /// most 5 s), [`GIVE_UP`] passes, or `stop` is cancelled.
     #[allow(clippy::too_many_arguments)]

@@ -140,15 +140,7 @@ impl Load {
         for room in rooms {
             let _ = self
                 .api
-                .retrying(
-                    "end",
-                    Method::POST,
-                    &format!("/{}/end", room.code),
-                    &room.host.token,
-                    None,
-                    None,
-                    &never,
-                )
+                .end_meeting(&room.code, &room.host.token, &never)
                 .await;
         }
         // Sockets end with `meeting.ended`; anything left is dropped with the tasks.
@@ -244,21 +236,9 @@ impl Worker {
                 bail!("leave of {code}: {} {}", answer.status, answer.body);
             }
         }
-        let answer = self
-            .api
-            .retrying(
-                "end",
-                Method::POST,
-                &format!("/{code}/end"),
-                &host.token,
-                None,
-                None,
-                &self.abandon,
-            )
+        self.api
+            .end_meeting(&code, &host.token, &self.abandon)
             .await?;
-        if answer.status != 200 {
-            bail!("end of {code}: {} {}", answer.status, answer.body);
-        }
         lock(&self.live).retain(|r| r.code != code);
         room_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), async {

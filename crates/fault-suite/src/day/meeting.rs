@@ -15,8 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
-use reqwest::Method;
+use anyhow::Result;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -244,21 +243,7 @@ async fn hold_meeting(
         .await;
     }
     let never = CancellationToken::new();
-    let answer = ctx
-        .api
-        .retrying(
-            "end",
-            Method::POST,
-            &format!("/{code}/end"),
-            &host.token,
-            None,
-            None,
-            &never,
-        )
-        .await?;
-    if answer.status != 200 {
-        bail!("end of {code}: {} {}", answer.status, answer.body);
-    }
+    ctx.api.end_meeting(&code, &host.token, &never).await?;
     ctx.metrics.count("meetings ended by their host");
     let _ = tokio::time::timeout(Duration::from_secs(20), async {
         while guests.join_next().await.is_some() {}
