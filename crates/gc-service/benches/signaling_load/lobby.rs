@@ -8,7 +8,6 @@
 //! the round trip is measured on an otherwise idle machine.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -23,15 +22,8 @@ use crate::{STEP_TIMEOUT, api, authenticated, expect, join};
 
 #[derive(Args, Debug)]
 pub struct LobbyArgs {
-    /// Base URL of GC, e.g. http://127.0.0.1:18280.
-    #[arg(long)]
-    gc_url: String,
-    /// User token of the host who creates the meeting and admits.
-    #[arg(long, env = "GC_BENCH_HOST_TOKEN", hide_env_values = true)]
-    host_token: String,
-    /// User tokens, one per line (join_load sign-in).
-    #[arg(long)]
-    tokens_file: PathBuf,
+    #[command(flatten)]
+    stack: crate::Stack,
     /// Tokens of the file to skip (those another run uses).
     #[arg(long, default_value_t = 0)]
     first: usize,
@@ -59,21 +51,21 @@ pub fn subject(token: &str) -> anyhow::Result<String> {
 
 pub async fn run(args: LobbyArgs) -> anyhow::Result<()> {
     let wanted = args.first + args.users;
-    let tokens = api::read_lines(&args.tokens_file, wanted, wanted)?;
+    let tokens = api::read_lines(&args.stack.tokens_file, wanted, wanted)?;
     let tokens = tokens
         .get(args.first..)
         .context("--first is past the tokens")?;
     let http = common::http_client(Duration::from_secs(30))?;
     let (_, code) = api::create_room(
         &http,
-        &args.gc_url,
-        &args.host_token,
+        &args.stack.gc_url,
+        &args.stack.host_token,
         "signaling lobby bench",
         args.users + 1,
         true,
     )
     .await?;
-    let host = join(&http, &args.gc_url, &code, &args.host_token).await?;
+    let host = join(&http, &args.stack.gc_url, &code, &args.stack.host_token).await?;
     let mut host_ws = authenticated(&host.signaling_url, &host.meeting_token).await?;
     expect(&mut host_ws, "welcome").await?;
     // The host hears every user come and go: read it, so its queue at MC never fills.
@@ -134,7 +126,7 @@ async fn admit_one(
     code: &str,
     token: &str,
 ) -> anyhow::Result<(Duration, Duration)> {
-    let joined = join(http, &args.gc_url, code, token).await?;
+    let joined = join(http, &args.stack.gc_url, code, token).await?;
     if joined.status != "waiting" {
         bail!("a join answered {} with the waiting room on", joined.status);
     }
@@ -144,13 +136,13 @@ async fn admit_one(
 
     let admit_url = format!(
         "{}/api/v1/meetings/{code}/admit/{user_id}",
-        args.gc_url.trim_end_matches('/')
+        args.stack.gc_url.trim_end_matches('/')
     );
     let sent = Instant::now();
     let admit = async {
         let response = http
             .post(admit_url)
-            .bearer_auth(&args.host_token)
+            .bearer_auth(&args.stack.host_token)
             .send()
             .await?;
         let status = response.status();

@@ -98,6 +98,22 @@ enum Command {
     Broadcast(townhall::BroadcastArgs),
 }
 
+/// Where the meetings are made and as whom: what `mc`, `lobby` and `townhall` share.
+#[derive(Args, Debug)]
+struct Stack {
+    /// Base URL of GC, e.g. http://127.0.0.1:18280.
+    #[arg(long)]
+    gc_url: String,
+    /// User token of the host who creates the meetings (`lobby`: and admits; `mc`, `townhall`:
+    /// does not join them).
+    #[arg(long, env = "GC_BENCH_HOST_TOKEN", hide_env_values = true)]
+    host_token: String,
+    /// User tokens, one per line (join_load sign-in). `mc` uses the first rooms × per-room;
+    /// `townhall` seats the first `--people` and has the next `--rounds` join, one a round.
+    #[arg(long)]
+    tokens_file: PathBuf,
+}
+
 /// The shape of the load, shared by `echo` and `mc`.
 #[derive(Args, Debug)]
 struct StreamArgs {

@@ -3,7 +3,6 @@
 //! counter), the speaker delays (`stream.rs`), dropped clients, MC's memory per connection and
 //! each process's CPU time over the load.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -12,24 +11,17 @@ use futures::StreamExt;
 use crate::procfs::{self, CpuSnapshot};
 use crate::stream::{self, Ws};
 use crate::{
-    CONNECT_CONCURRENCY, Load, SETUP_CONCURRENCY, StreamArgs, api, authenticated, expect, lobby,
-    print_memory, print_sent_and_dropped, report, schedule,
+    CONNECT_CONCURRENCY, Load, SETUP_CONCURRENCY, Stack, StreamArgs, api, authenticated, expect,
+    lobby, print_memory, print_sent_and_dropped, report, schedule,
 };
 
 #[derive(Args, Debug)]
 pub struct McArgs {
-    /// Base URL of GC, e.g. http://127.0.0.1:18280.
-    #[arg(long)]
-    gc_url: String,
+    #[command(flatten)]
+    stack: Stack,
     /// Base URL of MC's HTTP listener, for /metrics.
     #[arg(long)]
     mc_url: String,
-    /// User token of the host who creates the meetings (does not join them).
-    #[arg(long, env = "GC_BENCH_HOST_TOKEN", hide_env_values = true)]
-    host_token: String,
-    /// User tokens, one per line (join_load sign-in): the first rooms × per-room are used.
-    #[arg(long)]
-    tokens_file: PathBuf,
     #[command(flatten)]
     stream: StreamArgs,
 }
@@ -82,7 +74,7 @@ async fn mc_counters(client: &reqwest::Client, mc_url: &str) -> Vec<Option<f64>>
 pub async fn run(args: McArgs) -> anyhow::Result<()> {
     let s = &args.stream;
     let clients = s.rooms * s.per_room;
-    let tokens = api::read_lines(&args.tokens_file, clients, clients)?;
+    let tokens = api::read_lines(&args.stack.tokens_file, clients, clients)?;
     let users = tokens
         .iter()
         .map(|t| lobby::subject(t))
@@ -97,8 +89,8 @@ pub async fn run(args: McArgs) -> anyhow::Result<()> {
                 let max = args.stream.per_room + 1;
                 let created = api::create_room(
                     http,
-                    &args.gc_url,
-                    &args.host_token,
+                    &args.stack.gc_url,
+                    &args.stack.host_token,
                     "signaling bench",
                     max,
                     false,
@@ -114,7 +106,7 @@ pub async fn run(args: McArgs) -> anyhow::Result<()> {
     let each = tokens.iter().enumerate();
     let joins = crate::join_all_admitted(
         &http,
-        &args.gc_url,
+        &args.stack.gc_url,
         each.map(|(client, token)| (codes[client / s.per_room].as_str(), token.as_str())),
     )
     .await?;

@@ -22,7 +22,6 @@
 //! the events it reads; the stamps are what is timed, so both modes pay the same client
 //! (`hall.rs`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -64,19 +63,11 @@ pub struct HallArgs {
 
 #[derive(Args, Debug)]
 pub struct TownhallArgs {
-    /// Base URL of GC, e.g. http://127.0.0.1:18280.
-    #[arg(long)]
-    gc_url: String,
+    #[command(flatten)]
+    stack: crate::Stack,
     /// Base URL of MC's HTTP listener, for /metrics.
     #[arg(long)]
     mc_url: String,
-    /// User token of the host who creates the meeting (does not join it).
-    #[arg(long, env = "GC_BENCH_HOST_TOKEN", hide_env_values = true)]
-    host_token: String,
-    /// User tokens, one per line: the first `--people` sit in the room, the next `--rounds`
-    /// are the joiners, one a round.
-    #[arg(long)]
-    tokens_file: PathBuf,
     /// MC's ACTIVE_SPEAKER_MIN_DURATION_MS: the run that makes a speaker.
     #[arg(long, default_value_t = 300)]
     min_run_ms: u64,
@@ -128,7 +119,7 @@ fn memory_line(server: &str, before: Option<u64>, open: Option<u64>, people: usi
 pub async fn townhall(args: TownhallArgs) -> anyhow::Result<()> {
     let h = &args.hall;
     let wanted = h.people + h.rounds;
-    let tokens = api::read_lines(&args.tokens_file, wanted, wanted)?;
+    let tokens = api::read_lines(&args.stack.tokens_file, wanted, wanted)?;
     let users = tokens
         .iter()
         .map(|t| lobby::subject(t))
@@ -141,8 +132,8 @@ pub async fn townhall(args: TownhallArgs) -> anyhow::Result<()> {
     // The room's seats: the people and the joiner of the round.
     let (_, code) = api::create_room(
         &http,
-        &args.gc_url,
-        &args.host_token,
+        &args.stack.gc_url,
+        &args.stack.host_token,
         "signaling townhall bench",
         h.people + 1,
         false,
@@ -151,7 +142,7 @@ pub async fn townhall(args: TownhallArgs) -> anyhow::Result<()> {
     let people = tokens[..h.people].iter();
     let joins = crate::join_all_admitted(
         &http,
-        &args.gc_url,
+        &args.stack.gc_url,
         people.map(|token| (code.as_str(), token.as_str())),
     )
     .await?;
@@ -213,7 +204,7 @@ pub async fn townhall(args: TownhallArgs) -> anyhow::Result<()> {
         let due = hall.open();
         let cpu_before = CpuSnapshot::take(&h.cpu);
         let rest_sent = Instant::now();
-        let answer = join(&http, &args.gc_url, &code, token).await?;
+        let answer = join(&http, &args.stack.gc_url, &code, token).await?;
         rest_us.push(micros(rest_sent.elapsed()));
         if answer.status != "admitted" {
             bail!("round {round}: the join answered {}", answer.status);
